@@ -1,0 +1,331 @@
+/**
+ * The contract of Keel: every decision the runtime takes is a typed, versioned `KeelEvent`.
+ * Cost totals, error windows, latency histograms, metrics, traces, reports and replay are all
+ * projections (folds) of this one stream. Adding a type here is how a new concern joins Keel.
+ */
+
+/**
+ * Retention class. `audit` events are decisions kept for compliance (default 7 years);
+ * `operational` events are diagnostics (default 90 days). Each class is its own hash chain, so
+ * retention can drop an old prefix of one class without breaking the other's chain.
+ */
+export type EventClass = 'audit' | 'operational';
+
+/** Root-cause category carried by every failure (the seed's RCA categories plus runtime ones). */
+export type ErrorCategory =
+  | 'hallucination'
+  | 'timeout'
+  | 'validation_error'
+  | 'ocr_error'
+  | 'missing_field'
+  | 'rate_limited'
+  | 'provider_error'
+  | 'malformed_output'
+  | 'circuit_open'
+  | 'budget_exceeded'
+  | 'cancelled'
+  | 'unknown';
+
+/** All error categories, in a stable order (for reports and metric labels). */
+export const ERROR_CATEGORIES: readonly ErrorCategory[] = [
+  'hallucination',
+  'timeout',
+  'validation_error',
+  'ocr_error',
+  'missing_field',
+  'rate_limited',
+  'provider_error',
+  'malformed_output',
+  'circuit_open',
+  'budget_exceeded',
+  'cancelled',
+  'unknown',
+];
+
+/** Token usage reported by a provider. */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** Breaker states as the machine names them. */
+export type BreakerState = 'closed' | 'open' | 'halfOpen';
+
+/** Alert severities, from the seed's routing table. */
+export type AlertSeverity = 'critical' | 'high' | 'medium' | 'low' | 'info';
+
+/** What kind of condition an alert reports. */
+export type AlertKind =
+  'budget' | 'error_rate' | 'error_budget' | 'sla' | 'breaker' | 'canary' | 'sink' | 'custom';
+
+/** Where in a topology tree an event happened, e.g. `invoice/par[0]/vendor_extraction`. */
+export type NodePath = string;
+
+/** Payload of each event type. The key is the event's `type`. */
+export interface EventPayloads {
+  // ── workflows ────────────────────────────────────────────────────────────────────────────────
+  /** A topology run began. `topology` is the serialisable description replay re-runs. */
+  'workflow.started': { name: string; topology: unknown; input: unknown; inputHash: string };
+  'workflow.completed': { output: unknown; latencyMs: number; costUsd: number; agentsCalled: number };
+  'workflow.failed': {
+    category: ErrorCategory;
+    message: string;
+    path?: NodePath;
+    latencyMs: number;
+    costUsd: number;
+    agentsCalled: number;
+  };
+  'workflow.cancelled': { reason: string; latencyMs: number; costUsd: number };
+
+  // ── agents (one invocation = one actor) ─────────────────────────────────────────────────────
+  'agent.invoked': { path: NodePath; agent: string; agentVersion?: string; taskType: string; model: string };
+  /**
+   * The invocation finished with an accepted output. `output` is what replay feeds back instead of
+   * calling the model; `costUsd` is the actual cost of all attempts.
+   */
+  'agent.succeeded': {
+    path: NodePath;
+    agent: string;
+    taskType: string;
+    model: string;
+    output: unknown;
+    confidence?: number;
+    attempts: number;
+    latencyMs: number;
+    usage: Usage;
+    costUsd: number;
+    cached?: boolean;
+  };
+  'agent.failed': {
+    path: NodePath;
+    agent: string;
+    taskType: string;
+    model: string;
+    category: ErrorCategory;
+    message: string;
+    attempts: number;
+    latencyMs: number;
+    costUsd: number;
+    /** The output that failed validation, when there was one (kept for replay and RCA). */
+    output?: unknown;
+  };
+  /** One attempt failed and another will follow after `delayMs`. */
+  'agent.retried': {
+    path: NodePath;
+    agent: string;
+    attempt: number;
+    category: ErrorCategory;
+    message: string;
+    delayMs: number;
+    retryAfterMs?: number;
+  };
+  'agent.timed_out': { path: NodePath; agent: string; attempt: number; timeoutMs: number };
+  /** Refused before any model call (breaker open, budget exhausted). */
+  'agent.rejected': {
+    path: NodePath;
+    agent: string;
+    taskType: string;
+    category: ErrorCategory;
+    reason: string;
+  };
+
+  // ── cost and budget ─────────────────────────────────────────────────────────────────────────
+  /** Estimated cost reserved against budgets before a call starts. */
+  'cost.reserved': { path: NodePath; agent: string; model: string; taskType: string; estimateUsd: number };
+  /** Actual cost of one attempt, from the provider's reported usage. */
+  'cost.incurred': {
+    path: NodePath;
+    agent: string;
+    model: string;
+    taskType: string;
+    attempt: number;
+    usage: Usage;
+    costUsd: number;
+    estimateUsd: number;
+  };
+  /** A budget crossed a threshold (0.8 warning, 1.0 exhausted) — once per threshold per day. */
+  'budget.alert': {
+    scope: string;
+    threshold: number;
+    spentUsd: number;
+    limitUsd: number;
+    day: string;
+  };
+  /** A call went to a cheaper model because the budget was exhausted (`onExhausted: 'downgrade'`). */
+  'budget.downgraded': { path: NodePath; agent: string; fromModel: string; toModel: string; scope: string };
+
+  // ── cache ───────────────────────────────────────────────────────────────────────────────────
+  'cache.hit': { path: NodePath; agent: string; key: string; ageMs: number; savedUsd: number };
+  'cache.miss': { path: NodePath; agent: string; key: string };
+  'cache.stale_served': { path: NodePath; agent: string; key: string; ageMs: number; reason: ErrorCategory };
+
+  // ── breakers ────────────────────────────────────────────────────────────────────────────────
+  'breaker.transitioned': {
+    breaker: string;
+    from: BreakerState;
+    to: BreakerState;
+    reason: string;
+    failures: number;
+  };
+
+  // ── topologies ──────────────────────────────────────────────────────────────────────────────
+  'vote.cast': { path: NodePath; agent: string; value: unknown; weight: number; index: number };
+  /** The vote stopped before every agent ran because the majority could no longer change. */
+  'vote.early_stop': { path: NodePath; cast: number; total: number; leader: unknown; skipped: number };
+  'vote.decided': {
+    path: NodePath;
+    value: unknown;
+    confidence: number;
+    agentsUsed: number;
+    total: number;
+    savedUsd: number;
+  };
+  'cascade.escalated': {
+    path: NodePath;
+    fromStage: number;
+    toStage: number;
+    fromAgent: string;
+    toAgent: string;
+    confidence?: number;
+    reason: string;
+  };
+  'cascade.accepted': { path: NodePath; stage: number; agent: string; confidence?: number; savedUsd: number };
+
+  // ── monitoring and alerts ───────────────────────────────────────────────────────────────────
+  'alert.raised': { id: string; kind: AlertKind; severity: AlertSeverity; title: string; data: unknown };
+  'alert.resolved': { id: string; kind: AlertKind; title: string; data: unknown };
+  'canary.rolled_back': { canary: string; reason: string; data: unknown };
+  'canary.promoted': { canary: string };
+  /** Ground truth for a recorded workflow (what-if accuracy). */
+  'feedback.recorded': { correct: boolean; expected?: unknown };
+
+  // ── compliance ──────────────────────────────────────────────────────────────────────────────
+  /** How many values of each kind were redacted from the events of a workflow. */
+  'redaction.applied': { counts: Record<string, number> };
+  /**
+   * Written by retention: events of `prunedClass` up to `prunedThroughSeq` were removed; the first
+   * remaining event of that class chains from `lastPrunedHash`.
+   */
+  'log.anchor': {
+    prunedClass: EventClass;
+    prunedThroughSeq: number;
+    lastPrunedHash: string;
+    prunedCount: number;
+    olderThanTs: number;
+  };
+}
+
+/** Every event type name. */
+export type KeelEventType = keyof EventPayloads;
+
+/** Current schema version of each event type (bump when a payload changes shape). */
+export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
+  'workflow.started': 1,
+  'workflow.completed': 1,
+  'workflow.failed': 1,
+  'workflow.cancelled': 1,
+  'agent.invoked': 1,
+  'agent.succeeded': 1,
+  'agent.failed': 1,
+  'agent.retried': 1,
+  'agent.timed_out': 1,
+  'agent.rejected': 1,
+  'cost.reserved': 1,
+  'cost.incurred': 1,
+  'budget.alert': 1,
+  'budget.downgraded': 1,
+  'cache.hit': 1,
+  'cache.miss': 1,
+  'cache.stale_served': 1,
+  'breaker.transitioned': 1,
+  'vote.cast': 1,
+  'vote.early_stop': 1,
+  'vote.decided': 1,
+  'cascade.escalated': 1,
+  'cascade.accepted': 1,
+  'alert.raised': 1,
+  'alert.resolved': 1,
+  'canary.rolled_back': 1,
+  'canary.promoted': 1,
+  'feedback.recorded': 1,
+  'redaction.applied': 1,
+  'log.anchor': 1,
+};
+
+/** Default retention class of each event type: decisions are audit, diagnostics operational. */
+export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } = {
+  'workflow.started': 'audit',
+  'workflow.completed': 'audit',
+  'workflow.failed': 'audit',
+  'workflow.cancelled': 'audit',
+  'agent.invoked': 'audit',
+  'agent.succeeded': 'audit',
+  'agent.failed': 'audit',
+  'agent.retried': 'operational',
+  'agent.timed_out': 'operational',
+  'agent.rejected': 'audit',
+  'cost.reserved': 'operational',
+  'cost.incurred': 'audit',
+  'budget.alert': 'audit',
+  'budget.downgraded': 'audit',
+  'cache.hit': 'audit',
+  'cache.miss': 'operational',
+  'cache.stale_served': 'audit',
+  'breaker.transitioned': 'audit',
+  'vote.cast': 'audit',
+  'vote.early_stop': 'audit',
+  'vote.decided': 'audit',
+  'cascade.escalated': 'audit',
+  'cascade.accepted': 'audit',
+  'alert.raised': 'operational',
+  'alert.resolved': 'operational',
+  'canary.rolled_back': 'audit',
+  'canary.promoted': 'audit',
+  'feedback.recorded': 'audit',
+  'redaction.applied': 'operational',
+  'log.anchor': 'audit',
+};
+
+/** Workflow id used for events that belong to the runtime rather than one workflow (breakers, budgets). */
+export const SYSTEM_WORKFLOW_ID = '_system';
+
+/** An event as committed to the log. */
+export type KeelEvent<T extends KeelEventType = KeelEventType> = {
+  [K in T]: {
+    /** Position in the log, 1-based, gap-free except where retention pruned. */
+    seq: number;
+    /** Milliseconds since epoch, from the runtime's Clock. */
+    ts: number;
+    workflowId: string;
+    type: K;
+    /** Payload schema version (see {@link EVENT_VERSIONS}). */
+    v: number;
+    class: EventClass;
+    payload: EventPayloads[K];
+  };
+}[T];
+
+/** An event before it is appended: the store assigns `seq`; `v` and `class` default from the type. */
+export type NewEvent<T extends KeelEventType = KeelEventType> = {
+  [K in T]: {
+    ts: number;
+    workflowId: string;
+    type: K;
+    v?: number;
+    class?: EventClass;
+    payload: EventPayloads[K];
+  };
+}[T];
+
+/** Narrows an event to one type. */
+export function isEventType<T extends KeelEventType>(
+  event: KeelEvent,
+  type: T,
+): event is Extract<KeelEvent, { type: T }> {
+  return event.type === type;
+}
+
+/** True when `type` names a known event type. */
+export function isKnownEventType(type: unknown): type is KeelEventType {
+  return typeof type === 'string' && Object.prototype.hasOwnProperty.call(EVENT_VERSIONS, type);
+}

@@ -1,0 +1,182 @@
+/**
+ * `agent()`: the leaf of every topology. An agent wraps one unit of model work (`run`) with the
+ * policies Keel enforces around it: timeout, retries, breaker, cache, budget and output validation.
+ */
+import type { Clock } from '../core/clock.js';
+import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
+import type { Random } from '../core/random.js';
+import type { ErrorCategory, Usage } from '../eventlog/events.js';
+
+/** What an agent's `run` returns. */
+export interface AgentOutput<O> {
+  value: O;
+  /** Confidence in [0, 1]; cascades and votes read it. */
+  confidence?: number;
+  /** Tokens used; priced against `model` (or `AgentOutput.model` when the provider reports one). */
+  usage?: Usage;
+  /** Model that actually answered. */
+  model?: string;
+}
+
+/** Context handed to `run` for each attempt. */
+export interface AgentContext {
+  /** Aborted on timeout, cancellation or a missed deadline: pass it to the provider. */
+  signal: AbortSignal;
+  /** 1-based attempt number. */
+  attempt: number;
+  /** The model to use for this attempt (a budget downgrade may change it). */
+  model: string;
+  workflowId: string;
+  /** Position of this agent in the topology tree. */
+  path: string;
+  clock: Clock;
+  /** Seeded per (workflow, path, attempt): the same run draws the same numbers. */
+  rng: Random;
+}
+
+/** Retry policy. */
+export interface RetryConfig {
+  /** Total attempts including the first (default 1: no retry). */
+  attempts: number;
+  /** Delay growth between attempts (default `exponential`). */
+  backoff?: 'exponential' | 'fixed';
+  /** First retry delay in ms (default 200). */
+  baseDelayMs?: number;
+  /** Cap on any one delay in ms (default 30_000). */
+  maxDelayMs?: number;
+  /** Full jitter from the seeded PRNG (default true). */
+  jitter?: boolean;
+  /** Categories that are retried (default: timeout, rate_limited, provider_error, malformed_output). */
+  retryOn?: readonly ErrorCategory[];
+}
+
+/** Circuit-breaker policy; agents naming the same breaker share one breaker actor. */
+export interface BreakerConfig {
+  /** Shared breaker name, e.g. the provider (`openai`). */
+  name: string;
+  /** Consecutive failures that open the breaker (default 5). */
+  failureThreshold?: number;
+  /** Failure percentage over the rolling window that opens it (rate strategy; off by default). */
+  errorThresholdPercentage?: number;
+  /** Minimum calls in the window before the rate strategy may trip (default 10). */
+  volumeThreshold?: number;
+  /** Rolling window for the rate strategy in ms (default 10_000). */
+  rollingWindowMs?: number;
+  /** Time open before a half-open probe, in ms (default 60_000). */
+  resetTimeoutMs?: number;
+  /** Multiply the reset timeout after each failed probe, up to `maxResetTimeoutMs` (default 1: fixed). */
+  resetBackoffFactor?: number;
+  /** Cap for the backing-off reset timeout in ms (default 10 × resetTimeoutMs). */
+  maxResetTimeoutMs?: number;
+  /** Concurrent probes admitted while half-open (default 1). */
+  halfOpenMaxProbes?: number;
+  /** Which failure categories count against the breaker (default: timeout, rate_limited, provider_error). */
+  countOn?: readonly ErrorCategory[];
+}
+
+/** Cache policy for an agent (`false` turns caching off). */
+export type CachePolicy = false | { ttlMs: number; staleIfError?: boolean };
+
+/** Output validation: `true` accepts; a string or `{ category, message }` rejects. */
+export type OutputValidator<O> = (value: O) => true | string | { category: ErrorCategory; message: string };
+
+/** Anything with zod's `safeParse` shape (zod 3 or 4). */
+export interface SchemaLike<O> {
+  safeParse(value: unknown): { success: true; data: O } | { success: false; error: { message: string } };
+}
+
+/** Everything that defines an agent. */
+export interface AgentConfig<I, O> {
+  /** Unique, stable name: it keys the cache, metrics and replay. */
+  name: string;
+  /** Bump when `run` changes behaviour: it invalidates cached outputs (default `1`). */
+  version?: string;
+  /** Task type for error targets and cost attribution (default: `name`). */
+  taskType?: string;
+  /** Model id, priced by the runtime's pricing table. */
+  model: string;
+  /** Per-attempt timeout in ms (default 30_000). */
+  timeoutMs?: number;
+  retry?: RetryConfig;
+  breaker?: BreakerConfig;
+  cache?: CachePolicy;
+  /** Expected usage per call, used to reserve budget before the call (default 1000 in / 500 out). */
+  estimate?: Usage;
+  /** A zod schema (or anything with `safeParse`): an invalid output fails with `validation_error`. */
+  schema?: SchemaLike<O>;
+  /** Extra validation after the schema. */
+  validate?: OutputValidator<O>;
+  /** The work itself. Throw {@link AgentError} (or a ProviderError) to classify a failure. */
+  run(input: I, context: AgentContext): Promise<AgentOutput<O>>;
+}
+
+/** A validated agent definition: a leaf node of a topology. */
+export interface Agent<I = unknown, O = unknown> extends Readonly<AgentConfig<I, O>> {
+  readonly kind: 'agent';
+  readonly version: string;
+  readonly taskType: string;
+  readonly timeoutMs: number;
+}
+
+/** An agent classifies its own failure (e.g. `ocr_error`, `missing_field`, `hallucination`). */
+export class AgentError extends KeelError {
+  constructor(
+    readonly category: ErrorCategory,
+    message: string,
+    options?: { cause?: unknown; usage?: Usage },
+  ) {
+    super(`AGENT_${category.toUpperCase()}`, message, options);
+    this.usage = options?.usage;
+  }
+  readonly usage: Usage | undefined;
+}
+
+/** True when `e` is an {@link AgentError}. */
+export function isAgentError(e: unknown): e is AgentError {
+  return isKeelError(e) && e instanceof AgentError;
+}
+
+const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Defines an agent.
+ *
+ * @example
+ * const vendor = agent({
+ *   name: 'vendor_extraction', taskType: 'vendor', model: 'gpt-4', timeoutMs: 10_000,
+ *   retry: { attempts: 2 }, breaker: { name: 'openai' }, cache: { ttlMs: 86_400_000 },
+ *   run: async (input: { text: string }) => ({ value: input.text.slice(0, 20), confidence: 0.95 }),
+ * });
+ */
+export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
+  const where = typeof config?.name === 'string' ? `agent "${config.name}"` : 'agent';
+  if (typeof config !== 'object' || config === null)
+    throw new ConfigError('agent', 'expected a config object');
+  if (typeof config.name !== 'string' || !NAME.test(config.name))
+    throw new ConfigError(`${where}.name`, 'must be 1-128 characters of letters, digits, _ . : or -');
+  if (typeof config.model !== 'string' || config.model.length === 0)
+    throw new ConfigError(`${where}.model`, 'must name a model from the pricing table, e.g. "gpt-4"');
+  if (typeof config.run !== 'function') throw new ConfigError(`${where}.run`, 'must be an async function');
+  const timeoutMs = config.timeoutMs ?? 30_000;
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))
+    throw new ConfigError(
+      `${where}.timeoutMs`,
+      `must be a positive number of milliseconds, got ${config.timeoutMs}`,
+    );
+  if (config.retry !== undefined && (!Number.isInteger(config.retry.attempts) || config.retry.attempts < 1))
+    throw new ConfigError(`${where}.retry.attempts`, `must be an integer >= 1, got ${config.retry.attempts}`);
+  if (config.cache && !(config.cache.ttlMs > 0))
+    throw new ConfigError(
+      `${where}.cache.ttlMs`,
+      'must be a positive number of milliseconds (or set cache: false)',
+    );
+  if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || !config.breaker.name))
+    throw new ConfigError(`${where}.breaker.name`, 'must name the shared breaker, e.g. "openai"');
+  return Object.freeze({
+    ...config,
+    kind: 'agent' as const,
+    version: config.version ?? '1',
+    taskType: config.taskType ?? config.name,
+    timeoutMs,
+  });
+}
