@@ -166,6 +166,8 @@ export interface EventPayloads {
     to: BreakerState;
     reason: string;
     failures: number;
+    /** The reset timeout in force when it opened (grows with backoff), ms. */
+    resetTimeoutMs?: number;
   };
 
   // ── topologies ──────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
+import type { OnError } from './topology.js';
 
 /** What an agent's `run` returns. */
 export interface AgentOutput<O> {
@@ -116,6 +117,8 @@ export interface Agent<I = unknown, O = unknown> extends Readonly<AgentConfig<I,
   readonly version: string;
   readonly taskType: string;
   readonly timeoutMs: number;
+  /** How a parent handles this agent's failure (set with `supervise()`). */
+  readonly onError?: OnError;
 }
 
 /** An agent classifies its own failure (e.g. `ocr_error`, `missing_field`, `hallucination`). */

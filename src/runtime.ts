@@ -1,0 +1,498 @@
+/**
+ * `createRuntime()`: wires Keel's pipeline — topologies run by the RxJS supervisor, agents and
+ * breakers as XState actors in one system, every decision appended to the event log, and the
+ * cost, monitoring and observability consumers fed from the committed stream. The one place that
+ * knows every part.
+ */
+import { createHash, randomInt } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import { Observable, type Subscriber } from 'rxjs';
+import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
+import { z } from 'zod';
+import { runtimeMachine } from '../machines/runtime.machine.js';
+import { realClock, type Clock } from './core/clock.js';
+import { ConfigError } from './core/errors.js';
+import { canonicalJson } from './core/json.js';
+import { seededRandom, type Random } from './core/random.js';
+import { createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
+import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
+import { openSqliteStore } from './eventlog/sqlite.js';
+import type { EventStore } from './eventlog/store.js';
+import type { BreakerConfig } from './supervisor/agent.js';
+import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
+import { WorkflowCancelledError, categoryOf, messageOf } from './supervisor/errors.js';
+import { exec } from './supervisor/execute.js';
+import type { Services, WorkflowScope, ReplaySource, NodeContext } from './supervisor/scope.js';
+import { agentsOf, describe, type AnyTopology, type Topology } from './supervisor/topology.js';
+// Each topology file registers its executor on import.
+import './supervisor/sequential.js';
+import './supervisor/parallel.js';
+import './supervisor/vote.js';
+import './supervisor/cascade.js';
+import './supervisor/fallback.js';
+import './supervisor/branch.js';
+import './supervisor/map.js';
+import './supervisor/deadline.js';
+
+/** Configuration of {@link createRuntime}. Every field is optional. */
+export interface RuntimeConfig {
+  /** SQLite file of the event log; `':memory:'` for tests (default `keel.db`). */
+  db?: string;
+  /** A ready event store (e.g. Postgres) instead of `db`. */
+  store?: EventStore;
+  /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
+  durability?: 'normal' | 'fsync';
+  /** Source of time (default the wall clock; `simulatedClock()` in tests). */
+  clock?: Clock;
+  /** Seed of every random draw (retry jitter, AgentContext.rng, workflow ids); default random. */
+  seed?: number | string;
+  /** Model prices in USD per 1K tokens, added to / overriding the built-in table. */
+  pricing?: Record<string, ModelPrice>;
+  /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
+  breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
+  /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/** What `rt.run()` resolves to. */
+export interface WorkflowResult<O> {
+  workflowId: string;
+  value: O;
+  /** Confidence of the root result, when the topology reports one. */
+  confidence?: number;
+  /** Actual cost of every attempt of every agent, USD. */
+  costUsd: number;
+  /** Clock time from start to finish, ms. */
+  latencyMs: number;
+  /** Agent invocations (cache hits included). */
+  agentsCalled: number;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  /** Workflow name (default: the topology's name, or the agent's, or its kind). */
+  name?: string;
+  /** Use this id instead of a generated one (must be unused). */
+  workflowId?: string;
+  /** Aborting it cancels the workflow. */
+  signal?: AbortSignal;
+}
+
+/** Events `rt.on()` delivers. */
+export interface RuntimeEvents {
+  /** Every committed event, in seq order. */
+  event: (event: KeelEvent) => void;
+  /** A breaker changed state. */
+  breaker: (change: { breaker: string; from: BreakerState; to: BreakerState; reason: string }) => void;
+  /** A workflow finished (completed, failed or cancelled). */
+  workflow: (event: KeelEvent<'workflow.completed' | 'workflow.failed' | 'workflow.cancelled'>) => void;
+}
+
+/** A running Keel runtime. */
+export interface Runtime {
+  /** Runs a topology; resolves after its events are committed (durable before acknowledged). */
+  run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>>;
+  /** The same run as a cold stream of its committed events; unsubscribing cancels it. */
+  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<KeelEvent>;
+  /** Subscribes to runtime events (eventemitter3). */
+  on: EventEmitter<RuntimeEvents>['on'];
+  off: EventEmitter<RuntimeEvents>['off'];
+  once: EventEmitter<RuntimeEvents>['once'];
+  /** The event log. */
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly pricing: Pricing;
+  /** The shared breaker of that name, if any agent has used it. */
+  breaker(name: string): Breaker | undefined;
+  /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
+  close(): Promise<void>;
+}
+
+const configSchema = z.strictObject({
+  db: z.string().min(1).optional(),
+  store: z
+    .custom<EventStore>((v) => typeof v === 'object' && v !== null && 'append' in v, {
+      message: 'must be an EventStore (e.g. from openSqliteStore())',
+    })
+    .optional(),
+  durability: z.enum(['normal', 'fsync']).optional(),
+  clock: z
+    .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
+      message: 'must be a Clock ({ now, setTimeout, clearTimeout }), e.g. simulatedClock()',
+    })
+    .optional(),
+  seed: z.union([z.number(), z.string()]).optional(),
+  pricing: z.record(z.string(), z.unknown()).optional(),
+  breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  inspect: z.unknown().optional(),
+});
+
+/** Validates the runtime config, naming the field and the fix. */
+function parseConfig(config: unknown): RuntimeConfig {
+  const parsed = configSchema.safeParse(config ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.length ? issue.path.join('.') : 'config';
+    const message =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown option(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; see RuntimeConfig for the supported ones`
+        : (issue?.message ?? 'invalid');
+    throw new ConfigError(field, message);
+  }
+  return config as RuntimeConfig;
+}
+
+/** The workflow name used in paths and metrics. */
+function workflowName(t: AnyTopology, options?: RunOptions): string {
+  return options?.name ?? t.name ?? t.kind;
+}
+
+class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly pricing: Pricing;
+  private readonly root: AnyActorRef;
+  private readonly breakers = new Map<string, Breaker>();
+  private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
+  private readonly rng: Random;
+  private readonly seed: string;
+  private readonly services: Services;
+  private readonly live = new Map<string, Subscriber<KeelEvent>>();
+  private readonly running = new Map<string, (reason: string) => void>();
+  private readonly checkedTopologies = new WeakSet<object>();
+  private readonly descriptions = new WeakMap<object, unknown>();
+  private readonly unsubscribeCommit: () => void;
+  private closed = false;
+  private idCounter = 0;
+
+  constructor(config: RuntimeConfig) {
+    super();
+    this.clock = config.clock ?? realClock;
+    const seed = config.seed ?? randomInt(0, 2 ** 31);
+    this.seed = String(seed);
+    this.rng = seededRandom(`${this.seed}:ids`);
+    this.pricing = createPricing(config.pricing ?? {});
+    this.breakerDefaults = config.breakers ?? {};
+    this.store =
+      config.store ??
+      openSqliteStore({
+        path: config.db ?? 'keel.db',
+        clock: this.clock,
+        durability: config.durability ?? 'normal',
+      });
+    this.root = createActor(runtimeMachine, {
+      clock: this.clock,
+      systemId: 'keel',
+      ...(config.inspect ? { inspect: config.inspect } : {}),
+    }).start();
+    this.unsubscribeCommit = this.store.onCommit((batch) => this.onCommit(batch));
+    const pricing = this.pricing;
+    this.services = {
+      clock: this.clock,
+      parent: this.root,
+      breaker: (c) => this.breakerFor(c),
+      budgets: undefined,
+      cache: undefined,
+      price: (model, usage) => pricing.price(model, usage),
+      seed: this.seed,
+    };
+  }
+
+  breaker(name: string): Breaker | undefined {
+    return this.breakers.get(name);
+  }
+
+  private breakerFor(config: BreakerConfig): Breaker {
+    const existing = this.breakers.get(config.name);
+    if (existing) return existing;
+    const merged: BreakerConfig = { ...this.breakerDefaults[config.name], ...config };
+    const last = this.store
+      .query({ type: 'breaker.transitioned' })
+      .reduce<KeelEvent<'breaker.transitioned'> | undefined>(
+        (found, e) => (e.type === 'breaker.transitioned' && e.payload.breaker === config.name ? e : found),
+        undefined,
+      );
+    const breaker = createBreaker(merged, {
+      clock: this.clock,
+      parent: this.root,
+      ...(last ? { restore: breakerRestoreFrom({ ...last.payload, ts: last.ts }) } : {}),
+      onTransition: (t) => {
+        this.record({
+          ts: t.atMs,
+          workflowId: SYSTEM_WORKFLOW_ID,
+          type: 'breaker.transitioned',
+          payload: {
+            breaker: t.breaker,
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            failures: t.failures,
+            ...(t.resetTimeoutMs !== undefined ? { resetTimeoutMs: t.resetTimeoutMs } : {}),
+          },
+        });
+        this.emit('breaker', { breaker: t.breaker, from: t.from, to: t.to, reason: t.reason });
+      },
+    });
+    this.breakers.set(config.name, breaker);
+    return breaker;
+  }
+
+  /** Appends one runtime-level event; failures surface through the store's listeners. */
+  private record(event: NewEvent): Promise<unknown> {
+    const p = this.store.append([event]);
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private onCommit(batch: readonly KeelEvent[]): void {
+    const hasListeners = this.listenerCount('event') > 0;
+    for (const e of batch) {
+      if (hasListeners) this.emit('event', e);
+      if (this.live.size > 0) this.live.get(e.workflowId)?.next(e);
+      if (
+        e.type === 'workflow.completed' ||
+        e.type === 'workflow.failed' ||
+        e.type === 'workflow.cancelled'
+      ) {
+        this.emit('workflow', e);
+      }
+    }
+  }
+
+  private newWorkflowId(): string {
+    const t = this.clock.now().toString(36).padStart(9, '0');
+    const r = Math.floor(this.rng.next() * 2 ** 32)
+      .toString(36)
+      .padStart(7, '0');
+    return `wf_${t}${r}${(this.idCounter++ % 1296).toString(36).padStart(2, '0')}`;
+  }
+
+  private check(topology: AnyTopology): void {
+    if (this.checkedTopologies.has(topology)) return;
+    this.pricing.assertKnown(
+      agentsOf(topology).map((a) => a.model),
+      (model) => `agent model "${model}" (add it to createRuntime({ pricing }))`,
+    );
+    this.checkedTopologies.add(topology);
+  }
+
+  private describeOnce(topology: AnyTopology): unknown {
+    let d = this.descriptions.get(topology);
+    if (d === undefined) {
+      d = describe(topology);
+      this.descriptions.set(topology, d);
+    }
+    return d;
+  }
+
+  /**
+   * Starts a workflow. `onDone` runs once, after its final event committed (or failed to).
+   * Returns its id and a cancel function.
+   */
+  private start(
+    topology: AnyTopology,
+    input: unknown,
+    options: RunOptions | undefined,
+    replay: ReplaySource | undefined,
+    onDone: (outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown }) => void,
+    beforeStart?: (workflowId: string) => void,
+  ): void {
+    if (this.closed) {
+      onDone({
+        ok: false,
+        error: new WorkflowCancelledError('the runtime is closed; create a new one with createRuntime()'),
+      });
+      return;
+    }
+    try {
+      this.check(topology);
+    } catch (error) {
+      onDone({ ok: false, error });
+      return;
+    }
+    const workflowId = options?.workflowId ?? this.newWorkflowId();
+    beforeStart?.(workflowId);
+    const name = workflowName(topology, options);
+    const clock = this.clock;
+    const startedAt = clock.now();
+    let appendError: unknown;
+    let last: Promise<unknown> = Promise.resolve();
+    const stats = { costUsd: 0, agentsCalled: 0 };
+    const store = this.store;
+    const scope: WorkflowScope = {
+      workflowId,
+      services: this.services,
+      stats,
+      replay,
+      emit(event) {
+        const p = store.append([event]);
+        p.catch((e: unknown) => {
+          appendError ??= e;
+        });
+        last = p;
+      },
+    };
+    scope.emit({
+      ts: startedAt,
+      workflowId,
+      type: 'workflow.started',
+      payload: {
+        name,
+        topology: this.describeOnce(topology),
+        input,
+        inputHash: createHash('sha256')
+          .update(canonicalJson(input ?? null))
+          .digest('hex'),
+      },
+    });
+
+    let finished = false;
+    const settle = (
+      outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown },
+    ): void => {
+      this.running.delete(workflowId);
+      options?.signal?.removeEventListener('abort', onAbort);
+      const final = last;
+      final.then(
+        () => onDone(appendError ? { ok: false, error: appendError } : outcome),
+        (e: unknown) => onDone({ ok: false, error: e }),
+      );
+    };
+    const ctx: NodeContext = {
+      scope,
+      path: name,
+      signal: new AbortController().signal,
+      deadlineAt: undefined,
+    };
+    let result: { value: unknown; confidence?: number } | undefined;
+    const subscription = exec(topology, input, ctx).subscribe({
+      next: (r) => {
+        result = r;
+      },
+      error: (error: unknown) => {
+        if (finished) return;
+        finished = true;
+        const latencyMs = clock.now() - startedAt;
+        scope.emit({
+          ts: clock.now(),
+          workflowId,
+          type: 'workflow.failed',
+          payload: {
+            category: categoryOf(error),
+            message: messageOf(error),
+            latencyMs,
+            costUsd: stats.costUsd,
+            agentsCalled: stats.agentsCalled,
+          },
+        });
+        settle({ ok: false, error });
+      },
+      complete: () => {
+        if (finished) return;
+        finished = true;
+        const latencyMs = clock.now() - startedAt;
+        const value = result?.value;
+        scope.emit({
+          ts: clock.now(),
+          workflowId,
+          type: 'workflow.completed',
+          payload: { output: value, latencyMs, costUsd: stats.costUsd, agentsCalled: stats.agentsCalled },
+        });
+        settle({
+          ok: true,
+          result: {
+            workflowId,
+            value,
+            ...(result?.confidence !== undefined ? { confidence: result.confidence } : {}),
+            costUsd: stats.costUsd,
+            latencyMs,
+            agentsCalled: stats.agentsCalled,
+          },
+        });
+      },
+    });
+    const cancel = (reason: string): void => {
+      if (finished) return;
+      finished = true;
+      subscription.unsubscribe();
+      scope.emit({
+        ts: clock.now(),
+        workflowId,
+        type: 'workflow.cancelled',
+        payload: { reason, latencyMs: clock.now() - startedAt, costUsd: stats.costUsd },
+      });
+      settle({ ok: false, error: new WorkflowCancelledError(reason) });
+    };
+    const onAbort = (): void => cancel(String(options?.signal?.reason ?? 'aborted'));
+    if (!finished) {
+      this.running.set(workflowId, cancel);
+      if (options?.signal) {
+        if (options.signal.aborted) onAbort();
+        else options.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }
+  }
+
+  run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>> {
+    return new Promise((resolve, reject) => {
+      this.start(topology as AnyTopology, input, options, undefined, (outcome) => {
+        if (outcome.ok) resolve(outcome.result as WorkflowResult<O>);
+        else reject(outcome.error instanceof Error ? outcome.error : new Error(messageOf(outcome.error)));
+      });
+    });
+  }
+
+  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<KeelEvent> {
+    return new Observable<KeelEvent>((subscriber) => {
+      let id: string | undefined;
+      let done = false;
+      this.start(
+        topology as AnyTopology,
+        input,
+        options,
+        undefined,
+        (outcome) => {
+          done = true;
+          if (id) this.live.delete(id);
+          if (outcome.ok) subscriber.complete();
+          else subscriber.error(outcome.error);
+        },
+        (workflowId) => {
+          id = workflowId;
+          this.live.set(workflowId, subscriber);
+        },
+      );
+      return () => {
+        if (!done && id) {
+          this.running.get(id)?.('unsubscribed');
+          this.live.delete(id);
+        }
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cancel of [...this.running.values()]) cancel('runtime closed');
+    for (const b of this.breakers.values()) b.stop();
+    this.root.stop();
+    await this.store.close();
+    this.unsubscribeCommit();
+    this.live.clear();
+    this.removeAllListeners();
+  }
+}
+
+/**
+ * Creates a Keel runtime: opens (or creates) the event log, starts the actor system, and wires
+ * every consumer of the event stream.
+ *
+ * @example
+ * const rt = createRuntime({ db: 'keel.db', pricing: { 'my-model': { inputPer1K: 0.001, outputPer1K: 0.002 } } });
+ * const { value, costUsd } = await rt.run(vendor, { text: 'ACME Corp invoice #42' });
+ * await rt.close();
+ */
+export function createRuntime(config: RuntimeConfig = {}): Runtime {
+  return new KeelRuntime(parseConfig(config));
+}

@@ -1,0 +1,101 @@
+/**
+ * What a running workflow can reach: the runtime's services (breakers, budgets, cache, pricing,
+ * clock) and the workflow's own recorder. The supervisor depends on these small interfaces only;
+ * `createRuntime()` supplies the real parts.
+ */
+import type { AnyActorRef } from 'xstate';
+import type { Clock } from '../core/clock.js';
+import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/events.js';
+import type { BreakerConfig } from './agent.js';
+
+/** A permit to make one call through a breaker; settles once. */
+export interface PermitLike {
+  readonly probe: boolean;
+  success(): void;
+  failure(category: ErrorCategory): void;
+  release(): void;
+}
+
+/** A shared circuit breaker as the supervisor uses it. */
+export interface BreakerLike {
+  readonly name: string;
+  state(): BreakerState;
+  /** A permit, or `undefined` when the breaker rejects the call. */
+  acquire(): PermitLike | undefined;
+}
+
+/** A budget reservation held during a call. */
+export interface ReservationLike {
+  settle(actualUsd: number): void;
+  release(): void;
+}
+
+/** Budgets as the supervisor uses them. */
+export interface BudgetsLike {
+  reserve(request: {
+    model: string;
+    taskType: string;
+    estimateUsd: number;
+  }): { ok: true; reservation: ReservationLike; model: string } | { ok: false; scope: string; error: Error };
+}
+
+/** A cached value as read back. */
+export interface CachedLike {
+  value: unknown;
+  ageMs: number;
+  stale: boolean;
+}
+
+/** The TTL cache as the supervisor uses it. */
+export interface CacheLike {
+  key(agentName: string, agentVersion: string, input: unknown): string;
+  get(key: string, options?: { allowStale?: boolean }): CachedLike | undefined;
+  set(key: string, agent: string, value: unknown, ttlMs: number): void;
+  singleFlight<T>(key: string, compute: () => Promise<T>): Promise<T>;
+}
+
+/** A recorded agent outcome, fed back during replay instead of calling the model. */
+export type RecordedOutcome =
+  | { ok: true; value: unknown; confidence?: number; usage: Usage; model: string; costUsd: number }
+  | { ok: false; category: ErrorCategory; message: string; costUsd: number };
+
+/** Source of recorded outcomes during replay; `undefined` when the log has none for that call. */
+export interface ReplaySource {
+  next(path: string): RecordedOutcome | undefined;
+}
+
+/** Runtime services shared by every workflow. */
+export interface Services {
+  clock: Clock;
+  /** The runtime's root actor: agent actors join its system (Stately inspector). */
+  parent: AnyActorRef | undefined;
+  /** The shared breaker for a config (created on first use). */
+  breaker(config: BreakerConfig): BreakerLike;
+  budgets: BudgetsLike | undefined;
+  cache: CacheLike | undefined;
+  /** Actual cost of a call, USD. */
+  price(model: string, usage: Usage): number;
+  /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
+  seed: string;
+}
+
+/** One running workflow. */
+export interface WorkflowScope {
+  readonly workflowId: string;
+  readonly services: Services;
+  /** Records an event for the log (committed in order, group-committed). */
+  emit(event: NewEvent): void;
+  /** Totals the workflow result reports. */
+  readonly stats: { costUsd: number; agentsCalled: number };
+  /** Set while replaying: outcomes come from the log, and no model is called. */
+  readonly replay: ReplaySource | undefined;
+}
+
+/** Where a node runs: its path, cancellation and deadline. */
+export interface NodeContext {
+  readonly scope: WorkflowScope;
+  readonly path: string;
+  readonly signal: AbortSignal;
+  /** Absolute time (ms since epoch) by which the node must finish. */
+  readonly deadlineAt: number | undefined;
+}
