@@ -10,7 +10,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { z } from 'zod';
 import { runtimeMachine } from '../machines/runtime.machine.js';
-import { realClock, type Clock } from './core/clock.js';
+import { realClock, simulatedClock, type Clock } from './core/clock.js';
 import { ConfigError } from './core/errors.js';
 import { canonicalJson } from './core/json.js';
 import { seededRandom, type Random } from './core/random.js';
@@ -22,7 +22,8 @@ import type { BreakerConfig } from './supervisor/agent.js';
 import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
 import { WorkflowCancelledError, categoryOf, messageOf } from './supervisor/errors.js';
 import { exec } from './supervisor/execute.js';
-import type { Services, WorkflowScope, ReplaySource, NodeContext } from './supervisor/scope.js';
+import { compareDecisions, decisionsOf, recordedSource, type Divergence } from './replay/recorded.js';
+import type { NodeContext, ReplaySource, Services, WorkflowScope } from './supervisor/scope.js';
 import { agentsOf, describe, type AnyTopology, type Topology } from './supervisor/topology.js';
 // Each topology file registers its executor on import.
 import './supervisor/sequential.js';
@@ -88,6 +89,30 @@ export interface RuntimeEvents {
   workflow: (event: KeelEvent<'workflow.completed' | 'workflow.failed' | 'workflow.cancelled'>) => void;
 }
 
+/** How a workflow reaches the outside: its services, where its events go, and replay input. */
+interface WorkflowEnv {
+  services: Services;
+  append: (event: NewEvent) => Promise<unknown>;
+  replay: ReplaySource | undefined;
+}
+
+/** Options of {@link Runtime.replay}. */
+export interface ReplayOptions {
+  /** Topologies by workflow name (default: those this runtime has run or registered). */
+  topologies?: Record<string, Topology<never, unknown>>;
+}
+
+/** Outcome of replaying one workflow. */
+export interface ReplayReport {
+  workflowId: string;
+  name: string;
+  /** True when every decision matched. */
+  ok: boolean;
+  divergences: Divergence[];
+  /** Model calls made by the replay: always 0. */
+  modelCalls: 0;
+}
+
 /** A running Keel runtime. */
 export interface Runtime {
   /** Runs a topology; resolves after its events are committed (durable before acknowledged). */
@@ -102,6 +127,13 @@ export interface Runtime {
   readonly store: EventStore;
   readonly clock: Clock;
   readonly pricing: Pricing;
+  /**
+   * Re-runs a recorded workflow (or `'all'`) with every model output taken from the log: zero model
+   * calls. Reports any decision that differs.
+   */
+  replay(workflowId: string, options?: ReplayOptions): Promise<ReplayReport[]>;
+  /** Registers a topology under a workflow name, for replay. */
+  register(name: string, topology: Topology<never, unknown>): this;
   /** The shared breaker of that name, if any agent has used it. */
   breaker(name: string): Breaker | undefined;
   /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
@@ -157,6 +189,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly rng: Random;
   private readonly seed: string;
   private readonly services: Services;
+  private readonly liveEnv: WorkflowEnv;
+  private readonly topologies = new Map<string, AnyTopology>();
   private readonly live = new Map<string, Subscriber<KeelEvent>>();
   private readonly running = new Map<string, (reason: string) => void>();
   private readonly checkedTopologies = new WeakSet<object>();
@@ -196,6 +230,128 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       price: (model, usage) => pricing.price(model, usage),
       seed: this.seed,
     };
+    const store = this.store;
+    this.liveEnv = { services: this.services, append: (e) => store.append([e]), replay: undefined };
+  }
+
+  register(name: string, topology: Topology<never, unknown>): this {
+    this.topologies.set(name, topology as AnyTopology);
+    return this;
+  }
+
+  async replay(target: string, options: ReplayOptions = {}): Promise<ReplayReport[]> {
+    const ids =
+      target === 'all'
+        ? [...new Set(this.store.query({ type: 'workflow.started' }).map((e) => e.workflowId))]
+        : [target];
+    const reports: ReplayReport[] = [];
+    for (const id of ids) reports.push(await this.replayOne(id, options));
+    return reports;
+  }
+
+  private async replayOne(workflowId: string, options: ReplayOptions): Promise<ReplayReport> {
+    const recorded = this.store.query({ workflowId });
+    const started = recorded.find((e) => e.type === 'workflow.started');
+    const report = (name: string, divergences: Divergence[]): ReplayReport => ({
+      workflowId,
+      name,
+      ok: divergences.length === 0,
+      divergences,
+      modelCalls: 0,
+    });
+    if (!started || started.type !== 'workflow.started') {
+      return report('?', [
+        {
+          kind: 'not_replayable',
+          path: '',
+          message: `workflow ${workflowId} has no workflow.started event in this log (wrong id, or pruned by retention)`,
+          recorded: undefined,
+          replayed: undefined,
+        },
+      ]);
+    }
+    const name = started.payload.name;
+    const topology = (options.topologies?.[name] as AnyTopology | undefined) ?? this.topologies.get(name);
+    if (!topology) {
+      return report(name, [
+        {
+          kind: 'not_replayable',
+          path: '',
+          message: `no topology registered for workflow "${name}": pass rt.replay(id, { topologies: { '${name}': topology } }) or rt.register('${name}', topology)`,
+          recorded: undefined,
+          replayed: undefined,
+        },
+      ]);
+    }
+    const divergences: Divergence[] = [];
+    const now = canonicalJson(describe(topology));
+    const then = canonicalJson(started.payload.topology);
+    if (now !== then) {
+      divergences.push({
+        kind: 'topology_changed',
+        path: name,
+        message: `the topology of "${name}" differs from the one recorded`,
+        recorded: started.payload.topology,
+        replayed: describe(topology),
+      });
+    }
+    const source = recordedSource(recorded);
+    let missing = 0;
+    const counting: ReplaySource = {
+      next: (path) => {
+        const o = source.next(path);
+        if (!o) missing++;
+        return o;
+      },
+      rejection: (path) => source.rejection(path),
+    };
+    const clock = simulatedClock(started.ts);
+    const replayed: KeelEvent[] = [];
+    const env: WorkflowEnv = {
+      services: {
+        ...this.services,
+        clock,
+        parent: undefined,
+        budgets: undefined,
+        cache: undefined,
+        price: (model, usage) => (this.pricing.has(model) ? this.pricing.price(model, usage) : 0),
+      },
+      append: (e) => {
+        replayed.push({
+          ...e,
+          seq: replayed.length + 1,
+          v: e.v ?? 1,
+          class: e.class ?? 'audit',
+        } as KeelEvent);
+        return Promise.resolve();
+      },
+      replay: counting,
+    };
+    let done = false;
+    this.start(topology, started.payload.input, { workflowId, name }, env, () => {
+      done = true;
+    });
+    for (let i = 0; i < 100_000 && !done; i++) await clock.advanceAsync(60_000);
+    divergences.push(...compareDecisions(decisionsOf(recorded), decisionsOf(replayed)));
+    if (missing > 0) {
+      divergences.push({
+        kind: 'missing_output',
+        path: name,
+        message: `${missing} model call(s) in the replay have no recorded output in the log`,
+        recorded: undefined,
+        replayed: missing,
+      });
+    }
+    for (const u of source.unused()) {
+      divergences.push({
+        kind: 'extra_output',
+        path: u.path,
+        message: `${u.count} recorded outcome(s) at ${u.path} were not used by the replay`,
+        recorded: u.count,
+        replayed: 0,
+      });
+    }
+    return report(name, divergences);
   }
 
   breaker(name: string): Breaker | undefined {
@@ -293,7 +449,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     topology: AnyTopology,
     input: unknown,
     options: RunOptions | undefined,
-    replay: ReplaySource | undefined,
+    env: WorkflowEnv,
     onDone: (outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown }) => void,
     beforeStart?: (workflowId: string) => void,
   ): void {
@@ -313,19 +469,20 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     const workflowId = options?.workflowId ?? this.newWorkflowId();
     beforeStart?.(workflowId);
     const name = workflowName(topology, options);
-    const clock = this.clock;
+    if (!env.replay) this.topologies.set(name, topology);
+    const clock = env.services.clock;
     const startedAt = clock.now();
     let appendError: unknown;
     let last: Promise<unknown> = Promise.resolve();
     const stats = { costUsd: 0, agentsCalled: 0 };
-    const store = this.store;
+    const append = env.append;
     const scope: WorkflowScope = {
       workflowId,
-      services: this.services,
+      services: env.services,
       stats,
-      replay,
+      replay: env.replay,
       emit(event) {
-        const p = store.append([event]);
+        const p = append(event);
         p.catch((e: unknown) => {
           appendError ??= e;
         });
@@ -435,7 +592,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>> {
     return new Promise((resolve, reject) => {
-      this.start(topology as AnyTopology, input, options, undefined, (outcome) => {
+      this.start(topology as AnyTopology, input, options, this.liveEnv, (outcome) => {
         if (outcome.ok) resolve(outcome.result as WorkflowResult<O>);
         else reject(outcome.error instanceof Error ? outcome.error : new Error(messageOf(outcome.error)));
       });
@@ -450,7 +607,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         topology as AnyTopology,
         input,
         options,
-        undefined,
+        this.liveEnv,
         (outcome) => {
           done = true;
           if (id) this.live.delete(id);

@@ -331,6 +331,11 @@ function runActor(
         actor.send({ type: 'GATE.REJECT', category: 'timeout', reason: 'the workflow deadline passed' });
         return;
       }
+      const refused = scope.replay?.rejection?.(path);
+      if (refused) {
+        actor.send({ type: 'GATE.REJECT', category: refused.category, reason: refused.reason });
+        return;
+      }
       if (agent.breaker && !scope.replay) {
         const breaker = services.breaker(agent.breaker);
         permit = breaker.acquire();

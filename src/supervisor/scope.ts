@@ -61,7 +61,10 @@ export type RecordedOutcome =
 
 /** Source of recorded outcomes during replay; `undefined` when the log has none for that call. */
 export interface ReplaySource {
+  /** The next recorded attempt outcome at `path`. */
   next(path: string): RecordedOutcome | undefined;
+  /** The recorded gate refusal (breaker, budget, deadline) of the next invocation at `path`, if any. */
+  rejection?(path: string): { category: ErrorCategory; reason: string } | undefined;
 }
 
 /** Runtime services shared by every workflow. */

@@ -1,0 +1,245 @@
+/**
+ * Reading a recorded workflow back: the outcomes replay feeds instead of calling models, and the
+ * decisions it compares. Pure functions of the workflow's events.
+ */
+import { canonicalJson } from '../core/json.js';
+import type { ErrorCategory, KeelEvent } from '../eventlog/events.js';
+import type { RecordedOutcome, ReplaySource } from '../supervisor/scope.js';
+
+/** A recorded gate refusal (breaker open, budget exhausted, deadline) replayed as a refusal. */
+export interface RecordedRejection {
+  category: ErrorCategory;
+  reason: string;
+}
+
+/** Replay source with gate refusals too. */
+export interface RecordedSource extends ReplaySource {
+  /** The recorded refusal for the next invocation at `path`, if it was refused. */
+  rejection(path: string): RecordedRejection | undefined;
+  /** Outcomes recorded but not consumed by the replay. */
+  unused(): { path: string; count: number }[];
+}
+
+type Step =
+  { kind: 'attempt'; outcome: RecordedOutcome } | { kind: 'rejected'; rejection: RecordedRejection };
+
+/**
+ * Builds the per-path queue of recorded attempt outcomes of one workflow: each failed attempt from
+ * `agent.retried` (and its `cost.incurred`), the final one from `agent.succeeded` / `agent.failed`,
+ * refusals from `agent.rejected`.
+ *
+ * @example
+ * const source = recordedSource(store.query({ workflowId }));
+ */
+export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
+  const steps = new Map<string, Step[]>();
+  const costs = new Map<string, number[]>();
+  const push = (path: string, step: Step): void => {
+    let q = steps.get(path);
+    if (!q) steps.set(path, (q = []));
+    q.push(step);
+  };
+  const takeCost = (path: string): number => costs.get(path)?.shift() ?? 0;
+  for (const e of events) {
+    switch (e.type) {
+      case 'cost.incurred': {
+        let q = costs.get(e.payload.path);
+        if (!q) costs.set(e.payload.path, (q = []));
+        q.push(e.payload.costUsd);
+        break;
+      }
+      case 'agent.retried':
+        push(e.payload.path, {
+          kind: 'attempt',
+          outcome: {
+            ok: false,
+            category: e.payload.category,
+            message: e.payload.message,
+            costUsd: takeCost(e.payload.path),
+          },
+        });
+        break;
+      case 'agent.succeeded':
+        if (e.payload.cached && e.payload.attempts > 0) {
+          // stale-if-error: the last attempt failed and a stale value was served
+          push(e.payload.path, {
+            kind: 'attempt',
+            outcome: {
+              ok: false,
+              category: 'provider_error',
+              message: 'recorded failure (stale served)',
+              costUsd: 0,
+            },
+          });
+          break;
+        }
+        push(e.payload.path, {
+          kind: 'attempt',
+          outcome: {
+            ok: true,
+            value: e.payload.output,
+            ...(e.payload.confidence !== undefined ? { confidence: e.payload.confidence } : {}),
+            usage: e.payload.usage,
+            model: e.payload.model,
+            costUsd: e.payload.cached ? 0 : takeCost(e.payload.path),
+          },
+        });
+        break;
+      case 'agent.failed':
+        push(e.payload.path, {
+          kind: 'attempt',
+          outcome: {
+            ok: false,
+            category: e.payload.category,
+            message: e.payload.message,
+            costUsd: takeCost(e.payload.path),
+          },
+        });
+        break;
+      case 'agent.rejected':
+        push(e.payload.path, {
+          kind: 'rejected',
+          rejection: { category: e.payload.category, reason: e.payload.reason },
+        });
+        break;
+      default:
+        break;
+    }
+  }
+  return {
+    next(path) {
+      const q = steps.get(path);
+      const head = q?.[0];
+      if (!head || head.kind !== 'attempt') return undefined;
+      q.shift();
+      return head.outcome;
+    },
+    rejection(path) {
+      const q = steps.get(path);
+      const head = q?.[0];
+      if (!head || head.kind !== 'rejected') return undefined;
+      q.shift();
+      return head.rejection;
+    },
+    unused() {
+      const out: { path: string; count: number }[] = [];
+      for (const [path, q] of steps) if (q.length > 0) out.push({ path, count: q.length });
+      return out;
+    },
+  };
+}
+
+/** One comparable decision: what happened at a path, without times or costs. */
+export interface Decision {
+  path: string;
+  type: string;
+  /** Canonical JSON of the fields that make the decision. */
+  detail: string;
+}
+
+/** The decisions of a workflow's events, in order. */
+export function decisionsOf(events: readonly KeelEvent[]): Decision[] {
+  const out: Decision[] = [];
+  const add = (path: string, type: string, detail: unknown): void => {
+    out.push({ path, type, detail: canonicalJson(detail) });
+  };
+  for (const e of events) {
+    const p = e.payload;
+    switch (e.type) {
+      case 'agent.succeeded':
+        add(e.payload.path, e.type, { output: e.payload.output, attempts: e.payload.attempts });
+        break;
+      case 'agent.failed':
+        add(e.payload.path, e.type, { category: e.payload.category, attempts: e.payload.attempts });
+        break;
+      case 'agent.rejected':
+        add(e.payload.path, e.type, { category: e.payload.category });
+        break;
+      case 'vote.cast':
+        add(e.payload.path, e.type, { agent: e.payload.agent, value: e.payload.value });
+        break;
+      case 'vote.early_stop':
+        add(e.payload.path, e.type, { cast: e.payload.cast, skipped: e.payload.skipped });
+        break;
+      case 'vote.decided':
+        add(e.payload.path, e.type, { value: e.payload.value, agentsUsed: e.payload.agentsUsed });
+        break;
+      case 'cascade.escalated':
+        add(e.payload.path, e.type, { fromStage: e.payload.fromStage, toStage: e.payload.toStage });
+        break;
+      case 'cascade.accepted':
+        add(e.payload.path, e.type, { stage: e.payload.stage });
+        break;
+      case 'workflow.completed':
+        add('', e.type, { output: e.payload.output });
+        break;
+      case 'workflow.failed':
+        add('', e.type, { category: e.payload.category });
+        break;
+      case 'workflow.cancelled':
+        add('', e.type, {});
+        break;
+      default:
+        void p;
+        break;
+    }
+  }
+  return out;
+}
+
+/** A difference between the recorded run and its replay. */
+export interface Divergence {
+  kind: 'topology_changed' | 'decision' | 'missing_output' | 'extra_output' | 'not_replayable';
+  path: string;
+  message: string;
+  recorded: unknown;
+  replayed: unknown;
+}
+
+const parse = (s: string | undefined): unknown => (s === undefined ? undefined : (JSON.parse(s) as unknown));
+
+/**
+ * Compares two decision lists path by path (sibling branches may interleave differently between
+ * runs; order within one path must match; votes cast in parallel are compared as a set).
+ */
+export function compareDecisions(recorded: readonly Decision[], replayed: readonly Decision[]): Divergence[] {
+  const group = (ds: readonly Decision[]): Map<string, Decision[]> => {
+    const m = new Map<string, Decision[]>();
+    for (const d of ds) {
+      const key = `${d.path}\u0000${d.type === 'vote.cast' ? 'vote.cast' : '*'}`;
+      let q = m.get(key);
+      if (!q) m.set(key, (q = []));
+      q.push(d);
+    }
+    for (const [k, q] of m) if (k.endsWith('vote.cast')) q.sort((a, b) => a.detail.localeCompare(b.detail));
+    return m;
+  };
+  const a = group(recorded);
+  const b = group(replayed);
+  const out: Divergence[] = [];
+  for (const key of new Set([...a.keys(), ...b.keys()])) {
+    const ra = a.get(key) ?? [];
+    const rb = b.get(key) ?? [];
+    const n = Math.max(ra.length, rb.length);
+    for (let i = 0; i < n; i++) {
+      const x = ra[i];
+      const y = rb[i];
+      if (x && y && x.type === y.type && x.detail === y.detail) continue;
+      const path = (x ?? y)?.path ?? '';
+      out.push({
+        kind: 'decision',
+        path,
+        message:
+          x && y
+            ? `${path || 'workflow'}: recorded ${x.type} ${x.detail}, replay gave ${y.type} ${y.detail}`
+            : x
+              ? `${path || 'workflow'}: recorded ${x.type} ${x.detail} did not happen in replay`
+              : `${path || 'workflow'}: replay made ${y?.type ?? ''} ${y?.detail ?? ''} which the record does not have`,
+        recorded: x ? { type: x.type, ...(parse(x.detail) as object) } : undefined,
+        replayed: y ? { type: y.type, ...(parse(y.detail) as object) } : undefined,
+      });
+      break; // first difference per path is enough: later ones follow from it
+    }
+  }
+  return out;
+}

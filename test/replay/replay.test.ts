@@ -1,0 +1,137 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { simulatedClock } from '../../src/core/clock.js';
+import { ProviderError } from '../../src/providers/types.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { agent } from '../../src/supervisor/agent.js';
+import { cascade } from '../../src/supervisor/cascade.js';
+import { par } from '../../src/supervisor/parallel.js';
+import { seq } from '../../src/supervisor/sequential.js';
+import { named } from '../../src/supervisor/topology.js';
+import { vote } from '../../src/supervisor/vote.js';
+
+const PRICING = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
+let dir: string | undefined;
+const runtimes: Runtime[] = [];
+afterEach(async () => {
+  for (const r of runtimes.splice(0)) await r.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+function open(db: string): Runtime {
+  const rt = createRuntime({ db, clock: simulatedClock(), seed: 3, pricing: PRICING });
+  runtimes.push(rt);
+  return rt;
+}
+
+/** A topology with a vote, a cascade and a retried call; counts model calls. */
+function invoiceFlow(calls: { n: number }) {
+  let flaky = 0;
+  const usage = { inputTokens: 100, outputTokens: 20 };
+  const a = (name: string, value: unknown, confidence?: number) =>
+    agent({
+      name,
+      model: 'sim',
+      run: () => {
+        calls.n++;
+        return Promise.resolve({ value, usage, ...(confidence !== undefined ? { confidence } : {}) });
+      },
+    });
+  const retrying = agent({
+    name: 'vendor',
+    model: 'sim',
+    retry: { attempts: 3, baseDelayMs: 50 },
+    run: () => {
+      calls.n++;
+      return ++flaky % 2 === 1
+        ? Promise.reject(new ProviderError('provider_error', '503', { usage }))
+        : Promise.resolve({ value: 'ACME', usage });
+    },
+  });
+  return named(
+    'invoice',
+    seq(
+      par(retrying, a('amount', 1234.5)),
+      vote([a('s1', 'ok'), a('s2', 'ok'), a('s3', 'fraud'), a('s4', 'ok'), a('s5', 'ok')]),
+      cascade([a('cheap', 'route-A', 0.7), a('expensive', 'route-B', 0.95)]),
+    ),
+  );
+}
+
+async function runAndClose(db: string): Promise<{ workflowId: string }> {
+  const rt = open(db);
+  const clock = rt.clock as ReturnType<typeof simulatedClock>;
+  const p = rt.run(invoiceFlow({ n: 0 }), { id: 'INV-1' });
+  await clock.advanceAsync(1_000);
+  const r = await p;
+  await rt.close();
+  runtimes.splice(runtimes.indexOf(rt), 1);
+  return r;
+}
+
+describe('rt.replay', () => {
+  it('re-runs a recorded workflow with zero model calls and finds no divergence', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const { workflowId } = await runAndClose(db);
+    const rt = open(db);
+    const calls = { n: 0 };
+    const [report] = await rt.replay(workflowId, { topologies: { invoice: invoiceFlow(calls) } });
+    expect(calls.n).toBe(0);
+    expect(report?.divergences).toEqual([]);
+    expect(report?.ok).toBe(true);
+  });
+
+  it('reports a tampered output as a divergence with both values', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const { workflowId } = await runAndClose(db);
+    const raw = new Database(db);
+    raw.exec('DROP TRIGGER events_no_update');
+    // the cheap cascade stage now claims high confidence: replay must accept it instead of escalating
+    const row = raw
+      .prepare(
+        'SELECT seq, payload FROM events WHERE type = \'agent.succeeded\' AND payload LIKE \'%"agent":"cheap"%\'',
+      )
+      .get() as { seq: number; payload: string };
+    raw
+      .prepare('UPDATE events SET payload = ? WHERE seq = ?')
+      .run(row.payload.replace('"confidence":0.7', '"confidence":0.99'), row.seq);
+    raw.close();
+    const rt = open(db);
+    const [report] = await rt.replay(workflowId, { topologies: { invoice: invoiceFlow({ n: 0 }) } });
+    expect(report?.ok).toBe(false);
+    const d = report?.divergences.find((x) => x.kind === 'decision');
+    expect(d?.path).toContain('cascade');
+    expect(d?.recorded).toBeDefined();
+    expect(d?.replayed).toBeDefined();
+    expect(rt.store.verify().ok).toBe(false);
+  });
+
+  it('reports a changed topology', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const { workflowId } = await runAndClose(db);
+    const rt = open(db);
+    const other = named(
+      'invoice',
+      seq(agent({ name: 'x', model: 'sim', run: () => Promise.resolve({ value: 1 }) })),
+    );
+    const [report] = await rt.replay(workflowId, { topologies: { invoice: other } });
+    expect(report?.divergences.map((d) => d.kind)).toContain('topology_changed');
+  });
+
+  it('explains what to do when no topology is registered', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const { workflowId } = await runAndClose(db);
+    const rt = open(db);
+    const [report] = await rt.replay(workflowId);
+    expect(report?.divergences[0]?.kind).toBe('not_replayable');
+    expect(report?.divergences[0]?.message).toMatch(/rt\.register\('invoice'/);
+  });
+});
