@@ -105,8 +105,8 @@ export interface AgentConfig<I, O> {
   estimate?: Usage;
   /** A zod schema (or anything with `safeParse`): an invalid output fails with `validation_error`. */
   schema?: SchemaLike<O>;
-  /** Extra validation after the schema. */
-  validate?: OutputValidator<O>;
+  /** Extra validation after the schema: `true` accepts; a string or `{ category, message }` rejects. */
+  validate?(value: O): true | string | { category: ErrorCategory; message: string };
   /** The work itself. Throw {@link AgentError} (or a ProviderError) to classify a failure. */
   run(input: I, context: AgentContext): Promise<AgentOutput<O>>;
 }

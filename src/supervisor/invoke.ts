@@ -19,6 +19,7 @@ import {
 } from './errors.js';
 import type { NodeResult } from './topology.js';
 import type { NodeContext } from './scope.js';
+import { CircuitOpenError } from './breaker.js';
 import type { PermitLike, RecordedOutcome, ReservationLike } from './scope.js';
 
 type AnyAgent = Agent<never, unknown>;
@@ -223,6 +224,7 @@ function runActor(
   let handledAttempt = 0;
   let lastResult: (NodeResult & { model?: string }) | undefined;
   let lastOutput: unknown;
+  let rejection: Error | undefined;
 
   const emitCost = (attempt: number, usage: Usage, answeredModel: string): void => {
     const usd = services.price(answeredModel, usage);
@@ -318,7 +320,8 @@ function runActor(
         });
       }
       const details = { agent: agent.name, path, attempts: c.attempt };
-      if (snap.value === 'cancelled') reject(new WorkflowCancelledError(message));
+      if (snap.value === 'rejected' && rejection) reject(rejection);
+      else if (snap.value === 'cancelled') reject(new WorkflowCancelledError(message));
       else if (category === 'timeout') reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
       else if (category === 'validation_error' || category === 'hallucination')
         reject(new ValidationError(`${agent.name}: ${message}`, details, category));
@@ -340,11 +343,8 @@ function runActor(
         const breaker = services.breaker(agent.breaker);
         permit = breaker.acquire();
         if (!permit) {
-          actor.send({
-            type: 'GATE.REJECT',
-            category: 'circuit_open',
-            reason: `circuit "${breaker.name}" is open`,
-          });
+          rejection = new CircuitOpenError(breaker.name, breaker.retryInMs?.());
+          actor.send({ type: 'GATE.REJECT', category: 'circuit_open', reason: rejection.message });
           return;
         }
       }
@@ -356,6 +356,7 @@ function runActor(
           estimateUsd: estimate,
         });
         if (!r.ok) {
+          rejection = r.error;
           permit?.release();
           permit = undefined;
           actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });

@@ -22,6 +22,8 @@ export interface BreakerLike {
   state(): BreakerState;
   /** A permit, or `undefined` when the breaker rejects the call. */
   acquire(): PermitLike | undefined;
+  /** While open: ms until a probe is admitted. */
+  retryInMs?(): number | undefined;
 }
 
 /** A budget reservation held during a call. */

@@ -196,7 +196,11 @@ describe('rt.run(agent)', () => {
     rt.on('breaker', (c) => breakerChanges.push(`${c.from}->${c.to}`));
     await expect(rt.run(down, {})).rejects.toMatchObject({ category: 'provider_error' });
     await expect(rt.run(down, {})).rejects.toMatchObject({ category: 'provider_error' });
-    await expect(rt.run(down, {})).rejects.toMatchObject({ category: 'circuit_open' });
+    await expect(rt.run(down, {})).rejects.toMatchObject({
+      category: 'circuit_open',
+      breaker: 'sim-provider',
+      retryInMs: 60_000,
+    });
     expect(calls).toBe(2);
     expect(breakerChanges).toEqual(['closed->open']);
     expect(rt.store.query({ type: 'agent.rejected' })).toHaveLength(1);
