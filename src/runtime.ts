@@ -14,7 +14,9 @@ import { realClock, simulatedClock, type Clock } from './core/clock.js';
 import { ConfigError } from './core/errors.js';
 import { canonicalJson } from './core/json.js';
 import { seededRandom, type Random } from './core/random.js';
+import { createBudgets, type BudgetConfig, type Budgets } from './cost/budget.js';
 import { createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
+import { alertToEvent, type Alert } from './monitor/alert.js';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore } from './eventlog/sqlite.js';
 import type { EventStore } from './eventlog/store.js';
@@ -49,6 +51,8 @@ export interface RuntimeConfig {
   seed?: number | string;
   /** Model prices in USD per 1K tokens, added to / overriding the built-in table. */
   pricing?: Record<string, ModelPrice>;
+  /** Daily budgets: alert at `alertAt` (0.8), enforce at 100% by rejecting or downgrading. */
+  budget?: BudgetConfig;
   /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
@@ -85,6 +89,10 @@ export interface RuntimeEvents {
   event: (event: KeelEvent) => void;
   /** A breaker changed state. */
   breaker: (change: { breaker: string; from: BreakerState; to: BreakerState; reason: string }) => void;
+  /** A runtime-level event (breaker, budget, alert) could not be written to the log. */
+  error: (error: unknown) => void;
+  /** An alert was raised or resolved (budget, error rate, error budget, SLA, breaker). */
+  alert: (alert: Alert) => void;
   /** A workflow finished (completed, failed or cancelled). */
   workflow: (event: KeelEvent<'workflow.completed' | 'workflow.failed' | 'workflow.cancelled'>) => void;
 }
@@ -156,6 +164,7 @@ const configSchema = z.strictObject({
   seed: z.union([z.number(), z.string()]).optional(),
   pricing: z.record(z.string(), z.unknown()).optional(),
   breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  budget: z.record(z.string(), z.unknown()).optional(),
   inspect: z.unknown().optional(),
 });
 
@@ -185,6 +194,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   readonly pricing: Pricing;
   private readonly root: AnyActorRef;
   private readonly breakers = new Map<string, Breaker>();
+  private readonly budgets: Budgets | undefined;
   private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
   private readonly rng: Random;
   private readonly seed: string;
@@ -221,11 +231,38 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     }).start();
     this.unsubscribeCommit = this.store.onCommit((batch) => this.onCommit(batch));
     const pricing = this.pricing;
+    if (config.budget) {
+      this.budgets = createBudgets(config.budget, {
+        clock: this.clock,
+        pricing,
+        parent: this.root,
+        onAlert: (payload) => {
+          this.record({
+            ts: this.clock.now(),
+            workflowId: SYSTEM_WORKFLOW_ID,
+            type: 'budget.alert',
+            payload,
+          });
+          const pct = Math.round((payload.spentUsd / payload.limitUsd) * 100);
+          this.raise({
+            id: `budget:${payload.scope}:${payload.threshold}:${payload.day}`,
+            kind: 'budget',
+            severity: payload.threshold >= 1 ? 'critical' : 'high',
+            title: `Budget ${payload.scope}: $${payload.spentUsd.toFixed(2)} of $${payload.limitUsd.toFixed(2)} (${pct}%) on ${payload.day}${payload.threshold >= 1 ? ' — exhausted' : ''}`,
+            data: payload,
+            ts: this.clock.now(),
+          });
+        },
+      });
+      this.budgets.restore(
+        this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: this.budgets.today().startMs }),
+      );
+    }
     this.services = {
       clock: this.clock,
       parent: this.root,
       breaker: (c) => this.breakerFor(c),
-      budgets: undefined,
+      budgets: this.budgets,
       cache: undefined,
       price: (model, usage) => pricing.price(model, usage),
       seed: this.seed,
@@ -235,7 +272,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   register(name: string, topology: Topology<never, unknown>): this {
-    this.topologies.set(name, topology as AnyTopology);
+    this.topologies.set(name, topology);
     return this;
   }
 
@@ -271,7 +308,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       ]);
     }
     const name = started.payload.name;
-    const topology = (options.topologies?.[name] as AnyTopology | undefined) ?? this.topologies.get(name);
+    const topology = options.topologies?.[name] ?? this.topologies.get(name);
     if (!topology) {
       return report(name, [
         {
@@ -322,7 +359,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           seq: replayed.length + 1,
           v: e.v ?? 1,
           class: e.class ?? 'audit',
-        } as KeelEvent);
+        });
         return Promise.resolve();
       },
       replay: counting,
@@ -393,11 +430,17 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return breaker;
   }
 
-  /** Appends one runtime-level event; failures surface through the store's listeners. */
-  private record(event: NewEvent): Promise<unknown> {
-    const p = this.store.append([event]);
-    p.catch(() => undefined);
-    return p;
+  /** Logs an alert and tells `rt.on('alert')` listeners. */
+  private raise(alert: Alert): void {
+    this.record(alertToEvent(alert));
+    this.emit('alert', alert);
+  }
+
+  /** Appends one runtime-level event (breaker, budget, alert); a failure is reported as `error`. */
+  private record(event: NewEvent): void {
+    this.store.append([event]).catch((e: unknown) => {
+      this.emit('error', e);
+    });
   }
 
   private onCommit(batch: readonly KeelEvent[]): void {
@@ -592,7 +635,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>> {
     return new Promise((resolve, reject) => {
-      this.start(topology as AnyTopology, input, options, this.liveEnv, (outcome) => {
+      this.start(topology, input, options, this.liveEnv, (outcome) => {
         if (outcome.ok) resolve(outcome.result as WorkflowResult<O>);
         else reject(outcome.error instanceof Error ? outcome.error : new Error(messageOf(outcome.error)));
       });
@@ -604,7 +647,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       let id: string | undefined;
       let done = false;
       this.start(
-        topology as AnyTopology,
+        topology,
         input,
         options,
         this.liveEnv,
@@ -633,6 +676,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     this.closed = true;
     for (const cancel of [...this.running.values()]) cancel('runtime closed');
     for (const b of this.breakers.values()) b.stop();
+    this.budgets?.stop();
     this.root.stop();
     await this.store.close();
     this.unsubscribeCommit();

@@ -17,7 +17,7 @@ import { composite, type AnyTopology, type Composite } from './topology.js';
 export function withDeadline<I, O>(deadlineMs: number, topology: Topology<I, O>): Composite<I, O> {
   if (!(deadlineMs > 0) || !Number.isFinite(deadlineMs))
     throw new RangeError(`withDeadline(): deadlineMs must be a positive number of ms, got ${deadlineMs}`);
-  return composite('deadline', [topology] as unknown as AnyTopology[], { deadlineMs });
+  return composite('deadline', [topology], { deadlineMs });
 }
 
 registerExecutor('deadline', (node, input, ctx, exec) => {

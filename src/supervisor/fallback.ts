@@ -12,7 +12,7 @@ import { composite, type AnyTopology, type Composite } from './topology.js';
  * const extract = fallback(openaiVendor, anthropicVendor);
  */
 export function fallback<I, O>(primary: Topology<I, O>, secondary: Topology<I, O>): Composite<I, O> {
-  return composite('fallback', [primary, secondary] as unknown as AnyTopology[]);
+  return composite('fallback', [primary, secondary]);
 }
 
 registerExecutor('fallback', (node, input, ctx, exec) => {

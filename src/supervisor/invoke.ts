@@ -64,7 +64,7 @@ function validate(
     v = parsed.data;
   }
   if (agent.validate) {
-    const verdict = (agent.validate as (value: unknown) => ReturnType<NonNullable<AnyAgent['validate']>>)(v);
+    const verdict = (agent.validate)(v);
     if (verdict !== true) {
       return typeof verdict === 'string'
         ? { ok: false, category: 'validation_error', message: verdict }
@@ -354,6 +354,7 @@ function runActor(
           model: agent.model,
           taskType: agent.taskType,
           estimateUsd: estimate,
+          usage: agent.estimate ?? DEFAULT_ESTIMATE,
         });
         if (!r.ok) {
           rejection = r.error;
@@ -363,12 +364,19 @@ function runActor(
           return;
         }
         reservation = r.reservation;
+        if (r.estimateUsd !== undefined) estimate = r.estimateUsd;
         if (r.model !== agent.model) {
           scope.emit({
             ts: t,
             workflowId,
             type: 'budget.downgraded',
-            payload: { path, agent: agent.name, fromModel: agent.model, toModel: r.model, scope: 'global' },
+            payload: {
+              path,
+              agent: agent.name,
+              fromModel: agent.model,
+              toModel: r.model,
+              scope: r.downgradeScope ?? 'global',
+            },
           });
           model = r.model;
         }

@@ -34,11 +34,18 @@ export interface ReservationLike {
 
 /** Budgets as the supervisor uses them. */
 export interface BudgetsLike {
-  reserve(request: {
-    model: string;
-    taskType: string;
-    estimateUsd: number;
-  }): { ok: true; reservation: ReservationLike; model: string } | { ok: false; scope: string; error: Error };
+  reserve(request: { model: string; taskType: string; estimateUsd: number; usage?: Usage }):
+    | {
+        ok: true;
+        reservation: ReservationLike;
+        /** Model to call (a downgrade may change it). */
+        model: string;
+        /** Estimate after a downgrade re-priced it, USD. */
+        estimateUsd?: number;
+        /** Scope whose exhaustion caused a downgrade. */
+        downgradeScope?: string;
+      }
+    | { ok: false; scope: string; error: Error };
 }
 
 /** A cached value as read back. */

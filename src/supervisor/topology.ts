@@ -70,7 +70,7 @@ export function composite<I, O>(
 
 /** Erases a topology's types. @internal */
 export function erase(t: Topology<never, unknown> | Topology<unknown, unknown>): AnyTopology {
-  return t as AnyTopology;
+  return t;
 }
 
 /**

@@ -1,0 +1,45 @@
+/**
+ * The `keel` command. Each sub-command lives in its own file and uses the public API only.
+ *
+ * Exit codes: 0 ok · 1 the check found a problem · 2 wrong arguments · 3 could not run.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerAudit } from './audit.js';
+import { EXIT, describeFailure, processIo, type Io } from './io.js';
+
+/** Builds the program (exported for tests). */
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command('keel')
+    .description('Keel: production-grade LLM agents — demos, reports, audit and replay over a Keel event log')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  registerAudit(program, io, setExit);
+  return program;
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return EXIT.ok;
+      return EXIT.usage;
+    }
+    const { message, exitCode } = describeFailure(e);
+    io.err(`keel: ${message}`);
+    return exitCode;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * `aiSdk()`: a {@link ModelProvider} over any Vercel AI SDK v6 language model (OpenAI, Anthropic,
+ * Google, Ollama, ... through their `@ai-sdk/*` providers). Keel owns retries and timeouts, so the
+ * SDK's own retries are off and Keel's abort signal is passed through.
+ */
+import {
+  APICallError,
+  JSONParseError,
+  NoContentGeneratedError,
+  NoObjectGeneratedError,
+  Output,
+  RetryError,
+  TypeValidationError,
+  generateText,
+  type LanguageModel,
+  type ModelMessage,
+  type SystemModelMessage,
+} from 'ai';
+import { realClock } from '../core/clock.js';
+import { canonicalJson } from '../core/json.js';
+import {
+  cancelledError,
+  categoryForStatus,
+  confidenceOf,
+  headerIn,
+  raceAbort,
+  retryAfterMsFrom,
+  usageOf,
+} from './classify.js';
+import {
+  ProviderError,
+  isProviderError,
+  type CallContext,
+  type ModelProvider,
+  type ModelRequest,
+  type ModelResponse,
+} from './types.js';
+
+/** Options of {@link aiSdk}. */
+export interface AiSdkOptions {
+  /**
+   * Provider name for telemetry (`gen_ai.provider.name`). Default: the model's `provider` id
+   * (e.g. `openai.chat`), or `ai-sdk` when models are chosen per request.
+   */
+  name?: string;
+}
+
+/**
+ * Adapts an AI SDK v6 language model. Pass one model, or a function from Keel's model id
+ * (`ModelRequest.model`, which a budget downgrade may change) to a model. JSON requests use
+ * `Output.json()`; the SDK's retries are disabled (`maxRetries: 0`).
+ *
+ * Failures are classified: HTTP 429 is `rate_limited` (with `retryAfterMs` from `retry-after-ms` /
+ * `retry-after`), 408 `timeout`, 5xx and network failures `provider_error`, other 4xx `unknown`, an
+ * aborted signal `cancelled`, unparseable or missing JSON `malformed_output`.
+ *
+ * @example
+ * import { openai } from '@ai-sdk/openai';
+ * const provider = aiSdk((modelId) => openai(modelId));
+ * const res = await provider.call({ model: 'gpt-4o-mini', messages, json: true }, { signal });
+ */
+export function aiSdk(
+  model: LanguageModel | ((modelId: string) => LanguageModel),
+  options: AiSdkOptions = {},
+): ModelProvider {
+  const name =
+    options.name ?? (typeof model === 'object' && model !== null ? model.provider : undefined) ?? 'ai-sdk';
+
+  const generate = async (request: ModelRequest, context: CallContext): Promise<ModelResponse> => {
+    const { signal } = context;
+    const languageModel = typeof model === 'function' ? model(request.model) : model;
+    const { system, messages } = toPrompt(request);
+    const settings = {
+      model: languageModel,
+      system,
+      messages,
+      maxRetries: 0,
+      abortSignal: signal,
+      maxOutputTokens: request.maxOutputTokens,
+      temperature: request.temperature,
+    };
+    try {
+      if (request.json) {
+        const result = await generateText({ ...settings, output: Output.json() });
+        const output: unknown = result.output;
+        return {
+          output,
+          model: result.response.modelId || request.model,
+          usage: usageOf(result.totalUsage.inputTokens, result.totalUsage.outputTokens),
+          confidence: confidenceOf(output),
+        };
+      }
+      const result = await generateText(settings);
+      return {
+        output: result.text,
+        model: result.response.modelId || request.model,
+        usage: usageOf(result.totalUsage.inputTokens, result.totalUsage.outputTokens),
+      };
+    } catch (e) {
+      throw classify(e, name, signal, (context.clock ?? realClock).now());
+    }
+  };
+
+  return {
+    name,
+    call(request, context) {
+      if (context.signal.aborted) return Promise.reject(cancelledError(name, context.signal));
+      return raceAbort(generate(request, context), context.signal, name);
+    },
+  };
+}
+
+/** System messages go to the SDK's `system` option; no messages means the input as JSON. */
+function toPrompt(request: ModelRequest): { system?: SystemModelMessage[]; messages: ModelMessage[] } {
+  if (!request.messages || request.messages.length === 0)
+    return { messages: [{ role: 'user', content: canonicalJson(request.input ?? null) }] };
+  const system: SystemModelMessage[] = [];
+  const messages: ModelMessage[] = [];
+  for (const m of request.messages) {
+    if (m.role === 'system') system.push({ role: 'system', content: m.content });
+    else messages.push({ role: m.role, content: m.content });
+  }
+  return system.length > 0 ? { system, messages } : { messages };
+}
+
+function classify(error: unknown, name: string, signal: AbortSignal, nowMs: number): ProviderError {
+  if (isProviderError(error)) return error;
+  if (signal.aborted) return cancelledError(name, signal, error);
+  const e = RetryError.isInstance(error) ? error.lastError : error;
+  if (APICallError.isInstance(e)) {
+    const category = categoryForStatus(e.statusCode);
+    const status = e.statusCode;
+    return new ProviderError(
+      category,
+      `${name}: ${status ?? 'network'} error from the model API: ${e.message}`,
+      {
+        status,
+        retryAfterMs: retryAfterMsFrom(headerIn(e.responseHeaders), nowMs),
+        cause: e,
+      },
+    );
+  }
+  if (NoObjectGeneratedError.isInstance(e)) {
+    return new ProviderError(
+      'malformed_output',
+      `${name}: JSON output was requested but the model's answer could not be parsed (${e.message}); retry, or tighten the prompt`,
+      { usage: e.usage ? usageOf(e.usage.inputTokens, e.usage.outputTokens) : undefined, cause: e },
+    );
+  }
+  if (
+    JSONParseError.isInstance(e) ||
+    TypeValidationError.isInstance(e) ||
+    NoContentGeneratedError.isInstance(e)
+  )
+    return new ProviderError('malformed_output', `${name}: unusable model output: ${e.message}`, {
+      cause: e,
+    });
+  const message = e instanceof Error ? e.message : String(e);
+  return new ProviderError('unknown', `${name}: the model call failed: ${message}`, { cause: e });
+}

@@ -1,0 +1,159 @@
+/**
+ * `openaiCompatible()`: a {@link ModelProvider} for any server speaking OpenAI's chat-completions API
+ * (OpenAI, Azure-style gateways, vLLM, Ollama, LiteLLM, ...), on the official `openai` SDK. Keel owns
+ * retries and timeouts: the SDK's retries are off and its own timeout is set far out of the way.
+ */
+import {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+  OpenAI,
+  type ClientOptions,
+} from 'openai';
+import { realClock } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
+import { canonicalJson } from '../core/json.js';
+import {
+  cancelledError,
+  categoryForStatus,
+  confidenceOf,
+  parseJsonOutput,
+  raceAbort,
+  retryAfterMsFrom,
+  usageOf,
+} from './classify.js';
+import {
+  ProviderError,
+  isProviderError,
+  type CallContext,
+  type ChatMessage,
+  type ModelProvider,
+  type ModelRequest,
+  type ModelResponse,
+} from './types.js';
+
+/** Options of {@link openaiCompatible}. */
+export interface OpenAICompatibleOptions {
+  /** API root including the version path, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+  baseURL: string;
+  /** Bearer token. Servers that ignore it (a local Ollama) still need a non-empty string, e.g. `none`. */
+  apiKey: string;
+  /** Provider name for telemetry (`gen_ai.provider.name`) and error messages (default `openai`). */
+  name?: string;
+  /** Headers sent with every request (default: none). */
+  defaultHeaders?: Record<string, string>;
+  /** A `fetch` implementation, e.g. to add a proxy or record traffic (default: the global `fetch`). */
+  fetch?: ClientOptions['fetch'];
+}
+
+/**
+ * The SDK's own request timeout, in ms: one day, so Keel's per-attempt timeout (which aborts the
+ * signal) always fires first. Node timers cannot exceed ~24.8 days.
+ */
+const SDK_TIMEOUT_MS = 86_400_000;
+
+/**
+ * An OpenAI-compatible chat-completions provider. Sends `request.messages` (or the input as
+ * canonical JSON), asks for `response_format: { type: 'json_object' }` when `request.json` is set
+ * (adding a one-line system instruction when no message mentions JSON, as OpenAI requires), caps
+ * output with `max_tokens`, and reads `confidence` from a JSON answer when present.
+ *
+ * Failures are classified: 429 is `rate_limited` with `retryAfterMs` from `retry-after-ms` /
+ * `retry-after`; 408 `timeout`; 5xx and connection failures `provider_error`; other 4xx `unknown`;
+ * an aborted signal `cancelled`; non-JSON text when JSON was asked `malformed_output`.
+ *
+ * @example
+ * const provider = openaiCompatible({ baseURL: 'https://api.openai.com/v1', apiKey: process.env.OPENAI_API_KEY ?? '' });
+ * const res = await provider.call({ model: 'gpt-4o-mini', messages, json: true }, { signal });
+ */
+export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvider {
+  if (typeof options?.baseURL !== 'string' || !URL.canParse(options.baseURL))
+    throw new ConfigError(
+      'openaiCompatible.baseURL',
+      `must be an absolute URL such as "https://api.openai.com/v1", got ${String(options?.baseURL)}`,
+    );
+  if (typeof options.apiKey !== 'string' || options.apiKey.length === 0)
+    throw new ConfigError(
+      'openaiCompatible.apiKey',
+      'must be a non-empty string; for a server that needs no key pass any placeholder such as "none"',
+    );
+  const name = options.name ?? 'openai';
+  const client = new OpenAI({
+    baseURL: options.baseURL,
+    apiKey: options.apiKey,
+    defaultHeaders: options.defaultHeaders,
+    fetch: options.fetch,
+    maxRetries: 0,
+    timeout: SDK_TIMEOUT_MS,
+  });
+
+  const complete = async (request: ModelRequest, context: CallContext): Promise<ModelResponse> => {
+    const { signal } = context;
+    try {
+      const completion = await client.chat.completions.create(
+        {
+          model: request.model,
+          messages: toMessages(request),
+          ...(request.json ? { response_format: { type: 'json_object' as const } } : {}),
+          ...(request.maxOutputTokens !== undefined ? { max_tokens: request.maxOutputTokens } : {}),
+          ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        },
+        { signal },
+      );
+      const usage = usageOf(completion.usage?.prompt_tokens, completion.usage?.completion_tokens);
+      const text = completion.choices[0]?.message.content ?? '';
+      const model = completion.model || request.model;
+      if (!request.json) return { output: text, model, usage };
+      const output = parseJsonOutput(text, name, usage);
+      return { output, model, usage, confidence: confidenceOf(output) };
+    } catch (e) {
+      throw classify(e, name, signal, (context.clock ?? realClock).now());
+    }
+  };
+
+  return {
+    name,
+    call(request, context) {
+      if (context.signal.aborted) return Promise.reject(cancelledError(name, context.signal));
+      return raceAbort(complete(request, context), context.signal, name);
+    },
+  };
+}
+
+const JSON_INSTRUCTION: ChatMessage = { role: 'system', content: 'Respond with a single JSON object.' };
+
+function toMessages(request: ModelRequest): ChatMessage[] {
+  const messages: ChatMessage[] =
+    request.messages && request.messages.length > 0
+      ? request.messages.map((m) => ({ role: m.role, content: m.content }))
+      : [{ role: 'user', content: canonicalJson(request.input ?? null) }];
+  if (request.json && !messages.some((m) => /json/i.test(m.content))) messages.unshift(JSON_INSTRUCTION);
+  return messages;
+}
+
+function classify(error: unknown, name: string, signal: AbortSignal, nowMs: number): ProviderError {
+  if (isProviderError(error)) return error;
+  if (signal.aborted || error instanceof APIUserAbortError) return cancelledError(name, signal, error);
+  if (error instanceof APIConnectionTimeoutError)
+    return new ProviderError('timeout', `${name}: the SDK's own request timeout passed`, { cause: error });
+  if (error instanceof APIConnectionError)
+    return new ProviderError('provider_error', `${name}: could not reach the API: ${error.message}`, {
+      cause: error,
+    });
+  if (error instanceof APIError) {
+    // `instanceof` on a generic class narrows its type parameters to `any`; restate them.
+    const { status, headers } = error as APIError<number | undefined, Headers | undefined>;
+    return new ProviderError(
+      categoryForStatus(status),
+      `${name}: ${status ?? 'network'} error: ${error.message}`,
+      {
+        status,
+        retryAfterMs: headers ? retryAfterMsFrom((h) => headers.get(h), nowMs) : undefined,
+        cause: error,
+      },
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ProviderError('unknown', `${name}: the model call failed: ${message}`, { cause: error });
+}
