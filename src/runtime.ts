@@ -17,6 +17,19 @@ import { seededRandom, type Random } from './core/random.js';
 import { createBudgets, type BudgetConfig, type Budgets } from './cost/budget.js';
 import { createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
+import { DEFAULT_ERROR_TARGETS, type ErrorTargets } from './monitor/error-budget.js';
+import {
+  createErrorRateProjection,
+  type ErrorRateProjection,
+  type TaskTypeErrorState,
+} from './monitor/error-rate-projection.js';
+import {
+  createLatencyProjection,
+  type LatencyProjection,
+  type LatencySnapshot,
+} from './monitor/latency-projection.js';
+import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure } from './monitor/router.js';
+import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore } from './eventlog/sqlite.js';
 import type { EventStore } from './eventlog/store.js';
@@ -53,6 +66,23 @@ export interface RuntimeConfig {
   pricing?: Record<string, ModelPrice>;
   /** Daily budgets: alert at `alertAt` (0.8), enforce at 100% by rejecting or downgrading. */
   budget?: BudgetConfig;
+  /**
+   * Error-rate targets per task type (the seed's defaults: payment 0.001, vendor 0.05, routing 0.10,
+   * fraud 0.15). A rolling window per task type alerts once when its rate passes the target.
+   */
+  errorTargets?: ErrorTargets;
+  /** Rolling error windows: `windowSize` tasks (default 100) or `windowMs`; weekly error budgets by volume. */
+  monitor?: {
+    windowSize?: number;
+    windowMs?: number;
+    minSamples?: number;
+    /** Expected tasks per week by task type: error budgets alert at 80% consumed. */
+    weeklyVolume?: Record<string, number>;
+  };
+  /** Latency SLA: P95 of workflow latency over a rolling window (default 10 s over 1 h). */
+  sla?: { p95Ms: number; windowMs?: number; minSamples?: number };
+  /** Where alerts go: rules match by severity/kind and deliver to sinks (console, file, webhook, PagerDuty, Slack). */
+  alerts?: { rules: readonly AlertRule[]; timeoutMs?: number; onSinkError?: (failure: SinkFailure) => void };
   /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
@@ -121,6 +151,13 @@ export interface ReplayReport {
   modelCalls: 0;
 }
 
+/** Live figures of a runtime: the same folds `keel report` runs over the log. */
+export interface RuntimeStats {
+  cost: CostSummary;
+  errorRates: TaskTypeErrorState[];
+  latency: LatencySnapshot;
+}
+
 /** A running Keel runtime. */
 export interface Runtime {
   /** Runs a topology; resolves after its events are committed (durable before acknowledged). */
@@ -142,6 +179,8 @@ export interface Runtime {
   replay(workflowId: string, options?: ReplayOptions): Promise<ReplayReport[]>;
   /** Registers a topology under a workflow name, for replay. */
   register(name: string, topology: Topology<never, unknown>): this;
+  /** Live cost, error-rate and latency figures (folds over the committed events). */
+  stats(): RuntimeStats;
   /** The shared breaker of that name, if any agent has used it. */
   breaker(name: string): Breaker | undefined;
   /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
@@ -165,6 +204,19 @@ const configSchema = z.strictObject({
   pricing: z.record(z.string(), z.unknown()).optional(),
   breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   budget: z.record(z.string(), z.unknown()).optional(),
+  errorTargets: z.record(z.string(), z.unknown()).optional(),
+  monitor: z.record(z.string(), z.unknown()).optional(),
+  sla: z
+    .strictObject({
+      p95Ms: z.number().positive(),
+      windowMs: z.number().positive().optional(),
+      minSamples: z.number().int().positive().optional(),
+    })
+    .optional(),
+  alerts: z
+    .object({ rules: z.array(z.unknown()) })
+    .loose()
+    .optional(),
   inspect: z.unknown().optional(),
 });
 
@@ -195,6 +247,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly root: AnyActorRef;
   private readonly breakers = new Map<string, Breaker>();
   private readonly budgets: Budgets | undefined;
+  private readonly errorRates: ErrorRateProjection;
+  private readonly latency: LatencyProjection;
+  private readonly cost: CostTracker;
+  private readonly router: AlertRouter | undefined;
+  private suppressAlerts = false;
   private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
   private readonly rng: Random;
   private readonly seed: string;
@@ -229,6 +286,33 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       systemId: 'keel',
       ...(config.inspect ? { inspect: config.inspect } : {}),
     }).start();
+    const monitor = config.monitor ?? {};
+    this.errorRates = createErrorRateProjection({
+      targets: config.errorTargets ?? DEFAULT_ERROR_TARGETS,
+      ...(monitor.windowSize !== undefined ? { windowSize: monitor.windowSize } : {}),
+      ...(monitor.windowMs !== undefined ? { windowMs: monitor.windowMs } : {}),
+      ...(monitor.minSamples !== undefined ? { minSamples: monitor.minSamples } : {}),
+      ...(monitor.weeklyVolume ? { budget: { volumes: monitor.weeklyVolume } } : {}),
+      clock: this.clock,
+    });
+    this.latency = createLatencyProjection({
+      slaP95Ms: config.sla?.p95Ms ?? 10_000,
+      ...(config.sla?.windowMs !== undefined ? { windowMs: config.sla.windowMs } : {}),
+      ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
+    });
+    this.cost = createCostTracker();
+    this.router = config.alerts
+      ? createAlertRouter({
+          rules: config.alerts.rules,
+          clock: this.clock,
+          ...(config.alerts.timeoutMs !== undefined ? { timeoutMs: config.alerts.timeoutMs } : {}),
+          ...(config.alerts.onSinkError ? { onSinkError: config.alerts.onSinkError } : {}),
+        })
+      : undefined;
+    // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
+    this.suppressAlerts = true;
+    for (const e of this.store.iterate({ fromTs: this.clock.now() - 3_600_000 })) this.project(e);
+    this.suppressAlerts = false;
     this.unsubscribeCommit = this.store.onCommit((batch) => this.onCommit(batch));
     const pricing = this.pricing;
     if (config.budget) {
@@ -434,6 +518,25 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private raise(alert: Alert): void {
     this.record(alertToEvent(alert));
     this.emit('alert', alert);
+    this.router?.route(alert);
+  }
+
+  /** Feeds one committed event to the live projections; raises what they detect. */
+  private project(e: KeelEvent): void {
+    this.cost.apply(e);
+    const a = this.errorRates.apply(e);
+    const b = this.latency.apply(e);
+    if (this.suppressAlerts) return;
+    for (const alert of a) this.raise(alert);
+    for (const alert of b) this.raise(alert);
+  }
+
+  stats(): RuntimeStats {
+    return {
+      cost: this.cost.summary(),
+      errorRates: this.errorRates.snapshot(this.clock.now()),
+      latency: this.latency.snapshot(this.clock.now()),
+    };
   }
 
   /** Appends one runtime-level event (breaker, budget, alert); a failure is reported as `error`. */
@@ -446,6 +549,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private onCommit(batch: readonly KeelEvent[]): void {
     const hasListeners = this.listenerCount('event') > 0;
     for (const e of batch) {
+      this.project(e);
       if (hasListeners) this.emit('event', e);
       if (this.live.size > 0) this.live.get(e.workflowId)?.next(e);
       if (
@@ -677,6 +781,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     for (const cancel of [...this.running.values()]) cancel('runtime closed');
     for (const b of this.breakers.values()) b.stop();
     this.budgets?.stop();
+    await this.router?.drain();
     this.root.stop();
     await this.store.close();
     this.unsubscribeCommit();
