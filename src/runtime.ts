@@ -30,6 +30,16 @@ import {
 } from './monitor/latency-projection.js';
 import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure } from './monitor/router.js';
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
+import { createCache, type Cache } from './cache/cache.js';
+import { cacheKey } from './cache/key.js';
+import { createRedactor, type Redactor } from './compliance/redact.js';
+import type { RedactorConfig } from './compliance/config.js';
+import { createEcsLogSink, type EcsLogLevel, type EcsLogSink } from './observability/ecs.js';
+import { createMetrics, type KeelMetrics } from './observability/metrics.js';
+import { serveMetrics, type MetricsServer } from './observability/serve.js';
+import { createTracing, type KeelTracing } from './observability/tracing.js';
+import { context as otelContext, type Context, type Tracer } from '@opentelemetry/api';
+import type { DestinationStream } from 'pino';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore } from './eventlog/sqlite.js';
 import type { EventStore } from './eventlog/store.js';
@@ -83,6 +93,27 @@ export interface RuntimeConfig {
   sla?: { p95Ms: number; windowMs?: number; minSamples?: number };
   /** Where alerts go: rules match by severity/kind and deliver to sinks (console, file, webhook, PagerDuty, Slack). */
   alerts?: { rules: readonly AlertRule[]; timeoutMs?: number; onSinkError?: (failure: SinkFailure) => void };
+  /**
+   * The TTL cache agents opt into with `cache: { ttlMs }`: a memory LRU in front of a SQLite file kept
+   * apart from the audit log (it holds raw outputs). Default `<db>.cache` (memory only for `':memory:'`).
+   */
+  cache?: false | { path?: string; maxEntries?: number; maxStaleMs?: number };
+  /**
+   * PII redaction applied to every event before it is stored (and so before metrics, spans, logs and
+   * exports see it): emails, phones, cards, IBANs, SSNs, IPs, secrets, names, custom patterns. On by
+   * default; tokens are keyed HMACs, so set `hmacKey` (or KEEL_REDACT_KEY) to keep them stable across
+   * restarts. `false` turns it off.
+   */
+  redact?: false | RedactorConfig;
+  /** Prometheus metrics in a registry the runtime owns (`rt.metrics`); `false` turns them off. */
+  metrics?: false | { prefix?: string };
+  /**
+   * OpenTelemetry spans (`invoke_workflow` → `invoke_agent` → `chat`, GenAI attributes) on the given
+   * tracer, or the global one (`trace.getTracer('keel')`; a no-op until you register an SDK).
+   */
+  tracing?: false | { tracer?: Tracer; captureContent?: boolean; providerName?: string };
+  /** Elasticsearch-ready ECS JSON lines (pino + @elastic/ecs-pino-format), correlated with the spans. */
+  logs?: { destination: string | DestinationStream; serviceName?: string; level?: EcsLogLevel };
   /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
@@ -179,6 +210,10 @@ export interface Runtime {
   replay(workflowId: string, options?: ReplayOptions): Promise<ReplayReport[]>;
   /** Registers a topology under a workflow name, for replay. */
   register(name: string, topology: Topology<never, unknown>): this;
+  /** Prometheus metrics (prom-client registry owned by this runtime), unless `metrics: false`. */
+  readonly metrics: KeelMetrics | undefined;
+  /** Serves `/metrics`, `/healthz` and `/readyz` on loopback; closed with the runtime. */
+  serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer>;
   /** Live cost, error-rate and latency figures (folds over the committed events). */
   stats(): RuntimeStats;
   /** The shared breaker of that name, if any agent has used it. */
@@ -217,6 +252,20 @@ const configSchema = z.strictObject({
     .object({ rules: z.array(z.unknown()) })
     .loose()
     .optional(),
+  metrics: z.union([z.literal(false), z.strictObject({ prefix: z.string().optional() })]).optional(),
+  cache: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        path: z.string().min(1).optional(),
+        maxEntries: z.number().int().nonnegative().optional(),
+        maxStaleMs: z.number().nonnegative().optional(),
+      }),
+    ])
+    .optional(),
+  redact: z.union([z.literal(false), z.object({}).loose()]).optional(),
+  tracing: z.union([z.literal(false), z.object({}).loose()]).optional(),
+  logs: z.object({ destination: z.unknown() }).loose().optional(),
   inspect: z.unknown().optional(),
 });
 
@@ -252,6 +301,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly cost: CostTracker;
   private readonly router: AlertRouter | undefined;
   private suppressAlerts = false;
+  readonly metrics: KeelMetrics | undefined;
+  private readonly tracing: KeelTracing | undefined;
+  private readonly logSink: EcsLogSink | undefined;
+  /** Callers' active OTel contexts, captured at `run()`, until their workflow starts. */
+  private readonly parents = new Map<string, Context>();
+  private readonly servers = new Set<MetricsServer>();
+  private readonly cacheStore: Cache | undefined;
+  private readonly redactor: Redactor | undefined;
   private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
   private readonly rng: Random;
   private readonly seed: string;
@@ -301,6 +358,34 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
     });
     this.cost = createCostTracker();
+    if (config.metrics !== false) {
+      const targets: Record<string, number> = {};
+      for (const [k, v] of Object.entries(config.errorTargets ?? DEFAULT_ERROR_TARGETS)) {
+        targets[k] = typeof v === 'number' ? v : v.rate;
+      }
+      this.metrics = createMetrics({
+        ...(config.metrics?.prefix !== undefined ? { prefix: config.metrics.prefix } : {}),
+        errorTargets: targets,
+        slaP95Ms: config.sla?.p95Ms ?? 10_000,
+        ...(config.budget ? { budgetLimitUsd: config.budget.dailyUsd } : {}),
+      });
+    }
+    if (config.tracing !== false) {
+      this.tracing = createTracing({
+        ...(config.tracing?.tracer ? { tracer: config.tracing.tracer } : {}),
+        ...(config.tracing?.captureContent !== undefined
+          ? { captureContent: config.tracing.captureContent }
+          : {}),
+        ...(config.tracing?.providerName ? { providerName: config.tracing.providerName } : {}),
+      });
+    }
+    if (config.logs) {
+      this.logSink = createEcsLogSink({
+        destination: config.logs.destination,
+        serviceName: config.logs.serviceName ?? 'keel',
+        ...(config.logs.level ? { level: config.logs.level } : {}),
+      });
+    }
     this.router = config.alerts
       ? createAlertRouter({
           rules: config.alerts.rules,
@@ -315,6 +400,20 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     this.suppressAlerts = false;
     this.unsubscribeCommit = this.store.onCommit((batch) => this.onCommit(batch));
     const pricing = this.pricing;
+    if (config.redact !== false) {
+      const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
+      this.redactor = createRedactor({ ...config.redact, ...(key ? { hmacKey: key } : {}) });
+    }
+    if (config.cache !== false) {
+      const dbPath = config.store ? undefined : (config.db ?? 'keel.db');
+      const path = config.cache?.path ?? (dbPath && dbPath !== ':memory:' ? `${dbPath}.cache` : undefined);
+      this.cacheStore = createCache({
+        clock: this.clock,
+        ...(path ? { path } : {}),
+        ...(config.cache?.maxEntries !== undefined ? { maxEntries: config.cache.maxEntries } : {}),
+        ...(config.cache?.maxStaleMs !== undefined ? { maxStaleMs: config.cache.maxStaleMs } : {}),
+      });
+    }
     if (config.budget) {
       this.budgets = createBudgets(config.budget, {
         clock: this.clock,
@@ -347,7 +446,12 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       parent: this.root,
       breaker: (c) => this.breakerFor(c),
       budgets: this.budgets,
-      cache: undefined,
+      cache: this.cacheStore && {
+        key: cacheKey,
+        get: (key, options) => this.cacheStore?.get(key, options),
+        set: (key, agent, value, ttlMs) => this.cacheStore?.set(key, agent, value, ttlMs),
+        singleFlight: (key, compute) => (this.cacheStore as Cache).singleFlight(key, compute),
+      },
       price: (model, usage) => pricing.price(model, usage),
       seed: this.seed,
     };
@@ -527,8 +631,32 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     const a = this.errorRates.apply(e);
     const b = this.latency.apply(e);
     if (this.suppressAlerts) return;
+    this.metrics?.apply(e);
+    if (this.tracing || this.logSink) {
+      let parent: Context | undefined;
+      if (e.type === 'workflow.started') {
+        parent = this.parents.get(e.workflowId);
+        this.parents.delete(e.workflowId);
+      }
+      const ids = this.tracing?.onEvent(e, parent);
+      this.logSink?.write(e, ids);
+    }
     for (const alert of a) this.raise(alert);
     for (const alert of b) this.raise(alert);
+  }
+
+  async serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer> {
+    if (!this.metrics) {
+      throw new ConfigError('metrics', 'metrics are off (metrics: false); remove that option to serve them');
+    }
+    const server = await serveMetrics({
+      registry: this.metrics.registry,
+      port: options.port,
+      host: options.host ?? '127.0.0.1',
+      ready: () => !this.closed,
+    });
+    this.servers.add(server);
+    return server;
   }
 
   stats(): RuntimeStats {
@@ -614,6 +742,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       return;
     }
     const workflowId = options?.workflowId ?? this.newWorkflowId();
+    if (this.tracing && !env.replay) this.parents.set(workflowId, otelContext.active());
     beforeStart?.(workflowId);
     const name = workflowName(topology, options);
     if (!env.replay) this.topologies.set(name, topology);
@@ -622,7 +751,18 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     let appendError: unknown;
     let last: Promise<unknown> = Promise.resolve();
     const stats = { costUsd: 0, agentsCalled: 0 };
-    const append = env.append;
+    const redactor = env.replay ? undefined : this.redactor;
+    let redactions: Record<string, number> | undefined;
+    const append = redactor
+      ? (event: NewEvent): Promise<unknown> => {
+          const r = redactor.redact(event.payload);
+          for (const k in r.counts) {
+            redactions ??= {};
+            redactions[k] = (redactions[k] ?? 0) + (r.counts[k] ?? 0);
+          }
+          return env.append(r.value === event.payload ? event : ({ ...event, payload: r.value } as NewEvent));
+        }
+      : env.append;
     const scope: WorkflowScope = {
       workflowId,
       services: env.services,
@@ -655,6 +795,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown },
     ): void => {
       this.running.delete(workflowId);
+      if (redactions) {
+        scope.emit({
+          ts: clock.now(),
+          workflowId,
+          type: 'redaction.applied',
+          payload: { counts: redactions },
+        });
+        redactions = undefined;
+      }
       options?.signal?.removeEventListener('abort', onAbort);
       const final = last;
       final.then(
@@ -782,8 +931,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     for (const b of this.breakers.values()) b.stop();
     this.budgets?.stop();
     await this.router?.drain();
+    for (const server of this.servers) await server.close();
     this.root.stop();
     await this.store.close();
+    await this.logSink?.close();
+    this.cacheStore?.close();
     this.unsubscribeCommit();
     this.live.clear();
     this.removeAllListeners();

@@ -48,7 +48,7 @@ function summary(e: KeelEvent): string {
   const pick = (...keys: string[]): string =>
     keys
       .filter((k) => p[k] !== undefined)
-      .map((k) => `${k}=${typeof p[k] === 'string' ? (p[k]) : JSON.stringify(p[k])}`)
+      .map((k) => `${k}=${typeof p[k] === 'string' ? p[k] : JSON.stringify(p[k])}`)
       .join(' ');
   switch (e.type) {
     case 'workflow.started':

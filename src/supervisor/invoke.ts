@@ -64,7 +64,7 @@ function validate(
     v = parsed.data;
   }
   if (agent.validate) {
-    const verdict = (agent.validate)(v);
+    const verdict = agent.validate(v);
     if (verdict !== true) {
       return typeof verdict === 'string'
         ? { ok: false, category: 'validation_error', message: verdict }

@@ -1,0 +1,139 @@
+/**
+ * Person-name detectors. Names have no checksum, so these favour precision over recall: a
+ * configured list (matched whole-word, case-insensitively), and three contexts in which a run of
+ * capitalised words is almost always a person — after an honorific (`Dr. Jane Smith`), after a
+ * label at the start of a line (`Name: Jane Smith`, `Attn: …`), and alone on the line after a
+ * sign-off (`Regards,\nJane`). Internal to `src/compliance`.
+ */
+import type { Detector } from './detectors.js';
+
+/** Escapes regex syntax characters for a pattern compiled with the `u` flag. */
+function escapeForUnicodeRegex(text: string): string {
+  return text.replace(/[\^$\\.*+?()[\]{}|/]/g, '\\$&');
+}
+
+/** `Jane` → `[jJ][aA][nN][eE]`: case-insensitive without the `i` flag, Unicode-aware. */
+function caseInsensitive(word: string): string {
+  let out = '';
+  for (const ch of word) {
+    const lo = ch.toLowerCase();
+    const up = ch.toUpperCase();
+    if (lo !== up && [...lo].length === 1 && [...up].length === 1) out += `[${lo}${up}]`;
+    else out += escapeForUnicodeRegex(ch);
+  }
+  return out;
+}
+
+const normaliseName = (v: string): string => v.normalize('NFC').toLowerCase().replace(/\s+/g, ' ').trim();
+
+/** Boundary for names: not inside a longer word. */
+const NOT_WORD_BEFORE = String.raw`(?<![\p{L}\p{N}_])`;
+const NOT_WORD_AFTER = String.raw`(?![\p{L}\p{N}_])`;
+
+/**
+ * A detector for the configured names; undefined when the list is empty. Longer names come first,
+ * so `Jane Doe` wins over `Jane`.
+ */
+export function listedNames(list: readonly string[]): Detector | undefined {
+  const alternatives = [...new Set(list.map((n) => n.trim()).filter((n) => n.length > 0))]
+    .sort((a, b) => b.length - a.length)
+    .map((n) =>
+      n
+        .split(/\s+/)
+        .map(caseInsensitive)
+        .join(String.raw`[ \t]+`),
+    );
+  if (alternatives.length === 0) return undefined;
+  const body = alternatives.join('|');
+  return {
+    kind: 'name',
+    source: `${NOT_WORD_BEFORE}(?:${body})${NOT_WORD_AFTER}`,
+    trigger: body,
+    normalise: normaliseName,
+  };
+}
+
+/** Jane, McDonald, O'Brien, Smith-Jones, Élodie. */
+const NAME_WORD = String.raw`\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?|['’]\p{Lu}\p{Ll}+)(?:-\p{Lu}\p{Ll}+)?`;
+/** Jane Smith, Jane Q. Smith, Ludwig van Beethoven. */
+const NEXT_WORD = String.raw`[ \t]+(?:\p{Lu}\.[ \t]+)?(?:(?:van|von|de|da|del|der|di|le|la)[ \t]+)?${NAME_WORD}`;
+
+/**
+ * Capitalised words that are not names in these contexts: companies, departments, addresses,
+ * document words. A candidate containing one is rejected.
+ */
+const NOT_NAMES = new Set(
+  (
+    'inc ltd llc llp plc gmbh ag sa sarl bv corp corporation company co group holdings team department ' +
+    'dept service services support office bank suite street road avenue lane drive floor building ' +
+    'invoice order account accounts payment payments payable receivable customer client vendor ' +
+    'supplier manager finance sales billing procurement purchasing the and of for your our total ' +
+    'amount date number'
+  ).split(' '),
+);
+
+function acceptName(match: string): number {
+  for (const word of match.split(/[ \t]+/)) {
+    if (NOT_NAMES.has(word.toLowerCase().replace(/\.$/, ''))) return 0;
+  }
+  return match.length;
+}
+
+const HONORIFICS = 'Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau';
+
+const afterHonorific: Detector = {
+  kind: 'name',
+  source: String.raw`(?<![\p{L}\p{N}_])(?:${HONORIFICS})\.?[ \t]+(${NAME_WORD}(?:${NEXT_WORD}){0,2})${NOT_WORD_AFTER}`,
+  trigger: 'Mr|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau',
+  accept: acceptName,
+  normalise: normaliseName,
+};
+
+const LABELS = [
+  '[Nn]ame',
+  'NAME',
+  '(?:[Ff]ull|[Ff]irst|[Cc]ustomer|[Cc]ontact|[Cc]lient|[Pp]atient|[Ee]mployee|[Cc]ardholder|[Aa]ccount [Hh]older) [Nn]ame',
+  '[Cc]ontact(?: [Pp]erson)?',
+  '[Aa]ttn',
+  'ATTN',
+  '[Aa]ttention',
+  '[Cc]ardholder',
+  '[Aa]ccount [Hh]older',
+  '[Ss]igned(?: by)?',
+  '(?:[Aa]pproved|[Pp]repared|[Ss]ubmitted|[Rr]equested|[Rr]eviewed) by',
+].join('|');
+
+const afterLabel: Detector = {
+  kind: 'name',
+  // The label must open the line (or follow punctuation), so `Product Name: Widget Pro` is left alone;
+  // at least two words (First Last).
+  source: String.raw`(?:^|[\n\r,;|(\[{"'])[ \t]*(?:${LABELS})[ \t]*[:：][ \t]*(${NAME_WORD}(?:${NEXT_WORD}){1,2})${NOT_WORD_AFTER}`,
+  trigger: String.raw`(?:${LABELS})[ \t]*[:：]`,
+  accept: acceptName,
+  normalise: normaliseName,
+};
+
+const SIGN_OFFS = [
+  '(?:[Bb]est |[Kk]ind |[Ww]arm )?[Rr]egards',
+  '[Ss]incerely(?: yours)?',
+  '[Yy]ours (?:sincerely|truly|faithfully)',
+  '[Tt]hanks',
+  '[Tt]hank you',
+  '[Cc]heers',
+  '[Bb]est',
+  '[Rr]espectfully',
+].join('|');
+
+const afterSignOff: Detector = {
+  kind: 'name',
+  // Alone on the line that follows the sign-off.
+  source: String.raw`(?<![\p{L}])(?:${SIGN_OFFS})[ \t]*[,!.]?[ \t]*\r?\n[ \t]*(${NAME_WORD}(?:${NEXT_WORD}){0,2})(?=[ \t]*(?:\r?\n|$))`,
+  trigger: String.raw`(?:${SIGN_OFFS})[ \t]*[,!.]?[ \t]*\r?\n`,
+  accept: acceptName,
+  normalise: normaliseName,
+};
+
+/** The heuristic name detectors, most specific first. */
+export function heuristicNames(): Detector[] {
+  return [afterHonorific, afterLabel, afterSignOff];
+}

@@ -1,0 +1,247 @@
+/**
+ * PII redaction. Every event passes through a {@link Redactor} before it reaches the log, so the
+ * audit trail never holds an email address, card number or API key — only a pseudonymous token
+ * that still correlates (`⟨EMAIL:1f3a9c2b4d5e⟩` is the same customer in every event).
+ */
+import { resolveRedactorConfig, type ResolvedCustomPattern, type RedactorConfig } from './config.js';
+import { builtinDetectors, type Detector } from './detectors.js';
+import { heuristicNames, listedNames } from './names.js';
+import { pseudonymiser, TOKEN_SOURCE, type Pseudonymise } from './token.js';
+
+/** Number of values redacted per kind (`email`, `phone`, `card`, `iban`, `ssn`, `ip`, `secret`, `name`, custom names). */
+export type RedactionCounts = Record<string, number>;
+
+/** A redacted value and what was taken out of it. */
+export interface RedactionResult<T> {
+  /**
+   * The redacted copy. Parts with nothing to redact are the input's own objects (copy-on-write),
+   * so treat the result as read-only.
+   */
+  value: T;
+  /** Findings per kind; kinds with no finding are absent. */
+  counts: RedactionCounts;
+}
+
+/** A redacted string and what was taken out of it. */
+export interface RedactedText {
+  /** The text with each finding replaced by its token; the same string when nothing matched. */
+  text: string;
+  /** Findings per kind; kinds with no finding are absent. */
+  counts: RedactionCounts;
+}
+
+/** Removes PII from strings and from the strings inside JSON-like values. */
+export interface Redactor {
+  /**
+   * Redacts every string inside `value`: arrays and plain objects are walked deeply (keys are kept,
+   * the input is never mutated), other objects (Dates, class instances) are returned as they are.
+   * A reference cycle becomes `⟨CIRCULAR⟩`; nesting deeper than `maxDepth` becomes `⟨DEPTH_LIMIT⟩`.
+   */
+  redact<T>(value: T): RedactionResult<T>;
+  /** Redacts one string. */
+  redactString(text: string): RedactedText;
+}
+
+/** Replaces a reference back to an enclosing object. */
+const CIRCULAR = '⟨CIRCULAR⟩';
+/** Replaces a value nested deeper than `maxDepth`. */
+const DEPTH_LIMIT = '⟨DEPTH_LIMIT⟩';
+/** Marks an object whose walk has started but not finished (a cycle when met again). */
+const IN_PROGRESS: unique symbol = Symbol('in-progress');
+
+type Seen = Map<object, unknown>;
+
+/** A finding (or an existing token, `rank` -1) at `[start, end)` of the scanned string. */
+interface Span {
+  start: number;
+  end: number;
+  /** Index of the detector (its priority); -1 for an existing token. */
+  rank: number;
+}
+
+/**
+ * Scans strings: custom patterns first, then each enabled detector whose trigger occurs. Findings
+ * are merged leftmost-first (on a tie, the higher-priority detector wins) and replaced in one pass.
+ */
+class StringScanner {
+  private readonly prefilter: RegExp;
+  private readonly triggers: RegExp[];
+  private readonly patterns: RegExp[];
+  private readonly tokens = new RegExp(TOKEN_SOURCE, 'gu');
+  private readonly tokenSplit = new RegExp(`(${TOKEN_SOURCE})`, 'u');
+
+  constructor(
+    private readonly detectors: readonly Detector[],
+    private readonly custom: readonly ResolvedCustomPattern[],
+    private readonly pseudonymise: Pseudonymise,
+  ) {
+    this.prefilter = new RegExp(
+      detectors.length > 0 ? detectors.map((d) => d.trigger).join('|') : '(?!)',
+      'u',
+    );
+    this.triggers = detectors.map((d) => new RegExp(d.trigger, 'u'));
+    this.patterns = detectors.map((d) => new RegExp(d.source, 'gu'));
+  }
+
+  redact(text: string, counts: RedactionCounts): string {
+    const s = this.custom.length > 0 ? this.applyCustom(text, counts) : text;
+    if (!this.prefilter.test(s)) return s;
+    const spans = this.findSpans(s);
+    return spans === undefined ? s : this.replace(s, spans, counts);
+  }
+
+  private findSpans(s: string): Span[] | undefined {
+    let spans: Span[] | undefined;
+    for (let rank = 0; rank < this.detectors.length; rank++) {
+      if (!(this.triggers[rank] as RegExp).test(s)) continue;
+      const detector = this.detectors[rank] as Detector;
+      const re = this.patterns[rank] as RegExp;
+      re.lastIndex = 0;
+      for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+        // Group 1, when the pattern has one, is the value; anything before it is context.
+        const value = m[1] ?? m[0];
+        const start = m.index + m[0].length - value.length;
+        const length = detector.accept ? detector.accept(value) : value.length;
+        if (length === 0) {
+          // Rejected (bad checksum, wrong shape): a real value may still start inside it.
+          re.lastIndex = m.index + 1;
+          continue;
+        }
+        (spans ??= []).push({ start, end: start + length, rank });
+        re.lastIndex = start + length;
+      }
+    }
+    if (spans !== undefined && s.includes('⟨')) {
+      const tokens = this.tokens;
+      tokens.lastIndex = 0;
+      for (let m = tokens.exec(s); m !== null; m = tokens.exec(s)) {
+        spans.push({ start: m.index, end: m.index + m[0].length, rank: -1 });
+      }
+    }
+    return spans;
+  }
+
+  private replace(s: string, spans: Span[], counts: RedactionCounts): string {
+    if (spans.length > 1) spans.sort((a, b) => a.start - b.start || a.rank - b.rank);
+    let out = '';
+    let last = 0;
+    for (const { start, end, rank } of spans) {
+      if (start < last) continue; // overlaps a finding on its left, which wins
+      if (rank >= 0) {
+        const detector = this.detectors[rank] as Detector;
+        out +=
+          s.slice(last, start) + this.pseudonymise(detector.kind, detector.normalise(s.slice(start, end)));
+        counts[detector.kind] = (counts[detector.kind] ?? 0) + 1;
+      } else {
+        out += s.slice(last, end);
+      }
+      last = end;
+    }
+    return out + s.slice(last);
+  }
+
+  /** Applies each custom pattern to the text between existing tokens. */
+  private applyCustom(text: string, counts: RedactionCounts): string {
+    let s = text;
+    for (const { kind, regex } of this.custom) {
+      regex.lastIndex = 0;
+      if (!regex.test(s)) continue;
+      const replace = (part: string): string =>
+        part.replace(regex, (found: string) => {
+          if (found.length === 0) return found;
+          counts[kind] = (counts[kind] ?? 0) + 1;
+          return this.pseudonymise(kind, found.trim());
+        });
+      const parts = s.split(this.tokenSplit);
+      // split with a capturing group alternates text (even) and tokens (odd).
+      s = parts.map((part, i) => (i % 2 === 0 ? replace(part) : part)).join('');
+    }
+    return s;
+  }
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/**
+ * Creates a redactor. Every detector is on by default; tokens are keyed HMACs, so give every
+ * process the same `hmacKey` for tokens that correlate across the deployment.
+ *
+ * @throws ConfigError naming the offending field, e.g. `redact.custom[0].pattern`.
+ * @example
+ * const redactor = createRedactor({ hmacKey: process.env.KEEL_REDACT_KEY, names: { list: ['Jane Doe'] } });
+ * const { text, counts } = redactor.redactString('Refund jane@example.com, card 4111 1111 1111 1111');
+ * // text:   'Refund ⟨EMAIL:…⟩, card ⟨CARD:…⟩'
+ * // counts: { email: 1, card: 1 }
+ */
+export function createRedactor(config: RedactorConfig = {}): Redactor {
+  const resolved = resolveRedactorConfig(config);
+  const detectors = builtinDetectors(resolved.builtins);
+  const listed = listedNames(resolved.namesList);
+  if (listed !== undefined) detectors.push(listed);
+  if (resolved.namesDetect) detectors.push(...heuristicNames());
+  const scanner = new StringScanner(detectors, resolved.custom, pseudonymiser(resolved.key));
+  const maxDepth = resolved.maxDepth;
+
+  const walk = (value: unknown, depth: number, counts: RedactionCounts, seen: Seen): unknown => {
+    if (typeof value === 'string') return scanner.redact(value, counts);
+    if (typeof value !== 'object' || value === null) return value;
+    const known = seen.get(value);
+    if (known === IN_PROGRESS) return CIRCULAR;
+    if (known !== undefined) return known;
+    if (depth >= maxDepth) return DEPTH_LIMIT;
+
+    let result: unknown = value;
+    if (Array.isArray(value)) {
+      seen.set(value, IN_PROGRESS);
+      const items = value as unknown[];
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        const next = walk(item, depth + 1, counts, seen);
+        if (copy === undefined && next !== item) copy = items.slice(0, i);
+        copy?.push(next);
+      }
+      result = copy ?? value;
+    } else if (isPlainObject(value)) {
+      seen.set(value, IN_PROGRESS);
+      const keys = Object.keys(value);
+      let copy: Record<string, unknown> | undefined;
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        const item = value[key];
+        const next = walk(item, depth + 1, counts, seen);
+        if (copy === undefined && next !== item) {
+          copy =
+            Object.getPrototypeOf(value) === null ? (Object.create(null) as Record<string, unknown>) : {};
+          for (let j = 0; j < i; j++) setOwn(copy, keys[j] as string, value[keys[j] as string]);
+        }
+        if (copy !== undefined) setOwn(copy, key, next);
+      }
+      result = copy ?? value;
+    }
+    seen.set(value, result);
+    return result;
+  };
+
+  return {
+    redact<T>(value: T): RedactionResult<T> {
+      const counts: RedactionCounts = {};
+      if (typeof value === 'string') return { value: scanner.redact(value, counts) as T, counts };
+      if (typeof value !== 'object' || value === null) return { value, counts };
+      return { value: walk(value, 0, counts, new Map()) as T, counts };
+    },
+    redactString(text: string): RedactedText {
+      const counts: RedactionCounts = {};
+      return { text: scanner.redact(text, counts), counts };
+    },
+  };
+}

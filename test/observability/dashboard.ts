@@ -1,0 +1,33 @@
+/** Reads `dashboards/keel.json`, the Grafana dashboard the Prometheus test checks query by query. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The parts of a Grafana dashboard the tests read. */
+export interface Dashboard {
+  schemaVersion: number;
+  title: string;
+  uid: string;
+  __inputs: { name: string; type: string; pluginId: string }[];
+  panels: Panel[];
+}
+
+/** A dashboard panel (rows have no targets). */
+export interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type: string; uid: string };
+  gridPos: { h: number; w: number; x: number; y: number };
+  targets?: { refId: string; expr: string; datasource?: { type: string; uid: string } }[];
+}
+
+/** The dashboard as committed. */
+export function loadDashboard(): Dashboard {
+  const path = fileURLToPath(new URL('../../dashboards/keel.json', import.meta.url));
+  return JSON.parse(readFileSync(path, 'utf8')) as Dashboard;
+}
+
+/** Every PromQL expression of the dashboard, with the panel it belongs to. */
+export function dashboardQueries(dashboard = loadDashboard()): { panel: string; expr: string }[] {
+  return dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+}

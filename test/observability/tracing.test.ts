@@ -1,0 +1,253 @@
+import { context, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { KeelEvent } from '../../src/eventlog/events.js';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_AGENT_NAME,
+  ATTR_GEN_AI_INPUT_MESSAGES,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_OUTPUT_MESSAGES,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_GEN_AI_WORKFLOW_NAME,
+  KEEL_SPAN_EVENT,
+} from '../../src/observability/genai.js';
+import { createTracing, type KeelTracing } from '../../src/observability/tracing.js';
+import { StreamBuilder, syntheticStream } from './stream.js';
+
+/** Counts spans started and ended, to prove none is left open. */
+class OpenSpans implements SpanProcessor {
+  open = 0;
+  onStart(): void {
+    this.open++;
+  }
+  onEnd(): void {
+    this.open--;
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const exporter = new InMemorySpanExporter();
+const openSpans = new OpenSpans();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter), openSpans] });
+const tracer = provider.getTracer('keel-test');
+const contextManager = new AsyncLocalStorageContextManager();
+
+const hr = (ms: number): [number, number] => [Math.floor(ms / 1000), (ms % 1000) * 1e6];
+const ts = (events: readonly KeelEvent[], workflowId: string, type: KeelEvent['type'], nth = 0): number =>
+  events.filter((e) => e.workflowId === workflowId && e.type === type)[nth]!.ts;
+
+function feed(tracing: KeelTracing, events: readonly KeelEvent[], parent?: Context): void {
+  for (const event of events) tracing.onEvent(event, parent);
+}
+
+/** The finished spans of one workflow's trace. */
+function traceOf(workflowId: string): { root: ReadableSpan; spans: ReadableSpan[] } {
+  const finished = exporter.getFinishedSpans();
+  const root = finished.find((s) => s.attributes['keel.workflow.id'] === workflowId);
+  if (root === undefined) throw new Error(`no workflow span for ${workflowId}`);
+  const traceId = root.spanContext().traceId;
+  return { root, spans: finished.filter((s) => s.spanContext().traceId === traceId) };
+}
+
+const childrenOf = (spans: ReadableSpan[], parent: ReadableSpan) =>
+  spans.filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);
+
+describe('createTracing', () => {
+  beforeAll(() => {
+    context.setGlobalContextManager(contextManager.enable());
+  });
+  afterAll(() => {
+    context.disable();
+  });
+  beforeEach(() => exporter.reset());
+
+  it('builds invoke_workflow → invoke_agent → one chat span per attempt, timed by the events', () => {
+    const events = syntheticStream(1);
+    feed(createTracing({ tracer, providerName: 'openai' }), events);
+    const { root, spans } = traceOf('wf-invoice-0');
+
+    expect(root.name).toBe('invoke_workflow invoice');
+    expect(root.kind).toBe(SpanKind.INTERNAL);
+    expect(root.parentSpanContext).toBeUndefined();
+    expect(root.attributes[ATTR_GEN_AI_OPERATION_NAME]).toBe('invoke_workflow');
+    expect(root.attributes[ATTR_GEN_AI_WORKFLOW_NAME]).toBe('invoice');
+    expect(root.startTime).toEqual(hr(ts(events, 'wf-invoice-0', 'workflow.started')));
+    expect(root.endTime).toEqual(hr(ts(events, 'wf-invoice-0', 'workflow.completed')));
+    expect(root.status.code).toBe(SpanStatusCode.UNSET);
+
+    const agents = childrenOf(spans, root);
+    expect(agents.map((s) => s.name)).toEqual([
+      'invoke_agent vendor_extraction',
+      'invoke_agent amount_extraction',
+      'invoke_agent routing',
+    ]);
+    for (const a of agents) {
+      expect(a.kind).toBe(SpanKind.INTERNAL);
+      expect(a.attributes[ATTR_GEN_AI_OPERATION_NAME]).toBe('invoke_agent');
+    }
+    const [vendor, amount, routing] = agents as [ReadableSpan, ReadableSpan, ReadableSpan];
+    expect(vendor.attributes[ATTR_GEN_AI_AGENT_NAME]).toBe('vendor_extraction');
+    expect(vendor.attributes[ATTR_GEN_AI_REQUEST_MODEL]).toBe('gpt-4');
+    expect(vendor.attributes[ATTR_GEN_AI_PROVIDER_NAME]).toBe('openai');
+
+    const [vendorChat, ...extra] = childrenOf(spans, vendor);
+    expect(extra).toEqual([]);
+    expect(vendorChat!.name).toBe('chat gpt-4');
+    expect(vendorChat!.kind).toBe(SpanKind.CLIENT);
+    expect(vendorChat!.attributes).toMatchObject({
+      [ATTR_GEN_AI_OPERATION_NAME]: 'chat',
+      [ATTR_GEN_AI_PROVIDER_NAME]: 'openai',
+      [ATTR_GEN_AI_REQUEST_MODEL]: 'gpt-4',
+      [ATTR_GEN_AI_RESPONSE_MODEL]: 'gpt-4',
+      [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 800,
+      [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 200,
+    });
+
+    // A cache hit makes no model call: no chat span, a span event instead.
+    expect(childrenOf(spans, amount)).toEqual([]);
+    expect(amount.events.map((e) => e.name)).toEqual([KEEL_SPAN_EVENT.cacheHit]);
+
+    // The routing agent timed out once, then succeeded after a 200 ms backoff.
+    const chats = childrenOf(spans, routing);
+    expect(chats.map((s) => [s.name, s.attributes['keel.attempt']])).toEqual([
+      ['chat gpt-3.5-turbo', 1],
+      ['chat gpt-3.5-turbo', 2],
+    ]);
+    const [first, second] = chats as [ReadableSpan, ReadableSpan];
+    expect(first.attributes[ATTR_ERROR_TYPE]).toBe('timeout');
+    expect(first.status.code).toBe(SpanStatusCode.ERROR);
+    expect(first.startTime).toEqual(hr(ts(events, 'wf-invoice-0', 'cost.reserved', 1)));
+    expect(first.endTime).toEqual(hr(ts(events, 'wf-invoice-0', 'agent.timed_out')));
+    expect(second.startTime).toEqual(hr(ts(events, 'wf-invoice-0', 'agent.retried') + 200));
+    expect(second.status.code).toBe(SpanStatusCode.UNSET);
+    expect(second.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(500);
+    expect(routing.events.map((e) => e.name)).toEqual([KEEL_SPAN_EVENT.retry]);
+  });
+
+  it('marks failures with error.type from the root cause and records breaker rejections', () => {
+    feed(createTracing({ tracer }), syntheticStream(1));
+    const failed = traceOf('wf-payment-0');
+    expect(failed.root.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failed.root.attributes[ATTR_ERROR_TYPE]).toBe('provider_error');
+    const [agent] = childrenOf(failed.spans, failed.root);
+    expect(agent!.attributes[ATTR_ERROR_TYPE]).toBe('provider_error');
+    expect(agent!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'HTTP 503 after 2 attempts' });
+    const chats = childrenOf(failed.spans, agent!);
+    expect(chats.map((s) => s.attributes[ATTR_ERROR_TYPE])).toEqual(['provider_error', 'provider_error']);
+
+    const rejected = traceOf('wf-payment-rejected-0');
+    const [refused] = childrenOf(rejected.spans, rejected.root);
+    expect(refused!.attributes[ATTR_ERROR_TYPE]).toBe('circuit_open');
+    expect(refused!.events.map((e) => e.name)).toEqual([KEEL_SPAN_EVENT.breakerRejected]);
+    expect(childrenOf(rejected.spans, refused!)).toEqual([]);
+  });
+
+  it('records early stops and escalations as span events on the workflow span', () => {
+    feed(createTracing({ tracer }), syntheticStream(1));
+    const vote = traceOf('wf-fraud-0').root;
+    const stop = vote.events.find((e) => e.name === KEEL_SPAN_EVENT.voteEarlyStop);
+    expect(stop?.attributes).toMatchObject({
+      'keel.vote.cast': 3,
+      'keel.vote.total': 5,
+      'keel.vote.skipped': 2,
+    });
+    const cascade = traceOf('wf-cascade-up-0').root;
+    const escalation = cascade.events.find((e) => e.name === KEEL_SPAN_EVENT.cascadeEscalated);
+    expect(escalation?.attributes).toMatchObject({
+      'keel.cascade.from_agent': 'vendor_cheap',
+      'keel.cascade.to_agent': 'vendor_strong',
+    });
+    expect(traceOf('wf-cascade-flat-0').root.events).toEqual([]);
+  });
+
+  it("parents the workflow span to the caller's active span, captured across an await", async () => {
+    const tracing = createTracing({ tracer });
+    const events = syntheticStream(1).filter((e) => e.workflowId === 'wf-invoice-0');
+    const callerIds = await tracer.startActiveSpan('POST /invoices', async (span) => {
+      await Promise.resolve();
+      const parent = context.active(); // what rt.run captures
+      feed(tracing, events, parent);
+      span.end();
+      return span.spanContext();
+    });
+    const { root } = traceOf('wf-invoice-0');
+    expect(root.parentSpanContext?.spanId).toBe(callerIds.spanId);
+    expect(root.spanContext().traceId).toBe(callerIds.traceId);
+  });
+
+  it('leaves no span open and no workflow state behind', () => {
+    const tracing = createTracing({ tracer });
+    feed(tracing, syntheticStream(3));
+    expect(tracing.openWorkflows()).toBe(0);
+    expect(openSpans.open).toBe(0);
+
+    // An agent that never reports is closed (as cancelled) when its workflow ends.
+    const b = new StreamBuilder();
+    b.add('workflow.started', 'wf-x', { name: 'x', topology: {}, input: {}, inputHash: 'h' });
+    b.add('agent.invoked', 'wf-x', { path: 'x/a', agent: 'a', taskType: 't', model: 'gpt-4' }, 5);
+    feed(tracing, b.events);
+    expect(tracing.openWorkflows()).toBe(1);
+    expect(openSpans.open).toBe(2);
+    tracing.onEvent(
+      b.add('workflow.cancelled', 'wf-x', { reason: 'caller unsubscribed', latencyMs: 10, costUsd: 0 }, 5),
+    );
+    expect(tracing.openWorkflows()).toBe(0);
+    expect(openSpans.open).toBe(0);
+    const { root, spans } = traceOf('wf-x');
+    expect(root.attributes[ATTR_ERROR_TYPE]).toBe('cancelled');
+    expect(childrenOf(spans, root)[0]!.attributes[ATTR_ERROR_TYPE]).toBe('cancelled');
+  });
+
+  it('captures content only when asked', () => {
+    feed(createTracing({ tracer }), syntheticStream(1));
+    const withContent = (s: ReadableSpan) =>
+      s.attributes[ATTR_GEN_AI_INPUT_MESSAGES] !== undefined ||
+      s.attributes[ATTR_GEN_AI_OUTPUT_MESSAGES] !== undefined;
+    expect(exporter.getFinishedSpans().filter(withContent)).toEqual([]);
+
+    exporter.reset();
+    feed(createTracing({ tracer, captureContent: true }), syntheticStream(1));
+    const { root, spans } = traceOf('wf-invoice-0');
+    const input = JSON.parse(String(root.attributes[ATTR_GEN_AI_INPUT_MESSAGES])) as {
+      role: string;
+      parts: { content: string }[];
+    }[];
+    expect(input[0]?.role).toBe('user');
+    expect(input[0]?.parts[0]?.content).toContain('INV-1');
+    const vendor = spans.find((s) => s.name === 'invoke_agent vendor_extraction');
+    expect(String(vendor?.attributes[ATTR_GEN_AI_OUTPUT_MESSAGES])).toContain('Acme Corp');
+  });
+
+  it("returns the ids of each event's span, for log correlation", () => {
+    const tracing = createTracing({ tracer });
+    const events = syntheticStream(1);
+    const ids = events.map((e) => tracing.onEvent(e));
+    const { root, spans } = traceOf('wf-invoice-0');
+    const vendor = spans.find((s) => s.name === 'invoke_agent vendor_extraction')!;
+    const incurred = events.findIndex((e) => e.type === 'cost.incurred' && e.workflowId === 'wf-invoice-0');
+    expect(ids[incurred]).toEqual(expect.objectContaining(vendor.spanContext()));
+    const completed = events.findIndex(
+      (e) => e.type === 'workflow.completed' && e.workflowId === 'wf-invoice-0',
+    );
+    expect(ids[completed]?.spanId).toBe(root.spanContext().spanId);
+    const breaker = events.findIndex((e) => e.type === 'breaker.transitioned');
+    expect(ids[breaker]).toBeUndefined();
+  });
+});
