@@ -216,6 +216,11 @@ export interface Runtime {
   serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer>;
   /** Live cost, error-rate and latency figures (folds over the committed events). */
   stats(): RuntimeStats;
+  /**
+   * Records ground truth for a finished workflow (was its answer correct?), for what-if accuracy.
+   * Resolves once committed.
+   */
+  feedback(workflowId: string, feedback: { correct: boolean; expected?: unknown }): Promise<void>;
   /** The shared breaker of that name, if any agent has used it. */
   breaker(name: string): Breaker | undefined;
   /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
@@ -657,6 +662,32 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     });
     this.servers.add(server);
     return server;
+  }
+
+  async feedback(workflowId: string, feedback: { correct: boolean; expected?: unknown }): Promise<void> {
+    if (typeof workflowId !== 'string' || workflowId.length === 0) {
+      throw new ConfigError('workflowId', 'give the id of a recorded workflow (from its result)');
+    }
+    if (typeof feedback?.correct !== 'boolean') {
+      throw new ConfigError('feedback.correct', 'must be true or false');
+    }
+    if (this.store.query({ workflowId, type: 'workflow.started', limit: 1 }).length === 0) {
+      throw new ConfigError(
+        'workflowId',
+        `no workflow "${workflowId}" in this log; pass the id a run returned`,
+      );
+    }
+    await this.store.append([
+      {
+        ts: this.clock.now(),
+        workflowId,
+        type: 'feedback.recorded',
+        payload: {
+          correct: feedback.correct,
+          ...(feedback.expected !== undefined ? { expected: feedback.expected } : {}),
+        },
+      },
+    ]);
   }
 
   stats(): RuntimeStats {
