@@ -49,6 +49,8 @@ export { fallback } from './supervisor/fallback.js';
 export { branch } from './supervisor/branch.js';
 export { map } from './supervisor/map.js';
 export { withDeadline } from './supervisor/deadline.js';
+export { canary } from './supervisor/canary.js';
+export type { CanaryOptions, CanaryControl, CanaryNode } from './supervisor/canary.js';
 export { named, supervise, describe as describeTopology } from './supervisor/topology.js';
 export type { Topology, Composite, OnError, InputOf, OutputOf, StageResult } from './supervisor/topology.js';
 export {

@@ -59,6 +59,7 @@ import './supervisor/fallback.js';
 import './supervisor/branch.js';
 import './supervisor/map.js';
 import './supervisor/deadline.js';
+import './supervisor/canary.js';
 
 /** Configuration of {@link createRuntime}. Every field is optional. */
 export interface RuntimeConfig {
@@ -645,6 +646,16 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       }
       const ids = this.tracing?.onEvent(e, parent);
       this.logSink?.write(e, ids);
+    }
+    if (e.type === 'canary.rolled_back') {
+      this.raise({
+        id: `canary:${e.payload.canary}:${e.seq}`,
+        kind: 'canary',
+        severity: 'high',
+        title: `Canary ${e.payload.canary} rolled back: ${e.payload.reason}`,
+        data: e.payload,
+        ts: e.ts,
+      });
     }
     for (const alert of a) this.raise(alert);
     for (const alert of b) this.raise(alert);

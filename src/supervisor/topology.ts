@@ -17,7 +17,8 @@ export type OnError<O = unknown> =
   | { retry: number };
 
 /** Kinds of composite nodes. */
-export type CompositeKind = 'seq' | 'par' | 'vote' | 'cascade' | 'fallback' | 'branch' | 'map' | 'deadline';
+export type CompositeKind =
+  'seq' | 'par' | 'vote' | 'cascade' | 'fallback' | 'branch' | 'map' | 'deadline' | 'canary';
 
 /** A composite node. `I`/`O` are phantom: they type the combinators' inputs and outputs. */
 export interface Composite<I = unknown, O = unknown> {
@@ -112,6 +113,7 @@ export function describe(t: AnyTopology): unknown {
   }
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(t.options)) {
+    if (k.startsWith('_')) continue; // runtime state, not part of the shape
     options[k] = typeof v === 'function' ? `fn:${(v as { name?: string }).name || 'anonymous'}` : v;
   }
   return {
