@@ -1,0 +1,239 @@
+/**
+ * The hash chain of the event log: how each event's hash is computed, and the fold that walks a
+ * log in seq order and finds the first place where it breaks. Pure: no SQLite here, so an external
+ * auditor can read this file as the specification.
+ */
+import { createHash, hash as oneShotHash } from 'node:crypto';
+import type { EventClass } from './events.js';
+import type { ChainHeads, VerifyResult } from './store.js';
+
+/** `prevHash` of the first event of a class chain: 64 zeros. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+const sha256Hex: (text: string) => string =
+  typeof oneShotHash === 'function'
+    ? (text) => oneShotHash('sha256', text, 'hex')
+    : (text) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * Hash of one event in its class chain: lowercase hex SHA-256 of the UTF-8 bytes of its canonical form
+ *
+ * ```text
+ * prevHash \n seq \n ts \n workflowId \n type \n v \n class \n payloadJson
+ * ```
+ *
+ * i.e. the eight fields joined by a single line feed (U+000A), with no trailing newline, where
+ * - `prevHash` is the 64-char lowercase hex hash of the previous event of the same class, or
+ *   {@link GENESIS_HASH} for the first one, or a retention anchor's `lastPrunedHash`;
+ * - `seq`, `v` are decimal integers; `ts` is the number as ECMAScript `String(ts)` writes it (decimal
+ *   digits for integer milliseconds, the usual case);
+ * - `workflowId`, `type`, `class` are the raw strings (only `workflowId` is free text, and every
+ *   other field is newline-free, so the form is unambiguous);
+ * - `payloadJson` is `canonicalJson(payload)` (src/core/json.ts: object keys sorted by UTF-16 code
+ *   unit, no whitespace, `undefined` members dropped) and is byte for byte the `payload` column.
+ *
+ * Every field is exactly what the `events` table stores, so anyone can recompute the chain with
+ * `sqlite3` and `sha256sum`.
+ */
+export function chainHash(
+  prevHash: string,
+  seq: number,
+  ts: number,
+  workflowId: string,
+  type: string,
+  v: number,
+  cls: string,
+  payloadJson: string,
+): string {
+  return sha256Hex(
+    prevHash +
+      '\n' +
+      seq +
+      '\n' +
+      ts +
+      '\n' +
+      workflowId +
+      '\n' +
+      type +
+      '\n' +
+      v +
+      '\n' +
+      cls +
+      '\n' +
+      payloadJson,
+  );
+}
+
+/**
+ * One stored row, in the `events` table's column order: `seq, ts, workflow_id, type, v, class,
+ * payload, prev_hash, hash` (a tuple: the verifier reads raw rows, which is twice as fast as objects).
+ */
+export type ChainRow = readonly [
+  seq: number,
+  ts: number,
+  workflowId: string,
+  type: string,
+  v: number,
+  cls: string,
+  payloadJson: string,
+  prevHash: string,
+  hash: string,
+];
+
+/** Recomputes a stored row's hash from its columns. */
+export function rowHash(row: ChainRow): string {
+  return chainHash(row[7], row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
+}
+
+/** What a `log.anchor` event claims, plus whether the anchor row itself is intact. */
+export interface AnchorClaim {
+  /** Seq of the anchor event. */
+  seq: number;
+  prunedClass: EventClass;
+  prunedThroughSeq: number;
+  lastPrunedHash: string;
+  /** The anchor row's own hash matches its content. */
+  intact: boolean;
+}
+
+/** Targeted look-ups the verifier makes once, when it has found a break, to name its cause. */
+export interface ChainLookup {
+  /** Some event after `afterSeq` has this `hash`. */
+  hashExistsAfter(hash: string, afterSeq: number): boolean;
+  /** Some event after `afterSeq` has this `prevHash`. */
+  prevHashExistsAfter(prevHash: string, afterSeq: number): boolean;
+}
+
+type Failure = Extract<VerifyResult, { ok: false }>;
+
+interface ClassState {
+  seen: boolean;
+  seq: number;
+  hash: string;
+}
+
+/** Latest anchor per class: the one with the highest `prunedThroughSeq` (later seq on ties). */
+export function latestAnchors<A extends AnchorClaim>(anchors: readonly A[]): Partial<Record<EventClass, A>> {
+  const latest: Partial<Record<EventClass, A>> = {};
+  for (const a of anchors) {
+    const cur = latest[a.prunedClass];
+    if (cur === undefined || a.prunedThroughSeq >= cur.prunedThroughSeq) latest[a.prunedClass] = a;
+  }
+  return latest;
+}
+
+/**
+ * Checks a log one row at a time, in seq order. Break reasons:
+ * - `modified`: a row's hash does not match its content (or its class is unknown);
+ * - `missing`: a seq gap that no retention anchor covers, or a row whose `prevHash` does not link
+ *   to the previous event of its class (events removed outside retention);
+ * - `reordered`: a row links to an event that comes later in seq order (rows were swapped);
+ * - `anchor_mismatch`: a retention anchor was altered, or an event it says was pruned is still there.
+ *
+ * Limits: rows of different classes swapped show as `modified` (each hash covers its seq), and
+ * deleting the newest events leaves a shorter log that still verifies — compare the heads with a
+ * copy kept outside the file (`keel audit anchor`) to catch that.
+ */
+export class ChainVerifier {
+  private readonly states: Record<EventClass, ClassState> = {
+    audit: { seen: false, seq: 0, hash: GENESIS_HASH },
+    operational: { seen: false, seq: 0, hash: GENESIS_HASH },
+  };
+  private readonly latest: Partial<Record<EventClass, AnchorClaim>>;
+  private readonly coveredThroughSeq: number;
+  private lastSeq = 0;
+  private count = 0;
+
+  constructor(
+    anchors: readonly AnchorClaim[],
+    private readonly lookup: ChainLookup,
+  ) {
+    this.latest = latestAnchors(anchors);
+    let covered = 0;
+    for (const a of anchors) if (a.prunedThroughSeq > covered) covered = a.prunedThroughSeq;
+    this.coveredThroughSeq = covered;
+  }
+
+  /** Events checked so far. */
+  get events(): number {
+    return this.count;
+  }
+
+  /** Checks the next row; returns the failure when the chain breaks here. */
+  check(row: ChainRow): Failure | undefined {
+    const seq = row[0];
+    const cls = row[5];
+    const prevHash = row[7];
+    const hash = row[8];
+    if (seq > this.lastSeq + 1 && seq - 1 > this.coveredThroughSeq) {
+      const first = Math.max(this.lastSeq + 1, this.coveredThroughSeq + 1);
+      const range = first === seq - 1 ? `seq ${first} is` : `seqs ${first}..${seq - 1} are`;
+      return this.fail(first, 'missing', `${range} missing and no retention anchor covers them`);
+    }
+    this.lastSeq = seq;
+
+    const state = cls === 'audit' || cls === 'operational' ? this.states[cls] : undefined;
+    if (state === undefined) return this.fail(seq, 'modified', `class "${cls}" is not audit/operational`);
+
+    let expected = state.hash;
+    let linkName = `the previous ${cls} event (seq ${state.seq})`;
+    if (!state.seen) {
+      const anchor = this.latest[cls as EventClass];
+      if (anchor === undefined) {
+        expected = GENESIS_HASH;
+        linkName = `genesis (no retention anchor covers ${cls} events before it)`;
+      } else {
+        if (!anchor.intact) {
+          return this.fail(seq, 'anchor_mismatch', `the retention anchor at seq ${anchor.seq} was altered`);
+        }
+        if (seq <= anchor.prunedThroughSeq) {
+          return this.fail(
+            seq,
+            'anchor_mismatch',
+            `the anchor at seq ${anchor.seq} says ${cls} events were pruned through seq ${anchor.prunedThroughSeq}, but seq ${seq} is still present`,
+          );
+        }
+        expected = anchor.lastPrunedHash;
+        linkName = `the retention anchor at seq ${anchor.seq}`;
+      }
+    }
+
+    const computed = rowHash(row);
+    if (prevHash !== expected) {
+      if (
+        this.lookup.hashExistsAfter(prevHash, seq) ||
+        (state.seen && this.lookup.prevHashExistsAfter(expected, seq))
+      ) {
+        return this.fail(seq, 'reordered', `it links to an event stored after it: rows are out of order`);
+      }
+      if (computed !== hash) {
+        return this.fail(seq, 'modified', `its prevHash was altered (the hash no longer matches the row)`);
+      }
+      return this.fail(seq, 'missing', `its prevHash does not link to ${linkName}: events were removed`);
+    }
+    if (computed !== hash) {
+      return this.fail(seq, 'modified', `its content does not match its hash`);
+    }
+    state.seen = true;
+    state.seq = seq;
+    state.hash = hash;
+    this.count++;
+    return undefined;
+  }
+
+  /** Heads after the rows checked so far (a class with no rows keeps its anchor's, or genesis). */
+  heads(): ChainHeads {
+    return { audit: this.head('audit'), operational: this.head('operational') };
+  }
+
+  private head(cls: EventClass): { seq: number; hash: string } {
+    const s = this.states[cls];
+    if (s.seen) return { seq: s.seq, hash: s.hash };
+    const a = this.latest[cls];
+    return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  private fail(seq: number, reason: Failure['reason'], why: string): Failure {
+    return { ok: false, events: this.count, seq, reason, detail: `seq ${seq}: ${why}` };
+  }
+}

@@ -1,0 +1,988 @@
+/**
+ * The embedded event store: one SQLite file (better-sqlite3), append-only, hash-chained per class,
+ * written by group commit. See {@link openSqliteStore}.
+ */
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import Database from 'better-sqlite3';
+import { realClock, type Clock } from '../core/clock.js';
+import { ConfigError, isKeelError } from '../core/errors.js';
+import { ChainVerifier, GENESIS_HASH, chainHash, latestAnchors, rowHash } from './chain.js';
+import type { AnchorClaim, ChainLookup, ChainRow } from './chain.js';
+import {
+  CorruptDatabaseError,
+  DatabaseLockedError,
+  DiskFullError,
+  EventLogError,
+  NotADatabaseError,
+  ReadOnlyDatabaseError,
+  SchemaVersionError,
+  StoreClosedError,
+} from './errors.js';
+import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from './events.js';
+import type { EventClass, EventPayloads, KeelEvent, KeelEventType, NewEvent } from './events.js';
+import { SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
+import type {
+  ChainHeads,
+  ChainedEvent,
+  CommitListener,
+  EventFilter,
+  EventStore,
+  PruneResult,
+  VerifyResult,
+} from './store.js';
+import { canonicalPayloadJson, prepareEvents } from './validate.js';
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** File path of the log, or `':memory:'` for tests. A missing file is created (unless `readonly`). */
+  path: string;
+  /** Where anchor events (retention) read their `ts` from. Default {@link realClock}. */
+  clock?: Clock;
+  /**
+   * When a commit counts as durable. Default `'normal'`.
+   * - `'normal'`: WAL + `synchronous=NORMAL`. A commit is in the WAL when `append` resolves, so a
+   *   killed process loses nothing; the WAL is fsynced only at checkpoints, so a power loss or OS
+   *   crash can drop the last few commits (never corrupting the file). Cheapest.
+   * - `'fsync'`: WAL + `synchronous=FULL`. Every group commit fsyncs the WAL before `append`
+   *   resolves, so acknowledged events survive power loss. Costs one fsync per batch (0.1–10 ms
+   *   depending on the disk), shared by every append in it.
+   */
+  durability?: 'normal' | 'fsync';
+  /**
+   * Open for reading only (auditors): queries and `verify` work, `append`/`prune` reject with
+   * `ReadOnlyDatabaseError`. The file must exist. Default `false`; a file without write permission
+   * bits is opened read-only regardless.
+   */
+  readonly?: boolean;
+  /**
+   * How long to wait on another connection's lock before `DatabaseLockedError`, in ms. Default 5000.
+   * better-sqlite3 is synchronous, so the wait blocks this thread: keep it short in services.
+   */
+  busyTimeoutMs?: number;
+  /** Commit as soon as this many events are pending instead of waiting for the next tick. Default 1024. */
+  maxBatch?: number;
+  /**
+   * Cap on the database size in pages (`PRAGMA max_page_count`; a page is 4096 bytes by default).
+   * Writes past it fail with `DiskFullError`, exactly like a full disk. Default: SQLite's (no practical cap).
+   */
+  maxPageCount?: number;
+  /** Receives errors thrown by `onCommit` listeners (they never break a commit). Default `console.error`. */
+  onListenerError?: (error: unknown, events: readonly KeelEvent[]) => void;
+}
+
+/** Counters of a {@link SqliteEventStore} since it was opened. */
+export interface SqliteStoreStats {
+  /** Write transactions committed (group commits and prunes). */
+  transactions: number;
+  /** Events committed, anchors included. */
+  events: number;
+}
+
+/** The SQLite {@link EventStore}, with a few SQLite-specific controls. */
+export interface SqliteEventStore extends EventStore {
+  /** The path it was opened with. */
+  readonly path: string;
+  /** Commit counters: `events / transactions` is the average group-commit size. */
+  stats(): SqliteStoreStats;
+  /**
+   * Sets the size cap in pages (see {@link SqliteStoreOptions.maxPageCount}) and returns the cap in
+   * force: SQLite never sets it below the current size. Raise it to resume after `DiskFullError`.
+   */
+  setMaxPageCount(pages: number): number;
+}
+
+/**
+ * Opens (creating and migrating when needed) a SQLite event log.
+ *
+ * Appends are validated, queued, and committed together on the next tick (or as soon as `maxBatch`
+ * events are pending); each `append` resolves only after its transaction committed, and `onCommit`
+ * listeners see every batch before any of its appends resolves. Failures are named errors from
+ * `errors.ts` and never lose committed events.
+ *
+ * @throws NotADatabaseError, SchemaVersionError, DatabaseLockedError, CorruptDatabaseError, ConfigError
+ * @example
+ * const store = openSqliteStore({ path: 'keel.db' });
+ * const [started] = await store.append([
+ *   { ts: Date.now(), workflowId: 'wf-1', type: 'feedback.recorded', payload: { correct: true } },
+ * ]);
+ * console.log(started?.seq, store.verify().ok);
+ * await store.close();
+ */
+export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
+  const o = resolveOptions(options);
+  const memory = o.path === ':memory:';
+  let readOnlyReason = o.readonly ? 'opened with { readonly: true }' : undefined;
+  if (memory) {
+    if (o.readonly) {
+      throw new ConfigError('readonly', 'an in-memory store cannot be read-only; open a file path instead');
+    }
+  } else {
+    readOnlyReason = checkFile(o.path, o.readonly) ?? readOnlyReason;
+  }
+
+  let db: Database.Database;
+  try {
+    db = new Database(o.path, {
+      readonly: readOnlyReason !== undefined,
+      fileMustExist: readOnlyReason !== undefined,
+      timeout: o.busyTimeoutMs,
+    });
+  } catch (e) {
+    throw toStoreError(e, o.path, o.busyTimeoutMs);
+  }
+  try {
+    const found = readSchemaVersion(db);
+    if (found > SCHEMA_VERSION) throw new SchemaVersionError(o.path, found, SCHEMA_VERSION);
+    if (readOnlyReason === undefined) {
+      if (!memory) db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${o.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+      if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`);
+      if (found < SCHEMA_VERSION) migrate(db);
+    } else if (found < SCHEMA_VERSION) {
+      throw new EventLogError(
+        'EVENTLOG_NEEDS_MIGRATION',
+        `${o.path} has schema version ${found}, but this Keel reads version ${SCHEMA_VERSION}, and a read-only store cannot migrate it. Open it once writable (without readonly) to migrate, or check that it is a Keel event log.`,
+      );
+    }
+    return new SqliteStore(db, o, readOnlyReason);
+  } catch (e) {
+    db.close();
+    throw toStoreError(e, o.path, o.busyTimeoutMs);
+  }
+}
+
+// ── internals ─────────────────────────────────────────────────────────────────────────────────
+
+interface ResolvedOptions {
+  path: string;
+  clock: Clock;
+  durability: 'normal' | 'fsync';
+  readonly: boolean;
+  busyTimeoutMs: number;
+  maxBatch: number;
+  maxPageCount: number | undefined;
+  onListenerError: (error: unknown, events: readonly KeelEvent[]) => void;
+}
+
+function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
+  const { path } = options;
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new ConfigError('path', `must be a file path or ':memory:', got ${JSON.stringify(path)}`);
+  }
+  const durability = options.durability ?? 'normal';
+  if (durability !== 'normal' && durability !== 'fsync') {
+    throw new ConfigError('durability', `must be 'normal' or 'fsync', got ${JSON.stringify(durability)}`);
+  }
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new ConfigError('busyTimeoutMs', `must be an integer >= 0 (ms), got ${busyTimeoutMs}`);
+  }
+  const maxBatch = options.maxBatch ?? 1024;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new ConfigError('maxBatch', `must be an integer >= 1 (events), got ${maxBatch}`);
+  }
+  const { maxPageCount } = options;
+  if (maxPageCount !== undefined) checkPageCount(maxPageCount, 'maxPageCount');
+  return {
+    path,
+    clock: options.clock ?? realClock,
+    durability,
+    readonly: options.readonly ?? false,
+    busyTimeoutMs,
+    maxBatch,
+    maxPageCount,
+    onListenerError:
+      options.onListenerError ?? ((error) => console.error('keel: onCommit listener threw', error)),
+  };
+}
+
+function checkPageCount(pages: number, field: string): void {
+  if (!Number.isInteger(pages) || pages < 1) {
+    throw new ConfigError(field, `must be an integer >= 1 (pages), got ${pages}`);
+  }
+}
+
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * Checks an on-disk path before SQLite touches it. Returns why it must be opened read-only, if so.
+ * A non-SQLite file is refused here, so it is never opened (let alone given a WAL) by SQLite.
+ */
+function checkFile(path: string, readonly: boolean): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(path);
+  } catch {
+    if (readonly) {
+      throw new ConfigError('path', `${path} does not exist; a read-only store opens an existing event log`);
+    }
+    const dir = nodePath.dirname(nodePath.resolve(path));
+    if (!fs.existsSync(dir))
+      throw new ConfigError('path', `directory ${dir} does not exist; create it first`);
+    return undefined;
+  }
+  if (!stat.isFile()) throw new NotADatabaseError(path);
+  if (stat.size > 0) {
+    const head = Buffer.alloc(SQLITE_HEADER.length);
+    const fd = fs.openSync(path, 'r');
+    let read: number;
+    try {
+      read = fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (read < head.length || !head.equals(SQLITE_HEADER)) throw new NotADatabaseError(path);
+  }
+  // Root ignores permission bits, so honour them here: a file nobody may write is read-only.
+  if ((stat.mode & 0o222) === 0) {
+    return `its file mode is ${(stat.mode & 0o777).toString(8)}, without write permission`;
+  }
+  return undefined;
+}
+
+/** Maps a better-sqlite3 error to the event log's named errors; other errors pass through. */
+function toStoreError(e: unknown, path: string, busyTimeoutMs: number): unknown {
+  if (isKeelError(e) || !(e instanceof Database.SqliteError)) return e;
+  const code = e.code;
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new DatabaseLockedError(path, busyTimeoutMs, { cause: e });
+  }
+  if (code === 'SQLITE_FULL') return new DiskFullError(path, { cause: e });
+  if (code.startsWith('SQLITE_READONLY')) {
+    return new ReadOnlyDatabaseError(path, `SQLite refused the write: ${e.message}`, { cause: e });
+  }
+  if (code.startsWith('SQLITE_CORRUPT')) return new CorruptDatabaseError(path, { cause: e });
+  if (code === 'SQLITE_NOTADB') return new NotADatabaseError(path, { cause: e });
+  return new EventLogError(
+    'EVENTLOG_SQLITE',
+    `${path}: SQLite failed (${code}: ${e.message}); nothing of this operation was written and committed events are intact.`,
+    { cause: e },
+  );
+}
+
+/** Columns of a KeelEvent, in {@link EventTuple} order. */
+const EVENT_COLUMNS = 'seq, ts, workflow_id, type, v, class, payload';
+const CHAINED_COLUMNS = `${EVENT_COLUMNS}, prev_hash, hash`;
+
+type EventTuple = [
+  seq: number,
+  ts: number,
+  workflowId: string,
+  type: string,
+  v: number,
+  cls: string,
+  payload: string,
+];
+type ChainedTuple = ChainRow;
+
+const INSERT_SQL =
+  'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES ';
+const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const COLUMNS_PER_ROW = 9;
+/** Rows per multi-row INSERT: one native call per 16 events is measurably cheaper than 16 calls. */
+const ROWS_PER_INSERT = 16;
+
+/** Rows per keyset page for `iterate` and `verify`. */
+const PAGE_SIZE = 1000;
+const MAX_CACHED_STATEMENTS = 64;
+
+function toEvent(r: EventTuple | ChainedTuple): KeelEvent {
+  return {
+    seq: r[0],
+    ts: r[1],
+    workflowId: r[2],
+    type: r[3],
+    v: r[4],
+    class: r[5],
+    payload: JSON.parse(r[6]) as unknown,
+  } as KeelEvent;
+}
+
+function toChained(r: ChainedTuple): ChainedEvent {
+  return { event: toEvent(r), prevHash: r[7], hash: r[8] };
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+interface ChainState {
+  seq: number;
+  audit: Head;
+  operational: Head;
+}
+
+/** An anchor's claim plus its payload (to carry it forward when audit retention removes it). */
+interface StoredAnchor extends AnchorClaim {
+  payload: EventPayloads['log.anchor'];
+}
+
+interface PendingAppend {
+  events: KeelEvent[];
+  payloadJson: string[];
+  resolve: (events: KeelEvent[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** A filter compiled to SQL conditions, plus the seq after which matches start. */
+interface CompiledFilter {
+  where: string[];
+  params: unknown[];
+  afterSeq: number;
+}
+
+/** SQL conditions of every filter field but `afterSeq`/`limit`; `undefined` when nothing can match. */
+function compileFilter(filter: EventFilter): CompiledFilter | undefined {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.workflowId !== undefined) {
+    where.push('workflow_id = ?');
+    params.push(filter.workflowId);
+  }
+  const { type } = filter;
+  if (typeof type === 'string') {
+    where.push('type = ?');
+    params.push(type);
+  } else if (type !== undefined) {
+    if (type.length === 0) return undefined;
+    where.push(`type IN (${type.map(() => '?').join(', ')})`);
+    params.push(...type);
+  }
+  if (filter.class !== undefined) {
+    where.push('class = ?');
+    params.push(filter.class);
+  }
+  if (filter.fromTs !== undefined) {
+    where.push('ts >= ?');
+    params.push(filter.fromTs);
+  }
+  if (filter.toTs !== undefined) {
+    where.push('ts < ?');
+    params.push(filter.toTs);
+  }
+  return { where, params, afterSeq: filter.afterSeq ?? 0 };
+}
+
+/** Several types: unique and more than one (those are merged from one index cursor per type). */
+function typeList(filter: EventFilter): readonly KeelEventType[] | undefined {
+  const { type } = filter;
+  if (type === undefined || typeof type === 'string' || type.length < 2) return undefined;
+  const unique = [...new Set(type)];
+  return unique.length > 1 ? unique : undefined;
+}
+
+/** Merges seq-ordered row streams into one seq-ordered stream. */
+function* mergeBySeq<R extends EventTuple | ChainedTuple>(sources: readonly Iterator<R>[]): Generator<R> {
+  const current = sources.map((s) => s.next());
+  for (;;) {
+    let best = -1;
+    let bestSeq = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < current.length; i++) {
+      const c = current[i] as IteratorResult<R>;
+      if (c.done !== true && c.value[0] < bestSeq) {
+        best = i;
+        bestSeq = c.value[0];
+      }
+    }
+    if (best < 0) return;
+    yield (current[best] as IteratorYieldResult<R>).value;
+    current[best] = (sources[best] as Iterator<R>).next();
+  }
+}
+
+function checkFilter(filter: EventFilter): void {
+  const { limit, afterSeq, fromTs, toTs } = filter;
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+    throw new ConfigError('filter.limit', `must be an integer >= 0, got ${limit}`);
+  }
+  for (const [field, value] of [
+    ['afterSeq', afterSeq],
+    ['fromTs', fromTs],
+    ['toTs', toTs],
+  ] as const) {
+    if (value !== undefined && typeof value !== 'number') {
+      throw new ConfigError(`filter.${field}`, `must be a number, got ${typeof value}`);
+    }
+  }
+}
+
+class SqliteStore implements SqliteEventStore {
+  readonly path: string;
+  readonly readonly: boolean;
+
+  private readonly db: Database.Database;
+  private readonly options: ResolvedOptions;
+  private readonly readOnlyReason: string | undefined;
+  private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
+  private readonly lookup: ChainLookup;
+
+  /** Highest committed seq and the head of each class chain (this connection's view). */
+  private seq = 0;
+  private readonly audit: Head = { seq: 0, hash: GENESIS_HASH };
+  private readonly operational: Head = { seq: 0, hash: GENESIS_HASH };
+
+  private queue: PendingAppend[] = [];
+  private queuedEvents = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+  private listeners: CommitListener[] = [];
+  private closed = false;
+  private transactions = 0;
+  private committedEvents = 0;
+
+  private singleInsert: Database.Statement<unknown[], unknown> | undefined;
+  private multiInsert: Database.Statement<unknown[], unknown> | undefined;
+  /** Bind values of the rows {@link chain} has buffered, {@link COLUMNS_PER_ROW} per row. */
+  private readonly rowArgs = new Array<unknown>(ROWS_PER_INSERT * COLUMNS_PER_ROW);
+  private bufferedRows = 0;
+  private readonly flushNow = (): void => this.flush();
+  private readonly writeBatch: Database.Transaction<(batch: readonly PendingAppend[]) => void>;
+
+  constructor(db: Database.Database, options: ResolvedOptions, readOnlyReason: string | undefined) {
+    this.db = db;
+    this.options = options;
+    this.path = options.path;
+    this.readOnlyReason = readOnlyReason;
+    this.readonly = readOnlyReason !== undefined;
+    this.writeBatch = db.transaction((batch: readonly PendingAppend[]) => {
+      this.syncWithFile();
+      for (const p of batch) {
+        const { events, payloadJson } = p;
+        for (let i = 0; i < events.length; i++) this.chain(events[i] as KeelEvent, payloadJson[i] as string);
+      }
+      this.writeRows();
+    });
+    this.lookup = {
+      hashExistsAfter: (hash, afterSeq) =>
+        this.stmt('SELECT 1 FROM events WHERE hash = ? AND seq > ? LIMIT 1').get(hash, afterSeq) !==
+        undefined,
+      prevHashExistsAfter: (prevHash, afterSeq) =>
+        this.stmt('SELECT 1 FROM events WHERE prev_hash = ? AND seq > ? LIMIT 1').get(prevHash, afterSeq) !==
+        undefined,
+    };
+    this.loadState();
+  }
+
+  // ── writes ──────────────────────────────────────────────────────────────────────────────────
+
+  append(events: readonly NewEvent[]): Promise<KeelEvent[]> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.readOnlyReason !== undefined) {
+      return Promise.reject(new ReadOnlyDatabaseError(this.path, this.readOnlyReason));
+    }
+    let prepared: ReturnType<typeof prepareEvents>;
+    try {
+      prepared = prepareEvents(events);
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    const n = prepared.events.length;
+    if (n === 0) return Promise.resolve([]);
+    return new Promise<KeelEvent[]>((resolve, reject) => {
+      this.queue.push({ events: prepared.events, payloadJson: prepared.payloadJson, resolve, reject });
+      this.queuedEvents += n;
+      if (this.queuedEvents >= this.options.maxBatch) this.flush();
+      else this.scheduled ??= setImmediate(this.flushNow);
+    });
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners = [...this.listeners.slice(0, i), ...this.listeners.slice(i + 1)];
+    };
+  }
+
+  prune(options: { olderThan: number; class: EventClass }): Promise<PruneResult> {
+    try {
+      return Promise.resolve(this.pruneNow(options));
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.flush();
+    this.closed = true;
+    try {
+      if (!this.readonly) this.db.pragma('optimize');
+    } catch {
+      // Only a planner hint: a full disk or a lock must not keep the file open.
+    }
+    this.db.close();
+    return Promise.resolve();
+  }
+
+  stats(): SqliteStoreStats {
+    return { transactions: this.transactions, events: this.committedEvents };
+  }
+
+  setMaxPageCount(pages: number): number {
+    checkPageCount(pages, 'pages');
+    this.assertOpen();
+    return this.sqlite(() => this.db.pragma(`max_page_count = ${pages}`, { simple: true }) as number);
+  }
+
+  /** Commits every queued append in one transaction, then tells listeners, then resolves. */
+  private flush(): void {
+    if (this.scheduled !== undefined) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    this.queuedEvents = 0;
+
+    const saved = this.saveHeads();
+    try {
+      this.writeBatch.immediate(batch);
+    } catch (e) {
+      this.restoreHeads(saved);
+      const error = toStoreError(e, this.path, this.options.busyTimeoutMs);
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    let events: KeelEvent[] = (batch[0] as PendingAppend).events;
+    if (batch.length > 1) {
+      events = [];
+      for (const p of batch) for (const e of p.events) events.push(e);
+    }
+    this.committed(events);
+    for (const p of batch) p.resolve(p.events);
+  }
+
+  private pruneNow({ olderThan, class: cls }: { olderThan: number; class: EventClass }): PruneResult {
+    this.assertWritable();
+    if (typeof olderThan !== 'number' || Number.isNaN(olderThan)) {
+      throw new ConfigError('prune.olderThan', `must be a time in ms since epoch, got ${String(olderThan)}`);
+    }
+    if (cls !== 'audit' && cls !== 'operational') {
+      throw new ConfigError('prune.class', `must be 'audit' or 'operational', got ${JSON.stringify(cls)}`);
+    }
+    this.flush();
+    const saved = this.saveHeads();
+    let result: PruneResult;
+    let written: KeelEvent[] = [];
+    try {
+      [result, written] = this.db
+        .transaction((): [PruneResult, KeelEvent[]] => this.pruneInTransaction(cls, olderThan))
+        .immediate();
+    } catch (e) {
+      this.restoreHeads(saved);
+      throw toStoreError(e, this.path, this.options.busyTimeoutMs);
+    }
+    if (written.length > 0) this.committed(written);
+    return result;
+  }
+
+  private pruneInTransaction(cls: EventClass, olderThan: number): [PruneResult, KeelEvent[]] {
+    this.syncWithFile();
+    const cut = this.stmt('SELECT seq FROM events WHERE class = ? AND +ts >= ? ORDER BY seq LIMIT 1')
+      .pluck()
+      .get(cls, olderThan) as number | undefined;
+    const last = this.stmt(
+      'SELECT seq, hash FROM events WHERE class = ? AND seq < ? ORDER BY seq DESC LIMIT 1',
+    ).get(cls, cut ?? Number.MAX_SAFE_INTEGER) as Head | undefined;
+    if (last === undefined) return [{ class: cls, pruned: 0, throughSeq: 0 }, []];
+
+    // Pruning audit may delete the anchor that the operational chain starts from: carry it forward.
+    const carried = cls === 'audit' ? latestAnchors(this.loadAnchors()).operational : undefined;
+
+    this.stmt('UPDATE retention_gate SET open = 1 WHERE id = 1').run();
+    const pruned = this.stmt('DELETE FROM events WHERE class = ? AND seq <= ?').run(cls, last.seq).changes;
+    this.stmt('UPDATE retention_gate SET open = 0 WHERE id = 1').run();
+
+    const now = this.options.clock.now();
+    const written = [
+      this.insertAnchor(now, {
+        prunedClass: cls,
+        prunedThroughSeq: last.seq,
+        lastPrunedHash: last.hash,
+        prunedCount: pruned,
+        olderThanTs: olderThan,
+      }),
+    ];
+    if (carried !== undefined && carried.intact && carried.seq <= last.seq) {
+      written.push(this.insertAnchor(now, carried.payload));
+    }
+    const anchorSeq = (written[0] as KeelEvent).seq;
+    return [{ class: cls, pruned, throughSeq: last.seq, anchorSeq }, written];
+  }
+
+  private insertAnchor(ts: number, payload: EventPayloads['log.anchor']): KeelEvent {
+    const event: KeelEvent<'log.anchor'> = {
+      seq: 0,
+      ts,
+      workflowId: SYSTEM_WORKFLOW_ID,
+      type: 'log.anchor',
+      v: EVENT_VERSIONS['log.anchor'],
+      class: 'audit',
+      payload,
+    };
+    this.chain(event, canonicalPayloadJson(payload));
+    this.writeRows();
+    return event;
+  }
+
+  /**
+   * Assigns the next seq, chains the event into its class and buffers its row; every
+   * {@link ROWS_PER_INSERT} rows go out as one multi-row INSERT. Call inside a write transaction,
+   * and {@link writeRows} before it commits.
+   */
+  private chain(e: KeelEvent, payloadJson: string): void {
+    const head = e.class === 'audit' ? this.audit : this.operational;
+    const seq = this.seq + 1;
+    const prevHash = head.hash;
+    const hash = chainHash(prevHash, seq, e.ts, e.workflowId, e.type, e.v, e.class, payloadJson);
+    this.seq = seq;
+    head.seq = seq;
+    head.hash = hash;
+    e.seq = seq;
+    const a = this.rowArgs;
+    let o = this.bufferedRows * COLUMNS_PER_ROW;
+    a[o++] = seq;
+    a[o++] = e.ts;
+    a[o++] = e.workflowId;
+    a[o++] = e.type;
+    a[o++] = e.v;
+    a[o++] = e.class;
+    a[o++] = payloadJson;
+    a[o++] = prevHash;
+    a[o] = hash;
+    if (++this.bufferedRows === ROWS_PER_INSERT) {
+      this.multiInsert ??= this.stmt(
+        INSERT_SQL + new Array<string>(ROWS_PER_INSERT).fill(INSERT_ROW).join(', '),
+      );
+      this.multiInsert.run(a);
+      this.bufferedRows = 0;
+    }
+  }
+
+  /** Inserts the rows {@link chain} still holds, one statement each. */
+  private writeRows(): void {
+    const a = this.rowArgs;
+    this.singleInsert ??= this.stmt(INSERT_SQL + INSERT_ROW);
+    for (let r = 0; r < this.bufferedRows; r++) {
+      const o = r * COLUMNS_PER_ROW;
+      this.singleInsert.run(
+        a[o],
+        a[o + 1],
+        a[o + 2],
+        a[o + 3],
+        a[o + 4],
+        a[o + 5],
+        a[o + 6],
+        a[o + 7],
+        a[o + 8],
+      );
+    }
+    this.bufferedRows = 0;
+  }
+
+  private committed(events: readonly KeelEvent[]): void {
+    this.transactions++;
+    this.committedEvents += events.length;
+    for (const listener of this.listeners) {
+      try {
+        listener(events);
+      } catch (error) {
+        try {
+          this.options.onListenerError(error, events);
+        } catch {
+          // A failing error reporter must not break the commit either.
+        }
+      }
+    }
+  }
+
+  /** The chain state before a write transaction, to put back if it rolls back. */
+  private saveHeads(): ChainState {
+    return { seq: this.seq, audit: { ...this.audit }, operational: { ...this.operational } };
+  }
+
+  private restoreHeads(saved: ChainState): void {
+    this.seq = saved.seq;
+    Object.assign(this.audit, saved.audit);
+    Object.assign(this.operational, saved.operational);
+    this.bufferedRows = 0;
+  }
+
+  /**
+   * Reloads the heads if another connection appended since this one last looked (one O(1) query).
+   * Inside a write transaction this makes two writers on one file keep a single valid chain.
+   */
+  private syncWithFile(): void {
+    const max = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
+    if (max !== this.seq) this.loadState();
+  }
+
+  private loadState(): void {
+    this.seq = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
+    const heads = this.readHeads();
+    Object.assign(this.audit, heads.audit);
+    Object.assign(this.operational, heads.operational);
+  }
+
+  /**
+   * The last event of each class, found by walking back from the end of the log (both classes
+   * interleave densely, so this is short); a class with no events left takes its retention anchor's
+   * head, or genesis. Only a log holding no events at all of one class walks it whole.
+   */
+  private readHeads(): ChainHeads {
+    let anchors: Partial<Record<EventClass, StoredAnchor>> | undefined;
+    const headOf = (cls: EventClass): Head => {
+      const row = this.stmt('SELECT seq, hash FROM events WHERE class = ? ORDER BY seq DESC LIMIT 1').get(
+        cls,
+      ) as Head | undefined;
+      if (row !== undefined) return { seq: row.seq, hash: row.hash };
+      anchors ??= latestAnchors(this.loadAnchors());
+      const a = anchors[cls];
+      return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
+    };
+    return { audit: headOf('audit'), operational: headOf('operational') };
+  }
+
+  /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
+  private loadAnchors(): StoredAnchor[] {
+    const rows = this.stmt(
+      `SELECT ${CHAINED_COLUMNS} FROM events WHERE type = 'log.anchor' ORDER BY seq`,
+      true,
+    ).all() as ChainRow[];
+    const claims: StoredAnchor[] = [];
+    for (const r of rows) {
+      const p = parseAnchorPayload(r[6]);
+      if (p === undefined) continue;
+      claims.push({
+        seq: r[0],
+        prunedClass: p.prunedClass,
+        prunedThroughSeq: p.prunedThroughSeq,
+        lastPrunedHash: p.lastPrunedHash,
+        intact: rowHash(r) === r[8],
+        payload: p,
+      });
+    }
+    return claims;
+  }
+
+  // ── reads ───────────────────────────────────────────────────────────────────────────────────
+
+  query(filter: EventFilter = {}): KeelEvent[] {
+    this.assertOpen();
+    checkFilter(filter);
+    const c = filter.limit === 0 ? undefined : this.plan(filter);
+    if (c === undefined) return [];
+    const where = c.afterSeq > 0 ? [...c.where, 'seq > ?'] : c.where;
+    const params = c.afterSeq > 0 ? [...c.params, c.afterSeq] : [...c.params];
+    let sql = `SELECT ${EVENT_COLUMNS} FROM events`;
+    if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
+    sql += ' ORDER BY seq';
+    if (filter.limit !== undefined) {
+      sql += ' LIMIT ?';
+      params.push(filter.limit);
+    }
+    const rows = this.sqlite(() => this.stmt(sql, true).all(...params) as EventTuple[]);
+    const out = new Array<KeelEvent>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = toEvent(rows[i] as EventTuple);
+    return out;
+  }
+
+  iterate(filter: EventFilter = {}): IterableIterator<KeelEvent> {
+    this.assertOpen();
+    checkFilter(filter);
+    return this.select<EventTuple, KeelEvent>(filter, EVENT_COLUMNS, toEvent);
+  }
+
+  iterateChained(filter: EventFilter = {}): IterableIterator<ChainedEvent> {
+    this.assertOpen();
+    checkFilter(filter);
+    return this.select<ChainedTuple, ChainedEvent>(filter, CHAINED_COLUMNS, toChained);
+  }
+
+  lastSeq(): number {
+    this.assertOpen();
+    this.sqlite(() => this.syncWithFile());
+    return this.seq;
+  }
+
+  heads(): ChainHeads {
+    this.assertOpen();
+    this.sqlite(() => this.syncWithFile());
+    return { audit: { ...this.audit }, operational: { ...this.operational } };
+  }
+
+  verify(): VerifyResult {
+    this.assertOpen();
+    return this.sqlite(() => this.verifyNow());
+  }
+
+  private verifyNow(): VerifyResult {
+    const verifier = new ChainVerifier(this.loadAnchors(), this.lookup);
+    const page = this.stmt(`SELECT ${CHAINED_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, true);
+    let cursor = 0;
+    for (;;) {
+      const rows = page.all(cursor, PAGE_SIZE) as ChainRow[];
+      for (const row of rows) {
+        const failure = verifier.check(row);
+        if (failure !== undefined) return failure;
+      }
+      if (rows.length < PAGE_SIZE) break;
+      cursor = (rows[rows.length - 1] as ChainRow)[0];
+    }
+    return { ok: true, events: verifier.events, heads: verifier.heads() };
+  }
+
+  /**
+   * Streams matches in seq order. A list of types is read as one index cursor per type, merged:
+   * SQLite would otherwise sort every remaining match for each page.
+   */
+  private *select<R extends EventTuple | ChainedTuple, T>(
+    filter: EventFilter,
+    columns: string,
+    map: (row: R) => T,
+  ): Generator<T> {
+    const types = typeList(filter);
+    if (types === undefined) {
+      yield* this.pages(filter, columns, map);
+      return;
+    }
+    const sources = types.map((type) =>
+      this.pages<R, R>({ ...filter, type, limit: undefined }, columns, (r) => r),
+    );
+    let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
+    for (const row of mergeBySeq(sources)) {
+      if (remaining-- <= 0) return;
+      yield map(row);
+    }
+  }
+
+  /** Keyset pagination: one short query per page, so writes can interleave and memory stays flat. */
+  private *pages<R extends EventTuple | ChainedTuple, T>(
+    filter: EventFilter,
+    columns: string,
+    map: (row: R) => T,
+  ): Generator<T> {
+    const c = this.plan(filter);
+    if (c === undefined) return;
+    const sql = `SELECT ${columns} FROM events WHERE ${[...c.where, 'seq > ?'].join(' AND ')} ORDER BY seq LIMIT ?`;
+    let cursor = c.afterSeq;
+    let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
+    while (remaining > 0) {
+      this.assertOpen();
+      const size = Math.min(PAGE_SIZE, remaining);
+      const rows = this.sqlite(() => this.stmt(sql, true).all(...c.params, cursor, size) as R[]);
+      for (let i = 0; i < rows.length; i++) yield map(rows[i] as R);
+      if (rows.length < size) return;
+      cursor = (rows[rows.length - 1] as R)[0];
+      remaining -= rows.length;
+    }
+  }
+
+  /**
+   * Compiles a filter. A time window with no workflow or type narrows the scan to the seq range of
+   * the window, read from the ts index (SQLite would otherwise walk the whole log in seq order).
+   */
+  private plan(filter: EventFilter): CompiledFilter | undefined {
+    const c = compileFilter(filter);
+    if (c === undefined) return undefined;
+    const { fromTs, toTs } = filter;
+    if (
+      (fromTs !== undefined || toTs !== undefined) &&
+      filter.workflowId === undefined &&
+      filter.type === undefined
+    ) {
+      const where: string[] = [];
+      const params: number[] = [];
+      if (fromTs !== undefined) {
+        where.push('ts >= ?');
+        params.push(fromTs);
+      }
+      if (toTs !== undefined) {
+        where.push('ts < ?');
+        params.push(toTs);
+      }
+      const bounds = this.sqlite(
+        () =>
+          this.stmt(
+            `SELECT MIN(seq) AS first, MAX(seq) AS last FROM events INDEXED BY events_by_ts WHERE ${where.join(' AND ')}`,
+          ).get(...params) as { first: number | null; last: number | null },
+      );
+      if (bounds.first === null || bounds.last === null) return undefined;
+      c.afterSeq = Math.max(c.afterSeq, bounds.first - 1);
+      c.where.push('seq <= ?');
+      c.params.push(bounds.last);
+    }
+    return c;
+  }
+
+  // ── plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** A cached prepared statement (raw rows when `raw`); SQLite errors become named errors. */
+  private stmt(sql: string, raw = false): Database.Statement<unknown[], unknown> {
+    const key = raw ? `raw:${sql}` : sql;
+    let s = this.statements.get(key);
+    if (s === undefined) {
+      try {
+        s = this.db.prepare<unknown[], unknown>(sql);
+      } catch (e) {
+        throw toStoreError(e, this.path, this.options.busyTimeoutMs);
+      }
+      if (raw) s.raw(true);
+      if (this.statements.size >= MAX_CACHED_STATEMENTS) {
+        const oldest = this.statements.keys().next();
+        if (oldest.done !== true) this.statements.delete(oldest.value);
+      }
+      this.statements.set(key, s);
+    }
+    return s;
+  }
+
+  /** Runs SQLite work, turning its errors into the event log's named errors. */
+  private sqlite<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (e) {
+      throw toStoreError(e, this.path, this.options.busyTimeoutMs);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnlyReason !== undefined) throw new ReadOnlyDatabaseError(this.path, this.readOnlyReason);
+  }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function parseAnchorPayload(json: string): EventPayloads['log.anchor'] | undefined {
+  let p: unknown;
+  try {
+    p = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof p !== 'object' || p === null) return undefined;
+  const { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs } = p as Record<
+    string,
+    unknown
+  >;
+  if (
+    (prunedClass !== 'audit' && prunedClass !== 'operational') ||
+    typeof prunedThroughSeq !== 'number' ||
+    typeof lastPrunedHash !== 'string' ||
+    typeof prunedCount !== 'number' ||
+    typeof olderThanTs !== 'number'
+  ) {
+    return undefined;
+  }
+  return { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs };
+}
