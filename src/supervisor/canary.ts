@@ -94,7 +94,7 @@ export function canary<I, O>(
     },
     stats: (arm) => state.judge.stats(arm),
   };
-  const node = composite<I, O>('canary', [stable, candidate] as unknown as AnyTopology[], {
+  const node = composite<I, O>('canary', [stable, candidate], {
     share,
     targets: { ...options.targets },
     _state: state,
