@@ -1,0 +1,188 @@
+/**
+ * `keel replay [id|all]`: re-runs recorded workflows with every model output taken from the log
+ * (zero model calls) and lists each decision that differs, with the recorded and replayed value.
+ * Topologies come from a registry module: by default the demos' (`demos/index.ts`, exporting
+ * `demoTopologies(): Record<string, Topology>`), or any module given with `--topologies`.
+ *
+ * Exit codes: 0 every workflow replayed identically · 1 a workflow diverged, could not be replayed
+ * or does not exist · 2 wrong arguments · 3 the log or the topology module could not be loaded.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { createPricing, type ModelPrice } from '../cost/pricing.js';
+import { createRuntime, type ReplayReport } from '../runtime.js';
+import { agentsOf, type Topology } from '../supervisor/topology.js';
+import { CliError, EXIT, openForAudit, type Io } from './io.js';
+
+/** A registry of topologies by workflow name, as `--topologies` modules export it. */
+export type TopologyRegistry = Record<string, Topology<never, unknown>>;
+
+interface ReplayFlags {
+  db: string;
+  topologies?: string;
+  json?: boolean;
+}
+
+/** The demos' registry, next to `src/` (or `dist/src/` once built). */
+function defaultRegistry(): string | undefined {
+  for (const file of ['../../demos/index.ts', '../../demos/index.js']) {
+    const path = fileURLToPath(new URL(file, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+function isTopology(value: unknown): value is Topology<never, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const kind = (value as { kind?: unknown }).kind;
+  return (
+    typeof kind === 'string' && (kind !== 'agent' || typeof (value as { run?: unknown }).run === 'function')
+  );
+}
+
+/**
+ * Loads topologies from a module exporting `demoTopologies()` (a function returning them) or a
+ * `topologies` object, keyed by workflow name.
+ */
+export async function loadTopologies(modulePath: string | undefined): Promise<TopologyRegistry> {
+  const path = modulePath !== undefined ? resolve(modulePath) : defaultRegistry();
+  if (path === undefined) {
+    throw new CliError(
+      'no topologies to replay with: the demos registry (demos/index.ts exporting demoTopologies()) is not there. ' +
+        'Pass --topologies <module> with a module exporting demoTopologies(): Record<string, Topology>.',
+      EXIT.error,
+    );
+  }
+  if (!existsSync(path)) {
+    throw new CliError(
+      `--topologies ${path} does not exist; pass the path of a .js or .ts module`,
+      EXIT.error,
+    );
+  }
+  let mod: unknown;
+  try {
+    const spec = pathToFileURL(path).href;
+    mod = await import(spec);
+  } catch (e) {
+    throw new CliError(
+      `could not load the topologies module ${path}: ${e instanceof Error ? e.message : String(e)}`,
+      EXIT.error,
+    );
+  }
+  const m = mod as { demoTopologies?: unknown; topologies?: unknown };
+  let registry: unknown;
+  if (typeof m.demoTopologies === 'function') registry = (m.demoTopologies as () => unknown)();
+  else registry = m.topologies;
+  if (typeof registry !== 'object' || registry === null) {
+    throw new CliError(
+      `${path} exports neither demoTopologies() nor a topologies object; export demoTopologies(): Record<string, Topology>`,
+      EXIT.error,
+    );
+  }
+  const out: TopologyRegistry = {};
+  for (const [name, t] of Object.entries(registry)) {
+    if (!isTopology(t))
+      throw new CliError(
+        `${path}: topology "${name}" is not a Keel topology (agent(), seq(), cascade(), ...)`,
+        EXIT.error,
+      );
+    out[name] = t;
+  }
+  return out;
+}
+
+/** Prices for replay: costs are not compared, so models the default table lacks are priced at 0. */
+function replayPricing(registry: TopologyRegistry): Record<string, ModelPrice> {
+  const known = createPricing();
+  const pricing: Record<string, ModelPrice> = {};
+  for (const t of Object.values(registry)) {
+    for (const a of agentsOf(t)) {
+      if (!known.has(a.model)) pricing[a.model] = { inputPer1K: 0, outputPer1K: 0 };
+    }
+  }
+  return pricing;
+}
+
+const show = (v: unknown): string => (v === undefined ? '(nothing)' : JSON.stringify(v));
+
+function formatReport(r: ReplayReport): string[] {
+  if (r.ok) return [`OK        ${r.workflowId}  ${r.name}`];
+  const lines = [`DIVERGED  ${r.workflowId}  ${r.name}`];
+  for (const d of r.divergences) {
+    lines.push(`  - [${d.kind}] ${d.message}`);
+    lines.push(`      recorded: ${show(d.recorded)}`);
+    lines.push(`      replayed: ${show(d.replayed)}`);
+  }
+  return lines;
+}
+
+/** Registers `keel replay`. */
+export function registerReplay(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('replay')
+    .description(
+      're-run recorded workflows from the log with zero model calls; list every decision that differs',
+    )
+    .argument('[target]', 'a workflow id, or "all"', 'all')
+    .option('--db <file>', 'event log', 'keel.db')
+    .option(
+      '--topologies <module>',
+      'module exporting demoTopologies(): Record<string, Topology> (default: the demos registry, demos/index.ts)',
+    )
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 identical, 1 a workflow diverged or could not be replayed, 2 wrong arguments, 3 the log or the topologies could not be loaded.',
+    )
+    .action(async (target: string, o: ReplayFlags) => {
+      if (target.trim() === '') throw new CliError('give a workflow id or "all"');
+      const registry = await loadTopologies(o.topologies);
+      const store = openForAudit(o.db);
+      if (
+        target !== 'all' &&
+        store.query({ workflowId: target, type: 'workflow.started', limit: 1 }).length === 0
+      ) {
+        await store.close();
+        throw new CliError(
+          `no workflow "${target}" in ${o.db} (list ids with "keel audit query --type workflow.started")`,
+          EXIT.failed,
+        );
+      }
+      const rt = createRuntime({
+        store,
+        pricing: replayPricing(registry),
+        metrics: false,
+        tracing: false,
+        cache: false,
+        redact: false,
+      });
+      let reports: ReplayReport[];
+      try {
+        reports = await rt.replay(target, { topologies: registry });
+      } finally {
+        await rt.close();
+      }
+      const diverged = reports.filter((r) => !r.ok).length;
+      if (o.json) {
+        io.out(
+          JSON.stringify(
+            { workflows: reports.length, ok: reports.length - diverged, diverged, modelCalls: 0, reports },
+            null,
+            2,
+          ),
+        );
+      } else if (reports.length === 0) {
+        io.out(`no workflows in ${o.db}: nothing to replay`);
+      } else {
+        const lines: string[] = [];
+        for (const r of reports) lines.push(...formatReport(r));
+        lines.push(
+          `${reports.length} workflow(s) replayed with 0 model calls: ${reports.length - diverged} identical, ${diverged} diverged`,
+        );
+        io.out(lines.join('\n'));
+      }
+      setExit(diverged > 0 ? EXIT.failed : EXIT.ok);
+    });
+}

@@ -1,0 +1,485 @@
+/**
+ * What-if for vote stop rules: how many voters each recorded vote would have called, at what
+ * cost, and what it would have decided, under `'decided'` (stop once the leader cannot be
+ * overtaken), `'all'`, or a fixed number of votes — from the recorded votes alone, with no model
+ * call. When a rule needs a vote the record never cast (it stopped earlier), that run is
+ * `unknown`, never guessed: record with `stop: 'all'` to evaluate every rule exactly.
+ */
+import { canonicalJson } from '../core/json.js';
+import { ConfigError } from '../core/errors.js';
+import type { KeelEvent } from '../eventlog/events.js';
+import { AccuracyTally, sameAnswer, type Accuracy, type Outcome } from './accuracy.js';
+import {
+  childOf,
+  foldWorkflows,
+  perRun,
+  sitesOf,
+  type Site,
+  type WorkflowEnd,
+} from './internal/recorded-runs.js';
+import { projectVolume, type VolumeProjection } from './volume.js';
+
+/**
+ * A stop rule: `'decided'` stops once no remaining vote can change the leader; `'all'` hears
+ * every voter; a number `N` stops once `N` votes are cast (`stop: (t) => t.votes.length >= N`).
+ */
+export type VoteStop = 'decided' | 'all' | number;
+
+/** Options of {@link whatIfVote}. */
+export interface VoteWhatIfOptions {
+  /** Stop rules to evaluate, e.g. `['decided', 'all', 3]`. */
+  stops: readonly VoteStop[];
+  /** Runs per week to project costs to (e.g. 10_000 transactions); default: no projection. */
+  volumePerWeek?: number;
+  /** Only the vote at this node path; default: every vote. */
+  path?: string;
+}
+
+/** A vote's outcome under one stop rule. */
+export interface VoteStopRow {
+  stop: VoteStop;
+  /** Runs by number of voters called (`{ "3": 70, "4": 20, "5": 10 }`); unknown runs are in none. */
+  agentsUsed: Record<string, number>;
+  /** Mean voters called per run; `null` when any run is unknown. */
+  meanAgentsUsed: number | null;
+  /** Runs where no voter returned a value: the vote fails. */
+  failed: number;
+  /** Runs that would need a vote the record never cast. */
+  unknown: number;
+  /** Known runs whose decision differs from the recorded one. */
+  changed: number;
+  /** Mean cost of a run, USD; `null` when any run is unknown. */
+  costPerRunUsd: number | null;
+  accuracy: Accuracy;
+  /** Weekly and yearly cost at `volumePerWeek`, against the all-voters baseline when known; `null` when the cost is unknown. */
+  volume?: VolumeProjection | null;
+}
+
+/** What-if of one vote node. */
+export interface VoteSiteWhatIf {
+  path: string;
+  workflow: string;
+  voters: { index: number; name: string; model?: string }[];
+  /** The stop rule recorded: `decided`, `all` or `fn:<name>`. */
+  recordedRule: string;
+  /** How voters were started: `sequential`, `quorum-first` or `parallel`. */
+  launch: string;
+  /** Recorded runs of this vote (cancelled runs are left out). */
+  runs: number;
+  /** Why some rules cannot be evaluated for this vote at all (custom key, concurrent launch). */
+  limitation?: string;
+  /** What actually happened. */
+  recorded: Omit<VoteStopRow, 'stop' | 'unknown' | 'changed'>;
+  /**
+   * The tutorial's baseline, every voter called: the sum over voters of each one's mean recorded
+   * cost. `estimated` when some runs stopped early; `null` when some voter never ran.
+   */
+  allVoters: { costPerRunUsd: number | null; estimated: boolean; volume?: VolumeProjection | null };
+  rows: VoteStopRow[];
+}
+
+/** Result of {@link whatIfVote}. */
+export interface VoteWhatIf {
+  volumePerWeek?: number;
+  sites: VoteSiteWhatIf[];
+}
+
+interface Ballot {
+  value: unknown;
+  weight: number;
+}
+
+interface Run {
+  workflowId: string;
+  casts: (Ballot | undefined)[];
+  castOrder: number[];
+  called: boolean[];
+  voterCost: number[];
+  closed: boolean;
+  /** Recorded decision; `undefined` for a failed vote. */
+  decided: { value: unknown } | undefined;
+  agentsUsed: number;
+}
+
+interface SiteAcc {
+  path: string;
+  workflow: string;
+  isRoot: boolean;
+  voters: VoteSiteWhatIf['voters'];
+  weights: number[];
+  recordedRule: string;
+  launch: string;
+  /** `key`: nothing can be re-evaluated; `launch`: only `'all'` can. */
+  limitation: { kind: 'key' | 'launch'; message: string } | undefined;
+  runs: Run[];
+}
+
+interface Tracked {
+  site: Site;
+  acc: SiteAcc;
+  current: Run | undefined;
+}
+
+function newRun(workflowId: string, n: number): Run {
+  return {
+    workflowId,
+    casts: new Array<Ballot | undefined>(n).fill(undefined),
+    castOrder: [],
+    called: new Array<boolean>(n).fill(false),
+    voterCost: new Array<number>(n).fill(0),
+    closed: false,
+    decided: undefined,
+    agentsUsed: 0,
+  };
+}
+
+function finalize(acc: SiteAcc, run: Run, how: WorkflowEnd | 'replaced'): void {
+  if (!run.closed) {
+    // No vote.decided: every voter called failed (the vote failed), unless the run was cut short.
+    if (how === 'cancelled' || how === 'unfinished') return;
+    run.agentsUsed = run.called.filter(Boolean).length;
+    if (run.agentsUsed === 0) return;
+    run.closed = true;
+  }
+  acc.runs.push(run);
+}
+
+function runOf(t: Tracked, index: number, workflowId: string): Run {
+  let r = t.current;
+  if (!r || r.closed || r.casts[index] !== undefined) {
+    if (r && !r.closed) finalize(t.acc, r, 'replaced');
+    r = newRun(workflowId, t.acc.weights.length);
+    t.current = r;
+  }
+  return r;
+}
+
+type Sim =
+  | { kind: 'answer'; value: unknown; agentsUsed: number; costUsd: number }
+  | { kind: 'failed'; agentsUsed: number; costUsd: number }
+  | { kind: 'unknown' };
+
+interface Group {
+  key: string;
+  value: unknown;
+  weight: number;
+  first: number;
+}
+
+/** The leader (ties go to the value voted first) and the best other weight, as the vote executor computes them. */
+function leaderOf(groups: readonly Group[]): { leader: Group | undefined; runnerUp: number } {
+  let leader: Group | undefined;
+  let runnerUp = 0;
+  for (const g of groups) {
+    if (!leader || g.weight > leader.weight || (g.weight === leader.weight && g.first < leader.first)) {
+      if (leader) runnerUp = Math.max(runnerUp, leader.weight);
+      leader = g;
+    } else runnerUp = Math.max(runnerUp, g.weight);
+  }
+  return { leader, runnerUp };
+}
+
+function addBallot(groups: Group[], ballot: Ballot, order: number): void {
+  const key = canonicalJson(ballot.value ?? null);
+  const g = groups.find((x) => x.key === key);
+  if (g) g.weight += ballot.weight;
+  else groups.push({ key, value: ballot.value, weight: ballot.weight, first: order });
+}
+
+/** Replays the vote's stop rule over the recorded outcomes, voter by voter (sequential launch). */
+function simulateSequential(run: Run, stop: VoteStop, weights: readonly number[]): Sim {
+  const n = weights.length;
+  let remaining = weights.reduce((a, b) => a + b, 0);
+  const groups: Group[] = [];
+  let votes = 0;
+  let costUsd = 0;
+  for (let k = 0; k < n; k++) {
+    if (k >= run.agentsUsed) return { kind: 'unknown' };
+    costUsd += run.voterCost[k] ?? 0;
+    remaining -= weights[k] ?? 1;
+    const ballot = run.casts[k];
+    if (ballot) addBallot(groups, ballot, ++votes);
+    const { leader, runnerUp } = leaderOf(groups);
+    const done =
+      stop === 'all'
+        ? false
+        : stop === 'decided'
+          ? leader !== undefined && leader.weight > runnerUp + remaining
+          : votes >= stop;
+    if (done || k === n - 1) {
+      return leader
+        ? { kind: 'answer', value: leader.value, agentsUsed: k + 1, costUsd }
+        : { kind: 'failed', agentsUsed: k + 1, costUsd };
+    }
+  }
+  return { kind: 'unknown' };
+}
+
+/** `'all'` under a concurrent launch: known when every voter was called. */
+function simulateAll(run: Run, n: number): Sim {
+  if (run.agentsUsed < n) return { kind: 'unknown' };
+  const groups: Group[] = [];
+  let votes = 0;
+  for (const i of run.castOrder) {
+    const b = run.casts[i];
+    if (b) addBallot(groups, b, ++votes);
+  }
+  const costUsd = run.voterCost.reduce((a, b) => a + b, 0);
+  const { leader } = leaderOf(groups);
+  return leader
+    ? { kind: 'answer', value: leader.value, agentsUsed: n, costUsd }
+    : { kind: 'failed', agentsUsed: n, costUsd };
+}
+
+function checkStops(stops: readonly VoteStop[]): void {
+  if (!Array.isArray(stops) || stops.length === 0)
+    throw new ConfigError(
+      'stops',
+      "give at least one stop rule: 'decided', 'all' or a number of votes, e.g. ['decided', 'all']",
+    );
+  for (const s of stops) {
+    if (s === 'decided' || s === 'all') continue;
+    if (typeof s !== 'number' || !Number.isInteger(s) || s < 1)
+      throw new ConfigError(
+        'stops',
+        `each stop rule must be 'decided', 'all' or a whole number of votes >= 1, got ${String(s)}`,
+      );
+  }
+}
+
+/**
+ * Re-evaluates every recorded vote under other stop rules, without calling a model. One pass over
+ * `events`; memory grows with the number of vote runs.
+ *
+ * Exact for sequentially launched votes whenever the rule stops no later than the record did;
+ * `'all'` is exact for any launch when every voter was called. Votes with a custom `key` cannot be
+ * regrouped and are reported with a `limitation`.
+ *
+ * @throws ConfigError for a bad stop rule or volume.
+ * @example
+ * const r = whatIfVote(store.iterate(), { stops: ['decided', 'all'], volumePerWeek: 10_000 });
+ * const [decided, all] = r.sites[0]?.rows ?? [];
+ * console.log(decided?.meanAgentsUsed, decided?.volume?.savingPerYearUsd);
+ */
+export function whatIfVote(events: Iterable<KeelEvent>, options: VoteWhatIfOptions): VoteWhatIf {
+  checkStops(options.stops);
+  const volume = options.volumePerWeek;
+  if (volume !== undefined) projectVolume(0, volume);
+  const sites = new Map<string, SiteAcc>();
+
+  const feedback = foldWorkflows<Tracked[]>(events, {
+    start(e) {
+      const name = e.payload.name;
+      const found = sitesOf(e.payload.topology, name, 'vote').filter(
+        (s) => options.path === undefined || s.path === options.path,
+      );
+      if (found.length === 0) return undefined;
+      return found.map((site) => {
+        const key = `${site.path}\u0000${site.segments.join('\u0000')}`;
+        let acc = sites.get(key);
+        if (!acc) {
+          const o = site.node.options ?? {};
+          const n = site.node.children.length;
+          const weights =
+            Array.isArray(o.weights) &&
+            o.weights.length === n &&
+            o.weights.every((w) => typeof w === 'number')
+              ? o.weights
+              : new Array<number>(n).fill(1);
+          const launch = typeof o.launch === 'string' ? o.launch : 'sequential';
+          acc = {
+            path: site.path,
+            workflow: name,
+            isRoot: site.path === name,
+            voters: site.node.children.map((c, index) => ({
+              index,
+              name: c.name ?? c.kind,
+              ...(c.kind === 'agent' && c.model !== undefined ? { model: c.model } : {}),
+            })),
+            weights,
+            recordedRule: typeof o.stop === 'string' ? o.stop : 'decided',
+            launch,
+            limitation:
+              o.key !== undefined
+                ? {
+                    kind: 'key',
+                    message:
+                      'votes are grouped by a custom key function the log does not hold: no rule can be re-evaluated',
+                  }
+                : launch !== 'sequential'
+                  ? {
+                      kind: 'launch',
+                      message: `voters were launched "${launch}", so the record cannot tell which ones a rule would have called: only 'all' can be evaluated`,
+                    }
+                  : undefined,
+            runs: [],
+          };
+          sites.set(key, acc);
+        }
+        return { site, acc, current: undefined };
+      });
+    },
+    event(tracked, e) {
+      const p = e.payload as { path?: unknown };
+      if (typeof p.path !== 'string') return;
+      for (const t of tracked) {
+        if (p.path === t.site.path) {
+          if (e.type === 'vote.cast') {
+            const i = e.payload.index;
+            if (!(i >= 0 && i < t.acc.weights.length)) continue;
+            const r = runOf(t, i, e.workflowId);
+            r.casts[i] = { value: e.payload.value, weight: e.payload.weight };
+            r.castOrder.push(i);
+            r.called[i] = true;
+          } else if (e.type === 'vote.decided') {
+            const r = t.current && !t.current.closed ? t.current : runOf(t, 0, e.workflowId);
+            r.decided = { value: e.payload.value };
+            r.agentsUsed = e.payload.agentsUsed;
+            r.closed = true;
+            finalize(t.acc, r, 'completed');
+          }
+          continue;
+        }
+        const c = childOf(t.site, p.path);
+        if (!c) continue;
+        if (e.type === 'cost.incurred') {
+          const r = t.current && !t.current.closed ? t.current : runOf(t, c.index, e.workflowId);
+          r.voterCost[c.index] = (r.voterCost[c.index] ?? 0) + e.payload.costUsd;
+          r.called[c.index] = true;
+        } else if (
+          c.exact &&
+          (e.type === 'agent.succeeded' || e.type === 'agent.failed' || e.type === 'agent.rejected')
+        ) {
+          const r = t.current && !t.current.closed ? t.current : runOf(t, c.index, e.workflowId);
+          r.called[c.index] = true;
+        }
+      }
+    },
+    end(tracked, how) {
+      for (const t of tracked) if (t.current && !t.current.closed) finalize(t.acc, t.current, how);
+    },
+  });
+
+  const out: VoteSiteWhatIf[] = [];
+  for (const acc of sites.values()) {
+    const runs = acc.runs.length;
+    if (runs === 0) continue;
+    const n = acc.weights.length;
+    const recUsed: Record<string, number> = {};
+    let recUsedSum = 0;
+    let recFailed = 0;
+    let recCost = 0;
+    const voterCost = new Array<number>(n).fill(0);
+    const voterSamples = new Array<number>(n).fill(0);
+    let allCalled = true;
+    const recTally = new AccuracyTally();
+    for (const r of acc.runs) {
+      recUsed[r.agentsUsed] = (recUsed[r.agentsUsed] ?? 0) + 1;
+      recUsedSum += r.agentsUsed;
+      if (!r.decided) recFailed++;
+      for (let i = 0; i < n; i++) {
+        recCost += r.voterCost[i] ?? 0;
+        if (r.called[i]) {
+          voterCost[i] = (voterCost[i] ?? 0) + (r.voterCost[i] ?? 0);
+          voterSamples[i] = (voterSamples[i] ?? 0) + 1;
+        } else allCalled = false;
+      }
+      recTally.add(
+        feedback.get(r.workflowId),
+        { kind: 'answer', value: undefined, known: false },
+        true,
+        acc.isRoot,
+      );
+    }
+    let allCost: number | null = 0;
+    for (let i = 0; i < n && allCost !== null; i++) {
+      const s = voterSamples[i] ?? 0;
+      allCost = s > 0 ? allCost + (voterCost[i] ?? 0) / s : null;
+    }
+    const project = (cost: number | null): VolumeProjection | null | undefined =>
+      volume === undefined
+        ? undefined
+        : cost === null
+          ? null
+          : projectVolume(cost, volume, allCost ?? undefined);
+
+    const rows = options.stops.map((stop): VoteStopRow => {
+      const used: Record<string, number> = {};
+      let usedSum = 0;
+      let failed = 0;
+      let unknown = 0;
+      let changed = 0;
+      let cost = 0;
+      const tally = new AccuracyTally();
+      const evaluable = acc.limitation === undefined || (acc.limitation.kind === 'launch' && stop === 'all');
+      for (const r of acc.runs) {
+        const sim: Sim = !evaluable
+          ? { kind: 'unknown' }
+          : acc.launch === 'sequential'
+            ? simulateSequential(r, stop, acc.weights)
+            : simulateAll(r, n);
+        let outcome: Outcome;
+        let same = false;
+        if (sim.kind === 'unknown') {
+          unknown++;
+          outcome = { kind: 'unknown' };
+        } else {
+          used[sim.agentsUsed] = (used[sim.agentsUsed] ?? 0) + 1;
+          usedSum += sim.agentsUsed;
+          cost += sim.costUsd;
+          if (sim.kind === 'failed') {
+            failed++;
+            outcome = { kind: 'failed' };
+            same = r.decided === undefined;
+          } else {
+            outcome = { kind: 'answer', value: sim.value, known: true };
+            same = sameAnswer({ value: sim.value }, r.decided);
+          }
+          if (!same) changed++;
+        }
+        tally.add(feedback.get(r.workflowId), outcome, same, acc.isRoot);
+      }
+      const costPerRunUsd = unknown > 0 ? null : cost / runs;
+      const row: VoteStopRow = {
+        stop,
+        agentsUsed: used,
+        meanAgentsUsed: unknown > 0 ? null : usedSum / runs,
+        failed,
+        unknown,
+        changed,
+        costPerRunUsd,
+        accuracy: tally.result(),
+      };
+      const v = project(costPerRunUsd);
+      if (v !== undefined) row.volume = v;
+      return row;
+    });
+
+    const recorded: VoteSiteWhatIf['recorded'] = {
+      agentsUsed: recUsed,
+      meanAgentsUsed: recUsedSum / runs,
+      failed: recFailed,
+      costPerRunUsd: recCost / runs,
+      accuracy: recTally.result(),
+    };
+    const rv = project(perRun(recCost, runs));
+    if (rv !== undefined) recorded.volume = rv;
+    const allVoters: VoteSiteWhatIf['allVoters'] = { costPerRunUsd: allCost, estimated: !allCalled };
+    const av = project(allCost);
+    if (av !== undefined) allVoters.volume = av;
+    out.push({
+      path: acc.path,
+      workflow: acc.workflow,
+      voters: acc.voters,
+      recordedRule: acc.recordedRule,
+      launch: acc.launch,
+      runs,
+      ...(acc.limitation !== undefined ? { limitation: acc.limitation.message } : {}),
+      recorded,
+      allVoters,
+      rows,
+    });
+  }
+  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { ...(volume !== undefined ? { volumePerWeek: volume } : {}), sites: out };
+}

@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { EXIT } from '../../src/cli/io.js';
+import { runCli } from '../../src/cli/main.js';
+import { captureIo } from './io.js';
+import { invoices, openRuntime, recordCascade, runAll, tempDir, triage } from './logs.js';
+
+let tmp: ReturnType<typeof tempDir> | undefined;
+let stop: (() => Promise<unknown>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+  tmp?.cleanup();
+  tmp = undefined;
+});
+
+/** Starts `keel serve` on 127.0.0.1, port 0; resolves with its URL once it listens. */
+async function serve(db: string): Promise<{ url: string; exit: Promise<number> }> {
+  const controller = new AbortController();
+  let listening: (url: string) => void = () => undefined;
+  const url = new Promise<string>((resolve) => (listening = resolve));
+  const c = captureIo({
+    signal: controller.signal,
+    onOut: (text) => {
+      const m = /serving (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(text);
+      if (m) listening(m[1] as string);
+    },
+  });
+  const exit = runCli(['serve', '--db', db, '--port', '0'], c.io);
+  stop = () => {
+    controller.abort();
+    return exit;
+  };
+  const first = await Promise.race([url, exit.then((code) => `exited ${code}: ${c.stderr()}`)]);
+  expect(first).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  return { url: first, exit };
+}
+
+function calls(metrics: string, model: string): number {
+  const m = new RegExp(
+    `^llm_calls_total\\{[^}]*model="${model.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)$`,
+    'm',
+  ).exec(metrics);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('keel serve', () => {
+  it('serves /metrics rebuilt from the log, follows new events, answers the probes and stops cleanly', async () => {
+    tmp = tempDir();
+    const db = tmp.path('keel.db');
+    // confidences 0.70, 0.77, 0.84 at threshold 0.9: every invoice escalates
+    await recordCascade(db, 0.9, invoices(3), 'none');
+    const { url, exit } = await serve(db);
+
+    let res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    let body = await res.text();
+    expect(calls(body, 'gpt-3.5-turbo')).toBe(3);
+    expect(calls(body, 'gpt-4')).toBe(3);
+
+    // a runtime keeps writing to the same file: the next scrape sees it (0.91 and 0.98: no escalation)
+    const rt = openRuntime(db);
+    await runAll(rt, triage(0.9), invoices(5).slice(3));
+    await rt.close();
+    body = await (await fetch(`${url}/metrics`)).text();
+    expect(calls(body, 'gpt-3.5-turbo')).toBe(5);
+    expect(calls(body, 'gpt-4')).toBe(3);
+
+    res = await fetch(`${url}/healthz`);
+    expect([res.status, await res.text()]).toEqual([200, 'ok\n']);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${url}/nope`)).status).toBe(404);
+
+    const done = stop?.();
+    stop = undefined;
+    await done;
+    expect(await exit).toBe(EXIT.ok);
+    await expect(fetch(`${url}/metrics`)).rejects.toThrow();
+  });
+
+  it('refuses a non-loopback host without --allow-remote, and bad ports, with exit 2', async () => {
+    tmp = tempDir();
+    const db = tmp.path('keel.db');
+    await recordCascade(db, 0.9, invoices(1), 'none');
+    const cases: [string[], string][] = [
+      [['serve', '--db', db, '--host', '0.0.0.0', '--port', '0'], 'is not a loopback address'],
+      [['serve', '--db', db, '--port', 'http'], '--port must be a whole number in [0, 65535]'],
+      [['serve', '--db', db, '--port', '70000'], '--port must be a whole number in [0, 65535]'],
+      [['serve', '--db', db, '--prefix', '9bad'], '--prefix must be a Prometheus name prefix'],
+    ];
+    for (const [argv, message] of cases) {
+      const c = captureIo();
+      expect(await runCli(argv, c.io), argv.join(' ')).toBe(EXIT.usage);
+      expect(c.stderr()).toContain(message);
+    }
+    const c = captureIo();
+    expect(await runCli(['serve', '--db', `${db}.missing`, '--port', '0'], c.io)).toBe(EXIT.error);
+  });
+});
