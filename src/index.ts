@@ -117,6 +117,21 @@ export type { SqliteStoreOptions, SqliteEventStore } from './eventlog/sqlite.js'
 // ── replay ──────────────────────────────────────────────────────────────────────────────────────
 export { recordedSource, decisionsOf, compareDecisions } from './replay/recorded.js';
 export type { Divergence, Decision, RecordedSource } from './replay/recorded.js';
+export { whatIfCascade, whatIfVote, whatIfCache, projectVolume, WEEKS_PER_YEAR } from './replay/whatif.js';
+export type {
+  CascadeWhatIf,
+  CascadeWhatIfOptions,
+  CascadeThresholdRow,
+  VoteWhatIf,
+  VoteWhatIfOptions,
+  VoteStop,
+  VoteStopRow,
+  CacheWhatIf,
+  CacheWhatIfOptions,
+  CacheTtlRow,
+  VolumeProjection,
+  Accuracy,
+} from './replay/whatif.js';
 
 // ── cost ────────────────────────────────────────────────────────────────────────────────────────
 export { createPricing, DEFAULT_PRICING, SEED_PRICING, PRICING_AS_OF } from './cost/pricing.js';
