@@ -133,6 +133,10 @@ export type {
   Accuracy,
 } from './replay/whatif.js';
 
+// ── report ──────────────────────────────────────────────────────────────────────────────────────
+export { buildReport, formatReport, renderHtml } from './report/index.js';
+export type * from './report/index.js';
+
 // ── cost ────────────────────────────────────────────────────────────────────────────────────────
 export { createPricing, DEFAULT_PRICING, SEED_PRICING, PRICING_AS_OF } from './cost/pricing.js';
 export type { ModelPrice, PricingTable, Pricing, PricingOptions } from './cost/pricing.js';

@@ -268,6 +268,11 @@ function runActor(
     const finish = (snap: Snapshot): void => {
       ctx.signal.removeEventListener('abort', onCancel);
       attemptAbort?.abort('finished');
+      // Whatever ended the invocation (cancel while gated, a sibling's failure), never keep a
+      // breaker probe slot or a budget reservation: a held probe would leave the breaker half-open.
+      permit?.release();
+      permit = undefined;
+      settleAbandoned();
       const latencyMs = clock.now() - startedAt;
       const c = snap.context;
       if (snap.value === 'succeeded' && lastResult) {

@@ -245,3 +245,45 @@ describe('createRuntime config', () => {
     expect(() => createRuntime({ db: ':memory:', durability: 'sometimes' } as never)).toThrow(/durability/);
   });
 });
+
+describe('breaker probes and cancellation', () => {
+  it('a half-open probe cancelled by a failing sibling frees its slot (the breaker is not stuck half-open)', async () => {
+    const { rt, clock } = setup();
+    const { par } = await import('../../src/supervisor/parallel.js');
+    let probeCalls = 0;
+    let healthy = false;
+    const guarded = agent({
+      name: 'guarded',
+      model: 'sim',
+      breaker: { name: 'shared', failureThreshold: 1, resetTimeoutMs: 1_000 },
+      run: (_i: unknown, ctx: AgentContext) => {
+        probeCalls++;
+        if (!healthy) return Promise.reject(new ProviderError('provider_error', '500'));
+        return sleep(clock, 500, ctx.signal).then(() => ({ value: 'ok' }));
+      },
+    });
+    const failing = agent({
+      name: 'failing',
+      model: 'sim',
+      run: () => Promise.reject(new AgentError('ocr_error', 'x')),
+    });
+    await expect(rt.run(guarded, {})).rejects.toMatchObject({ category: 'provider_error' });
+    expect(rt.breaker('shared')?.state()).toBe('open');
+    await clock.advanceAsync(1_000);
+    expect(rt.breaker('shared')?.state()).toBe('halfOpen');
+    healthy = true;
+    // the probe starts, then its sibling fails and the par cancels it
+    await expect(rt.run(par(guarded, failing), {})).rejects.toMatchObject({ category: 'ocr_error' });
+    await clock.flush();
+    expect(rt.breaker('shared')?.state()).toBe('halfOpen');
+    // two agents on the breaker in one par: the second is refused while the first probes, and the
+    // par's failure cancels the probe
+    await expect(rt.run(par(guarded, guarded), {})).rejects.toMatchObject({ category: 'circuit_open' });
+    await clock.flush();
+    const next = rt.run(guarded, {});
+    await clock.advanceAsync(500);
+    await expect(next).resolves.toMatchObject({ value: 'ok' });
+    expect(rt.breaker('shared')?.state()).toBe('closed');
+    expect(probeCalls).toBe(4);
+  });
+});

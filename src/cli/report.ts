@@ -1,0 +1,88 @@
+/**
+ * `keel report`: rebuilds workflows, latency, cost, error rates, alerts, breakers, votes, cascades
+ * and root causes from the event log alone (opened read-only, streamed once), and prints them as
+ * tables or JSON; `--html FILE` also writes a self-contained HTML report.
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { isConfigError } from '../core/errors.js';
+import { buildReport } from '../report/build.js';
+import { renderHtml } from '../report/html.js';
+import type { Report } from '../report/report.js';
+import { formatReport } from '../report/terminal.js';
+import { CliError, EXIT, openForAudit, type Io } from './io.js';
+
+interface ReportFlags {
+  db: string;
+  json?: boolean;
+  html?: string;
+  slaMs?: string;
+  budgetUsd?: string;
+  timeZone?: string;
+}
+
+/** A number option > 0, naming the option and an example when it is not. */
+function positiveNumber(name: string, value: string, example: string): number {
+  const x = Number(value);
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0) {
+    throw new CliError(`${name} must be a number > 0, e.g. ${example}; got "${value}"`);
+  }
+  return x;
+}
+
+/** Registers `keel report`. */
+export function registerReport(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('report')
+    .description(
+      'latency vs SLA, cost vs budget, error rates, alerts, breakers, votes, cascades and root causes',
+    )
+    .option('--db <file>', 'event log', 'keel.db')
+    .option('--json', 'print the report as JSON instead of tables')
+    .option('--html <file>', 'also write a self-contained HTML report to this file')
+    .option('--sla-ms <n>', 'latency SLA: P95 target in ms (default 10000)')
+    .option('--budget-usd <n>', 'daily budget in USD to compare spend with')
+    .option('--time-zone <tz>', 'IANA time zone of days and times (default UTC)')
+    .action((o: ReportFlags) => {
+      const slaP95Ms = o.slaMs === undefined ? undefined : positiveNumber('--sla-ms', o.slaMs, '10000');
+      const budgetUsd =
+        o.budgetUsd === undefined ? undefined : positiveNumber('--budget-usd', o.budgetUsd, '100');
+      const store = openForAudit(o.db);
+      let report: Report;
+      try {
+        report = buildReport(store.iterate(), {
+          ...(slaP95Ms !== undefined ? { slaP95Ms } : {}),
+          ...(budgetUsd !== undefined ? { budgetUsd } : {}),
+          ...(o.timeZone !== undefined ? { timeZone: o.timeZone } : {}),
+        });
+      } catch (e) {
+        if (isConfigError(e) && e.field === 'timeZone') {
+          throw new CliError(
+            `--time-zone "${o.timeZone ?? ''}" is not an IANA time zone; use e.g. UTC, Europe/Paris or America/New_York`,
+          );
+        }
+        throw e;
+      } finally {
+        void store.close();
+      }
+      if (o.json) io.out(JSON.stringify(report, null, 2));
+      else io.out(formatReport(report, { color: io.tty }));
+      if (o.html !== undefined) {
+        const path = resolve(o.html);
+        try {
+          writeFileSync(path, renderHtml(report), 'utf8');
+        } catch (e) {
+          throw new CliError(
+            `could not write the HTML report to ${path}: ${e instanceof Error ? e.message : String(e)}. Pass --html with a writable path.`,
+            EXIT.error,
+          );
+        }
+        // Keep stdout pure JSON when --json is given.
+        const note = `HTML report written to ${path}`;
+        if (o.json) io.err(note);
+        else io.out(note);
+      }
+      setExit(EXIT.ok);
+    });
+}

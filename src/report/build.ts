@@ -1,0 +1,555 @@
+/**
+ * `buildReport()`: the whole of `keel report` as ONE pass over the event log. Cost, error rates,
+ * latency and root causes come from the very folds the live runtime runs (cost tracker, error-rate
+ * and latency projections, `rca`), fed the same events, so the report and the running service
+ * always agree. What those folds do not keep — workflow counts, chart histograms, error rates per
+ * time bucket, breaker timelines, vote and cascade statistics, the alert list — is folded here with
+ * memory bounded by names, paths and buckets, never by the number of events.
+ */
+import { ConfigError } from '../core/errors.js';
+import { createCostTracker, UNKNOWN_WORKFLOW } from '../cost/tracker.js';
+import type { AlertKind, BreakerState, KeelEvent } from '../eventlog/events.js';
+import { alertFromEvent, type Alert } from '../monitor/alert.js';
+import { DEFAULT_ERROR_TARGETS } from '../monitor/error-budget.js';
+import { createErrorRateProjection } from '../monitor/error-rate-projection.js';
+import { failureCategory, isOutcomeEvent } from '../monitor/internal/outcome.js';
+import { checkInteger, checkRatio } from '../monitor/internal/validate.js';
+import { createLatencyProjection, type LatencyStats } from '../monitor/latency-projection.js';
+import { rca, type FailureBreakdown } from '../monitor/rca.js';
+import { LogHistogram } from './histogram.js';
+import type {
+  AlertSection,
+  BreakerChange,
+  BreakerTimeline,
+  CascadeStats,
+  CostSection,
+  ErrorSection,
+  LatencyReport,
+  LatencySection,
+  Report,
+  ReportAlert,
+  ReportOptions,
+  ReportSettings,
+  ReportSpan,
+  VoteStats,
+  WorkflowCounts,
+} from './report.js';
+import { TimeBuckets } from './time-buckets.js';
+
+/** Most running workflows whose name is remembered at once (like the cost tracker's default). */
+const MAX_OPEN_WORKFLOWS = 100_000;
+/** Most distinct vote / cascade paths tracked; the rest are counted under {@link OTHER_PATHS}. */
+const MAX_PATHS = 200;
+const OTHER_PATHS = '(other paths)';
+
+/**
+ * Builds the report from events in log order (e.g. `store.iterate()`), reading each event once.
+ *
+ * @param events - the log, oldest first; read once, never held.
+ * @param options - SLA, error targets, daily budget and time zone (see {@link ReportOptions}).
+ * @throws ConfigError naming the option when one is out of range.
+ * @example
+ * const store = openSqliteStore({ path: 'keel.db', readonly: true });
+ * const report = buildReport(store.iterate(), { slaP95Ms: 10_000, budgetUsd: 100 });
+ * console.log(formatReport(report));
+ * writeFileSync('report.html', renderHtml(report));
+ */
+export function buildReport(events: Iterable<KeelEvent>, options: ReportOptions = {}): Report {
+  const settings = settingsOf(options);
+  const maxAlerts = options.maxAlerts ?? 100;
+  const maxTransitions = options.maxBreakerTransitions ?? 500;
+  const maxTimeBuckets = options.maxTimeBuckets ?? 48;
+  checkInteger('maxAlerts', maxAlerts, 1, 'alerts listed, e.g. 100');
+  checkInteger('maxBreakerTransitions', maxTransitions, 1, 'transitions kept per breaker, e.g. 500');
+  checkInteger('maxTimeBuckets', maxTimeBuckets, 2, 'points per error-rate series, e.g. 48');
+
+  // The live runtime's folds, with the report's settings.
+  const cost = createCostTracker({ timeZone: settings.timeZone });
+  const errors = createErrorRateProjection({
+    targets: settings.errorTargets,
+    windowSize: settings.errorWindowSize,
+  });
+  const latency = createLatencyProjection({ slaP95Ms: settings.slaP95Ms });
+
+  // What those folds do not keep.
+  const span: ReportSpan = {
+    events: 0,
+    firstSeq: undefined,
+    lastSeq: undefined,
+    firstTs: undefined,
+    lastTs: undefined,
+    byType: {},
+  };
+  const workflows = new WorkflowFold();
+  const workflowHist = new Map<string, LogHistogram>();
+  const agentHist = new Map<string, LogHistogram>();
+  const buckets = new TimeBuckets(maxTimeBuckets);
+  const alerts = new AlertFold(maxAlerts);
+  const breakers = new Map<string, BreakerFold>();
+  const votes = new PathMap<VoteFold>(() => new VoteFold());
+  const cascades = new PathMap<CascadeFold>(() => new CascadeFold());
+
+  const fold = (e: KeelEvent): void => {
+    span.events++;
+    span.firstSeq ??= e.seq;
+    span.lastSeq = e.seq;
+    if (span.firstTs === undefined || e.ts < span.firstTs) span.firstTs = e.ts;
+    if (span.lastTs === undefined || e.ts > span.lastTs) span.lastTs = e.ts;
+    span.byType[e.type] = (span.byType[e.type] ?? 0) + 1;
+
+    cost.apply(e);
+    // Index loops: the usual result is the shared empty array, and no iterator is allocated for it.
+    const rateAlerts = errors.apply(e);
+    for (let i = 0; i < rateAlerts.length; i++) alerts.add(rateAlerts[i] as Alert, 'report');
+    const slaAlerts = latency.apply(e);
+    for (let i = 0; i < slaAlerts.length; i++) alerts.add(slaAlerts[i] as Alert, 'report');
+    if (isOutcomeEvent(e)) buckets.record(e.payload.taskType, e.ts, failureCategory(e) !== undefined);
+
+    switch (e.type) {
+      case 'workflow.started':
+        workflows.start(e.workflowId, e.payload.name);
+        return;
+      case 'workflow.completed':
+      case 'workflow.failed': {
+        const name = workflows.end(e.workflowId, e.type === 'workflow.completed' ? 'completed' : 'failed');
+        if (name !== undefined) histogramOf(workflowHist, name).record(e.payload.latencyMs);
+        return;
+      }
+      case 'workflow.cancelled':
+        workflows.end(e.workflowId, 'cancelled');
+        return;
+      case 'agent.succeeded':
+      case 'agent.failed':
+        histogramOf(agentHist, e.payload.agent).record(e.payload.latencyMs);
+        return;
+      case 'breaker.transitioned': {
+        const p = e.payload;
+        let b = breakers.get(p.breaker);
+        if (b === undefined) {
+          b = new BreakerFold(p.breaker, p.from, e.ts, maxTransitions);
+          breakers.set(p.breaker, b);
+        }
+        b.transition({ ts: e.ts, from: p.from, to: p.to, reason: p.reason, failures: p.failures });
+        return;
+      }
+      case 'vote.decided':
+        votes.of(e.payload.path).decided(e.payload.agentsUsed, e.payload.total, e.payload.savedUsd);
+        return;
+      case 'vote.early_stop':
+        votes.of(e.payload.path).earlyStop(e.payload.skipped);
+        return;
+      case 'cascade.accepted':
+        cascades.of(e.payload.path).accepted(e.payload.stage, e.payload.agent, e.payload.savedUsd);
+        return;
+      case 'cascade.escalated': {
+        const p = e.payload;
+        cascades.of(p.path).escalated(p.fromStage, p.toStage, p.fromAgent, p.toAgent);
+        return;
+      }
+      case 'alert.raised':
+      case 'alert.resolved': {
+        const a = alertFromEvent(e);
+        if (a !== undefined) alerts.add(a, 'log');
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  // rca reads the stream; every other fold rides along on the same pass.
+  const causes = rca(tap(events, fold));
+  const endTs = span.lastTs ?? 0;
+
+  const lat = latency.snapshot(endTs);
+  const latencySection: LatencySection = {
+    slaP95Ms: settings.slaP95Ms,
+    workflows: lat.workflows.map((s) => latencyReport(s, workflowHist, settings.slaP95Ms)).sort(byName),
+    agents: lat.agents.map((s) => latencyReport(s, agentHist, settings.slaP95Ms)).sort(byName),
+  };
+
+  const errorSection: ErrorSection = {
+    bucketMs: buckets.bucketMs,
+    taskTypes: errors
+      .snapshot(endTs)
+      .map((s) => {
+        const total: FailureBreakdown | undefined = causes.byTaskType[s.taskType];
+        const outcomes = total?.outcomes ?? 0;
+        const failures = total?.failures ?? 0;
+        const errorRate = outcomes === 0 ? 0 : failures / outcomes;
+        return {
+          taskType: s.taskType,
+          target: s.target,
+          outcomes,
+          failures,
+          errorRate,
+          meetsTarget: s.target === undefined ? undefined : errorRate <= s.target,
+          primaryCause: total?.primary,
+          window: { samples: s.samples, failures: s.failures, errorRate: s.errorRate, alerting: s.alerting },
+          series: buckets.seriesOf(s.taskType),
+        };
+      })
+      .sort((a, b) => compare(a.taskType, b.taskType)),
+  };
+
+  return {
+    version: 1,
+    settings,
+    span,
+    workflows: workflows.counts(),
+    latency: latencySection,
+    cost: costSection(cost, settings),
+    errors: errorSection,
+    alerts: alerts.section(),
+    breakers: [...breakers.values()].map((b) => b.timeline(endTs)).sort(byName),
+    votes: votes.entries().map(([path, v]) => v.stats(path)),
+    cascades: cascades.entries().map(([path, c]) => c.stats(path)),
+    rootCauses: {
+      overall: causes.overall,
+      byTaskType: causes.byTaskType,
+      byAgent: causes.byAgent,
+      text: causes.format(),
+    },
+  };
+}
+
+function settingsOf(options: ReportOptions): ReportSettings {
+  const { budgetUsd, budgetAlertAt = 0.8, errorWindowSize = 100 } = options;
+  if (
+    budgetUsd !== undefined &&
+    !(typeof budgetUsd === 'number' && Number.isFinite(budgetUsd) && budgetUsd > 0)
+  ) {
+    throw new ConfigError(
+      'budgetUsd',
+      `must be a daily budget in USD > 0, e.g. 100; got ${String(budgetUsd)}.`,
+    );
+  }
+  checkRatio('budgetAlertAt', budgetAlertAt, 'e.g. 0.8 to flag days past 80 % of the budget');
+  checkInteger(
+    'errorWindowSize',
+    errorWindowSize,
+    1,
+    "outcomes per window, the runtime's monitor.windowSize",
+  );
+  return {
+    slaP95Ms: options.slaP95Ms ?? 10_000,
+    budgetUsd,
+    budgetAlertAt,
+    timeZone: options.timeZone ?? 'UTC',
+    errorTargets: options.errorTargets ?? DEFAULT_ERROR_TARGETS,
+    errorWindowSize,
+  };
+}
+
+/** Yields `events` unchanged, folding each one first: lets several folds share one pass. */
+function* tap(events: Iterable<KeelEvent>, fold: (e: KeelEvent) => void): Generator<KeelEvent> {
+  for (const e of events) {
+    fold(e);
+    yield e;
+  }
+}
+
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byName = <T extends { name: string }>(a: T, b: T): number => compare(a.name, b.name);
+
+function histogramOf(map: Map<string, LogHistogram>, name: string): LogHistogram {
+  let h = map.get(name);
+  if (h === undefined) {
+    h = new LogHistogram();
+    map.set(name, h);
+  }
+  return h;
+}
+
+function latencyReport(s: LatencyStats, hist: Map<string, LogHistogram>, slaP95Ms: number): LatencyReport {
+  return {
+    name: s.name,
+    count: s.count,
+    p50Ms: s.p50Ms,
+    p90Ms: s.p90Ms,
+    p95Ms: s.p95Ms,
+    p99Ms: s.p99Ms,
+    maxMs: s.maxMs,
+    meanMs: s.meanMs,
+    slaCompliance: s.slaCompliance,
+    meetsSla: s.p95Ms <= slaP95Ms,
+    alerting: s.window.alerting,
+    histogram: hist.get(s.name)?.toJSON() ?? { edgesMs: [], counts: [] },
+  };
+}
+
+function costSection(cost: ReturnType<typeof createCostTracker>, settings: ReportSettings): CostSection {
+  const summary = cost.summary({ top: 10 });
+  const days = cost.days().map((day) => {
+    const d = cost.summary({ day, top: 0 });
+    return {
+      day,
+      usd: d.actualUsd,
+      calls: d.calls,
+      savedUsd: d.savings.totalUsd,
+      byModel: d.byModel.map((m) => ({ model: m.model, usd: m.usd, calls: m.calls })),
+      budgetRatio: settings.budgetUsd === undefined ? undefined : d.actualUsd / settings.budgetUsd,
+    };
+  });
+  return { summary, budgetUsd: settings.budgetUsd, days, models: summary.byModel.map((m) => m.model) };
+}
+
+/** Workflow counts by name and outcome. */
+class WorkflowFold {
+  private readonly open = new Map<string, string>();
+  private readonly byName = new Map<string, WorkflowCounts>();
+
+  start(workflowId: string, name: string): void {
+    if (this.open.size >= MAX_OPEN_WORKFLOWS) {
+      const oldest = this.open.keys().next();
+      if (!oldest.done) this.open.delete(oldest.value);
+    }
+    this.open.set(workflowId, name);
+    this.of(name).started++;
+  }
+
+  /** Counts the end of a workflow; returns its name when its start was seen. */
+  end(workflowId: string, how: 'completed' | 'failed' | 'cancelled'): string | undefined {
+    const name = this.open.get(workflowId);
+    this.open.delete(workflowId);
+    this.of(name ?? UNKNOWN_WORKFLOW)[how]++;
+    return name;
+  }
+
+  counts(): WorkflowCounts[] {
+    return [...this.byName.values()]
+      .map((c) => ({ ...c, running: Math.max(0, c.started - c.completed - c.failed - c.cancelled) }))
+      .sort(byName);
+  }
+
+  private of(name: string): WorkflowCounts {
+    let c = this.byName.get(name);
+    if (c === undefined) {
+      c = { name, started: 0, completed: 0, failed: 0, cancelled: 0, running: 0 };
+      this.byName.set(name, c);
+    }
+    return c;
+  }
+}
+
+/** Alerts logged by the runtime and those the report's folds detect, each listed once. */
+class AlertFold {
+  private raised = 0;
+  private resolved = 0;
+  private readonly byKind: Partial<Record<AlertKind, number>> = {};
+  private readonly items: ReportAlert[] = [];
+  private readonly index = new Map<string, ReportAlert>();
+
+  constructor(private readonly max: number) {}
+
+  add(a: Alert, source: 'log' | 'report'): void {
+    const status = a.status === 'resolved' ? 'resolved' : 'firing';
+    const key = `${status}\u0000${a.id}`;
+    const seen = this.index.get(key);
+    if (seen !== undefined) {
+      // The runtime logs the alert its projection raised a few events earlier: same id.
+      if (source === 'log') seen.source = 'log';
+      return;
+    }
+    if (status === 'firing') {
+      this.raised++;
+      this.byKind[a.kind] = (this.byKind[a.kind] ?? 0) + 1;
+    } else this.resolved++;
+    const item: ReportAlert = {
+      ts: a.ts,
+      id: a.id,
+      kind: a.kind,
+      severity: a.severity,
+      status,
+      title: a.title,
+      source,
+    };
+    this.items.push(item);
+    this.index.set(key, item);
+    if (this.items.length > this.max) {
+      const old = this.items.shift();
+      if (old !== undefined) this.index.delete(`${old.status}\u0000${old.id}`);
+    }
+  }
+
+  section(): AlertSection {
+    return {
+      raised: this.raised,
+      resolved: this.resolved,
+      byKind: { ...this.byKind },
+      items: this.items.map((i) => ({ ...i })),
+    };
+  }
+}
+
+/** The state timeline of one breaker. */
+class BreakerFold {
+  private state: BreakerState;
+  private stateSince: number;
+  private count = 0;
+  private opened = 0;
+  private openMs = 0;
+  private halfOpenMs = 0;
+  private readonly transitions: BreakerChange[] = [];
+
+  constructor(
+    private readonly name: string,
+    private readonly initialState: BreakerState,
+    private readonly sinceTs: number,
+    private readonly max: number,
+  ) {
+    this.state = initialState;
+    this.stateSince = sinceTs;
+  }
+
+  transition(t: BreakerChange): void {
+    this.account(t.ts);
+    this.state = t.to;
+    this.count++;
+    if (t.to === 'open') this.opened++;
+    this.transitions.push(t);
+    if (this.transitions.length > this.max) this.transitions.shift();
+  }
+
+  timeline(endTs: number): BreakerTimeline {
+    const openMs = this.openMs + (this.state === 'open' ? Math.max(0, endTs - this.stateSince) : 0);
+    const halfOpenMs =
+      this.halfOpenMs + (this.state === 'halfOpen' ? Math.max(0, endTs - this.stateSince) : 0);
+    return {
+      name: this.name,
+      initialState: this.initialState,
+      state: this.state,
+      sinceTs: this.sinceTs,
+      transitionCount: this.count,
+      transitions: this.transitions.map((t) => ({ ...t })),
+      opened: this.opened,
+      openMs,
+      halfOpenMs,
+    };
+  }
+
+  /** Adds the time spent in the current state up to `ts`. */
+  private account(ts: number): void {
+    const elapsed = Math.max(0, ts - this.stateSince);
+    if (this.state === 'open') this.openMs += elapsed;
+    else if (this.state === 'halfOpen') this.halfOpenMs += elapsed;
+    this.stateSince = ts;
+  }
+}
+
+/** One fold per topology path, at most {@link MAX_PATHS} of them. */
+class PathMap<T> {
+  private readonly map = new Map<string, T>();
+  constructor(private readonly create: () => T) {}
+
+  of(path: string): T {
+    let v = this.map.get(path);
+    if (v === undefined) {
+      const key = this.map.size >= MAX_PATHS ? OTHER_PATHS : path;
+      v = this.map.get(key);
+      if (v === undefined) {
+        v = this.create();
+        this.map.set(key, v);
+      }
+    }
+    return v;
+  }
+
+  /** Sorted by path. */
+  entries(): [string, T][] {
+    return [...this.map].sort((a, b) => compare(a[0], b[0]));
+  }
+}
+
+/** Vote statistics of one path. */
+class VoteFold {
+  private count = 0;
+  private voters = 0;
+  private usedSum = 0;
+  private readonly used = new Map<number, number>();
+  private earlyStops = 0;
+  private skipped = 0;
+  private savedUsd = 0;
+
+  decided(agentsUsed: number, total: number, savedUsd: number): void {
+    this.count++;
+    this.usedSum += agentsUsed;
+    this.used.set(agentsUsed, (this.used.get(agentsUsed) ?? 0) + 1);
+    if (total > this.voters) this.voters = total;
+    this.savedUsd += savedUsd;
+  }
+
+  earlyStop(skipped: number): void {
+    this.earlyStops++;
+    this.skipped += skipped;
+  }
+
+  stats(path: string): VoteStats {
+    return {
+      path,
+      decided: this.count,
+      voters: this.voters,
+      agentsUsed: [...this.used]
+        .map(([agents, count]) => ({ agents, count }))
+        .sort((a, b) => a.agents - b.agents),
+      meanAgentsUsed: this.count === 0 ? 0 : this.usedSum / this.count,
+      earlyStops: this.earlyStops,
+      earlyStopShare: this.count === 0 ? 0 : this.earlyStops / this.count,
+      skippedAgents: this.skipped,
+      savedUsd: this.savedUsd,
+    };
+  }
+}
+
+/** Cascade statistics of one path. */
+class CascadeFold {
+  private answered = 0;
+  private escalations = 0;
+  private savedUsd = 0;
+  private readonly stages = new Map<number, { agent: string; answered: number }>();
+  private readonly steps = new Map<number, { toStage: number; count: number }>();
+
+  accepted(stage: number, agent: string, savedUsd: number): void {
+    this.answered++;
+    this.stage(stage, agent).answered++;
+    this.savedUsd += savedUsd;
+  }
+
+  escalated(fromStage: number, toStage: number, fromAgent: string, toAgent: string): void {
+    this.escalations++;
+    this.stage(fromStage, fromAgent);
+    this.stage(toStage, toAgent);
+    const s = this.steps.get(fromStage);
+    if (s === undefined) this.steps.set(fromStage, { toStage, count: 1 });
+    else s.count++;
+  }
+
+  stats(path: string): CascadeStats {
+    return {
+      path,
+      answered: this.answered,
+      stages: [...this.stages]
+        .map(([stage, s]) => ({
+          stage,
+          agent: s.agent,
+          answered: s.answered,
+          share: this.answered === 0 ? 0 : s.answered / this.answered,
+        }))
+        .sort((a, b) => a.stage - b.stage),
+      escalations: this.escalations,
+      escalationsByStage: [...this.steps]
+        .map(([fromStage, s]) => ({ fromStage, toStage: s.toStage, count: s.count }))
+        .sort((a, b) => a.fromStage - b.fromStage),
+      savedUsd: this.savedUsd,
+    };
+  }
+
+  private stage(stage: number, agent: string): { agent: string; answered: number } {
+    let s = this.stages.get(stage);
+    if (s === undefined) {
+      s = { agent, answered: 0 };
+      this.stages.set(stage, s);
+    }
+    return s;
+  }
+}

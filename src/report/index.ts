@@ -1,0 +1,11 @@
+/**
+ * `keel report`: the whole runtime's story — workflows, latency vs SLA, cost vs budget, error rates
+ * vs targets, alerts, breakers, votes, cascades and root causes — rebuilt from the event log in one
+ * pass, printed as terminal tables or as one self-contained HTML file.
+ */
+export { buildReport } from './build.js';
+export { formatReport } from './terminal.js';
+export type { FormatReportOptions } from './terminal.js';
+export { renderHtml } from './html.js';
+export type { RenderHtmlOptions } from './html.js';
+export type * from './report.js';
