@@ -6,7 +6,7 @@
  */
 import { createHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, concatMap, from, of, type Subscriber } from 'rxjs';
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { z } from 'zod';
 import { runtimeMachine } from '../machines/runtime.machine.js';
@@ -42,6 +42,7 @@ import { context as otelContext, type Context, type Tracer } from '@opentelemetr
 import type { DestinationStream } from 'pino';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore } from './eventlog/sqlite.js';
+import { ReadOnlyDatabaseError } from './eventlog/errors.js';
 import type { EventStore } from './eventlog/store.js';
 import type { BreakerConfig } from './supervisor/agent.js';
 import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
@@ -327,6 +328,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly descriptions = new WeakMap<object, unknown>();
   private readonly unsubscribeCommit: () => void;
   private closed = false;
+  /** False after the log refused an append, until a commit succeeds again. */
+  private storeHealthy = true;
   private idCounter = 0;
 
   constructor(config: RuntimeConfig) {
@@ -449,7 +452,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     }
     this.services = {
       clock: this.clock,
-      parent: this.root,
+      inspect: config.inspect,
       breaker: (c) => this.breakerFor(c),
       budgets: this.budgets,
       cache: this.cacheStore && {
@@ -535,6 +538,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         return o;
       },
       rejection: (path) => source.rejection(path),
+      cached: (path) => source.cached(path),
     };
     const clock = simulatedClock(started.ts);
     const replayed: KeelEvent[] = [];
@@ -542,7 +546,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       services: {
         ...this.services,
         clock,
-        parent: undefined,
+        inspect: undefined,
         budgets: undefined,
         cache: undefined,
         price: (model, usage) => (this.pricing.has(model) ? this.pricing.price(model, usage) : 0),
@@ -717,6 +721,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   private onCommit(batch: readonly KeelEvent[]): void {
+    this.storeHealthy = true;
     const hasListeners = this.listenerCount('event') > 0;
     for (const e of batch) {
       this.project(e);
@@ -783,6 +788,17 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       onDone({ ok: false, error });
       return;
     }
+    if (!env.replay && this.store.readonly) {
+      // Refuse before any model call: nothing the workflow did could be recorded.
+      onDone({
+        ok: false,
+        error: new ReadOnlyDatabaseError(
+          (this.store as { path?: string }).path ?? 'the event log',
+          'the runtime was given a read-only store',
+        ),
+      });
+      return;
+    }
     const workflowId = options?.workflowId ?? this.newWorkflowId();
     if (this.tracing && !env.replay) this.parents.set(workflowId, otelContext.active());
     beforeStart?.(workflowId);
@@ -792,6 +808,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     const startedAt = clock.now();
     let appendError: unknown;
     let last: Promise<unknown> = Promise.resolve();
+    /** Set once the execution exists: stops it when the log refuses an event. */
+    const onAppendFailure: { abort?: (error: unknown) => void } = {};
+    const markStoreUnhealthy = (): void => {
+      if (!env.replay) this.storeHealthy = false;
+    };
     const stats = { costUsd: 0, agentsCalled: 0 };
     const redactor = env.replay ? undefined : this.redactor;
     let redactions: Record<string, number> | undefined;
@@ -813,7 +834,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       emit(event) {
         const p = append(event);
         p.catch((e: unknown) => {
-          appendError ??= e;
+          if (appendError === undefined) {
+            appendError = e;
+            // The log refused an event (locked, full, read-only): stop the workflow now, so no
+            // further model call runs unrecorded, and make later workflows wait for the log.
+            markStoreUnhealthy();
+            onAppendFailure.abort?.(e);
+          }
         });
         last = p;
       },
@@ -860,7 +887,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       deadlineAt: undefined,
     };
     let result: { value: unknown; confidence?: number } | undefined;
-    const subscription = exec(topology, input, ctx).subscribe({
+    // While the log is failing, a workflow runs only once its `workflow.started` is committed.
+    const gate: Observable<void> =
+      this.storeHealthy || env.replay ? of(undefined) : from(last.then(() => undefined));
+    const subscription = gate.pipe(concatMap(() => exec(topology, input, ctx))).subscribe({
       next: (r) => {
         result = r;
       },
@@ -918,6 +948,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       });
       settle({ ok: false, error: new WorkflowCancelledError(reason) });
     };
+    onAppendFailure.abort = (error: unknown): void => {
+      if (finished) return;
+      finished = true;
+      subscription.unsubscribe();
+      settle({ ok: false, error });
+    };
+    if (appendError !== undefined) onAppendFailure.abort(appendError);
     const onAbort = (): void => cancel(String(options?.signal?.reason ?? 'aborted'));
     if (!finished) {
       this.running.set(workflowId, cancel);

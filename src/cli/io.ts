@@ -36,6 +36,11 @@ export interface Io {
   readonly tty: boolean;
 }
 
+// A reader that stops early (`keel audit trace … | head`) closes the pipe: stop quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+
 /** The process's stdout/stderr. */
 export const processIo: Io = {
   out: (t) => void process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),

@@ -5,6 +5,12 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAudit } from './audit.js';
+import { registerDemo } from './demo.js';
+import { registerReport } from './report.js';
+import { registerReplay } from './replay.js';
+import { registerWhatIf } from './whatif.js';
+import { registerExport } from './export.js';
+import { registerServe } from './serve.js';
 import { EXIT, describeFailure, processIo, type Io } from './io.js';
 
 /** Builds the program (exported for tests). */
@@ -16,6 +22,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerAudit(program, io, setExit);
+  registerDemo(program, io, setExit);
+  registerReport(program, io, setExit);
+  registerReplay(program, io, setExit);
+  registerWhatIf(program, io, setExit);
+  registerExport(program, io, setExit);
+  registerServe(program, io, setExit);
   return program;
 }
 

@@ -142,6 +142,11 @@ export interface EventPayloads {
     usage: Usage;
     costUsd: number;
     estimateUsd: number;
+    /**
+     * True when the attempt ended without reported usage (timed out, cancelled) and was charged its
+     * estimate: providers may bill an aborted call, and budgets must not forget it on restart.
+     */
+    estimated?: boolean;
   };
   /** A budget crossed a threshold (0.8 warning, 1.0 exhausted) — once per threshold per day. */
   'budget.alert': {

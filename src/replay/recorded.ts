@@ -16,12 +16,22 @@ export interface RecordedRejection {
 export interface RecordedSource extends ReplaySource {
   /** The recorded refusal for the next invocation at `path`, if it was refused. */
   rejection(path: string): RecordedRejection | undefined;
+  /** The recorded outcome of the next invocation at `path` when it made no call of its own. */
+  cached(
+    path: string,
+  ):
+    | { ok: true; value: unknown; confidence?: number }
+    | { ok: false; category: ErrorCategory; message: string }
+    | undefined;
   /** Outcomes recorded but not consumed by the replay. */
   unused(): { path: string; count: number }[];
 }
 
 type Step =
-  { kind: 'attempt'; outcome: RecordedOutcome } | { kind: 'rejected'; rejection: RecordedRejection };
+  | { kind: 'attempt'; outcome: RecordedOutcome }
+  | { kind: 'rejected'; rejection: RecordedRejection }
+  | { kind: 'cached'; value: unknown; confidence?: number }
+  | { kind: 'sharedFailure'; category: ErrorCategory; message: string };
 
 /**
  * Builds the per-path queue of recorded attempt outcomes of one workflow: each failed attempt from
@@ -71,6 +81,15 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
               costUsd: 0,
             },
           });
+          push(e.payload.path, { kind: 'cached', value: e.payload.output });
+          break;
+        }
+        if (e.payload.cached) {
+          push(e.payload.path, {
+            kind: 'cached',
+            value: e.payload.output,
+            ...(e.payload.confidence !== undefined ? { confidence: e.payload.confidence } : {}),
+          });
           break;
         }
         push(e.payload.path, {
@@ -81,11 +100,19 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
             ...(e.payload.confidence !== undefined ? { confidence: e.payload.confidence } : {}),
             usage: e.payload.usage,
             model: e.payload.model,
-            costUsd: e.payload.cached ? 0 : takeCost(e.payload.path),
+            costUsd: takeCost(e.payload.path),
           },
         });
         break;
       case 'agent.failed':
+        if (e.payload.attempts === 0 && e.payload.category !== 'cancelled') {
+          push(e.payload.path, {
+            kind: 'sharedFailure',
+            category: e.payload.category,
+            message: e.payload.message,
+          });
+          break;
+        }
         push(e.payload.path, {
           kind: 'attempt',
           outcome: {
@@ -113,6 +140,22 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
       if (!head || head.kind !== 'attempt') return undefined;
       q.shift();
       return head.outcome;
+    },
+    cached(path) {
+      const q = steps.get(path);
+      const head = q?.[0];
+      if (!head) return undefined;
+      if (head.kind === 'sharedFailure') {
+        q.shift();
+        return { ok: false, category: head.category, message: head.message };
+      }
+      if (head.kind !== 'cached') return undefined;
+      q.shift();
+      return {
+        ok: true,
+        value: head.value,
+        ...(head.confidence !== undefined ? { confidence: head.confidence } : {}),
+      };
     },
     rejection(path) {
       const q = steps.get(path);
@@ -150,7 +193,14 @@ export function decisionsOf(events: readonly KeelEvent[]): Decision[] {
         add(e.payload.path, e.type, { output: e.payload.output, attempts: e.payload.attempts });
         break;
       case 'agent.failed':
-        add(e.payload.path, e.type, { category: e.payload.category, attempts: e.payload.attempts });
+        // A cancellation is not a decision of the agent: how far it got before it is timing.
+        add(
+          e.payload.path,
+          e.type,
+          e.payload.category === 'cancelled'
+            ? { category: 'cancelled' }
+            : { category: e.payload.category, attempts: e.payload.attempts },
+        );
         break;
       case 'agent.rejected':
         add(e.payload.path, e.type, { category: e.payload.category });

@@ -96,6 +96,23 @@ export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): 
   });
   scope.stats.agentsCalled++;
 
+  const recordedHit = scope.replay?.cached?.(path);
+  if (recordedHit) {
+    // Replaying a call the record answered without a call of its own (cache, or another
+    // workflow's identical call): answer it the same way.
+    if (!recordedHit.ok) {
+      sharedFailure(agent, ctx, recordedHit.category, recordedHit.message);
+      return Promise.reject(
+        new AgentFailedError(recordedHit.category, recordedHit.message, { agent: agent.name, path }),
+      );
+    }
+    const hit = {
+      value: recordedHit.value,
+      ...(recordedHit.confidence !== undefined ? { confidence: recordedHit.confidence } : {}),
+    };
+    succeeded(agent, ctx, hit, 0, 0, ZERO_USAGE, 0, true);
+    return Promise.resolve(hit);
+  }
   const cache = agent.cache && !scope.replay ? services.cache : undefined;
   if (!cache || !agent.cache) return runActor(agent, input, ctx, undefined);
 
@@ -120,26 +137,70 @@ export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): 
     type: 'cache.miss',
     payload: { path, agent: agent.name, key },
   });
-  let leader = false;
   const staleIfError = agent.cache.staleIfError !== false;
-  return cache
-    .singleFlight(key, () => {
-      leader = true;
-      return runActor(agent, input, ctx, { key, ttlMs, staleIfError });
-    })
-    .then((result) => {
-      if (!leader) {
-        // Another workflow's identical call answered: log it as a hit of age 0.
-        scope.emit({
-          ts: services.clock.now(),
-          workflowId: scope.workflowId,
-          type: 'cache.hit',
-          payload: { path, agent: agent.name, key, ageMs: 0, savedUsd: estimateUsd(ctx, agent) },
-        });
-        succeeded(agent, ctx, result, 0, 0, ZERO_USAGE, 0, true);
-      }
-      return result;
-    });
+  let leader = false;
+  const flight = cache.singleFlight(key, () => {
+    leader = true;
+    return runActor(agent, input, ctx, { key, ttlMs, staleIfError });
+  });
+  // When another workflow is making this exact call, share its answer, unless this workflow is
+  // cancelled first (the other call goes on for its own workflow). The leader's own cancellation
+  // is handled by its actor.
+  return new Promise<NodeResult>((resolve, reject) => {
+    let done = false;
+    const onAbort = (): void => {
+      if (done || leader) return;
+      done = true;
+      sharedFailure(agent, ctx, 'cancelled', 'cancelled while sharing an identical in-flight call');
+      reject(new WorkflowCancelledError(String(ctx.signal.reason ?? 'cancelled')));
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    flight.then(
+      (result) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        if (done) return;
+        done = true;
+        if (!leader) {
+          scope.emit({
+            ts: services.clock.now(),
+            workflowId: scope.workflowId,
+            type: 'cache.hit',
+            payload: { path, agent: agent.name, key, ageMs: 0, savedUsd: estimateUsd(ctx, agent) },
+          });
+          succeeded(agent, ctx, result, 0, 0, ZERO_USAGE, 0, true);
+        }
+        resolve(result);
+      },
+      (error: unknown) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        if (done) return;
+        done = true;
+        if (!leader) sharedFailure(agent, ctx, categoryOf(error), messageOf(error));
+        reject(error instanceof Error ? error : new Error(messageOf(error)));
+      },
+    );
+    if (ctx.signal.aborted) onAbort();
+  });
+}
+
+/** Logs an invocation that failed through another workflow's identical call (0 attempts of its own). */
+function sharedFailure(agent: AnyAgent, ctx: NodeContext, category: ErrorCategory, message: string): void {
+  ctx.scope.emit({
+    ts: ctx.scope.services.clock.now(),
+    workflowId: ctx.scope.workflowId,
+    type: 'agent.failed',
+    payload: {
+      path: ctx.path,
+      agent: agent.name,
+      taskType: agent.taskType,
+      model: agent.model,
+      category,
+      message,
+      attempts: 0,
+      latencyMs: 0,
+      costUsd: 0,
+    },
+  });
 }
 
 function succeeded(
@@ -199,7 +260,7 @@ function runActor(
 
   const actor = createActor(agentMachine, {
     clock,
-    ...(services.parent ? { parent: services.parent } : {}),
+    ...(services.inspect ? { inspect: services.inspect } : {}),
     input: {
       agent: agent.name,
       timeoutMs,
@@ -253,12 +314,31 @@ function runActor(
     });
   };
 
-  const settleAbandoned = (): void => {
-    // An attempt ended without a reported usage (timeout, cancel): charge the reservation's estimate.
-    if (reservation) {
-      reservation.settle(estimate);
-      reservation = undefined;
-    }
+  const settleAbandoned = (attempt: number): void => {
+    // The attempt ended without reported usage (timeout, cancel): charge its estimate, in the log
+    // too, so the spend survives a restart (budgets restore from `cost.incurred`).
+    const usd = estimate;
+    reservation?.settle(usd);
+    reservation = undefined;
+    if (usd <= 0) return;
+    costUsd += usd;
+    scope.stats.costUsd += usd;
+    scope.emit({
+      ts: clock.now(),
+      workflowId,
+      type: 'cost.incurred',
+      payload: {
+        path,
+        agent: agent.name,
+        model,
+        taskType: agent.taskType,
+        attempt,
+        usage: ZERO_USAGE,
+        costUsd: usd,
+        estimateUsd: estimate,
+        estimated: true,
+      },
+    });
   };
 
   const onCancel = (): void =>
@@ -272,7 +352,6 @@ function runActor(
       // breaker probe slot or a budget reservation: a held probe would leave the breaker half-open.
       permit?.release();
       permit = undefined;
-      settleAbandoned();
       const latencyMs = clock.now() - startedAt;
       const c = snap.context;
       if (snap.value === 'succeeded' && lastResult) {
@@ -284,6 +363,12 @@ function runActor(
       }
       const category: ErrorCategory = c.category ?? 'unknown';
       const message = c.message ?? String(snap.value);
+      const replayedStale = snap.value === 'failed' ? scope.replay?.cached?.(path) : undefined;
+      if (replayedStale?.ok) {
+        succeeded(agent, ctx, replayedStale, c.attempt, latencyMs, usageTotal, costUsd, true);
+        resolve(replayedStale);
+        return;
+      }
       if (snap.value !== 'cancelled' && cacheWrite?.staleIfError && services.cache) {
         const stale = services.cache.get(cacheWrite.key, { allowStale: true });
         if (stale) {
@@ -462,7 +547,7 @@ function runActor(
         if (previous === 'calling' && attemptAbort) {
           attemptAbort.abort(state === 'cancelled' ? 'cancelled' : 'timeout');
           attemptAbort = undefined;
-          settleAbandoned();
+          settleAbandoned(snap.context.attempt);
           if (state !== 'cancelled') {
             permit?.failure('timeout');
             permit = undefined;
@@ -558,6 +643,11 @@ function replayOutcome(
         path,
       }),
     );
+  }
+  if (!recorded.ok && recorded.category === 'cancelled') {
+    // The record never saw this call finish (its workflow or a sibling ended first): in replay it
+    // stays pending until the same thing cancels it again.
+    return new Promise<never>(() => undefined);
   }
   if (recorded.ok) {
     return Promise.resolve({

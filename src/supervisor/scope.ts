@@ -3,7 +3,7 @@
  * clock) and the workflow's own recorder. The supervisor depends on these small interfaces only;
  * `createRuntime()` supplies the real parts.
  */
-import type { AnyActorRef } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/events.js';
 import type { BreakerConfig } from './agent.js';
@@ -72,6 +72,16 @@ export type RecordedOutcome =
 export interface ReplaySource {
   /** The next recorded attempt outcome at `path`. */
   next(path: string): RecordedOutcome | undefined;
+  /**
+   * The recorded outcome of the next invocation at `path` when it made no call of its own (a cache
+   * hit, or another workflow's identical in-flight call, successful or not).
+   */
+  cached?(
+    path: string,
+  ):
+    | { ok: true; value: unknown; confidence?: number }
+    | { ok: false; category: ErrorCategory; message: string }
+    | undefined;
   /** The recorded gate refusal (breaker, budget, deadline) of the next invocation at `path`, if any. */
   rejection?(path: string): { category: ErrorCategory; reason: string } | undefined;
 }
@@ -79,8 +89,12 @@ export interface ReplaySource {
 /** Runtime services shared by every workflow. */
 export interface Services {
   clock: Clock;
-  /** The runtime's root actor: agent actors join its system (Stately inspector). */
-  parent: AnyActorRef | undefined;
+  /**
+   * The runtime's inspection observer, if any. Agent actors are short-lived roots of their own (a
+   * shared parent would make XState cache a transition per finished child and scan every scheduled
+   * timer of the system on each stop); the same observer shows them next to the breakers.
+   */
+  inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void) | undefined;
   /** The shared breaker for a config (created on first use). */
   breaker(config: BreakerConfig): BreakerLike;
   budgets: BudgetsLike | undefined;

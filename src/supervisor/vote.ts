@@ -174,7 +174,14 @@ registerExecutor(
           type: 'vote.decided',
           payload: { path, value: l.value, confidence, agentsUsed: called, total: n, savedUsd },
         });
-        const result: VoteResult<unknown> = { value: l.value, confidence, agentsUsed: called, votes };
+        // Ballots in voter order, whatever order they arrived in: the result is the same on replay.
+        const ordered = [...votes].sort((a, b) => a.index - b.index);
+        const result: VoteResult<unknown> = {
+          value: l.value,
+          confidence,
+          agentsUsed: called,
+          votes: ordered,
+        };
         subscriber.next({ value: result, confidence });
         subscriber.complete();
       };
@@ -207,8 +214,10 @@ registerExecutor(
             remainingWeight -= weight;
             const k = keyOf(r.value);
             const entry = byKey.get(k);
-            if (entry) entry.weight += weight;
-            else byKey.set(k, { value: r.value, weight, first: votes.length });
+            if (entry) {
+              entry.weight += weight;
+              entry.first = Math.min(entry.first, i);
+            } else byKey.set(k, { value: r.value, weight, first: i });
             scope.emit({
               ts: scope.services.clock.now(),
               workflowId: scope.workflowId,

@@ -1,0 +1,136 @@
+/**
+ * The four demo topologies, runnable from code (`runDemo('fraud', options)`) and from the CLI
+ * (`keel demo fraud`). Each writes its event log to a SQLite file and returns what that log shows.
+ */
+import { formatCascadeDemo, runCascadeDemo, type CascadeDemoResult } from './cascade.js';
+import { formatChaosDemo, runChaosDemo, type ChaosDemoResult } from './chaos.js';
+import { formatFraudDemo, runFraudDemo, type FraudDemoResult } from './fraud.js';
+import type { DemoOptions } from './harness.js';
+import { formatInvoiceDemo, runInvoiceDemo, type InvoiceDemoResult } from './invoice.js';
+import { CASCADE_WORKFLOW, GPT4_ONLY_WORKFLOW } from './cascade.js';
+import { CHAOS_BREAKER, CHAOS_WORKFLOW } from './chaos.js';
+import { named, vote, type Topology } from '../src/index.js';
+import { invoiceWorkflow } from '../agents/invoice-workflow.js';
+import { simulatedInvoiceModel } from '../agents/invoice-model.js';
+import { fraudScreeners } from '../agents/fraud.js';
+import { expensiveVendorExtraction, vendorCascade } from '../agents/cascade.js';
+import { vendorExtraction } from '../agents/invoice.js';
+
+export { runInvoiceDemo, formatInvoiceDemo } from './invoice.js';
+export type { InvoiceDemoResult, SlaLatency, TaskErrorRate } from './invoice.js';
+export { runFraudDemo, formatFraudDemo } from './fraud.js';
+export type { FraudDemoResult, VoteStats } from './fraud.js';
+export {
+  runCascadeDemo,
+  formatCascadeDemo,
+  CASCADE_WORKFLOW,
+  GPT4_ONLY_WORKFLOW,
+  TUTORIAL_THRESHOLDS,
+} from './cascade.js';
+export type {
+  CascadeDemoOptions,
+  CascadeDemoResult,
+  CascadeWhatIfContext,
+  CascadeWhatIfRow,
+  VariantCost,
+} from './cascade.js';
+export {
+  runChaosDemo,
+  formatChaosDemo,
+  CHAOS_WORKFLOW,
+  CHAOS_OUTAGE,
+  CHAOS_BREAKER,
+  CHAOS_TIMELINE_MS,
+} from './chaos.js';
+export type { ChaosDemoResult, ChaosPhase, ChaosTransition } from './chaos.js';
+export { WEEKLY_VOLUME, DEFAULT_CONCURRENCY } from './harness.js';
+export type { DemoOptions, LatencySummary } from './harness.js';
+export { invoiceStream, TUTORIAL_INVOICE_MIX, CLEAN_INVOICE_MIX } from './invoices.js';
+export type { InvoiceMix, InvoiceStreamOptions } from './invoices.js';
+export { transactionStream, TUTORIAL_TRANSACTION_MIX } from './transactions.js';
+export type { TransactionMix } from './transactions.js';
+
+/** The demos, in the order `keel demo all` runs them. */
+export const DEMO_NAMES = ['invoice', 'fraud', 'cascade', 'chaos'] as const;
+
+/** A demo's name. */
+export type DemoName = (typeof DEMO_NAMES)[number];
+
+/** Any demo's result (`demo` tells which). */
+export type DemoResult = InvoiceDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
+
+/**
+ * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions (each run twice,
+ * once per variant); 2,400 chaos requests (10 a second over four minutes).
+ */
+export const DEFAULT_DEMO_COUNTS: Readonly<Record<DemoName, number>> = Object.freeze({
+  invoice: 1_000,
+  fraud: 1_000,
+  cascade: 1_000,
+  chaos: 2_400,
+});
+
+/** True when `name` is a demo's name. */
+export function isDemoName(name: unknown): name is DemoName {
+  return typeof name === 'string' && (DEMO_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Runs one demo by name.
+ *
+ * @example
+ * const result = await runDemo('cascade', { db: 'keel-demo.db', count: 500, seed: 42 });
+ * console.log(formatDemo(result));
+ */
+export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResult> {
+  switch (name) {
+    case 'invoice':
+      return runInvoiceDemo(options);
+    case 'fraud':
+      return runFraudDemo(options);
+    case 'cascade':
+      return runCascadeDemo(options);
+    case 'chaos':
+      return runChaosDemo(options);
+  }
+}
+
+/**
+ * A demo result's printed summary.
+ *
+ * @example
+ * console.log(formatDemo(await runDemo('chaos', { db: 'keel-demo.db', count: 2_400, seed: 42 })));
+ */
+export function formatDemo(result: DemoResult): string {
+  switch (result.demo) {
+    case 'invoice':
+      return formatInvoiceDemo(result);
+    case 'fraud':
+      return formatFraudDemo(result);
+    case 'cascade':
+      return formatCascadeDemo(result);
+    case 'chaos':
+      return formatChaosDemo(result);
+  }
+}
+
+/**
+ * Every demo topology by workflow name, for `keel replay` (and `rt.replay(id, { topologies })`).
+ * Recorded outputs replace the simulated models during replay, so the seed does not change what is
+ * replayed; it only builds the same agents.
+ *
+ * @example
+ * const reports = await rt.replay('all', { topologies: demoTopologies() });
+ */
+export function demoTopologies(seed = 42): Record<string, Topology<never, unknown>> {
+  const model = simulatedInvoiceModel({ seed });
+  return {
+    invoice: invoiceWorkflow({ seed }),
+    invoice_sequential: invoiceWorkflow({ seed, sequential: true }),
+    fraud_full: named('fraud_full', vote(fraudScreeners({ seed }), { stop: 'all', launch: 'parallel' })),
+    fraud_adaptive: named('fraud_adaptive', vote(fraudScreeners({ seed }), { stop: 'decided' })),
+    [CASCADE_WORKFLOW]: named(CASCADE_WORKFLOW, vendorCascade({ provider: model, threshold: 0.9 })),
+    [GPT4_ONLY_WORKFLOW]: expensiveVendorExtraction({ provider: model }),
+    [CHAOS_WORKFLOW]: vendorExtraction({ provider: model, cache: false, breaker: { ...CHAOS_BREAKER } }),
+  };
+}
