@@ -43,7 +43,7 @@ import type { DestinationStream } from 'pino';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore } from './eventlog/sqlite.js';
 import { ReadOnlyDatabaseError } from './eventlog/errors.js';
-import type { EventStore } from './eventlog/store.js';
+import type { EventStore, PruneResult } from './eventlog/store.js';
 import type { BreakerConfig } from './supervisor/agent.js';
 import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
 import { WorkflowCancelledError, categoryOf, messageOf } from './supervisor/errors.js';
@@ -107,6 +107,11 @@ export interface RuntimeConfig {
    * restarts. `false` turns it off.
    */
   redact?: false | RedactorConfig;
+  /**
+   * Retention per event class, in days (defaults: operational 90, audit 2557 ≈ 7 years), applied by
+   * `rt.applyRetention()` or `keel retention apply` through the log's one sanctioned prune path.
+   */
+  retention?: { operationalDays?: number; auditDays?: number };
   /** Prometheus metrics in a registry the runtime owns (`rt.metrics`); `false` turns them off. */
   metrics?: false | { prefix?: string };
   /**
@@ -218,6 +223,8 @@ export interface Runtime {
   serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer>;
   /** Live cost, error-rate and latency figures (folds over the committed events). */
   stats(): RuntimeStats;
+  /** Prunes events past the configured retention, per class; the chain still verifies afterwards. */
+  applyRetention(): Promise<PruneResult[]>;
   /**
    * Records ground truth for a finished workflow (was its answer correct?), for what-if accuracy.
    * Resolves once committed.
@@ -271,6 +278,12 @@ const configSchema = z.strictObject({
     ])
     .optional(),
   redact: z.union([z.literal(false), z.object({}).loose()]).optional(),
+  retention: z
+    .strictObject({
+      operationalDays: z.number().positive().optional(),
+      auditDays: z.number().positive().optional(),
+    })
+    .optional(),
   tracing: z.union([z.literal(false), z.object({}).loose()]).optional(),
   logs: z.object({ destination: z.unknown() }).loose().optional(),
   inspect: z.unknown().optional(),
@@ -328,6 +341,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly descriptions = new WeakMap<object, unknown>();
   private readonly unsubscribeCommit: () => void;
   private closed = false;
+  private readonly retention: NonNullable<RuntimeConfig['retention']>;
   /** False after the log refused an append, until a commit succeeds again. */
   private storeHealthy = true;
   private idCounter = 0;
@@ -340,6 +354,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     this.rng = seededRandom(`${this.seed}:ids`);
     this.pricing = createPricing(config.pricing ?? {});
     this.breakerDefaults = config.breakers ?? {};
+    this.retention = config.retention ?? {};
     this.store =
       config.store ??
       openSqliteStore({
@@ -703,6 +718,18 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         },
       },
     ]);
+  }
+
+  async applyRetention(): Promise<PruneResult[]> {
+    const day = 86_400_000;
+    const now = this.clock.now();
+    return [
+      await this.store.prune({
+        class: 'operational',
+        olderThan: now - (this.retention.operationalDays ?? 90) * day,
+      }),
+      await this.store.prune({ class: 'audit', olderThan: now - (this.retention.auditDays ?? 2557) * day }),
+    ];
   }
 
   stats(): RuntimeStats {

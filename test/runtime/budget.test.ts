@@ -121,3 +121,28 @@ describe('budgets in the runtime', () => {
     expect(alerts.map((a) => a.severity)).toEqual(['critical']);
   });
 });
+
+describe('retention from config', () => {
+  it('prunes operational events after operationalDays and keeps the chain verifiable', async () => {
+    const clock = simulatedClock(Date.UTC(2026, 0, 1, 12));
+    const rt = createRuntime({
+      db: ':memory:',
+      clock,
+      seed: 1,
+      pricing: PRICING,
+      budget: { dailyUsd: 100 },
+      retention: { operationalDays: 1 },
+    });
+    open.push(rt);
+    const p = rt.run(call(clock), {});
+    await clock.advanceAsync(10);
+    await p;
+    expect(rt.store.query({ class: 'operational' }).length).toBeGreaterThan(0);
+    clock.advance(2 * 86_400_000);
+    const [operational, audit] = await rt.applyRetention();
+    expect(operational?.pruned).toBeGreaterThan(0);
+    expect(audit?.pruned).toBe(0);
+    expect(rt.store.query({ class: 'operational', type: 'cost.reserved' })).toHaveLength(0);
+    expect(rt.store.verify().ok).toBe(true);
+  });
+});
