@@ -422,7 +422,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     this.suppressAlerts = true;
     for (const e of this.store.iterate({ fromTs: this.clock.now() - 3_600_000 })) this.project(e);
     this.suppressAlerts = false;
-    this.unsubscribeCommit = this.store.onCommit((batch) => this.onCommit(batch));
+    this.unsubscribeCommit = this.store.onCommit((batch, info) => {
+      if (info) this.metrics?.observeCommit(info.commitMs / 1_000);
+      this.onCommit(batch);
+    });
     const pricing = this.pricing;
     if (config.redact !== false) {
       const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
@@ -750,6 +753,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private onCommit(batch: readonly KeelEvent[]): void {
     this.storeHealthy = true;
     const hasListeners = this.listenerCount('event') > 0;
+    let workflowsEnded = false;
     for (const e of batch) {
       this.project(e);
       if (hasListeners) this.emit('event', e);
@@ -759,7 +763,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         e.type === 'workflow.failed' ||
         e.type === 'workflow.cancelled'
       ) {
+        workflowsEnded = true;
         this.emit('workflow', e);
+      }
+    }
+    // Error-rate gauges follow the rolling windows, refreshed once per batch that ended workflows.
+    if (workflowsEnded && this.metrics) {
+      for (const t of this.errorRates.snapshot(this.clock.now())) {
+        this.metrics.setErrorRate(t.taskType, t.errorRate);
+        if (t.budget) this.metrics.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
       }
     }
   }

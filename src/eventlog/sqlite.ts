@@ -24,6 +24,7 @@ import type { EventClass, EventPayloads, KeelEvent, KeelEventType, NewEvent } fr
 import { SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
 import type {
   ChainHeads,
+  CommitInfo,
   ChainedEvent,
   CommitListener,
   EventFilter,
@@ -538,6 +539,7 @@ class SqliteStore implements SqliteEventStore {
     this.queuedEvents = 0;
 
     const saved = this.saveHeads();
+    const startedAt = performance.now(); // commit duration for metrics only, never for logic
     try {
       this.writeBatch.immediate(batch);
     } catch (e) {
@@ -551,7 +553,7 @@ class SqliteStore implements SqliteEventStore {
       events = [];
       for (const p of batch) for (const e of p.events) events.push(e);
     }
-    this.committed(events);
+    this.committed(events, { commitMs: performance.now() - startedAt });
     for (const p of batch) p.resolve(p.events);
   }
 
@@ -683,12 +685,12 @@ class SqliteStore implements SqliteEventStore {
     this.bufferedRows = 0;
   }
 
-  private committed(events: readonly KeelEvent[]): void {
+  private committed(events: readonly KeelEvent[], info?: CommitInfo): void {
     this.transactions++;
     this.committedEvents += events.length;
     for (const listener of this.listeners) {
       try {
-        listener(events);
+        listener(events, info);
       } catch (error) {
         try {
           this.options.onListenerError(error, events);

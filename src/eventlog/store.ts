@@ -54,8 +54,14 @@ export interface PruneResult {
   anchorSeq?: number;
 }
 
+/** How a batch was committed (for metrics). */
+export interface CommitInfo {
+  /** Time the transaction took, ms. */
+  commitMs: number;
+}
+
 /** Listener for committed batches: called once per transaction, in seq order. */
-export type CommitListener = (events: readonly KeelEvent[]) => void;
+export type CommitListener = (events: readonly KeelEvent[], info?: CommitInfo) => void;
 
 /**
  * An append-only, hash-chained event log.
