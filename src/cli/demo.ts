@@ -2,6 +2,7 @@
  * `keel demo <invoice|fraud|cascade|chaos|all>`: runs a demo topology on simulated models in
  * virtual time, writes its event log, and prints what the log shows.
  */
+import { serveLog } from './serve.js';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import {
@@ -21,6 +22,7 @@ interface DemoFlags {
   db: string;
   json?: boolean;
   quiet?: boolean;
+  serveMetrics?: string;
 }
 
 function seedArg(value: string): number {
@@ -79,12 +81,24 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
     .option('--db <file>', 'SQLite event log to write (appended to when it exists)', 'keel-demo.db')
     .option('--json', 'print the results as JSON')
     .option('--quiet', 'no progress bar')
+    .option(
+      '--serve-metrics <port>',
+      'then serve the log as Prometheus /metrics on 127.0.0.1:<port> until Ctrl-C',
+    )
     .action(async (name: string, flags: DemoFlags) => {
       const names: readonly DemoName[] | undefined =
         name === 'all' ? DEMO_NAMES : isDemoName(name) ? [name] : undefined;
       if (!names)
         throw new CliError(`unknown demo "${name}": choose one of ${DEMO_NAMES.join(', ')}, or all`);
       const count = flags.count === undefined ? undefined : positiveInt('--count', flags.count);
+      if (
+        flags.serveMetrics !== undefined &&
+        !(/^\d+$/.test(flags.serveMetrics) && Number(flags.serveMetrics) <= 65_535)
+      ) {
+        throw new CliError(
+          `--serve-metrics must be a port in [0, 65535] (0 picks a free one), got "${flags.serveMetrics}"`,
+        );
+      }
       const seed = seedArg(flags.seed);
       const showBar = io.tty && !flags.quiet && !flags.json;
       const results: DemoResult[] = [];
@@ -111,6 +125,9 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
         io.out(
           `Event log: ${flags.db} — explore it with "keel report --db ${flags.db}" or "keel audit verify --db ${flags.db}".`,
         );
+      }
+      if (flags.serveMetrics !== undefined) {
+        await serveLog(io, { db: flags.db, port: flags.serveMetrics, host: '127.0.0.1' });
       }
       setExit(EXIT.ok);
     });

@@ -22,7 +22,8 @@ export interface StoppableIo extends Io {
   readonly signal?: AbortSignal;
 }
 
-interface ServeFlags {
+/** Options of {@link serveLog}. */
+export interface ServeFlags {
   db: string;
   port: string;
   host: string;
@@ -79,59 +80,65 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
       '\nExit codes: 0 stopped with Ctrl-C, 2 wrong arguments, 3 the log could not be read or the port bound.',
     )
     .action(async (o: ServeFlags) => {
-      const port = Number(o.port);
-      if (!/^\d+$/.test(o.port) || port > 65_535)
-        throw new CliError(
-          `--port must be a whole number in [0, 65535] (0 picks a free port), got "${o.port}"`,
-        );
-      if (!isLoopback(o.host) && o.allowRemote !== true)
-        throw new CliError(
-          `--host ${o.host} is not a loopback address: metrics reveal models, task types and spend to other machines. ` +
-            'Use 127.0.0.1, or add --allow-remote if that is intended.',
-        );
-      if (o.prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.prefix))
-        throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
-
-      const store = openForAudit(o.db);
-      let server: MetricsServer | undefined;
-      let stopped = false;
-      try {
-        const registry = new TailingRegistry(store);
-        const metrics = createMetrics({ registry, ...(o.prefix !== undefined ? { prefix: o.prefix } : {}) });
-        registry.attach(metrics);
-        try {
-          server = await serveMetrics({
-            registry,
-            port,
-            host: o.host,
-            allowNonLoopback: o.allowRemote === true,
-            ready: () => !stopped,
-          });
-        } catch (e) {
-          throw new CliError(
-            `could not serve on ${o.host}:${port}: ${e instanceof Error ? e.message : String(e)}. Pick another --port (0 picks a free one).`,
-            EXIT.error,
-          );
-        }
-        io.out(`serving ${server.url}/metrics (also /healthz, /readyz) from ${o.db}; Ctrl-C stops`);
-        const signal = (io as StoppableIo).signal;
-        await new Promise<void>((done) => {
-          const stop = (): void => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            signal?.removeEventListener('abort', stop);
-            done();
-          };
-          if (signal?.aborted) return done();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-          signal?.addEventListener('abort', stop, { once: true });
-        });
-        stopped = true;
-      } finally {
-        await server?.close();
-        await store.close();
-      }
+      await serveLog(io, o);
       setExit(EXIT.ok);
     });
+}
+
+/**
+ * Serves the log's metrics until Ctrl-C (or the Io's signal): what `keel serve` and
+ * `keel demo --serve-metrics` run.
+ */
+export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
+  const port = Number(o.port);
+  if (!/^\d+$/.test(o.port) || port > 65_535)
+    throw new CliError(`--port must be a whole number in [0, 65535] (0 picks a free port), got "${o.port}"`);
+  if (!isLoopback(o.host) && o.allowRemote !== true)
+    throw new CliError(
+      `--host ${o.host} is not a loopback address: metrics reveal models, task types and spend to other machines. ` +
+        'Use 127.0.0.1, or add --allow-remote if that is intended.',
+    );
+  if (o.prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.prefix))
+    throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
+
+  const store = openForAudit(o.db);
+  let server: MetricsServer | undefined;
+  let stopped = false;
+  try {
+    const registry = new TailingRegistry(store);
+    const metrics = createMetrics({ registry, ...(o.prefix !== undefined ? { prefix: o.prefix } : {}) });
+    registry.attach(metrics);
+    try {
+      server = await serveMetrics({
+        registry,
+        port,
+        host: o.host,
+        allowNonLoopback: o.allowRemote === true,
+        ready: () => !stopped,
+      });
+    } catch (e) {
+      throw new CliError(
+        `could not serve on ${o.host}:${port}: ${e instanceof Error ? e.message : String(e)}. Pick another --port (0 picks a free one).`,
+        EXIT.error,
+      );
+    }
+    io.out(`serving ${server.url}/metrics (also /healthz, /readyz) from ${o.db}; Ctrl-C stops`);
+    const signal = (io as StoppableIo).signal;
+    await new Promise<void>((done) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        signal?.removeEventListener('abort', stop);
+        done();
+      };
+      if (signal?.aborted) return done();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      signal?.addEventListener('abort', stop, { once: true });
+    });
+    stopped = true;
+  } finally {
+    await server?.close();
+    await store.close();
+  }
 }
