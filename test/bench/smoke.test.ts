@@ -1,0 +1,80 @@
+/**
+ * Smoke test of the benchmark scripts: each bench module's measuring functions run for a tiny
+ * iteration count and return finite figures. Nothing here asserts a speed — benchmarks print
+ * ratios, they are not timed tests.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  benchAgent,
+  benchRuntime,
+  cleanup,
+  lightContenders,
+  measureCall,
+  measureHandWired,
+  measureKeel,
+} from '../../bench/agent.bench.js';
+import type { Cost } from '../../bench/harness.js';
+import { flatness, heapPerInFlight } from '../../bench/memory.bench.js';
+import { RUNNERS, measureRuntimePar, measureWorkflow } from '../../bench/supervisor.bench.js';
+import { measureRuntime, replaysPerSec, workflowsPerSec } from '../../bench/workflows.bench.js';
+
+afterAll(cleanup);
+
+function expectFiniteCost(c: Cost): void {
+  expect(Number.isFinite(c.wallUs) && c.wallUs > 0).toBe(true);
+  expect(Number.isFinite(c.cpuUs) && c.cpuUs >= 0).toBe(true);
+}
+
+describe('agent bench', () => {
+  it('measures rt.run(agent) on both runtime presets, sequential and concurrent', async () => {
+    expectFiniteCost(await measureKeel('default', 10, 1));
+    expectFiniteCost(await measureKeel('lean', 10, 4));
+  });
+
+  it('measures the hand-wired baseline with 2 and 5 events', async () => {
+    expectFiniteCost(await measureHandWired(2, 10, 1));
+    expectFiniteCost(await measureHandWired(5, 10, 4));
+  });
+
+  it('measures the bare call and each breaker alone', async () => {
+    const calls = lightContenders();
+    for (const call of Object.values(calls)) expectFiniteCost(await measureCall(call, 20, 2));
+  });
+});
+
+describe('supervisor bench', () => {
+  it('measures every runner through the executor, and par through the runtime', async () => {
+    for (const runner of Object.keys(RUNNERS) as (keyof typeof RUNNERS)[]) {
+      expectFiniteCost(await measureWorkflow(runner, 3, 5, 'actor'));
+      expectFiniteCost(await measureWorkflow(runner, 3, 5, 'cached'));
+    }
+    expectFiniteCost(await measureRuntimePar(2, 3));
+  });
+});
+
+describe('workflows bench', () => {
+  it('measures throughput with the durable-before-ack check, and replays', async () => {
+    const r = await measureRuntime('lean', 'normal', benchAgent, 20, 5);
+    expect(Number.isFinite(r.perSec) && r.perSec > 0).toBe(true);
+    const rt = benchRuntime('default');
+    try {
+      const direct = await workflowsPerSec(rt, benchAgent, 10, 3);
+      expect(Number.isFinite(direct.perSec)).toBe(true);
+    } finally {
+      await rt.close();
+    }
+    const replays = await replaysPerSec(3);
+    expect(Number.isFinite(replays.perSec) && replays.perSec > 0).toBe(true);
+  });
+});
+
+describe('memory bench', () => {
+  it('measures heap per in-flight workflow and heap at checkpoints', async () => {
+    const m = await heapPerInFlight(20);
+    expect(m.workflows).toBe(20);
+    expect(Number.isFinite(m.bytesPerWorkflow)).toBe(true);
+    const cps = await flatness([20, 40], 5);
+    expect(cps.map((c) => c.workflows)).toEqual([20, 40]);
+    for (const c of cps) expect(Number.isFinite(c.heapBytes) && c.heapBytes > 0).toBe(true);
+  });
+});
