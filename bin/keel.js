@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// The `keel` command: runs the compiled CLI when built (npm pack, installs), else the TypeScript
-// sources through tsx (a clone after `npm ci`).
+// The `keel` command. In a clone (TypeScript sources present) it runs the sources through tsx, so a
+// stale `dist/` can never answer; an installed package runs the compiled `dist/`.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const built = join(root, 'dist', 'src', 'cli', 'main.js');
-let entry = built;
-if (!existsSync(built)) {
+const source = join(root, 'src', 'cli', 'main.ts');
+let entry = join(root, 'dist', 'src', 'cli', 'main.js');
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  entry = join(root, 'src', 'cli', 'main.ts');
+  entry = source;
 }
 const { runCli } = await import(pathToFileURL(entry).href);
 process.exitCode = await runCli(process.argv.slice(2));

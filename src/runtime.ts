@@ -640,6 +640,26 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           },
         });
         this.emit('breaker', { breaker: t.breaker, from: t.from, to: t.to, reason: t.reason });
+        if (t.to === 'open' && t.from === 'closed') {
+          this.raise({
+            id: `breaker:${t.breaker}`,
+            kind: 'breaker',
+            severity: 'high',
+            title: `Circuit breaker ${t.breaker} opened (${t.reason}, ${t.failures} failures): calls fast-fail until a probe succeeds`,
+            data: { breaker: t.breaker, reason: t.reason, failures: t.failures },
+            ts: t.atMs,
+          });
+        } else if (t.to === 'closed') {
+          this.raise({
+            id: `breaker:${t.breaker}`,
+            kind: 'breaker',
+            severity: 'info',
+            title: `Circuit breaker ${t.breaker} closed again (${t.reason})`,
+            data: { breaker: t.breaker, reason: t.reason },
+            ts: t.atMs,
+            status: 'resolved',
+          });
+        }
       },
     });
     this.breakers.set(config.name, breaker);
@@ -717,7 +737,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         type: 'feedback.recorded',
         payload: {
           correct: feedback.correct,
-          ...(feedback.expected !== undefined ? { expected: feedback.expected } : {}),
+          ...(feedback.expected !== undefined
+            ? { expected: this.redactor ? this.redactor.redact(feedback.expected).value : feedback.expected }
+            : {}),
         },
       },
     ]);

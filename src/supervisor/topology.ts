@@ -30,7 +30,8 @@ export interface Composite<I = unknown, O = unknown> {
   readonly options: Readonly<Record<string, unknown>>;
   readonly onError: OnError | undefined;
   /** @internal phantom marker for input/output types. */
-  readonly __types?: (input: I) => O;
+  // A method signature (bivariant), so a composite of any input fits where its parent infers `I`.
+  __types?(input: I): O;
 }
 
 /** Any node: an agent or a composite. */

@@ -186,7 +186,7 @@ describe('keel report over a log written by real topologies', () => {
     );
     // Every alert the report's own folds detect, the live runtime had raised too.
     expect(report.alerts.items.every((a) => a.source === 'log')).toBe(true);
-    expect(Object.keys(report.alerts.byKind).sort()).toEqual(['budget', 'error_rate', 'sla']);
+    expect(Object.keys(report.alerts.byKind).sort()).toEqual(['breaker', 'budget', 'error_rate', 'sla']);
   });
 
   it('replays the breaker timeline transition by transition', () => {

@@ -194,6 +194,8 @@ describe('rt.run(agent)', () => {
     });
     const breakerChanges: string[] = [];
     rt.on('breaker', (c) => breakerChanges.push(`${c.from}->${c.to}`));
+    const alerts: string[] = [];
+    rt.on('alert', (a) => alerts.push(`${a.kind}:${a.severity}`));
     await expect(rt.run(down, {})).rejects.toMatchObject({ category: 'provider_error' });
     await expect(rt.run(down, {})).rejects.toMatchObject({ category: 'provider_error' });
     await expect(rt.run(down, {})).rejects.toMatchObject({
@@ -203,6 +205,7 @@ describe('rt.run(agent)', () => {
     });
     expect(calls).toBe(2);
     expect(breakerChanges).toEqual(['closed->open']);
+    expect(alerts).toEqual(['breaker:high']);
     expect(rt.store.query({ type: 'agent.rejected' })).toHaveLength(1);
     expect(rt.store.query({ type: 'breaker.transitioned' })).toHaveLength(1);
   });
