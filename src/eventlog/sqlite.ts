@@ -105,7 +105,7 @@ export interface SqliteEventStore extends EventStore {
  * @example
  * const store = openSqliteStore({ path: 'keel.db' });
  * const [started] = await store.append([
- *   { ts: Date.now(), workflowId: 'wf-1', type: 'feedback.recorded', payload: { correct: true } },
+ *   { ts: clock.now(), workflowId: 'wf-1', type: 'feedback.recorded', payload: { correct: true } },
  * ]);
  * console.log(started?.seq, store.verify().ok);
  * await store.close();

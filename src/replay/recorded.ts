@@ -50,6 +50,8 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
     q.push(step);
   };
   const takeCost = (path: string): number => costs.get(path)?.shift() ?? 0;
+  const failed = (path: string, category: ErrorCategory, message: string, costUsd: number): void =>
+    push(path, { kind: 'attempt', outcome: { ok: false, category, message, costUsd } });
   for (const e of events) {
     switch (e.type) {
       case 'cost.incurred': {
@@ -59,28 +61,12 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
         break;
       }
       case 'agent.retried':
-        push(e.payload.path, {
-          kind: 'attempt',
-          outcome: {
-            ok: false,
-            category: e.payload.category,
-            message: e.payload.message,
-            costUsd: takeCost(e.payload.path),
-          },
-        });
+        failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
         break;
       case 'agent.succeeded':
         if (e.payload.cached && e.payload.attempts > 0) {
           // stale-if-error: the last attempt failed and a stale value was served
-          push(e.payload.path, {
-            kind: 'attempt',
-            outcome: {
-              ok: false,
-              category: 'provider_error',
-              message: 'recorded failure (stale served)',
-              costUsd: 0,
-            },
-          });
+          failed(e.payload.path, 'provider_error', 'recorded failure (stale served)', 0);
           push(e.payload.path, { kind: 'cached', value: e.payload.output });
           break;
         }
@@ -113,15 +99,7 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
           });
           break;
         }
-        push(e.payload.path, {
-          kind: 'attempt',
-          outcome: {
-            ok: false,
-            category: e.payload.category,
-            message: e.payload.message,
-            costUsd: takeCost(e.payload.path),
-          },
-        });
+        failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
         break;
       case 'agent.rejected':
         push(e.payload.path, {
