@@ -304,6 +304,9 @@ function parseConfig(config: unknown): RuntimeConfig {
   return config as RuntimeConfig;
 }
 
+/** The root node's signal: a workflow is cancelled by unsubscribing, which aborts each agent's own. */
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
 /** The workflow name used in paths and metrics. */
 function workflowName(t: AnyTopology, options?: RunOptions): string {
   return options?.name ?? t.name ?? t.kind;
@@ -944,7 +947,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     const ctx: NodeContext = {
       scope,
       path: name,
-      signal: new AbortController().signal,
+      signal: NEVER_ABORTED,
       deadlineAt: undefined,
     };
     let result: { value: unknown; confidence?: number } | undefined;
