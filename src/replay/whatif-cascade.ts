@@ -14,7 +14,8 @@ import {
   childOf,
   foldWorkflows,
   perRun,
-  sitesOf,
+  siteChildren,
+  trackSites,
   type Site,
   type WorkflowEnd,
 } from './internal/recorded-runs.js';
@@ -208,33 +209,18 @@ export function whatIfCascade(events: Iterable<KeelEvent>, options: CascadeWhatI
 
   const feedback = foldWorkflows<Tracked[]>(events, {
     start(e) {
-      const name = e.payload.name;
-      const found = sitesOf(e.payload.topology, name, 'cascade').filter(
-        (s) => options.path === undefined || s.path === options.path,
-      );
-      if (found.length === 0) return undefined;
-      return found.map((site) => {
-        const key = `${site.path}\u0000${site.segments.join('\u0000')}`;
-        let acc = sites.get(key);
-        if (!acc) {
-          const o = site.node.options ?? {};
-          acc = {
-            path: site.path,
-            workflow: name,
-            isRoot: site.path === name,
-            stages: site.node.children.map((c, index) => ({
-              index,
-              name: c.name ?? c.kind,
-              ...(c.kind === 'agent' && c.model !== undefined ? { model: c.model } : {}),
-            })),
-            recordedRule:
-              typeof o.accept === 'string' ? o.accept : typeof o.threshold === 'number' ? o.threshold : 0.9,
-            runs: [],
-          };
-          sites.set(key, acc);
-        }
-        return { site, acc, current: undefined };
-      });
+      return trackSites(e, 'cascade', options.path, sites, (site, workflow): SiteAcc => {
+        const o = site.node.options ?? {};
+        return {
+          path: site.path,
+          workflow,
+          isRoot: site.path === workflow,
+          stages: siteChildren(site),
+          recordedRule:
+            typeof o.accept === 'string' ? o.accept : typeof o.threshold === 'number' ? o.threshold : 0.9,
+          runs: [],
+        };
+      })?.map((t) => ({ ...t, current: undefined }));
     },
     event(tracked, e) {
       const p = e.payload as { path?: unknown };

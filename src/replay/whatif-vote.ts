@@ -13,7 +13,8 @@ import {
   childOf,
   foldWorkflows,
   perRun,
-  sitesOf,
+  siteChildren,
+  trackSites,
   type Site,
   type WorkflowEnd,
 } from './internal/recorded-runs.js';
@@ -269,55 +270,38 @@ export function whatIfVote(events: Iterable<KeelEvent>, options: VoteWhatIfOptio
 
   const feedback = foldWorkflows<Tracked[]>(events, {
     start(e) {
-      const name = e.payload.name;
-      const found = sitesOf(e.payload.topology, name, 'vote').filter(
-        (s) => options.path === undefined || s.path === options.path,
-      );
-      if (found.length === 0) return undefined;
-      return found.map((site) => {
-        const key = `${site.path}\u0000${site.segments.join('\u0000')}`;
-        let acc = sites.get(key);
-        if (!acc) {
-          const o = site.node.options ?? {};
-          const n = site.node.children.length;
-          const weights =
-            Array.isArray(o.weights) &&
-            o.weights.length === n &&
-            o.weights.every((w) => typeof w === 'number')
-              ? o.weights
-              : new Array<number>(n).fill(1);
-          const launch = typeof o.launch === 'string' ? o.launch : 'sequential';
-          acc = {
-            path: site.path,
-            workflow: name,
-            isRoot: site.path === name,
-            voters: site.node.children.map((c, index) => ({
-              index,
-              name: c.name ?? c.kind,
-              ...(c.kind === 'agent' && c.model !== undefined ? { model: c.model } : {}),
-            })),
-            weights,
-            recordedRule: typeof o.stop === 'string' ? o.stop : 'decided',
-            launch,
-            limitation:
-              o.key !== undefined
+      return trackSites(e, 'vote', options.path, sites, (site, workflow): SiteAcc => {
+        const o = site.node.options ?? {};
+        const n = site.node.children.length;
+        const weights =
+          Array.isArray(o.weights) && o.weights.length === n && o.weights.every((w) => typeof w === 'number')
+            ? o.weights
+            : new Array<number>(n).fill(1);
+        const launch = typeof o.launch === 'string' ? o.launch : 'sequential';
+        return {
+          path: site.path,
+          workflow,
+          isRoot: site.path === workflow,
+          voters: siteChildren(site),
+          weights,
+          recordedRule: typeof o.stop === 'string' ? o.stop : 'decided',
+          launch,
+          limitation:
+            o.key !== undefined
+              ? {
+                  kind: 'key',
+                  message:
+                    'votes are grouped by a custom key function the log does not hold: no rule can be re-evaluated',
+                }
+              : launch !== 'sequential'
                 ? {
-                    kind: 'key',
-                    message:
-                      'votes are grouped by a custom key function the log does not hold: no rule can be re-evaluated',
+                    kind: 'launch',
+                    message: `voters were launched "${launch}", so the record cannot tell which ones a rule would have called: only 'all' can be evaluated`,
                   }
-                : launch !== 'sequential'
-                  ? {
-                      kind: 'launch',
-                      message: `voters were launched "${launch}", so the record cannot tell which ones a rule would have called: only 'all' can be evaluated`,
-                    }
-                  : undefined,
-            runs: [],
-          };
-          sites.set(key, acc);
-        }
-        return { site, acc, current: undefined };
-      });
+                : undefined,
+          runs: [],
+        };
+      })?.map((t) => ({ ...t, current: undefined }));
     },
     event(tracked, e) {
       const p = e.payload as { path?: unknown };

@@ -57,6 +57,49 @@ function segment(siblings: readonly DescribedNode[], index: number): string {
   return `${child.name ?? child.kind}[${index}]`;
 }
 
+/** One child of a site as what-if tables name it. */
+export interface SiteChild {
+  index: number;
+  name: string;
+  model?: string;
+}
+
+/** The children of a recorded site (cascade stages, voters). */
+export function siteChildren(site: Site): SiteChild[] {
+  return site.node.children.map((c, index) => ({
+    index,
+    name: c.name ?? c.kind,
+    ...(c.kind === 'agent' && c.model !== undefined ? { model: c.model } : {}),
+  }));
+}
+
+/**
+ * The `kind` sites of a started workflow (only `path` when given), each with its accumulator:
+ * sites with the same path and shape share one, made by `create` on first sight.
+ */
+export function trackSites<A>(
+  started: KeelEvent<'workflow.started'>,
+  kind: 'cascade' | 'vote',
+  path: string | undefined,
+  accumulators: Map<string, A>,
+  create: (site: Site, workflow: string) => A,
+): { site: Site; acc: A }[] | undefined {
+  const workflow = started.payload.name;
+  const found = sitesOf(started.payload.topology, workflow, kind).filter(
+    (s) => path === undefined || s.path === path,
+  );
+  if (found.length === 0) return undefined;
+  return found.map((site) => {
+    const key = `${site.path}\u0000${site.segments.join('\u0000')}`;
+    let acc = accumulators.get(key);
+    if (!acc) {
+      acc = create(site, workflow);
+      accumulators.set(key, acc);
+    }
+    return { site, acc };
+  });
+}
+
 /** Every node of `kind` in a recorded topology, with its path (the root's path is `rootPath`). */
 export function sitesOf(topology: unknown, rootPath: string, kind: 'cascade' | 'vote'): Site[] {
   const root = asNode(topology);
