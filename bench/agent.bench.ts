@@ -16,6 +16,7 @@ import path from 'node:path';
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import CircuitBreaker from 'opossum';
 import { realClock } from '../src/core/clock.js';
+import type { SqliteEventStore } from '../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime, type RuntimeConfig } from '../src/runtime.js';
 import { agent, type Agent } from '../src/supervisor/agent.js';
 import { createBreaker } from '../src/supervisor/breaker.js';
@@ -79,7 +80,7 @@ export function cleanup(): void {
 export function benchRuntime(
   preset: keyof typeof RUNTIME_CONFIGS,
   durability: 'normal' | 'fsync' = 'normal',
-): Runtime {
+): Runtime<SqliteEventStore> {
   return createRuntime({
     db: freshFile(),
     durability,

@@ -32,6 +32,7 @@ import {
   type Cost,
 } from './harness.js';
 import { fmt, type BenchRow } from './lib.js';
+import type { SqliteEventStore } from '../src/eventlog/sqlite.js';
 
 const step = (name: string): ReturnType<typeof agent<unknown, string>> =>
   agent({ name, model: 'bench-model', run: work });
@@ -65,7 +66,7 @@ export function rate(n: number, cost: Cost): Rate {
  * 100th result and the completion count at the end.
  */
 export async function workflowsPerSec(
-  rt: Runtime,
+  rt: Runtime<SqliteEventStore>,
   topology: Topology<unknown, unknown>,
   n: number,
   inFlight: number,

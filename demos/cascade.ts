@@ -27,6 +27,7 @@ import {
   type LatencySummary,
 } from './harness.js';
 import { CLEAN_INVOICE_MIX, invoiceStream } from './invoices.js';
+import type { SqliteEventStore } from '../src/eventlog/sqlite.js';
 
 /** Workflow name of the cascade runs. */
 export const CASCADE_WORKFLOW = 'cascade';
@@ -51,7 +52,7 @@ export interface CascadeWhatIfRow {
  * rebuild the cascade at another threshold (same agents, same names, so recorded outputs replay).
  */
 export interface CascadeWhatIfContext {
-  runtime: Runtime;
+  runtime: Runtime<SqliteEventStore>;
   /** Ids of the cascade workflows just run. */
   workflowIds: readonly string[];
   /** The cascade topology at `threshold`, named {@link CASCADE_WORKFLOW}. */

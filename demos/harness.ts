@@ -90,7 +90,7 @@ export async function demoClock(options: DemoOptions): Promise<Clock> {
 
 /** A runtime opened by a demo, with the log position it started from. */
 export interface DemoRuntime {
-  rt: Runtime;
+  rt: Runtime<SqliteEventStore>;
   /** Highest seq in the log before this runtime ran anything: its events come after it. */
   startSeq: number;
 }
@@ -99,7 +99,7 @@ export interface DemoRuntime {
 export async function openDemoRuntime(
   options: DemoOptions,
   clock: Clock,
-  config: Omit<RuntimeConfig, 'db' | 'clock' | 'seed' | 'pricing'> = {},
+  config: Omit<RuntimeConfig, 'db' | 'clock' | 'seed' | 'pricing' | 'store'> = {},
 ): Promise<DemoRuntime> {
   const rt = createRuntime({
     // A memory-only cache: each demo run starts cold, so the same seed gives the same numbers.

@@ -41,9 +41,9 @@ import { createTracing, type KeelTracing } from './observability/tracing.js';
 import { context as otelContext, type Context, type Tracer } from '@opentelemetry/api';
 import type { DestinationStream } from 'pino';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
-import { openSqliteStore } from './eventlog/sqlite.js';
+import { openSqliteStore, type SqliteEventStore } from './eventlog/sqlite.js';
 import { ReadOnlyDatabaseError } from './eventlog/errors.js';
-import type { EventStore, PruneResult } from './eventlog/store.js';
+import { withEvents, type Awaitable, type EventStore, type PruneResult } from './eventlog/store.js';
 import type { BreakerConfig } from './supervisor/agent.js';
 import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
 import { WorkflowCancelledError, categoryOf, messageOf } from './supervisor/errors.js';
@@ -196,8 +196,11 @@ export interface RuntimeStats {
   latency: LatencySnapshot;
 }
 
-/** A running Keel runtime. */
-export interface Runtime {
+/**
+ * A running Keel runtime. `S` is its event store's type: the embedded SQLite store answers reads
+ * synchronously (`rt.store.query(...)`), Postgres with promises.
+ */
+export interface Runtime<S extends EventStore = EventStore> {
   /** Runs a topology; resolves after its events are committed (durable before acknowledged). */
   run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>>;
   /** The same run as a cold stream of its committed events; unsubscribing cancels it. */
@@ -207,7 +210,7 @@ export interface Runtime {
   off: EventEmitter<RuntimeEvents>['off'];
   once: EventEmitter<RuntimeEvents>['once'];
   /** The event log. */
-  readonly store: EventStore;
+  readonly store: S;
   readonly clock: Clock;
   readonly pricing: Pricing;
   /**
@@ -232,6 +235,12 @@ export interface Runtime {
   feedback(workflowId: string, feedback: { correct: boolean; expected?: unknown }): Promise<void>;
   /** The shared breaker of that name, if any agent has used it. */
   breaker(name: string): Breaker | undefined;
+  /**
+   * Resolves once the runtime has read what it needs from the log (rolling windows, budgets,
+   * breakers). Immediate on SQLite; on an asynchronous store (Postgres) it rejects with the store's
+   * error (unreachable, wrong credentials …). Runs wait for it by themselves.
+   */
+  ready(): Promise<void>;
   /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
   close(): Promise<void>;
 }
@@ -348,6 +357,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   /** False after the log refused an append, until a commit succeeds again. */
   private storeHealthy = true;
   private idCounter = 0;
+  /** Each breaker's last recorded transition, read from the log at startup. */
+  private readonly breakerHistory = new Map<string, KeelEvent<'breaker.transitioned'>>();
+  /** Set while an asynchronous store is being read at startup; runs wait for it. */
+  private restoring: Promise<void> | undefined;
 
   constructor(config: RuntimeConfig) {
     super();
@@ -421,10 +434,25 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           ...(config.alerts.onSinkError ? { onSinkError: config.alerts.onSinkError } : {}),
         })
       : undefined;
-    // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
-    this.suppressAlerts = true;
-    for (const e of this.store.iterate({ fromTs: this.clock.now() - 3_600_000 })) this.project(e);
-    this.suppressAlerts = false;
+    const restoring: (() => Awaitable<void>)[] = [
+      // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
+      () =>
+        withEvents(this.store.iterate({ fromTs: this.clock.now() - 3_600_000 }), (events) => {
+          this.suppressAlerts = true;
+          try {
+            for (const e of events) this.project(e);
+          } finally {
+            this.suppressAlerts = false;
+          }
+        }),
+      // Breakers resume from their last recorded transition when an agent first uses them.
+      () =>
+        withEvents(this.store.iterate({ type: 'breaker.transitioned' }), (events) => {
+          for (const e of events) {
+            if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
+          }
+        }),
+    ];
     this.unsubscribeCommit = this.store.onCommit((batch, info) => {
       if (info) this.metrics?.observeCommit(info.commitMs / 1_000);
       this.onCommit(batch);
@@ -467,9 +495,23 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           });
         },
       });
-      this.budgets.restore(
-        this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: this.budgets.today().startMs }),
+      const budgets = this.budgets;
+      restoring.push(() =>
+        withEvents(
+          this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: budgets.today().startMs }),
+          (events) => budgets.restore(events),
+        ),
       );
+    }
+    // SQLite answers at once, so the runtime is ready on return; an asynchronous store (Postgres)
+    // restores in the background and workflows wait for it (`rt.ready()` surfaces its errors).
+    const restored = inSequence(restoring);
+    if (restored) {
+      this.restoring = restored.then(() => {
+        this.restoring = undefined;
+      });
+      // A failed restore is reported to each run (and to `rt.ready()`), not as an unhandled rejection.
+      this.restoring.catch(() => undefined);
     }
     this.services = {
       clock: this.clock,
@@ -495,17 +537,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   async replay(target: string, options: ReplayOptions = {}): Promise<ReplayReport[]> {
-    const ids =
-      target === 'all'
-        ? [...new Set(this.store.query({ type: 'workflow.started' }).map((e) => e.workflowId))]
-        : [target];
+    await this.restoring;
+    const ids = target === 'all' ? await this.startedWorkflowIds() : [target];
     const reports: ReplayReport[] = [];
     for (const id of ids) reports.push(await this.replayOne(id, options));
     return reports;
   }
 
   private async replayOne(workflowId: string, options: ReplayOptions): Promise<ReplayReport> {
-    const recorded = this.store.query({ workflowId });
+    const recorded = await this.store.query({ workflowId });
     const started = recorded.find((e) => e.type === 'workflow.started');
     const report = (name: string, divergences: Divergence[]): ReplayReport => ({
       workflowId,
@@ -614,16 +654,22 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return this.breakers.get(name);
   }
 
+  ready(): Promise<void> {
+    return this.restoring ?? Promise.resolve();
+  }
+
+  /** Ids of every recorded workflow, in the order they started. */
+  private async startedWorkflowIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for await (const e of this.store.iterate({ type: 'workflow.started' })) ids.add(e.workflowId);
+    return [...ids];
+  }
+
   private breakerFor(config: BreakerConfig): Breaker {
     const existing = this.breakers.get(config.name);
     if (existing) return existing;
     const merged: BreakerConfig = { ...this.breakerDefaults[config.name], ...config };
-    const last = this.store
-      .query({ type: 'breaker.transitioned' })
-      .reduce<KeelEvent<'breaker.transitioned'> | undefined>(
-        (found, e) => (e.type === 'breaker.transitioned' && e.payload.breaker === config.name ? e : found),
-        undefined,
-      );
+    const last = this.breakerHistory.get(config.name);
     const breaker = createBreaker(merged, {
       clock: this.clock,
       parent: this.root,
@@ -727,7 +773,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     if (typeof feedback?.correct !== 'boolean') {
       throw new ConfigError('feedback.correct', 'must be true or false');
     }
-    if (this.store.query({ workflowId, type: 'workflow.started', limit: 1 }).length === 0) {
+    if ((await this.store.query({ workflowId, type: 'workflow.started', limit: 1 })).length === 0) {
       throw new ConfigError(
         'workflowId',
         `no workflow "${workflowId}" in this log; pass the id a run returned`,
@@ -844,6 +890,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         ok: false,
         error: new WorkflowCancelledError('the runtime is closed; create a new one with createRuntime()'),
       });
+      return;
+    }
+    if (this.restoring) {
+      // An asynchronous store is still being read: start once the runtime has caught up.
+      this.restoring.then(
+        () => this.start(topology, input, options, env, onDone, beforeStart),
+        (error: unknown) => onDone({ ok: false, error }),
+      );
       return;
     }
     try {
@@ -1078,7 +1132,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     this.root.stop();
     await this.store.close();
     await this.logSink?.close();
-    this.cacheStore?.close();
+    await this.cacheStore?.close();
     this.unsubscribeCommit();
     this.live.clear();
     this.removeAllListeners();
@@ -1094,6 +1148,19 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
  * const { value, costUsd } = await rt.run(vendor, { text: 'ACME Corp invoice #42' });
  * await rt.close();
  */
-export function createRuntime(config: RuntimeConfig = {}): Runtime {
-  return new KeelRuntime(parseConfig(config));
+export function createRuntime<S extends EventStore = SqliteEventStore>(
+  config: RuntimeConfig & { store?: S } = {},
+): Runtime<S> {
+  return new KeelRuntime(parseConfig(config)) as unknown as Runtime<S>;
+}
+
+/** Runs each step after the previous one: synchronously while they answer at once. */
+function inSequence(steps: readonly (() => Awaitable<void>)[]): Promise<void> | undefined {
+  for (let i = 0; i < steps.length; i++) {
+    const pending = (steps[i] as () => Awaitable<void>)();
+    if (pending) {
+      return steps.slice(i + 1).reduce<Promise<void>>((p, step) => p.then(step), pending);
+    }
+  }
+  return undefined;
 }

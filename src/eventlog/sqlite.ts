@@ -80,10 +80,19 @@ export interface SqliteStoreStats {
   events: number;
 }
 
-/** The SQLite {@link EventStore}, with a few SQLite-specific controls. */
+/**
+ * The SQLite {@link EventStore}, with a few SQLite-specific controls. Reads answer synchronously
+ * (better-sqlite3), so `store.query(...)` is an array and `store.iterate(...)` a plain iterator.
+ */
 export interface SqliteEventStore extends EventStore {
   /** The path it was opened with. */
   readonly path: string;
+  query(filter?: EventFilter): KeelEvent[];
+  iterate(filter?: EventFilter): IterableIterator<KeelEvent>;
+  iterateChained(filter?: EventFilter): IterableIterator<ChainedEvent>;
+  lastSeq(): number;
+  heads(): ChainHeads;
+  verify(): VerifyResult;
   /** Commit counters: `events / transactions` is the average group-commit size. */
   stats(): SqliteStoreStats;
   /**

@@ -1,6 +1,8 @@
 /**
- * The event store contract. SQLite (`sqlite.ts`) is the embedded default; a Postgres store comes
- * later behind the same interface, and both pass the same store test suite.
+ * The event store contract. SQLite (`sqlite.ts`) is the embedded default and answers reads
+ * synchronously; Postgres (`postgres.ts`) answers them asynchronously. Code written against
+ * {@link EventStore} `await`s reads and uses `for await` over iterators, which works for both; both
+ * stores pass the same store test suite (`test/eventlog/contract.ts`).
  */
 import type { EventClass, KeelEvent, KeelEventType, NewEvent } from './events.js';
 
@@ -63,6 +65,12 @@ export interface CommitInfo {
 /** Listener for committed batches: called once per transaction, in seq order. */
 export type CommitListener = (events: readonly KeelEvent[], info?: CommitInfo) => void;
 
+/** A value, or a promise of it: SQLite answers reads synchronously, Postgres asynchronously. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** A stream of events: synchronous from SQLite, asynchronous from Postgres. `for await` reads both. */
+export type EventStream<T> = Iterable<T> | AsyncIterable<T>;
+
 /**
  * An append-only, hash-chained event log.
  *
@@ -75,21 +83,49 @@ export interface EventStore {
   /** Registers a listener for every committed batch; returns an unsubscribe function. */
   onCommit(listener: CommitListener): () => void;
   /** Events matching the filter, in seq order. */
-  query(filter?: EventFilter): KeelEvent[];
+  query(filter?: EventFilter): Awaitable<KeelEvent[]>;
   /** Streams events matching the filter in seq order without loading them all (keyset pages). */
-  iterate(filter?: EventFilter): IterableIterator<KeelEvent>;
+  iterate(filter?: EventFilter): EventStream<KeelEvent>;
   /** Like `iterate`, with each event's chain hashes. */
-  iterateChained(filter?: EventFilter): IterableIterator<ChainedEvent>;
+  iterateChained(filter?: EventFilter): EventStream<ChainedEvent>;
   /** Highest committed seq (0 for an empty log). */
-  lastSeq(): number;
+  lastSeq(): Awaitable<number>;
   /** Head of each class chain. */
-  heads(): ChainHeads;
+  heads(): Awaitable<ChainHeads>;
   /** Walks every chain and reports the first break. */
-  verify(): VerifyResult;
+  verify(): Awaitable<VerifyResult>;
   /** Retention: removes `class` events older than `olderThan` (ms since epoch) through the sanctioned path. */
   prune(options: { olderThan: number; class: EventClass }): Promise<PruneResult>;
   /** Commits anything pending, then closes. Idempotent. */
   close(): Promise<void>;
   /** True when opened for reading only (auditors). */
   readonly readonly: boolean;
+}
+
+/**
+ * Collects a stream into an array (`Array.fromAsync` arrived in Node 22; Keel runs on 20).
+ *
+ * @example
+ * const failures = await collectEvents(store.iterate({ type: 'agent.failed' }));
+ */
+export async function collectEvents<T>(stream: EventStream<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of stream) out.push(item);
+  return out;
+}
+
+/**
+ * Hands `use` the whole stream as a synchronous iterable: at once for a synchronous store (streamed,
+ * nothing buffered), after collecting it for an asynchronous one. Use it for bounded reads (one
+ * day, one hour) that feed code written for iterables.
+ *
+ * @example
+ * await withEvents(store.iterate({ fromTs: dayStartMs }), (events) => budgets.restore(events));
+ */
+export function withEvents<T>(stream: EventStream<T>, use: (events: Iterable<T>) => void): Awaitable<void> {
+  if (Symbol.iterator in stream) {
+    use(stream);
+    return;
+  }
+  return collectEvents(stream).then(use);
 }

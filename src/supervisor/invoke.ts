@@ -8,7 +8,7 @@ import { DEFAULT_RETRY_ON, agentMachine } from '../../machines/agent.machine.js'
 import { hashSeed, seededRandom, type Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import { isProviderError } from '../providers/types.js';
-import { isAgentError, type Agent, type AgentContext, type AgentOutput } from './agent.js';
+import { isAgentError, type Agent, type AgentContext, type AgentOutput, type CachePolicy } from './agent.js';
 import {
   AgentFailedError,
   AgentTimeoutError,
@@ -20,7 +20,14 @@ import {
 import type { NodeResult } from './topology.js';
 import type { NodeContext } from './scope.js';
 import { CircuitOpenError } from './breaker.js';
-import type { PermitLike, RecordedOutcome, ReservationLike } from './scope.js';
+import type {
+  CacheLike,
+  CachedLike,
+  PermitLike,
+  RecordedOutcome,
+  ReservationLike,
+  ReserveLikeResult,
+} from './scope.js';
 
 type AnyAgent = Agent<never, unknown>;
 
@@ -116,9 +123,35 @@ export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): 
   const cache = agent.cache && !scope.replay ? services.cache : undefined;
   if (!cache || !agent.cache) return runActor(agent, input, ctx, undefined);
 
-  const ttlMs = agent.cache.ttlMs;
+  const policy = agent.cache;
   const key = cache.key(agent.name, agent.version, input);
   const hit = cache.get(key);
+  if (!isPromise(hit)) return afterLookup(agent, input, ctx, cache, policy, key, hit);
+  // A shared cache (Redis) answers asynchronously; an unreachable one resolves as a miss.
+  return hit.then(
+    (found) => {
+      if (ctx.signal.aborted) {
+        sharedFailure(agent, ctx, 'cancelled', 'cancelled during the cache lookup');
+        throw new WorkflowCancelledError(String(ctx.signal.reason ?? 'cancelled'));
+      }
+      return afterLookup(agent, input, ctx, cache, policy, key, found);
+    },
+    () => afterLookup(agent, input, ctx, cache, policy, key, undefined),
+  );
+}
+
+/** The cache answered `hit` for `key`: serve it, or make (or share) the call. */
+function afterLookup(
+  agent: AnyAgent,
+  input: unknown,
+  ctx: NodeContext,
+  cache: CacheLike,
+  policy: Exclude<CachePolicy, false>,
+  key: string,
+  hit: CachedLike | undefined,
+): Promise<NodeResult> {
+  const { scope, path } = ctx;
+  const { services } = scope;
   if (hit) {
     const savedUsd = estimateUsd(ctx, agent);
     const ts = services.clock.now();
@@ -137,7 +170,8 @@ export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): 
     type: 'cache.miss',
     payload: { path, agent: agent.name, key },
   });
-  const staleIfError = agent.cache.staleIfError !== false;
+  const staleIfError = policy.staleIfError !== false;
+  const ttlMs = policy.ttlMs;
   let leader = false;
   const flight = cache.singleFlight(key, () => {
     leader = true;
@@ -181,6 +215,11 @@ export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): 
     );
     if (ctx.signal.aborted) onAbort();
   });
+}
+
+/** True for a promise (or any thenable) rather than a value answered at once. */
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
 }
 
 /** Logs an invocation that failed through another workflow's identical call (0 attempts of its own). */
@@ -369,9 +408,44 @@ function runActor(
         resolve(replayedStale);
         return;
       }
+      const fail = (): void => {
+        if (snap.value === 'rejected') {
+          scope.emit({
+            ts: clock.now(),
+            workflowId,
+            type: 'agent.rejected',
+            payload: { path, agent: agent.name, taskType: agent.taskType, category, reason: message },
+          });
+        } else {
+          scope.emit({
+            ts: clock.now(),
+            workflowId,
+            type: 'agent.failed',
+            payload: {
+              path,
+              agent: agent.name,
+              taskType: agent.taskType,
+              model,
+              category,
+              message,
+              attempts: c.attempt,
+              latencyMs,
+              costUsd,
+              ...(lastOutput !== undefined ? { output: lastOutput } : {}),
+            },
+          });
+        }
+        const details = { agent: agent.name, path, attempts: c.attempt };
+        if (snap.value === 'rejected' && rejection) reject(rejection);
+        else if (snap.value === 'cancelled') reject(new WorkflowCancelledError(message));
+        else if (category === 'timeout') reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
+        else if (category === 'validation_error' || category === 'hallucination')
+          reject(new ValidationError(`${agent.name}: ${message}`, details, category));
+        else reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
+      };
       if (snap.value !== 'cancelled' && cacheWrite?.staleIfError && services.cache) {
-        const stale = services.cache.get(cacheWrite.key, { allowStale: true });
-        if (stale) {
+        const serveStale = (stale: CachedLike | undefined): void => {
+          if (!stale) return fail();
           scope.emit({
             ts: clock.now(),
             workflowId,
@@ -380,42 +454,48 @@ function runActor(
           });
           succeeded(agent, ctx, { value: stale.value }, c.attempt, latencyMs, usageTotal, costUsd, true);
           resolve({ value: stale.value });
-          return;
-        }
+        };
+        const stale = services.cache.get(cacheWrite.key, { allowStale: true });
+        if (isPromise(stale)) stale.then(serveStale, () => serveStale(undefined));
+        else serveStale(stale);
+        return;
       }
-      if (snap.value === 'rejected') {
+      fail();
+    };
+
+    /** Applies a budget's answer; false when it refused (the actor was told). */
+    const admitted = (r: ReserveLikeResult, t: number): boolean => {
+      if (!r.ok) {
+        rejection = r.error;
+        permit?.release();
+        permit = undefined;
+        actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });
+        return false;
+      }
+      reservation = r.reservation;
+      if (r.estimateUsd !== undefined) estimate = r.estimateUsd;
+      if (r.model !== agent.model) {
         scope.emit({
-          ts: clock.now(),
+          ts: t,
           workflowId,
-          type: 'agent.rejected',
-          payload: { path, agent: agent.name, taskType: agent.taskType, category, reason: message },
-        });
-      } else {
-        scope.emit({
-          ts: clock.now(),
-          workflowId,
-          type: 'agent.failed',
+          type: 'budget.downgraded',
           payload: {
             path,
             agent: agent.name,
-            taskType: agent.taskType,
-            model,
-            category,
-            message,
-            attempts: c.attempt,
-            latencyMs,
-            costUsd,
-            ...(lastOutput !== undefined ? { output: lastOutput } : {}),
+            fromModel: agent.model,
+            toModel: r.model,
+            scope: r.downgradeScope ?? 'global',
           },
         });
+        model = r.model;
       }
-      const details = { agent: agent.name, path, attempts: c.attempt };
-      if (snap.value === 'rejected' && rejection) reject(rejection);
-      else if (snap.value === 'cancelled') reject(new WorkflowCancelledError(message));
-      else if (category === 'timeout') reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
-      else if (category === 'validation_error' || category === 'hallucination')
-        reject(new ValidationError(`${agent.name}: ${message}`, details, category));
-      else reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
+      scope.emit({
+        ts: t,
+        workflowId,
+        type: 'cost.reserved',
+        payload: { path, agent: agent.name, model, taskType: agent.taskType, estimateUsd: estimate },
+      });
+      return true;
     };
 
     const gate = (): void => {
@@ -446,36 +526,30 @@ function runActor(
           estimateUsd: estimate,
           usage: agent.estimate ?? DEFAULT_ESTIMATE,
         });
-        if (!r.ok) {
-          rejection = r.error;
-          permit?.release();
-          permit = undefined;
-          actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });
+        if (isPromise(r)) {
+          // A budget shared across processes answers asynchronously; the actor waits in `gated`.
+          r.then(
+            (result) => {
+              if (actor.getSnapshot().value !== 'gated') {
+                // Cancelled (or the deadline passed) while the reservation was on its way.
+                if (result.ok) result.reservation.release();
+                permit?.release();
+                permit = undefined;
+                return;
+              }
+              if (admitted(result, clock.now())) actor.send({ type: 'GATE.PASS' });
+            },
+            (e: unknown) => {
+              if (actor.getSnapshot().value !== 'gated') return;
+              permit?.release();
+              permit = undefined;
+              rejection = e instanceof Error ? e : new Error(messageOf(e));
+              actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: rejection.message });
+            },
+          );
           return;
         }
-        reservation = r.reservation;
-        if (r.estimateUsd !== undefined) estimate = r.estimateUsd;
-        if (r.model !== agent.model) {
-          scope.emit({
-            ts: t,
-            workflowId,
-            type: 'budget.downgraded',
-            payload: {
-              path,
-              agent: agent.name,
-              fromModel: agent.model,
-              toModel: r.model,
-              scope: r.downgradeScope ?? 'global',
-            },
-          });
-          model = r.model;
-        }
-        scope.emit({
-          ts: t,
-          workflowId,
-          type: 'cost.reserved',
-          payload: { path, agent: agent.name, model, taskType: agent.taskType, estimateUsd: estimate },
-        });
+        if (!admitted(r, t)) return;
       }
       actor.send({ type: 'GATE.PASS' });
     };

@@ -6,6 +6,7 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/events.js';
+import type { Awaitable } from '../eventlog/store.js';
 import type { BreakerConfig } from './agent.js';
 
 /** A permit to make one call through a breaker; settles once. */
@@ -34,19 +35,28 @@ export interface ReservationLike {
 
 /** Budgets as the supervisor uses them. */
 export interface BudgetsLike {
-  reserve(request: { model: string; taskType: string; estimateUsd: number; usage?: Usage }):
-    | {
-        ok: true;
-        reservation: ReservationLike;
-        /** Model to call (a downgrade may change it). */
-        model: string;
-        /** Estimate after a downgrade re-priced it, USD. */
-        estimateUsd?: number;
-        /** Scope whose exhaustion caused a downgrade. */
-        downgradeScope?: string;
-      }
-    | { ok: false; scope: string; error: Error };
+  /** Local budgets answer at once; a budget shared across processes (Redis) answers with a promise. */
+  reserve(request: {
+    model: string;
+    taskType: string;
+    estimateUsd: number;
+    usage?: Usage;
+  }): Awaitable<ReserveLikeResult>;
 }
+
+/** Outcome of {@link BudgetsLike.reserve}. */
+export type ReserveLikeResult =
+  | {
+      ok: true;
+      reservation: ReservationLike;
+      /** Model to call (a downgrade may change it). */
+      model: string;
+      /** Estimate after a downgrade re-priced it, USD. */
+      estimateUsd?: number;
+      /** Scope whose exhaustion caused a downgrade. */
+      downgradeScope?: string;
+    }
+  | { ok: false; scope: string; error: Error };
 
 /** A cached value as read back. */
 export interface CachedLike {
@@ -58,7 +68,8 @@ export interface CachedLike {
 /** The TTL cache as the supervisor uses it. */
 export interface CacheLike {
   key(agentName: string, agentVersion: string, input: unknown): string;
-  get(key: string, options?: { allowStale?: boolean }): CachedLike | undefined;
+  /** A memory/SQLite cache answers at once; a cache shared across processes (Redis) with a promise. */
+  get(key: string, options?: { allowStale?: boolean }): Awaitable<CachedLike | undefined>;
   set(key: string, agent: string, value: unknown, ttlMs: number): void;
   singleFlight<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }

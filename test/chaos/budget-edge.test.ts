@@ -21,6 +21,7 @@ import {
   type ModelAgentOptions,
 } from './harness.js';
 import { chaosSummary } from './summary.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const scenario = chaosSummary('budget-edge');
 
@@ -31,7 +32,7 @@ const PRICING = { flat: { inputPer1K: 0, outputPer1K: 0, perCall: CENT } };
 const NOON = Date.UTC(2026, 0, 1, 12);
 const EPSILON = 1e-9;
 
-const runtimes: Runtime[] = [];
+const runtimes: Runtime<SqliteEventStore>[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
   for (const rt of runtimes.splice(0)) await rt.close();
@@ -40,7 +41,7 @@ afterEach(async () => {
 
 interface EdgeSetup {
   clock: SimulatedClock;
-  rt: Runtime;
+  rt: Runtime<SqliteEventStore>;
   /** Runs `n` workflows at once and settles them. */
   burst: (n: number) => Promise<PromiseSettledResult<unknown>[]>;
   /** Money the provider was asked to earn: calls it started × their price. */

@@ -5,9 +5,9 @@
  */
 import type { Clock, SimulatedClock } from '../../src/core/clock.js';
 import { SYSTEM_WORKFLOW_ID, type ErrorCategory, type KeelEventType } from '../../src/eventlog/events.js';
-import type { EventStore } from '../../src/eventlog/store.js';
 import { isProviderError, type ModelProvider, type ModelResponse } from '../../src/providers/types.js';
 import { agent, type Agent, type BreakerConfig, type RetryConfig } from '../../src/supervisor/agent.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 /** The model every chaos agent uses. */
 export const MODEL = 'sim';
@@ -176,7 +176,7 @@ export interface LogHealth {
 }
 
 /** Reads the log: started vs finished workflows, and the hash chain. */
-export function logHealth(store: EventStore): LogHealth {
+export function logHealth(store: SqliteEventStore): LogHealth {
   const started = new Set(store.query({ type: 'workflow.started' }).map((e) => e.workflowId));
   const finished = new Map<string, number>();
   for (const e of store.iterate({ type: TERMINAL }))
@@ -198,14 +198,14 @@ export function logHealth(store: EventStore): LogHealth {
 }
 
 /** Ids among `workflowIds` that have no terminal event in the log. */
-export function missingTerminal(store: EventStore, workflowIds: readonly string[]): string[] {
+export function missingTerminal(store: SqliteEventStore, workflowIds: readonly string[]): string[] {
   const finished = new Set<string>();
   for (const e of store.iterate({ type: TERMINAL })) finished.add(e.workflowId);
   return workflowIds.filter((id) => !finished.has(id));
 }
 
 /** `from>to` of every `breaker.transitioned` event of breaker `name`, in log order. */
-export function breakerMoves(store: EventStore, name: string): string[] {
+export function breakerMoves(store: SqliteEventStore, name: string): string[] {
   const out: string[] = [];
   for (const e of store.iterate({ type: 'breaker.transitioned' })) {
     if (e.type === 'breaker.transitioned' && e.payload.breaker === name)

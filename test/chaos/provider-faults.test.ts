@@ -24,6 +24,7 @@ import {
   type RecordingProvider,
 } from './harness.js';
 import { chaosSummary } from './summary.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const scenario = chaosSummary('provider-faults');
 
@@ -74,7 +75,10 @@ afterEach(async () => {
 });
 
 /** A runtime on `clock` with one shared breaker `llm`. */
-function runtimeFor(clock: SimulatedClock, countOn: readonly ErrorCategory[] = DEFAULT_COUNT_ON): Runtime {
+function runtimeFor(
+  clock: SimulatedClock,
+  countOn: readonly ErrorCategory[] = DEFAULT_COUNT_ON,
+): Runtime<SqliteEventStore> {
   const rt = createRuntime({
     db: ':memory:',
     clock,

@@ -12,16 +12,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { DatabaseLockedError, DiskFullError, ReadOnlyDatabaseError } from '../../src/eventlog/errors.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
-import type { EventStore } from '../../src/eventlog/store.js';
 import { simulated } from '../../src/providers/simulated.js';
 import { createRuntime, type Runtime, type RuntimeConfig } from '../../src/runtime.js';
 import { PRICING, drive, logHealth, modelAgent, recording, type RecordingProvider } from './harness.js';
 import { chaosSummary } from './summary.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const scenario = chaosSummary('store-faults');
 
 const dirs: string[] = [];
-const runtimes: Runtime[] = [];
+const runtimes: Runtime<SqliteEventStore>[] = [];
 const lockers: Database.Database[] = [];
 afterEach(async () => {
   for (const l of lockers.splice(0)) {
@@ -44,12 +44,15 @@ function tempDb(): string {
 interface Setup {
   clock: SimulatedClock;
   provider: RecordingProvider;
-  rt: Runtime;
+  rt: Runtime<SqliteEventStore>;
   /** Runs `n` workflows with inputs of `inputBytes` characters and returns their outcomes. */
   runMany: (n: number, inputBytes?: number) => Promise<PromiseSettledResult<unknown>[]>;
 }
 
-function setup(config: RuntimeConfig, clock = simulatedClock()): Setup {
+function setup(
+  config: Omit<RuntimeConfig, 'store'> & { store?: SqliteEventStore },
+  clock = simulatedClock(),
+): Setup {
   const provider = recording(simulated({ seed: 3, latencyMs: { p50: 5, p95: 10 } }), clock);
   const rt = createRuntime({
     clock,
@@ -72,7 +75,7 @@ function setup(config: RuntimeConfig, clock = simulatedClock()): Setup {
 }
 
 /** seq → hash of every committed event: what must survive a fault unchanged. */
-function chainOf(store: EventStore): Map<number, string> {
+function chainOf(store: SqliteEventStore): Map<number, string> {
   const out = new Map<number, string>();
   for (const c of store.iterateChained()) out.set(c.event.seq, c.hash);
   return out;

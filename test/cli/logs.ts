@@ -13,6 +13,7 @@ import { agent } from '../../src/supervisor/agent.js';
 import { cascade } from '../../src/supervisor/cascade.js';
 import { named, type Topology } from '../../src/supervisor/topology.js';
 import { vote, type VoteOptions, type VoteResult } from '../../src/supervisor/vote.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 /** 1,000 tokens: $0.002 on gpt-3.5-turbo, $0.03 on gpt-4 at SEED_PRICING. */
 export const USAGE = { inputTokens: 500, outputTokens: 500 };
@@ -30,7 +31,10 @@ export function tempDir(): { dir: string; path: (name: string) => string; cleanu
 }
 
 /** A runtime on a fresh simulated clock, priced at the tutorial's rates. */
-export function openRuntime(db: string, config: Omit<RuntimeConfig, 'db' | 'clock'> = {}): Runtime {
+export function openRuntime(
+  db: string,
+  config: Omit<RuntimeConfig, 'db' | 'clock' | 'store'> = {},
+): Runtime<SqliteEventStore> {
   return createRuntime({
     db,
     clock: simulatedClock(),

@@ -14,15 +14,19 @@ import {
   type Runtime,
   type Topology,
 } from '../../src/index.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
-let rt: Runtime | undefined;
+let rt: Runtime<SqliteEventStore> | undefined;
 afterEach(async () => {
   await rt?.close();
   rt = undefined;
 });
 
 /** A runtime in virtual time; models answer at once and never fail on their own. */
-function setup(hallucinationRate = 0): { rt: Runtime; provider: ReturnType<typeof simulatedInvoiceModel> } {
+function setup(hallucinationRate = 0): {
+  rt: Runtime<SqliteEventStore>;
+  provider: ReturnType<typeof simulatedInvoiceModel>;
+} {
   const clock = simulatedClock(Date.UTC(2026, 0, 15));
   rt = createRuntime({ db: ':memory:', clock, seed: 1, pricing: { ...SEED_PRICING } });
   const instant = { latencyMs: { p50: 0, p95: 0 } };
@@ -39,7 +43,11 @@ const invoice = (lines: string[]): Invoice => ({ id: 'INV-1', text: ['INVOICE IN
 const CLEAN = invoice(['Vendor: Acme Corp', 'Date: 2026-01-03', 'Total: USD 1,234.50']);
 
 /** The category a run failed with (fails the test if it succeeds). */
-async function failure<I>(runtime: Runtime, topology: Topology<I, unknown>, input: I): Promise<string> {
+async function failure<I>(
+  runtime: Runtime<SqliteEventStore>,
+  topology: Topology<I, unknown>,
+  input: I,
+): Promise<string> {
   try {
     await runtime.run(topology, input);
   } catch (e) {

@@ -13,12 +13,13 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { PRICING, logHealth, modelAgent } from '../chaos/harness.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const WORKFLOWS = 10_000;
 const IN_FLIGHT = 1_000;
 
 const dirs: string[] = [];
-const runtimes: Runtime[] = [];
+const runtimes: Runtime<SqliteEventStore>[] = [];
 afterEach(async () => {
   for (const rt of runtimes.splice(0)) await rt.close();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });

@@ -12,10 +12,11 @@ import { demoTopologies } from '../../demos/index.js';
 import { simulatedClock } from '../../src/core/clock.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden.db');
 let dir: string;
-let rt: Runtime | undefined;
+let rt: Runtime<SqliteEventStore> | undefined;
 afterEach(async () => {
   await rt?.close();
   rt = undefined;

@@ -12,17 +12,18 @@ import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
 import { vote } from '../../src/supervisor/vote.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const PRICING = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
 let dir: string | undefined;
-const runtimes: Runtime[] = [];
+const runtimes: Runtime<SqliteEventStore>[] = [];
 afterEach(async () => {
   for (const r of runtimes.splice(0)) await r.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
 
-function open(db: string): Runtime {
+function open(db: string): Runtime<SqliteEventStore> {
   const rt = createRuntime({ db, clock: simulatedClock(), seed: 3, pricing: PRICING });
   runtimes.push(rt);
   return rt;

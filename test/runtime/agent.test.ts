@@ -10,14 +10,15 @@ import {
   isValidationError,
   isWorkflowCancelledError,
 } from '../../src/supervisor/errors.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
-let rt: Runtime | undefined;
+let rt: Runtime<SqliteEventStore> | undefined;
 afterEach(async () => {
   await rt?.close();
   rt = undefined;
 });
 
-function setup(): { rt: Runtime; clock: SimulatedClock } {
+function setup(): { rt: Runtime<SqliteEventStore>; clock: SimulatedClock } {
   const clock = simulatedClock();
   rt = createRuntime({
     db: ':memory:',

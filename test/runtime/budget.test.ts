@@ -7,13 +7,14 @@ import { isBudgetExceededError } from '../../src/cost/errors.js';
 import type { Alert } from '../../src/monitor/alert.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { agent, type AgentContext } from '../../src/supervisor/agent.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const PRICING = {
   flat: { inputPer1K: 0, outputPer1K: 0, perCall: 1 },
   tiny: { inputPer1K: 0, outputPer1K: 0, perCall: 0.1 },
 };
 let dir: string | undefined;
-const open: Runtime[] = [];
+const open: Runtime<SqliteEventStore>[] = [];
 afterEach(async () => {
   for (const r of open.splice(0)) await r.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -25,7 +26,7 @@ function runtime(
   clock: SimulatedClock,
   onExhausted: 'reject' | 'downgrade' = 'reject',
   dailyUsd = 10,
-): Runtime {
+): Runtime<SqliteEventStore> {
   const rt = createRuntime({
     db,
     clock,

@@ -6,16 +6,17 @@ import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { ProviderError } from '../../src/providers/types.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { agent, type AgentContext } from '../../src/supervisor/agent.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
 const PRICING = { gpt4: { inputPer1K: 0, outputPer1K: 0, perCall: 0.03 } };
 let dir: string;
-const open: Runtime[] = [];
+const open: Runtime<SqliteEventStore>[] = [];
 afterEach(async () => {
   for (const r of open.splice(0)) await r.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function runtime(clock: SimulatedClock): Runtime {
+function runtime(clock: SimulatedClock): Runtime<SqliteEventStore> {
   const rt = createRuntime({ db: join(dir, 'k.db'), clock, seed: 1, pricing: PRICING });
   open.push(rt);
   return rt;

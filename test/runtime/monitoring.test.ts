@@ -4,8 +4,9 @@ import type { Alert } from '../../src/monitor/alert.js';
 import { functionSink } from '../../src/monitor/sinks/function.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { agent, AgentError } from '../../src/supervisor/agent.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
-let rt: Runtime | undefined;
+let rt: Runtime<SqliteEventStore> | undefined;
 afterEach(async () => {
   await rt?.close();
   rt = undefined;

@@ -14,8 +14,9 @@ import { par, parWith } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named, supervise } from '../../src/supervisor/topology.js';
 import { vote } from '../../src/supervisor/vote.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 
-let rt: Runtime | undefined;
+let rt: Runtime<SqliteEventStore> | undefined;
 afterEach(async () => {
   await rt?.close();
   rt = undefined;
@@ -28,7 +29,7 @@ const PRICING = {
   sim: { inputPer1K: 0, outputPer1K: 0 },
 };
 
-function setup(): { rt: Runtime; clock: SimulatedClock } {
+function setup(): { rt: Runtime<SqliteEventStore>; clock: SimulatedClock } {
   const clock = simulatedClock();
   rt = createRuntime({ db: ':memory:', clock, seed: 7, pricing: PRICING });
   return { rt, clock };
