@@ -4,7 +4,7 @@
  * auditor can read this file as the specification.
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import type { EventClass } from './events.js';
+import type { EventClass, EventPayloads } from './events.js';
 import type { ChainHeads, VerifyResult } from './store.js';
 
 /** `prevHash` of the first event of a class chain: 64 zeros. */
@@ -221,6 +221,19 @@ export class ChainVerifier {
     return undefined;
   }
 
+  /**
+   * The `prevHash` that {@link check} compares the next row of class `cls` with: the hash of the
+   * previous event of that class, else its retention anchor's `lastPrunedHash`, else genesis;
+   * `undefined` for an unknown class. A reader whose look-ups are asynchronous uses it to fetch the
+   * {@link ChainLookup} answers a row will need (only rows that do not link need any) before checking it.
+   */
+  expectedPrevHash(cls: string): string | undefined {
+    if (cls !== 'audit' && cls !== 'operational') return undefined;
+    const state = this.states[cls];
+    if (state.seen) return state.hash;
+    return this.latest[cls]?.lastPrunedHash ?? GENESIS_HASH;
+  }
+
   /** Heads after the rows checked so far (a class with no rows keeps its anchor's, or genesis). */
   heads(): ChainHeads {
     return { audit: this.head('audit'), operational: this.head('operational') };
@@ -236,4 +249,98 @@ export class ChainVerifier {
   private fail(seq: number, reason: Failure['reason'], why: string): Failure {
     return { ok: false, events: this.count, seq, reason, detail: `seq ${seq}: ${why}` };
   }
+}
+
+/** {@link ChainLookup}, answered asynchronously (a database across the network). */
+export interface AsyncChainLookup {
+  /** Some event after `afterSeq` has this `hash`. */
+  hashExistsAfter(hash: string, afterSeq: number): Promise<boolean>;
+  /** Some event after `afterSeq` has this `prevHash`. */
+  prevHashExistsAfter(prevHash: string, afterSeq: number): Promise<boolean>;
+}
+
+/**
+ * Walks a log read asynchronously, page by page in seq order, through a {@link ChainVerifier}, and
+ * reports the first break exactly as the verifier does for a synchronous reader. Look-ups are made
+ * only for a row that does not link to its class chain, before that row is checked.
+ *
+ * @example
+ * const result = await verifyChainPages(anchors, pagesOfRows(), {
+ *   hashExistsAfter: (hash, seq) => exists('hash', hash, seq),
+ *   prevHashExistsAfter: (prev, seq) => exists('prev_hash', prev, seq),
+ * });
+ */
+export async function verifyChainPages(
+  anchors: readonly AnchorClaim[],
+  pages: AsyncIterable<readonly ChainRow[]>,
+  lookup: AsyncChainLookup,
+): Promise<VerifyResult> {
+  const answers = new Map<string, boolean>();
+  const answer = (kind: string, hash: string, afterSeq: number): boolean => {
+    const known = answers.get(`${kind}:${hash}:${afterSeq}`);
+    // Unreachable while expectedPrevHash mirrors check(): every question is fetched beforehand.
+    if (known === undefined) throw new TypeError(`verifyChainPages: ${kind} look-up was not prefetched`);
+    return known;
+  };
+  const verifier = new ChainVerifier(anchors, {
+    hashExistsAfter: (hash, afterSeq) => answer('hash', hash, afterSeq),
+    prevHashExistsAfter: (prevHash, afterSeq) => answer('prev', prevHash, afterSeq),
+  });
+  for await (const page of pages) {
+    for (const row of page) {
+      const expected = verifier.expectedPrevHash(row[5]);
+      if (expected !== undefined && row[7] !== expected) {
+        const seq = row[0];
+        const [hashAfter, prevAfter] = await Promise.all([
+          lookup.hashExistsAfter(row[7], seq),
+          lookup.prevHashExistsAfter(expected, seq),
+        ]);
+        answers.set(`hash:${row[7]}:${seq}`, hashAfter);
+        answers.set(`prev:${expected}:${seq}`, prevAfter);
+      }
+      const failure = verifier.check(row);
+      if (failure !== undefined) return failure;
+    }
+  }
+  return { ok: true, events: verifier.events, heads: verifier.heads() };
+}
+
+/** A `log.anchor` row's claim together with its payload. */
+export interface StoredAnchorClaim extends AnchorClaim {
+  payload: EventPayloads['log.anchor'];
+}
+
+/**
+ * Reads a stored `log.anchor` row (see {@link ChainRow}) as an {@link AnchorClaim}; `undefined` when
+ * its payload is not a well-formed anchor (the verifier then reports the row itself).
+ */
+export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
+  let p: unknown;
+  try {
+    p = JSON.parse(row[6]);
+  } catch {
+    return undefined;
+  }
+  if (typeof p !== 'object' || p === null) return undefined;
+  const { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs } = p as Record<
+    string,
+    unknown
+  >;
+  if (
+    (prunedClass !== 'audit' && prunedClass !== 'operational') ||
+    typeof prunedThroughSeq !== 'number' ||
+    typeof lastPrunedHash !== 'string' ||
+    typeof prunedCount !== 'number' ||
+    typeof olderThanTs !== 'number'
+  ) {
+    return undefined;
+  }
+  return {
+    seq: row[0],
+    prunedClass,
+    prunedThroughSeq,
+    lastPrunedHash,
+    intact: rowHash(row) === row[8],
+    payload: { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs },
+  };
 }

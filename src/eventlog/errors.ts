@@ -113,6 +113,68 @@ export class StoreClosedError extends EventLogError {
   }
 }
 
+/**
+ * The event store's server (Postgres) cannot be reached or dropped the connection: refused, timed
+ * out, shut down, or the database does not exist. `target` is `host:port/database` (never the password).
+ */
+export class StoreUnavailableError extends EventLogError {
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+    options?: {
+      cause?: unknown;
+      /**
+       * The connection broke after COMMIT was sent and before the server confirmed it, so the batch
+       * may or may not be in the log.
+       */
+      outcomeUnknown?: boolean;
+    },
+  ) {
+    const fix = `Check that the server is running and reachable at ${target} (host, port and database in the URL), or raise connectTimeoutMs`;
+    super(
+      'EVENTLOG_UNAVAILABLE',
+      options?.outcomeUnknown === true
+        ? `The event store at ${target} became unavailable while committing (${reason}): the batch may or may not have been committed. ${fix}; once it is back, query the workflow's events (or lastSeq) before retrying. Events committed earlier are intact.`
+        : `The event store at ${target} is unavailable (${reason}). ${fix}; nothing of this operation was written and committed events are intact.`,
+      options,
+    );
+  }
+}
+
+/** True when `e` is a {@link StoreUnavailableError} (worth retrying once the server is back). */
+export function isStoreUnavailableError(e: unknown): e is StoreUnavailableError {
+  return isEventLogError(e) && e.code === 'EVENTLOG_UNAVAILABLE';
+}
+
+/** The server refused the login (user, password) or a privilege the store needs. */
+export class StoreAccessDeniedError extends EventLogError {
+  constructor(
+    readonly target: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'EVENTLOG_ACCESS_DENIED',
+      `The event store at ${target} refused access (${reason}). Check the user and password in the URL, and that the role may create the store's schema (or, once it exists, read and insert into it); nothing was written.`,
+      options,
+    );
+  }
+}
+
+/** The database already holds tables named like the store's that the store did not create. */
+export class SchemaConflictError extends EventLogError {
+  constructor(
+    readonly target: string,
+    readonly schema: string,
+    readonly tables: readonly string[],
+  ) {
+    super(
+      'EVENTLOG_SCHEMA_CONFLICT',
+      `${target}: schema "${schema}" already holds ${tables.map((t) => `"${t}"`).join(', ')}, not created by Keel. Point the store at another schema (option schema) or database; nothing was modified.`,
+    );
+  }
+}
+
 /** True for any event-log error. */
 export function isEventLogError(e: unknown): e is EventLogError {
   return isKeelError(e) && e instanceof EventLogError;
