@@ -6,10 +6,12 @@
  */
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
+import type { Awaitable } from '../eventlog/store.js';
 import type { CacheTier, StoredEntry } from './entry.js';
-import { CacheClosedError, CacheValueError } from './errors.js';
+import { CacheClosedError } from './errors.js';
 import { LruMap } from './lru.js';
 import { openSqliteTier } from './sqlite-tier.js';
+import { checkTtlMs, nonNegativeInteger, serialiseValue } from './validate.js';
 
 /** Where and how long the cache keeps entries. */
 export interface CacheConfig {
@@ -52,43 +54,43 @@ export interface CacheGetOptions {
 /** What {@link Cache.invalidate} removes: one key, every entry of an agent, or everything. */
 export type CacheInvalidation = { key: string } | { agent: string } | { all: true };
 
-/** A TTL cache of agent outputs. */
+/**
+ * A TTL cache of agent outputs: the contract shared by the local cache ({@link LocalCache}, answers at
+ * once) and the Redis cache (`RedisCache`, answers with promises). Callers that accept either await
+ * what `get`, `invalidate`, `purgeExpired` and `close` return.
+ */
 export interface Cache {
   /** The entry under `key`; expired entries are misses unless `allowStale`. */
-  get(key: string, options?: CacheGetOptions): CacheHit | undefined;
-  /** Stores `value` (JSON-serialisable) for `ttlMs` ms, replacing any entry under `key`. */
+  get(key: string, options?: CacheGetOptions): Awaitable<CacheHit | undefined>;
+  /**
+   * Stores `value` (JSON-serialisable) for `ttlMs` ms, replacing any entry under `key`.
+   *
+   * @throws ConfigError for a bad `ttlMs`; CacheValueError when JSON cannot represent `value`.
+   */
   set(key: string, agent: string, value: unknown, ttlMs: number): void;
   /** Removes entries; returns how many. */
-  invalidate(target: CacheInvalidation): number;
+  invalidate(target: CacheInvalidation): Awaitable<number>;
   /**
    * Runs `compute` once for concurrent callers of the same key: callers arriving while it runs get
    * the same promise (one provider call). A failure reaches every waiting caller and is not
    * remembered: the next call computes again. Caching the result is the caller's `set`.
    */
   singleFlight<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /** Removes entries past `maxStaleMs` now; returns how many. Also runs by itself. */
+  purgeExpired(): Awaitable<number>;
+  /** Releases the cache's resources. Idempotent; later reads and writes throw {@link CacheClosedError}. */
+  close(): Awaitable<void>;
+}
+
+/** The in-process cache {@link createCache} returns: memory LRU and optional SQLite file, all synchronous. */
+export interface LocalCache extends Cache {
+  get(key: string, options?: CacheGetOptions): CacheHit | undefined;
+  /** Removes entries; returns how many. */
+  invalidate(target: CacheInvalidation): number;
   /** Removes up to `purgeBatch` entries past `maxStaleMs` now; returns how many. Also runs by itself. */
   purgeExpired(): number;
   /** Closes the SQLite file. Idempotent; later reads and writes throw {@link CacheClosedError}. */
   close(): void;
-}
-
-function nonNegativeInteger(value: number | undefined, fallback: number, field: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 0) {
-    throw new ConfigError(field, `must be a whole number >= 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-function serialise(key: string, value: unknown): string {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (e) {
-    throw new CacheValueError(key, (e as Error).message, { cause: e });
-  }
-  if (json === undefined) throw new CacheValueError(key, `the value is ${typeof value}`);
-  return json;
 }
 
 /**
@@ -106,7 +108,7 @@ function serialise(key: string, value: unknown): string {
  *   return out;
  * });
  */
-export function createCache(config: CacheConfig): Cache {
+export function createCache(config: CacheConfig): LocalCache {
   const clock = config.clock;
   if (typeof clock?.now !== 'function') {
     throw new ConfigError('cache.clock', 'is required; pass realClock, or simulatedClock() in tests');
@@ -174,15 +176,13 @@ export function createCache(config: CacheConfig): Cache {
 
     set(key, agent, value, ttlMs) {
       ensureOpen();
-      if (!(typeof ttlMs === 'number' && ttlMs > 0 && Number.isFinite(ttlMs))) {
-        throw new ConfigError('cache.ttlMs', `must be a positive, finite number of ms, got ${String(ttlMs)}`);
-      }
+      checkTtlMs(ttlMs);
       const now = clock.now();
       const entry: StoredEntry = {
         agent,
         createdAt: now,
         expiresAt: now + ttlMs,
-        json: serialise(key, value),
+        json: serialiseValue(key, value),
       };
       tier?.put(key, entry);
       memory.set(key, entry);

@@ -94,6 +94,37 @@ export class CacheValueError extends CacheError {
   }
 }
 
+/** What the Redis cache was doing when Redis failed. */
+export type CacheRedisOperation = 'get' | 'set' | 'invalidate' | 'lock' | 'release' | 'subscribe';
+
+/**
+ * A Redis command of the shared cache failed (server down, timeout, network). Reads answer a miss,
+ * writes are dropped and single-flight falls back to this process: workflows go on without the cache.
+ */
+export class CacheRedisError extends CacheError {
+  constructor(
+    /** The server, without any password. */
+    readonly url: string,
+    readonly operation: CacheRedisOperation,
+    options?: { cause?: unknown },
+  ) {
+    const reason = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    const effect =
+      operation === 'get'
+        ? 'The lookup was treated as a miss'
+        : operation === 'set'
+          ? 'The value was not cached'
+          : operation === 'invalidate'
+            ? 'Nothing was invalidated'
+            : 'This process computed without waiting for other processes';
+    super(
+      'CACHE_REDIS_FAILED',
+      `Redis cache ${operation} failed on ${url} (${reason}). ${effect}; workflows are unaffected. Check that Redis is reachable and bound the client's waits (connectTimeout, maxRetriesPerRequest, commandTimeout).`,
+      options,
+    );
+  }
+}
+
 /** The cache was closed. */
 export class CacheClosedError extends CacheError {
   constructor() {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCache, type Cache } from '../../src/cache/cache.js';
+import { createCache, type LocalCache } from '../../src/cache/cache.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { tempDir } from './helpers.js';
 
@@ -7,7 +7,7 @@ const TTL = 60_000;
 
 describe.each(['memory', 'sqlite'] as const)('invalidate (%s)', (kind) => {
   let clock: SimulatedClock;
-  let cache: Cache;
+  let cache: LocalCache;
   let dir: ReturnType<typeof tempDir>;
   // With a file, a tiny LRU makes invalidation reach entries that live only in SQLite.
   const open = () =>

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCache, type Cache } from '../../src/cache/cache.js';
+import { createCache, type LocalCache } from '../../src/cache/cache.js';
 import { simulatedClock } from '../../src/core/clock.js';
 
 function deferred<T>() {
@@ -13,7 +13,7 @@ function deferred<T>() {
 }
 
 describe('singleFlight', () => {
-  let cache: Cache;
+  let cache: LocalCache;
   beforeEach(() => {
     cache = createCache({ clock: simulatedClock() });
   });

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCache, type Cache } from '../../src/cache/cache.js';
+import { createCache, type LocalCache } from '../../src/cache/cache.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { tempDir } from './helpers.js';
 
 describe.each(['memory', 'sqlite'] as const)('stale-if-error (%s)', (kind) => {
   let clock: SimulatedClock;
-  let cache: Cache;
+  let cache: LocalCache;
   let dir: ReturnType<typeof tempDir>;
 
   beforeEach(() => {
