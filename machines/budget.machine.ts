@@ -8,6 +8,8 @@
  * reservations + the new estimate fit in the limit, so concurrent callers can never all pass the
  * check and overshoot together (the failure mode of a spent-only check, e.g. LiteLLM #26672).
  * `SETTLE` turns a reservation into spend; `RELEASE` drops it; `DAY` starts a new budget day.
+ * `SYNC` makes the actor a mirror of a budget kept elsewhere (a budget shared across processes on
+ * Redis): it takes the figures as given and emits no alert, since the shared store decides those.
  *
  * The machine is pure: no I/O, no timers. The owner sends `DAY` when its clock crosses midnight in
  * the budget's time zone and listens to the emitted `alert` / `rejected` events.
@@ -70,6 +72,11 @@ export type BudgetMachineEvent =
   | { type: 'DAY'; day: string }
   /** Resume a day from the event log (replaces today's spend and alerted thresholds). */
   | { type: 'RESTORE'; day: string; spentUsd: number; alerted: readonly number[] }
+  /**
+   * Mirror a budget kept elsewhere: replaces the day, spend, in-flight total and alerted thresholds
+   * with the given figures (no alert is emitted; whoever keeps the budget raises those).
+   */
+  | { type: 'SYNC'; day: string; spentUsd: number; reservedUsd: number; alerted: readonly number[] }
   /** The runtime is closing: the actor finishes (and leaves its system). */
   | { type: 'STOP' };
 
@@ -101,6 +108,17 @@ export type BudgetMachineEmitted =
 
 const reached = (spentUsd: number, limitUsd: number, fraction: number): boolean =>
   spentUsd + USD_EPSILON >= limitUsd * fraction;
+
+/**
+ * The alert thresholds of a scope, as fractions of its limit, ascending: `[alertAt, 1]`, or `[1]`
+ * when `alertAt` is 1. Every budget (local or shared) alerts at exactly these.
+ *
+ * @example
+ * budgetThresholds(0.8); // [0.8, 1]
+ */
+export function budgetThresholds(alertAt = 0.8): readonly number[] {
+  return alertAt < 1 ? [alertAt, 1] : [1];
+}
 
 /**
  * The budget machine. Send events synchronously from one owner; read admission from
@@ -175,6 +193,16 @@ export const budgetMachine = setup({
         ? { day: event.day, spentUsd: Math.max(0, event.spentUsd), alerted: [...event.alerted] }
         : {},
     ),
+    sync: assign(({ event }) =>
+      event.type === 'SYNC'
+        ? {
+            day: event.day,
+            spentUsd: Math.max(0, event.spentUsd),
+            reservedUsd: Math.max(0, event.reservedUsd),
+            alerted: event.alerted,
+          }
+        : {},
+    ),
     /** Emits an alert for each threshold reached and not yet alerted today. */
     alertCrossed: enqueueActions(({ context, enqueue }) => {
       let alerted: number[] | undefined;
@@ -199,19 +227,16 @@ export const budgetMachine = setup({
   },
 }).createMachine({
   id: 'budget',
-  context: ({ input }) => {
-    const alertAt = input.alertAt ?? 0.8;
-    return {
-      scope: input.scope,
-      limitUsd: input.limitUsd,
-      thresholds: alertAt < 1 ? [alertAt, 1] : [1],
-      day: input.day,
-      spentUsd: input.spentUsd ?? 0,
-      reservedUsd: 0,
-      reservations: {},
-      alerted: [...(input.alerted ?? [])],
-    };
-  },
+  context: ({ input }) => ({
+    scope: input.scope,
+    limitUsd: input.limitUsd,
+    thresholds: budgetThresholds(input.alertAt),
+    day: input.day,
+    spentUsd: input.spentUsd ?? 0,
+    reservedUsd: 0,
+    reservations: {},
+    alerted: [...(input.alerted ?? [])],
+  }),
   initial: 'within',
   on: {
     RESERVE: [{ guard: 'fits', actions: ['reserve', 'announceReserved'] }, { actions: 'reject' }],
@@ -219,6 +244,7 @@ export const budgetMachine = setup({
     RELEASE: { actions: 'release' },
     DAY: { actions: 'startDay' },
     RESTORE: { actions: ['restore', 'alertCrossed'] },
+    SYNC: { actions: 'sync' },
     STOP: '.stopped',
   },
   states: {

@@ -5,37 +5,17 @@
  * Because admission counts in-flight reservations, 100 concurrent calls against a nearly spent
  * budget admit exactly as many as fit.
  */
-import { createActor, type Actor, type AnyActorRef } from 'xstate';
-import { z } from 'zod';
-import { budgetMachine, type BudgetAlertEmitted } from '../../machines/budget.machine.js';
+import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../core/clock.js';
-import { ConfigError } from '../core/errors.js';
 import type { EventPayloads, KeelEvent, Usage } from '../eventlog/events.js';
-import { dayCalendar, type DaySpan } from './day.js';
+import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from './budget-policy.js';
+import { scopeState, startScopeActors, type BudgetActor, type BudgetScopeState } from './budget-scopes.js';
+import type { DaySpan } from './day.js';
 import { BudgetExceededError, BudgetsClosedError } from './errors.js';
 import type { Pricing } from './pricing.js';
-import { parseConfig } from './validate.js';
 
-/** Daily budget configuration (`createRuntime({ budget })`). */
-export interface BudgetConfig {
-  /** Daily limit across all calls, USD (> 0). The seed's default is 100. */
-  dailyUsd: number;
-  /** Fraction of each limit at which a warning alert fires, in (0, 1] (default 0.8). */
-  alertAt?: number;
-  /**
-   * What happens to a call whose estimate does not fit (default `reject`): `reject` refuses it with a
-   * {@link BudgetExceededError}; `downgrade` retries the reservation with `downgradeTo[model]`.
-   */
-  onExhausted?: 'reject' | 'downgrade';
-  /** Model → strictly cheaper model to use when a budget is exhausted (with `onExhausted: 'downgrade'`). */
-  downgradeTo?: Record<string, string>;
-  /** IANA time zone whose midnight starts a budget day (default `UTC`). */
-  timeZone?: string;
-  /** Extra daily limits per model id, USD. */
-  perModel?: Record<string, number>;
-  /** Extra daily limits per task type, USD. */
-  perTaskType?: Record<string, number>;
-}
+export type { BudgetConfig } from './budget-policy.js';
+export type { BudgetScopeState } from './budget-scopes.js';
 
 /** What budgets need from the runtime. */
 export interface BudgetDeps {
@@ -88,36 +68,15 @@ export type ReserveResult =
     }
   | { ok: false; scope: string; error: BudgetExceededError };
 
-/** Where a scope stands today. */
-export interface BudgetScopeState {
-  /** `global`, `model:<id>` or `taskType:<name>`. */
-  scope: string;
-  /** `stopped` once {@link Budgets.stop} was called. */
-  level: 'within' | 'warning' | 'exhausted' | 'stopped';
-  limitUsd: number;
-  /** Settled spend today, USD. */
-  spentUsd: number;
-  /** Outstanding reservations, USD. */
-  reservedUsd: number;
-  day: string;
-  /** Thresholds already alerted today. */
-  alerted: readonly number[];
-}
-
-/** The runtime's budgets. */
-export interface Budgets {
-  /**
-   * Holds `estimateUsd` in every scope the call touches, or says which scope refused.
-   * @throws BudgetsClosedError after {@link Budgets.stop}.
-   */
-  reserve(request: ReserveRequest): ReserveResult;
+/** What every budget answers about today, local or shared across processes. */
+export interface BudgetView {
   /** Settled spend today in a scope, USD (default scope `global`; 0 for an unknown scope). */
   spent(scope?: string): number;
   /** A scope's state today (default `global`), or undefined for an unknown scope. */
   state(scope?: string): BudgetScopeState | undefined;
   /** Names of every scope. */
   scopes(): string[];
-  /** Today's span in the budget's time zone (use `startMs` to query the log for {@link restore}). */
+  /** Today's span in the budget's time zone (use `startMs` to query the log for `restore`). */
   today(): DaySpan;
   /**
    * Resumes today from the event log on reopen: sums today's `cost.incurred` per scope and marks
@@ -129,45 +88,13 @@ export interface Budgets {
   stop(): void;
 }
 
-/** Usage used to compare model prices and re-estimate downgrades when none is given. */
-const NOMINAL_USAGE: Usage = { inputTokens: 1000, outputTokens: 500 };
-
-const LIMIT_ERROR = { error: 'must be a number of USD > 0' };
-const limitSchema = z.number(LIMIT_ERROR).positive(LIMIT_ERROR);
-const configSchema = z.strictObject(
-  {
-    dailyUsd: limitSchema,
-    alertAt: z
-      .number({ error: 'must be a fraction in (0, 1], e.g. 0.8 for 80%' })
-      .gt(0, { error: 'must be a fraction in (0, 1], e.g. 0.8 for 80%' })
-      .max(1, { error: 'must be a fraction in (0, 1], e.g. 0.8 for 80%' })
-      .optional(),
-    onExhausted: z.enum(['reject', 'downgrade'], { error: "must be 'reject' or 'downgrade'" }).optional(),
-    downgradeTo: z
-      .record(
-        z.string(),
-        z.string({ error: 'must name a cheaper model' }).min(1, { error: 'must name a cheaper model' }),
-        {
-          error: "must map models to cheaper models, e.g. { 'gpt-4': 'gpt-4o-mini' }",
-        },
-      )
-      .optional(),
-    timeZone: z.string({ error: 'must be an IANA time zone, e.g. "UTC" or "Europe/Paris"' }).optional(),
-    perModel: z
-      .record(z.string(), limitSchema, { error: "must map model ids to USD, e.g. { 'gpt-4': 50 }" })
-      .optional(),
-    perTaskType: z
-      .record(z.string(), limitSchema, { error: 'must map task types to USD, e.g. { vendor: 20 }' })
-      .optional(),
-  },
-  { error: 'must be an object like { dailyUsd: 100, alertAt: 0.8 }' },
-);
-
-type BudgetActor = Actor<typeof budgetMachine>;
-
-interface Scope {
-  name: string;
-  actor: BudgetActor;
+/** The runtime's budgets, kept in this process. */
+export interface Budgets extends BudgetView {
+  /**
+   * Holds `estimateUsd` in every scope the call touches, or says which scope refused.
+   * @throws BudgetsClosedError after {@link Budgets.stop}.
+   */
+  reserve(request: ReserveRequest): ReserveResult;
 }
 
 /**
@@ -187,52 +114,20 @@ interface Scope {
  * }
  */
 export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
-  const cfg = parseConfig(configSchema, config, 'budget');
-  const calendar = dayCalendar(cfg.timeZone ?? 'UTC', 'budget.timeZone');
-  const { clock, pricing } = deps;
-  const downgrade = cfg.onExhausted === 'downgrade';
-  const downgradeTo = new Map(Object.entries(cfg.downgradeTo ?? {}));
-  validateModels(cfg, pricing, downgrade, downgradeTo);
-
-  let span = calendar.spanOf(clock.now());
+  const policy = budgetPolicy(config, deps.pricing);
+  const { clock } = deps;
+  let span = policy.calendar.spanOf(clock.now());
   let stopped = false;
-  const alertAt = cfg.alertAt ?? 0.8;
-  const byName = new Map<string, Scope>();
-  const byModel = new Map<string, Scope>();
-  const byTaskType = new Map<string, Scope>();
-
-  const makeScope = (name: string, limitUsd: number): Scope => {
-    const actor = createActor(budgetMachine, {
-      ...(deps.parent ? { parent: deps.parent } : {}),
-      systemId: `budget:${name}`,
-      input: { scope: name, limitUsd, alertAt, day: span.day },
-    });
-    actor.on('alert', (a: BudgetAlertEmitted) =>
-      deps.onAlert({
-        scope: a.scope,
-        threshold: a.threshold,
-        spentUsd: a.spentUsd,
-        limitUsd: a.limitUsd,
-        day: a.day,
-      }),
-    );
-    actor.start();
-    const scope = { name, actor };
-    byName.set(name, scope);
-    return scope;
-  };
-  const global = makeScope('global', cfg.dailyUsd);
-  for (const [model, usd] of Object.entries(cfg.perModel ?? {}))
-    byModel.set(model, makeScope(`model:${model}`, usd));
-  for (const [taskType, usd] of Object.entries(cfg.perTaskType ?? {}))
-    byTaskType.set(taskType, makeScope(`taskType:${taskType}`, usd));
+  const actors = startScopeActors(policy, span.day, deps.parent, (a) => deps.onAlert(a));
+  const actorsOf = (model: string, taskType: string): BudgetActor[] =>
+    policy.scopesOf(model, taskType).map((name) => actors.get(name) as BudgetActor);
 
   /** Starts a new budget day in every scope once the clock passes midnight in the time zone. */
   const rollDay = (): void => {
     const now = clock.now();
     if (now < span.endMs || stopped) return;
-    span = calendar.spanOf(now);
-    for (const scope of byName.values()) scope.actor.send({ type: 'DAY', day: span.day });
+    span = policy.calendar.spanOf(now);
+    for (const actor of actors.values()) actor.send({ type: 'DAY', day: span.day });
   };
 
   let nextId = 0;
@@ -242,32 +137,33 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
     usd: number,
   ): { ok: true; reservation: Reservation } | { ok: false; scope: string; error: BudgetExceededError } => {
     const id = `r${++nextId}`;
-    const scopes: Scope[] = [global];
-    const m = byModel.get(model);
-    if (m) scopes.push(m);
-    const t = byTaskType.get(taskType);
-    if (t) scopes.push(t);
+    const scopes = actorsOf(model, taskType);
     for (let i = 0; i < scopes.length; i++) {
-      const scope = scopes[i] as Scope;
-      scope.actor.send({ type: 'RESERVE', id, usd });
-      const ctx = scope.actor.getSnapshot().context;
+      const actor = scopes[i] as BudgetActor;
+      actor.send({ type: 'RESERVE', id, usd });
+      const ctx = actor.getSnapshot().context;
       if (ctx.reservations[id] === undefined) {
-        for (let j = 0; j < i; j++) (scopes[j] as Scope).actor.send({ type: 'RELEASE', id });
+        for (let j = 0; j < i; j++) (scopes[j] as BudgetActor).send({ type: 'RELEASE', id });
         const error = new BudgetExceededError({
-          scope: scope.name,
+          scope: ctx.scope,
           limitUsd: ctx.limitUsd,
           spentUsd: ctx.spentUsd,
           reservedUsd: ctx.reservedUsd,
           requestedUsd: usd,
           day: ctx.day,
         });
-        return { ok: false, scope: scope.name, error };
+        return { ok: false, scope: ctx.scope, error };
       }
     }
     return { ok: true, reservation: makeReservation(id, model, usd, scopes) };
   };
 
-  const makeReservation = (id: string, model: string, estimateUsd: number, scopes: Scope[]): Reservation => {
+  const makeReservation = (
+    id: string,
+    model: string,
+    estimateUsd: number,
+    scopes: BudgetActor[],
+  ): Reservation => {
     let open = true;
     return {
       id,
@@ -275,117 +171,72 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       estimateUsd,
       settle(actualUsd) {
         if (!open) return;
-        if (!(actualUsd >= 0) || actualUsd === Infinity)
-          throw new ConfigError(
-            'reservation.settle(actualUsd)',
-            `must be a finite number of USD >= 0, got ${actualUsd}`,
-          );
+        assertUsd('reservation.settle(actualUsd)', actualUsd);
         open = false;
         if (stopped) return;
         rollDay();
-        for (const scope of scopes) scope.actor.send({ type: 'SETTLE', id, actualUsd });
+        for (const actor of scopes) actor.send({ type: 'SETTLE', id, actualUsd });
       },
       release() {
         if (!open) return;
         open = false;
         if (stopped) return;
-        for (const scope of scopes) scope.actor.send({ type: 'RELEASE', id });
+        for (const actor of scopes) actor.send({ type: 'RELEASE', id });
       },
-    };
-  };
-
-  const reestimate = (from: string, to: string, request: ReserveRequest, usd: number): number =>
-    request.usage
-      ? pricing.price(to, request.usage)
-      : (usd * pricing.price(to, NOMINAL_USAGE)) / pricing.price(from, NOMINAL_USAGE);
-
-  const stateOf = (scope: Scope): BudgetScopeState => {
-    const snap = scope.actor.getSnapshot();
-    const ctx = snap.context;
-    return {
-      scope: scope.name,
-      level: snap.value,
-      limitUsd: ctx.limitUsd,
-      spentUsd: ctx.spentUsd,
-      reservedUsd: ctx.reservedUsd,
-      day: ctx.day,
-      alerted: ctx.alerted,
     };
   };
 
   return {
     reserve(request) {
       if (stopped) throw new BudgetsClosedError();
-      const { taskType } = request;
-      if (!(request.estimateUsd >= 0) || request.estimateUsd === Infinity)
-        throw new ConfigError(
-          'reserve.estimateUsd',
-          `must be a finite number of USD >= 0, got ${request.estimateUsd}`,
-        );
+      assertUsd('reserve.estimateUsd', request.estimateUsd);
       rollDay();
       let model = request.model;
       let usd = request.estimateUsd;
-      let first: { scope: string } | undefined;
+      let refusedScope: string | undefined;
       for (;;) {
-        const r = tryReserve(model, taskType, usd);
-        if (r.ok) {
-          return first
-            ? {
-                ok: true,
-                reservation: r.reservation,
-                model,
-                estimateUsd: usd,
-                downgradedFrom: request.model,
-                downgradeScope: first.scope,
-              }
-            : { ok: true, reservation: r.reservation, model, estimateUsd: usd };
-        }
-        const cheaper = downgrade ? downgradeTo.get(model) : undefined;
-        // Every downgrade is to a strictly cheaper model (checked at config time): the chain ends.
-        if (cheaper === undefined) return r;
-        first ??= r;
-        usd = reestimate(model, cheaper, request, usd);
-        model = cheaper;
+        const r = tryReserve(model, request.taskType, usd);
+        if (r.ok) return admitted(r.reservation, request.model, refusedScope);
+        const next = policy.downgrade(model, usd, request.usage);
+        if (next === undefined) return r;
+        refusedScope ??= r.scope;
+        ({ model, estimateUsd: usd } = next);
       }
     },
     spent(scope = 'global') {
       rollDay();
-      return byName.get(scope)?.actor.getSnapshot().context.spentUsd ?? 0;
+      return actors.get(scope)?.getSnapshot().context.spentUsd ?? 0;
     },
     state(scope = 'global') {
       rollDay();
-      const s = byName.get(scope);
-      return s ? stateOf(s) : undefined;
+      const actor = actors.get(scope);
+      return actor ? scopeState(scope, actor) : undefined;
     },
-    scopes: () => [...byName.keys()],
+    scopes: () => [...actors.keys()],
     today() {
       rollDay();
       return span;
     },
     restore(events) {
       rollDay();
-      const spent = new Map<Scope, number>();
-      const alerted = new Map<Scope, number[]>();
-      const add = (scope: Scope | undefined, usd: number): void => {
-        if (scope) spent.set(scope, (spent.get(scope) ?? 0) + usd);
-      };
+      const spent = new Map<string, number>();
+      const alerted = new Map<string, number[]>();
       for (const e of events) {
         if (e.type === 'cost.incurred') {
           if (e.ts < span.startMs || e.ts >= span.endMs) continue;
           const { costUsd, model, taskType } = e.payload;
-          add(global, costUsd);
-          add(byModel.get(model), costUsd);
-          add(byTaskType.get(taskType), costUsd);
+          for (const scope of policy.scopesOf(model, taskType))
+            spent.set(scope, (spent.get(scope) ?? 0) + costUsd);
         } else if (e.type === 'budget.alert' && e.payload.day === span.day) {
-          const scope = byName.get(e.payload.scope);
-          if (!scope) continue;
+          const { scope, threshold } = e.payload;
+          if (!actors.has(scope)) continue;
           const list = alerted.get(scope) ?? [];
-          if (!list.includes(e.payload.threshold)) list.push(e.payload.threshold);
+          if (!list.includes(threshold)) list.push(threshold);
           alerted.set(scope, list);
         }
       }
-      for (const scope of byName.values()) {
-        scope.actor.send({
+      for (const [scope, actor] of actors) {
+        actor.send({
           type: 'RESTORE',
           day: span.day,
           spentUsd: spent.get(scope) ?? 0,
@@ -396,39 +247,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
     stop() {
       if (stopped) return;
       stopped = true;
-      for (const scope of byName.values()) scope.actor.send({ type: 'STOP' });
+      for (const actor of actors.values()) actor.send({ type: 'STOP' });
     },
   };
-}
-
-/** Config-time checks that need the pricing table. */
-function validateModels(
-  cfg: z.output<typeof configSchema>,
-  pricing: Pricing,
-  downgrade: boolean,
-  downgradeTo: ReadonlyMap<string, string>,
-): void {
-  pricing.assertKnown(Object.keys(cfg.perModel ?? {}), (m) => `budget.perModel.${m}`);
-  if (downgrade && downgradeTo.size === 0)
-    throw new ConfigError(
-      'budget.downgradeTo',
-      "must map at least one model to a cheaper one when onExhausted is 'downgrade', e.g. { 'gpt-4': 'gpt-4o-mini' }",
-    );
-  if (!downgrade && downgradeTo.size > 0)
-    throw new ConfigError(
-      'budget.onExhausted',
-      "is 'reject' (the default), so downgradeTo would never be used; set onExhausted: 'downgrade' or remove downgradeTo",
-    );
-  for (const [from, to] of downgradeTo) {
-    const field = `budget.downgradeTo.${from}`;
-    pricing.assertKnown([from], () => field);
-    pricing.assertKnown([to], () => field);
-    const fromUsd = pricing.price(from, NOMINAL_USAGE);
-    const toUsd = pricing.price(to, NOMINAL_USAGE);
-    if (!(toUsd < fromUsd))
-      throw new ConfigError(
-        field,
-        `"${to}" ($${toUsd.toFixed(5)} per 1K-in/500-out call) is not cheaper than "${from}" ($${fromUsd.toFixed(5)}); name a cheaper model`,
-      );
-  }
 }

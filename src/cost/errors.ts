@@ -117,3 +117,34 @@ export class BudgetsClosedError extends KeelError {
 export function isBudgetsClosedError(e: unknown): e is BudgetsClosedError {
   return isKeelError(e) && e instanceof BudgetsClosedError;
 }
+
+/**
+ * A budget shared across processes could not be checked (its Redis store did not answer in time or
+ * refused the connection), so the call was refused before any model was called rather than spend
+ * unguarded. Carries `category = 'budget_exceeded'`: like an exhausted budget, the budget gate
+ * refused the call; the `code` (`BUDGET_UNAVAILABLE`) and message tell the two apart.
+ */
+export class BudgetUnavailableError extends KeelError {
+  /** Root-cause category of the refusal. */
+  readonly category = 'budget_exceeded' as const;
+  constructor(
+    /** Where the shared budget lives, without credentials, e.g. `redis://10.0.0.5:6379`. */
+    readonly store: string,
+    /** What went wrong: the Redis error, or that no reply came within the timeout. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'BUDGET_UNAVAILABLE',
+      `The shared budget at ${store} could not be checked (${reason}), so the call was not made. ` +
+        'Check that Redis is reachable, or set the shared budget to onUnavailable: ' +
+        "'admit' to run calls unguarded while it is down.",
+      options,
+    );
+  }
+}
+
+/** True when `e` is a {@link BudgetUnavailableError}. */
+export function isBudgetUnavailableError(e: unknown): e is BudgetUnavailableError {
+  return isKeelError(e) && e instanceof BudgetUnavailableError;
+}

@@ -1,0 +1,79 @@
+/**
+ * Internal: the budget actors of a budget's scopes, one per scope, in the runtime's XState system
+ * under `budget:<scope>` (so the inspector shows every budget level), and how a scope reads as a
+ * {@link BudgetScopeState}. The local budget keeps its figures in these actors; the shared budget
+ * keeps them on Redis and mirrors them here. Not part of the public surface.
+ */
+import { createActor, type Actor, type AnyActorRef } from 'xstate';
+import { budgetMachine, type BudgetAlertEmitted } from '../../machines/budget.machine.js';
+import type { EventPayloads } from '../eventlog/events.js';
+import type { BudgetPolicy } from './budget-policy.js';
+
+/** Where a scope stands today. */
+export interface BudgetScopeState {
+  /** `global`, `model:<id>` or `taskType:<name>`. */
+  scope: string;
+  /** `stopped` once the budgets were stopped. */
+  level: 'within' | 'warning' | 'exhausted' | 'stopped';
+  /** Daily limit, USD. */
+  limitUsd: number;
+  /** Settled spend today, USD. */
+  spentUsd: number;
+  /** Outstanding reservations, USD. */
+  reservedUsd: number;
+  /** The budget day, `YYYY-MM-DD` in the budget's time zone. */
+  day: string;
+  /** Thresholds already alerted today. */
+  alerted: readonly number[];
+}
+
+/** One scope's actor. */
+export type BudgetActor = Actor<typeof budgetMachine>;
+
+/**
+ * Starts one budget actor per scope of `policy` on `day`, children of `parent` when given. With
+ * `onAlert`, the actors' own alerts are forwarded (the local budget); without, they only mirror.
+ */
+export function startScopeActors(
+  policy: BudgetPolicy,
+  day: string,
+  parent: AnyActorRef | undefined,
+  onAlert?: (alert: EventPayloads['budget.alert']) => void,
+): Map<string, BudgetActor> {
+  const actors = new Map<string, BudgetActor>();
+  for (const [scope, limitUsd] of policy.limits) {
+    const actor = createActor(budgetMachine, {
+      ...(parent ? { parent } : {}),
+      systemId: `budget:${scope}`,
+      input: { scope, limitUsd, alertAt: policy.alertAt, day },
+    });
+    if (onAlert)
+      actor.on('alert', (a: BudgetAlertEmitted) =>
+        onAlert({
+          scope: a.scope,
+          threshold: a.threshold,
+          spentUsd: a.spentUsd,
+          limitUsd: a.limitUsd,
+          day: a.day,
+        }),
+      );
+    actor.start();
+    actors.set(scope, actor);
+  }
+  return actors;
+}
+
+/** A scope's actor read as a {@link BudgetScopeState}. */
+export function scopeState(scope: string, actor: BudgetActor): BudgetScopeState {
+  const snap = actor.getSnapshot();
+  const ctx = snap.context;
+  return {
+    scope,
+    level: snap.value,
+    limitUsd: ctx.limitUsd,
+    spentUsd: ctx.spentUsd,
+    reservedUsd: ctx.reservedUsd,
+    day: ctx.day,
+    alerted: ctx.alerted,
+  };
+}
