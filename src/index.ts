@@ -110,6 +110,7 @@ export type {
 // ── event log ───────────────────────────────────────────────────────────────────────────────────
 export * from './eventlog/events.js';
 export type * from './eventlog/store.js';
+export { collectEvents, withEvents } from './eventlog/store.js';
 export * from './eventlog/errors.js';
 export { openSqliteStore } from './eventlog/sqlite.js';
 export type { SqliteStoreOptions, SqliteEventStore } from './eventlog/sqlite.js';
@@ -156,7 +157,16 @@ export {
 
 // ── cache and compliance ────────────────────────────────────────────────────────────────────────
 export { createCache } from './cache/cache.js';
-export type { Cache, CacheConfig, CacheHit, CacheGetOptions, CacheInvalidation } from './cache/cache.js';
+export type {
+  Cache,
+  LocalCache,
+  CacheConfig,
+  CacheHit,
+  CacheGetOptions,
+  CacheInvalidation,
+} from './cache/cache.js';
+// Scale-out: `keel/postgres` (event store) and `keel/redis` (cache, budget) implement these.
+export type { CacheBackend, BudgetBackend } from './backends.js';
 export { cacheKey } from './cache/key.js';
 export * from './cache/errors.js';
 export { createRedactor } from './compliance/redact.js';

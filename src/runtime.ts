@@ -14,7 +14,7 @@ import { realClock, simulatedClock, type Clock } from './core/clock.js';
 import { ConfigError } from './core/errors.js';
 import { canonicalJson } from './core/json.js';
 import { seededRandom, type Random } from './core/random.js';
-import { createBudgets, type BudgetConfig, type Budgets } from './cost/budget.js';
+import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
 import { createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
 import { DEFAULT_ERROR_TARGETS, type ErrorTargets } from './monitor/error-budget.js';
@@ -32,6 +32,13 @@ import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure }
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
 import { createCache, type Cache } from './cache/cache.js';
 import { cacheKey } from './cache/key.js';
+import {
+  isBudgetBackend,
+  isCacheBackend,
+  type BudgetBackend,
+  type CacheBackend,
+  type SharedBudgetsLike,
+} from './backends.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
 import type { RedactorConfig } from './compliance/config.js';
 import { createEcsLogSink, type EcsLogLevel, type EcsLogSink } from './observability/ecs.js';
@@ -76,8 +83,12 @@ export interface RuntimeConfig {
   seed?: number | string;
   /** Model prices in USD per 1K tokens, added to / overriding the built-in table. */
   pricing?: Record<string, ModelPrice>;
-  /** Daily budgets: alert at `alertAt` (0.8), enforce at 100% by rejecting or downgrading. */
-  budget?: BudgetConfig;
+  /**
+   * Daily budgets: alert at `alertAt` (0.8), enforce at 100% by rejecting or downgrading. With
+   * `shared: redis(url)` (from `keel/redis`) every process pointing at that Redis shares one budget:
+   * reservations are atomic across them and each alert fires once for the fleet.
+   */
+  budget?: BudgetConfig & { shared?: BudgetBackend };
   /**
    * Error-rate targets per task type (the seed's defaults: payment 0.001, vendor 0.05, routing 0.10,
    * fraud 0.15). A rolling window per task type alerts once when its rate passes the target.
@@ -98,8 +109,10 @@ export interface RuntimeConfig {
   /**
    * The TTL cache agents opt into with `cache: { ttlMs }`: a memory LRU in front of a SQLite file kept
    * apart from the audit log (it holds raw outputs). Default `<db>.cache` (memory only for `':memory:'`).
+   * `redis(url)` (from `keel/redis`) shares one cache across processes: hits and single-flight cross
+   * them, and a Redis outage turns lookups into misses (reported on `rt.on('error')`), never failures.
    */
-  cache?: false | { path?: string; maxEntries?: number; maxStaleMs?: number };
+  cache?: false | { path?: string; maxEntries?: number; maxStaleMs?: number } | CacheBackend;
   /**
    * PII redaction applied to every event before it is stored (and so before metrics, spans, logs and
    * exports see it): emails, phones, cards, IBANs, SSNs, IPs, secrets, names, custom patterns. On by
@@ -157,7 +170,10 @@ export interface RuntimeEvents {
   event: (event: KeelEvent) => void;
   /** A breaker changed state. */
   breaker: (change: { breaker: string; from: BreakerState; to: BreakerState; reason: string }) => void;
-  /** A runtime-level event (breaker, budget, alert) could not be written to the log. */
+  /**
+   * A runtime-level event (breaker, budget, alert) could not be written to the log, or a shared
+   * backend failed (a Redis cache read answered as a miss, a write dropped).
+   */
   error: (error: unknown) => void;
   /** An alert was raised or resolved (budget, error rate, error budget, SLA, breaker). */
   alert: (alert: Alert) => void;
@@ -279,6 +295,7 @@ const configSchema = z.strictObject({
   cache: z
     .union([
       z.literal(false),
+      z.custom<CacheBackend>(isCacheBackend),
       z.strictObject({
         path: z.string().min(1).optional(),
         maxEntries: z.number().int().nonnegative().optional(),
@@ -327,7 +344,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   readonly pricing: Pricing;
   private readonly root: AnyActorRef;
   private readonly breakers = new Map<string, Breaker>();
-  private readonly budgets: Budgets | undefined;
+  private readonly budgets: Budgets | SharedBudgetsLike | undefined;
+  private readonly budgetBackend: BudgetBackend | undefined;
   private readonly errorRates: ErrorRateProjection;
   private readonly latency: LatencyProjection;
   private readonly cost: CostTracker;
@@ -340,6 +358,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly parents = new Map<string, Context>();
   private readonly servers = new Set<MetricsServer>();
   private readonly cacheStore: Cache | undefined;
+  private readonly cacheBackend: CacheBackend | undefined;
   private readonly redactor: Redactor | undefined;
   private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
   private readonly rng: Random;
@@ -462,7 +481,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
       this.redactor = createRedactor({ ...config.redact, ...(key ? { hmacKey: key } : {}) });
     }
-    if (config.cache !== false) {
+    if (isCacheBackend(config.cache)) {
+      this.cacheBackend = config.cache;
+      this.cacheStore = config.cache.openCache({
+        clock: this.clock,
+        onError: (error) => this.emit('error', error),
+      });
+    } else if (config.cache !== false) {
       const dbPath = config.store ? undefined : (config.db ?? 'keel.db');
       const path = config.cache?.path ?? (dbPath && dbPath !== ':memory:' ? `${dbPath}.cache` : undefined);
       this.cacheStore = createCache({
@@ -473,7 +498,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       });
     }
     if (config.budget) {
-      this.budgets = createBudgets(config.budget, {
+      const { shared, ...budgetConfig } = config.budget;
+      const deps: BudgetDeps = {
         clock: this.clock,
         pricing,
         parent: this.root,
@@ -494,14 +520,29 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             ts: this.clock.now(),
           });
         },
-      });
-      const budgets = this.budgets;
-      restoring.push(() =>
-        withEvents(
-          this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: budgets.today().startMs }),
-          (events) => budgets.restore(events),
-        ),
-      );
+      };
+      if (shared !== undefined) {
+        if (!isBudgetBackend(shared)) {
+          throw new ConfigError(
+            'budget.shared',
+            "must be a shared budget backend, e.g. redis('redis://127.0.0.1:6379') from 'keel/redis'",
+          );
+        }
+        // Redis is the source of truth: the fleet's spend, not this process's log, so no restore.
+        const fleet = shared.openBudgets(budgetConfig, { ...deps, onError: (e) => this.emit('error', e) });
+        this.budgets = fleet;
+        this.budgetBackend = shared;
+        fleet.refresh().catch((e: unknown) => this.emit('error', e));
+      } else {
+        const budgets = createBudgets(budgetConfig, deps);
+        this.budgets = budgets;
+        restoring.push(() =>
+          withEvents(
+            this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: budgets.today().startMs }),
+            (events) => budgets.restore(events),
+          ),
+        );
+      }
     }
     // SQLite answers at once, so the runtime is ready on return; an asynchronous store (Postgres)
     // restores in the background and workflows wait for it (`rt.ready()` surfaces its errors).
@@ -1133,6 +1174,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     await this.store.close();
     await this.logSink?.close();
     await this.cacheStore?.close();
+    // Settles of calls that were in flight still reach the shared budget before its connection closes.
+    if (this.budgets && 'flush' in this.budgets) await this.budgets.flush();
+    await this.cacheBackend?.close();
+    await this.budgetBackend?.close();
     this.unsubscribeCommit();
     this.live.clear();
     this.removeAllListeners();

@@ -11,10 +11,19 @@ import {
   type KeelEvent,
   type KeelEventType,
 } from '../eventlog/events.js';
-import { openSqliteStore } from '../eventlog/sqlite.js';
-import type { ChainHeads, EventFilter } from '../eventlog/store.js';
+import type { ChainHeads, EventFilter, EventStream } from '../eventlog/store.js';
 import { realClock } from '../core/clock.js';
-import { CliError, EXIT, openForAudit, positiveInt, timeArg, type Io } from './io.js';
+import {
+  CliError,
+  EXIT,
+  STORE_OPTION_HELP,
+  logName,
+  openLog,
+  positiveInt,
+  timeArg,
+  type Io,
+  type LogFlags,
+} from './io.js';
 
 /** What `keel audit anchor` prints and `verify --anchor` checks. */
 export interface AnchorRecord {
@@ -120,20 +129,20 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .command('verify')
     .description('check the hash chains; exit 1 naming the first bad seq')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--anchor <json|file>', 'also check the log still holds this anchor (from "keel audit anchor")')
     .option('--json', 'machine-readable output')
-    .action((o: { db: string; anchor?: string; json?: boolean }) => {
+    .action(async (o: LogFlags & { anchor?: string; json?: boolean }) => {
       const anchor = o.anchor ? readAnchor(o.anchor) : undefined;
-      const store = openForAudit(o.db);
+      const store = await openLog(o);
       try {
-        const result = store.verify();
+        const result = await store.verify();
         let anchorProblem: string | undefined;
         if (result.ok && anchor) {
           for (const cls of ['audit', 'operational'] as const) {
             const want = anchor.heads[cls];
             if (!want || want.seq === 0) continue;
-            const row = store.iterateChained({ afterSeq: want.seq - 1, class: cls }).next();
-            const got = row.done ? undefined : row.value;
+            const got = await firstOf(store.iterateChained({ afterSeq: want.seq - 1, class: cls }));
             if (!got || got.event.seq !== want.seq) {
               anchorProblem = `anchored ${cls} seq ${want.seq} is missing from the log (truncated or pruned)`;
             } else if (got.hash !== want.hash) {
@@ -150,7 +159,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
         else io.out(`OK: ${result.events} events, chains intact${anchor ? ', anchor matches' : ''}`);
         setExit(ok ? EXIT.ok : EXIT.failed);
       } finally {
-        void store.close();
+        await store.close();
       }
     });
 
@@ -158,17 +167,18 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .command('anchor')
     .description('print the head seq and hash of each chain, to store outside the box')
     .option('--db <file>', 'event log', 'keel.db')
-    .action((o: { db: string }) => {
-      const store = openForAudit(o.db);
+    .option('--store <url>', STORE_OPTION_HELP)
+    .action(async (o: LogFlags) => {
+      const store = await openLog(o);
       try {
         const record: AnchorRecord = {
-          db: o.db,
+          db: logName(o),
           at: new Date(realClock.now()).toISOString(),
-          heads: store.heads(),
+          heads: await store.heads(),
         };
         io.out(JSON.stringify(record));
       } finally {
-        void store.close();
+        await store.close();
       }
     });
 
@@ -176,6 +186,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .command('query')
     .description('filter events; prints JSON lines')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--workflow <id>', 'one workflow')
     .option('--agent <name>', 'events of one agent')
     .option('--type <type...>', 'event types, e.g. agent.failed vote.decided')
@@ -184,26 +195,27 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .option('--to <time>', 'ISO time or ms since epoch (exclusive)')
     .option('--limit <n>', 'at most n events')
     .action(
-      (o: {
-        db: string;
-        workflow?: string;
-        agent?: string;
-        type?: string[];
-        category?: string;
-        from?: string;
-        to?: string;
-        limit?: string;
-      }) => {
+      async (
+        o: LogFlags & {
+          workflow?: string;
+          agent?: string;
+          type?: string[];
+          category?: string;
+          from?: string;
+          to?: string;
+          limit?: string;
+        },
+      ) => {
         if (o.category && !ERROR_CATEGORIES.includes(o.category as ErrorCategory)) {
           throw new CliError(`--category "${o.category}" is not one of: ${ERROR_CATEGORIES.join(', ')}`);
         }
         const filter = filterFromOptions(o);
         const limit = filter.limit;
         delete filter.limit;
-        const store = openForAudit(o.db);
+        const store = await openLog(o);
         try {
           let n = 0;
-          for (const e of store.iterate(filter)) {
+          for await (const e of store.iterate(filter)) {
             const p = e.payload as { agent?: unknown; category?: unknown };
             if (o.agent && p.agent !== o.agent) continue;
             if (o.category && p.category !== o.category) continue;
@@ -211,7 +223,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
             if (limit !== undefined && ++n >= limit) break;
           }
         } finally {
-          void store.close();
+          await store.close();
         }
       },
     );
@@ -221,14 +233,15 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .description('every decision of one workflow, in order')
     .argument('<workflowId>', 'workflow id (from a result, a report or "audit query")')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--json', 'machine-readable output')
-    .action((workflowId: string, o: { db: string; json?: boolean }) => {
-      const store = openForAudit(o.db);
+    .action(async (workflowId: string, o: LogFlags & { json?: boolean }) => {
+      const store = await openLog(o);
       try {
-        const events = store.query({ workflowId });
+        const events = await store.query({ workflowId });
         if (events.length === 0) {
           throw new CliError(
-            `no events for workflow "${workflowId}" in ${o.db} (check the id with "keel audit query --type workflow.started")`,
+            `no events for workflow "${workflowId}" in ${logName(o)} (check the id with "keel audit query --type workflow.started")`,
             EXIT.failed,
           );
         }
@@ -243,7 +256,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
           );
         }
       } finally {
-        void store.close();
+        await store.close();
       }
     });
 
@@ -253,18 +266,17 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .command('apply')
     .description('prune events past their retention through the sanctioned path (the chain still verifies)')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--operational-days <n>', 'keep operational events this many days', '90')
     .option('--audit-days <n>', 'keep audit events this many days (7 years)', '2557')
     .option('--json', 'machine-readable output')
-    .action(async (o: { db: string; operationalDays: string; auditDays: string; json?: boolean }) => {
+    .action(async (o: LogFlags & { operationalDays: string; auditDays: string; json?: boolean }) => {
       const opDays = positiveInt('--operational-days', o.operationalDays);
       const auditDays = positiveInt('--audit-days', o.auditDays);
-      if (!existsSync(o.db))
-        throw new CliError(`${o.db} does not exist; pass --db with the event log`, EXIT.error);
-      const store = openSqliteStore({ path: o.db });
+      const store = await openLog(o, { writable: true });
       try {
         const now = realClock.now();
-        const before = store.verify();
+        const before = await store.verify();
         if (!before.ok) {
           throw new CliError(
             `the chain is already broken at seq ${before.seq} (${before.reason}); not pruning. Investigate with "keel audit verify"`,
@@ -275,7 +287,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
           await store.prune({ class: 'operational', olderThan: now - opDays * 86_400_000 }),
           await store.prune({ class: 'audit', olderThan: now - auditDays * 86_400_000 }),
         ];
-        const after = store.verify();
+        const after = await store.verify();
         if (o.json) io.out(JSON.stringify({ results, verified: after.ok }));
         else {
           for (const r of results)
@@ -287,4 +299,10 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
         await store.close();
       }
     });
+}
+
+/** The first item of a stream, or undefined; closes the stream's cursor. */
+async function firstOf<T>(stream: EventStream<T>): Promise<T | undefined> {
+  for await (const item of stream) return item;
+  return undefined;
 }

@@ -11,10 +11,11 @@ import type { Command } from 'commander';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { EventFilter } from '../eventlog/store.js';
 import { toEcs, toEsBulk } from '../observability/ecs.js';
-import { CliError, EXIT, openForAudit, timeArg, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, openLog, timeArg, type Io } from './io.js';
 
 interface ExportFlags {
   db: string;
+  store?: string;
   format: string;
   index?: string;
   service: string;
@@ -35,6 +36,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
     .command('export')
     .description('stream the log as ECS JSON lines or an Elasticsearch _bulk body (read-only)')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--format <format>', 'ecs (one ECS document per line) or es-bulk (_bulk NDJSON)', 'ecs')
     .option('--index <name>', 'with --format es-bulk: target index or data stream (default keel)')
     .option('--service <name>', 'service.name of the documents', 'keel')
@@ -46,7 +48,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
       'after',
       '\nExit codes: 0 exported, 2 wrong arguments, 3 the log could not be read or the file written.',
     )
-    .action((o: ExportFlags) => {
+    .action(async (o: ExportFlags) => {
       if (o.format !== 'ecs' && o.format !== 'es-bulk')
         throw new CliError(`--format must be ecs or es-bulk, got "${o.format}"`);
       if (o.index !== undefined && o.format !== 'es-bulk')
@@ -65,7 +67,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
       if (filter.fromTs !== undefined && filter.toTs !== undefined && filter.toTs <= filter.fromTs)
         throw new CliError('--to must be later than --from');
 
-      const store = openForAudit(o.db);
+      const store = await openLog(o);
       let fd: number | undefined;
       const outPath = o.out !== undefined ? resolve(o.out) : undefined;
       const fail = (e: unknown): never => {
@@ -98,7 +100,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
           }
         }
         let batch: KeelEvent[] = [];
-        for (const e of store.iterate(filter)) {
+        for await (const e of store.iterate(filter)) {
           batch.push(e);
           if (batch.length === CHUNK) {
             write(encode(batch));
@@ -112,7 +114,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
         }
       } finally {
         if (fd !== undefined) closeSync(fd);
-        void store.close();
+        await store.close();
       }
       if (outPath !== undefined || count === 0)
         io.err(`exported ${count} event(s)${outPath !== undefined ? ` to ${outPath}` : ''} as ${o.format}`);

@@ -3,7 +3,8 @@
  */
 import { existsSync } from 'node:fs';
 import { isKeelError } from '../core/errors.js';
-import { openSqliteStore, type SqliteEventStore } from '../eventlog/sqlite.js';
+import { openSqliteStore } from '../eventlog/sqlite.js';
+import { collectEvents, type EventStore, type EventStream } from '../eventlog/store.js';
 
 /** Documented exit codes of every `keel` command. */
 export const EXIT = {
@@ -48,15 +49,67 @@ export const processIo: Io = {
   tty: Boolean(process.stdout.isTTY),
 };
 
-/** Opens an existing log for reading (auditors cannot write). */
-export function openForAudit(path: string): SqliteEventStore {
-  if (!existsSync(path)) {
+/** Where a command reads (or writes) the event log: a SQLite file, or a Postgres URL. */
+export interface LogFlags {
+  /** SQLite file (default `keel.db`). */
+  db: string;
+  /** `postgres://user@host:port/database` of a Postgres event store; replaces `--db`. */
+  store?: string;
+}
+
+/** `--store` help text, shared by every command that reads the log. */
+export const STORE_OPTION_HELP =
+  'Postgres event store instead of --db, e.g. postgres://keel@127.0.0.1:5432/keel (schema "keel")';
+
+/** The log as messages name it: the file, or the URL without its password. */
+export function logName(o: LogFlags): string {
+  if (!o.store) return o.db;
+  try {
+    const url = new URL(o.store);
+    url.password = '';
+    return url.toString();
+  } catch {
+    return o.store;
+  }
+}
+
+/**
+ * Opens the log a command names: `--store postgres://…` (connected and checked before returning)
+ * or the SQLite file `--db`, which must exist. Read-only unless `writable` (retention).
+ */
+export async function openLog(o: LogFlags, options: { writable?: boolean } = {}): Promise<EventStore> {
+  const readonly = !options.writable;
+  if (o.store !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(o.store)) {
+      throw new CliError(
+        `--store must be a postgres:// URL, e.g. postgres://keel@127.0.0.1:5432/keel; got "${o.store}". For a SQLite file use --db`,
+      );
+    }
+    let mod: typeof import('../eventlog/postgres.js');
+    try {
+      mod = await import('../eventlog/postgres.js');
+    } catch (e) {
+      throw new CliError(
+        `--store needs the "pg" package: run "npm install pg" (${e instanceof Error ? e.message : String(e)})`,
+        EXIT.error,
+      );
+    }
+    const store = mod.openPostgresStore({ url: o.store, readonly });
+    try {
+      await store.ready();
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+    return store;
+  }
+  if (!existsSync(o.db)) {
     throw new CliError(
-      `${path} does not exist. Pass --db with the event log to read (run "keel demo invoice" to create one).`,
+      `${o.db} does not exist. Pass --db with the event log to read, or --store with a Postgres URL (run "keel demo invoice" to create one).`,
       EXIT.error,
     );
   }
-  return openSqliteStore({ path, readonly: true });
+  return openSqliteStore({ path: o.db, readonly });
 }
 
 /** Maps any error to a message and an exit code. */
@@ -84,4 +137,12 @@ export function timeArg(name: string, value: string): number {
     );
   }
   return n;
+}
+
+/**
+ * The events of `stream` as an iterable for the folds (report, what-if) that read one pass: SQLite
+ * streams them; Postgres's are read into memory first (bound them with a filter on large logs).
+ */
+export async function eventsFor<T>(stream: EventStream<T>): Promise<Iterable<T>> {
+  return Symbol.iterator in stream ? stream : await collectEvents(stream);
 }

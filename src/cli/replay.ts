@@ -14,13 +14,14 @@ import type { Command } from 'commander';
 import { createPricing, type ModelPrice } from '../cost/pricing.js';
 import { createRuntime, type ReplayReport } from '../runtime.js';
 import { agentsOf, type Topology } from '../supervisor/topology.js';
-import { CliError, EXIT, openForAudit, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /** A registry of topologies by workflow name, as `--topologies` modules export it. */
 export type TopologyRegistry = Record<string, Topology<never, unknown>>;
 
 interface ReplayFlags {
   db: string;
+  store?: string;
   topologies?: string;
   json?: boolean;
 }
@@ -127,6 +128,7 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     )
     .argument('[target]', 'a workflow id, or "all"', 'all')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option(
       '--topologies <module>',
       'module exporting demoTopologies(): Record<string, Topology> (default: the demos registry, demos/index.ts)',
@@ -139,14 +141,14 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     .action(async (target: string, o: ReplayFlags) => {
       if (target.trim() === '') throw new CliError('give a workflow id or "all"');
       const registry = await loadTopologies(o.topologies);
-      const store = openForAudit(o.db);
+      const store = await openLog(o);
       if (
         target !== 'all' &&
-        store.query({ workflowId: target, type: 'workflow.started', limit: 1 }).length === 0
+        (await store.query({ workflowId: target, type: 'workflow.started', limit: 1 })).length === 0
       ) {
         await store.close();
         throw new CliError(
-          `no workflow "${target}" in ${o.db} (list ids with "keel audit query --type workflow.started")`,
+          `no workflow "${target}" in ${logName(o)} (list ids with "keel audit query --type workflow.started")`,
           EXIT.failed,
         );
       }
@@ -174,7 +176,7 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
           ),
         );
       } else if (reports.length === 0) {
-        io.out(`no workflows in ${o.db}: nothing to replay`);
+        io.out(`no workflows in ${logName(o)}: nothing to replay`);
       } else {
         const lines: string[] = [];
         for (const r of reports) lines.push(...formatReport(r));

@@ -11,10 +11,11 @@ import { buildReport } from '../report/build.js';
 import { renderHtml } from '../report/html.js';
 import type { Report } from '../report/report.js';
 import { formatReport } from '../report/terminal.js';
-import { CliError, EXIT, openForAudit, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, openLog, eventsFor, type Io } from './io.js';
 
 interface ReportFlags {
   db: string;
+  store?: string;
   json?: boolean;
   html?: string;
   slaMs?: string;
@@ -39,19 +40,20 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
       'latency vs SLA, cost vs budget, error rates, alerts, breakers, votes, cascades and root causes',
     )
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--json', 'print the report as JSON instead of tables')
     .option('--html <file>', 'also write a self-contained HTML report to this file')
     .option('--sla-ms <n>', 'latency SLA: P95 target in ms (default 10000)')
     .option('--budget-usd <n>', 'daily budget in USD to compare spend with')
     .option('--time-zone <tz>', 'IANA time zone of days and times (default UTC)')
-    .action((o: ReportFlags) => {
+    .action(async (o: ReportFlags) => {
       const slaP95Ms = o.slaMs === undefined ? undefined : positiveNumber('--sla-ms', o.slaMs, '10000');
       const budgetUsd =
         o.budgetUsd === undefined ? undefined : positiveNumber('--budget-usd', o.budgetUsd, '100');
-      const store = openForAudit(o.db);
+      const store = await openLog(o);
       let report: Report;
       try {
-        report = buildReport(store.iterate(), {
+        report = buildReport(await eventsFor(store.iterate()), {
           ...(slaP95Ms !== undefined ? { slaP95Ms } : {}),
           ...(budgetUsd !== undefined ? { budgetUsd } : {}),
           ...(o.timeZone !== undefined ? { timeZone: o.timeZone } : {}),
@@ -64,7 +66,7 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
         }
         throw e;
       } finally {
-        void store.close();
+        await store.close();
       }
       if (o.json) io.out(JSON.stringify(report, null, 2));
       else io.out(formatReport(report, { color: io.tty }));

@@ -11,8 +11,8 @@ import type { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { createMetrics, type KeelMetrics } from '../observability/metrics.js';
 import { serveMetrics, type MetricsServer } from '../observability/serve.js';
-import type { SqliteEventStore } from '../eventlog/sqlite.js';
-import { CliError, EXIT, openForAudit, type Io } from './io.js';
+import type { EventStore } from '../eventlog/store.js';
+import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /**
  * An {@link Io} that can also stop a long-running command (`keel serve`): aborting `signal` ends
@@ -25,6 +25,7 @@ export interface StoppableIo extends Io {
 /** Options of {@link serveLog}. */
 export interface ServeFlags {
   db: string;
+  store?: string;
   port: string;
   host: string;
   allowRemote?: boolean;
@@ -40,19 +41,26 @@ function isLoopback(host: string): boolean {
 class TailingRegistry extends Registry {
   private metricsRef: KeelMetrics | undefined;
   private lastSeq = 0;
-  constructor(private readonly store: SqliteEventStore) {
+  constructor(private readonly store: EventStore) {
     super();
   }
-  attach(metrics: KeelMetrics): void {
+  async attach(metrics: KeelMetrics): Promise<void> {
     this.metricsRef = metrics;
-    this.tail();
+    await this.tail();
   }
-  /** Applies every event after the last one applied; returns how many. */
-  tail(): number {
+  private tailing: Promise<number> | undefined;
+  /** Applies every event after the last one applied; returns how many. Concurrent scrapes share one pass. */
+  tail(): Promise<number> {
+    this.tailing ??= this.readNew().finally(() => {
+      this.tailing = undefined;
+    });
+    return this.tailing;
+  }
+  private async readNew(): Promise<number> {
     const m = this.metricsRef;
     if (!m) return 0;
     let n = 0;
-    for (const e of this.store.iterate({ afterSeq: this.lastSeq })) {
+    for await (const e of this.store.iterate({ afterSeq: this.lastSeq })) {
       m.apply(e);
       this.lastSeq = e.seq;
       n++;
@@ -60,7 +68,7 @@ class TailingRegistry extends Registry {
     return n;
   }
   override async metrics(): Promise<string> {
-    this.tail();
+    await this.tail();
     return super.metrics();
   }
 }
@@ -71,6 +79,7 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
     .command('serve')
     .description('serve Prometheus /metrics (rebuilt from the log, then live), /healthz and /readyz')
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--port <n>', 'TCP port (0 picks a free one; the URL is printed)', '9464')
     .option('--host <address>', 'interface to bind', '127.0.0.1')
     .option('--allow-remote', 'allow a non-loopback --host: metrics reveal models, task types and spend')
@@ -101,13 +110,13 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
   if (o.prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.prefix))
     throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
 
-  const store = openForAudit(o.db);
+  const store = await openLog(o);
   let server: MetricsServer | undefined;
   let stopped = false;
   try {
     const registry = new TailingRegistry(store);
     const metrics = createMetrics({ registry, ...(o.prefix !== undefined ? { prefix: o.prefix } : {}) });
-    registry.attach(metrics);
+    await registry.attach(metrics);
     try {
       server = await serveMetrics({
         registry,
@@ -122,7 +131,7 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
         EXIT.error,
       );
     }
-    io.out(`serving ${server.url}/metrics (also /healthz, /readyz) from ${o.db}; Ctrl-C stops`);
+    io.out(`serving ${server.url}/metrics (also /healthz, /readyz) from ${logName(o)}; Ctrl-C stops`);
     const signal = (io as StoppableIo).signal;
     await new Promise<void>((done) => {
       const stop = (): void => {

@@ -12,10 +12,11 @@ import type { VolumeProjection } from '../replay/volume.js';
 import { whatIfCache, type CacheFigures, type CacheWhatIf } from '../replay/whatif-cache.js';
 import { whatIfCascade, type CascadeSiteWhatIf, type CascadeWhatIf } from '../replay/whatif-cascade.js';
 import { whatIfVote, type VoteSiteWhatIf, type VoteStop, type VoteWhatIf } from '../replay/whatif-vote.js';
-import { CliError, EXIT, openForAudit, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, eventsFor, type Io } from './io.js';
 
 interface WhatIfFlags {
   db: string;
+  store?: string;
   cascadeThreshold?: string;
   voteStop?: string;
   cacheTtl?: string;
@@ -299,6 +300,7 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
       'replay the log under another cascade threshold, vote stop rule or cache TTL (no model calls) and project the cost',
     )
     .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
     .option('--cascade-threshold <list>', 'confidence thresholds to evaluate, e.g. 0.95,0.9,0.85')
     .option(
       '--vote-stop <list>',
@@ -313,7 +315,7 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
       'after',
       '\nExit codes: 0 printed, 1 no run in the log the policy applies to, 2 wrong arguments, 3 the log could not be read.',
     )
-    .action((o: WhatIfFlags) => {
+    .action(async (o: WhatIfFlags) => {
       const given = [o.cascadeThreshold, o.voteStop, o.cacheTtl].filter((x) => x !== undefined).length;
       if (given !== 1) {
         throw new CliError(
@@ -338,25 +340,29 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
       const vol = volume !== undefined ? { volumePerWeek: volume } : {};
       const where = o.path !== undefined ? { path: o.path } : {};
 
-      const store = openForAudit(o.db);
+      const store = await openLog(o);
       let text: string;
       let json: unknown;
       let empty: string | undefined;
       try {
         if (thresholds) {
-          const r: CascadeWhatIf = whatIfCascade(store.iterate(), { thresholds, ...vol, ...where });
+          const r: CascadeWhatIf = whatIfCascade(await eventsFor(store.iterate()), {
+            thresholds,
+            ...vol,
+            ...where,
+          });
           json = { whatIf: 'cascade', ...r };
           text = r.sites.map((s) => formatCascadeSite(s, volume)).join('\n\n');
           if (r.sites.length === 0)
-            empty = `no cascade runs in ${o.db}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
+            empty = `no cascade runs in ${logName(o)}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
         } else if (stops) {
-          const r: VoteWhatIf = whatIfVote(store.iterate(), { stops, ...vol, ...where });
+          const r: VoteWhatIf = whatIfVote(await eventsFor(store.iterate()), { stops, ...vol, ...where });
           json = { whatIf: 'vote', ...r };
           text = r.sites.map((s) => formatVoteSite(s, volume)).join('\n\n');
           if (r.sites.length === 0)
-            empty = `no vote runs in ${o.db}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
+            empty = `no vote runs in ${logName(o)}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
         } else {
-          const r = whatIfCache(store.iterate(), {
+          const r = whatIfCache(await eventsFor(store.iterate()), {
             ttlsMs: ttls ?? [],
             ...vol,
             ...(o.agent !== undefined ? { agent: o.agent } : {}),
@@ -364,10 +370,10 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
           json = { whatIf: 'cache', ...r };
           text = formatCache(r);
           if (r.recorded.lookups === 0)
-            empty = `no cache lookups in ${o.db}${o.agent !== undefined ? ` by agent ${o.agent}` : ''}`;
+            empty = `no cache lookups in ${logName(o)}${o.agent !== undefined ? ` by agent ${o.agent}` : ''}`;
         }
       } finally {
-        void store.close();
+        await store.close();
       }
       if (o.json) io.out(JSON.stringify(json, null, 2));
       else if (empty === undefined) io.out(text);

@@ -10,8 +10,15 @@ import { ConfigError } from '../core/errors.js';
 export interface RedisConnectionOptions {
   /** Prefix of every key Keel writes, so several apps can share one Redis (default `keel:`). */
   keyPrefix?: string;
-  /** Extra ioredis options (TLS, password, sentinels …); `lazyConnect` is always on. */
+  /**
+   * Extra ioredis options (TLS, password, sentinels …); `lazyConnect` is always on. Keel's defaults
+   * fail fast rather than queue behind a dead server: `connectTimeout` 2000 ms,
+   * `maxRetriesPerRequest` 1 (ioredis's own defaults made the first command to an unreachable Redis
+   * take ~10 s).
+   */
   redis?: RedisOptions;
+  /** Receives connection errors (reconnects are ioredis's); default: ignored, each failed command reports its own. */
+  onError?: (error: Error) => void;
 }
 
 /** A lazily opened Redis connection (ioredis) with Keel's key prefix. */
@@ -21,6 +28,7 @@ export class RedisConnection {
   /** Prefix of every key Keel writes. */
   readonly keyPrefix: string;
   private readonly options: RedisOptions;
+  private readonly onError: ((error: Error) => void) | undefined;
   private redis: Redis | undefined;
   private closed = false;
 
@@ -29,16 +37,23 @@ export class RedisConnection {
       throw new ConfigError('redis', `must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
     }
     const keyPrefix = options.keyPrefix ?? 'keel:';
-    if (typeof keyPrefix !== 'string') throw new ConfigError('redis.keyPrefix', 'must be a string, e.g. "keel:"');
+    if (typeof keyPrefix !== 'string')
+      throw new ConfigError('redis.keyPrefix', 'must be a string, e.g. "keel:"');
     this.url = url;
     this.keyPrefix = keyPrefix;
-    this.options = { ...options.redis, lazyConnect: true };
+    this.options = { connectTimeout: 2_000, maxRetriesPerRequest: 1, ...options.redis, lazyConnect: true };
+    this.onError = options.onError;
   }
 
   /** The ioredis client (created on first call; it connects by itself on the first command). */
   client(): Redis {
     if (this.closed) throw new Error(`the Redis connection to ${this.url} is closed`);
-    this.redis ??= new Redis(this.url, this.options);
+    if (!this.redis) {
+      const client = new Redis(this.url, this.options);
+      // Without a listener ioredis prints "Unhandled error event" on every failed reconnect.
+      client.on('error', (e: Error) => this.onError?.(e));
+      this.redis = client;
+    }
     return this.redis;
   }
 
@@ -54,6 +69,11 @@ export class RedisConnection {
     const r = this.redis;
     this.redis = undefined;
     if (!r) return;
+    // QUIT waits in the offline queue while ioredis reconnects: only a ready client gets one.
+    if (r.status !== 'ready') {
+      r.disconnect();
+      return;
+    }
     try {
       await r.quit();
     } catch {

@@ -121,7 +121,7 @@ function versionAt(dir: string): string {
 }
 
 /** Optional peers the README's examples import: installed next to keel, as a user would. */
-const PEERS = ['openai', 'ai', '@statelyai/inspect'];
+const PEERS = ['openai', 'ai', '@statelyai/inspect', 'pg', 'ioredis'];
 
 /** Relative module specifiers of a compiled ES module. */
 function relativeImports(js: string): string[] {
@@ -270,10 +270,14 @@ describe('the npm package', () => {
         "const { llmAgent } = await import('keel/agents/llm');",
         "const { openaiCompatible } = await import('keel/providers/openai');",
         "const { aiSdk } = await import('keel/providers/ai-sdk');",
-        'console.log([typeof llmAgent, typeof openaiCompatible, typeof aiSdk].join(" "));',
+        "const { postgres } = await import('keel/postgres');",
+        "const { redis } = await import('keel/redis');",
+        'console.log([typeof llmAgent, typeof openaiCompatible, typeof aiSdk, typeof postgres, typeof redis].join(" "));',
       ].join('\n');
       writeFileSync(join(app, 'subpaths.mjs'), probe);
-      expect((await ok(process.execPath, ['subpaths.mjs'], app)).trim()).toBe('function function function');
+      expect((await ok(process.execPath, ['subpaths.mjs'], app)).trim()).toBe(
+        'function function function function function',
+      );
     },
     TEST_TIMEOUT_MS,
   );

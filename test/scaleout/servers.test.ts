@@ -1,7 +1,13 @@
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
-import { describePostgres, describeRedis, freshDatabase, redisPrefix, redisUrl } from '../support/scaleout.js';
+import {
+  describePostgres,
+  describeRedis,
+  freshDatabase,
+  redisPrefix,
+  redisUrl,
+} from '../support/scaleout.js';
 
 describePostgres('the test Postgres server', () => {
   it('gives each caller an empty database of its own on loopback', async () => {

@@ -40,10 +40,16 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, what: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+async function waitForPort(
+  port: number,
+  what: string,
+  child: ChildProcess,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before listening`);
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode} before listening`);
     const ok = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
       socket.once('connect', () => {
@@ -53,7 +59,8 @@ async function waitForPort(port: number, what: string, child: ChildProcess, time
       socket.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (performance.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port} in ${timeoutMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`${what} did not listen on 127.0.0.1:${port} in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -64,7 +71,8 @@ function postgresBinDir(): string | undefined {
   if (fromConfig.status === 0) candidates.push(fromConfig.stdout.trim());
   const root = '/usr/lib/postgresql';
   if (existsSync(root)) {
-    for (const v of readdirSync(root).sort((a, b) => Number(b) - Number(a))) candidates.push(join(root, v, 'bin'));
+    for (const v of readdirSync(root).sort((a, b) => Number(b) - Number(a)))
+      candidates.push(join(root, v, 'bin'));
   }
   return candidates.find((d) => existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres')));
 }
@@ -103,13 +111,20 @@ async function startPostgres(): Promise<Started> {
   const child = spawn(
     join(bin, 'postgres'),
     [
-      '-D', data,
-      '-p', String(port),
-      '-k', dir,
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'fsync=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'max_connections=200',
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=200',
     ],
     { stdio: 'ignore', ...(user ?? {}) },
   );
@@ -163,7 +178,10 @@ async function provideServer(
     return () => server.stop();
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
-    if (inCi) throw new Error(`CI needs ${name === 'pg' ? 'PostgreSQL' : 'Redis'} for the scale-out tests: ${reason}`);
+    if (inCi)
+      throw new Error(
+        `CI needs ${name === 'pg' ? 'PostgreSQL' : 'Redis'} for the scale-out tests: ${reason}`,
+      );
     console.warn(`[keel tests] ${name === 'pg' ? 'Postgres' : 'Redis'} tests skipped: ${reason}`);
     project.provide(urlKey, '');
     project.provide(skipKey, reason);
