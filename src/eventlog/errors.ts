@@ -41,12 +41,15 @@ export class ReadOnlyDatabaseError extends EventLogError {
   constructor(
     readonly path: string,
     reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; fix?: string },
   ) {
+    const fix =
+      options?.fix ??
+      'Open it with { readonly: true } to audit it, or make it writable (chmod u+w) to append';
     super(
       'EVENTLOG_READ_ONLY',
-      `${path} is read-only (${reason}). Open it with { readonly: true } to audit it, or make it writable (chmod u+w) to append; nothing was written.`,
-      options,
+      `${path} is read-only (${reason}). ${fix}; nothing was written.`,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
     );
   }
 }
@@ -88,7 +91,7 @@ export class SchemaVersionError extends EventLogError {
   ) {
     super(
       'EVENTLOG_SCHEMA_VERSION',
-      `${path} has schema version ${found}, but this Keel supports up to ${supported}. Upgrade Keel to read it; the file was not modified.`,
+      `${path} has schema version ${found}, but this Keel supports up to ${supported}. Upgrade Keel to read it; nothing was modified.`,
     );
   }
 }

@@ -925,10 +925,9 @@ class PostgresStore implements PostgresEventStore {
   }
 
   private readOnlyError(): ReadOnlyDatabaseError {
-    return new ReadOnlyDatabaseError(
-      this.target,
-      'opened with { readonly: true }; open it without readonly to append',
-    );
+    return new ReadOnlyDatabaseError(this.target, 'opened with { readonly: true }', {
+      fix: 'Open it without readonly to append',
+    });
   }
 
   private assertOpen(): void {
@@ -998,7 +997,10 @@ function toStoreError(e: unknown, target: string, connectTimeoutMs: number, comm
       return new StoreUnavailableError(target, e.message, { cause: e, outcomeUnknown: commitSent });
     }
     if (code === '25006') {
-      return new ReadOnlyDatabaseError(target, `the server refused the write: ${e.message}`, { cause: e });
+      return new ReadOnlyDatabaseError(target, `the server refused the write: ${e.message}`, {
+        cause: e,
+        fix: 'Connect to the primary with a role that may INSERT into the schema, or open the store with { readonly: true } to audit it',
+      });
     }
     if (code === '53100') return new DiskFullError(target, { cause: e });
     if (code === 'XX001' || code === 'XX002') return new CorruptDatabaseError(target, { cause: e });
