@@ -3,6 +3,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isKeelError } from '../core/errors.js';
+import { withoutPassword } from '../core/url.js';
 import { openSqliteStore } from '../eventlog/sqlite.js';
 import { collectEvents, type EventStore, type EventStream } from '../eventlog/store.js';
 
@@ -63,14 +64,7 @@ export const STORE_OPTION_HELP =
 
 /** The log as messages name it: the file, or the URL without its password. */
 export function logName(o: LogFlags): string {
-  if (!o.store) return o.db;
-  try {
-    const url = new URL(o.store);
-    url.password = '';
-    return url.toString();
-  } catch {
-    return o.store;
-  }
+  return o.store ? withoutPassword(o.store) : o.db;
 }
 
 /**

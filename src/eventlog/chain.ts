@@ -315,9 +315,23 @@ export interface StoredAnchorClaim extends AnchorClaim {
  * its payload is not a well-formed anchor (the verifier then reports the row itself).
  */
 export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
+  const payload = parseAnchorPayload(row[6]);
+  if (!payload) return undefined;
+  return {
+    seq: row[0],
+    prunedClass: payload.prunedClass,
+    prunedThroughSeq: payload.prunedThroughSeq,
+    lastPrunedHash: payload.lastPrunedHash,
+    intact: rowHash(row) === row[8],
+    payload,
+  };
+}
+
+/** The payload of a `log.anchor` row, or undefined when it is not a well-formed anchor. */
+export function parseAnchorPayload(json: string): EventPayloads['log.anchor'] | undefined {
   let p: unknown;
   try {
-    p = JSON.parse(row[6]);
+    p = JSON.parse(json);
   } catch {
     return undefined;
   }
@@ -335,12 +349,5 @@ export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
   ) {
     return undefined;
   }
-  return {
-    seq: row[0],
-    prunedClass,
-    prunedThroughSeq,
-    lastPrunedHash,
-    intact: rowHash(row) === row[8],
-    payload: { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs },
-  };
+  return { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs };
 }

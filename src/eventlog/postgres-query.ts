@@ -3,9 +3,8 @@
  * queries return (arrays, in the `events` column order), and the merge that turns one keyset cursor
  * per event type into one seq-ordered stream. Internal to `postgres.ts`.
  */
-import { ConfigError } from '../core/errors.js';
 import type { ChainRow } from './chain.js';
-import type { KeelEvent, KeelEventType } from './events.js';
+import type { KeelEvent } from './events.js';
 import type { ChainedEvent, EventFilter } from './store.js';
 
 /** Columns of a {@link EventRow}. */
@@ -69,31 +68,6 @@ export function compileFilter(filter: EventFilter): SqlFilter | undefined {
   if (filter.fromTs !== undefined) add((p) => `ts >= ${p}`, filter.fromTs);
   if (filter.toTs !== undefined) add((p) => `ts < ${p}`, filter.toTs);
   return { where, params, afterSeq: filter.afterSeq ?? 0 };
-}
-
-/** Several distinct types (iterated as one index cursor per type, merged). */
-export function typeList(filter: EventFilter): readonly KeelEventType[] | undefined {
-  const { type } = filter;
-  if (type === undefined || typeof type === 'string' || type.length < 2) return undefined;
-  const unique = [...new Set(type)];
-  return unique.length > 1 ? unique : undefined;
-}
-
-/** Refuses a malformed filter with a {@link ConfigError} naming the field (as the SQLite store does). */
-export function checkFilter(filter: EventFilter): void {
-  const { limit, afterSeq, fromTs, toTs } = filter;
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
-    throw new ConfigError('filter.limit', `must be an integer >= 0, got ${limit}`);
-  }
-  for (const [field, value] of [
-    ['afterSeq', afterSeq],
-    ['fromTs', fromTs],
-    ['toTs', toTs],
-  ] as const) {
-    if (value !== undefined && typeof value !== 'number') {
-      throw new ConfigError(`filter.${field}`, `must be a number, got ${typeof value}`);
-    }
-  }
 }
 
 /** Merges seq-ordered row streams into one seq-ordered stream. */

@@ -24,13 +24,12 @@ import { SCHEMA_NAME, ensureSchema, quoteSchema } from './postgres-schema.js';
 import {
   CHAINED_COLUMNS,
   EVENT_COLUMNS,
-  checkFilter,
   compileFilter,
   mergeBySeq,
   toChained,
   toEvent,
-  typeList,
 } from './postgres-query.js';
+import { checkFilter, typeList } from './filter.js';
 import type { EventRow, SqlFilter } from './postgres-query.js';
 import type {
   ChainHeads,

@@ -7,7 +7,15 @@ import nodePath from 'node:path';
 import Database from 'better-sqlite3';
 import { realClock, type Clock } from '../core/clock.js';
 import { ConfigError, isKeelError } from '../core/errors.js';
-import { ChainVerifier, GENESIS_HASH, chainHash, latestAnchors, rowHash } from './chain.js';
+import {
+  ChainVerifier,
+  GENESIS_HASH,
+  chainHash,
+  latestAnchors,
+  parseAnchorPayload,
+  rowHash,
+} from './chain.js';
+import { checkFilter, typeList } from './filter.js';
 import type { AnchorClaim, ChainLookup, ChainRow } from './chain.js';
 import {
   CorruptDatabaseError,
@@ -20,7 +28,7 @@ import {
   StoreClosedError,
 } from './errors.js';
 import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from './events.js';
-import type { EventClass, EventPayloads, KeelEvent, KeelEventType, NewEvent } from './events.js';
+import type { EventClass, EventPayloads, KeelEvent, NewEvent } from './events.js';
 import { SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
 import type {
   ChainHeads,
@@ -375,14 +383,6 @@ function compileFilter(filter: EventFilter): CompiledFilter | undefined {
   return { where, params, afterSeq: filter.afterSeq ?? 0 };
 }
 
-/** Several types: unique and more than one (those are merged from one index cursor per type). */
-function typeList(filter: EventFilter): readonly KeelEventType[] | undefined {
-  const { type } = filter;
-  if (type === undefined || typeof type === 'string' || type.length < 2) return undefined;
-  const unique = [...new Set(type)];
-  return unique.length > 1 ? unique : undefined;
-}
-
 /** Merges seq-ordered row streams into one seq-ordered stream. */
 function* mergeBySeq<R extends EventTuple | ChainedTuple>(sources: readonly Iterator<R>[]): Generator<R> {
   const current = sources.map((s) => s.next());
@@ -399,22 +399,6 @@ function* mergeBySeq<R extends EventTuple | ChainedTuple>(sources: readonly Iter
     if (best < 0) return;
     yield (current[best] as IteratorYieldResult<R>).value;
     current[best] = (sources[best] as Iterator<R>).next();
-  }
-}
-
-function checkFilter(filter: EventFilter): void {
-  const { limit, afterSeq, fromTs, toTs } = filter;
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
-    throw new ConfigError('filter.limit', `must be an integer >= 0, got ${limit}`);
-  }
-  for (const [field, value] of [
-    ['afterSeq', afterSeq],
-    ['fromTs', fromTs],
-    ['toTs', toTs],
-  ] as const) {
-    if (value !== undefined && typeof value !== 'number') {
-      throw new ConfigError(`filter.${field}`, `must be a number, got ${typeof value}`);
-    }
   }
 }
 
@@ -972,28 +956,4 @@ class SqliteStore implements SqliteEventStore {
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
-}
-
-function parseAnchorPayload(json: string): EventPayloads['log.anchor'] | undefined {
-  let p: unknown;
-  try {
-    p = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof p !== 'object' || p === null) return undefined;
-  const { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs } = p as Record<
-    string,
-    unknown
-  >;
-  if (
-    (prunedClass !== 'audit' && prunedClass !== 'operational') ||
-    typeof prunedThroughSeq !== 'number' ||
-    typeof lastPrunedHash !== 'string' ||
-    typeof prunedCount !== 'number' ||
-    typeof olderThanTs !== 'number'
-  ) {
-    return undefined;
-  }
-  return { prunedClass, prunedThroughSeq, lastPrunedHash, prunedCount, olderThanTs };
 }

@@ -27,6 +27,7 @@ import type { BudgetDeps, BudgetView, Reservation, ReserveRequest, ReserveResult
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from '../cost/budget-policy.js';
 import { scopeState, startScopeActors } from '../cost/budget-scopes.js';
 import { BudgetExceededError, BudgetsClosedError, BudgetUnavailableError } from '../cost/errors.js';
+import { withoutPassword } from '../core/url.js';
 import type { RedisConnection } from './connection.js';
 
 /** How a shared budget behaves around Redis. */
@@ -270,7 +271,7 @@ export function createSharedBudgets(
   if (onUnavailable !== 'reject' && onUnavailable !== 'admit')
     throw new ConfigError('budget.shared.onUnavailable', "must be 'reject' or 'admit'");
   const { clock } = deps;
-  const store = describeStore(connection.url);
+  const store = withoutPassword(connection.url);
   const report = (e: BudgetUnavailableError): void => deps.onError?.(e);
 
   let span = policy.calendar.spanOf(clock.now());
@@ -579,14 +580,4 @@ function positiveMs(value: number | undefined, fallback: number, field: string):
   if (!(Number.isFinite(value) && value > 0))
     throw new ConfigError(field, `must be a number of milliseconds > 0, got ${String(value)}`);
   return value;
-}
-
-/** `redis://host:port/db` without credentials, for messages. */
-function describeStore(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ''}`;
-  } catch {
-    return 'Redis';
-  }
 }

@@ -24,6 +24,7 @@ import { LruMap } from '../cache/lru.js';
 import { checkTtlMs, nonNegativeInteger, serialiseValue } from '../cache/validate.js';
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
+import { withoutPassword } from '../core/url.js';
 import type { RedisConnection } from './connection.js';
 
 /** Options of {@link createRedisCache}. */
@@ -226,17 +227,6 @@ function decodeEntry(text: string): StoredEntry | undefined {
   if (version !== 1 || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return undefined;
   if (typeof agent !== 'string') return undefined;
   return { agent, createdAt, expiresAt, json: text.slice(newline + 1) };
-}
-
-/** `url` with any password masked, for messages. */
-function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
 }
 
 /** `*`, `?`, `[`, `]` and `\` in a key prefix, escaped for a SCAN pattern. */

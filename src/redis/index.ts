@@ -10,6 +10,7 @@
 import type { BudgetBackend, CacheBackend, SharedBudgetsLike } from '../backends.js';
 import type { Cache } from '../cache/cache.js';
 import type { Clock } from '../core/clock.js';
+import { withoutPassword } from '../core/url.js';
 import type { BudgetConfig, BudgetDeps } from '../cost/budget.js';
 import { createSharedBudgets } from './budget.js';
 import { createRedisCache } from './cache.js';
@@ -18,13 +19,7 @@ import { RedisConnection, type RedisConnectionOptions } from './connection.js';
 /** A Redis that runtimes share for their cache and budget. */
 export class RedisBackend extends RedisConnection implements CacheBackend, BudgetBackend {
   get description(): string {
-    try {
-      const url = new URL(this.url);
-      url.password = '';
-      return url.toString();
-    } catch {
-      return this.url;
-    }
+    return withoutPassword(this.url);
   }
 
   openCache(deps: { clock: Clock; maxStaleMs?: number; onError(error: Error): void }): Cache {

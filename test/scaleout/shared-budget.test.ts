@@ -345,7 +345,7 @@ describeRedis('shared budget on Redis', () => {
     if (r.ok) return;
     expect(isBudgetUnavailableError(r.error)).toBe(true);
     expect(r.error).toMatchObject({ code: 'BUDGET_UNAVAILABLE', category: 'budget_exceeded' });
-    expect(r.error.message).toContain(`redis://127.0.0.1:${port}`);
+    expect(r.error.message).toContain(`redis://user@127.0.0.1:${port}`);
     expect(r.error.message).toContain('no reply within 2000 ms');
     expect(r.error.message).not.toContain('secret');
 
