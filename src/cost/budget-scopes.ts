@@ -8,6 +8,7 @@ import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import { budgetMachine, type BudgetAlertEmitted } from '../../machines/budget.machine.js';
 import type { EventPayloads } from '../eventlog/events.js';
 import type { BudgetPolicy } from './budget-policy.js';
+import type { DaySpan } from './day.js';
 
 /** Where a scope stands today. */
 export interface BudgetScopeState {
@@ -75,5 +76,37 @@ export function scopeState(scope: string, actor: BudgetActor): BudgetScopeState 
     reservedUsd: ctx.reservedUsd,
     day: ctx.day,
     alerted: ctx.alerted,
+  };
+}
+
+/**
+ * The read side both budgets share: each call first rolls the day over (`rollDay`), then reads the
+ * scope actors. `span()` is the current day after the roll.
+ */
+export function scopeView(
+  actors: ReadonlyMap<string, BudgetActor>,
+  rollDay: () => void,
+  span: () => DaySpan,
+): {
+  spent(scope?: string): number;
+  state(scope?: string): BudgetScopeState | undefined;
+  scopes(): string[];
+  today(): DaySpan;
+} {
+  return {
+    spent(scope = 'global') {
+      rollDay();
+      return actors.get(scope)?.getSnapshot().context.spentUsd ?? 0;
+    },
+    state(scope = 'global') {
+      rollDay();
+      const actor = actors.get(scope);
+      return actor ? scopeState(scope, actor) : undefined;
+    },
+    scopes: () => [...actors.keys()],
+    today() {
+      rollDay();
+      return span();
+    },
   };
 }

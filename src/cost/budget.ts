@@ -9,7 +9,7 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { EventPayloads, KeelEvent, Usage } from '../eventlog/events.js';
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from './budget-policy.js';
-import { scopeState, startScopeActors, type BudgetActor, type BudgetScopeState } from './budget-scopes.js';
+import { scopeView, startScopeActors, type BudgetActor, type BudgetScopeState } from './budget-scopes.js';
 import type { DaySpan } from './day.js';
 import { BudgetExceededError, BudgetsClosedError } from './errors.js';
 import type { Pricing } from './pricing.js';
@@ -203,20 +203,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
         ({ model, estimateUsd: usd } = next);
       }
     },
-    spent(scope = 'global') {
-      rollDay();
-      return actors.get(scope)?.getSnapshot().context.spentUsd ?? 0;
-    },
-    state(scope = 'global') {
-      rollDay();
-      const actor = actors.get(scope);
-      return actor ? scopeState(scope, actor) : undefined;
-    },
-    scopes: () => [...actors.keys()],
-    today() {
-      rollDay();
-      return span;
-    },
+    ...scopeView(actors, rollDay, () => span),
     restore(events) {
       rollDay();
       const spent = new Map<string, number>();

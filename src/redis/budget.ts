@@ -25,7 +25,7 @@ import { ConfigError } from '../core/errors.js';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { BudgetDeps, BudgetView, Reservation, ReserveRequest, ReserveResult } from '../cost/budget.js';
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from '../cost/budget-policy.js';
-import { scopeState, startScopeActors } from '../cost/budget-scopes.js';
+import { scopeView, startScopeActors } from '../cost/budget-scopes.js';
 import { BudgetExceededError, BudgetsClosedError, BudgetUnavailableError } from '../cost/errors.js';
 import { withoutPassword } from '../core/url.js';
 import type { RedisConnection } from './connection.js';
@@ -545,20 +545,7 @@ export function createSharedBudgets(
     async flush() {
       while (pending.size > 0) await Promise.all(pending);
     },
-    spent(scope = 'global') {
-      rollDay();
-      return actors.get(scope)?.getSnapshot().context.spentUsd ?? 0;
-    },
-    state(scope = 'global') {
-      rollDay();
-      const actor = actors.get(scope);
-      return actor ? scopeState(scope, actor) : undefined;
-    },
-    scopes: () => [...actors.keys()],
-    today() {
-      rollDay();
-      return span;
-    },
+    ...scopeView(actors, rollDay, () => span),
     restore() {},
     stop() {
       if (stopped) return;
