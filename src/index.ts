@@ -153,6 +153,10 @@ export {
   isInvalidUsageError,
   BudgetExceededError,
   isBudgetExceededError,
+  BudgetsClosedError,
+  isBudgetsClosedError,
+  BudgetUnavailableError,
+  isBudgetUnavailableError,
 } from './cost/errors.js';
 
 // ── cache and compliance ────────────────────────────────────────────────────────────────────────

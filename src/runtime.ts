@@ -380,6 +380,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly breakerHistory = new Map<string, KeelEvent<'breaker.transitioned'>>();
   /** Set while an asynchronous store is being read at startup; runs wait for it. */
   private restoring: Promise<void> | undefined;
+  /** What the runtime reads from the log at startup (again on the next run, if reading failed). */
+  private restoreSteps: readonly (() => Awaitable<void>)[] = [];
+  private restoreStepsDone = 0;
+  /** The shared budget's first read of the fleet's spend, for `rt.ready()`. */
+  private budgetsReady: Promise<void> | undefined;
+  /** Set after a failed startup read: starts it again. */
+  private restoreFailed: (() => Promise<void> | undefined) | undefined;
 
   constructor(config: RuntimeConfig) {
     super();
@@ -532,7 +539,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         const fleet = shared.openBudgets(budgetConfig, { ...deps, onError: (e) => this.emit('error', e) });
         this.budgets = fleet;
         this.budgetBackend = shared;
-        fleet.refresh().catch((e: unknown) => this.emit('error', e));
+        // The fleet's spend so far today; `rt.ready()` reports a Redis it cannot reach.
+        this.budgetsReady = fleet.refresh();
+        this.budgetsReady.catch((e: unknown) => this.emit('error', e));
       } else {
         const budgets = createBudgets(budgetConfig, deps);
         this.budgets = budgets;
@@ -546,14 +555,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     }
     // SQLite answers at once, so the runtime is ready on return; an asynchronous store (Postgres)
     // restores in the background and workflows wait for it (`rt.ready()` surfaces its errors).
-    const restored = inSequence(restoring);
-    if (restored) {
-      this.restoring = restored.then(() => {
-        this.restoring = undefined;
-      });
-      // A failed restore is reported to each run (and to `rt.ready()`), not as an unhandled rejection.
-      this.restoring.catch(() => undefined);
-    }
+    this.restoreSteps = restoring;
+    this.restore();
     this.services = {
       clock: this.clock,
       inspect: config.inspect,
@@ -695,8 +698,47 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return this.breakers.get(name);
   }
 
-  ready(): Promise<void> {
-    return this.restoring ?? Promise.resolve();
+  async ready(): Promise<void> {
+    await (this.restoring ?? this.restoreFailed?.());
+    await this.budgetsReady;
+  }
+
+  /**
+   * Reads the log's recent past into the projections, budgets and breakers: synchronously on
+   * SQLite; on an asynchronous store, in the background with runs waiting. A failed read (the
+   * store unreachable) fails the runs waiting for it; the next run reads again.
+   */
+  private restore(): void {
+    // Steps already done (a retry after a failure) are not repeated: the windows would count twice.
+    const steps = this.restoreSteps.slice(this.restoreStepsDone).map((step) => (): Awaitable<void> => {
+      const pending = step();
+      if (!pending) {
+        this.restoreStepsDone++;
+        return;
+      }
+      return pending.then(() => {
+        this.restoreStepsDone++;
+      });
+    });
+    const restored = inSequence(steps);
+    if (!restored) return;
+    this.restoreFailed = undefined;
+    this.restoring = restored.then(
+      () => {
+        this.restoring = undefined;
+      },
+      (error: unknown) => {
+        this.restoring = undefined;
+        this.restoreFailed = () => {
+          // Try again for whoever asks next, rather than failing forever.
+          this.restore();
+          return this.restoring;
+        };
+        throw error;
+      },
+    );
+    // Reported to each waiting run (and to `rt.ready()`), not as an unhandled rejection.
+    this.restoring.catch(() => undefined);
   }
 
   /** Ids of every recorded workflow, in the order they started. */
@@ -933,6 +975,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       });
       return;
     }
+    if (!this.restoring && this.restoreFailed) void this.restoreFailed();
     if (this.restoring) {
       // An asynchronous store is still being read: start once the runtime has caught up.
       this.restoring.then(

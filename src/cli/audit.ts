@@ -17,6 +17,7 @@ import {
   CliError,
   EXIT,
   STORE_OPTION_HELP,
+  SCHEMA_OPTION_HELP,
   logName,
   openLog,
   positiveInt,
@@ -130,6 +131,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .description('check the hash chains; exit 1 naming the first bad seq')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--anchor <json|file>', 'also check the log still holds this anchor (from "keel audit anchor")')
     .option('--json', 'machine-readable output')
     .action(async (o: LogFlags & { anchor?: string; json?: boolean }) => {
@@ -168,6 +170,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .description('print the head seq and hash of each chain, to store outside the box')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .action(async (o: LogFlags) => {
       const store = await openLog(o);
       try {
@@ -187,6 +190,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .description('filter events; prints JSON lines')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--workflow <id>', 'one workflow')
     .option('--agent <name>', 'events of one agent')
     .option('--type <type...>', 'event types, e.g. agent.failed vote.decided')
@@ -234,6 +238,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .argument('<workflowId>', 'workflow id (from a result, a report or "audit query")')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--json', 'machine-readable output')
     .action(async (workflowId: string, o: LogFlags & { json?: boolean }) => {
       const store = await openLog(o);
@@ -267,6 +272,7 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
     .description('prune events past their retention through the sanctioned path (the chain still verifies)')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--operational-days <n>', 'keep operational events this many days', '90')
     .option('--audit-days <n>', 'keep audit events this many days (7 years)', '2557')
     .option('--json', 'machine-readable output')

@@ -11,11 +11,12 @@ import type { Command } from 'commander';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { EventFilter } from '../eventlog/store.js';
 import { toEcs, toEsBulk } from '../observability/ecs.js';
-import { CliError, EXIT, STORE_OPTION_HELP, openLog, timeArg, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, timeArg, type Io } from './io.js';
 
 interface ExportFlags {
   db: string;
   store?: string;
+  schema?: string;
   format: string;
   index?: string;
   service: string;
@@ -37,6 +38,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
     .description('stream the log as ECS JSON lines or an Elasticsearch _bulk body (read-only)')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--format <format>', 'ecs (one ECS document per line) or es-bulk (_bulk NDJSON)', 'ecs')
     .option('--index <name>', 'with --format es-bulk: target index or data stream (default keel)')
     .option('--service <name>', 'service.name of the documents', 'keel')

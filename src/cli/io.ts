@@ -56,11 +56,16 @@ export interface LogFlags {
   db: string;
   /** `postgres://user@host:port/database` of a Postgres event store; replaces `--db`. */
   store?: string;
+  /** Postgres schema holding the log (default `keel`); with `store` only. */
+  schema?: string;
 }
 
 /** `--store` help text, shared by every command that reads the log. */
 export const STORE_OPTION_HELP =
   'Postgres event store instead of --db, e.g. postgres://keel@127.0.0.1:5432/keel (schema "keel")';
+
+/** `--schema` help text, next to `--store`. */
+export const SCHEMA_OPTION_HELP = 'Postgres schema holding the log, with --store (default keel)';
 
 /** The log as messages name it: the file, or the URL without its password. */
 export function logName(o: LogFlags): string {
@@ -73,6 +78,9 @@ export function logName(o: LogFlags): string {
  */
 export async function openLog(o: LogFlags, options: { writable?: boolean } = {}): Promise<EventStore> {
   const readonly = !options.writable;
+  if (o.schema !== undefined && o.store === undefined) {
+    throw new CliError('--schema applies to a Postgres log: add --store postgres://…');
+  }
   if (o.store !== undefined) {
     if (!/^postgres(ql)?:\/\//.test(o.store)) {
       throw new CliError(
@@ -88,7 +96,11 @@ export async function openLog(o: LogFlags, options: { writable?: boolean } = {})
         EXIT.error,
       );
     }
-    const store = mod.openPostgresStore({ url: o.store, readonly });
+    const store = mod.openPostgresStore({
+      url: o.store,
+      readonly,
+      ...(o.schema !== undefined ? { schema: o.schema } : {}),
+    });
     try {
       await store.ready();
     } catch (e) {

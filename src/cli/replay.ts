@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { createPricing, type ModelPrice } from '../cost/pricing.js';
 import { createRuntime, type ReplayReport } from '../runtime.js';
 import { agentsOf, type Topology } from '../supervisor/topology.js';
-import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /** A registry of topologies by workflow name, as `--topologies` modules export it. */
 export type TopologyRegistry = Record<string, Topology<never, unknown>>;
@@ -22,6 +22,7 @@ export type TopologyRegistry = Record<string, Topology<never, unknown>>;
 interface ReplayFlags {
   db: string;
   store?: string;
+  schema?: string;
   topologies?: string;
   json?: boolean;
 }
@@ -129,6 +130,7 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     .argument('[target]', 'a workflow id, or "all"', 'all')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option(
       '--topologies <module>',
       'module exporting demoTopologies(): Record<string, Topology> (default: the demos registry, demos/index.ts)',

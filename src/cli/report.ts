@@ -11,11 +11,12 @@ import { buildReport } from '../report/build.js';
 import { renderHtml } from '../report/html.js';
 import type { Report } from '../report/report.js';
 import { formatReport } from '../report/terminal.js';
-import { CliError, EXIT, STORE_OPTION_HELP, openLog, eventsFor, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, eventsFor, type Io } from './io.js';
 
 interface ReportFlags {
   db: string;
   store?: string;
+  schema?: string;
   json?: boolean;
   html?: string;
   slaMs?: string;
@@ -41,6 +42,7 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
     )
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--json', 'print the report as JSON instead of tables')
     .option('--html <file>', 'also write a self-contained HTML report to this file')
     .option('--sla-ms <n>', 'latency SLA: P95 target in ms (default 10000)')

@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { createMetrics, type KeelMetrics } from '../observability/metrics.js';
 import { serveMetrics, type MetricsServer } from '../observability/serve.js';
 import type { EventStore } from '../eventlog/store.js';
-import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /**
  * An {@link Io} that can also stop a long-running command (`keel serve`): aborting `signal` ends
@@ -26,6 +26,7 @@ export interface StoppableIo extends Io {
 export interface ServeFlags {
   db: string;
   store?: string;
+  schema?: string;
   port: string;
   host: string;
   allowRemote?: boolean;
@@ -80,6 +81,7 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
     .description('serve Prometheus /metrics (rebuilt from the log, then live), /healthz and /readyz')
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--port <n>', 'TCP port (0 picks a free one; the URL is printed)', '9464')
     .option('--host <address>', 'interface to bind', '127.0.0.1')
     .option('--allow-remote', 'allow a non-loopback --host: metrics reveal models, task types and spend')

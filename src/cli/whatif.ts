@@ -12,11 +12,21 @@ import type { VolumeProjection } from '../replay/volume.js';
 import { whatIfCache, type CacheFigures, type CacheWhatIf } from '../replay/whatif-cache.js';
 import { whatIfCascade, type CascadeSiteWhatIf, type CascadeWhatIf } from '../replay/whatif-cascade.js';
 import { whatIfVote, type VoteSiteWhatIf, type VoteStop, type VoteWhatIf } from '../replay/whatif-vote.js';
-import { CliError, EXIT, STORE_OPTION_HELP, logName, openLog, eventsFor, type Io } from './io.js';
+import {
+  CliError,
+  EXIT,
+  STORE_OPTION_HELP,
+  SCHEMA_OPTION_HELP,
+  logName,
+  openLog,
+  eventsFor,
+  type Io,
+} from './io.js';
 
 interface WhatIfFlags {
   db: string;
   store?: string;
+  schema?: string;
   cascadeThreshold?: string;
   voteStop?: string;
   cacheTtl?: string;
@@ -301,6 +311,7 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
     )
     .option('--db <file>', 'event log', 'keel.db')
     .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--cascade-threshold <list>', 'confidence thresholds to evaluate, e.g. 0.95,0.9,0.85')
     .option(
       '--vote-stop <list>',

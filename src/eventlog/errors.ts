@@ -133,15 +133,23 @@ export class StoreUnavailableError extends EventLogError {
       outcomeUnknown?: boolean;
     },
   ) {
+    const outcomeUnknown = options?.outcomeUnknown === true;
     const fix = `Check that the server is running and reachable at ${target} (host, port and database in the URL), or raise connectTimeoutMs`;
     super(
       'EVENTLOG_UNAVAILABLE',
-      options?.outcomeUnknown === true
+      outcomeUnknown
         ? `The event store at ${target} became unavailable while committing (${reason}): the batch may or may not have been committed. ${fix}; once it is back, query the workflow's events (or lastSeq) before retrying. Events committed earlier are intact.`
         : `The event store at ${target} is unavailable (${reason}). ${fix}; nothing of this operation was written and committed events are intact.`,
-      options,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
     );
+    this.outcomeUnknown = outcomeUnknown;
   }
+
+  /**
+   * True when the connection broke after COMMIT was sent and before the server confirmed it: the
+   * batch may or may not be in the log (look before retrying).
+   */
+  readonly outcomeUnknown: boolean;
 }
 
 /** True when `e` is a {@link StoreUnavailableError} (worth retrying once the server is back). */
@@ -164,6 +172,11 @@ export class StoreAccessDeniedError extends EventLogError {
   }
 }
 
+/** True when `e` is a {@link StoreAccessDeniedError} (fix the role or its grants; retrying will not help). */
+export function isStoreAccessDeniedError(e: unknown): e is StoreAccessDeniedError {
+  return isEventLogError(e) && e.code === 'EVENTLOG_ACCESS_DENIED';
+}
+
 /** The database already holds tables named like the store's that the store did not create. */
 export class SchemaConflictError extends EventLogError {
   constructor(
@@ -176,6 +189,11 @@ export class SchemaConflictError extends EventLogError {
       `${target}: schema "${schema}" already holds ${tables.map((t) => `"${t}"`).join(', ')}, not created by Keel. Point the store at another schema (option schema) or database; nothing was modified.`,
     );
   }
+}
+
+/** True when `e` is a {@link SchemaConflictError}. */
+export function isSchemaConflictError(e: unknown): e is SchemaConflictError {
+  return isEventLogError(e) && e.code === 'EVENTLOG_SCHEMA_CONFLICT';
 }
 
 /** True for any event-log error. */

@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { GENESIS_HASH } from './chain.js';
-import { EventLogError, SchemaConflictError, SchemaVersionError } from './errors.js';
+import { EventLogError, SchemaConflictError, SchemaVersionError, StoreAccessDeniedError } from './errors.js';
 
 /**
  * Version 1.
@@ -162,8 +162,14 @@ async function readVersion(client: pg.ClientBase, target: string, schema: string
     );
     await client.query('RELEASE SAVEPOINT keel_meta');
     row = r.rows[0];
-  } catch {
+  } catch (e) {
     await client.query('ROLLBACK TO SAVEPOINT keel_meta').catch(() => undefined);
+    // 42501 insufficient_privilege: the log is there, this role may not read it.
+    if ((e as { code?: unknown } | null)?.code === '42501') {
+      throw new StoreAccessDeniedError(target, `reading schema "${schema}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
     throw new SchemaConflictError(target, schema, names);
   }
   if (row === undefined || row.app !== 'keel' || typeof row.version !== 'number') {

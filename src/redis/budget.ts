@@ -79,7 +79,7 @@ export interface SharedBudgets extends BudgetView {
   reserve(request: ReserveRequest): Promise<SharedReserveResult>;
   /**
    * Reads today's figures of every scope from Redis (returning expired reservations first) into
-   * the local view. Call it at startup so `rt.stats()` shows the fleet's spend before the first call.
+   * the local view. The runtime calls it at startup (`rt.ready()` waits for it), so `spent()`/`state()` show the fleet's spend before the first call.
    * @throws BudgetUnavailableError when Redis does not answer within `timeoutMs`.
    */
   refresh(): Promise<void>;

@@ -55,7 +55,7 @@ export interface RedisCacheOptions {
   localMaxEntries?: number;
   /**
    * Called with each Redis failure (a read answered as a miss, a write dropped, a single-flight that
-   * fell back to this process). Keel's runtime turns it into an operational event; default: ignored.
+   * fell back to this process). Keel's runtime emits it as `rt.on('error')`; default: ignored.
    * An exception thrown here is ignored.
    */
   onError?: (error: CacheRedisError) => void;

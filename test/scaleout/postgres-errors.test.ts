@@ -9,6 +9,7 @@ import {
   SchemaVersionError,
   StoreAccessDeniedError,
   StoreUnavailableError,
+  isStoreAccessDeniedError,
   isStoreUnavailableError,
 } from '../../src/eventlog/errors.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
@@ -161,6 +162,20 @@ describePostgres('Postgres store errors', () => {
     await raw(url, 'DROP TABLE keel.events');
     await store.ready();
     expect(await store.append(EVENTS)).toHaveLength(10);
+  });
+
+  it('names a role that may log in but not read the log as access denied, not a schema conflict', async () => {
+    const url = await freshDatabase();
+    await track(openPostgresStore({ url })).append(EVENTS);
+    const role = `keel_noread_${Math.floor(performance.now() * 1000) % 1_000_000}`;
+    await raw(url, `CREATE ROLE ${role} LOGIN; GRANT USAGE ON SCHEMA keel TO ${role}`);
+    const asRole = new URL(url);
+    asRole.username = role;
+    const error = await track(openPostgresStore({ url: asRole.toString(), readonly: true }))
+      .ready()
+      .catch((e: unknown) => e);
+    expect(isStoreAccessDeniedError(error)).toBe(true);
+    expect(String(error)).toContain('permission denied');
   });
 
   it('refuses a meta table that is not Keel’s', async () => {

@@ -2,7 +2,7 @@
  * The runtime on scale-out backends when something is wrong: an unreachable Postgres, a bad
  * `budget.shared`, a wrong `--store` URL. Each is a named error that says what to do, never a hang.
  */
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/main.js';
@@ -10,8 +10,11 @@ import { isConfigError } from '../../src/core/errors.js';
 import { isStoreUnavailableError } from '../../src/eventlog/errors.js';
 import { postgres } from '../../src/eventlog/postgres.js';
 import { createRuntime } from '../../src/runtime.js';
+import { isBudgetUnavailableError } from '../../src/cost/errors.js';
+import { redis } from '../../src/redis/index.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { captureIo } from '../cli/io.js';
+import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 /** A loopback port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
@@ -49,6 +52,33 @@ describe('scale-out configuration and outages', () => {
     await expect(rt.run(echo, 'x')).rejects.toSatisfy(isStoreUnavailableError);
   });
 
+  it('a shared budget on an unreachable Redis fails rt.ready() and refuses calls, unless told to admit', async () => {
+    const url = `redis://127.0.0.1:${await closedPort()}`;
+    const guarded = createRuntime({
+      db: ':memory:',
+      budget: { dailyUsd: 1, shared: redis(url) },
+      metrics: false,
+      tracing: false,
+    });
+    const errors: unknown[] = [];
+    guarded.on('error', (e) => errors.push(e));
+    closeRt = () => guarded.close();
+    await expect(guarded.ready()).rejects.toSatisfy(isBudgetUnavailableError);
+    await expect(guarded.run(echo, 'x')).rejects.toSatisfy(isBudgetUnavailableError);
+    await guarded.close();
+
+    const open = createRuntime({
+      db: ':memory:',
+      budget: { dailyUsd: 1, shared: redis(url, { budget: { onUnavailable: 'admit' } }) },
+      metrics: false,
+      tracing: false,
+    });
+    open.on('error', (e) => errors.push(e));
+    closeRt = () => open.close();
+    expect((await open.run(echo, 'y')).value).toBe('y');
+    expect(errors.some(isBudgetUnavailableError)).toBe(true);
+  });
+
   it('budget.shared must be a shared budget backend', () => {
     let error: unknown;
     try {
@@ -75,5 +105,82 @@ describe('scale-out configuration and outages', () => {
     ).toBe(EXIT.error);
     expect(down.stderr()).toContain(`127.0.0.1:${port}`);
     expect(down.stderr()).not.toContain('secret');
+  });
+});
+
+describePostgres('a runtime whose Postgres comes back', () => {
+  let closeRt: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await closeRt?.();
+    closeRt = undefined;
+  });
+
+  it('reads the log again on the next run once Postgres is back, without counting anything twice', async () => {
+    const real = new URL(await freshDatabase());
+    // A loopback door in front of Postgres: closed at first (every connection dropped), then open.
+    let open = false;
+    const sockets = new Set<Socket>();
+    const door = createServer((client) => {
+      sockets.add(client);
+      if (!open) {
+        client.destroy();
+        return;
+      }
+      const upstream = connect(Number(real.port), real.hostname);
+      sockets.add(upstream);
+      client.pipe(upstream).pipe(client);
+      const drop = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+    });
+    await new Promise<void>((resolve) => door.listen(0, '127.0.0.1', resolve));
+    const address = door.address();
+    const viaDoor = new URL(real);
+    viaDoor.port = String(typeof address === 'object' && address ? address.port : 0);
+    try {
+      const rt = createRuntime({
+        store: postgres(viaDoor.toString(), { connectTimeoutMs: 1_000 }),
+        metrics: false,
+        tracing: false,
+      });
+      closeRt = () => rt.close().catch(() => undefined);
+      await expect(rt.run(echo, 'first')).rejects.toSatisfy(isStoreUnavailableError);
+      await expect(rt.ready()).rejects.toSatisfy(isStoreUnavailableError);
+
+      open = true;
+      await rt.ready();
+      const r = await rt.run(echo, 'second');
+      expect(r.value).toBe('second');
+      const started = await rt.store.query({ type: 'workflow.started' });
+      expect(started.map((e) => e.workflowId)).toEqual([r.workflowId]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => door.close(() => resolve()));
+    }
+  });
+
+  it('keel --store --schema reads a log kept in another schema; without it, names what is missing', async () => {
+    const url = await freshDatabase();
+    const rt = createRuntime({
+      store: postgres(url, { schema: 'invoices' }),
+      metrics: false,
+      tracing: false,
+    });
+    closeRt = () => rt.close();
+    await rt.run(echo, 'x');
+    await rt.close();
+
+    const ok = captureIo();
+    expect(await runCli(['audit', 'verify', '--store', url, '--schema', 'invoices'], ok.io)).toBe(EXIT.ok);
+    expect(ok.stdout()).toMatch(/^OK: \d+ events/);
+    const missing = captureIo();
+    expect(await runCli(['audit', 'verify', '--store', url], missing.io)).toBe(EXIT.error);
+    expect(missing.stderr()).toContain('no Keel event log in schema "keel"');
+    const stray = captureIo();
+    expect(await runCli(['audit', 'verify', '--schema', 'invoices'], stray.io)).toBe(EXIT.usage);
+    expect(stray.stderr()).toContain('--schema applies to a Postgres log');
   });
 });
