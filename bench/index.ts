@@ -95,6 +95,7 @@ export function jobs(quick: boolean): Job[] {
       args: [],
       env: quick ? { KEEL_BENCH_EVENTS: '5000' } : {},
     },
+    { name: 'scaleout', script: 'scaleout.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
   ];
 }
 
