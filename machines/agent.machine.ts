@@ -12,7 +12,10 @@
 import { assign, setup } from 'xstate';
 import type { ErrorCategory } from '../src/eventlog/events.js';
 
-/** Static policy of one invocation (resolved from the agent's config). */
+/**
+ * Static policy of an invocation, resolved from the agent's config: the same for every call of an
+ * agent (unless a workflow deadline shortens `timeoutMs`), so one input object serves them all.
+ */
 export interface AgentMachineInput {
   agent: string;
   /** Per-attempt timeout, ms. */
@@ -24,16 +27,18 @@ export interface AgentMachineInput {
   baseDelayMs: number;
   /** Cap on one retry delay, ms. */
   maxDelayMs: number;
-  /** Spread each delay over [delay/2, delay) with a seeded draw. */
+  /** Spread each delay over [delay/2, delay) with a seeded draw (seeded by `START.jitterSeed`). */
   jitter: boolean;
-  /** Seed of the jitter draws (from the workflow's seeded PRNG), so replays wait the same. */
-  jitterSeed: number;
   /** Categories worth another attempt. */
   retryOn: readonly ErrorCategory[];
 }
 
 /** Runtime state of one invocation. */
-export interface AgentMachineContext extends AgentMachineInput {
+export interface AgentMachineContext {
+  /** The invocation's policy: the input, as given (shared, never copied). */
+  policy: AgentMachineInput;
+  /** Seed of this invocation's jitter draws (from `START`; 0 without one), so replays wait the same. */
+  jitterSeed: number;
   /** Attempts started so far. */
   attempt: number;
   /** Category and message of the last failure. */
@@ -46,7 +51,11 @@ export interface AgentMachineContext extends AgentMachineInput {
 
 /** Events the runtime sends. */
 export type AgentMachineEvent =
-  | { type: 'START' }
+  /**
+   * Begins the invocation. `jitterSeed` (from the workflow's seed and the call's path) seeds the
+   * retry jitter; leave it out when no delay can be jittered (one attempt, or `jitter: false`).
+   */
+  | { type: 'START'; jitterSeed?: number }
   | { type: 'GATE.PASS' }
   | { type: 'GATE.REJECT'; category: ErrorCategory; reason: string }
   | { type: 'CALL.SUCCEEDED' }
@@ -70,10 +79,16 @@ function jitterDraw(seed: number, attempt: number): number {
 }
 
 /** Backoff before attempt `attempt + 1`, honouring a longer `retryAfterMs`. */
-export function retryDelay(ctx: AgentMachineInput, attempt: number, retryAfterMs?: number): number {
-  const raw = ctx.backoff === 'fixed' ? ctx.baseDelayMs : ctx.baseDelayMs * 2 ** Math.max(0, attempt - 1);
-  let delay = Math.min(raw, ctx.maxDelayMs);
-  if (ctx.jitter) delay = delay / 2 + (delay / 2) * jitterDraw(ctx.jitterSeed, attempt);
+export function retryDelay(
+  policy: AgentMachineInput,
+  jitterSeed: number,
+  attempt: number,
+  retryAfterMs?: number,
+): number {
+  const raw =
+    policy.backoff === 'fixed' ? policy.baseDelayMs : policy.baseDelayMs * 2 ** Math.max(0, attempt - 1);
+  let delay = Math.min(raw, policy.maxDelayMs);
+  if (policy.jitter) delay = delay / 2 + (delay / 2) * jitterDraw(jitterSeed, attempt);
   delay = Math.round(delay);
   return retryAfterMs !== undefined && retryAfterMs > delay ? retryAfterMs : delay;
 }
@@ -83,9 +98,9 @@ export function retryDelay(ctx: AgentMachineInput, attempt: number, retryAfterMs
  *
  * @example
  * const actor = createActor(agentMachine, { input: { agent: 'vendor', timeoutMs: 10_000, maxAttempts: 2,
- *   backoff: 'exponential', baseDelayMs: 200, maxDelayMs: 30_000, jitter: true, jitterSeed: 1,
+ *   backoff: 'exponential', baseDelayMs: 200, maxDelayMs: 30_000, jitter: true,
  *   retryOn: DEFAULT_RETRY_ON }, clock });
- * actor.start(); actor.send({ type: 'START' }); actor.send({ type: 'GATE.PASS' });
+ * actor.start(); actor.send({ type: 'START', jitterSeed: 1 }); actor.send({ type: 'GATE.PASS' });
  */
 export const agentMachine = setup({
   types: {
@@ -94,33 +109,37 @@ export const agentMachine = setup({
     events: {} as AgentMachineEvent,
   },
   delays: {
-    attemptTimeout: ({ context }) => context.timeoutMs,
+    attemptTimeout: ({ context }) => context.policy.timeoutMs,
     backoff: ({ context }) => context.retryDelayMs,
   },
   guards: {
+    seeded: ({ event }) => event.type === 'START' && event.jitterSeed !== undefined,
     canRetry: ({ context, event }) => {
       const category = event.type === 'CALL.FAILED' ? event.category : 'timeout';
-      return context.attempt < context.maxAttempts && context.retryOn.includes(category);
+      return context.attempt < context.policy.maxAttempts && context.policy.retryOn.includes(category);
     },
   },
   actions: {
-    beginAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
+    beginAttempt: assign(({ context }) => ({ attempt: context.attempt + 1 })),
     recordFailure: assign(({ context, event }) => {
       if (event.type === 'CALL.FAILED') {
         return {
           category: event.category,
           message: event.message,
           retryAfterMs: event.retryAfterMs,
-          retryDelayMs: retryDelay(context, context.attempt, event.retryAfterMs),
+          retryDelayMs: retryDelay(context.policy, context.jitterSeed, context.attempt, event.retryAfterMs),
         };
       }
       return {
         category: 'timeout' as const,
-        message: `attempt ${context.attempt} timed out after ${context.timeoutMs} ms`,
+        message: `attempt ${context.attempt} timed out after ${context.policy.timeoutMs} ms`,
         retryAfterMs: undefined,
-        retryDelayMs: retryDelay(context, context.attempt),
+        retryDelayMs: retryDelay(context.policy, context.jitterSeed, context.attempt),
       };
     }),
+    seedJitter: assign(({ event }) =>
+      event.type === 'START' && event.jitterSeed !== undefined ? { jitterSeed: event.jitterSeed } : {},
+    ),
     recordRejection: assign(({ event }) =>
       event.type === 'GATE.REJECT' ? { category: event.category, message: event.reason } : {},
     ),
@@ -131,7 +150,8 @@ export const agentMachine = setup({
 }).createMachine({
   id: 'agent',
   context: ({ input }) => ({
-    ...input,
+    policy: input,
+    jitterSeed: 0,
     attempt: 0,
     category: undefined,
     message: undefined,
@@ -143,7 +163,11 @@ export const agentMachine = setup({
     CANCEL: { target: '.cancelled', actions: 'recordCancel' },
   },
   states: {
-    idle: { on: { START: 'gated' } },
+    idle: {
+      on: {
+        START: [{ guard: 'seeded', target: 'gated', actions: 'seedJitter' }, { target: 'gated' }],
+      },
+    },
     gated: {
       on: {
         'GATE.PASS': { target: 'calling', actions: 'beginAttempt' },

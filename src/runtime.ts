@@ -4,9 +4,9 @@
  * cost, monitoring and observability consumers fed from the committed stream. The one place that
  * knows every part.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { createHash, hash as oneShotHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { Observable, concatMap, from, of, type Subscriber } from 'rxjs';
+import { Observable, concatMap, from, type Subscriber } from 'rxjs';
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { z } from 'zod';
 import { runtimeMachine } from '../machines/runtime.machine.js';
@@ -57,7 +57,13 @@ import { WorkflowCancelledError, categoryOf, messageOf } from './supervisor/erro
 import { exec } from './supervisor/execute.js';
 import { compareDecisions, decisionsOf, recordedSource, type Divergence } from './replay/recorded.js';
 import type { NodeContext, ReplaySource, Services, WorkflowScope } from './supervisor/scope.js';
-import { agentsOf, describe, type AnyTopology, type Topology } from './supervisor/topology.js';
+import {
+  agentsOf,
+  describe,
+  type AnyTopology,
+  type NodeResult,
+  type Topology,
+} from './supervisor/topology.js';
 // Each topology file registers its executor on import.
 import './supervisor/sequential.js';
 import './supervisor/parallel.js';
@@ -330,8 +336,14 @@ function parseConfig(config: unknown): RuntimeConfig {
   return config as RuntimeConfig;
 }
 
-/** The root node's signal: a workflow is cancelled by unsubscribing, which aborts each agent's own. */
+/** The root node's signal: unsubscribing cancels a workflow, and with it each agent invocation. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
+/** Hex SHA-256 of a text, in one native call where Node has `crypto.hash` (20.12+). */
+const sha256Hex: (text: string) => string =
+  typeof oneShotHash === 'function'
+    ? (text) => oneShotHash('sha256', text, 'hex')
+    : (text) => createHash('sha256').update(text).digest('hex');
 
 /** The workflow name used in paths and metrics. */
 function workflowName(t: AnyTopology, options?: RunOptions): string {
@@ -1028,6 +1040,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           return env.append(r.value === event.payload ? event : ({ ...event, payload: r.value } as NewEvent));
         }
       : env.append;
+    const onAppendError = (e: unknown): void => {
+      if (appendError === undefined) {
+        appendError = e;
+        // The log refused an event (locked, full, read-only): stop the workflow now, so no
+        // further model call runs unrecorded, and make later workflows wait for the log.
+        markStoreUnhealthy();
+        onAppendFailure.abort?.(e);
+      }
+    };
     const scope: WorkflowScope = {
       workflowId,
       services: env.services,
@@ -1035,15 +1056,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       replay: env.replay,
       emit(event) {
         const p = append(event);
-        p.catch((e: unknown) => {
-          if (appendError === undefined) {
-            appendError = e;
-            // The log refused an event (locked, full, read-only): stop the workflow now, so no
-            // further model call runs unrecorded, and make later workflows wait for the log.
-            markStoreUnhealthy();
-            onAppendFailure.abort?.(e);
-          }
-        });
+        p.catch(onAppendError);
         last = p;
       },
     };
@@ -1055,9 +1068,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         name,
         topology: this.describeOnce(topology),
         input,
-        inputHash: createHash('sha256')
-          .update(canonicalJson(input ?? null))
-          .digest('hex'),
+        inputHash: sha256Hex(canonicalJson(input ?? null)),
       },
     });
 
@@ -1090,9 +1101,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     };
     let result: { value: unknown; confidence?: number } | undefined;
     // While the log is failing, a workflow runs only once its `workflow.started` is committed.
-    const gate: Observable<void> =
-      this.storeHealthy || env.replay ? of(undefined) : from(last.then(() => undefined));
-    const subscription = gate.pipe(concatMap(() => exec(topology, input, ctx))).subscribe({
+    const execution: Observable<NodeResult> =
+      this.storeHealthy || env.replay
+        ? exec(topology, input, ctx)
+        : from(last.then(() => undefined)).pipe(concatMap(() => exec(topology, input, ctx)));
+    const subscription = execution.subscribe({
       next: (r) => {
         result = r;
       },

@@ -48,6 +48,10 @@ const CIRCULAR = '⟨CIRCULAR⟩';
 const DEPTH_LIMIT = '⟨DEPTH_LIMIT⟩';
 /** Marks an object whose walk has started but not finished (a cycle when met again). */
 const IN_PROGRESS: unique symbol = Symbol('in-progress');
+/** Strings up to this length that had nothing to redact are remembered, so their next scan is a lookup. */
+const CLEAN_MAX_LENGTH = 128;
+/** How many clean strings a redactor remembers before it starts over (paths, names, models repeat). */
+const CLEAN_MAX_ENTRIES = 4096;
 
 type Seen = Map<object, unknown>;
 
@@ -69,6 +73,11 @@ class StringScanner {
   private readonly patterns: RegExp[];
   private readonly tokens = new RegExp(TOKEN_SOURCE, 'gu');
   private readonly tokenSplit = new RegExp(`(${TOKEN_SOURCE})`, 'u');
+  /**
+   * Short strings found to hold nothing to redact. Redaction depends on the text alone, and event
+   * payloads repeat the same paths, agent, model and task names, so most scans become one lookup.
+   */
+  private readonly clean = new Set<string>();
 
   constructor(
     private readonly detectors: readonly Detector[],
@@ -84,10 +93,15 @@ class StringScanner {
   }
 
   redact(text: string, counts: RedactionCounts): string {
+    if (this.clean.has(text)) return text;
     const s = this.custom.length > 0 ? this.applyCustom(text, counts) : text;
-    if (!this.prefilter.test(s)) return s;
-    const spans = this.findSpans(s);
-    return spans === undefined ? s : this.replace(s, spans, counts);
+    const spans = this.prefilter.test(s) ? this.findSpans(s) : undefined;
+    if (spans !== undefined) return this.replace(s, spans, counts);
+    if (s === text && text.length <= CLEAN_MAX_LENGTH) {
+      if (this.clean.size >= CLEAN_MAX_ENTRIES) this.clean.clear();
+      this.clean.add(text);
+    }
+    return s;
   }
 
   private findSpans(s: string): Span[] | undefined {
@@ -232,12 +246,18 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
     return result;
   };
 
+  /** Objects met in the current walk (reused: a walk never starts inside another). */
+  const seen: Seen = new Map();
   return {
     redact<T>(value: T): RedactionResult<T> {
       const counts: RedactionCounts = {};
       if (typeof value === 'string') return { value: scanner.redact(value, counts) as T, counts };
       if (typeof value !== 'object' || value === null) return { value, counts };
-      return { value: walk(value, 0, counts, new Map()) as T, counts };
+      try {
+        return { value: walk(value, 0, counts, seen) as T, counts };
+      } finally {
+        seen.clear();
+      }
     },
     redactString(text: string): RedactedText {
       const counts: RedactionCounts = {};

@@ -91,15 +91,39 @@ function writeObject(value: object): string | undefined {
   const toJSON = obj.toJSON;
   if (typeof toJSON === 'function') return writeValue((toJSON as () => unknown).call(obj));
   const keys = Object.keys(obj);
-  if (keys.length > 1) keys.sort();
+  if (keys.length > 1) sortKeys(keys);
   let out = '{';
+  let first = true;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
     const v = writeValue(obj[k]);
     if (v === undefined) continue;
-    out += (out.length > 1 ? ',' : '') + quoteKey(k) + ':' + v;
+    const member = memberPrefixes(k);
+    out += (first ? member.first : member.next) + v;
+    first = false;
   }
   return out + '}';
+}
+
+/**
+ * Sorts keys as `Array.prototype.sort()` does (by UTF-16 code units). Payloads have a handful of
+ * keys: an insertion sort on them beats the builtin's setup; longer lists go to the builtin.
+ */
+function sortKeys(keys: string[]): void {
+  const n = keys.length;
+  if (n > 16) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const k = keys[i] as string;
+    let j = i - 1;
+    while (j >= 0 && (keys[j] as string) > k) {
+      keys[j + 1] = keys[j] as string;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
 }
 
 /** `JSON.stringify(s)` for a string; plain strings (the usual case) skip the native call. */
@@ -113,15 +137,22 @@ function quoteString(s: string): string {
   return '"' + s + '"';
 }
 
-/** Payload keys repeat across events: quote each once. Bounded so odd keys cannot grow it forever. */
-const quotedKeys = new Map<string, string>();
+/** What goes before a member's value: `"key":` first, `,"key":` after another member. */
+interface MemberPrefix {
+  first: string;
+  next: string;
+}
 
-function quoteKey(key: string): string {
-  let q = quotedKeys.get(key);
-  if (q === undefined) {
-    q = JSON.stringify(key);
-    if (quotedKeys.size >= 4096) quotedKeys.clear();
-    quotedKeys.set(key, q);
+/** Payload keys repeat across events: quote each once. Bounded so odd keys cannot grow it forever. */
+const memberPrefixCache = new Map<string, MemberPrefix>();
+
+function memberPrefixes(key: string): MemberPrefix {
+  let prefix = memberPrefixCache.get(key);
+  if (prefix === undefined) {
+    const first = JSON.stringify(key) + ':';
+    prefix = { first, next: ',' + first };
+    if (memberPrefixCache.size >= 4096) memberPrefixCache.clear();
+    memberPrefixCache.set(key, prefix);
   }
-  return q;
+  return prefix;
 }

@@ -94,6 +94,8 @@ export interface KeelMetrics {
 /** Caches prom-client label children so `apply` does not rebuild label objects per event. */
 class Children<C> {
   private readonly map = new Map<string, C>();
+  /** Two-label children by first, then second value (no key string built per event). */
+  private readonly map2 = new Map<string, Map<string, C>>();
   constructor(private readonly make: (values: readonly string[]) => C) {}
   get1(a: string): C {
     let child = this.map.get(a);
@@ -104,11 +106,12 @@ class Children<C> {
     return child;
   }
   get2(a: string, b: string): C {
-    const key = `${a}\u0000${b}`;
-    let child = this.map.get(key);
+    let byB = this.map2.get(a);
+    if (byB === undefined) this.map2.set(a, (byB = new Map<string, C>()));
+    let child = byB.get(b);
     if (child === undefined) {
       child = this.make([a, b]);
-      this.map.set(key, child);
+      byB.set(b, child);
     }
     return child;
   }

@@ -9,6 +9,7 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
+  isSpanContextValid,
   trace,
   type Attributes,
   type Context,
@@ -98,6 +99,12 @@ interface WorkflowState {
   readonly span: Span;
   readonly ctx: Context;
   readonly agents: Map<string, AgentState>;
+  /**
+   * False when the workflow span records nothing and has no valid ids (no OpenTelemetry SDK
+   * registered, no traced caller): its agent and chat spans would be no-ops too, so they are not
+   * made, and every event of the workflow reports the workflow span's (invalid) ids, as they would.
+   */
+  readonly traced: boolean;
 }
 
 const hrTime = (ms: number): HrTime => {
@@ -200,9 +207,11 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       { kind: SpanKind.INTERNAL, startTime: hrTime(event.ts), attributes },
       parent ?? ROOT_CONTEXT,
     );
-    const ctx = trace.setSpan(parent ?? ROOT_CONTEXT, span);
-    workflows.set(event.workflowId, { span, ctx, agents: new Map() });
-    return span.spanContext();
+    const ids = span.spanContext();
+    const traced = span.isRecording() || isSpanContextValid(ids);
+    const ctx = traced ? trace.setSpan(parent ?? ROOT_CONTEXT, span) : ROOT_CONTEXT;
+    workflows.set(event.workflowId, { span, ctx, agents: new Map(), traced });
+    return ids;
   };
 
   const startAgent = (wf: WorkflowState, event: KeelEvent<'agent.invoked'>): TraceIds => {
@@ -240,7 +249,6 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
 
   /** Applies an event that belongs to an open agent invocation at `path`. */
   const onAgentEvent = (wf: WorkflowState, event: KeelEvent, a: AgentState, path: string): void => {
-    const at = hrTime(event.ts);
     switch (event.type) {
       case 'cache.miss':
       case 'cost.reserved':
@@ -251,14 +259,14 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
         a.span.addEvent(
           KEEL_SPAN_EVENT.cacheHit,
           { 'keel.cache.age_ms': event.payload.ageMs, 'keel.saved_usd': event.payload.savedUsd },
-          at,
+          hrTime(event.ts),
         );
         break;
       case 'cache.stale_served':
         a.span.addEvent(
           KEEL_SPAN_EVENT.cacheStaleServed,
           { 'keel.cache.age_ms': event.payload.ageMs, [ATTR_ERROR_TYPE]: event.payload.reason },
-          at,
+          hrTime(event.ts),
         );
         break;
       case 'budget.downgraded':
@@ -266,7 +274,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
         a.span.addEvent(
           KEEL_SPAN_EVENT.budgetDowngraded,
           { 'keel.model.from': event.payload.fromModel, 'keel.model.to': event.payload.toModel },
-          at,
+          hrTime(event.ts),
         );
         break;
       case 'cost.incurred':
@@ -287,7 +295,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
         a.span.addEvent(
           KEEL_SPAN_EVENT.retry,
           { [ATTR_KEEL_ATTEMPT]: p.attempt, [ATTR_ERROR_TYPE]: p.category, 'keel.delay_ms': p.delayMs },
-          at,
+          hrTime(event.ts),
         );
         a.attempt = p.attempt + 1;
         a.attemptStartMs = event.ts + p.delayMs;
@@ -330,7 +338,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
             : p.category === 'budget_exceeded'
               ? KEEL_SPAN_EVENT.budgetRejected
               : undefined;
-        if (name !== undefined) a.span.addEvent(name, { 'keel.reason': p.reason }, at);
+        if (name !== undefined) a.span.addEvent(name, { 'keel.reason': p.reason }, hrTime(event.ts));
         fail(a.span, p.category, p.reason);
         endAgent(wf, path, a, event.ts);
         break;
@@ -344,7 +352,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
     if (event.type === 'workflow.started') return startWorkflow(event, parent);
     const wf = workflows.get(event.workflowId);
     if (wf === undefined) return undefined;
-    const at = hrTime(event.ts);
+    if (!wf.traced) return untracedEvent(event, wf);
     switch (event.type) {
       case 'agent.invoked':
         return startAgent(wf, event);
@@ -374,7 +382,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
             'keel.vote.total': event.payload.total,
             'keel.vote.skipped': event.payload.skipped,
           },
-          at,
+          hrTime(event.ts),
         );
         return wf.span.spanContext();
       case 'cascade.escalated': {
@@ -388,7 +396,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
           'keel.reason': p.reason,
         };
         if (p.confidence !== undefined) attributes[ATTR_KEEL_CONFIDENCE] = p.confidence;
-        wf.span.addEvent(KEEL_SPAN_EVENT.cascadeEscalated, attributes, at);
+        wf.span.addEvent(KEEL_SPAN_EVENT.cascadeEscalated, attributes, hrTime(event.ts));
         return wf.span.spanContext();
       }
       default: {
@@ -400,6 +408,21 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
         return ids;
       }
     }
+  };
+
+  /** An event of an untraced workflow: only the workflow's end matters (its span still ends). */
+  const untracedEvent = (event: KeelEvent, wf: WorkflowState): TraceIds => {
+    const ids = wf.span.spanContext();
+    if (event.type === 'workflow.completed' || event.type === 'workflow.failed') {
+      wf.span.setAttribute(ATTR_KEEL_COST_USD, event.payload.costUsd);
+      if (event.type === 'workflow.failed') fail(wf.span, event.payload.category, event.payload.message);
+      endWorkflow(event.workflowId, wf, event.ts);
+    } else if (event.type === 'workflow.cancelled') {
+      wf.span.setAttribute(ATTR_KEEL_COST_USD, event.payload.costUsd);
+      fail(wf.span, 'cancelled', event.payload.reason);
+      endWorkflow(event.workflowId, wf, event.ts);
+    }
+    return ids;
   };
 
   return { onEvent, openWorkflows: () => workflows.size };

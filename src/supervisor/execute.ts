@@ -4,7 +4,7 @@
  */
 import { Observable, catchError, of, retry, throwError } from 'rxjs';
 import type { Agent } from './agent.js';
-import { WorkflowCancelledError, isWorkflowCancelledError } from './errors.js';
+import { isWorkflowCancelledError } from './errors.js';
 import { invokeAgent } from './invoke.js';
 import type { NodeContext } from './scope.js';
 import type { AnyTopology, Composite, NodeResult } from './topology.js';
@@ -44,24 +44,8 @@ export function childContext(ctx: NodeContext, siblings: readonly AnyTopology[],
 }
 
 function runAgent(agent: Agent<never, unknown>, input: unknown, ctx: NodeContext): Observable<NodeResult> {
-  return new Observable<NodeResult>((subscriber) => {
-    const ac = new AbortController();
-    let settled = false;
-    invokeAgent(agent, input, { ...ctx, signal: ac.signal }).then(
-      (result) => {
-        settled = true;
-        subscriber.next(result);
-        subscriber.complete();
-      },
-      (err: unknown) => {
-        settled = true;
-        subscriber.error(err);
-      },
-    );
-    return () => {
-      if (!settled) ac.abort(new WorkflowCancelledError('unsubscribed').message);
-    };
-  });
+  // Unsubscribing cancels the invocation (a no-op once it has settled).
+  return new Observable<NodeResult>((subscriber) => invokeAgent(agent, input, ctx, subscriber));
 }
 
 /** Runs any node under its supervision policy (`onError`). */

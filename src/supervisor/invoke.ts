@@ -1,13 +1,21 @@
 /**
- * Runs one agent invocation: cache, then an agent actor (machines/agent.machine.ts) whose states
- * ask for the effects — gate (deadline, breaker, budget), call, and the outcome — which this file
- * performs and reports back. Every transition becomes a `KeelEvent`.
+ * Runs one agent invocation: cache, then the agent machine (machines/agent.machine.ts, driven by
+ * ./agent-driver.ts) whose states ask for the effects — gate (deadline, breaker, budget), call, and
+ * the outcome — which this file performs and reports back. Every transition becomes a `KeelEvent`.
+ *
+ * Hot path: one invocation is one {@link AgentInvocation} and, when it calls the model, one
+ * {@link AgentCall}; their steps are methods, not closures. An attempt's `AbortSignal` exists only
+ * once the agent reads `context.signal`.
  */
-import { createActor, type SnapshotFrom } from 'xstate';
-import { DEFAULT_RETRY_ON, agentMachine } from '../../machines/agent.machine.js';
+import {
+  DEFAULT_RETRY_ON,
+  type AgentMachineEvent,
+  type AgentMachineInput,
+} from '../../machines/agent.machine.js';
 import { hashSeed, seededRandom, type Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import { isProviderError } from '../providers/types.js';
+import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from './agent-driver.js';
 import { isAgentError, type Agent, type AgentContext, type AgentOutput, type CachePolicy } from './agent.js';
 import {
   AgentFailedError,
@@ -33,10 +41,37 @@ type AnyAgent = Agent<never, unknown>;
 
 const ZERO_USAGE: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0 });
 const DEFAULT_ESTIMATE: Usage = Object.freeze({ inputTokens: 1000, outputTokens: 500 });
+/** START without a jitter seed: for agents whose delays are never jittered. */
+const START: AgentMachineEvent = Object.freeze({ type: 'START' });
+/** The CANCEL reason of an invocation whose subscriber went away. */
+const UNSUBSCRIBED = new WorkflowCancelledError('unsubscribed').message;
 
 /** Estimated cost of one call of `agent`, USD (0 when the model has no price). */
 export function estimateUsd(ctx: NodeContext, agent: AnyAgent): number {
   return ctx.scope.services.price(agent.model, agent.estimate ?? DEFAULT_ESTIMATE);
+}
+
+/** Where an invocation's outcome goes: an RxJS subscriber fits. */
+export interface InvocationSink {
+  next(result: NodeResult): void;
+  complete(): void;
+  error(error: unknown): void;
+}
+
+/** A running invocation. `unsubscribe()` cancels it; once it has settled that does nothing. */
+export interface Invocation {
+  unsubscribe(): void;
+}
+
+/** How an outcome is reported: to the invocation (hot path) or to a promise (a shared cache call). */
+interface Outcome {
+  resolve(result: NodeResult): void;
+  reject(error: Error): void;
+}
+
+/** What cancellation reaches: the running call, or a wait on another workflow's identical call. */
+interface Cancellable {
+  cancel(reason: string): void;
 }
 
 /** Thrown value → the outcome the machine is told. */
@@ -82,116 +117,213 @@ function validate(
 }
 
 /**
- * Invokes an agent under every policy it declares; resolves with its result or rejects with an
- * {@link AgentFailedError} carrying the category. All events go to `ctx.scope.emit`.
+ * Invokes an agent under every policy it declares. The result (or an {@link AgentFailedError}
+ * carrying the category) reaches `sink` one microtask after the invocation settles, as a promise's
+ * `then` would; `unsubscribe()` on the returned invocation cancels it. All events go to
+ * `ctx.scope.emit`.
  */
-export function invokeAgent(agent: AnyAgent, input: unknown, ctx: NodeContext): Promise<NodeResult> {
-  const { scope, path } = ctx;
-  const { services } = scope;
-  const now = services.clock.now();
-  scope.emit({
-    ts: now,
-    workflowId: scope.workflowId,
-    type: 'agent.invoked',
-    payload: {
-      path,
-      agent: agent.name,
-      agentVersion: agent.version,
-      taskType: agent.taskType,
-      model: agent.model,
-    },
-  });
-  scope.stats.agentsCalled++;
-
-  const recordedHit = scope.replay?.cached?.(path);
-  if (recordedHit) {
-    // Replaying a call the record answered without a call of its own (cache, or another
-    // workflow's identical call): answer it the same way.
-    if (!recordedHit.ok) {
-      sharedFailure(agent, ctx, recordedHit.category, recordedHit.message);
-      return Promise.reject(
-        new AgentFailedError(recordedHit.category, recordedHit.message, { agent: agent.name, path }),
-      );
-    }
-    const hit = {
-      value: recordedHit.value,
-      ...(recordedHit.confidence !== undefined ? { confidence: recordedHit.confidence } : {}),
-    };
-    succeeded(agent, ctx, hit, 0, 0, ZERO_USAGE, 0, true);
-    return Promise.resolve(hit);
-  }
-  const cache = agent.cache && !scope.replay ? services.cache : undefined;
-  if (!cache || !agent.cache) return runActor(agent, input, ctx, undefined);
-
-  const policy = agent.cache;
-  const key = cache.key(agent.name, agent.version, input);
-  const hit = cache.get(key);
-  if (!isPromise(hit)) return afterLookup(agent, input, ctx, cache, policy, key, hit);
-  // A shared cache (Redis) answers asynchronously; an unreachable one resolves as a miss.
-  return hit.then(
-    (found) => {
-      if (ctx.signal.aborted) {
-        sharedFailure(agent, ctx, 'cancelled', 'cancelled during the cache lookup');
-        throw new WorkflowCancelledError(String(ctx.signal.reason ?? 'cancelled'));
-      }
-      return afterLookup(agent, input, ctx, cache, policy, key, found);
-    },
-    () => afterLookup(agent, input, ctx, cache, policy, key, undefined),
-  );
+export function invokeAgent(
+  agent: AnyAgent,
+  input: unknown,
+  ctx: NodeContext,
+  sink: InvocationSink,
+): Invocation {
+  const invocation = new AgentInvocation(agent, ctx, sink);
+  invocation.start(input);
+  return invocation;
 }
 
-/** The cache answered `hit` for `key`: serve it, or make (or share) the call. */
-function afterLookup(
+/** One invocation: its sink, whether it settled, and what a cancellation reaches. */
+class AgentInvocation implements Invocation, Outcome {
+  private settled = false;
+  private failure: Error | undefined;
+  private result: NodeResult | undefined;
+  /** Set once cancelled: the reason (a later phase checks it before it starts). */
+  cancelReason: string | undefined;
+  /** What a cancellation reaches now. */
+  target: Cancellable | undefined;
+
+  constructor(
+    readonly agent: AnyAgent,
+    readonly ctx: NodeContext,
+    private readonly sink: InvocationSink,
+  ) {}
+
+  start(input: unknown): void {
+    const { agent, ctx } = this;
+    const { scope, path } = ctx;
+    const { services } = scope;
+    scope.emit({
+      ts: services.clock.now(),
+      workflowId: scope.workflowId,
+      type: 'agent.invoked',
+      payload: {
+        path,
+        agent: agent.name,
+        agentVersion: agent.version,
+        taskType: agent.taskType,
+        model: agent.model,
+      },
+    });
+    scope.stats.agentsCalled++;
+
+    const recordedHit = scope.replay?.cached?.(path);
+    if (recordedHit) {
+      // Replaying a call the record answered without a call of its own (cache, or another
+      // workflow's identical call): answer it the same way.
+      if (!recordedHit.ok) {
+        sharedFailure(agent, ctx, recordedHit.category, recordedHit.message);
+        this.reject(
+          new AgentFailedError(recordedHit.category, recordedHit.message, { agent: agent.name, path }),
+        );
+        return;
+      }
+      const hit = {
+        value: recordedHit.value,
+        ...(recordedHit.confidence !== undefined ? { confidence: recordedHit.confidence } : {}),
+      };
+      succeeded(agent, ctx, hit, 0, 0, ZERO_USAGE, 0, true);
+      this.resolve(hit);
+      return;
+    }
+    const cache = agent.cache && !scope.replay ? services.cache : undefined;
+    if (!cache || !agent.cache) {
+      startCall(agent, input, ctx, this, undefined, this);
+      return;
+    }
+
+    const policy = agent.cache;
+    const key = cache.key(agent.name, agent.version, input);
+    const hit = cache.get(key);
+    if (!isPromise(hit)) {
+      if (hit) {
+        serveHit(agent, ctx, key, hit);
+        this.resolve({ value: hit.value });
+        return;
+      }
+      this.follow(afterMiss(agent, input, ctx, cache, policy, key, this));
+      return;
+    }
+    // A shared cache (Redis) answers asynchronously; an unreachable one resolves as a miss.
+    this.follow(
+      hit.then(
+        (found) => {
+          if (this.cancelReason !== undefined) {
+            sharedFailure(agent, ctx, 'cancelled', 'cancelled during the cache lookup');
+            throw new WorkflowCancelledError(this.cancelReason);
+          }
+          if (found) {
+            serveHit(agent, ctx, key, found);
+            return Promise.resolve({ value: found.value });
+          }
+          return afterMiss(agent, input, ctx, cache, policy, key, this);
+        },
+        () => afterMiss(agent, input, ctx, cache, policy, key, this),
+      ),
+    );
+  }
+
+  unsubscribe(): void {
+    if (this.settled || this.cancelReason !== undefined) return;
+    this.cancelReason = UNSUBSCRIBED;
+    this.target?.cancel(UNSUBSCRIBED);
+  }
+
+  /** Settles with `result`; the sink hears it one microtask later (where a promise's `then` would). */
+  resolve(result: NodeResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.result = result;
+    queueMicrotask(() => this.deliver());
+  }
+
+  reject(error: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.failure = error;
+    queueMicrotask(() => this.deliver());
+  }
+
+  private deliver(): void {
+    if (this.failure !== undefined) this.sink.error(this.failure);
+    else {
+      this.sink.next(this.result as NodeResult);
+      this.sink.complete();
+    }
+  }
+
+  /** Settles with what `work` settles with, delivered straight from its reaction. */
+  private follow(work: Promise<NodeResult>): void {
+    work.then(
+      (result) => {
+        this.settled = true;
+        this.sink.next(result);
+        this.sink.complete();
+      },
+      (error: unknown) => {
+        this.settled = true;
+        this.sink.error(error);
+      },
+    );
+  }
+}
+
+/** Logs a cache hit and its success (no call of its own). */
+function serveHit(agent: AnyAgent, ctx: NodeContext, key: string, hit: CachedLike): void {
+  const { scope, path } = ctx;
+  scope.emit({
+    ts: scope.services.clock.now(),
+    workflowId: scope.workflowId,
+    type: 'cache.hit',
+    payload: { path, agent: agent.name, key, ageMs: hit.ageMs, savedUsd: estimateUsd(ctx, agent) },
+  });
+  succeeded(agent, ctx, { value: hit.value }, 0, 0, ZERO_USAGE, 0, true);
+}
+
+/** The cache has nothing for `key`: make the call, or share another workflow's identical one. */
+function afterMiss(
   agent: AnyAgent,
   input: unknown,
   ctx: NodeContext,
   cache: CacheLike,
   policy: Exclude<CachePolicy, false>,
   key: string,
-  hit: CachedLike | undefined,
+  invocation: AgentInvocation,
 ): Promise<NodeResult> {
   const { scope, path } = ctx;
   const { services } = scope;
-  if (hit) {
-    const savedUsd = estimateUsd(ctx, agent);
-    const ts = services.clock.now();
-    scope.emit({
-      ts,
-      workflowId: scope.workflowId,
-      type: 'cache.hit',
-      payload: { path, agent: agent.name, key, ageMs: hit.ageMs, savedUsd },
-    });
-    succeeded(agent, ctx, { value: hit.value }, 0, 0, ZERO_USAGE, 0, true);
-    return Promise.resolve({ value: hit.value });
-  }
   scope.emit({
     ts: services.clock.now(),
     workflowId: scope.workflowId,
     type: 'cache.miss',
     payload: { path, agent: agent.name, key },
   });
-  const staleIfError = policy.staleIfError !== false;
-  const ttlMs = policy.ttlMs;
+  const cacheWrite = { key, ttlMs: policy.ttlMs, staleIfError: policy.staleIfError !== false };
   let leader = false;
-  const flight = cache.singleFlight(key, () => {
-    leader = true;
-    return runActor(agent, input, ctx, { key, ttlMs, staleIfError });
-  });
+  const flight = cache.singleFlight(
+    key,
+    () =>
+      new Promise<NodeResult>((resolve, reject) => {
+        leader = true;
+        startCall(agent, input, ctx, { resolve, reject }, cacheWrite, invocation);
+      }),
+  );
   // When another workflow is making this exact call, share its answer, unless this workflow is
   // cancelled first (the other call goes on for its own workflow). The leader's own cancellation
-  // is handled by its actor.
+  // reaches its call.
   return new Promise<NodeResult>((resolve, reject) => {
     let done = false;
-    const onAbort = (): void => {
-      if (done || leader) return;
-      done = true;
-      sharedFailure(agent, ctx, 'cancelled', 'cancelled while sharing an identical in-flight call');
-      reject(new WorkflowCancelledError(String(ctx.signal.reason ?? 'cancelled')));
+    const waiting: Cancellable = {
+      cancel: () => {
+        if (done || leader) return;
+        done = true;
+        sharedFailure(agent, ctx, 'cancelled', 'cancelled while sharing an identical in-flight call');
+        reject(new WorkflowCancelledError(invocation.cancelReason ?? 'cancelled'));
+      },
     };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (!leader) invocation.target = waiting;
     flight.then(
       (result) => {
-        ctx.signal.removeEventListener('abort', onAbort);
         if (done) return;
         done = true;
         if (!leader) {
@@ -206,14 +338,13 @@ function afterLookup(
         resolve(result);
       },
       (error: unknown) => {
-        ctx.signal.removeEventListener('abort', onAbort);
         if (done) return;
         done = true;
         if (!leader) sharedFailure(agent, ctx, categoryOf(error), messageOf(error));
         reject(error instanceof Error ? error : new Error(messageOf(error)));
       },
     );
-    if (ctx.signal.aborted) onAbort();
+    if (invocation.cancelReason !== undefined) waiting.cancel(invocation.cancelReason);
   });
 }
 
@@ -278,422 +409,535 @@ interface CacheWrite {
   staleIfError: boolean;
 }
 
-type Snapshot = SnapshotFrom<typeof agentMachine>;
+/** Machine inputs by agent (for its own `timeoutMs`). */
+const policies = new WeakMap<AnyAgent, AgentMachineInput>();
 
-/** The actor-driven part: gate, call, retry, outcome. */
-function runActor(
+function policyOf(agent: AnyAgent, timeoutMs: number): AgentMachineInput {
+  const retry = agent.retry;
+  return {
+    agent: agent.name,
+    timeoutMs,
+    maxAttempts: retry?.attempts ?? 1,
+    backoff: retry?.backoff ?? 'exponential',
+    baseDelayMs: retry?.baseDelayMs ?? 200,
+    maxDelayMs: retry?.maxDelayMs ?? 30_000,
+    jitter: retry?.jitter ?? true,
+    retryOn: retry?.retryOn ?? DEFAULT_RETRY_ON,
+  };
+}
+
+/** Starts the machine-driven part of an invocation: gate, call, retry, outcome. */
+function startCall(
   agent: AnyAgent,
   input: unknown,
   ctx: NodeContext,
+  outcome: Outcome,
   cacheWrite: CacheWrite | undefined,
-): Promise<NodeResult> {
-  const { scope, path } = ctx;
-  const { services } = scope;
-  const { clock } = services;
-  const startedAt = clock.now();
-  const workflowId = scope.workflowId;
-  const retry = agent.retry;
-  const remaining = ctx.deadlineAt !== undefined ? Math.max(1, ctx.deadlineAt - startedAt) : Infinity;
-  const timeoutMs = Math.min(agent.timeoutMs, remaining);
-  const seed = `${services.seed}:${workflowId}:${path}`;
+  invocation: AgentInvocation,
+): void {
+  const call = new AgentCall(agent, input, ctx, outcome, cacheWrite);
+  invocation.target = call;
+  try {
+    call.driver = driveAgent(call.machineInput(), call.driveOptions(), call);
+  } catch (error) {
+    outcome.reject(error instanceof Error ? error : new Error(String(error)));
+    return;
+  }
+  if (invocation.cancelReason !== undefined) {
+    call.cancel(invocation.cancelReason);
+    return;
+  }
+  call.driver.send(call.startEvent());
+}
 
-  const actor = createActor(agentMachine, {
-    clock,
-    ...(services.inspect ? { inspect: services.inspect } : {}),
-    input: {
-      agent: agent.name,
-      timeoutMs,
-      maxAttempts: retry?.attempts ?? 1,
-      backoff: retry?.backoff ?? 'exponential',
-      baseDelayMs: retry?.baseDelayMs ?? 200,
-      maxDelayMs: retry?.maxDelayMs ?? 30_000,
-      jitter: retry?.jitter ?? true,
-      jitterSeed: hashSeed(seed),
-      retryOn: retry?.retryOn ?? DEFAULT_RETRY_ON,
-    },
-  });
+/** One attempt's `AbortSignal`, made only when the agent asks for it. */
+class AttemptSignal {
+  private controller: AbortController | undefined;
+  /** Why the attempt was abandoned (timeout, cancelled, finished); undefined while it runs. */
+  reason: string | undefined;
 
-  let model = agent.model;
-  let costUsd = 0;
-  let usageTotal: Usage = ZERO_USAGE;
-  let permit: PermitLike | undefined;
-  let reservation: ReservationLike | undefined;
-  let estimate = 0;
-  let attemptAbort: AbortController | undefined;
-  let handledState = '';
-  let handledAttempt = 0;
-  let lastResult: (NodeResult & { model?: string }) | undefined;
-  let lastOutput: unknown;
-  let rejection: Error | undefined;
+  get(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
 
-  const emitCost = (attempt: number, usage: Usage, answeredModel: string): void => {
-    const usd = services.price(answeredModel, usage);
-    costUsd += usd;
+  abort(reason: string): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** The call of one invocation, driven by the agent machine's states. */
+class AgentCall implements AgentListener, Cancellable {
+  driver!: AgentDriver;
+  private readonly startedAt: number;
+  private readonly timeoutMs: number;
+  private readonly seed: string;
+  private model: string;
+  private costUsd = 0;
+  private usageTotal: Usage = ZERO_USAGE;
+  private permit: PermitLike | undefined;
+  private reservation: ReservationLike | undefined;
+  private estimate = 0;
+  /** The attempt in flight; cleared when its outcome arrives or it is abandoned. */
+  private attempt: AttemptSignal | undefined;
+  private handledState = '';
+  private handledAttempt = 0;
+  private lastResult: (NodeResult & { model?: string }) | undefined;
+  private lastOutput: unknown;
+  private rejection: Error | undefined;
+
+  constructor(
+    private readonly agent: AnyAgent,
+    private readonly input: unknown,
+    private readonly ctx: NodeContext,
+    private readonly outcome: Outcome,
+    private readonly cacheWrite: CacheWrite | undefined,
+  ) {
+    const { scope, path } = ctx;
+    const { services } = scope;
+    this.startedAt = services.clock.now();
+    const remaining = ctx.deadlineAt !== undefined ? Math.max(1, ctx.deadlineAt - this.startedAt) : Infinity;
+    this.timeoutMs = Math.min(agent.timeoutMs, remaining);
+    this.seed = `${services.seed}:${scope.workflowId}:${path}`;
+    this.model = agent.model;
+  }
+
+  /** The machine's input: the agent's policy, one object per agent (and per deadline-cut timeout). */
+  machineInput(): AgentMachineInput {
+    const { agent, timeoutMs } = this;
+    if (timeoutMs === agent.timeoutMs) {
+      let policy = policies.get(agent);
+      if (policy === undefined) {
+        policy = policyOf(agent, timeoutMs);
+        policies.set(agent, policy);
+      }
+      return policy;
+    }
+    return policyOf(agent, timeoutMs);
+  }
+
+  /**
+   * START, seeding the retry jitter from the workflow's seed and this call's path (so replays wait
+   * the same) when a delay can be jittered at all.
+   */
+  startEvent(): AgentMachineEvent {
+    const retry = this.agent.retry;
+    if (retry === undefined || retry.attempts <= 1 || retry.jitter === false) return START;
+    return { type: 'START', jitterSeed: hashSeed(this.seed) };
+  }
+
+  driveOptions(): Parameters<typeof driveAgent>[1] {
+    const { services } = this.ctx.scope;
+    return { clock: services.clock, inspect: services.inspect };
+  }
+
+  cancel(reason: string): void {
+    this.driver.send({ type: 'CANCEL', reason });
+  }
+
+  onError(error: unknown): void {
+    this.outcome.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  onSnapshot(snap: AgentSnapshot): void {
+    const state = snap.value;
+    const attempt = snap.context.attempt;
+    if (state === this.handledState && attempt === this.handledAttempt) return;
+    const previous = this.handledState;
+    this.handledState = state;
+    this.handledAttempt = attempt;
+    // Leaving `calling` without an outcome (timeout, cancel): abort the attempt's call.
+    if (previous === 'calling' && this.attempt) {
+      this.attempt.abort(state === 'cancelled' ? 'cancelled' : 'timeout');
+      this.attempt = undefined;
+      this.settleAbandoned(attempt);
+      if (state !== 'cancelled') {
+        this.permit?.failure('timeout');
+        this.permit = undefined;
+        this.emit({
+          ts: this.now(),
+          workflowId: this.ctx.scope.workflowId,
+          type: 'agent.timed_out',
+          payload: { path: this.ctx.path, agent: this.agent.name, attempt, timeoutMs: this.timeoutMs },
+        });
+      } else {
+        this.permit?.release();
+        this.permit = undefined;
+      }
+    }
+    switch (state) {
+      case 'gated':
+        this.gate();
+        return;
+      case 'calling':
+        this.call(attempt);
+        return;
+      case 'retrying': {
+        const c = snap.context;
+        this.emit({
+          ts: this.now(),
+          workflowId: this.ctx.scope.workflowId,
+          type: 'agent.retried',
+          payload: {
+            path: this.ctx.path,
+            agent: this.agent.name,
+            attempt,
+            category: c.category ?? 'unknown',
+            message: c.message ?? '',
+            delayMs: c.retryDelayMs,
+            ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}),
+          },
+        });
+        return;
+      }
+      case 'idle':
+        return;
+      default:
+        this.finish(snap);
+    }
+  }
+
+  private now(): number {
+    return this.ctx.scope.services.clock.now();
+  }
+
+  private emit(event: Parameters<NodeContext['scope']['emit']>[0]): void {
+    this.ctx.scope.emit(event);
+  }
+
+  private emitCost(attempt: number, usage: Usage, answeredModel: string): void {
+    const { scope, path } = this.ctx;
+    const usd = scope.services.price(answeredModel, usage);
+    this.costUsd += usd;
     scope.stats.costUsd += usd;
-    usageTotal = {
-      inputTokens: usageTotal.inputTokens + usage.inputTokens,
-      outputTokens: usageTotal.outputTokens + usage.outputTokens,
+    this.usageTotal = {
+      inputTokens: this.usageTotal.inputTokens + usage.inputTokens,
+      outputTokens: this.usageTotal.outputTokens + usage.outputTokens,
     };
-    reservation?.settle(usd);
-    reservation = undefined;
-    scope.emit({
-      ts: clock.now(),
-      workflowId,
+    this.reservation?.settle(usd);
+    this.reservation = undefined;
+    this.emit({
+      ts: this.now(),
+      workflowId: scope.workflowId,
       type: 'cost.incurred',
       payload: {
         path,
-        agent: agent.name,
+        agent: this.agent.name,
         model: answeredModel,
-        taskType: agent.taskType,
+        taskType: this.agent.taskType,
         attempt,
         usage,
         costUsd: usd,
-        estimateUsd: estimate,
+        estimateUsd: this.estimate,
       },
     });
-  };
+  }
 
-  const settleAbandoned = (attempt: number): void => {
-    // The attempt ended without reported usage (timeout, cancel): charge its estimate, in the log
-    // too, so the spend survives a restart (budgets restore from `cost.incurred`).
-    const usd = estimate;
-    reservation?.settle(usd);
-    reservation = undefined;
+  /** The attempt ended without reported usage (timeout, cancel): charge its estimate, in the log too. */
+  private settleAbandoned(attempt: number): void {
+    // Budgets restore from `cost.incurred`, so the spend survives a restart.
+    const usd = this.estimate;
+    this.reservation?.settle(usd);
+    this.reservation = undefined;
     if (usd <= 0) return;
-    costUsd += usd;
+    const { scope, path } = this.ctx;
+    this.costUsd += usd;
     scope.stats.costUsd += usd;
-    scope.emit({
-      ts: clock.now(),
-      workflowId,
+    this.emit({
+      ts: this.now(),
+      workflowId: scope.workflowId,
       type: 'cost.incurred',
       payload: {
         path,
-        agent: agent.name,
-        model,
-        taskType: agent.taskType,
+        agent: this.agent.name,
+        model: this.model,
+        taskType: this.agent.taskType,
         attempt,
         usage: ZERO_USAGE,
         costUsd: usd,
-        estimateUsd: estimate,
+        estimateUsd: this.estimate,
         estimated: true,
       },
     });
-  };
+  }
 
-  const onCancel = (): void =>
-    actor.send({ type: 'CANCEL', reason: String(ctx.signal.reason ?? 'cancelled') });
-
-  return new Promise<NodeResult>((resolve, reject) => {
-    const finish = (snap: Snapshot): void => {
-      ctx.signal.removeEventListener('abort', onCancel);
-      attemptAbort?.abort('finished');
-      // Whatever ended the invocation (cancel while gated, a sibling's failure), never keep a
-      // breaker probe slot or a budget reservation: a held probe would leave the breaker half-open.
-      permit?.release();
-      permit = undefined;
-      const latencyMs = clock.now() - startedAt;
-      const c = snap.context;
-      if (snap.value === 'succeeded' && lastResult) {
-        succeeded(agent, ctx, lastResult, c.attempt, latencyMs, usageTotal, costUsd, false);
-        if (cacheWrite && services.cache)
-          services.cache.set(cacheWrite.key, agent.name, lastResult.value, cacheWrite.ttlMs);
-        resolve(lastResult);
-        return;
-      }
-      const category: ErrorCategory = c.category ?? 'unknown';
-      const message = c.message ?? String(snap.value);
-      const replayedStale = snap.value === 'failed' ? scope.replay?.cached?.(path) : undefined;
-      if (replayedStale?.ok) {
-        succeeded(agent, ctx, replayedStale, c.attempt, latencyMs, usageTotal, costUsd, true);
-        resolve(replayedStale);
-        return;
-      }
-      const fail = (): void => {
-        if (snap.value === 'rejected') {
-          scope.emit({
-            ts: clock.now(),
-            workflowId,
-            type: 'agent.rejected',
-            payload: { path, agent: agent.name, taskType: agent.taskType, category, reason: message },
-          });
-        } else {
-          scope.emit({
-            ts: clock.now(),
-            workflowId,
-            type: 'agent.failed',
-            payload: {
-              path,
-              agent: agent.name,
-              taskType: agent.taskType,
-              model,
-              category,
-              message,
-              attempts: c.attempt,
-              latencyMs,
-              costUsd,
-              ...(lastOutput !== undefined ? { output: lastOutput } : {}),
-            },
-          });
-        }
-        const details = { agent: agent.name, path, attempts: c.attempt };
-        if (snap.value === 'rejected' && rejection) reject(rejection);
-        else if (snap.value === 'cancelled') reject(new WorkflowCancelledError(message));
-        else if (category === 'timeout') reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
-        else if (category === 'validation_error' || category === 'hallucination')
-          reject(new ValidationError(`${agent.name}: ${message}`, details, category));
-        else reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
-      };
-      if (snap.value !== 'cancelled' && cacheWrite?.staleIfError && services.cache) {
-        const serveStale = (stale: CachedLike | undefined): void => {
-          if (!stale) return fail();
-          scope.emit({
-            ts: clock.now(),
-            workflowId,
-            type: 'cache.stale_served',
-            payload: { path, agent: agent.name, key: cacheWrite.key, ageMs: stale.ageMs, reason: category },
-          });
-          succeeded(agent, ctx, { value: stale.value }, c.attempt, latencyMs, usageTotal, costUsd, true);
-          resolve({ value: stale.value });
-        };
-        const stale = services.cache.get(cacheWrite.key, { allowStale: true });
-        if (isPromise(stale)) stale.then(serveStale, () => serveStale(undefined));
-        else serveStale(stale);
-        return;
-      }
-      fail();
-    };
-
-    /** Applies a budget's answer; false when it refused (the actor was told). */
-    const admitted = (r: ReserveLikeResult, t: number): boolean => {
-      if (!r.ok) {
-        rejection = r.error;
-        permit?.release();
-        permit = undefined;
-        actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });
-        return false;
-      }
-      reservation = r.reservation;
-      if (r.estimateUsd !== undefined) estimate = r.estimateUsd;
-      if (r.model !== agent.model) {
-        scope.emit({
-          ts: t,
-          workflowId,
-          type: 'budget.downgraded',
-          payload: {
-            path,
-            agent: agent.name,
-            fromModel: agent.model,
-            toModel: r.model,
-            scope: r.downgradeScope ?? 'global',
-          },
-        });
-        model = r.model;
-      }
-      scope.emit({
-        ts: t,
-        workflowId,
-        type: 'cost.reserved',
-        payload: { path, agent: agent.name, model, taskType: agent.taskType, estimateUsd: estimate },
-      });
-      return true;
-    };
-
-    const gate = (): void => {
-      const t = clock.now();
-      if (ctx.deadlineAt !== undefined && t >= ctx.deadlineAt) {
-        actor.send({ type: 'GATE.REJECT', category: 'timeout', reason: 'the workflow deadline passed' });
-        return;
-      }
-      const refused = scope.replay?.rejection?.(path);
-      if (refused) {
-        actor.send({ type: 'GATE.REJECT', category: refused.category, reason: refused.reason });
-        return;
-      }
-      if (agent.breaker && !scope.replay) {
-        const breaker = services.breaker(agent.breaker);
-        permit = breaker.acquire();
-        if (!permit) {
-          rejection = new CircuitOpenError(breaker.name, breaker.retryInMs?.());
-          actor.send({ type: 'GATE.REJECT', category: 'circuit_open', reason: rejection.message });
-          return;
-        }
-      }
-      estimate = services.price(agent.model, agent.estimate ?? DEFAULT_ESTIMATE);
-      if (services.budgets && !scope.replay) {
-        const r = services.budgets.reserve({
-          model: agent.model,
-          taskType: agent.taskType,
-          estimateUsd: estimate,
-          usage: agent.estimate ?? DEFAULT_ESTIMATE,
-        });
-        if (isPromise(r)) {
-          // A budget shared across processes answers asynchronously; the actor waits in `gated`.
-          r.then(
-            (result) => {
-              if (actor.getSnapshot().value !== 'gated') {
-                // Cancelled (or the deadline passed) while the reservation was on its way.
-                if (result.ok) result.reservation.release();
-                permit?.release();
-                permit = undefined;
-                return;
-              }
-              if (admitted(result, clock.now())) actor.send({ type: 'GATE.PASS' });
-            },
-            (e: unknown) => {
-              if (actor.getSnapshot().value !== 'gated') return;
-              permit?.release();
-              permit = undefined;
-              rejection = e instanceof Error ? e : new Error(messageOf(e));
-              actor.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: rejection.message });
-            },
-          );
-          return;
-        }
-        if (!admitted(r, t)) return;
-      }
-      actor.send({ type: 'GATE.PASS' });
-    };
-
-    const call = (attempt: number): void => {
-      const ac = new AbortController();
-      attemptAbort = ac;
-      const recorded = scope.replay ? scope.replay.next(path) : undefined;
-      const work: Promise<AgentOutput<unknown>> = scope.replay
-        ? replayOutcome(recorded, agent.name, path)
-        : runAgent(agent, input, {
-            signal: ac.signal,
-            attempt,
-            model,
-            workflowId,
-            path,
-            clock,
-            seed: `${seed}:${attempt}`,
-          });
-      work.then(
-        (out) => {
-          if (attemptAbort !== ac || ac.signal.aborted) return; // this attempt already timed out or was cancelled
-          attemptAbort = undefined;
-          const answered = out.model ?? model;
-          emitCost(attempt, out.usage ?? ZERO_USAGE, answered);
-          const verdict = validate(agent, out.value);
-          if (!verdict.ok) {
-            lastOutput = out.value;
-            permit?.release();
-            permit = undefined;
-            actor.send({ type: 'CALL.FAILED', category: verdict.category, message: verdict.message });
-            return;
-          }
-          lastResult = {
-            value: verdict.value,
-            ...(out.confidence !== undefined ? { confidence: out.confidence } : {}),
-            model: answered,
-          };
-          permit?.success();
-          permit = undefined;
-          actor.send({ type: 'CALL.SUCCEEDED' });
-        },
-        (e: unknown) => {
-          if (attemptAbort !== ac || ac.signal.aborted) return;
-          attemptAbort = undefined;
-          const f = classify(e);
-          emitCost(attempt, f.usage ?? ZERO_USAGE, model);
-          permit?.failure(f.category);
-          permit = undefined;
-          actor.send({
-            type: 'CALL.FAILED',
-            category: f.category,
-            message: f.message,
-            ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
-          });
-        },
-      );
-    };
-
-    actor.subscribe({
-      next: (snap) => {
-        const state = snap.value;
-        const attempt = snap.context.attempt;
-        if (state === handledState && attempt === handledAttempt) return;
-        const previous = handledState;
-        handledState = state;
-        handledAttempt = attempt;
-        // Leaving `calling` without an outcome (timeout, cancel): abort the attempt's call.
-        if (previous === 'calling' && attemptAbort) {
-          attemptAbort.abort(state === 'cancelled' ? 'cancelled' : 'timeout');
-          attemptAbort = undefined;
-          settleAbandoned(snap.context.attempt);
-          if (state !== 'cancelled') {
-            permit?.failure('timeout');
-            permit = undefined;
-            scope.emit({
-              ts: clock.now(),
-              workflowId,
-              type: 'agent.timed_out',
-              payload: { path, agent: agent.name, attempt: snap.context.attempt, timeoutMs },
-            });
-          } else {
-            permit?.release();
-            permit = undefined;
-          }
-        }
-        switch (state) {
-          case 'gated':
-            gate();
-            return;
-          case 'calling':
-            call(attempt);
-            return;
-          case 'retrying':
-            scope.emit({
-              ts: clock.now(),
-              workflowId,
-              type: 'agent.retried',
-              payload: {
-                path,
-                agent: agent.name,
-                attempt,
-                category: snap.context.category ?? 'unknown',
-                message: snap.context.message ?? '',
-                delayMs: snap.context.retryDelayMs,
-                ...(snap.context.retryAfterMs !== undefined
-                  ? { retryAfterMs: snap.context.retryAfterMs }
-                  : {}),
-              },
-            });
-            return;
-          case 'idle':
-            return;
-          default:
-            finish(snap);
-        }
-      },
-      error: (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
-    });
-    if (ctx.signal.aborted) {
-      actor.start();
-      actor.send({ type: 'CANCEL', reason: String(ctx.signal.reason ?? 'cancelled') });
+  private finish(snap: AgentSnapshot): void {
+    const { agent, ctx, outcome, cacheWrite } = this;
+    const { scope, path } = ctx;
+    const { services } = scope;
+    this.attempt?.abort('finished');
+    // Whatever ended the invocation (cancel while gated, a sibling's failure), never keep a
+    // breaker probe slot or a budget reservation: a held probe would leave the breaker half-open.
+    this.permit?.release();
+    this.permit = undefined;
+    const latencyMs = this.now() - this.startedAt;
+    const c = snap.context;
+    const lastResult = this.lastResult;
+    if (snap.value === 'succeeded' && lastResult) {
+      succeeded(agent, ctx, lastResult, c.attempt, latencyMs, this.usageTotal, this.costUsd, false);
+      if (cacheWrite && services.cache)
+        services.cache.set(cacheWrite.key, agent.name, lastResult.value, cacheWrite.ttlMs);
+      outcome.resolve(lastResult);
       return;
     }
-    ctx.signal.addEventListener('abort', onCancel, { once: true });
-    actor.start();
-    actor.send({ type: 'START' });
-  });
+    const category: ErrorCategory = c.category ?? 'unknown';
+    const message = c.message ?? String(snap.value);
+    const replayedStale = snap.value === 'failed' ? scope.replay?.cached?.(path) : undefined;
+    if (replayedStale?.ok) {
+      succeeded(agent, ctx, replayedStale, c.attempt, latencyMs, this.usageTotal, this.costUsd, true);
+      outcome.resolve(replayedStale);
+      return;
+    }
+    if (snap.value !== 'cancelled' && cacheWrite?.staleIfError && services.cache) {
+      const serveStale = (stale: CachedLike | undefined): void => {
+        if (!stale) return this.fail(snap, category, message, latencyMs);
+        this.emit({
+          ts: this.now(),
+          workflowId: scope.workflowId,
+          type: 'cache.stale_served',
+          payload: { path, agent: agent.name, key: cacheWrite.key, ageMs: stale.ageMs, reason: category },
+        });
+        succeeded(
+          agent,
+          ctx,
+          { value: stale.value },
+          c.attempt,
+          latencyMs,
+          this.usageTotal,
+          this.costUsd,
+          true,
+        );
+        outcome.resolve({ value: stale.value });
+      };
+      const stale = services.cache.get(cacheWrite.key, { allowStale: true });
+      if (isPromise(stale)) stale.then(serveStale, () => serveStale(undefined));
+      else serveStale(stale);
+      return;
+    }
+    this.fail(snap, category, message, latencyMs);
+  }
+
+  private fail(snap: AgentSnapshot, category: ErrorCategory, message: string, latencyMs: number): void {
+    const { agent, ctx, outcome } = this;
+    const { scope, path } = ctx;
+    const attempts = snap.context.attempt;
+    if (snap.value === 'rejected') {
+      this.emit({
+        ts: this.now(),
+        workflowId: scope.workflowId,
+        type: 'agent.rejected',
+        payload: { path, agent: agent.name, taskType: agent.taskType, category, reason: message },
+      });
+    } else {
+      this.emit({
+        ts: this.now(),
+        workflowId: scope.workflowId,
+        type: 'agent.failed',
+        payload: {
+          path,
+          agent: agent.name,
+          taskType: agent.taskType,
+          model: this.model,
+          category,
+          message,
+          attempts,
+          latencyMs,
+          costUsd: this.costUsd,
+          ...(this.lastOutput !== undefined ? { output: this.lastOutput } : {}),
+        },
+      });
+    }
+    const details = { agent: agent.name, path, attempts };
+    if (snap.value === 'rejected' && this.rejection) outcome.reject(this.rejection);
+    else if (snap.value === 'cancelled') outcome.reject(new WorkflowCancelledError(message));
+    else if (category === 'timeout')
+      outcome.reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
+    else if (category === 'validation_error' || category === 'hallucination')
+      outcome.reject(new ValidationError(`${agent.name}: ${message}`, details, category));
+    else outcome.reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
+  }
+
+  /** Applies a budget's answer; false when it refused (the machine was told). */
+  private admitted(r: ReserveLikeResult, t: number): boolean {
+    const { agent, ctx } = this;
+    if (!r.ok) {
+      this.rejection = r.error;
+      this.permit?.release();
+      this.permit = undefined;
+      this.driver.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });
+      return false;
+    }
+    this.reservation = r.reservation;
+    if (r.estimateUsd !== undefined) this.estimate = r.estimateUsd;
+    if (r.model !== agent.model) {
+      this.emit({
+        ts: t,
+        workflowId: ctx.scope.workflowId,
+        type: 'budget.downgraded',
+        payload: {
+          path: ctx.path,
+          agent: agent.name,
+          fromModel: agent.model,
+          toModel: r.model,
+          scope: r.downgradeScope ?? 'global',
+        },
+      });
+      this.model = r.model;
+    }
+    this.emit({
+      ts: t,
+      workflowId: ctx.scope.workflowId,
+      type: 'cost.reserved',
+      payload: {
+        path: ctx.path,
+        agent: agent.name,
+        model: this.model,
+        taskType: agent.taskType,
+        estimateUsd: this.estimate,
+      },
+    });
+    return true;
+  }
+
+  private gate(): void {
+    const { agent, ctx, driver } = this;
+    const { scope, path } = ctx;
+    const { services } = scope;
+    const t = this.now();
+    if (ctx.deadlineAt !== undefined && t >= ctx.deadlineAt) {
+      driver.send({ type: 'GATE.REJECT', category: 'timeout', reason: 'the workflow deadline passed' });
+      return;
+    }
+    const refused = scope.replay?.rejection?.(path);
+    if (refused) {
+      driver.send({ type: 'GATE.REJECT', category: refused.category, reason: refused.reason });
+      return;
+    }
+    if (agent.breaker && !scope.replay) {
+      const breaker = services.breaker(agent.breaker);
+      this.permit = breaker.acquire();
+      if (!this.permit) {
+        this.rejection = new CircuitOpenError(breaker.name, breaker.retryInMs?.());
+        driver.send({ type: 'GATE.REJECT', category: 'circuit_open', reason: this.rejection.message });
+        return;
+      }
+    }
+    this.estimate = services.price(agent.model, agent.estimate ?? DEFAULT_ESTIMATE);
+    if (services.budgets && !scope.replay) {
+      const r = services.budgets.reserve({
+        model: agent.model,
+        taskType: agent.taskType,
+        estimateUsd: this.estimate,
+        usage: agent.estimate ?? DEFAULT_ESTIMATE,
+      });
+      if (isPromise(r)) {
+        // A budget shared across processes answers asynchronously; the machine waits in `gated`.
+        r.then(
+          (result) => {
+            if (driver.getSnapshot().value !== 'gated') {
+              // Cancelled (or the deadline passed) while the reservation was on its way.
+              if (result.ok) result.reservation.release();
+              this.permit?.release();
+              this.permit = undefined;
+              return;
+            }
+            if (this.admitted(result, this.now())) driver.send({ type: 'GATE.PASS' });
+          },
+          (e: unknown) => {
+            if (driver.getSnapshot().value !== 'gated') return;
+            this.permit?.release();
+            this.permit = undefined;
+            this.rejection = e instanceof Error ? e : new Error(messageOf(e));
+            driver.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: this.rejection.message });
+          },
+        );
+        return;
+      }
+      if (!this.admitted(r, t)) return;
+    }
+    driver.send({ type: 'GATE.PASS' });
+  }
+
+  private call(attempt: number): void {
+    const { agent, ctx } = this;
+    const { scope, path } = ctx;
+    const signal = new AttemptSignal();
+    this.attempt = signal;
+    const work: Promise<AgentOutput<unknown>> = scope.replay
+      ? replayOutcome(scope.replay.next(path), agent.name, path)
+      : runAgent(agent, this.input, this.attemptContext(attempt, signal));
+    work.then(
+      (out) => this.answered(signal, attempt, out),
+      (e: unknown) => this.threw(signal, attempt, e),
+    );
+  }
+
+  /** What `run` sees of attempt `attempt`: `signal` and `rng` are made on first use. */
+  private attemptContext(attempt: number, signal: AttemptSignal): AgentContext {
+    const { scope, path } = this.ctx;
+    const seed = this.seed;
+    let rng: Random | undefined;
+    return {
+      get signal(): AbortSignal {
+        return signal.get();
+      },
+      attempt,
+      model: this.model,
+      workflowId: scope.workflowId,
+      path,
+      clock: scope.services.clock,
+      get rng(): Random {
+        return (rng ??= seededRandom(`${seed}:${attempt}`));
+      },
+    };
+  }
+
+  private answered(signal: AttemptSignal, attempt: number, out: AgentOutput<unknown>): void {
+    if (this.attempt !== signal || signal.reason !== undefined) return; // timed out, cancelled or finished
+    this.attempt = undefined;
+    const answered = out.model ?? this.model;
+    this.emitCost(attempt, out.usage ?? ZERO_USAGE, answered);
+    const verdict = validate(this.agent, out.value);
+    if (!verdict.ok) {
+      this.lastOutput = out.value;
+      this.permit?.release();
+      this.permit = undefined;
+      this.driver.send({ type: 'CALL.FAILED', category: verdict.category, message: verdict.message });
+      return;
+    }
+    this.lastResult = {
+      value: verdict.value,
+      ...(out.confidence !== undefined ? { confidence: out.confidence } : {}),
+      model: answered,
+    };
+    this.permit?.success();
+    this.permit = undefined;
+    this.driver.send({ type: 'CALL.SUCCEEDED' });
+  }
+
+  private threw(signal: AttemptSignal, attempt: number, e: unknown): void {
+    if (this.attempt !== signal || signal.reason !== undefined) return;
+    this.attempt = undefined;
+    const f = classify(e);
+    this.emitCost(attempt, f.usage ?? ZERO_USAGE, this.model);
+    this.permit?.failure(f.category);
+    this.permit = undefined;
+    this.driver.send({
+      type: 'CALL.FAILED',
+      category: f.category,
+      message: f.message,
+      ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+    });
+  }
 }
 
-/** Calls the agent's `run` with a lazily seeded PRNG. */
-function runAgent(
-  agent: AnyAgent,
-  input: unknown,
-  c: Omit<AgentContext, 'rng'> & { seed: string },
-): Promise<AgentOutput<unknown>> {
-  let rng: Random | undefined;
-  const { seed, ...rest } = c;
-  const context: AgentContext = {
-    ...rest,
-    get rng(): Random {
-      return (rng ??= seededRandom(seed));
-    },
-  };
+/** Calls the agent's `run`; a synchronous throw becomes a rejection. */
+function runAgent(agent: AnyAgent, input: unknown, context: AgentContext): Promise<AgentOutput<unknown>> {
   try {
     return (agent.run as (input: unknown, context: AgentContext) => Promise<AgentOutput<unknown>>)(
       input,

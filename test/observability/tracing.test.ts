@@ -1,4 +1,12 @@
-import { context, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
+import {
+  INVALID_SPAN_CONTEXT,
+  ProxyTracerProvider,
+  context,
+  trace,
+  SpanKind,
+  SpanStatusCode,
+  type Context,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   BasicTracerProvider,
@@ -8,7 +16,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { KeelEvent } from '../../src/eventlog/events.js';
+import { SYSTEM_WORKFLOW_ID, type KeelEvent } from '../../src/eventlog/events.js';
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_AGENT_NAME,
@@ -233,6 +241,30 @@ describe('createTracing', () => {
     expect(input[0]?.parts[0]?.content).toContain('INV-1');
     const vendor = spans.find((s) => s.name === 'invoke_agent vendor_extraction');
     expect(String(vendor?.attributes[ATTR_GEN_AI_OUTPUT_MESSAGES])).toContain('Acme Corp');
+  });
+
+  it('without an SDK, reports for every event the ids no-op spans have, and keeps no state', () => {
+    // The API's own tracer with no provider registered: every span is a no-op.
+    const noop = new ProxyTracerProvider().getTracer('keel');
+    const tracing = createTracing({ tracer: noop });
+    const events = syntheticStream(3);
+    const ids = events.map((e) => tracing.onEvent(e));
+    // Events of a workflow get the (invalid) ids of its no-op spans; runtime-level ones none.
+    const system = events.map((e) => e.workflowId === SYSTEM_WORKFLOW_ID);
+    expect(system.some(Boolean)).toBe(true);
+    expect(ids.filter((id, i) => !system[i] && id !== INVALID_SPAN_CONTEXT)).toEqual([]);
+    expect(ids.filter((id, i) => system[i] && id !== undefined)).toEqual([]);
+    expect(tracing.openWorkflows()).toBe(0);
+
+    // A traced caller, still without an SDK: the spans carry the caller's ids, as no-op spans do.
+    const caller = trace.wrapSpanContext({ traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1 });
+    const parent = trace.setSpan(context.active(), caller);
+    const one = syntheticStream(1).filter((e) => e.workflowId === 'wf-invoice-0');
+    const withParent = one.map((e) => tracing.onEvent(e, parent));
+    expect(withParent.every((id) => id?.traceId === 'a'.repeat(32) && id.spanId === 'b'.repeat(16))).toBe(
+      true,
+    );
+    expect(tracing.openWorkflows()).toBe(0);
   });
 
   it("returns the ids of each event's span, for log correlation", () => {
