@@ -12,9 +12,10 @@ export interface RedisConnectionOptions {
   keyPrefix?: string;
   /**
    * Extra ioredis options (TLS, password, sentinels …); `lazyConnect` is always on. Keel's defaults
-   * fail fast rather than queue behind a dead server: `connectTimeout` 2000 ms,
-   * `maxRetriesPerRequest` 1 (ioredis's own defaults made the first command to an unreachable Redis
-   * take ~10 s).
+   * fail fast rather than queue behind a dead server: `maxRetriesPerRequest` 1 (ioredis's own
+   * default made the first command to an unreachable Redis take ~10 s; a refused connection now
+   * fails at once) and `connectTimeout` 10000 ms (a loaded process can take seconds to see its
+   * connect complete; 2000 ms made subscribers on a busy CI box drop and re-subscribe).
    */
   redis?: RedisOptions;
   /** Receives connection errors (reconnects are ioredis's); default: ignored, each failed command reports its own. */
@@ -41,7 +42,7 @@ export class RedisConnection {
       throw new ConfigError('redis.keyPrefix', 'must be a string, e.g. "keel:"');
     this.url = url;
     this.keyPrefix = keyPrefix;
-    this.options = { connectTimeout: 2_000, maxRetriesPerRequest: 1, ...options.redis, lazyConnect: true };
+    this.options = { connectTimeout: 10_000, maxRetriesPerRequest: 1, ...options.redis, lazyConnect: true };
     this.onError = options.onError;
   }
 
