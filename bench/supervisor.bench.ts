@@ -99,7 +99,7 @@ function context(): NodeContext {
     replay: undefined,
     emit: () => undefined,
   };
-  return { scope, path: 'bench', signal: new AbortController().signal, deadlineAt: undefined };
+  return { scope, path: 'bench', deadlineAt: undefined };
 }
 
 /** One way to run N agents as a workflow. */

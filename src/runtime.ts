@@ -336,9 +336,6 @@ function parseConfig(config: unknown): RuntimeConfig {
   return config as RuntimeConfig;
 }
 
-/** The root node's signal: unsubscribing cancels a workflow, and with it each agent invocation. */
-const NEVER_ABORTED: AbortSignal = new AbortController().signal;
-
 /** Hex SHA-256 of a text, in one native call where Node has `crypto.hash` (20.12+). */
 const sha256Hex: (text: string) => string =
   typeof oneShotHash === 'function'
@@ -1096,7 +1093,6 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     const ctx: NodeContext = {
       scope,
       path: name,
-      signal: NEVER_ABORTED,
       deadlineAt: undefined,
     };
     let result: { value: unknown; confidence?: number } | undefined;

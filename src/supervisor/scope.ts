@@ -128,11 +128,10 @@ export interface WorkflowScope {
   readonly replay: ReplaySource | undefined;
 }
 
-/** Where a node runs: its path, cancellation and deadline. */
+/** Where a node runs: its path and deadline (a node is cancelled by unsubscribing from it). */
 export interface NodeContext {
   readonly scope: WorkflowScope;
   readonly path: string;
-  readonly signal: AbortSignal;
   /** Absolute time (ms since epoch) by which the node must finish. */
   readonly deadlineAt: number | undefined;
 }
