@@ -4,7 +4,7 @@
  */
 import { canonicalJson } from '../core/json.js';
 import type { ErrorCategory, KeelEvent } from '../eventlog/events.js';
-import type { RecordedOutcome, ReplaySource } from '../supervisor/scope.js';
+import type { RecordedHit, RecordedOutcome, ReplaySource } from '../supervisor/scope.js';
 
 /** A recorded gate refusal (breaker open, budget exhausted, deadline) replayed as a refusal. */
 export interface RecordedRejection {
@@ -17,12 +17,7 @@ export interface RecordedSource extends ReplaySource {
   /** The recorded refusal for the next invocation at `path`, if it was refused. */
   rejection(path: string): RecordedRejection | undefined;
   /** The recorded outcome of the next invocation at `path` when it made no call of its own. */
-  cached(
-    path: string,
-  ):
-    | { ok: true; value: unknown; confidence?: number }
-    | { ok: false; category: ErrorCategory; message: string }
-    | undefined;
+  cached(path: string): RecordedHit | undefined;
   /** Outcomes recorded but not consumed by the replay. */
   unused(): { path: string; count: number }[];
 }
@@ -30,8 +25,8 @@ export interface RecordedSource extends ReplaySource {
 type Step =
   | { kind: 'attempt'; outcome: RecordedOutcome }
   | { kind: 'rejected'; rejection: RecordedRejection }
-  | { kind: 'cached'; value: unknown; confidence?: number }
-  | { kind: 'sharedFailure'; category: ErrorCategory; message: string };
+  | { kind: 'cached'; value: unknown; confidence?: number; at: number }
+  | { kind: 'sharedFailure'; category: ErrorCategory; message: string; at: number };
 
 /**
  * Builds the per-path queue of recorded attempt outcomes of one workflow: each failed attempt from
@@ -44,16 +39,49 @@ type Step =
 export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
   const steps = new Map<string, Step[]>();
   const costs = new Map<string, number[]>();
+  // Attempt outcomes recorded for the invocation running at each path.
+  const attemptsSeen = new Map<string, number>();
   const push = (path: string, step: Step): void => {
     let q = steps.get(path);
     if (!q) steps.set(path, (q = []));
     q.push(step);
+    if (step.kind === 'attempt') attemptsSeen.set(path, (attemptsSeen.get(path) ?? 0) + 1);
   };
   const takeCost = (path: string): number => costs.get(path)?.shift() ?? 0;
-  const failed = (path: string, category: ErrorCategory, message: string, costUsd: number): void =>
-    push(path, { kind: 'attempt', outcome: { ok: false, category, message, costUsd } });
+  // When each outcome was seen: its ts, plus a fraction ordering outcomes of the same millisecond
+  // by log order (at most 999 per millisecond keep distinct; ms since epoch leave room for that).
+  let lastTs = Number.NEGATIVE_INFINITY;
+  let sameMs = 0;
+  let at = 0;
+  const failed = (
+    path: string,
+    category: ErrorCategory,
+    message: string,
+    costUsd: number,
+    retryAfterMs?: number,
+  ): void =>
+    push(path, {
+      kind: 'attempt',
+      outcome: {
+        ok: false,
+        category,
+        message,
+        costUsd,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        at,
+      },
+    });
   for (const e of events) {
+    if (e.ts === lastTs) sameMs = Math.min(sameMs + 1, 999);
+    else {
+      lastTs = e.ts;
+      sameMs = 0;
+    }
+    at = e.ts + sameMs / 1000;
     switch (e.type) {
+      case 'agent.invoked':
+        attemptsSeen.set(e.payload.path, 0);
+        break;
       case 'cost.incurred': {
         let q = costs.get(e.payload.path);
         if (!q) costs.set(e.payload.path, (q = []));
@@ -61,13 +89,19 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
         break;
       }
       case 'agent.retried':
-        failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
+        failed(
+          e.payload.path,
+          e.payload.category,
+          e.payload.message,
+          takeCost(e.payload.path),
+          e.payload.retryAfterMs,
+        );
         break;
       case 'agent.succeeded':
         if (e.payload.cached && e.payload.attempts > 0) {
           // stale-if-error: the last attempt failed and a stale value was served
           failed(e.payload.path, 'provider_error', 'recorded failure (stale served)', 0);
-          push(e.payload.path, { kind: 'cached', value: e.payload.output });
+          push(e.payload.path, { kind: 'cached', value: e.payload.output, at });
           break;
         }
         if (e.payload.cached) {
@@ -75,6 +109,7 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
             kind: 'cached',
             value: e.payload.output,
             ...(e.payload.confidence !== undefined ? { confidence: e.payload.confidence } : {}),
+            at,
           });
           break;
         }
@@ -87,6 +122,7 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
             usage: e.payload.usage,
             model: e.payload.model,
             costUsd: takeCost(e.payload.path),
+            at,
           },
         });
         break;
@@ -96,7 +132,16 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
             kind: 'sharedFailure',
             category: e.payload.category,
             message: e.payload.message,
+            at,
           });
+          break;
+        }
+        if (
+          e.payload.category === 'cancelled' &&
+          e.payload.attempts > 0 &&
+          e.payload.attempts <= (attemptsSeen.get(e.payload.path) ?? 0)
+        ) {
+          // Cancelled between attempts (during a retry's backoff): no call was in flight.
           break;
         }
         failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
@@ -125,7 +170,7 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
       if (!head) return undefined;
       if (head.kind === 'sharedFailure') {
         q.shift();
-        return { ok: false, category: head.category, message: head.message };
+        return { ok: false, category: head.category, message: head.message, at: head.at };
       }
       if (head.kind !== 'cached') return undefined;
       q.shift();
@@ -133,6 +178,7 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
         ok: true,
         value: head.value,
         ...(head.confidence !== undefined ? { confidence: head.confidence } : {}),
+        at: head.at,
       };
     },
     rejection(path) {

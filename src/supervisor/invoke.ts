@@ -12,9 +12,10 @@ import {
   type AgentMachineEvent,
   type AgentMachineInput,
 } from '../../machines/agent.machine.js';
+import type { Clock } from '../core/clock.js';
 import { hashSeed, seededRandom, type Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
-import { isProviderError } from '../providers/types.js';
+import { isProviderError, ProviderError } from '../providers/types.js';
 import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from './agent-driver.js';
 import { isAgentError, type Agent, type AgentContext, type AgentOutput, type CachePolicy } from './agent.js';
 import {
@@ -32,6 +33,7 @@ import type {
   CacheLike,
   CachedLike,
   PermitLike,
+  RecordedHit,
   RecordedOutcome,
   ReservationLike,
   ReserveLikeResult,
@@ -170,20 +172,22 @@ class AgentInvocation implements Invocation, Outcome {
     const recordedHit = scope.replay?.cached?.(path);
     if (recordedHit) {
       // Replaying a call the record answered without a call of its own (cache, or another
-      // workflow's identical call): answer it the same way.
-      if (!recordedHit.ok) {
-        sharedFailure(agent, ctx, recordedHit.category, recordedHit.message);
-        this.reject(
-          new AgentFailedError(recordedHit.category, recordedHit.message, { agent: agent.name, path }),
-        );
+      // workflow's identical call): answer it the same way, when the record did.
+      const wait = recordedHit.at === undefined ? 0 : recordedHit.at - services.clock.now();
+      if (!(wait > 0)) {
+        this.answerAsRecorded(recordedHit);
         return;
       }
-      const hit = {
-        value: recordedHit.value,
-        ...(recordedHit.confidence !== undefined ? { confidence: recordedHit.confidence } : {}),
+      const timer = services.clock.setTimeout(() => {
+        this.target = undefined;
+        this.answerAsRecorded(recordedHit);
+      }, wait);
+      this.target = {
+        cancel: () => {
+          services.clock.clearTimeout(timer);
+          sharedFailure(agent, ctx, 'cancelled', 'cancelled while waiting for the recorded answer');
+        },
       };
-      succeeded(agent, ctx, hit, 0, 0, ZERO_USAGE, 0, true);
-      this.resolve(hit);
       return;
     }
     const cache = agent.cache && !scope.replay ? services.cache : undefined;
@@ -221,6 +225,24 @@ class AgentInvocation implements Invocation, Outcome {
         () => afterMiss(agent, input, ctx, cache, policy, key, this),
       ),
     );
+  }
+
+  /** Replay: the recorded answer of an invocation that made no call of its own. */
+  private answerAsRecorded(recorded: RecordedHit): void {
+    const { agent, ctx } = this;
+    if (!recorded.ok) {
+      sharedFailure(agent, ctx, recorded.category, recorded.message);
+      this.reject(
+        new AgentFailedError(recorded.category, recorded.message, { agent: agent.name, path: ctx.path }),
+      );
+      return;
+    }
+    const hit = {
+      value: recorded.value,
+      ...(recorded.confidence !== undefined ? { confidence: recorded.confidence } : {}),
+    };
+    succeeded(agent, ctx, hit, 0, 0, ZERO_USAGE, 0, true);
+    this.resolve(hit);
   }
 
   unsubscribe(): void {
@@ -869,7 +891,7 @@ class AgentCall implements AgentListener, Cancellable {
     const signal = new AttemptSignal();
     this.attempt = signal;
     const work: Promise<AgentOutput<unknown>> = scope.replay
-      ? replayOutcome(scope.replay.next(path), agent.name, path)
+      ? replayOutcome(scope.replay.next(path), agent.name, path, scope.services.clock)
       : runAgent(agent, this.input, this.attemptContext(attempt, signal));
     work.then(
       (out) => this.answered(signal, attempt, out),
@@ -948,11 +970,16 @@ function runAgent(agent: AnyAgent, input: unknown, context: AgentContext): Promi
   }
 }
 
-/** During replay: the recorded outcome instead of a model call. */
+/**
+ * During replay: the recorded outcome instead of a model call, delivered when the record saw it
+ * (on the replay's simulated clock), so a retry's backoff, a timeout and a sibling's outcome happen
+ * in the order they did live.
+ */
 function replayOutcome(
   recorded: RecordedOutcome | undefined,
   agentName: string,
   path: string,
+  clock: Clock,
 ): Promise<AgentOutput<unknown>> {
   if (!recorded) {
     return Promise.reject(
@@ -967,15 +994,22 @@ function replayOutcome(
     // stays pending until the same thing cancels it again.
     return new Promise<never>(() => undefined);
   }
-  if (recorded.ok) {
-    return Promise.resolve({
-      value: recorded.value,
-      ...(recorded.confidence !== undefined ? { confidence: recorded.confidence } : {}),
-      usage: recorded.usage,
-      model: recorded.model,
-    });
-  }
-  return Promise.reject(
-    new AgentFailedError(recorded.category, recorded.message, { agent: agentName, path }),
-  );
+  const settle = (): Promise<AgentOutput<unknown>> =>
+    recorded.ok
+      ? Promise.resolve({
+          value: recorded.value,
+          ...(recorded.confidence !== undefined ? { confidence: recorded.confidence } : {}),
+          usage: recorded.usage,
+          model: recorded.model,
+        })
+      : Promise.reject(
+          new ProviderError(recorded.category, recorded.message, {
+            ...(recorded.retryAfterMs !== undefined ? { retryAfterMs: recorded.retryAfterMs } : {}),
+          }),
+        );
+  const wait = recorded.at === undefined ? 0 : recorded.at - clock.now();
+  if (!(wait > 0)) return settle();
+  return new Promise<void>((resolve) => {
+    clock.setTimeout(resolve, wait);
+  }).then(settle);
 }

@@ -75,9 +75,25 @@ export interface CacheLike {
 }
 
 /** A recorded agent outcome, fed back during replay instead of calling the model. */
-export type RecordedOutcome =
+export type RecordedOutcome = (
   | { ok: true; value: unknown; confidence?: number; usage: Usage; model: string; costUsd: number }
-  | { ok: false; category: ErrorCategory; message: string; costUsd: number };
+  | { ok: false; category: ErrorCategory; message: string; costUsd: number; retryAfterMs?: number }
+) & {
+  /**
+   * When the record saw this outcome (ms since epoch; a fraction orders outcomes recorded in the
+   * same millisecond by their place in the log). Replay delivers it then, so siblings' outcomes,
+   * retry backoffs and timeouts interleave as they did live. Absent: delivered at once.
+   */
+  at?: number;
+};
+
+/**
+ * A recorded answer that needed no call of its own (a cache hit, or another workflow's identical
+ * in-flight call): delivered at `at` (see {@link RecordedOutcome}).
+ */
+export type RecordedHit = (
+  { ok: true; value: unknown; confidence?: number } | { ok: false; category: ErrorCategory; message: string }
+) & { at?: number };
 
 /** Source of recorded outcomes during replay; `undefined` when the log has none for that call. */
 export interface ReplaySource {
@@ -87,12 +103,7 @@ export interface ReplaySource {
    * The recorded outcome of the next invocation at `path` when it made no call of its own (a cache
    * hit, or another workflow's identical in-flight call, successful or not).
    */
-  cached?(
-    path: string,
-  ):
-    | { ok: true; value: unknown; confidence?: number }
-    | { ok: false; category: ErrorCategory; message: string }
-    | undefined;
+  cached?(path: string): RecordedHit | undefined;
   /** The recorded gate refusal (breaker, budget, deadline) of the next invocation at `path`, if any. */
   rejection?(path: string): { category: ErrorCategory; reason: string } | undefined;
 }

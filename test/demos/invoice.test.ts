@@ -1,12 +1,21 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { demoTopologies } from '../../demos/index.js';
 import { runInvoiceDemo, type InvoiceDemoResult } from '../../demos/invoice.js';
-import { openSqliteStore, simulatedClock } from '../../src/index.js';
+import { createRuntime, openSqliteStore, simulatedClock, type ReplayReport } from '../../src/index.js';
 import { tmpDb } from './helpers.js';
 
 describe('invoice demo (virtual time)', () => {
   let r: InvoiceDemoResult;
+  let replays: ReplayReport[];
   beforeAll(async () => {
-    r = await runInvoiceDemo({ db: tmpDb(), count: 150, seed: 7, clock: simulatedClock() });
+    const db = tmpDb();
+    r = await runInvoiceDemo({ db, count: 150, seed: 7, clock: simulatedClock() });
+    const rt = createRuntime({ db });
+    try {
+      replays = await rt.replay('all', { topologies: demoTopologies() });
+    } finally {
+      await rt.close();
+    }
   }, 120_000);
 
   it('reads the injected production mix back from the log: OCR errors first, then missing fields, then edge cases', () => {
@@ -33,6 +42,13 @@ describe('invoice demo (virtual time)', () => {
     expect(r.latency.parallel.p50Ms).toBeLessThan(r.latency.sequential.p50Ms);
     expect(r.latency.parallel.p95Ms).toBeLessThan(r.latency.sequential.p95Ms);
     expect(r.latency.slaP95Ms).toBe(10_000);
+  });
+
+  it('replays every recorded workflow identically, retries racing a failing sibling included', () => {
+    // Seed 7 records a parallel extraction whose retried child succeeds before its sibling fails
+    // the par: replay has to deliver each recorded outcome when it happened to get the same end.
+    expect(replays).toHaveLength(300);
+    expect(replays.filter((x) => !x.ok).map((x) => x.divergences)).toEqual([]);
   });
 
   it(

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { ProviderError } from '../../src/providers/types.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { agent } from '../../src/supervisor/agent.js';
+import { agent, type AgentContext } from '../../src/supervisor/agent.js';
 import { cascade } from '../../src/supervisor/cascade.js';
 import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
@@ -85,6 +85,118 @@ describe('rt.replay', () => {
     expect(calls.n).toBe(0);
     expect(report?.divergences).toEqual([]);
     expect(report?.ok).toBe(true);
+  });
+
+  it('replays a retried call and a failing sibling in the order they happened live', async () => {
+    // Live: `date` fails at +10 ms, retries after its backoff and succeeds at about +90 ms; its
+    // sibling `amount` fails at +300 ms and fails the par. Replay must not let the sibling's
+    // recorded failure overtake the retry (which would cancel `date` instead of letting it succeed).
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const flow = (calls: { n: number }) => {
+      let dateCalls = 0;
+      const after = <T>(
+        ctx: { clock: { setTimeout(fn: () => void, ms: number): unknown } },
+        ms: number,
+        f: () => T,
+      ) =>
+        new Promise<T>((resolve, reject) =>
+          ctx.clock.setTimeout(() => {
+            try {
+              resolve(f());
+            } catch (e) {
+              reject(e instanceof Error ? e : new Error(String(e)));
+            }
+          }, ms),
+        );
+      const date = agent({
+        name: 'date',
+        model: 'sim',
+        retry: { attempts: 3, baseDelayMs: 50 },
+        run: (_input: unknown, ctx) => {
+          calls.n++;
+          const n = ++dateCalls;
+          return after(ctx, n === 1 ? 10 : 30, () => {
+            if (n === 1) throw new ProviderError('provider_error', '503');
+            return { value: '2026-11-27' };
+          });
+        },
+      });
+      const amount = agent({
+        name: 'amount',
+        model: 'sim',
+        run: (_input: unknown, ctx) => {
+          calls.n++;
+          return after(ctx, 300, () => {
+            throw new ProviderError('malformed_output', 'no amount');
+          });
+        },
+      });
+      return named('extract', par(date, amount));
+    };
+    const live = open(db);
+    const clock = live.clock as ReturnType<typeof simulatedClock>;
+    const p = live.run(flow({ n: 0 }), { id: 'INV-2' }).catch((e: unknown) => e);
+    await clock.advanceAsync(1_000);
+    await p;
+    const events = live.store.query({});
+    const workflowId = events[0]?.workflowId ?? '';
+    const types = events.map((e) => `${e.type}:${'path' in e.payload ? String(e.payload.path) : ''}`);
+    expect(types).toContain('agent.retried:extract/date');
+    expect(types).toContain('agent.succeeded:extract/date');
+    expect(types).toContain('agent.failed:extract/amount');
+    expect(types.at(-1)).toBe('workflow.failed:');
+    await live.close();
+    runtimes.splice(runtimes.indexOf(live), 1);
+
+    const rt = open(db);
+    const calls = { n: 0 };
+    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
+    expect(calls.n).toBe(0);
+    expect(report?.divergences).toEqual([]);
+  });
+
+  it('replays a call cancelled during its retry backoff without expecting another attempt', async () => {
+    // Live: `vendor` is rate limited at +5 ms with retry-after 1 s; its sibling fails at +50 ms,
+    // during the backoff, so no second attempt is made. Replay must make none either.
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const flow = (calls: { n: number }) => {
+      const failAfter = (ms: number, error: () => Error) => (_input: unknown, ctx: AgentContext) => {
+        calls.n++;
+        return new Promise<never>((_, reject) => ctx.clock.setTimeout(() => reject(error()), ms));
+      };
+      const vendor = agent({
+        name: 'vendor',
+        model: 'sim',
+        retry: { attempts: 3, baseDelayMs: 10 },
+        run: failAfter(5, () => new ProviderError('rate_limited', '429', { retryAfterMs: 1_000 })),
+      });
+      const date = agent({
+        name: 'date',
+        model: 'sim',
+        run: failAfter(50, () => new ProviderError('malformed_output', 'no date')),
+      });
+      return named('extract', par(vendor, date));
+    };
+    const live = open(db);
+    const clock = live.clock as ReturnType<typeof simulatedClock>;
+    const p = live.run(flow({ n: 0 }), { id: 'INV-3' }).catch((e: unknown) => e);
+    await clock.advanceAsync(5_000);
+    await p;
+    const vendorEnd = live.store
+      .query({ type: 'agent.failed' })
+      .find((e) => e.type === 'agent.failed' && e.payload.path === 'extract/vendor');
+    expect(vendorEnd?.payload).toMatchObject({ category: 'cancelled', attempts: 1 });
+    const workflowId = vendorEnd?.workflowId ?? '';
+    await live.close();
+    runtimes.splice(runtimes.indexOf(live), 1);
+
+    const rt = open(db);
+    const calls = { n: 0 };
+    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
+    expect(calls.n).toBe(0);
+    expect(report?.divergences).toEqual([]);
   });
 
   it('reports a tampered output as a divergence with both values', async () => {
