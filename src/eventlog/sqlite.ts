@@ -7,16 +7,9 @@ import nodePath from 'node:path';
 import Database from 'better-sqlite3';
 import { realClock, type Clock } from '../core/clock.js';
 import { ConfigError, isKeelError } from '../core/errors.js';
-import {
-  ChainVerifier,
-  GENESIS_HASH,
-  chainHash,
-  latestAnchors,
-  parseAnchorPayload,
-  rowHash,
-} from './chain.js';
+import { ChainVerifier, latestAnchors } from './chain.js';
 import { checkFilter, typeList } from './filter.js';
-import type { AnchorClaim, ChainLookup, ChainRow } from './chain.js';
+import type { ChainLookup, ChainRow } from './chain.js';
 import {
   CorruptDatabaseError,
   DatabaseLockedError,
@@ -41,6 +34,7 @@ import type {
   VerifyResult,
 } from './store.js';
 import { canonicalPayloadJson, prepareEvents } from './validate.js';
+import { CHAINED_COLUMNS, ChainWriter, type Head } from './sqlite-chain.js';
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -281,7 +275,6 @@ function toStoreError(e: unknown, path: string, busyTimeoutMs: number): unknown 
 
 /** Columns of a KeelEvent, in {@link EventTuple} order. */
 const EVENT_COLUMNS = 'seq, ts, workflow_id, type, v, class, payload';
-const CHAINED_COLUMNS = `${EVENT_COLUMNS}, prev_hash, hash`;
 
 type EventTuple = [
   seq: number,
@@ -293,13 +286,6 @@ type EventTuple = [
   payload: string,
 ];
 type ChainedTuple = ChainRow;
-
-const INSERT_SQL =
-  'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES ';
-const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-const COLUMNS_PER_ROW = 9;
-/** Rows per multi-row INSERT: one native call per 16 events is measurably cheaper than 16 calls. */
-const ROWS_PER_INSERT = 16;
 
 /** Rows per keyset page for `iterate` and `verify`. */
 const PAGE_SIZE = 1000;
@@ -319,22 +305,6 @@ function toEvent(r: EventTuple | ChainedTuple): KeelEvent {
 
 function toChained(r: ChainedTuple): ChainedEvent {
   return { event: toEvent(r), prevHash: r[7], hash: r[8] };
-}
-
-interface Head {
-  seq: number;
-  hash: string;
-}
-
-interface ChainState {
-  seq: number;
-  audit: Head;
-  operational: Head;
-}
-
-/** An anchor's claim plus its payload (to carry it forward when audit retention removes it). */
-interface StoredAnchor extends AnchorClaim {
-  payload: EventPayloads['log.anchor'];
 }
 
 interface PendingAppend {
@@ -412,10 +382,8 @@ class SqliteStore implements SqliteEventStore {
   private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
   private readonly lookup: ChainLookup;
 
-  /** Highest committed seq and the head of each class chain (this connection's view). */
-  private seq = 0;
-  private readonly audit: Head = { seq: 0, hash: GENESIS_HASH };
-  private readonly operational: Head = { seq: 0, hash: GENESIS_HASH };
+  /** Seq and chain heads as this connection sees them; writes rows in `writer: 'inline'` mode. */
+  private readonly chain: ChainWriter;
 
   private queue: PendingAppend[] = [];
   private queuedEvents = 0;
@@ -425,11 +393,6 @@ class SqliteStore implements SqliteEventStore {
   private transactions = 0;
   private committedEvents = 0;
 
-  private singleInsert: Database.Statement<unknown[], unknown> | undefined;
-  private multiInsert: Database.Statement<unknown[], unknown> | undefined;
-  /** Bind values of the rows {@link chain} has buffered, {@link COLUMNS_PER_ROW} per row. */
-  private readonly rowArgs = new Array<unknown>(ROWS_PER_INSERT * COLUMNS_PER_ROW);
-  private bufferedRows = 0;
   private readonly flushNow = (): void => this.flush();
   private readonly writeBatch: Database.Transaction<(batch: readonly PendingAppend[]) => void>;
 
@@ -440,12 +403,16 @@ class SqliteStore implements SqliteEventStore {
     this.readOnlyReason = readOnlyReason;
     this.readonly = readOnlyReason !== undefined;
     this.writeBatch = db.transaction((batch: readonly PendingAppend[]) => {
-      this.syncWithFile();
+      const chain = this.chain;
+      chain.sync();
       for (const p of batch) {
         const { events, payloadJson } = p;
-        for (let i = 0; i < events.length; i++) this.chain(events[i] as KeelEvent, payloadJson[i] as string);
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i] as KeelEvent;
+          e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
+        }
       }
-      this.writeRows();
+      chain.flushRows();
     });
     this.lookup = {
       hashExistsAfter: (hash, afterSeq) =>
@@ -455,7 +422,7 @@ class SqliteStore implements SqliteEventStore {
         this.stmt('SELECT 1 FROM events WHERE prev_hash = ? AND seq > ? LIMIT 1').get(prevHash, afterSeq) !==
         undefined,
     };
-    this.loadState();
+    this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw));
   }
 
   // ── writes ──────────────────────────────────────────────────────────────────────────────────
@@ -531,12 +498,12 @@ class SqliteStore implements SqliteEventStore {
     this.queue = [];
     this.queuedEvents = 0;
 
-    const saved = this.saveHeads();
+    const saved = this.chain.save();
     const startedAt = performance.now(); // commit duration for metrics only, never for logic
     try {
       this.writeBatch.immediate(batch);
     } catch (e) {
-      this.restoreHeads(saved);
+      this.chain.restore(saved);
       const error = toStoreError(e, this.path, this.options.busyTimeoutMs);
       for (const p of batch) p.reject(error);
       return;
@@ -559,7 +526,7 @@ class SqliteStore implements SqliteEventStore {
       throw new ConfigError('prune.class', `must be 'audit' or 'operational', got ${JSON.stringify(cls)}`);
     }
     this.flush();
-    const saved = this.saveHeads();
+    const saved = this.chain.save();
     let result: PruneResult;
     let written: KeelEvent[] = [];
     try {
@@ -567,7 +534,7 @@ class SqliteStore implements SqliteEventStore {
         .transaction((): [PruneResult, KeelEvent[]] => this.pruneInTransaction(cls, olderThan))
         .immediate();
     } catch (e) {
-      this.restoreHeads(saved);
+      this.chain.restore(saved);
       throw toStoreError(e, this.path, this.options.busyTimeoutMs);
     }
     if (written.length > 0) this.committed(written);
@@ -575,7 +542,7 @@ class SqliteStore implements SqliteEventStore {
   }
 
   private pruneInTransaction(cls: EventClass, olderThan: number): [PruneResult, KeelEvent[]] {
-    this.syncWithFile();
+    this.chain.sync();
     const cut = this.stmt('SELECT seq FROM events WHERE class = ? AND +ts >= ? ORDER BY seq LIMIT 1')
       .pluck()
       .get(cls, olderThan) as number | undefined;
@@ -585,7 +552,7 @@ class SqliteStore implements SqliteEventStore {
     if (last === undefined) return [{ class: cls, pruned: 0, throughSeq: 0 }, []];
 
     // Pruning audit may delete the anchor that the operational chain starts from: carry it forward.
-    const carried = cls === 'audit' ? latestAnchors(this.loadAnchors()).operational : undefined;
+    const carried = cls === 'audit' ? latestAnchors(this.chain.loadAnchors()).operational : undefined;
 
     this.stmt('UPDATE retention_gate SET open = 1 WHERE id = 1').run();
     const pruned = this.stmt('DELETE FROM events WHERE class = ? AND seq <= ?').run(cls, last.seq).changes;
@@ -618,64 +585,16 @@ class SqliteStore implements SqliteEventStore {
       class: 'audit',
       payload,
     };
-    this.chain(event, canonicalPayloadJson(payload));
-    this.writeRows();
+    event.seq = this.chain.append(
+      ts,
+      event.workflowId,
+      event.type,
+      event.v,
+      event.class,
+      canonicalPayloadJson(payload),
+    );
+    this.chain.flushRows();
     return event;
-  }
-
-  /**
-   * Assigns the next seq, chains the event into its class and buffers its row; every
-   * {@link ROWS_PER_INSERT} rows go out as one multi-row INSERT. Call inside a write transaction,
-   * and {@link writeRows} before it commits.
-   */
-  private chain(e: KeelEvent, payloadJson: string): void {
-    const head = e.class === 'audit' ? this.audit : this.operational;
-    const seq = this.seq + 1;
-    const prevHash = head.hash;
-    const hash = chainHash(prevHash, seq, e.ts, e.workflowId, e.type, e.v, e.class, payloadJson);
-    this.seq = seq;
-    head.seq = seq;
-    head.hash = hash;
-    e.seq = seq;
-    const a = this.rowArgs;
-    let o = this.bufferedRows * COLUMNS_PER_ROW;
-    a[o++] = seq;
-    a[o++] = e.ts;
-    a[o++] = e.workflowId;
-    a[o++] = e.type;
-    a[o++] = e.v;
-    a[o++] = e.class;
-    a[o++] = payloadJson;
-    a[o++] = prevHash;
-    a[o] = hash;
-    if (++this.bufferedRows === ROWS_PER_INSERT) {
-      this.multiInsert ??= this.stmt(
-        INSERT_SQL + new Array<string>(ROWS_PER_INSERT).fill(INSERT_ROW).join(', '),
-      );
-      this.multiInsert.run(a);
-      this.bufferedRows = 0;
-    }
-  }
-
-  /** Inserts the rows {@link chain} still holds, one statement each. */
-  private writeRows(): void {
-    const a = this.rowArgs;
-    this.singleInsert ??= this.stmt(INSERT_SQL + INSERT_ROW);
-    for (let r = 0; r < this.bufferedRows; r++) {
-      const o = r * COLUMNS_PER_ROW;
-      this.singleInsert.run(
-        a[o],
-        a[o + 1],
-        a[o + 2],
-        a[o + 3],
-        a[o + 4],
-        a[o + 5],
-        a[o + 6],
-        a[o + 7],
-        a[o + 8],
-      );
-    }
-    this.bufferedRows = 0;
   }
 
   private committed(events: readonly KeelEvent[], info?: CommitInfo): void {
@@ -692,75 +611,6 @@ class SqliteStore implements SqliteEventStore {
         }
       }
     }
-  }
-
-  /** The chain state before a write transaction, to put back if it rolls back. */
-  private saveHeads(): ChainState {
-    return { seq: this.seq, audit: { ...this.audit }, operational: { ...this.operational } };
-  }
-
-  private restoreHeads(saved: ChainState): void {
-    this.seq = saved.seq;
-    Object.assign(this.audit, saved.audit);
-    Object.assign(this.operational, saved.operational);
-    this.bufferedRows = 0;
-  }
-
-  /**
-   * Reloads the heads if another connection appended since this one last looked (one O(1) query).
-   * Inside a write transaction this makes two writers on one file keep a single valid chain.
-   */
-  private syncWithFile(): void {
-    const max = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
-    if (max !== this.seq) this.loadState();
-  }
-
-  private loadState(): void {
-    this.seq = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
-    const heads = this.readHeads();
-    Object.assign(this.audit, heads.audit);
-    Object.assign(this.operational, heads.operational);
-  }
-
-  /**
-   * The last event of each class, found by walking back from the end of the log (both classes
-   * interleave densely, so this is short); a class with no events left takes its retention anchor's
-   * head, or genesis. Only a log holding no events at all of one class walks it whole.
-   */
-  private readHeads(): ChainHeads {
-    let anchors: Partial<Record<EventClass, StoredAnchor>> | undefined;
-    const headOf = (cls: EventClass): Head => {
-      const row = this.stmt('SELECT seq, hash FROM events WHERE class = ? ORDER BY seq DESC LIMIT 1').get(
-        cls,
-      ) as Head | undefined;
-      if (row !== undefined) return { seq: row.seq, hash: row.hash };
-      anchors ??= latestAnchors(this.loadAnchors());
-      const a = anchors[cls];
-      return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
-    };
-    return { audit: headOf('audit'), operational: headOf('operational') };
-  }
-
-  /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
-  private loadAnchors(): StoredAnchor[] {
-    const rows = this.stmt(
-      `SELECT ${CHAINED_COLUMNS} FROM events WHERE type = 'log.anchor' ORDER BY seq`,
-      true,
-    ).all() as ChainRow[];
-    const claims: StoredAnchor[] = [];
-    for (const r of rows) {
-      const p = parseAnchorPayload(r[6]);
-      if (p === undefined) continue;
-      claims.push({
-        seq: r[0],
-        prunedClass: p.prunedClass,
-        prunedThroughSeq: p.prunedThroughSeq,
-        lastPrunedHash: p.lastPrunedHash,
-        intact: rowHash(r) === r[8],
-        payload: p,
-      });
-    }
-    return claims;
   }
 
   // ── reads ───────────────────────────────────────────────────────────────────────────────────
@@ -799,14 +649,14 @@ class SqliteStore implements SqliteEventStore {
 
   lastSeq(): number {
     this.assertOpen();
-    this.sqlite(() => this.syncWithFile());
-    return this.seq;
+    this.sqlite(() => this.chain.sync());
+    return this.chain.seq;
   }
 
   heads(): ChainHeads {
     this.assertOpen();
-    this.sqlite(() => this.syncWithFile());
-    return { audit: { ...this.audit }, operational: { ...this.operational } };
+    this.sqlite(() => this.chain.sync());
+    return { audit: { ...this.chain.audit }, operational: { ...this.chain.operational } };
   }
 
   verify(): VerifyResult {
@@ -815,7 +665,7 @@ class SqliteStore implements SqliteEventStore {
   }
 
   private verifyNow(): VerifyResult {
-    const verifier = new ChainVerifier(this.loadAnchors(), this.lookup);
+    const verifier = new ChainVerifier(this.chain.loadAnchors(), this.lookup);
     const page = this.stmt(`SELECT ${CHAINED_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, true);
     let cursor = 0;
     for (;;) {
