@@ -80,10 +80,12 @@ export function cleanup(): void {
 export function benchRuntime(
   preset: keyof typeof RUNTIME_CONFIGS,
   durability: 'normal' | 'fsync' = 'normal',
+  writer: 'inline' | 'thread' = 'inline',
 ): Runtime<SqliteEventStore> {
   return createRuntime({
     db: freshFile(),
     durability,
+    writer,
     seed: 1,
     pricing: PRICING,
     ...RUNTIME_CONFIGS[preset],

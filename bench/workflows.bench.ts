@@ -92,8 +92,9 @@ export async function measureRuntime(
   topology: Topology<unknown, unknown>,
   n: number,
   inFlight: number,
+  writer: 'inline' | 'thread' = 'inline',
 ): Promise<Rate> {
-  const rt = benchRuntime(preset, durability);
+  const rt = benchRuntime(preset, durability, writer);
   try {
     await workflowsPerSec(rt, topology, Math.min(n, 1_000), inFlight);
     return await workflowsPerSec(rt, topology, n, inFlight);
@@ -172,7 +173,11 @@ export async function runBench(flags: BenchFlags & { scan?: boolean }): Promise<
   const s = sizes(flags.quick);
   const contenders: Record<string, () => Promise<Rate>> = {
     'rt.run(agent), default runtime': () => measureRuntime('default', 'normal', benchAgent, s.n, s.inFlight),
+    'rt.run(agent), default runtime, writer thread': () =>
+      measureRuntime('default', 'normal', benchAgent, s.n, s.inFlight, 'thread'),
     'rt.run(agent), lean runtime': () => measureRuntime('lean', 'normal', benchAgent, s.n, s.inFlight),
+    'rt.run(agent), lean runtime, writer thread': () =>
+      measureRuntime('lean', 'normal', benchAgent, s.n, s.inFlight, 'thread'),
     'rt.run(agent), default runtime, fsync': () =>
       measureRuntime('default', 'fsync', benchAgent, s.n, s.inFlight),
     'rt.run(seq(par(a,b,c),d)), default runtime': () =>

@@ -83,6 +83,11 @@ export interface RuntimeConfig {
   store?: EventStore;
   /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
   durability?: 'normal' | 'fsync';
+  /**
+   * Where the SQLite log chains, inserts and commits: `'inline'` (this thread; default) or
+   * `'thread'` (a writer thread, for throughput under concurrency). See `SqliteStoreOptions.writer`.
+   */
+  writer?: 'inline' | 'thread';
   /** Source of time (default the wall clock; `simulatedClock()` in tests). */
   clock?: Clock;
   /** Seed of every random draw (retry jitter, AgentContext.rng, workflow ids); default random. */
@@ -275,6 +280,7 @@ const configSchema = z.strictObject({
     })
     .optional(),
   durability: z.enum(['normal', 'fsync']).optional(),
+  writer: z.enum(['inline', 'thread']).optional(),
   clock: z
     .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
       message: 'must be a Clock ({ now, setTimeout, clearTimeout }), e.g. simulatedClock()',
@@ -412,6 +418,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         path: config.db ?? 'keel.db',
         clock: this.clock,
         durability: config.durability ?? 'normal',
+        writer: config.writer ?? 'inline',
       });
     this.root = createActor(runtimeMachine, {
       clock: this.clock,

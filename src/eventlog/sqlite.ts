@@ -35,6 +35,7 @@ import type {
 } from './store.js';
 import { canonicalPayloadJson, prepareEvents } from './validate.js';
 import { CHAINED_COLUMNS, ChainWriter, type Head } from './sqlite-chain.js';
+import { WriterThread } from './sqlite-thread.js';
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -72,6 +73,16 @@ export interface SqliteStoreOptions {
   maxPageCount?: number;
   /** Receives errors thrown by `onCommit` listeners (they never break a commit). Default `console.error`. */
   onListenerError?: (error: unknown, events: readonly KeelEvent[]) => void;
+  /**
+   * Where appends are chained, inserted and committed. Default `'inline'`.
+   * - `'inline'`: on this thread, one group commit per tick. Lowest latency for one call at a time.
+   * - `'thread'`: on a writer thread with its own connection, so hashing, inserts and commits run on
+   *   a second core while this thread keeps running workflows; batches grow while one commits.
+   *   More throughput under concurrency, a thread hop more latency per commit; a lock held by
+   *   another process waits on that thread, not on the event loop. Reads stay on this thread.
+   *   Needs a file path (an in-memory database is private to its connection).
+   */
+  writer?: 'inline' | 'thread';
 }
 
 /** Counters of a {@link SqliteEventStore} since it was opened. */
@@ -175,6 +186,7 @@ interface ResolvedOptions {
   maxBatch: number;
   maxPageCount: number | undefined;
   onListenerError: (error: unknown, events: readonly KeelEvent[]) => void;
+  writer: 'inline' | 'thread';
 }
 
 function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
@@ -196,6 +208,16 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
   }
   const { maxPageCount } = options;
   if (maxPageCount !== undefined) checkPageCount(maxPageCount, 'maxPageCount');
+  const writer = options.writer ?? 'inline';
+  if (writer !== 'inline' && writer !== 'thread') {
+    throw new ConfigError('writer', `must be 'inline' or 'thread', got ${JSON.stringify(writer)}`);
+  }
+  if (writer === 'thread' && path === ':memory:') {
+    throw new ConfigError(
+      'writer',
+      "'thread' needs a file path: an in-memory database is private to its connection; use writer: 'inline'",
+    );
+  }
   return {
     path,
     clock: options.clock ?? realClock,
@@ -206,6 +228,7 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
     maxPageCount,
     onListenerError:
       options.onListenerError ?? ((error) => console.error('keel: onCommit listener threw', error)),
+    writer,
   };
 }
 
@@ -390,6 +413,10 @@ class SqliteStore implements SqliteEventStore {
   private scheduled: NodeJS.Immediate | undefined;
   private listeners: CommitListener[] = [];
   private closed = false;
+  /** The writer thread (`writer: 'thread'`), its batch in flight, and who waits for it to drain. */
+  private readonly thread: WriterThread | undefined;
+  private posted: PendingAppend[] | undefined;
+  private drainWaiters: (() => void)[] = [];
   private transactions = 0;
   private committedEvents = 0;
 
@@ -423,6 +450,20 @@ class SqliteStore implements SqliteEventStore {
         undefined,
     };
     this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw));
+    if (options.writer === 'thread' && readOnlyReason === undefined) {
+      this.thread = new WriterThread(
+        {
+          path: options.path,
+          durability: options.durability,
+          busyTimeoutMs: options.busyTimeoutMs,
+          maxPageCount: options.maxPageCount,
+        },
+        (f) => {
+          const e = f.code !== undefined ? new Database.SqliteError(f.message, f.code) : new Error(f.message);
+          return asError(toStoreError(e, this.path, this.options.busyTimeoutMs));
+        },
+      );
+    }
   }
 
   // ── writes ──────────────────────────────────────────────────────────────────────────────────
@@ -457,8 +498,10 @@ class SqliteStore implements SqliteEventStore {
   }
 
   prune(options: { olderThan: number; class: EventClass }): Promise<PruneResult> {
+    const run = (): PruneResult => this.pruneNow(options);
+    if (this.thread) return this.drained().then(run); // after every append already made
     try {
-      return Promise.resolve(this.pruneNow(options));
+      return Promise.resolve(run());
     } catch (e) {
       return Promise.reject(asError(e));
     }
@@ -468,13 +511,22 @@ class SqliteStore implements SqliteEventStore {
     if (this.closed) return Promise.resolve();
     this.flush();
     this.closed = true;
-    try {
-      if (!this.readonly) this.db.pragma('optimize');
-    } catch {
-      // Only a planner hint: a full disk or a lock must not keep the file open.
+    const finish = (): void => {
+      try {
+        if (!this.readonly) this.db.pragma('optimize');
+      } catch {
+        // Only a planner hint: a full disk or a lock must not keep the file open.
+      }
+      this.db.close();
+    };
+    const thread = this.thread;
+    if (!thread) {
+      finish();
+      return Promise.resolve();
     }
-    this.db.close();
-    return Promise.resolve();
+    return this.drained()
+      .then(() => thread.close())
+      .then(finish);
   }
 
   stats(): SqliteStoreStats {
@@ -484,7 +536,9 @@ class SqliteStore implements SqliteEventStore {
   setMaxPageCount(pages: number): number {
     checkPageCount(pages, 'pages');
     this.assertOpen();
-    return this.sqlite(() => this.db.pragma(`max_page_count = ${pages}`, { simple: true }) as number);
+    const cap = this.sqlite(() => this.db.pragma(`max_page_count = ${pages}`, { simple: true }) as number);
+    this.thread?.setPages(pages);
+    return cap;
   }
 
   /** Commits every queued append in one transaction, then tells listeners, then resolves. */
@@ -495,6 +549,10 @@ class SqliteStore implements SqliteEventStore {
     }
     const batch = this.queue;
     if (batch.length === 0) return;
+    if (this.thread) {
+      if (this.posted === undefined) this.post(this.thread, batch);
+      return; // else the batch in flight posts this one when it is answered
+    }
     this.queue = [];
     this.queuedEvents = 0;
 
@@ -515,6 +573,58 @@ class SqliteStore implements SqliteEventStore {
     }
     this.committed(events, { commitMs: performance.now() - startedAt });
     for (const p of batch) p.resolve(p.events);
+  }
+
+  /** Hands the queued appends to the writer thread as one batch; one batch is in flight at a time. */
+  private post(thread: WriterThread, batch: PendingAppend[]): void {
+    this.queue = [];
+    this.queuedEvents = 0;
+    this.posted = batch;
+    const rows: unknown[] = [];
+    for (const p of batch) {
+      const { events, payloadJson } = p;
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i] as KeelEvent;
+        rows.push(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i]);
+      }
+    }
+    thread.write(rows).then(
+      ({ firstSeq, state, commitMs }) => {
+        let seq = firstSeq;
+        const events: KeelEvent[] = [];
+        for (const p of batch) {
+          for (const e of p.events) {
+            e.seq = seq++;
+            events.push(e);
+          }
+        }
+        this.chain.restore(state);
+        this.committed(events, { commitMs });
+        for (const p of batch) p.resolve(p.events);
+        this.next(thread);
+      },
+      (error: unknown) => {
+        for (const p of batch) p.reject(error);
+        this.next(thread);
+      },
+    );
+  }
+
+  /** After an answer from the writer thread: post what queued meanwhile, or tell who waits for a drain. */
+  private next(thread: WriterThread): void {
+    this.posted = undefined;
+    if (this.queue.length > 0) {
+      this.post(thread, this.queue);
+      return;
+    }
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Resolves once every append made so far has been answered (writer thread only). */
+  private drained(): Promise<void> {
+    this.flush();
+    if (this.posted === undefined && this.queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   private pruneNow({ olderThan, class: cls }: { olderThan: number; class: EventClass }): PruneResult {

@@ -1,5 +1,5 @@
 /**
- * Child process of crash.test.ts: appends to the log at argv[2] in a loop, 16 appends in flight,
+ * Child process of crash.test.ts: appends to the log at argv[2] (writer argv[3]) in a loop, 16 appends in flight,
  * and prints each seq on its own line once its append has resolved (i.e. once it is committed).
  * The parent SIGKILLs it mid-stream. Stops by itself after MAX_APPENDS, so it can never run away.
  */
@@ -9,8 +9,11 @@ const MAX_APPENDS = 100_000;
 const IN_FLIGHT = 16;
 
 const path = process.argv[2];
-if (path === undefined) throw new Error('usage: crash-child.ts <dbfile>');
-const store = openSqliteStore({ path });
+const writer = process.argv[3] ?? 'inline';
+if (path === undefined || (writer !== 'inline' && writer !== 'thread')) {
+  throw new Error('usage: crash-child.ts <dbfile> [inline|thread]');
+}
+const store = openSqliteStore({ path, writer });
 
 let next = 0;
 async function appender(): Promise<void> {

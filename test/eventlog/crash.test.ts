@@ -13,9 +13,10 @@ const GIVE_UP_MS = 25_000;
 /** Runs the child until it printed KILL_AFTER seqs, SIGKILLs it, and returns every seq it printed. */
 function runAndKill(
   file: string,
+  writer: 'inline' | 'thread',
 ): Promise<{ seqs: number[]; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file], {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, writer], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -37,11 +38,11 @@ function runAndKill(
   });
 }
 
-describe('crash safety', () => {
+describe.each(['inline', 'thread'] as const)('crash safety (writer: %s)', (writer) => {
   it('keeps every acknowledged append when the writer is SIGKILLed mid-stream', async () => {
     const file = tempDb();
 
-    const { seqs, signal, stderr } = await runAndKill(file);
+    const { seqs, signal, stderr } = await runAndKill(file, writer);
 
     expect(stderr).toBe('');
     expect(signal).toBe('SIGKILL');

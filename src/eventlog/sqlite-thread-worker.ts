@@ -1,0 +1,98 @@
+/**
+ * The writer thread of a SQLite event log (`writer: 'thread'`): its own connection to the file,
+ * chaining, inserting and committing the batches the store posts, one transaction per batch, and
+ * answering each with the seqs it assigned. Started by ./sqlite-thread.ts; not an import target.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { ChainWriter } from './sqlite-chain.js';
+import type { EventClass } from './events.js';
+import type { ThreadReply, ThreadRequest, WriterThreadOptions } from './sqlite-thread.js';
+
+const port = parentPort;
+if (port === null) throw new Error('sqlite-thread-worker runs as a worker thread of the Keel event store');
+
+const options = workerData as WriterThreadOptions;
+
+/** What a failure tells the store: SQLite's code when it has one, so it maps to a named error. */
+function failure(e: unknown): { code?: string; message: string } {
+  if (e instanceof Database.SqliteError) return { code: e.code, message: e.message };
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+function post(reply: ThreadReply): void {
+  (port as NonNullable<typeof port>).postMessage(reply);
+}
+
+let db: Database.Database;
+let chain: ChainWriter;
+let write: Database.Transaction<(rows: readonly unknown[]) => number>;
+try {
+  db = new Database(options.path, { fileMustExist: true, timeout: options.busyTimeoutMs });
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+  if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${options.maxPageCount}`);
+  const statements = new Map<string, Database.Statement<unknown[], unknown>>();
+  chain = new ChainWriter((sql, raw = false) => {
+    const key = raw ? `raw:${sql}` : sql;
+    let s = statements.get(key);
+    if (s === undefined) {
+      s = db.prepare<unknown[], unknown>(sql);
+      if (raw) s.raw(true);
+      statements.set(key, s);
+    }
+    return s;
+  });
+  write = db.transaction((rows: readonly unknown[]): number => {
+    chain.sync();
+    const first = chain.seq + 1;
+    for (let o = 0; o < rows.length; o += 6) {
+      chain.append(
+        rows[o] as number,
+        rows[o + 1] as string,
+        rows[o + 2] as string,
+        rows[o + 3] as number,
+        rows[o + 4] as EventClass,
+        rows[o + 5] as string,
+      );
+    }
+    chain.flushRows();
+    return first;
+  });
+  post({ t: 'ready' });
+} catch (e) {
+  post({ t: 'failed', ...failure(e) });
+  process.exit(0);
+}
+
+port.on('message', (m: ThreadRequest) => {
+  switch (m.t) {
+    case 'write': {
+      const saved = chain.save();
+      const startedAt = performance.now(); // commit duration for metrics only
+      try {
+        const firstSeq = write.immediate(m.rows);
+        post({ t: 'written', firstSeq, state: chain.save(), commitMs: performance.now() - startedAt });
+      } catch (e) {
+        chain.restore(saved);
+        post({ t: 'error', ...failure(e) });
+      }
+      return;
+    }
+    case 'pages':
+      try {
+        db.pragma(`max_page_count = ${m.pages}`);
+      } catch {
+        // The store already applied it on its own connection and answered from there.
+      }
+      return;
+    case 'close':
+      try {
+        db.close();
+      } finally {
+        post({ t: 'closed' });
+        port.close();
+      }
+      return;
+  }
+});

@@ -1,0 +1,121 @@
+/**
+ * The writer thread (`writer: 'thread'`): what it changes for users beyond the store contract
+ * (which contract-sqlite.test.ts runs on both writers): a lock held elsewhere waits on the thread,
+ * not on the event loop; a full disk and its recovery reach the thread; an idle thread does not keep
+ * the process alive; the runtime runs and replays on it.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.js';
+import { simulatedClock } from '../../src/core/clock.js';
+import { DatabaseLockedError, DiskFullError } from '../../src/eventlog/errors.js';
+import { openSqliteStore } from '../../src/eventlog/sqlite.js';
+import { createRuntime } from '../../src/runtime.js';
+import { agent } from '../../src/supervisor/agent.js';
+import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
+
+const CHILD = fileURLToPath(new URL('./writer-thread-child.ts', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+describe("writer: 'thread'", () => {
+  it('lets this thread release a lock while the writer waits on it; inline, the wait blocks it', async () => {
+    for (const writer of ['thread', 'inline'] as const) {
+      const file = tempDb();
+      const store = open({ path: file, writer, busyTimeoutMs: 1_500 });
+      await store.append(mixedEvents(4));
+      const locker = new Database(file);
+      locker.exec('BEGIN EXCLUSIVE');
+      const pending = store.append([auditEvent(10)]);
+      // Queued after the store's flush: runs at once if the event loop is free, only after the
+      // busy wait if the wait holds this thread.
+      setImmediate(() => {
+        if (locker.open && locker.inTransaction) locker.exec('ROLLBACK');
+      });
+      const outcome = await pending.then(
+        (events) => events[0]?.seq,
+        (e: unknown) => e,
+      );
+      if (locker.inTransaction) locker.exec('ROLLBACK');
+      locker.close();
+      if (writer === 'thread') expect(outcome).toBe(5);
+      else expect(outcome).toBeInstanceOf(DatabaseLockedError);
+      expect(store.verify()).toMatchObject({ ok: true, events: writer === 'thread' ? 5 : 4 });
+    }
+  });
+
+  it('reports a full disk from the thread as DiskFullError, keeps what was committed, resumes when raised', async () => {
+    const store = open({ path: tempDb(), writer: 'thread', maxPageCount: 100_000 });
+    await store.append(mixedEvents(10));
+    const before = [...store.iterateChained()].map((c) => c.hash);
+    expect(store.setMaxPageCount(1)).toBeGreaterThan(1);
+    const big = { ...auditEvent(11), payload: { correct: true, expected: 'x'.repeat(200_000) } };
+    await expect(store.append([big])).rejects.toBeInstanceOf(DiskFullError);
+    expect([...store.iterateChained()].map((c) => c.hash)).toEqual(before);
+    store.setMaxPageCount(100_000);
+    const [e] = await store.append([big]);
+    expect(e?.seq).toBe(11);
+    expect(store.verify()).toMatchObject({ ok: true, events: 11 });
+  });
+
+  it('groups appends made while a batch is in flight into the next transaction', async () => {
+    const store = open({ path: tempDb(), writer: 'thread' });
+    await store.append([auditEvent(0)]); // the thread is up
+    const base = store.stats();
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.append([auditEvent(i + 1)])));
+    const { transactions, events } = store.stats();
+    expect(events - base.events).toBe(200);
+    expect(transactions - base.transactions).toBeLessThan(200);
+    expect(store.query().map((e) => e.seq)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
+  });
+
+  it('does not keep the process alive once idle, even when the store is never closed', async () => {
+    const file = tempDb();
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        clearTimeout(guard);
+        resolve({ code, out });
+      });
+    });
+    expect(code).toBe(0); // not killed by the guard
+    expect(out.trim()).toBe('20');
+    const store = open({ path: file, readonly: true });
+    expect(store.verify()).toMatchObject({ ok: true, events: 20 });
+  });
+
+  it('runs and replays workflows through createRuntime({ writer })', async () => {
+    const rt = createRuntime({ db: tempDb(), writer: 'thread', clock: simulatedClock(), seed: 1 });
+    try {
+      const a = agent({
+        name: 'echo',
+        model: 'gpt-4',
+        run: (input: string) => Promise.resolve({ value: input.toUpperCase() }),
+      });
+      const results = await Promise.all(['a', 'b', 'c'].map((x) => rt.run(a, x)));
+      expect(results.map((r) => r.value)).toEqual(['A', 'B', 'C']);
+      expect(rt.store.query({ type: 'workflow.completed' })).toHaveLength(3);
+      const reports = await rt.replay('all', { topologies: { echo: a } });
+      expect(reports.map((r) => r.ok)).toEqual([true, true, true]);
+      expect(rt.store.verify()).toMatchObject({ ok: true });
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('needs a file: an in-memory store with a thread is a ConfigError naming the fix', () => {
+    expect(() => openSqliteStore({ path: ':memory:', writer: 'thread' })).toThrow(ConfigError);
+    expect(() => openSqliteStore({ path: ':memory:', writer: 'thread' })).toThrow(/writer: 'inline'/);
+    expect(() => openSqliteStore({ path: tempDb(), writer: 'fast' as never })).toThrow(
+      /'inline' or 'thread'/,
+    );
+  });
+});
