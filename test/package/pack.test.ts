@@ -283,6 +283,25 @@ describe('the npm package', () => {
   );
 
   it(
+    'commits through the compiled writer thread of the installed package (no TypeScript loader there)',
+    async () => {
+      const probe = [
+        "import { createRuntime, agent } from 'keel';",
+        "const rt = createRuntime({ db: 'thread.db', writer: 'thread' });",
+        "const echo = agent({ name: 'echo', model: 'gpt-4', run: async (x) => ({ value: x }) });",
+        "const runs = await Promise.all(['a', 'b', 'c'].map((x) => rt.run(echo, x)));",
+        'const verified = rt.store.verify();',
+        'await rt.close();',
+        'console.log(JSON.stringify({ values: runs.map((r) => r.value), ok: verified.ok, events: verified.events }));',
+      ].join('\n');
+      writeFileSync(join(app, 'thread.mjs'), probe);
+      const line = (await ok(process.execPath, ['thread.mjs'], app)).trim().split('\n').at(-1) ?? '';
+      expect(JSON.parse(line)).toEqual({ values: ['a', 'b', 'c'], ok: true, events: 15 });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     "runs the README's embedding example and the installed keel binary on the log it wrote",
     async () => {
       writeFileSync(join(app, 'embed.mjs'), toModule(readmeExample()));
