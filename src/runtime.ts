@@ -29,6 +29,7 @@ import {
   type LatencySnapshot,
 } from './monitor/latency-projection.js';
 import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure } from './monitor/router.js';
+import { checkMonitoringConfig } from './monitor/runtime-config.js';
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
 import { createCache, type Cache } from './cache/cache.js';
 import { cacheKey } from './cache/key.js';
@@ -290,20 +291,43 @@ const configSchema = z.strictObject({
   pricing: z.record(z.string(), z.unknown()).optional(),
   breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   budget: z.record(z.string(), z.unknown()).optional(),
-  errorTargets: z.record(z.string(), z.unknown()).optional(),
-  monitor: z.record(z.string(), z.unknown()).optional(),
+  // errorTargets, monitor, sla and alerts: values checked by checkMonitoringConfig, by their paths here.
+  errorTargets: z.unknown().optional(),
+  monitor: z
+    .strictObject({
+      windowSize: z.unknown().optional(),
+      windowMs: z.unknown().optional(),
+      minSamples: z.unknown().optional(),
+      weeklyVolume: z.unknown().optional(),
+    })
+    .optional(),
   sla: z
     .strictObject({
-      p95Ms: z.number().positive(),
-      windowMs: z.number().positive().optional(),
-      minSamples: z.number().int().positive().optional(),
+      p95Ms: z.unknown().optional(),
+      windowMs: z.unknown().optional(),
+      minSamples: z.unknown().optional(),
     })
     .optional(),
   alerts: z
-    .object({ rules: z.array(z.unknown()) })
-    .loose()
+    .strictObject({
+      rules: z.unknown().optional(),
+      timeoutMs: z.unknown().optional(),
+      onSinkError: z.unknown().optional(),
+    })
     .optional(),
-  metrics: z.union([z.literal(false), z.strictObject({ prefix: z.string().optional() })]).optional(),
+  metrics: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        prefix: z
+          .string()
+          .regex(/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/, {
+            error: 'must be a Prometheus name prefix of letters, digits and _ (e.g. "keel_")',
+          })
+          .optional(),
+      }),
+    ])
+    .optional(),
   cache: z
     .union([
       z.literal(false),
@@ -323,7 +347,22 @@ const configSchema = z.strictObject({
     })
     .optional(),
   tracing: z.union([z.literal(false), z.object({}).loose()]).optional(),
-  logs: z.object({ destination: z.unknown() }).loose().optional(),
+  logs: z
+    .object({
+      destination: z.union(
+        [
+          z.string().min(1),
+          z.custom<DestinationStream>(
+            (v) =>
+              typeof v === 'object' && v !== null && typeof (v as DestinationStream).write === 'function',
+          ),
+        ],
+        { error: 'must be a file path or a writable stream, e.g. "logs/keel.ndjson" or process.stdout' },
+      ),
+      level: z.enum(['error', 'warn', 'info'], { error: "must be 'error', 'warn' or 'info'" }).optional(),
+    })
+    .loose()
+    .optional(),
   inspect: z.unknown().optional(),
 });
 
@@ -339,6 +378,7 @@ function parseConfig(config: unknown): RuntimeConfig {
         : (issue?.message ?? 'invalid');
     throw new ConfigError(field, message);
   }
+  checkMonitoringConfig(parsed.data);
   return config as RuntimeConfig;
 }
 
@@ -449,7 +489,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         ...(config.metrics?.prefix !== undefined ? { prefix: config.metrics.prefix } : {}),
         errorTargets: targets,
         slaP95Ms: config.sla?.p95Ms ?? 10_000,
-        ...(config.budget ? { budgetLimitUsd: config.budget.dailyUsd } : {}),
+        // A bad limit is left to createBudgets, which names it `budget.dailyUsd`.
+        ...(config.budget && config.budget.dailyUsd > 0 && Number.isFinite(config.budget.dailyUsd)
+          ? { budgetLimitUsd: config.budget.dailyUsd }
+          : {}),
       });
     }
     if (config.tracing !== false) {

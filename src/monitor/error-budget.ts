@@ -89,13 +89,42 @@ export function severityForRate(rate: number): AlertSeverity {
   return 'low';
 }
 
+/** Every alert severity, most urgent first. */
+const SEVERITIES: readonly AlertSeverity[] = ['critical', 'high', 'medium', 'low', 'info'];
+
 /** The validated target of a task type (`undefined` when it has none). Internal. */
 export function targetOf(targets: ErrorTargets, taskType: string): Required<ErrorTarget> | undefined {
   if (!Object.prototype.hasOwnProperty.call(targets, taskType)) return undefined;
   const raw = targets[taskType];
-  if (raw === undefined) return undefined;
-  const rate = typeof raw === 'number' ? raw : raw.rate;
-  checkRatio(`targets.${taskType}`, rate, 'e.g. 0.05 for a 5 % error-rate target');
-  const severity = typeof raw === 'number' ? undefined : raw.severity;
-  return { rate, severity: severity ?? severityForRate(rate) };
+  return raw === undefined ? undefined : checkTarget(raw, `targets.${taskType}`);
+}
+
+/**
+ * `raw` as a target (a ratio, or `{ rate, severity }`), or a {@link ConfigError} naming `field` (or
+ * its `.rate` / `.severity`) and the fix. Internal: the runtime checks its `errorTargets` with it.
+ */
+export function checkTarget(raw: unknown, field: string): Required<ErrorTarget> {
+  const hint = 'e.g. 0.05 for a 5 % error-rate target';
+  if (typeof raw === 'number') {
+    checkRatio(field, raw, hint);
+    return { rate: raw, severity: severityForRate(raw) };
+  }
+  if (typeof raw !== 'object' || raw === null) {
+    throw new ConfigError(
+      field,
+      `must be a ratio between 0 and 1 or { rate, severity } (${hint}), got ${JSON.stringify(raw) ?? String(raw)}.`,
+    );
+  }
+  const { rate, severity } = raw as { rate?: unknown; severity?: unknown };
+  checkRatio(`${field}.rate`, rate, hint);
+  if (severity !== undefined && !SEVERITIES.includes(severity as AlertSeverity)) {
+    throw new ConfigError(
+      `${field}.severity`,
+      `must be one of ${SEVERITIES.join(', ')} (or left out to follow the rate), got ${JSON.stringify(severity) ?? typeof severity}.`,
+    );
+  }
+  return {
+    rate: rate as number,
+    severity: (severity as AlertSeverity | undefined) ?? severityForRate(rate as number),
+  };
 }

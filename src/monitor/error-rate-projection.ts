@@ -11,6 +11,7 @@ import { NO_ALERTS, type Alert } from './alert.js';
 import {
   DEFAULT_BUDGET_ALERT_AT,
   budgetFor,
+  checkTarget,
   targetOf,
   type ErrorBudget,
   type ErrorTarget,
@@ -143,7 +144,7 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
   }
   for (const taskType of Object.keys(targets)) targetOf(targets, taskType);
   const defaultTarget =
-    config.defaultTarget === undefined ? undefined : targetOf({ '*': config.defaultTarget }, '*');
+    config.defaultTarget === undefined ? undefined : checkTarget(config.defaultTarget, 'defaultTarget');
   if (windowMs !== undefined) checkPositive('windowMs', windowMs, 'the window length in ms, e.g. 3_600_000');
   const windowSize = config.windowSize ?? (windowMs === undefined ? 100 : undefined);
   if (windowSize !== undefined) checkInteger('windowSize', windowSize, 1, 'outcomes per window, e.g. 100');
@@ -158,6 +159,13 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
   if (budgetCfg !== undefined) {
     checkPositive('budget.periodMs', periodMs, 'the budget period in ms, e.g. 604_800_000 for a week');
     checkRatio('budget.alertAt', alertAt, 'e.g. 0.8 to alert at 80 % of the budget');
+    const volumes: unknown = budgetCfg.volumes;
+    if (typeof volumes !== 'object' || volumes === null) {
+      throw new ConfigError(
+        'budget.volumes',
+        'must map task types to tasks per period, e.g. { vendor: 10_000 }.',
+      );
+    }
     for (const [taskType, volume] of Object.entries(budgetCfg.volumes)) {
       if (!(Number.isFinite(volume) && volume >= 0)) {
         throw new ConfigError(

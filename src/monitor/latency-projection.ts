@@ -76,8 +76,9 @@ export interface LatencySnapshot {
 export interface LatencyProjection {
   /**
    * Folds one event; returns the SLA alerts it raised or resolved (usually none). Reads
-   * `agent.succeeded` / `agent.failed` (per agent) and `workflow.started` / `workflow.completed` /
-   * `workflow.failed` / `workflow.cancelled` (per workflow name; per-id state is dropped at the end).
+   * `agent.succeeded` / `agent.failed` (per agent; a `cancelled` failure is no latency sample, as
+   * the call was cut short) and `workflow.started` / `workflow.completed` / `workflow.failed` /
+   * `workflow.cancelled` (per workflow name; per-id state is dropped at the end).
    */
   apply(event: KeelEvent): readonly Alert[];
   /** Statistics of one series (`undefined` when it has no samples). */
@@ -268,7 +269,11 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
       if (event.ts > lastTs) lastTs = event.ts;
       switch (event.type) {
         case 'agent.succeeded':
+          return one(record('agent', event.payload.agent, event.payload.latencyMs, event));
         case 'agent.failed':
+          // A cancelled call was cut short (a sibling failed, the workflow was cancelled): how long
+          // it ran says when the cancellation came, not how fast the agent answers.
+          if (event.payload.category === 'cancelled') return NO_ALERTS;
           return one(record('agent', event.payload.agent, event.payload.latencyMs, event));
         case 'workflow.started':
           workflowNames.set(event.workflowId, event.payload.name);

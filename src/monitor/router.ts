@@ -93,29 +93,7 @@ interface ResolvedRetry {
  */
 export function createAlertRouter(config: AlertRouterConfig): AlertRouter {
   const { rules, clock, timeoutMs = 10_000, maxInFlight = 1_000, sinkFailureSeverity = 'high' } = config;
-  const untrusted: unknown = rules;
-  if (!Array.isArray(untrusted)) {
-    throw new ConfigError('rules', 'must be an array of { match, sinks } rules.');
-  }
-  rules.forEach((rule: AlertRule, i) => {
-    const sinks: unknown = rule.sinks;
-    if (!Array.isArray(sinks)) {
-      throw new ConfigError(`rules[${i}].sinks`, 'must be an array of sinks, e.g. [consoleSink()].');
-    }
-    rule.sinks.forEach((sink: AlertSink, j) => {
-      if (typeof sink?.deliver !== 'function' || typeof sink.name !== 'string') {
-        throw new ConfigError(
-          `rules[${i}].sinks[${j}]`,
-          'must be a sink ({ name, deliver }); build one with webhookSink(), slackSink(), functionSink() ...',
-        );
-      }
-      if (sink.timeoutMs !== undefined)
-        checkPositive(`rules[${i}].sinks[${j}].timeoutMs`, sink.timeoutMs, 'ms');
-      if (sink.retry !== undefined) resolveRetry(sink.retry, `rules[${i}].sinks[${j}].retry`);
-    });
-  });
-  checkPositive('timeoutMs', timeoutMs, 'the per-attempt timeout in ms, e.g. 10_000');
-  checkInteger('maxInFlight', maxInFlight, 1, 'deliveries allowed in flight, e.g. 1_000');
+  checkAlertRouting(config);
   const defaultRetry = resolveRetry(config.retry ?? {}, 'retry');
   const onSinkError =
     config.onSinkError ??
@@ -252,6 +230,47 @@ function isRetryable(error: unknown): boolean {
     error !== null &&
     (error as { retryable?: unknown }).retryable === false
   );
+}
+
+/**
+ * Checks the rules and delivery options of a router config, naming fields under `at` (the runtime
+ * passes `alerts.`, so an error names `alerts.rules[0].sinks` as its user wrote it). Internal.
+ */
+export function checkAlertRouting(
+  config: Pick<AlertRouterConfig, 'rules' | 'timeoutMs' | 'retry' | 'maxInFlight' | 'onSinkError'>,
+  at = '',
+): void {
+  const rules: unknown = config.rules;
+  if (!Array.isArray(rules)) {
+    throw new ConfigError(`${at}rules`, 'must be an array of { match, sinks } rules.');
+  }
+  rules.forEach((rule: unknown, i) => {
+    const sinks: unknown = (rule as Partial<AlertRule> | null)?.sinks;
+    if (!Array.isArray(sinks)) {
+      throw new ConfigError(`${at}rules[${i}].sinks`, 'must be an array of sinks, e.g. [consoleSink()].');
+    }
+    sinks.forEach((sink: Partial<AlertSink> | null, j) => {
+      const field = `${at}rules[${i}].sinks[${j}]`;
+      if (typeof sink?.deliver !== 'function' || typeof sink.name !== 'string') {
+        throw new ConfigError(
+          field,
+          'must be a sink ({ name, deliver }); build one with webhookSink(), slackSink(), functionSink() ...',
+        );
+      }
+      if (sink.timeoutMs !== undefined) checkPositive(`${field}.timeoutMs`, sink.timeoutMs, 'ms');
+      if (sink.retry !== undefined) resolveRetry(sink.retry, `${field}.retry`);
+    });
+  });
+  const { timeoutMs = 10_000, maxInFlight = 1_000 } = config;
+  checkPositive(`${at}timeoutMs`, timeoutMs, 'the per-attempt timeout in ms, e.g. 10_000');
+  checkInteger(`${at}maxInFlight`, maxInFlight, 1, 'deliveries allowed in flight, e.g. 1_000');
+  if (config.retry !== undefined) resolveRetry(config.retry, `${at}retry`);
+  if (config.onSinkError !== undefined && typeof config.onSinkError !== 'function') {
+    throw new ConfigError(
+      `${at}onSinkError`,
+      'must be a function called with each delivery given up, e.g. (failure) => log.warn(failure.error.message).',
+    );
+  }
 }
 
 function resolveRetry(retry: DeliveryRetry, field: string): ResolvedRetry {

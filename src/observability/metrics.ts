@@ -286,7 +286,12 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       }
       case 'agent.failed': {
         const p = event.payload;
-        if (p.attempts > 0) observeLlm(p.model, p.taskType, p.attempts, p.latencyMs);
+        if (p.attempts > 0) {
+          // A cancelled call was cut short by a sibling or its workflow: its duration is not the
+          // model's latency (it still counts as a call).
+          if (p.category === 'cancelled') callsBy.get2(p.model, p.taskType).inc(p.attempts);
+          else observeLlm(p.model, p.taskType, p.attempts, p.latencyMs);
+        }
         errorsBy.get2(p.taskType, p.category).inc();
         break;
       }

@@ -75,8 +75,33 @@ export interface BreakerConfig {
   countOn?: readonly ErrorCategory[];
 }
 
-/** Cache policy for an agent (`false` turns caching off). */
-export type CachePolicy = false | { ttlMs: number; staleIfError?: boolean };
+/**
+ * Cache policy for an agent (`false` turns caching off). An entry is keyed by the agent's name and
+ * version and by its input, or by the part of the input `key` picks.
+ *
+ * @example
+ * // Vendor validation depends on the vendor only: invoices from the same vendor share one entry.
+ * const vendorCheck = agent({
+ *   name: 'vendor_validation', model: 'gpt-4',
+ *   cache: { ttlMs: 86_400_000, key: (input) => input.vendor },
+ *   run: async (input: { vendor: string; invoiceId: string }) => ({ value: `${input.vendor}: known` }),
+ * });
+ */
+export type CachePolicy<I = unknown> =
+  | false
+  | {
+      /** How long an output is served from the cache, in ms (required, > 0). */
+      ttlMs: number;
+      /** Serve the expired entry when the call fails (default true). */
+      staleIfError?: boolean;
+      /**
+       * What keys the cache, from the input (default: the whole input). Return the fields the
+       * output depends on, e.g. `input.vendor` or `[input.vendor, input.country]`: inputs with an
+       * equal key (as canonical JSON) share one entry. Returning `undefined` or throwing fails the
+       * invocation with `validation_error` (no model call).
+       */
+      key?(input: I): unknown;
+    };
 
 /** Output validation: `true` accepts; a string or `{ category, message }` rejects. */
 export type OutputValidator<O> = (value: O) => true | string | { category: ErrorCategory; message: string };
@@ -100,7 +125,7 @@ export interface AgentConfig<I, O> {
   timeoutMs?: number;
   retry?: RetryConfig;
   breaker?: BreakerConfig;
-  cache?: CachePolicy;
+  cache?: CachePolicy<I>;
   /** Expected usage per call, used to reserve budget before the call (default 1000 in / 500 out). */
   estimate?: Usage;
   /** A zod schema (or anything with `safeParse`): an invalid output fails with `validation_error`. */
@@ -172,6 +197,11 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
     throw new ConfigError(
       `${where}.cache.ttlMs`,
       'must be a positive number of milliseconds (or set cache: false)',
+    );
+  if (config.cache && config.cache.key !== undefined && typeof config.cache.key !== 'function')
+    throw new ConfigError(
+      `${where}.cache.key`,
+      `must be a function of the input returning what keys the cache, e.g. key: (input) => input.vendor; got ${typeof config.cache.key}`,
     );
   if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || !config.breaker.name))
     throw new ConfigError(`${where}.breaker.name`, 'must name the shared breaker, e.g. "openai"');

@@ -197,7 +197,13 @@ class AgentInvocation implements Invocation, Outcome {
     }
 
     const policy = agent.cache;
-    const key = cache.key(agent.name, agent.version, input);
+    let key: string;
+    try {
+      key = cacheKeyOf(cache, agent, policy, input);
+    } catch (e) {
+      this.unkeyable(e);
+      return;
+    }
     const hit = cache.get(key);
     if (!isPromise(hit)) {
       if (hit) {
@@ -245,6 +251,21 @@ class AgentInvocation implements Invocation, Outcome {
     this.resolve(hit);
   }
 
+  /** The input could not be keyed (the policy's `key` threw or returned `undefined`): no call is made. */
+  private unkeyable(error: unknown): void {
+    const { agent, ctx } = this;
+    const message = `agent "${agent.name}": the cache key could not be built from the input (${messageOf(error)}); fix cache.key or the input`;
+    sharedFailure(agent, ctx, 'validation_error', message);
+    this.reject(
+      new AgentFailedError('validation_error', message, {
+        agent: agent.name,
+        path: ctx.path,
+        attempts: 0,
+        cause: error,
+      }),
+    );
+  }
+
   unsubscribe(): void {
     if (this.settled || this.cancelReason !== undefined) return;
     this.cancelReason = UNSUBSCRIBED;
@@ -290,6 +311,22 @@ class AgentInvocation implements Invocation, Outcome {
   }
 }
 
+/**
+ * The cache key of this invocation: agent name and version with the policy's `key(input)`, or with
+ * the whole input. Throws when `key` throws or returns `undefined`, or the key is not JSON.
+ */
+function cacheKeyOf(
+  cache: CacheLike,
+  agent: AnyAgent,
+  policy: Exclude<CachePolicy<never>, false>,
+  input: unknown,
+): string {
+  if (policy.key === undefined) return cache.key(agent.name, agent.version, input);
+  const part = policy.key(input as never);
+  if (part === undefined) throw new TypeError('cache.key returned undefined');
+  return cache.key(agent.name, agent.version, part);
+}
+
 /** Logs a cache hit and its success (no call of its own). */
 function serveHit(agent: AnyAgent, ctx: NodeContext, key: string, hit: CachedLike): void {
   const { scope, path } = ctx;
@@ -308,7 +345,7 @@ function afterMiss(
   input: unknown,
   ctx: NodeContext,
   cache: CacheLike,
-  policy: Exclude<CachePolicy, false>,
+  policy: Exclude<CachePolicy<never>, false>,
   key: string,
   invocation: AgentInvocation,
 ): Promise<NodeResult> {

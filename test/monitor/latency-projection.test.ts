@@ -47,6 +47,21 @@ describe('createLatencyProjection', () => {
     ).toEqual(['other', 'vendor_extraction']);
   });
 
+  it('takes no latency sample from a cancelled call, so cut-short calls cannot hide an SLA breach', () => {
+    const p = createLatencyProjection({ slaP95Ms: 1_000, minSamples: 5, monitor: 'agent' });
+    const alerts: Alert[] = [];
+    for (let i = 1; i <= 10; i++) alerts.push(...p.apply(succeeded({ latencyMs: 2_000, ts: i })));
+    expect(alerts.map((a) => a.status)).toEqual(['firing']);
+    // Cut-short calls at 5 ms would pull the window's P95 under the target and resolve the alert.
+    for (let i = 11; i <= 200; i++) alerts.push(...p.apply(failed('cancelled', { latencyMs: 5, ts: i })));
+    expect(alerts.map((a) => a.status)).toEqual(['firing']);
+    expect(p.stats('agent', 'vendor_extraction')).toMatchObject({
+      count: 10,
+      p50Ms: 2_000,
+      window: { samples: 10 },
+    });
+  });
+
   it('keeps HDR precision for large latencies (3 significant digits)', () => {
     const p = createLatencyProjection();
     for (let i = 1; i <= 100; i++) p.apply(succeeded({ latencyMs: i * 200, ts: i })); // 200 ms … 20 s

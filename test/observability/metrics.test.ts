@@ -62,6 +62,33 @@ describe('createMetrics', () => {
     expect(await sampleValue(r, 'budget_limit_usd', { scope: 'model:gpt-4' })).toBe(50);
   });
 
+  it('counts a cancelled call as a call but keeps its cut-short duration out of llm_latency_seconds', async () => {
+    const metrics = createMetrics();
+    const b = new StreamBuilder();
+    const failed = (category: 'cancelled' | 'provider_error', latencyMs: number) =>
+      b.add('agent.failed', 'wf', {
+        path: 'p',
+        agent: 'a',
+        model: 'gpt-4',
+        taskType: 'vendor',
+        category,
+        message: category,
+        attempts: 1,
+        latencyMs,
+        costUsd: 0,
+      });
+    metrics.apply(failed('cancelled', 3));
+    metrics.apply(failed('provider_error', 2_000));
+    const r = metrics.registry;
+    expect(await sampleValue(r, 'llm_calls_total', { model: 'gpt-4', task_type: 'vendor' })).toBe(2);
+    expect(await sampleValue(r, 'llm_latency_seconds', { model: 'gpt-4' }, 'llm_latency_seconds_count')).toBe(
+      1,
+    );
+    expect(await sampleValue(r, 'llm_latency_seconds', { model: 'gpt-4' }, 'llm_latency_seconds_sum')).toBe(
+      2,
+    );
+  });
+
   it('never turns a workflow id into a label value', async () => {
     const metrics = createMetrics();
     for (const event of syntheticStream(3)) metrics.apply(event);
