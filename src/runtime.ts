@@ -460,178 +460,205 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         durability: config.durability ?? 'normal',
         writer: config.writer ?? 'inline',
       });
-    this.root = createActor(runtimeMachine, {
-      clock: this.clock,
-      systemId: 'keel',
-      ...(config.inspect ? { inspect: config.inspect } : {}),
-    }).start();
-    const monitor = config.monitor ?? {};
-    this.errorRates = createErrorRateProjection({
-      targets: config.errorTargets ?? DEFAULT_ERROR_TARGETS,
-      ...(monitor.windowSize !== undefined ? { windowSize: monitor.windowSize } : {}),
-      ...(monitor.windowMs !== undefined ? { windowMs: monitor.windowMs } : {}),
-      ...(monitor.minSamples !== undefined ? { minSamples: monitor.minSamples } : {}),
-      ...(monitor.weeklyVolume ? { budget: { volumes: monitor.weeklyVolume } } : {}),
-      clock: this.clock,
-    });
-    this.latency = createLatencyProjection({
-      slaP95Ms: config.sla?.p95Ms ?? 10_000,
-      ...(config.sla?.windowMs !== undefined ? { windowMs: config.sla.windowMs } : {}),
-      ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
-    });
-    this.cost = createCostTracker();
-    if (config.metrics !== false) {
-      const targets: Record<string, number> = {};
-      for (const [k, v] of Object.entries(config.errorTargets ?? DEFAULT_ERROR_TARGETS)) {
-        targets[k] = typeof v === 'number' ? v : v.rate;
-      }
-      this.metrics = createMetrics({
-        ...(config.metrics?.prefix !== undefined ? { prefix: config.metrics.prefix } : {}),
-        errorTargets: targets,
+    try {
+      this.root = createActor(runtimeMachine, {
+        clock: this.clock,
+        systemId: 'keel',
+        ...(config.inspect ? { inspect: config.inspect } : {}),
+      }).start();
+      const monitor = config.monitor ?? {};
+      this.errorRates = createErrorRateProjection({
+        targets: config.errorTargets ?? DEFAULT_ERROR_TARGETS,
+        ...(monitor.windowSize !== undefined ? { windowSize: monitor.windowSize } : {}),
+        ...(monitor.windowMs !== undefined ? { windowMs: monitor.windowMs } : {}),
+        ...(monitor.minSamples !== undefined ? { minSamples: monitor.minSamples } : {}),
+        ...(monitor.weeklyVolume ? { budget: { volumes: monitor.weeklyVolume } } : {}),
+        clock: this.clock,
+      });
+      this.latency = createLatencyProjection({
         slaP95Ms: config.sla?.p95Ms ?? 10_000,
-        // A bad limit is left to createBudgets, which names it `budget.dailyUsd`.
-        ...(config.budget && config.budget.dailyUsd > 0 && Number.isFinite(config.budget.dailyUsd)
-          ? { budgetLimitUsd: config.budget.dailyUsd }
-          : {}),
+        ...(config.sla?.windowMs !== undefined ? { windowMs: config.sla.windowMs } : {}),
+        ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
       });
-    }
-    if (config.tracing !== false) {
-      this.tracing = createTracing({
-        ...(config.tracing?.tracer ? { tracer: config.tracing.tracer } : {}),
-        ...(config.tracing?.captureContent !== undefined
-          ? { captureContent: config.tracing.captureContent }
-          : {}),
-        ...(config.tracing?.providerName ? { providerName: config.tracing.providerName } : {}),
+      this.cost = createCostTracker();
+      if (config.metrics !== false) {
+        const targets: Record<string, number> = {};
+        for (const [k, v] of Object.entries(config.errorTargets ?? DEFAULT_ERROR_TARGETS)) {
+          targets[k] = typeof v === 'number' ? v : v.rate;
+        }
+        this.metrics = createMetrics({
+          ...(config.metrics?.prefix !== undefined ? { prefix: config.metrics.prefix } : {}),
+          errorTargets: targets,
+          slaP95Ms: config.sla?.p95Ms ?? 10_000,
+          // A bad limit is left to createBudgets, which names it `budget.dailyUsd`.
+          ...(config.budget && config.budget.dailyUsd > 0 && Number.isFinite(config.budget.dailyUsd)
+            ? { budgetLimitUsd: config.budget.dailyUsd }
+            : {}),
+        });
+      }
+      if (config.tracing !== false) {
+        this.tracing = createTracing({
+          ...(config.tracing?.tracer ? { tracer: config.tracing.tracer } : {}),
+          ...(config.tracing?.captureContent !== undefined
+            ? { captureContent: config.tracing.captureContent }
+            : {}),
+          ...(config.tracing?.providerName ? { providerName: config.tracing.providerName } : {}),
+        });
+      }
+      if (config.logs) {
+        this.logSink = createEcsLogSink({
+          destination: config.logs.destination,
+          serviceName: config.logs.serviceName ?? 'keel',
+          ...(config.logs.level ? { level: config.logs.level } : {}),
+        });
+      }
+      this.router = config.alerts
+        ? createAlertRouter({
+            rules: config.alerts.rules,
+            clock: this.clock,
+            ...(config.alerts.timeoutMs !== undefined ? { timeoutMs: config.alerts.timeoutMs } : {}),
+            ...(config.alerts.onSinkError ? { onSinkError: config.alerts.onSinkError } : {}),
+          })
+        : undefined;
+      const restoring: (() => Awaitable<void>)[] = [
+        // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
+        () =>
+          withEvents(this.store.iterate({ fromTs: this.clock.now() - 3_600_000 }), (events) => {
+            this.suppressAlerts = true;
+            try {
+              for (const e of events) this.project(e);
+            } finally {
+              this.suppressAlerts = false;
+            }
+          }),
+        // Breakers resume from their last recorded transition when an agent first uses them.
+        () =>
+          withEvents(this.store.iterate({ type: 'breaker.transitioned' }), (events) => {
+            for (const e of events) {
+              if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
+            }
+          }),
+      ];
+      this.unsubscribeCommit = this.store.onCommit((batch, info) => {
+        if (info) this.metrics?.observeCommit(info.commitMs / 1_000);
+        this.onCommit(batch);
       });
-    }
-    if (config.logs) {
-      this.logSink = createEcsLogSink({
-        destination: config.logs.destination,
-        serviceName: config.logs.serviceName ?? 'keel',
-        ...(config.logs.level ? { level: config.logs.level } : {}),
-      });
-    }
-    this.router = config.alerts
-      ? createAlertRouter({
-          rules: config.alerts.rules,
+      const pricing = this.pricing;
+      if (config.redact !== false) {
+        const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
+        this.redactor = createRedactor({ ...config.redact, ...(key ? { hmacKey: key } : {}) });
+      }
+      if (isCacheBackend(config.cache)) {
+        this.cacheBackend = config.cache;
+        this.cacheStore = config.cache.openCache({
           clock: this.clock,
-          ...(config.alerts.timeoutMs !== undefined ? { timeoutMs: config.alerts.timeoutMs } : {}),
-          ...(config.alerts.onSinkError ? { onSinkError: config.alerts.onSinkError } : {}),
-        })
-      : undefined;
-    const restoring: (() => Awaitable<void>)[] = [
-      // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
-      () =>
-        withEvents(this.store.iterate({ fromTs: this.clock.now() - 3_600_000 }), (events) => {
-          this.suppressAlerts = true;
-          try {
-            for (const e of events) this.project(e);
-          } finally {
-            this.suppressAlerts = false;
+          onError: (error) => this.emit('error', error),
+        });
+      } else if (config.cache !== false) {
+        const dbPath = config.store ? undefined : (config.db ?? 'keel.db');
+        const path = config.cache?.path ?? (dbPath && dbPath !== ':memory:' ? `${dbPath}.cache` : undefined);
+        this.cacheStore = createCache({
+          clock: this.clock,
+          ...(path ? { path } : {}),
+          ...(config.cache?.maxEntries !== undefined ? { maxEntries: config.cache.maxEntries } : {}),
+          ...(config.cache?.maxStaleMs !== undefined ? { maxStaleMs: config.cache.maxStaleMs } : {}),
+        });
+      }
+      if (config.budget) {
+        const { shared, ...budgetConfig } = config.budget;
+        const deps: BudgetDeps = {
+          clock: this.clock,
+          pricing,
+          parent: this.root,
+          onAlert: (payload) => {
+            this.record({
+              ts: this.clock.now(),
+              workflowId: SYSTEM_WORKFLOW_ID,
+              type: 'budget.alert',
+              payload,
+            });
+            const pct = Math.round((payload.spentUsd / payload.limitUsd) * 100);
+            this.raise({
+              id: `budget:${payload.scope}:${payload.threshold}:${payload.day}`,
+              kind: 'budget',
+              severity: payload.threshold >= 1 ? 'critical' : 'high',
+              title: `Budget ${payload.scope}: $${payload.spentUsd.toFixed(2)} of $${payload.limitUsd.toFixed(2)} (${pct}%) on ${payload.day}${payload.threshold >= 1 ? ' — exhausted' : ''}`,
+              data: payload,
+              ts: this.clock.now(),
+            });
+          },
+        };
+        if (shared !== undefined) {
+          if (!isBudgetBackend(shared)) {
+            throw new ConfigError(
+              'budget.shared',
+              "must be a shared budget backend, e.g. redis('redis://127.0.0.1:6379') from 'keel/redis'",
+            );
           }
-        }),
-      // Breakers resume from their last recorded transition when an agent first uses them.
-      () =>
-        withEvents(this.store.iterate({ type: 'breaker.transitioned' }), (events) => {
-          for (const e of events) {
-            if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
-          }
-        }),
-    ];
-    this.unsubscribeCommit = this.store.onCommit((batch, info) => {
-      if (info) this.metrics?.observeCommit(info.commitMs / 1_000);
-      this.onCommit(batch);
-    });
-    const pricing = this.pricing;
-    if (config.redact !== false) {
-      const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
-      this.redactor = createRedactor({ ...config.redact, ...(key ? { hmacKey: key } : {}) });
-    }
-    if (isCacheBackend(config.cache)) {
-      this.cacheBackend = config.cache;
-      this.cacheStore = config.cache.openCache({
-        clock: this.clock,
-        onError: (error) => this.emit('error', error),
-      });
-    } else if (config.cache !== false) {
-      const dbPath = config.store ? undefined : (config.db ?? 'keel.db');
-      const path = config.cache?.path ?? (dbPath && dbPath !== ':memory:' ? `${dbPath}.cache` : undefined);
-      this.cacheStore = createCache({
-        clock: this.clock,
-        ...(path ? { path } : {}),
-        ...(config.cache?.maxEntries !== undefined ? { maxEntries: config.cache.maxEntries } : {}),
-        ...(config.cache?.maxStaleMs !== undefined ? { maxStaleMs: config.cache.maxStaleMs } : {}),
-      });
-    }
-    if (config.budget) {
-      const { shared, ...budgetConfig } = config.budget;
-      const deps: BudgetDeps = {
-        clock: this.clock,
-        pricing,
-        parent: this.root,
-        onAlert: (payload) => {
-          this.record({
-            ts: this.clock.now(),
-            workflowId: SYSTEM_WORKFLOW_ID,
-            type: 'budget.alert',
-            payload,
-          });
-          const pct = Math.round((payload.spentUsd / payload.limitUsd) * 100);
-          this.raise({
-            id: `budget:${payload.scope}:${payload.threshold}:${payload.day}`,
-            kind: 'budget',
-            severity: payload.threshold >= 1 ? 'critical' : 'high',
-            title: `Budget ${payload.scope}: $${payload.spentUsd.toFixed(2)} of $${payload.limitUsd.toFixed(2)} (${pct}%) on ${payload.day}${payload.threshold >= 1 ? ' — exhausted' : ''}`,
-            data: payload,
-            ts: this.clock.now(),
-          });
-        },
-      };
-      if (shared !== undefined) {
-        if (!isBudgetBackend(shared)) {
-          throw new ConfigError(
-            'budget.shared',
-            "must be a shared budget backend, e.g. redis('redis://127.0.0.1:6379') from 'keel/redis'",
+          // Redis is the source of truth: the fleet's spend, not this process's log, so no restore.
+          const fleet = shared.openBudgets(budgetConfig, { ...deps, onError: (e) => this.emit('error', e) });
+          this.budgets = fleet;
+          this.budgetBackend = shared;
+          // The fleet's spend so far today; `rt.ready()` reports a Redis it cannot reach.
+          this.budgetsReady = fleet.refresh();
+          this.budgetsReady.catch((e: unknown) => this.emit('error', e));
+        } else {
+          const budgets = createBudgets(budgetConfig, deps);
+          this.budgets = budgets;
+          restoring.push(() =>
+            withEvents(
+              this.store.iterate({
+                type: ['cost.incurred', 'budget.alert'],
+                fromTs: budgets.today().startMs,
+              }),
+              (events) => budgets.restore(events),
+            ),
           );
         }
-        // Redis is the source of truth: the fleet's spend, not this process's log, so no restore.
-        const fleet = shared.openBudgets(budgetConfig, { ...deps, onError: (e) => this.emit('error', e) });
-        this.budgets = fleet;
-        this.budgetBackend = shared;
-        // The fleet's spend so far today; `rt.ready()` reports a Redis it cannot reach.
-        this.budgetsReady = fleet.refresh();
-        this.budgetsReady.catch((e: unknown) => this.emit('error', e));
-      } else {
-        const budgets = createBudgets(budgetConfig, deps);
-        this.budgets = budgets;
-        restoring.push(() =>
-          withEvents(
-            this.store.iterate({ type: ['cost.incurred', 'budget.alert'], fromTs: budgets.today().startMs }),
-            (events) => budgets.restore(events),
-          ),
-        );
       }
+      // SQLite answers at once, so the runtime is ready on return; an asynchronous store (Postgres)
+      // restores in the background and workflows wait for it (`rt.ready()` surfaces its errors).
+      this.restoreSteps = restoring;
+      this.restore();
+      this.services = {
+        clock: this.clock,
+        inspect: config.inspect,
+        breaker: (c) => this.breakerFor(c),
+        budgets: this.budgets,
+        cache: this.cacheStore && {
+          key: cacheKey,
+          get: (key, options) => this.cacheStore?.get(key, options),
+          set: (key, agent, value, ttlMs) => this.cacheStore?.set(key, agent, value, ttlMs),
+          singleFlight: (key, compute) => (this.cacheStore as Cache).singleFlight(key, compute),
+        },
+        price: (model, usage) => pricing.price(model, usage),
+        seed: this.seed,
+      };
+      const store = this.store;
+      this.liveEnv = { services: this.services, append: (e) => store.append([e]), replay: undefined };
+    } catch (e) {
+      this.abandon(config);
+      throw e;
     }
-    // SQLite answers at once, so the runtime is ready on return; an asynchronous store (Postgres)
-    // restores in the background and workflows wait for it (`rt.ready()` surfaces its errors).
-    this.restoreSteps = restoring;
-    this.restore();
-    this.services = {
-      clock: this.clock,
-      inspect: config.inspect,
-      breaker: (c) => this.breakerFor(c),
-      budgets: this.budgets,
-      cache: this.cacheStore && {
-        key: cacheKey,
-        get: (key, options) => this.cacheStore?.get(key, options),
-        set: (key, agent, value, ttlMs) => this.cacheStore?.set(key, agent, value, ttlMs),
-        singleFlight: (key, compute) => (this.cacheStore as Cache).singleFlight(key, compute),
-      },
-      price: (model, usage) => pricing.price(model, usage),
-      seed: this.seed,
+  }
+
+  /**
+   * A constructor step failed (a bad budget, cache path, a log that cannot be read): releases what
+   * was already opened — the store it opened (not one it was given), the actor system, the cache —
+   * so a failed `createRuntime` leaves no file handle, thread or timer behind.
+   */
+  private abandon(config: RuntimeConfig): void {
+    const quietly = (p: unknown): void => {
+      if (p instanceof Promise) p.catch(() => undefined);
     };
-    const store = this.store;
-    this.liveEnv = { services: this.services, append: (e) => store.append([e]), replay: undefined };
+    try {
+      (this.root as typeof this.root | undefined)?.stop();
+    } catch {
+      // already stopped
+    }
+    quietly(this.cacheStore?.close());
+    quietly(this.logSink?.close());
+    if (!config.store) quietly(this.store.close());
   }
 
   register(name: string, topology: Topology<never, unknown>): this {
