@@ -118,16 +118,28 @@ export type { SqliteStoreOptions, SqliteEventStore } from './eventlog/sqlite.js'
 // ── replay ──────────────────────────────────────────────────────────────────────────────────────
 export { recordedSource, decisionsOf, compareDecisions } from './replay/recorded.js';
 export type { Divergence, Decision, RecordedSource } from './replay/recorded.js';
-export { whatIfCascade, whatIfVote, whatIfCache, projectVolume, WEEKS_PER_YEAR } from './replay/whatif.js';
+export {
+  whatIfCascade,
+  whatIfVote,
+  whatIfCache,
+  createCascadeWhatIf,
+  createVoteWhatIf,
+  createCacheWhatIf,
+  projectVolume,
+  WEEKS_PER_YEAR,
+} from './replay/whatif.js';
 export type {
   CascadeWhatIf,
+  CascadeWhatIfFold,
   CascadeWhatIfOptions,
   CascadeThresholdRow,
   VoteWhatIf,
+  VoteWhatIfFold,
   VoteWhatIfOptions,
   VoteStop,
   VoteStopRow,
   CacheWhatIf,
+  CacheWhatIfFold,
   CacheWhatIfOptions,
   CacheTtlRow,
   VolumeProjection,
@@ -135,7 +147,7 @@ export type {
 } from './replay/whatif.js';
 
 // ── report ──────────────────────────────────────────────────────────────────────────────────────
-export { buildReport, formatReport, renderHtml } from './report/index.js';
+export { buildReport, createReportFold, foldEvents, formatReport, renderHtml } from './report/index.js';
 export type * from './report/index.js';
 
 // ── cost ────────────────────────────────────────────────────────────────────────────────────────

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { isKeelError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
 import { openSqliteStore } from '../eventlog/sqlite.js';
-import { collectEvents, type EventStore, type EventStream } from '../eventlog/store.js';
+import type { EventStore } from '../eventlog/store.js';
 
 /** Documented exit codes of every `keel` command. */
 export const EXIT = {
@@ -143,12 +143,4 @@ export function timeArg(name: string, value: string): number {
     );
   }
   return n;
-}
-
-/**
- * The events of `stream` as an iterable for the folds (report, what-if) that read one pass: SQLite
- * streams them; Postgres's are read into memory first (bound them with a filter on large logs).
- */
-export async function eventsFor<T>(stream: EventStream<T>): Promise<Iterable<T>> {
-  return Symbol.iterator in stream ? stream : await collectEvents(stream);
 }

@@ -1,17 +1,19 @@
 /**
  * `keel report`: rebuilds workflows, latency, cost, error rates, alerts, breakers, votes, cascades
- * and root causes from the event log alone (opened read-only, streamed once), and prints them as
+ * and root causes from the event log alone (opened read-only, streamed once from SQLite or Postgres,
+ * never held in memory), and prints them as
  * tables or JSON; `--html FILE` also writes a self-contained HTML report.
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isConfigError } from '../core/errors.js';
-import { buildReport } from '../report/build.js';
+import { createReportFold } from '../report/build.js';
 import { renderHtml } from '../report/html.js';
 import type { Report } from '../report/report.js';
+import { foldEvents } from '../report/stream.js';
 import { formatReport } from '../report/terminal.js';
-import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, eventsFor, type Io } from './io.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, type Io } from './io.js';
 
 interface ReportFlags {
   db: string;
@@ -55,11 +57,12 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
       const store = await openLog(o);
       let report: Report;
       try {
-        report = buildReport(await eventsFor(store.iterate()), {
+        const fold = createReportFold({
           ...(slaP95Ms !== undefined ? { slaP95Ms } : {}),
           ...(budgetUsd !== undefined ? { budgetUsd } : {}),
           ...(o.timeZone !== undefined ? { timeZone: o.timeZone } : {}),
         });
+        report = await foldEvents(fold, store.iterate());
       } catch (e) {
         if (isConfigError(e) && e.field === 'timeZone') {
           throw new CliError(

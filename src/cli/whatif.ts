@@ -9,19 +9,16 @@
 import type { Command } from 'commander';
 import type { Accuracy } from '../replay/accuracy.js';
 import type { VolumeProjection } from '../replay/volume.js';
-import { whatIfCache, type CacheFigures, type CacheWhatIf } from '../replay/whatif-cache.js';
-import { whatIfCascade, type CascadeSiteWhatIf, type CascadeWhatIf } from '../replay/whatif-cascade.js';
-import { whatIfVote, type VoteSiteWhatIf, type VoteStop, type VoteWhatIf } from '../replay/whatif-vote.js';
+import { createCacheWhatIf, type CacheFigures, type CacheWhatIf } from '../replay/whatif-cache.js';
+import { createCascadeWhatIf, type CascadeSiteWhatIf, type CascadeWhatIf } from '../replay/whatif-cascade.js';
 import {
-  CliError,
-  EXIT,
-  STORE_OPTION_HELP,
-  SCHEMA_OPTION_HELP,
-  logName,
-  openLog,
-  eventsFor,
-  type Io,
-} from './io.js';
+  createVoteWhatIf,
+  type VoteSiteWhatIf,
+  type VoteStop,
+  type VoteWhatIf,
+} from '../replay/whatif-vote.js';
+import { foldEvents } from '../report/stream.js';
+import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 interface WhatIfFlags {
   db: string;
@@ -357,27 +354,26 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
       let empty: string | undefined;
       try {
         if (thresholds) {
-          const r: CascadeWhatIf = whatIfCascade(await eventsFor(store.iterate()), {
-            thresholds,
-            ...vol,
-            ...where,
-          });
+          const fold = createCascadeWhatIf({ thresholds, ...vol, ...where });
+          const r: CascadeWhatIf = await foldEvents(fold, store.iterate());
           json = { whatIf: 'cascade', ...r };
           text = r.sites.map((s) => formatCascadeSite(s, volume)).join('\n\n');
           if (r.sites.length === 0)
             empty = `no cascade runs in ${logName(o)}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
         } else if (stops) {
-          const r: VoteWhatIf = whatIfVote(await eventsFor(store.iterate()), { stops, ...vol, ...where });
+          const fold = createVoteWhatIf({ stops, ...vol, ...where });
+          const r: VoteWhatIf = await foldEvents(fold, store.iterate());
           json = { whatIf: 'vote', ...r };
           text = r.sites.map((s) => formatVoteSite(s, volume)).join('\n\n');
           if (r.sites.length === 0)
             empty = `no vote runs in ${logName(o)}${o.path !== undefined ? ` at path ${o.path}` : ''}`;
         } else {
-          const r = whatIfCache(await eventsFor(store.iterate()), {
+          const fold = createCacheWhatIf({
             ttlsMs: ttls ?? [],
             ...vol,
             ...(o.agent !== undefined ? { agent: o.agent } : {}),
           });
+          const r = await foldEvents(fold, store.iterate());
           json = { whatIf: 'cache', ...r };
           text = formatCache(r);
           if (r.recorded.lookups === 0)

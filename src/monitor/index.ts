@@ -32,8 +32,8 @@ export type {
   ErrorBudgetState,
   TaskTypeErrorState,
 } from './error-rate-projection.js';
-export { rca } from './rca.js';
-export type { RcaOptions, RcaReport, FailureBreakdown, CauseShare } from './rca.js';
+export { rca, createRcaFold } from './rca.js';
+export type { RcaOptions, RcaReport, RcaFold, FailureBreakdown, CauseShare } from './rca.js';
 export { createLatencyProjection } from './latency-projection.js';
 export type {
   LatencyProjection,

@@ -94,47 +94,71 @@ const newCounter = (): Counter => ({ outcomes: 0, counts: new Uint32Array(ERROR_
  * console.log(report.format()); // - OCR errors: 45 (62%) ← PRIMARY ROOT CAUSE
  */
 export function rca(events: Iterable<KeelEvent>, options: RcaOptions = {}): RcaReport {
+  const fold = createRcaFold(options);
+  for (const event of events) fold.apply(event);
+  return fold.result();
+}
+
+/** {@link rca} as a push fold: `apply` each event in log order, `result()` at the end. */
+export interface RcaFold {
+  apply(event: KeelEvent): void;
+  result(): RcaReport;
+}
+
+/**
+ * Root-cause analysis one event at a time, for streams that cannot be iterated synchronously
+ * (a Postgres log) or that feed several analyses in one pass. Memory is bounded by agent and task
+ * type names, not by events.
+ *
+ * @example
+ * const causes = createRcaFold({ taskType: 'vendor' });
+ * for await (const e of store.iterate()) causes.apply(e);
+ * console.log(causes.result().format());
+ */
+export function createRcaFold(options: RcaOptions = {}): RcaFold {
   const { fromTs = -Infinity, toTs = Infinity, agent, taskType } = options;
   const overall = newCounter();
   const byAgent = new Map<string, Counter>();
   const byTaskType = new Map<string, Counter>();
   let firstTs: number | undefined;
   let lastTs: number | undefined;
-
-  for (const event of events) {
-    if (!isOutcomeEvent(event) || event.ts < fromTs || event.ts >= toTs) continue;
-    const p = event.payload;
-    if ((agent !== undefined && p.agent !== agent) || (taskType !== undefined && p.taskType !== taskType)) {
-      continue;
-    }
-    if (firstTs === undefined || event.ts < firstTs) firstTs = event.ts;
-    if (lastTs === undefined || event.ts > lastTs) lastTs = event.ts;
-    let a = byAgent.get(p.agent);
-    if (a === undefined) byAgent.set(p.agent, (a = newCounter()));
-    let t = byTaskType.get(p.taskType);
-    if (t === undefined) byTaskType.set(p.taskType, (t = newCounter()));
-    overall.outcomes++;
-    a.outcomes++;
-    t.outcomes++;
-    const category = failureCategory(event);
-    if (category !== undefined) {
-      const i = categoryIndex(category);
-      overall.counts[i] = (overall.counts[i] ?? 0) + 1;
-      a.counts[i] = (a.counts[i] ?? 0) + 1;
-      t.counts[i] = (t.counts[i] ?? 0) + 1;
-    }
-  }
-
-  const report: RcaReport = {
-    options: { ...options },
-    firstTs,
-    lastTs,
-    overall: breakdown(overall),
-    byAgent: Object.fromEntries([...byAgent].map(([k, c]) => [k, breakdown(c)])),
-    byTaskType: Object.fromEntries([...byTaskType].map(([k, c]) => [k, breakdown(c)])),
-    format: () => formatReport(report),
+  return {
+    apply(event) {
+      if (!isOutcomeEvent(event) || event.ts < fromTs || event.ts >= toTs) return;
+      const p = event.payload;
+      if ((agent !== undefined && p.agent !== agent) || (taskType !== undefined && p.taskType !== taskType)) {
+        return;
+      }
+      if (firstTs === undefined || event.ts < firstTs) firstTs = event.ts;
+      if (lastTs === undefined || event.ts > lastTs) lastTs = event.ts;
+      let a = byAgent.get(p.agent);
+      if (a === undefined) byAgent.set(p.agent, (a = newCounter()));
+      let t = byTaskType.get(p.taskType);
+      if (t === undefined) byTaskType.set(p.taskType, (t = newCounter()));
+      overall.outcomes++;
+      a.outcomes++;
+      t.outcomes++;
+      const category = failureCategory(event);
+      if (category !== undefined) {
+        const i = categoryIndex(category);
+        overall.counts[i] = (overall.counts[i] ?? 0) + 1;
+        a.counts[i] = (a.counts[i] ?? 0) + 1;
+        t.counts[i] = (t.counts[i] ?? 0) + 1;
+      }
+    },
+    result() {
+      const report: RcaReport = {
+        options: { ...options },
+        firstTs,
+        lastTs,
+        overall: breakdown(overall),
+        byAgent: Object.fromEntries([...byAgent].map(([k, c]) => [k, breakdown(c)])),
+        byTaskType: Object.fromEntries([...byTaskType].map(([k, c]) => [k, breakdown(c)])),
+        format: () => formatReport(report),
+      };
+      return report;
+    },
   };
-  return report;
 }
 
 function breakdown(c: Counter): FailureBreakdown {

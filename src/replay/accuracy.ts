@@ -22,9 +22,19 @@ export interface Accuracy {
   unknown: number;
 }
 
-/** What a run's answer under a policy looks like to the judge. @internal */
-export type Outcome =
-  { kind: 'answer'; value: unknown; known: boolean } | { kind: 'failed' } | { kind: 'unknown' };
+/** The run's correctness cannot be told, whatever its ground truth. @internal */
+export const UNTOLD = 0;
+/** The answer is the recorded one: the recorded verdict holds. @internal */
+export const AS_RECORDED = 1;
+/** The run fails under the policy: wrong, whatever its ground truth. @internal */
+export const WRONG = 2;
+
+/**
+ * How a run under a policy will be judged once its ground truth is known, kept instead of the run
+ * itself: {@link UNTOLD}, {@link AS_RECORDED}, {@link WRONG}, or the canonical JSON of a changed
+ * answer to compare with `feedback.expected`. @internal
+ */
+export type Verdict = typeof UNTOLD | typeof AS_RECORDED | typeof WRONG | string;
 
 /** Counts correct / labeled / unknown runs. @internal */
 export class AccuracyTally {
@@ -32,22 +42,17 @@ export class AccuracyTally {
   private correct = 0;
   private unknown = 0;
 
-  /**
-   * Adds one run. `same` says the policy's answer equals the recorded one; `isRoot` that the node
-   * is the workflow's root, so `feedback.expected` is its expected answer.
-   */
-  add(feedback: Feedback | undefined, outcome: Outcome, same: boolean, isRoot: boolean): void {
+  /** Adds one run, judged by `verdict` against its ground truth (none: the run is not labeled). */
+  add(feedback: Feedback | undefined, verdict: Verdict): void {
     if (!feedback) return;
     this.labeled++;
-    let verdict: boolean | undefined;
-    if (outcome.kind === 'unknown') verdict = undefined;
-    else if (same) verdict = feedback.correct;
-    else if (outcome.kind === 'failed') verdict = false;
-    else if (isRoot && outcome.known && feedback.expected !== undefined) {
-      verdict = canonicalJson(outcome.value ?? null) === canonicalJson(feedback.expected);
-    }
-    if (verdict === undefined) this.unknown++;
-    else if (verdict) this.correct++;
+    let ok: boolean | undefined;
+    if (verdict === AS_RECORDED) ok = feedback.correct;
+    else if (verdict === WRONG) ok = false;
+    else if (typeof verdict === 'string' && feedback.expectedJson !== undefined)
+      ok = verdict === feedback.expectedJson;
+    if (ok === undefined) this.unknown++;
+    else if (ok) this.correct++;
   }
 
   result(): Accuracy {

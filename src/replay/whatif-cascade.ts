@@ -8,16 +8,28 @@
  * looser one is then exact.
  */
 import { ConfigError } from '../core/errors.js';
+import { canonicalJson } from '../core/json.js';
 import type { KeelEvent } from '../eventlog/events.js';
-import { AccuracyTally, sameAnswer, type Accuracy, type Outcome } from './accuracy.js';
+import { foldSync, type EventFold } from '../report/stream.js';
+import {
+  AccuracyTally,
+  AS_RECORDED,
+  sameAnswer,
+  UNTOLD,
+  WRONG,
+  type Accuracy,
+  type Verdict,
+} from './accuracy.js';
 import {
   childOf,
-  foldWorkflows,
   perRun,
   siteChildren,
   trackSites,
+  WorkflowRouter,
+  type Label,
   type Site,
   type WorkflowEnd,
+  type WorkflowFold,
 } from './internal/recorded-runs.js';
 import { projectVolume, type VolumeProjection } from './volume.js';
 
@@ -96,8 +108,8 @@ interface StageRec {
   answer?: { value: unknown };
 }
 
+/** One recorded run of a cascade, while it is read (its workflow is running). */
 interface Run {
-  workflowId: string;
   stages: StageRec[];
   decided: boolean[];
   accepted: number | undefined;
@@ -106,52 +118,56 @@ interface Run {
   outcome: number;
 }
 
+/** A threshold's figures, summed run by run. */
+interface RowAcc {
+  answered: number[];
+  failed: number;
+  unknown: number;
+  costUsd: number;
+}
+
+/** What a finished run leaves behind: how to judge it under each threshold once its ground truth is in. */
+interface Judged {
+  label: Label;
+  /** One per threshold. */
+  verdicts: Verdict[];
+}
+
 interface SiteAcc {
   path: string;
   workflow: string;
   isRoot: boolean;
   stages: CascadeStageInfo[];
   recordedRule: number | string;
-  runs: Run[];
+  /** Finished runs kept (answered, or failed at the last stage). */
+  runs: number;
+  recAnswered: number[];
+  recFailed: number;
+  recCostUsd: number;
+  lastStageCostUsd: number;
+  lastStageSamples: number;
+  /** One per threshold. */
+  rows: RowAcc[];
+  judged: Judged[];
 }
 
 interface Tracked {
   site: Site;
   acc: SiteAcc;
+  label: Label;
   current: Run | undefined;
 }
 
-function newRun(workflowId: string, n: number): Run {
+function newRun(n: number): Run {
   const stages: StageRec[] = [];
   for (let i = 0; i < n; i++) stages.push({ ran: false, failed: false, costUsd: 0 });
   return {
-    workflowId,
     stages,
     decided: new Array<boolean>(n).fill(false),
     accepted: undefined,
     closed: false,
     outcome: -2,
   };
-}
-
-/** Keeps a finished run when its outcome is known (answered, or its last stage failed). */
-function finalize(acc: SiteAcc, run: Run, how: WorkflowEnd | 'replaced'): void {
-  if (run.accepted !== undefined) run.outcome = run.accepted;
-  else if (how !== 'cancelled' && how !== 'unfinished' && run.stages[run.stages.length - 1]?.ran)
-    run.outcome = -1;
-  else return;
-  if (run.stages[0]?.ran) acc.runs.push(run);
-}
-
-/** The run an event for stage `index` belongs to: the current one, or a new one when that stage is already decided. */
-function runOf(t: Tracked, index: number, workflowId: string): Run {
-  let r = t.current;
-  if (!r || r.closed || r.decided[index]) {
-    if (r && !r.closed) finalize(t.acc, r, 'replaced');
-    r = newRun(workflowId, t.site.node.children.length);
-    t.current = r;
-  }
-  return r;
 }
 
 type Eval =
@@ -188,9 +204,32 @@ function checkThresholds(thresholds: readonly number[]): void {
   }
 }
 
+/** The cascade what-if as a fold: apply the log's events in order, then take the {@link CascadeWhatIf}. */
+export interface CascadeWhatIfFold extends EventFold<CascadeWhatIf> {
+  /** Workflows running now, whose cascade runs are being read: what the fold's memory is bounded by. */
+  readonly openWorkflows: number;
+}
+
+/**
+ * The cascade what-if as a push-based fold, for streams {@link whatIfCascade} cannot take: drive
+ * it with `foldEvents` over any store's `iterate()` (Postgres's is asynchronous). Holds the
+ * workflows running at once, plus a few bytes per finished cascade run (how to judge it once its
+ * ground truth arrives), never the events.
+ *
+ * @throws ConfigError for a threshold outside [0, 1] or a bad volume.
+ * @example
+ * const fold = createCascadeWhatIf({ thresholds: [0.95, 0.9, 0.85], volumePerWeek: 20_000 });
+ * const table = await foldEvents(fold, postgresStore.iterate());
+ * console.log(table.sites[0]?.rows.map((r) => [r.threshold, r.cheapShare]));
+ */
+export function createCascadeWhatIf(options: CascadeWhatIfOptions): CascadeWhatIfFold {
+  return new CascadeReader(options);
+}
+
 /**
  * Re-evaluates every recorded cascade under other confidence thresholds, without calling a model.
- * One pass over `events` (e.g. `store.iterate()`); memory grows with the number of cascade runs.
+ * One pass over `events` (e.g. `store.iterate()`); for an asynchronous stream (a Postgres store),
+ * use {@link createCascadeWhatIf} with `foldEvents`.
  *
  * Exact wherever the answer depends only on recorded outputs: a looser threshold than the
  * recorded one drops escalations whose cost and answer the record holds; a stricter one that
@@ -202,200 +241,254 @@ function checkThresholds(thresholds: readonly number[]): void {
  * for (const row of table.sites[0]?.rows ?? []) console.log(row.threshold, row.cheapShare, row.volume?.costPerWeekUsd);
  */
 export function whatIfCascade(events: Iterable<KeelEvent>, options: CascadeWhatIfOptions): CascadeWhatIf {
-  checkThresholds(options.thresholds);
-  const volume = options.volumePerWeek;
-  if (volume !== undefined) projectVolume(0, volume); // validates the volume up front
-  const sites = new Map<string, SiteAcc>();
+  return foldSync(createCascadeWhatIf(options), events);
+}
 
-  const feedback = foldWorkflows<Tracked[]>(events, {
-    start(e) {
-      return trackSites(e, 'cascade', options.path, sites, (site, workflow): SiteAcc => {
-        const o = site.node.options ?? {};
-        return {
-          path: site.path,
-          workflow,
-          isRoot: site.path === workflow,
-          stages: siteChildren(site),
-          recordedRule:
-            typeof o.accept === 'string' ? o.accept : typeof o.threshold === 'number' ? o.threshold : 0.9,
-          runs: [],
-        };
-      })?.map((t) => ({ ...t, current: undefined }));
-    },
-    event(tracked, e) {
-      const p = e.payload as { path?: unknown };
-      if (typeof p.path !== 'string') return;
-      for (const t of tracked) {
-        if (p.path === t.site.path) {
-          if (e.type === 'cascade.escalated') {
-            const r = runOf(t, e.payload.fromStage, e.workflowId);
-            const s = r.stages[e.payload.fromStage];
-            if (!s) continue;
-            s.ran = true;
-            s.failed = e.payload.reason.startsWith('failed:');
-            if (e.payload.confidence !== undefined) s.confidence = e.payload.confidence;
-            r.decided[e.payload.fromStage] = true;
-          } else if (e.type === 'cascade.accepted') {
-            const r = runOf(t, e.payload.stage, e.workflowId);
-            const s = r.stages[e.payload.stage];
-            if (!s) continue;
-            s.ran = true;
-            if (e.payload.confidence !== undefined) s.confidence = e.payload.confidence;
-            r.decided[e.payload.stage] = true;
-            r.accepted = e.payload.stage;
-            r.closed = true;
-            finalize(t.acc, r, 'completed');
-          }
-          continue;
-        }
-        const c = childOf(t.site, p.path);
-        if (!c) continue;
-        switch (e.type) {
-          case 'cost.incurred': {
-            const s = runOf(t, c.index, e.workflowId).stages[c.index] as StageRec;
-            s.ran = true;
-            s.costUsd += e.payload.costUsd;
-            break;
-          }
-          case 'agent.succeeded':
-            if (c.exact) {
-              const s = runOf(t, c.index, e.workflowId).stages[c.index] as StageRec;
-              s.ran = true;
-              s.answer = { value: e.payload.output };
-            }
-            break;
-          case 'vote.decided':
-            if (c.exact) {
-              const s = runOf(t, c.index, e.workflowId).stages[c.index] as StageRec;
-              s.ran = true;
-              s.answer = { value: e.payload.value };
-            }
-            break;
-          case 'agent.failed':
-          case 'agent.rejected':
-            if (c.exact) (runOf(t, c.index, e.workflowId).stages[c.index] as StageRec).ran = true;
-            break;
-          default:
-            break;
-        }
-      }
-    },
-    end(tracked, how) {
-      for (const t of tracked) if (t.current && !t.current.closed) finalize(t.acc, t.current, how);
-    },
-  });
+/** The fold behind {@link createCascadeWhatIf}. */
+class CascadeReader implements CascadeWhatIfFold, WorkflowFold<Tracked[]> {
+  private readonly thresholds: readonly number[];
+  private readonly volume: number | undefined;
+  private readonly path: string | undefined;
+  private readonly sites = new Map<string, SiteAcc>();
+  private readonly router = new WorkflowRouter<Tracked[]>(this);
 
-  const out: CascadeSiteWhatIf[] = [];
-  for (const acc of sites.values()) {
-    const n = acc.stages.length;
-    const runs = acc.runs.length;
-    if (runs === 0) continue;
-    // What happened.
-    const recAnswered = new Array<number>(n).fill(0);
-    let recFailed = 0;
-    let recCost = 0;
-    let lastCost = 0;
-    let lastSamples = 0;
-    const recTally = new AccuracyTally();
-    for (const r of acc.runs) {
-      for (const s of r.stages) recCost += s.costUsd;
-      const last = r.stages[n - 1] as StageRec;
-      if (last.ran) {
-        lastCost += last.costUsd;
-        lastSamples++;
-      }
-      if (r.outcome >= 0) recAnswered[r.outcome] = (recAnswered[r.outcome] ?? 0) + 1;
-      else recFailed++;
-      recTally.add(
-        feedback.get(r.workflowId),
-        { kind: 'answer', value: undefined, known: false },
-        true,
-        acc.isRoot,
-      );
-    }
-    const baseline = perRun(lastCost, lastSamples);
-    const project = (cost: number | null): VolumeProjection | null | undefined =>
-      volume === undefined
-        ? undefined
-        : cost === null
-          ? null
-          : projectVolume(cost, volume, baseline ?? undefined);
-    const recCheap = (recAnswered[0] ?? 0) / runs;
-    const recPerRun = recCost / runs;
-
-    const rows = options.thresholds.map((threshold): CascadeThresholdRow => {
-      const answered = new Array<number>(n).fill(0);
-      let failed = 0;
-      let unknown = 0;
-      let cost = 0;
-      const tally = new AccuracyTally();
-      for (const r of acc.runs) {
-        const ev = evaluate(r, threshold);
-        const recordedAnswer = r.outcome >= 0 ? r.stages[r.outcome]?.answer : undefined;
-        let outcome: Outcome;
-        let same: boolean;
-        if (ev.kind === 'unknown') {
-          unknown++;
-          outcome = { kind: 'unknown' };
-          same = false;
-        } else if (ev.kind === 'failed') {
-          failed++;
-          cost += ev.costUsd;
-          outcome = { kind: 'failed' };
-          same = r.outcome === -1;
-        } else {
-          answered[ev.stage] = (answered[ev.stage] ?? 0) + 1;
-          cost += ev.costUsd;
-          const answer = r.stages[ev.stage]?.answer;
-          outcome = { kind: 'answer', value: answer?.value, known: answer !== undefined };
-          same = ev.stage === r.outcome || sameAnswer(answer, recordedAnswer);
-        }
-        tally.add(feedback.get(r.workflowId), outcome, same, acc.isRoot);
-      }
-      const cheapShare = (answered[0] ?? 0) / runs;
-      const costPerRunUsd = unknown > 0 ? null : cost / runs;
-      const row: CascadeThresholdRow = {
-        threshold,
-        answeredByStage: answered,
-        failed,
-        unknown,
-        cheapShare,
-        escalatedShare: 1 - cheapShare,
-        costPerRunUsd,
-        accuracy: tally.result(),
-      };
-      const v = project(costPerRunUsd);
-      if (v !== undefined) row.volume = v;
-      return row;
-    });
-
-    const recorded: CascadeSiteWhatIf['recorded'] = {
-      answeredByStage: recAnswered,
-      failed: recFailed,
-      cheapShare: recCheap,
-      escalatedShare: 1 - recCheap,
-      costPerRunUsd: recPerRun,
-      accuracy: recTally.result(),
-    };
-    const rv = project(recPerRun);
-    if (rv !== undefined) recorded.volume = rv;
-    const lastStageOnly: CascadeSiteWhatIf['lastStageOnly'] = {
-      costPerRunUsd: baseline,
-      samples: lastSamples,
-    };
-    const bv = project(baseline);
-    if (bv !== undefined) lastStageOnly.volume = bv;
-    out.push({
-      path: acc.path,
-      workflow: acc.workflow,
-      stages: acc.stages,
-      recordedRule: acc.recordedRule,
-      runs,
-      recorded,
-      lastStageOnly,
-      rows,
-    });
+  constructor(options: CascadeWhatIfOptions) {
+    checkThresholds(options.thresholds);
+    this.volume = options.volumePerWeek;
+    if (this.volume !== undefined) projectVolume(0, this.volume); // validates the volume up front
+    this.thresholds = [...options.thresholds];
+    this.path = options.path;
   }
-  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { ...(volume !== undefined ? { volumePerWeek: volume } : {}), sites: out };
+
+  get openWorkflows(): number {
+    return this.router.openWorkflows;
+  }
+
+  apply(e: KeelEvent): void {
+    this.router.apply(e);
+  }
+
+  start(e: KeelEvent<'workflow.started'>, label: Label): Tracked[] | undefined {
+    const n = this.thresholds.length;
+    return trackSites(e, 'cascade', this.path, this.sites, (site, workflow): SiteAcc => {
+      const o = site.node.options ?? {};
+      const stages = siteChildren(site);
+      const rows: RowAcc[] = [];
+      for (let i = 0; i < n; i++)
+        rows.push({ answered: new Array<number>(stages.length).fill(0), failed: 0, unknown: 0, costUsd: 0 });
+      return {
+        path: site.path,
+        workflow,
+        isRoot: site.path === workflow,
+        stages,
+        recordedRule:
+          typeof o.accept === 'string' ? o.accept : typeof o.threshold === 'number' ? o.threshold : 0.9,
+        runs: 0,
+        recAnswered: new Array<number>(stages.length).fill(0),
+        recFailed: 0,
+        recCostUsd: 0,
+        lastStageCostUsd: 0,
+        lastStageSamples: 0,
+        rows,
+        judged: [],
+      };
+    })?.map((t) => ({ ...t, label, current: undefined }));
+  }
+
+  event(tracked: Tracked[], e: KeelEvent): void {
+    const p = e.payload as { path?: unknown };
+    if (typeof p.path !== 'string') return;
+    for (const t of tracked) {
+      if (p.path === t.site.path) {
+        if (e.type === 'cascade.escalated') {
+          const r = this.runOf(t, e.payload.fromStage);
+          const s = r.stages[e.payload.fromStage];
+          if (!s) continue;
+          s.ran = true;
+          s.failed = e.payload.reason.startsWith('failed:');
+          if (e.payload.confidence !== undefined) s.confidence = e.payload.confidence;
+          r.decided[e.payload.fromStage] = true;
+        } else if (e.type === 'cascade.accepted') {
+          const r = this.runOf(t, e.payload.stage);
+          const s = r.stages[e.payload.stage];
+          if (!s) continue;
+          s.ran = true;
+          if (e.payload.confidence !== undefined) s.confidence = e.payload.confidence;
+          r.decided[e.payload.stage] = true;
+          r.accepted = e.payload.stage;
+          r.closed = true;
+          this.finalize(t, r, 'completed');
+        }
+        continue;
+      }
+      const c = childOf(t.site, p.path);
+      if (!c) continue;
+      switch (e.type) {
+        case 'cost.incurred': {
+          const s = this.runOf(t, c.index).stages[c.index] as StageRec;
+          s.ran = true;
+          s.costUsd += e.payload.costUsd;
+          break;
+        }
+        case 'agent.succeeded':
+          if (c.exact) {
+            const s = this.runOf(t, c.index).stages[c.index] as StageRec;
+            s.ran = true;
+            s.answer = { value: e.payload.output };
+          }
+          break;
+        case 'vote.decided':
+          if (c.exact) {
+            const s = this.runOf(t, c.index).stages[c.index] as StageRec;
+            s.ran = true;
+            s.answer = { value: e.payload.value };
+          }
+          break;
+        case 'agent.failed':
+        case 'agent.rejected':
+          if (c.exact) (this.runOf(t, c.index).stages[c.index] as StageRec).ran = true;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  end(tracked: Tracked[], how: WorkflowEnd): void {
+    for (const t of tracked) if (t.current && !t.current.closed) this.finalize(t, t.current, how);
+  }
+
+  /** The run an event for stage `index` belongs to: the current one, or a new one when that stage is already decided. */
+  private runOf(t: Tracked, index: number): Run {
+    let r = t.current;
+    if (!r || r.closed || r.decided[index]) {
+      if (r && !r.closed) this.finalize(t, r, 'replaced');
+      r = newRun(t.site.node.children.length);
+      t.current = r;
+    }
+    return r;
+  }
+
+  /** Keeps a finished run when its outcome is known (answered, or its last stage failed). */
+  private finalize(t: Tracked, run: Run, how: WorkflowEnd | 'replaced'): void {
+    if (run.accepted !== undefined) run.outcome = run.accepted;
+    else if (how !== 'cancelled' && how !== 'unfinished' && run.stages[run.stages.length - 1]?.ran)
+      run.outcome = -1;
+    else return;
+    if (run.stages[0]?.ran) this.record(t, run);
+  }
+
+  /** Adds a finished run to its site's figures under every threshold; keeps only how to judge it. */
+  private record(t: Tracked, run: Run): void {
+    const acc = t.acc;
+    const n = acc.stages.length;
+    acc.runs++;
+    for (const s of run.stages) acc.recCostUsd += s.costUsd;
+    const last = run.stages[n - 1] as StageRec;
+    if (last.ran) {
+      acc.lastStageCostUsd += last.costUsd;
+      acc.lastStageSamples++;
+    }
+    if (run.outcome >= 0) acc.recAnswered[run.outcome] = (acc.recAnswered[run.outcome] ?? 0) + 1;
+    else acc.recFailed++;
+    const recordedAnswer = run.outcome >= 0 ? run.stages[run.outcome]?.answer : undefined;
+    // A changed answer is compared with `feedback.expected` at the end: its JSON, once per stage.
+    const json: (string | undefined)[] = [];
+    const verdicts = this.thresholds.map((threshold, i): Verdict => {
+      const row = acc.rows[i] as RowAcc;
+      const ev = evaluate(run, threshold);
+      if (ev.kind === 'unknown') {
+        row.unknown++;
+        return UNTOLD;
+      }
+      row.costUsd += ev.costUsd;
+      if (ev.kind === 'failed') {
+        row.failed++;
+        return run.outcome === -1 ? AS_RECORDED : WRONG;
+      }
+      row.answered[ev.stage] = (row.answered[ev.stage] ?? 0) + 1;
+      const answer = run.stages[ev.stage]?.answer;
+      if (ev.stage === run.outcome || sameAnswer(answer, recordedAnswer)) return AS_RECORDED;
+      if (!acc.isRoot || answer === undefined) return UNTOLD;
+      return (json[ev.stage] ??= canonicalJson(answer.value ?? null));
+    });
+    acc.judged.push({ label: t.label, verdicts });
+    t.label.kept = true;
+  }
+
+  result(): CascadeWhatIf {
+    this.router.finish();
+    const volume = this.volume;
+    const out: CascadeSiteWhatIf[] = [];
+    for (const acc of this.sites.values()) {
+      const runs = acc.runs;
+      if (runs === 0) continue;
+      const recTally = new AccuracyTally();
+      const tallies = this.thresholds.map(() => new AccuracyTally());
+      for (const j of acc.judged) {
+        const feedback = j.label.feedback;
+        if (feedback === undefined) continue;
+        recTally.add(feedback, AS_RECORDED);
+        for (let i = 0; i < tallies.length; i++)
+          (tallies[i] as AccuracyTally).add(feedback, j.verdicts[i] ?? UNTOLD);
+      }
+      const baseline = perRun(acc.lastStageCostUsd, acc.lastStageSamples);
+      const project = (cost: number | null): VolumeProjection | null | undefined =>
+        volume === undefined
+          ? undefined
+          : cost === null
+            ? null
+            : projectVolume(cost, volume, baseline ?? undefined);
+      const recCheap = (acc.recAnswered[0] ?? 0) / runs;
+      const recPerRun = acc.recCostUsd / runs;
+
+      const rows = this.thresholds.map((threshold, i): CascadeThresholdRow => {
+        const r = acc.rows[i] as RowAcc;
+        const cheapShare = (r.answered[0] ?? 0) / runs;
+        const costPerRunUsd = r.unknown > 0 ? null : r.costUsd / runs;
+        const row: CascadeThresholdRow = {
+          threshold,
+          answeredByStage: [...r.answered],
+          failed: r.failed,
+          unknown: r.unknown,
+          cheapShare,
+          escalatedShare: 1 - cheapShare,
+          costPerRunUsd,
+          accuracy: (tallies[i] as AccuracyTally).result(),
+        };
+        const v = project(costPerRunUsd);
+        if (v !== undefined) row.volume = v;
+        return row;
+      });
+
+      const recorded: CascadeSiteWhatIf['recorded'] = {
+        answeredByStage: [...acc.recAnswered],
+        failed: acc.recFailed,
+        cheapShare: recCheap,
+        escalatedShare: 1 - recCheap,
+        costPerRunUsd: recPerRun,
+        accuracy: recTally.result(),
+      };
+      const rv = project(recPerRun);
+      if (rv !== undefined) recorded.volume = rv;
+      const lastStageOnly: CascadeSiteWhatIf['lastStageOnly'] = {
+        costPerRunUsd: baseline,
+        samples: acc.lastStageSamples,
+      };
+      const bv = project(baseline);
+      if (bv !== undefined) lastStageOnly.volume = bv;
+      out.push({
+        path: acc.path,
+        workflow: acc.workflow,
+        stages: acc.stages,
+        recordedRule: acc.recordedRule,
+        runs,
+        recorded,
+        lastStageOnly,
+        rows,
+      });
+    }
+    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { ...(volume !== undefined ? { volumePerWeek: volume } : {}), sites: out };
+  }
 }

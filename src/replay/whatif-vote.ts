@@ -8,15 +8,26 @@
 import { canonicalJson } from '../core/json.js';
 import { ConfigError } from '../core/errors.js';
 import type { KeelEvent } from '../eventlog/events.js';
-import { AccuracyTally, sameAnswer, type Accuracy, type Outcome } from './accuracy.js';
+import { foldSync, type EventFold } from '../report/stream.js';
+import {
+  AccuracyTally,
+  AS_RECORDED,
+  sameAnswer,
+  UNTOLD,
+  WRONG,
+  type Accuracy,
+  type Verdict,
+} from './accuracy.js';
 import {
   childOf,
-  foldWorkflows,
   perRun,
   siteChildren,
   trackSites,
+  WorkflowRouter,
+  type Label,
   type Site,
   type WorkflowEnd,
+  type WorkflowFold,
 } from './internal/recorded-runs.js';
 import { projectVolume, type VolumeProjection } from './volume.js';
 
@@ -90,8 +101,8 @@ interface Ballot {
   weight: number;
 }
 
+/** One recorded run of a vote, while it is read (its workflow is running). */
 interface Run {
-  workflowId: string;
   casts: (Ballot | undefined)[];
   castOrder: number[];
   called: boolean[];
@@ -100,6 +111,23 @@ interface Run {
   /** Recorded decision; `undefined` for a failed vote. */
   decided: { value: unknown } | undefined;
   agentsUsed: number;
+}
+
+/** A stop rule's figures, summed run by run. */
+interface RowAcc {
+  used: Record<string, number>;
+  usedSum: number;
+  failed: number;
+  unknown: number;
+  changed: number;
+  costUsd: number;
+}
+
+/** What a finished run leaves behind: how to judge it under each rule once its ground truth is in. */
+interface Judged {
+  label: Label;
+  /** One per stop rule. */
+  verdicts: Verdict[];
 }
 
 interface SiteAcc {
@@ -112,18 +140,30 @@ interface SiteAcc {
   launch: string;
   /** `key`: nothing can be re-evaluated; `launch`: only `'all'` can. */
   limitation: { kind: 'key' | 'launch'; message: string } | undefined;
-  runs: Run[];
+  /** Finished runs kept. */
+  runs: number;
+  recUsed: Record<string, number>;
+  recUsedSum: number;
+  recFailed: number;
+  recCostUsd: number;
+  /** Recorded cost and runs of each voter, for the all-voters baseline. */
+  voterCostUsd: number[];
+  voterSamples: number[];
+  allCalled: boolean;
+  /** One per stop rule. */
+  rows: RowAcc[];
+  judged: Judged[];
 }
 
 interface Tracked {
   site: Site;
   acc: SiteAcc;
+  label: Label;
   current: Run | undefined;
 }
 
-function newRun(workflowId: string, n: number): Run {
+function newRun(n: number): Run {
   return {
-    workflowId,
     casts: new Array<Ballot | undefined>(n).fill(undefined),
     castOrder: [],
     called: new Array<boolean>(n).fill(false),
@@ -134,29 +174,8 @@ function newRun(workflowId: string, n: number): Run {
   };
 }
 
-function finalize(acc: SiteAcc, run: Run, how: WorkflowEnd | 'replaced'): void {
-  if (!run.closed) {
-    // No vote.decided: every voter called failed (the vote failed), unless the run was cut short.
-    if (how === 'cancelled' || how === 'unfinished') return;
-    run.agentsUsed = run.called.filter(Boolean).length;
-    if (run.agentsUsed === 0) return;
-    run.closed = true;
-  }
-  acc.runs.push(run);
-}
-
-function runOf(t: Tracked, index: number, workflowId: string): Run {
-  let r = t.current;
-  if (!r || r.closed || r.casts[index] !== undefined) {
-    if (r && !r.closed) finalize(t.acc, r, 'replaced');
-    r = newRun(workflowId, t.acc.weights.length);
-    t.current = r;
-  }
-  return r;
-}
-
 type Sim =
-  | { kind: 'answer'; value: unknown; agentsUsed: number; costUsd: number }
+  | { kind: 'answer'; value: unknown; key: string; agentsUsed: number; costUsd: number }
   | { kind: 'failed'; agentsUsed: number; costUsd: number }
   | { kind: 'unknown' };
 
@@ -209,7 +228,7 @@ function simulateSequential(run: Run, stop: VoteStop, weights: readonly number[]
           : votes >= stop;
     if (done || k === n - 1) {
       return leader
-        ? { kind: 'answer', value: leader.value, agentsUsed: k + 1, costUsd }
+        ? { kind: 'answer', value: leader.value, key: leader.key, agentsUsed: k + 1, costUsd }
         : { kind: 'failed', agentsUsed: k + 1, costUsd };
     }
   }
@@ -228,7 +247,7 @@ function simulateAll(run: Run, n: number): Sim {
   const costUsd = run.voterCost.reduce((a, b) => a + b, 0);
   const { leader } = leaderOf(groups);
   return leader
-    ? { kind: 'answer', value: leader.value, agentsUsed: n, costUsd }
+    ? { kind: 'answer', value: leader.value, key: leader.key, agentsUsed: n, costUsd }
     : { kind: 'failed', agentsUsed: n, costUsd };
 }
 
@@ -248,9 +267,32 @@ function checkStops(stops: readonly VoteStop[]): void {
   }
 }
 
+/** The vote what-if as a fold: apply the log's events in order, then take the {@link VoteWhatIf}. */
+export interface VoteWhatIfFold extends EventFold<VoteWhatIf> {
+  /** Workflows running now, whose vote runs are being read: what the fold's memory is bounded by. */
+  readonly openWorkflows: number;
+}
+
+/**
+ * The vote what-if as a push-based fold, for streams {@link whatIfVote} cannot take: drive it
+ * with `foldEvents` over any store's `iterate()` (Postgres's is asynchronous). Holds the workflows
+ * running at once, plus a few bytes per finished vote run (how to judge it once its ground truth
+ * arrives), never the events.
+ *
+ * @throws ConfigError for a bad stop rule or volume.
+ * @example
+ * const fold = createVoteWhatIf({ stops: ['decided', 'all'], volumePerWeek: 10_000 });
+ * const r = await foldEvents(fold, postgresStore.iterate());
+ * console.log(r.sites[0]?.rows.map((row) => [row.stop, row.meanAgentsUsed]));
+ */
+export function createVoteWhatIf(options: VoteWhatIfOptions): VoteWhatIfFold {
+  return new VoteReader(options);
+}
+
 /**
  * Re-evaluates every recorded vote under other stop rules, without calling a model. One pass over
- * `events`; memory grows with the number of vote runs.
+ * `events` (e.g. `store.iterate()`); for an asynchronous stream (a Postgres store), use
+ * {@link createVoteWhatIf} with `foldEvents`.
  *
  * Exact for sequentially launched votes whenever the rule stops no later than the record did;
  * `'all'` is exact for any launch when every voter was called. Votes with a custom `key` cannot be
@@ -263,207 +305,260 @@ function checkStops(stops: readonly VoteStop[]): void {
  * console.log(decided?.meanAgentsUsed, decided?.volume?.savingPerYearUsd);
  */
 export function whatIfVote(events: Iterable<KeelEvent>, options: VoteWhatIfOptions): VoteWhatIf {
-  checkStops(options.stops);
-  const volume = options.volumePerWeek;
-  if (volume !== undefined) projectVolume(0, volume);
-  const sites = new Map<string, SiteAcc>();
+  return foldSync(createVoteWhatIf(options), events);
+}
 
-  const feedback = foldWorkflows<Tracked[]>(events, {
-    start(e) {
-      return trackSites(e, 'vote', options.path, sites, (site, workflow): SiteAcc => {
-        const o = site.node.options ?? {};
-        const n = site.node.children.length;
-        const weights =
-          Array.isArray(o.weights) && o.weights.length === n && o.weights.every((w) => typeof w === 'number')
-            ? o.weights
-            : new Array<number>(n).fill(1);
-        const launch = typeof o.launch === 'string' ? o.launch : 'sequential';
-        return {
-          path: site.path,
-          workflow,
-          isRoot: site.path === workflow,
-          voters: siteChildren(site),
-          weights,
-          recordedRule: typeof o.stop === 'string' ? o.stop : 'decided',
-          launch,
-          limitation:
-            o.key !== undefined
-              ? {
-                  kind: 'key',
-                  message:
-                    'votes are grouped by a custom key function the log does not hold: no rule can be re-evaluated',
-                }
-              : launch !== 'sequential'
-                ? {
-                    kind: 'launch',
-                    message: `voters were launched "${launch}", so the record cannot tell which ones a rule would have called: only 'all' can be evaluated`,
-                  }
-                : undefined,
-          runs: [],
-        };
-      })?.map((t) => ({ ...t, current: undefined }));
-    },
-    event(tracked, e) {
-      const p = e.payload as { path?: unknown };
-      if (typeof p.path !== 'string') return;
-      for (const t of tracked) {
-        if (p.path === t.site.path) {
-          if (e.type === 'vote.cast') {
-            const i = e.payload.index;
-            if (!(i >= 0 && i < t.acc.weights.length)) continue;
-            const r = runOf(t, i, e.workflowId);
-            r.casts[i] = { value: e.payload.value, weight: e.payload.weight };
-            r.castOrder.push(i);
-            r.called[i] = true;
-          } else if (e.type === 'vote.decided') {
-            const r = t.current && !t.current.closed ? t.current : runOf(t, 0, e.workflowId);
-            r.decided = { value: e.payload.value };
-            r.agentsUsed = e.payload.agentsUsed;
-            r.closed = true;
-            finalize(t.acc, r, 'completed');
-          }
-          continue;
-        }
-        const c = childOf(t.site, p.path);
-        if (!c) continue;
-        if (e.type === 'cost.incurred') {
-          const r = t.current && !t.current.closed ? t.current : runOf(t, c.index, e.workflowId);
-          r.voterCost[c.index] = (r.voterCost[c.index] ?? 0) + e.payload.costUsd;
-          r.called[c.index] = true;
-        } else if (
-          c.exact &&
-          (e.type === 'agent.succeeded' || e.type === 'agent.failed' || e.type === 'agent.rejected')
-        ) {
-          const r = t.current && !t.current.closed ? t.current : runOf(t, c.index, e.workflowId);
-          r.called[c.index] = true;
-        }
-      }
-    },
-    end(tracked, how) {
-      for (const t of tracked) if (t.current && !t.current.closed) finalize(t.acc, t.current, how);
-    },
-  });
+/** The fold behind {@link createVoteWhatIf}. */
+class VoteReader implements VoteWhatIfFold, WorkflowFold<Tracked[]> {
+  private readonly stops: readonly VoteStop[];
+  private readonly volume: number | undefined;
+  private readonly path: string | undefined;
+  private readonly sites = new Map<string, SiteAcc>();
+  private readonly router = new WorkflowRouter<Tracked[]>(this);
 
-  const out: VoteSiteWhatIf[] = [];
-  for (const acc of sites.values()) {
-    const runs = acc.runs.length;
-    if (runs === 0) continue;
-    const n = acc.weights.length;
-    const recUsed: Record<string, number> = {};
-    let recUsedSum = 0;
-    let recFailed = 0;
-    let recCost = 0;
-    const voterCost = new Array<number>(n).fill(0);
-    const voterSamples = new Array<number>(n).fill(0);
-    let allCalled = true;
-    const recTally = new AccuracyTally();
-    for (const r of acc.runs) {
-      recUsed[r.agentsUsed] = (recUsed[r.agentsUsed] ?? 0) + 1;
-      recUsedSum += r.agentsUsed;
-      if (!r.decided) recFailed++;
-      for (let i = 0; i < n; i++) {
-        recCost += r.voterCost[i] ?? 0;
-        if (r.called[i]) {
-          voterCost[i] = (voterCost[i] ?? 0) + (r.voterCost[i] ?? 0);
-          voterSamples[i] = (voterSamples[i] ?? 0) + 1;
-        } else allCalled = false;
-      }
-      recTally.add(
-        feedback.get(r.workflowId),
-        { kind: 'answer', value: undefined, known: false },
-        true,
-        acc.isRoot,
-      );
-    }
-    let allCost: number | null = 0;
-    for (let i = 0; i < n && allCost !== null; i++) {
-      const s = voterSamples[i] ?? 0;
-      allCost = s > 0 ? allCost + (voterCost[i] ?? 0) / s : null;
-    }
-    const project = (cost: number | null): VolumeProjection | null | undefined =>
-      volume === undefined
-        ? undefined
-        : cost === null
-          ? null
-          : projectVolume(cost, volume, allCost ?? undefined);
-
-    const rows = options.stops.map((stop): VoteStopRow => {
-      const used: Record<string, number> = {};
-      let usedSum = 0;
-      let failed = 0;
-      let unknown = 0;
-      let changed = 0;
-      let cost = 0;
-      const tally = new AccuracyTally();
-      const evaluable = acc.limitation === undefined || (acc.limitation.kind === 'launch' && stop === 'all');
-      for (const r of acc.runs) {
-        const sim: Sim = !evaluable
-          ? { kind: 'unknown' }
-          : acc.launch === 'sequential'
-            ? simulateSequential(r, stop, acc.weights)
-            : simulateAll(r, n);
-        let outcome: Outcome;
-        let same = false;
-        if (sim.kind === 'unknown') {
-          unknown++;
-          outcome = { kind: 'unknown' };
-        } else {
-          used[sim.agentsUsed] = (used[sim.agentsUsed] ?? 0) + 1;
-          usedSum += sim.agentsUsed;
-          cost += sim.costUsd;
-          if (sim.kind === 'failed') {
-            failed++;
-            outcome = { kind: 'failed' };
-            same = r.decided === undefined;
-          } else {
-            outcome = { kind: 'answer', value: sim.value, known: true };
-            same = sameAnswer({ value: sim.value }, r.decided);
-          }
-          if (!same) changed++;
-        }
-        tally.add(feedback.get(r.workflowId), outcome, same, acc.isRoot);
-      }
-      const costPerRunUsd = unknown > 0 ? null : cost / runs;
-      const row: VoteStopRow = {
-        stop,
-        agentsUsed: used,
-        meanAgentsUsed: unknown > 0 ? null : usedSum / runs,
-        failed,
-        unknown,
-        changed,
-        costPerRunUsd,
-        accuracy: tally.result(),
-      };
-      const v = project(costPerRunUsd);
-      if (v !== undefined) row.volume = v;
-      return row;
-    });
-
-    const recorded: VoteSiteWhatIf['recorded'] = {
-      agentsUsed: recUsed,
-      meanAgentsUsed: recUsedSum / runs,
-      failed: recFailed,
-      costPerRunUsd: recCost / runs,
-      accuracy: recTally.result(),
-    };
-    const rv = project(perRun(recCost, runs));
-    if (rv !== undefined) recorded.volume = rv;
-    const allVoters: VoteSiteWhatIf['allVoters'] = { costPerRunUsd: allCost, estimated: !allCalled };
-    const av = project(allCost);
-    if (av !== undefined) allVoters.volume = av;
-    out.push({
-      path: acc.path,
-      workflow: acc.workflow,
-      voters: acc.voters,
-      recordedRule: acc.recordedRule,
-      launch: acc.launch,
-      runs,
-      ...(acc.limitation !== undefined ? { limitation: acc.limitation.message } : {}),
-      recorded,
-      allVoters,
-      rows,
-    });
+  constructor(options: VoteWhatIfOptions) {
+    checkStops(options.stops);
+    this.volume = options.volumePerWeek;
+    if (this.volume !== undefined) projectVolume(0, this.volume);
+    this.stops = [...options.stops];
+    this.path = options.path;
   }
-  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { ...(volume !== undefined ? { volumePerWeek: volume } : {}), sites: out };
+
+  get openWorkflows(): number {
+    return this.router.openWorkflows;
+  }
+
+  apply(e: KeelEvent): void {
+    this.router.apply(e);
+  }
+
+  start(e: KeelEvent<'workflow.started'>, label: Label): Tracked[] | undefined {
+    const stops = this.stops.length;
+    return trackSites(e, 'vote', this.path, this.sites, (site, workflow): SiteAcc => {
+      const o = site.node.options ?? {};
+      const n = site.node.children.length;
+      const weights =
+        Array.isArray(o.weights) && o.weights.length === n && o.weights.every((w) => typeof w === 'number')
+          ? o.weights
+          : new Array<number>(n).fill(1);
+      const launch = typeof o.launch === 'string' ? o.launch : 'sequential';
+      const rows: RowAcc[] = [];
+      for (let i = 0; i < stops; i++)
+        rows.push({ used: {}, usedSum: 0, failed: 0, unknown: 0, changed: 0, costUsd: 0 });
+      return {
+        path: site.path,
+        workflow,
+        isRoot: site.path === workflow,
+        voters: siteChildren(site),
+        weights,
+        recordedRule: typeof o.stop === 'string' ? o.stop : 'decided',
+        launch,
+        limitation:
+          o.key !== undefined
+            ? {
+                kind: 'key',
+                message:
+                  'votes are grouped by a custom key function the log does not hold: no rule can be re-evaluated',
+              }
+            : launch !== 'sequential'
+              ? {
+                  kind: 'launch',
+                  message: `voters were launched "${launch}", so the record cannot tell which ones a rule would have called: only 'all' can be evaluated`,
+                }
+              : undefined,
+        runs: 0,
+        recUsed: {},
+        recUsedSum: 0,
+        recFailed: 0,
+        recCostUsd: 0,
+        voterCostUsd: new Array<number>(n).fill(0),
+        voterSamples: new Array<number>(n).fill(0),
+        allCalled: true,
+        rows,
+        judged: [],
+      };
+    })?.map((t) => ({ ...t, label, current: undefined }));
+  }
+
+  event(tracked: Tracked[], e: KeelEvent): void {
+    const p = e.payload as { path?: unknown };
+    if (typeof p.path !== 'string') return;
+    for (const t of tracked) {
+      if (p.path === t.site.path) {
+        if (e.type === 'vote.cast') {
+          const i = e.payload.index;
+          if (!(i >= 0 && i < t.acc.weights.length)) continue;
+          const r = this.runOf(t, i);
+          r.casts[i] = { value: e.payload.value, weight: e.payload.weight };
+          r.castOrder.push(i);
+          r.called[i] = true;
+        } else if (e.type === 'vote.decided') {
+          const r = t.current && !t.current.closed ? t.current : this.runOf(t, 0);
+          r.decided = { value: e.payload.value };
+          r.agentsUsed = e.payload.agentsUsed;
+          r.closed = true;
+          this.finalize(t, r, 'completed');
+        }
+        continue;
+      }
+      const c = childOf(t.site, p.path);
+      if (!c) continue;
+      if (e.type === 'cost.incurred') {
+        const r = t.current && !t.current.closed ? t.current : this.runOf(t, c.index);
+        r.voterCost[c.index] = (r.voterCost[c.index] ?? 0) + e.payload.costUsd;
+        r.called[c.index] = true;
+      } else if (
+        c.exact &&
+        (e.type === 'agent.succeeded' || e.type === 'agent.failed' || e.type === 'agent.rejected')
+      ) {
+        const r = t.current && !t.current.closed ? t.current : this.runOf(t, c.index);
+        r.called[c.index] = true;
+      }
+    }
+  }
+
+  end(tracked: Tracked[], how: WorkflowEnd): void {
+    for (const t of tracked) if (t.current && !t.current.closed) this.finalize(t, t.current, how);
+  }
+
+  private runOf(t: Tracked, index: number): Run {
+    let r = t.current;
+    if (!r || r.closed || r.casts[index] !== undefined) {
+      if (r && !r.closed) this.finalize(t, r, 'replaced');
+      r = newRun(t.acc.weights.length);
+      t.current = r;
+    }
+    return r;
+  }
+
+  private finalize(t: Tracked, run: Run, how: WorkflowEnd | 'replaced'): void {
+    if (!run.closed) {
+      // No vote.decided: every voter called failed (the vote failed), unless the run was cut short.
+      if (how === 'cancelled' || how === 'unfinished') return;
+      run.agentsUsed = run.called.filter(Boolean).length;
+      if (run.agentsUsed === 0) return;
+      run.closed = true;
+    }
+    this.record(t, run);
+  }
+
+  /** Adds a finished run to its site's figures under every rule; keeps only how to judge it. */
+  private record(t: Tracked, run: Run): void {
+    const acc = t.acc;
+    const n = acc.weights.length;
+    acc.runs++;
+    acc.recUsed[run.agentsUsed] = (acc.recUsed[run.agentsUsed] ?? 0) + 1;
+    acc.recUsedSum += run.agentsUsed;
+    if (!run.decided) acc.recFailed++;
+    for (let i = 0; i < n; i++) {
+      acc.recCostUsd += run.voterCost[i] ?? 0;
+      if (run.called[i]) {
+        acc.voterCostUsd[i] = (acc.voterCostUsd[i] ?? 0) + (run.voterCost[i] ?? 0);
+        acc.voterSamples[i] = (acc.voterSamples[i] ?? 0) + 1;
+      } else acc.allCalled = false;
+    }
+    const verdicts = this.stops.map((stop, i): Verdict => {
+      const row = acc.rows[i] as RowAcc;
+      const evaluable = acc.limitation === undefined || (acc.limitation.kind === 'launch' && stop === 'all');
+      const sim: Sim = !evaluable
+        ? { kind: 'unknown' }
+        : acc.launch === 'sequential'
+          ? simulateSequential(run, stop, acc.weights)
+          : simulateAll(run, n);
+      if (sim.kind === 'unknown') {
+        row.unknown++;
+        return UNTOLD;
+      }
+      row.used[sim.agentsUsed] = (row.used[sim.agentsUsed] ?? 0) + 1;
+      row.usedSum += sim.agentsUsed;
+      row.costUsd += sim.costUsd;
+      let verdict: Verdict;
+      if (sim.kind === 'failed') {
+        row.failed++;
+        verdict = run.decided === undefined ? AS_RECORDED : WRONG;
+      } else if (sameAnswer({ value: sim.value }, run.decided)) verdict = AS_RECORDED;
+      // A changed answer is compared with `feedback.expected` at the end, by its canonical JSON.
+      else verdict = acc.isRoot ? sim.key : UNTOLD;
+      if (verdict !== AS_RECORDED) row.changed++;
+      return verdict;
+    });
+    acc.judged.push({ label: t.label, verdicts });
+    t.label.kept = true;
+  }
+
+  result(): VoteWhatIf {
+    this.router.finish();
+    const volume = this.volume;
+    const out: VoteSiteWhatIf[] = [];
+    for (const acc of this.sites.values()) {
+      const runs = acc.runs;
+      if (runs === 0) continue;
+      const n = acc.weights.length;
+      const recTally = new AccuracyTally();
+      const tallies = this.stops.map(() => new AccuracyTally());
+      for (const j of acc.judged) {
+        const feedback = j.label.feedback;
+        if (feedback === undefined) continue;
+        recTally.add(feedback, AS_RECORDED);
+        for (let i = 0; i < tallies.length; i++)
+          (tallies[i] as AccuracyTally).add(feedback, j.verdicts[i] ?? UNTOLD);
+      }
+      let allCost: number | null = 0;
+      for (let i = 0; i < n && allCost !== null; i++) {
+        const s = acc.voterSamples[i] ?? 0;
+        allCost = s > 0 ? allCost + (acc.voterCostUsd[i] ?? 0) / s : null;
+      }
+      const project = (cost: number | null): VolumeProjection | null | undefined =>
+        volume === undefined
+          ? undefined
+          : cost === null
+            ? null
+            : projectVolume(cost, volume, allCost ?? undefined);
+
+      const rows = this.stops.map((stop, i): VoteStopRow => {
+        const r = acc.rows[i] as RowAcc;
+        const costPerRunUsd = r.unknown > 0 ? null : r.costUsd / runs;
+        const row: VoteStopRow = {
+          stop,
+          agentsUsed: { ...r.used },
+          meanAgentsUsed: r.unknown > 0 ? null : r.usedSum / runs,
+          failed: r.failed,
+          unknown: r.unknown,
+          changed: r.changed,
+          costPerRunUsd,
+          accuracy: (tallies[i] as AccuracyTally).result(),
+        };
+        const v = project(costPerRunUsd);
+        if (v !== undefined) row.volume = v;
+        return row;
+      });
+
+      const recorded: VoteSiteWhatIf['recorded'] = {
+        agentsUsed: { ...acc.recUsed },
+        meanAgentsUsed: acc.recUsedSum / runs,
+        failed: acc.recFailed,
+        costPerRunUsd: acc.recCostUsd / runs,
+        accuracy: recTally.result(),
+      };
+      const rv = project(perRun(acc.recCostUsd, runs));
+      if (rv !== undefined) recorded.volume = rv;
+      const allVoters: VoteSiteWhatIf['allVoters'] = { costPerRunUsd: allCost, estimated: !acc.allCalled };
+      const av = project(allCost);
+      if (av !== undefined) allVoters.volume = av;
+      out.push({
+        path: acc.path,
+        workflow: acc.workflow,
+        voters: acc.voters,
+        recordedRule: acc.recordedRule,
+        launch: acc.launch,
+        runs,
+        ...(acc.limitation !== undefined ? { limitation: acc.limitation.message } : {}),
+        recorded,
+        allVoters,
+        rows,
+      });
+    }
+    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { ...(volume !== undefined ? { volumePerWeek: volume } : {}), sites: out };
+  }
 }

@@ -5,20 +5,37 @@
  * output the record never produced, the cell is `unknown` (or, for cache misses, an estimate that
  * is counted as such), never guessed. Accuracy comes from `rt.feedback()` ground truth.
  *
- * `keel whatif` prints these; the functions take any iterable of events, e.g. `store.iterate()`.
+ * `keel whatif` prints these. `whatIfCascade`, `whatIfVote` and `whatIfCache` take a synchronous
+ * iterable (SQLite's `store.iterate()`); `createCascadeWhatIf`, `createVoteWhatIf` and
+ * `createCacheWhatIf` are the same analyses as push-based folds, which `foldEvents` streams from any
+ * store, Postgres's asynchronous `iterate()` included.
  */
-export { whatIfCascade } from './whatif-cascade.js';
+export { whatIfCascade, createCascadeWhatIf } from './whatif-cascade.js';
 export type {
   CascadeWhatIf,
+  CascadeWhatIfFold,
   CascadeWhatIfOptions,
   CascadeSiteWhatIf,
   CascadeStageInfo,
   CascadeThresholdRow,
 } from './whatif-cascade.js';
-export { whatIfVote } from './whatif-vote.js';
-export type { VoteWhatIf, VoteWhatIfOptions, VoteSiteWhatIf, VoteStop, VoteStopRow } from './whatif-vote.js';
-export { whatIfCache } from './whatif-cache.js';
-export type { CacheWhatIf, CacheWhatIfOptions, CacheFigures, CacheTtlRow } from './whatif-cache.js';
+export { whatIfVote, createVoteWhatIf } from './whatif-vote.js';
+export type {
+  VoteWhatIf,
+  VoteWhatIfFold,
+  VoteWhatIfOptions,
+  VoteSiteWhatIf,
+  VoteStop,
+  VoteStopRow,
+} from './whatif-vote.js';
+export { whatIfCache, createCacheWhatIf } from './whatif-cache.js';
+export type {
+  CacheWhatIf,
+  CacheWhatIfFold,
+  CacheWhatIfOptions,
+  CacheFigures,
+  CacheTtlRow,
+} from './whatif-cache.js';
 export { projectVolume, WEEKS_PER_YEAR } from './volume.js';
 export type { VolumeProjection } from './volume.js';
 export type { Accuracy } from './accuracy.js';

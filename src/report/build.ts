@@ -1,5 +1,6 @@
 /**
- * `buildReport()`: the whole of `keel report` as ONE pass over the event log. Cost, error rates,
+ * `createReportFold()` / `buildReport()`: the whole of `keel report` as ONE pass over the event log,
+ * pushed one event at a time (so any store streams into it, synchronous or not). Cost, error rates,
  * latency and root causes come from the very folds the live runtime runs (cost tracker, error-rate
  * and latency projections, `rca`), fed the same events, so the report and the running service
  * always agree. What those folds do not keep — workflow counts, chart histograms, error rates per
@@ -7,15 +8,19 @@
  * memory bounded by names, paths and buckets, never by the number of events.
  */
 import { ConfigError } from '../core/errors.js';
-import { createCostTracker, UNKNOWN_WORKFLOW } from '../cost/tracker.js';
+import { createCostTracker, UNKNOWN_WORKFLOW, type CostTracker } from '../cost/tracker.js';
 import type { AlertKind, BreakerState, KeelEvent } from '../eventlog/events.js';
 import { alertFromEvent, type Alert } from '../monitor/alert.js';
 import { DEFAULT_ERROR_TARGETS } from '../monitor/error-budget.js';
-import { createErrorRateProjection } from '../monitor/error-rate-projection.js';
+import { createErrorRateProjection, type ErrorRateProjection } from '../monitor/error-rate-projection.js';
 import { failureCategory, isOutcomeEvent } from '../monitor/internal/outcome.js';
 import { checkInteger, checkRatio } from '../monitor/internal/validate.js';
-import { createLatencyProjection, type LatencyStats } from '../monitor/latency-projection.js';
-import { rca, type FailureBreakdown } from '../monitor/rca.js';
+import {
+  createLatencyProjection,
+  type LatencyProjection,
+  type LatencyStats,
+} from '../monitor/latency-projection.js';
+import { createRcaFold, type FailureBreakdown } from '../monitor/rca.js';
 import { LogHistogram } from './histogram.js';
 import type {
   AlertSection,
@@ -34,6 +39,7 @@ import type {
   VoteStats,
   WorkflowCounts,
 } from './report.js';
+import { foldSync, type EventFold } from './stream.js';
 import { TimeBuckets } from './time-buckets.js';
 
 /** Most running workflows whose name is remembered at once (like the cost tracker's default). */
@@ -42,8 +48,34 @@ const MAX_OPEN_WORKFLOWS = 100_000;
 const MAX_PATHS = 200;
 const OTHER_PATHS = '(other paths)';
 
+/** `keel report` as a fold: apply the log's events in order, then take the {@link Report}. */
+export interface ReportFold extends EventFold<Report> {
+  /**
+   * Running workflows whose name the fold holds now (at most 100,000, oldest forgotten first):
+   * what its memory grows with besides names, paths and time buckets. Never the number of events.
+   */
+  readonly openWorkflows: number;
+}
+
+/**
+ * The report as a push-based fold, for streams {@link buildReport} cannot take: drive it with
+ * `foldEvents` over any store's `iterate()` (Postgres's is asynchronous), or apply events as they
+ * arrive.
+ *
+ * @param options - SLA, error targets, daily budget and time zone (see {@link ReportOptions}).
+ * @throws ConfigError naming the option when one is out of range.
+ * @example
+ * const store = openPostgresStore({ url: 'postgres://keel@127.0.0.1:5432/keel', readonly: true });
+ * const report = await foldEvents(createReportFold({ slaP95Ms: 10_000, budgetUsd: 100 }), store.iterate());
+ * console.log(formatReport(report));
+ */
+export function createReportFold(options: ReportOptions = {}): ReportFold {
+  return new ReportBuilder(options);
+}
+
 /**
  * Builds the report from events in log order (e.g. `store.iterate()`), reading each event once.
+ * For an asynchronous stream (a Postgres store), use {@link createReportFold} with `foldEvents`.
  *
  * @param events - the log, oldest first; read once, never held.
  * @param options - SLA, error targets, daily budget and time zone (see {@link ReportOptions}).
@@ -55,24 +87,19 @@ const OTHER_PATHS = '(other paths)';
  * writeFileSync('report.html', renderHtml(report));
  */
 export function buildReport(events: Iterable<KeelEvent>, options: ReportOptions = {}): Report {
-  const settings = settingsOf(options);
-  const maxAlerts = options.maxAlerts ?? 100;
-  const maxTransitions = options.maxBreakerTransitions ?? 500;
-  const maxTimeBuckets = options.maxTimeBuckets ?? 48;
-  checkInteger('maxAlerts', maxAlerts, 1, 'alerts listed, e.g. 100');
-  checkInteger('maxBreakerTransitions', maxTransitions, 1, 'transitions kept per breaker, e.g. 500');
-  checkInteger('maxTimeBuckets', maxTimeBuckets, 2, 'points per error-rate series, e.g. 48');
+  return foldSync(createReportFold(options), events);
+}
 
+/** The fold behind {@link createReportFold}. */
+class ReportBuilder implements ReportFold {
+  private readonly settings: ReportSettings;
   // The live runtime's folds, with the report's settings.
-  const cost = createCostTracker({ timeZone: settings.timeZone });
-  const errors = createErrorRateProjection({
-    targets: settings.errorTargets,
-    windowSize: settings.errorWindowSize,
-  });
-  const latency = createLatencyProjection({ slaP95Ms: settings.slaP95Ms });
-
+  private readonly cost: CostTracker;
+  private readonly errors: ErrorRateProjection;
+  private readonly latency: LatencyProjection;
+  private readonly causes = createRcaFold();
   // What those folds do not keep.
-  const span: ReportSpan = {
+  private readonly span: ReportSpan = {
     events: 0,
     firstSeq: undefined,
     lastSeq: undefined,
@@ -80,16 +107,40 @@ export function buildReport(events: Iterable<KeelEvent>, options: ReportOptions 
     lastTs: undefined,
     byType: {},
   };
-  const workflows = new WorkflowFold();
-  const workflowHist = new Map<string, LogHistogram>();
-  const agentHist = new Map<string, LogHistogram>();
-  const buckets = new TimeBuckets(maxTimeBuckets);
-  const alerts = new AlertFold(maxAlerts);
-  const breakers = new Map<string, BreakerFold>();
-  const votes = new PathMap<VoteFold>(() => new VoteFold());
-  const cascades = new PathMap<CascadeFold>(() => new CascadeFold());
+  private readonly workflows = new WorkflowFold();
+  private readonly workflowHist = new Map<string, LogHistogram>();
+  private readonly agentHist = new Map<string, LogHistogram>();
+  private readonly buckets: TimeBuckets;
+  private readonly alerts: AlertFold;
+  private readonly breakers = new Map<string, BreakerFold>();
+  private readonly votes = new PathMap<VoteFold>(() => new VoteFold());
+  private readonly cascades = new PathMap<CascadeFold>(() => new CascadeFold());
+  private readonly maxTransitions: number;
 
-  const fold = (e: KeelEvent): void => {
+  constructor(options: ReportOptions) {
+    this.settings = settingsOf(options);
+    const maxAlerts = options.maxAlerts ?? 100;
+    this.maxTransitions = options.maxBreakerTransitions ?? 500;
+    const maxTimeBuckets = options.maxTimeBuckets ?? 48;
+    checkInteger('maxAlerts', maxAlerts, 1, 'alerts listed, e.g. 100');
+    checkInteger('maxBreakerTransitions', this.maxTransitions, 1, 'transitions kept per breaker, e.g. 500');
+    checkInteger('maxTimeBuckets', maxTimeBuckets, 2, 'points per error-rate series, e.g. 48');
+    this.cost = createCostTracker({ timeZone: this.settings.timeZone });
+    this.errors = createErrorRateProjection({
+      targets: this.settings.errorTargets,
+      windowSize: this.settings.errorWindowSize,
+    });
+    this.latency = createLatencyProjection({ slaP95Ms: this.settings.slaP95Ms });
+    this.buckets = new TimeBuckets(maxTimeBuckets);
+    this.alerts = new AlertFold(maxAlerts);
+  }
+
+  get openWorkflows(): number {
+    return this.workflows.open.size;
+  }
+
+  apply(e: KeelEvent): void {
+    const span = this.span;
     span.events++;
     span.firstSeq ??= e.seq;
     span.lastSeq = e.seq;
@@ -97,53 +148,60 @@ export function buildReport(events: Iterable<KeelEvent>, options: ReportOptions 
     if (span.lastTs === undefined || e.ts > span.lastTs) span.lastTs = e.ts;
     span.byType[e.type] = (span.byType[e.type] ?? 0) + 1;
 
-    cost.apply(e);
+    this.cost.apply(e);
+    this.causes.apply(e);
     // Index loops: the usual result is the shared empty array, and no iterator is allocated for it.
-    const rateAlerts = errors.apply(e);
+    const alerts = this.alerts;
+    const rateAlerts = this.errors.apply(e);
     for (let i = 0; i < rateAlerts.length; i++) alerts.add(rateAlerts[i] as Alert, 'report');
-    const slaAlerts = latency.apply(e);
+    const slaAlerts = this.latency.apply(e);
     for (let i = 0; i < slaAlerts.length; i++) alerts.add(slaAlerts[i] as Alert, 'report');
-    if (isOutcomeEvent(e)) buckets.record(e.payload.taskType, e.ts, failureCategory(e) !== undefined);
+    if (isOutcomeEvent(e)) this.buckets.record(e.payload.taskType, e.ts, failureCategory(e) !== undefined);
 
     switch (e.type) {
       case 'workflow.started':
-        workflows.start(e.workflowId, e.payload.name);
+        this.workflows.start(e.workflowId, e.payload.name);
         return;
       case 'workflow.completed':
       case 'workflow.failed': {
-        const name = workflows.end(e.workflowId, e.type === 'workflow.completed' ? 'completed' : 'failed');
-        if (name !== undefined) histogramOf(workflowHist, name).record(e.payload.latencyMs);
+        const name = this.workflows.end(
+          e.workflowId,
+          e.type === 'workflow.completed' ? 'completed' : 'failed',
+        );
+        if (name !== undefined) histogramOf(this.workflowHist, name).record(e.payload.latencyMs);
         return;
       }
       case 'workflow.cancelled':
-        workflows.end(e.workflowId, 'cancelled');
+        this.workflows.end(e.workflowId, 'cancelled');
         return;
       case 'agent.succeeded':
       case 'agent.failed':
-        histogramOf(agentHist, e.payload.agent).record(e.payload.latencyMs);
+        // Like the latency projection: a cancelled call's duration says when it was cut short.
+        if (e.type === 'agent.failed' && e.payload.category === 'cancelled') return;
+        histogramOf(this.agentHist, e.payload.agent).record(e.payload.latencyMs);
         return;
       case 'breaker.transitioned': {
         const p = e.payload;
-        let b = breakers.get(p.breaker);
+        let b = this.breakers.get(p.breaker);
         if (b === undefined) {
-          b = new BreakerFold(p.breaker, p.from, e.ts, maxTransitions);
-          breakers.set(p.breaker, b);
+          b = new BreakerFold(p.breaker, p.from, e.ts, this.maxTransitions);
+          this.breakers.set(p.breaker, b);
         }
         b.transition({ ts: e.ts, from: p.from, to: p.to, reason: p.reason, failures: p.failures });
         return;
       }
       case 'vote.decided':
-        votes.of(e.payload.path).decided(e.payload.agentsUsed, e.payload.total, e.payload.savedUsd);
+        this.votes.of(e.payload.path).decided(e.payload.agentsUsed, e.payload.total, e.payload.savedUsd);
         return;
       case 'vote.early_stop':
-        votes.of(e.payload.path).earlyStop(e.payload.skipped);
+        this.votes.of(e.payload.path).earlyStop(e.payload.skipped);
         return;
       case 'cascade.accepted':
-        cascades.of(e.payload.path).accepted(e.payload.stage, e.payload.agent, e.payload.savedUsd);
+        this.cascades.of(e.payload.path).accepted(e.payload.stage, e.payload.agent, e.payload.savedUsd);
         return;
       case 'cascade.escalated': {
         const p = e.payload;
-        cascades.of(p.path).escalated(p.fromStage, p.toStage, p.fromAgent, p.toAgent);
+        this.cascades.of(p.path).escalated(p.fromStage, p.toStage, p.fromAgent, p.toAgent);
         return;
       }
       case 'alert.raised':
@@ -155,62 +213,69 @@ export function buildReport(events: Iterable<KeelEvent>, options: ReportOptions 
       default:
         return;
     }
-  };
+  }
 
-  // rca reads the stream; every other fold rides along on the same pass.
-  const causes = rca(tap(events, fold));
-  const endTs = span.lastTs ?? 0;
+  result(): Report {
+    const { settings, span, workflowHist, agentHist, buckets } = this;
+    const causes = this.causes.result();
+    const endTs = span.lastTs ?? 0;
 
-  const lat = latency.snapshot(endTs);
-  const latencySection: LatencySection = {
-    slaP95Ms: settings.slaP95Ms,
-    workflows: lat.workflows.map((s) => latencyReport(s, workflowHist, settings.slaP95Ms)).sort(byName),
-    agents: lat.agents.map((s) => latencyReport(s, agentHist, settings.slaP95Ms)).sort(byName),
-  };
+    const lat = this.latency.snapshot(endTs);
+    const latencySection: LatencySection = {
+      slaP95Ms: settings.slaP95Ms,
+      workflows: lat.workflows.map((s) => latencyReport(s, workflowHist, settings.slaP95Ms)).sort(byName),
+      agents: lat.agents.map((s) => latencyReport(s, agentHist, settings.slaP95Ms)).sort(byName),
+    };
 
-  const errorSection: ErrorSection = {
-    bucketMs: buckets.bucketMs,
-    taskTypes: errors
-      .snapshot(endTs)
-      .map((s) => {
-        const total: FailureBreakdown | undefined = causes.byTaskType[s.taskType];
-        const outcomes = total?.outcomes ?? 0;
-        const failures = total?.failures ?? 0;
-        const errorRate = outcomes === 0 ? 0 : failures / outcomes;
-        return {
-          taskType: s.taskType,
-          target: s.target,
-          outcomes,
-          failures,
-          errorRate,
-          meetsTarget: s.target === undefined ? undefined : errorRate <= s.target,
-          primaryCause: total?.primary,
-          window: { samples: s.samples, failures: s.failures, errorRate: s.errorRate, alerting: s.alerting },
-          series: buckets.seriesOf(s.taskType),
-        };
-      })
-      .sort((a, b) => compare(a.taskType, b.taskType)),
-  };
+    const errorSection: ErrorSection = {
+      bucketMs: buckets.bucketMs,
+      taskTypes: this.errors
+        .snapshot(endTs)
+        .map((s) => {
+          const total: FailureBreakdown | undefined = causes.byTaskType[s.taskType];
+          const outcomes = total?.outcomes ?? 0;
+          const failures = total?.failures ?? 0;
+          const errorRate = outcomes === 0 ? 0 : failures / outcomes;
+          return {
+            taskType: s.taskType,
+            target: s.target,
+            outcomes,
+            failures,
+            errorRate,
+            meetsTarget: s.target === undefined ? undefined : errorRate <= s.target,
+            primaryCause: total?.primary,
+            window: {
+              samples: s.samples,
+              failures: s.failures,
+              errorRate: s.errorRate,
+              alerting: s.alerting,
+            },
+            series: buckets.seriesOf(s.taskType),
+          };
+        })
+        .sort((a, b) => compare(a.taskType, b.taskType)),
+    };
 
-  return {
-    version: 1,
-    settings,
-    span,
-    workflows: workflows.counts(),
-    latency: latencySection,
-    cost: costSection(cost, settings),
-    errors: errorSection,
-    alerts: alerts.section(),
-    breakers: [...breakers.values()].map((b) => b.timeline(endTs)).sort(byName),
-    votes: votes.entries().map(([path, v]) => v.stats(path)),
-    cascades: cascades.entries().map(([path, c]) => c.stats(path)),
-    rootCauses: {
-      overall: causes.overall,
-      byTaskType: causes.byTaskType,
-      byAgent: causes.byAgent,
-      text: causes.format(),
-    },
-  };
+    return {
+      version: 1,
+      settings,
+      span,
+      workflows: this.workflows.counts(),
+      latency: latencySection,
+      cost: costSection(this.cost, settings),
+      errors: errorSection,
+      alerts: this.alerts.section(),
+      breakers: [...this.breakers.values()].map((b) => b.timeline(endTs)).sort(byName),
+      votes: this.votes.entries().map(([path, v]) => v.stats(path)),
+      cascades: this.cascades.entries().map(([path, c]) => c.stats(path)),
+      rootCauses: {
+        overall: causes.overall,
+        byTaskType: causes.byTaskType,
+        byAgent: causes.byAgent,
+        text: causes.format(),
+      },
+    };
+  }
 }
 
 function settingsOf(options: ReportOptions): ReportSettings {
@@ -239,14 +304,6 @@ function settingsOf(options: ReportOptions): ReportSettings {
     errorTargets: options.errorTargets ?? DEFAULT_ERROR_TARGETS,
     errorWindowSize,
   };
-}
-
-/** Yields `events` unchanged, folding each one first: lets several folds share one pass. */
-function* tap(events: Iterable<KeelEvent>, fold: (e: KeelEvent) => void): Generator<KeelEvent> {
-  for (const e of events) {
-    fold(e);
-    yield e;
-  }
 }
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -278,7 +335,7 @@ function latencyReport(s: LatencyStats, hist: Map<string, LogHistogram>, slaP95M
   };
 }
 
-function costSection(cost: ReturnType<typeof createCostTracker>, settings: ReportSettings): CostSection {
+function costSection(cost: CostTracker, settings: ReportSettings): CostSection {
   const summary = cost.summary({ top: 10 });
   const days = cost.days().map((day) => {
     const d = cost.summary({ day, top: 0 });
@@ -296,7 +353,8 @@ function costSection(cost: ReturnType<typeof createCostTracker>, settings: Repor
 
 /** Workflow counts by name and outcome. */
 class WorkflowFold {
-  private readonly open = new Map<string, string>();
+  /** Running workflows' names by id. */
+  readonly open = new Map<string, string>();
   private readonly byName = new Map<string, WorkflowCounts>();
 
   start(workflowId: string, name: string): void {

@@ -1,9 +1,13 @@
 /**
  * `keel report`: the whole runtime's story — workflows, latency vs SLA, cost vs budget, error rates
  * vs targets, alerts, breakers, votes, cascades and root causes — rebuilt from the event log in one
- * pass, printed as terminal tables or as one self-contained HTML file.
+ * pass, printed as terminal tables or as one self-contained HTML file. `createReportFold` and
+ * `foldEvents` stream it from any store, Postgres's asynchronous `iterate()` included.
  */
-export { buildReport } from './build.js';
+export { buildReport, createReportFold } from './build.js';
+export type { ReportFold } from './build.js';
+export { foldEvents } from './stream.js';
+export type { EventFold } from './stream.js';
 export { formatReport } from './terminal.js';
 export type { FormatReportOptions } from './terminal.js';
 export { renderHtml } from './html.js';

@@ -130,12 +130,16 @@ describe('keel report over a log written by real topologies', () => {
       expect(sum(w.histogram.counts)).toBe(latencies.length);
     }
     const vendor = report.latency.agents.find((a) => a.name === 'vendor_extraction');
+    // A cancelled call is no latency sample: it says when the cancellation came.
     const vendorLatencies = events.flatMap((e) =>
-      (e.type === 'agent.succeeded' || e.type === 'agent.failed') && e.payload.agent === 'vendor_extraction'
+      (e.type === 'agent.succeeded' || (e.type === 'agent.failed' && e.payload.category !== 'cancelled')) &&
+      e.payload.agent === 'vendor_extraction'
         ? [e.payload.latencyMs]
         : [],
     );
     const p95 = nearestRank(vendorLatencies, 95);
+    expect(vendor?.count).toBe(vendorLatencies.length);
+    expect(sum(vendor?.histogram.counts ?? [])).toBe(vendorLatencies.length);
     expect(Math.abs((vendor?.p95Ms ?? 0) - p95)).toBeLessThanOrEqual(p95 * 0.001 + 1);
     // The fixture's spike pushed some workflows past the SLA, and not others.
     expect(report.latency.workflows.some((w) => !w.meetsSla)).toBe(true);

@@ -1,8 +1,10 @@
 /**
  * Reading recorded runs of one kind of node (cascade, vote) back out of a log, for what-if
  * analysis: where those nodes sit in each workflow's recorded topology, which events belong to
- * which of their children, and each workflow's ground truth. Internal to src/replay.
+ * which of their children, and each workflow's ground truth — pushed one event at a time, holding
+ * the workflows running at once. Internal to src/replay.
  */
+import { canonicalJson } from '../../core/json.js';
 import type { KeelEvent } from '../../eventlog/events.js';
 
 /** A node of a recorded topology description (`workflow.started.topology`). */
@@ -133,7 +135,18 @@ export function childOf(site: Site, path: string): { index: number; exact: boole
 /** Ground truth recorded for a workflow (the latest `feedback.recorded` wins). */
 export interface Feedback {
   correct: boolean;
-  expected?: unknown;
+  /** Canonical JSON of the `expected` answer, when the feedback gave one. */
+  expectedJson?: string;
+}
+
+/**
+ * A tracked workflow's ground truth, filled in whenever its `feedback.recorded` arrives (usually
+ * after the workflow ended). Runs keep a reference and read it at the end of the log.
+ */
+export interface Label {
+  feedback: Feedback | undefined;
+  /** Set by the fold when it keeps a run that reads this label; others are dropped at the end. */
+  kept: boolean;
 }
 
 /** How a workflow ended, for the runs it holds. */
@@ -142,7 +155,7 @@ export type WorkflowEnd = 'completed' | 'failed' | 'cancelled' | 'unfinished';
 /** What a what-if does with each recorded workflow. */
 export interface WorkflowFold<S> {
   /** A workflow started: returns its state, or `undefined` to skip its events. */
-  start(event: KeelEvent<'workflow.started'>): S | undefined;
+  start(event: KeelEvent<'workflow.started'>, label: Label): S | undefined;
   /** One of the workflow's events, in log order. */
   event(state: S, event: KeelEvent): void;
   /** The workflow ended (or the log ended first: `unfinished`). */
@@ -166,27 +179,39 @@ const IGNORED = new Set<string>([
 ]);
 
 /**
- * One pass over a log: routes each event to its workflow's state, and collects every
- * workflow's ground truth. Memory is bounded by the workflows running at once, not the log.
+ * Routes each event of a log, pushed in order, to its workflow's state, and each
+ * `feedback.recorded` to the label of a workflow the fold keeps runs of. Holds the state of the
+ * workflows running at once, and one label per workflow whose runs the fold kept.
  */
-export function foldWorkflows<S>(events: Iterable<KeelEvent>, fold: WorkflowFold<S>): Map<string, Feedback> {
-  const live = new Map<string, S>();
-  const feedback = new Map<string, Feedback>();
-  for (const e of events) {
-    if (IGNORED.has(e.type)) continue;
+export class WorkflowRouter<S> {
+  private readonly live = new Map<string, S>();
+  private readonly labels = new Map<string, Label>();
+
+  constructor(private readonly fold: WorkflowFold<S>) {}
+
+  /** Workflows started and not yet ended: whose state is held. */
+  get openWorkflows(): number {
+    return this.live.size;
+  }
+
+  apply(e: KeelEvent): void {
+    if (IGNORED.has(e.type)) return;
     switch (e.type) {
       case 'workflow.started': {
-        const s = fold.start(e);
-        if (s !== undefined) live.set(e.workflowId, s);
-        continue;
+        const label = this.labels.get(e.workflowId) ?? { feedback: undefined, kept: false };
+        const s = this.fold.start(e, label);
+        if (s === undefined) return;
+        this.live.set(e.workflowId, s);
+        this.labels.set(e.workflowId, label);
+        return;
       }
       case 'workflow.completed':
       case 'workflow.failed':
       case 'workflow.cancelled': {
-        const s = live.get(e.workflowId);
-        if (s === undefined) continue;
-        live.delete(e.workflowId);
-        fold.end(
+        const s = this.live.get(e.workflowId);
+        if (s === undefined) return;
+        this.live.delete(e.workflowId);
+        this.fold.end(
           s,
           e.type === 'workflow.completed'
             ? 'completed'
@@ -194,22 +219,29 @@ export function foldWorkflows<S>(events: Iterable<KeelEvent>, fold: WorkflowFold
               ? 'failed'
               : 'cancelled',
         );
-        continue;
+        if (this.labels.get(e.workflowId)?.kept === false) this.labels.delete(e.workflowId);
+        return;
       }
-      case 'feedback.recorded':
-        feedback.set(e.workflowId, {
-          correct: e.payload.correct,
-          ...(e.payload.expected !== undefined ? { expected: e.payload.expected } : {}),
-        });
-        continue;
+      case 'feedback.recorded': {
+        const label = this.labels.get(e.workflowId);
+        if (label === undefined) return;
+        const { correct, expected } = e.payload;
+        label.feedback =
+          expected !== undefined ? { correct, expectedJson: canonicalJson(expected) } : { correct };
+        return;
+      }
       default: {
-        const s = live.get(e.workflowId);
-        if (s !== undefined) fold.event(s, e);
+        const s = this.live.get(e.workflowId);
+        if (s !== undefined) this.fold.event(s, e);
       }
     }
   }
-  for (const s of live.values()) fold.end(s, 'unfinished');
-  return feedback;
+
+  /** The log ended: workflows still running end `unfinished`. */
+  finish(): void {
+    for (const s of this.live.values()) this.fold.end(s, 'unfinished');
+    this.live.clear();
+  }
 }
 
 /** Mean of `total` over `n`, or `null` when there is nothing to average. */
