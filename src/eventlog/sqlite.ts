@@ -310,6 +310,9 @@ type EventTuple = [
 ];
 type ChainedTuple = ChainRow;
 
+/** Full batches the writer thread may have queued at once (`writer: 'thread'`). */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
 /** Rows per keyset page for `iterate` and `verify`. */
 const PAGE_SIZE = 1000;
 const MAX_CACHED_STATEMENTS = 64;
@@ -415,7 +418,7 @@ class SqliteStore implements SqliteEventStore {
   private closed = false;
   /** The writer thread (`writer: 'thread'`), its batch in flight, and who waits for it to drain. */
   private readonly thread: WriterThread | undefined;
-  private posted: PendingAppend[] | undefined;
+  private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
   private transactions = 0;
   private committedEvents = 0;
@@ -550,8 +553,12 @@ class SqliteStore implements SqliteEventStore {
     const batch = this.queue;
     if (batch.length === 0) return;
     if (this.thread) {
-      if (this.posted === undefined) this.post(this.thread, batch);
-      return; // else the batch in flight posts this one when it is answered
+      // While one batch commits, the next grows (group commit); once a full batch (maxBatch) is
+      // waiting it goes at once, up to MAX_BATCHES_IN_FLIGHT, so the thread commits while this one
+      // keeps producing. Otherwise the answer to the batch in flight posts it.
+      const limit = this.queuedEvents >= this.options.maxBatch ? MAX_BATCHES_IN_FLIGHT : 1;
+      if (this.inFlight < limit) this.post(this.thread, batch);
+      return;
     }
     this.queue = [];
     this.queuedEvents = 0;
@@ -575,11 +582,11 @@ class SqliteStore implements SqliteEventStore {
     for (const p of batch) p.resolve(p.events);
   }
 
-  /** Hands the queued appends to the writer thread as one batch; one batch is in flight at a time. */
+  /** Hands the queued appends to the writer thread as one batch (answers come back in order). */
   private post(thread: WriterThread, batch: PendingAppend[]): void {
     this.queue = [];
     this.queuedEvents = 0;
-    this.posted = batch;
+    this.inFlight++;
     const rows: unknown[] = [];
     for (const p of batch) {
       const { events, payloadJson } = p;
@@ -601,29 +608,26 @@ class SqliteStore implements SqliteEventStore {
         this.chain.restore(state);
         this.committed(events, { commitMs });
         for (const p of batch) p.resolve(p.events);
-        this.next(thread);
+        this.next();
       },
       (error: unknown) => {
         for (const p of batch) p.reject(error);
-        this.next(thread);
+        this.next();
       },
     );
   }
 
   /** After an answer from the writer thread: post what queued meanwhile, or tell who waits for a drain. */
-  private next(thread: WriterThread): void {
-    this.posted = undefined;
-    if (this.queue.length > 0) {
-      this.post(thread, this.queue);
-      return;
-    }
-    for (const w of this.drainWaiters.splice(0)) w();
+  private next(): void {
+    this.inFlight--;
+    if (this.queue.length > 0) this.flush();
+    else if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   /** Resolves once every append made so far has been answered (writer thread only). */
   private drained(): Promise<void> {
     this.flush();
-    if (this.posted === undefined && this.queue.length === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 

@@ -70,6 +70,22 @@ describe("writer: 'thread'", () => {
     expect(store.query().map((e) => e.seq)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
   });
 
+  it('sends full batches without waiting for the one in flight, and commits them in order', async () => {
+    const store = open({ path: tempDb(), writer: 'thread', maxBatch: 8 });
+    await store.append([auditEvent(0)]);
+    const base = store.stats().transactions;
+    const committed: number[] = [];
+    store.onCommit((events) => committed.push(...events.map((e) => e.seq)));
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => store.append([auditEvent(i + 1)])),
+    );
+    // Four full batches of 8 go out at once (then the rest as answers come back), not one and a remainder.
+    expect(store.stats().transactions - base).toBeGreaterThanOrEqual(4);
+    expect(results.map((r) => r[0]?.seq)).toEqual(Array.from({ length: 64 }, (_, i) => i + 2));
+    expect(committed).toEqual(Array.from({ length: 64 }, (_, i) => i + 2));
+    expect(store.verify()).toMatchObject({ ok: true, events: 65 });
+  });
+
   it('does not keep the process alive once idle, even when the store is never closed', async () => {
     const file = tempDb();
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
