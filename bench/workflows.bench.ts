@@ -221,6 +221,7 @@ export async function runBench(flags: BenchFlags & { scan?: boolean }): Promise<
       });
     }
     const headline = best['rt.run(agent), default runtime'] ?? { perSec: NaN, perCpuSec: NaN };
+    const threaded = best['rt.run(agent), default runtime, writer thread'] ?? { perSec: NaN, perCpuSec: NaN };
     return {
       bench: 'workflows',
       method: [
@@ -237,6 +238,14 @@ export async function runBench(flags: BenchFlags & { scan?: boolean }): Promise<
           10_000,
           (v) => `${fmt(v)}/s`,
           headline.perCpuSec,
+        ),
+        goal(
+          "trivial workflows >= 10,000/s (durable before ack), writer: 'thread'",
+          threaded.perSec,
+          '>=',
+          10_000,
+          (v) => `${fmt(v)}/s`,
+          threaded.perCpuSec,
         ),
       ],
     };
