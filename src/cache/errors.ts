@@ -95,7 +95,7 @@ export class CacheValueError extends CacheError {
 }
 
 /** What the Redis cache was doing when Redis failed. */
-export type CacheRedisOperation = 'get' | 'set' | 'invalidate' | 'lock' | 'release' | 'subscribe';
+export type CacheRedisOperation = 'get' | 'set' | 'invalidate' | 'lock' | 'renew' | 'release' | 'subscribe';
 
 /**
  * A Redis command of the shared cache failed (server down, timeout, network). Reads answer a miss,
@@ -116,7 +116,9 @@ export class CacheRedisError extends CacheError {
           ? 'The value was not cached'
           : operation === 'invalidate'
             ? 'Nothing was invalidated'
-            : 'This process computed without waiting for other processes';
+            : operation === 'renew'
+              ? "This process's call goes on, but its single-flight lock may lapse and another process make the same call"
+              : 'This process computed without waiting for other processes';
     super(
       'CACHE_REDIS_FAILED',
       `Redis cache ${operation} failed on ${url} (${reason}). ${effect}; workflows are unaffected. Check that Redis is reachable and bound the client's waits (connectTimeout, maxRetriesPerRequest, commandTimeout).`,

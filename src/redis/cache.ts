@@ -14,6 +14,12 @@
  * the injected clock; Redis's own expiry (of entries and locks) runs on the server's real time. With a
  * simulated clock, entries therefore expire logically when the clock says so, and are physically
  * removed `ttlMs + maxStaleMs` of real time after they were written.
+ *
+ * Lock renewal: while the leader's call runs, it extends its lock every `lockRenewMs` (by default a
+ * third of `lockTtlMs`) with a script that resets the expiry only if the lock still holds its token.
+ * These timers follow Redis's real time, not the injected clock: they come from `renewTimer` (real
+ * timers that never keep the process alive by default, a simulated clock in tests), and none outlives
+ * its flight or `close()`.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -22,7 +28,7 @@ import type { StoredEntry } from '../cache/entry.js';
 import { CacheClosedError, CacheRedisError, type CacheRedisOperation } from '../cache/errors.js';
 import { LruMap } from '../cache/lru.js';
 import { checkTtlMs, nonNegativeInteger, serialiseValue } from '../cache/validate.js';
-import type { Clock } from '../core/clock.js';
+import { realClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
 import type { RedisConnection } from './connection.js';
@@ -37,11 +43,30 @@ export interface RedisCacheOptions {
    */
   maxStaleMs?: number;
   /**
-   * How long a process holds the single-flight lock of a key while it makes the call, in ms of Redis
-   * (real) time (default 60_000). Make it longer than an agent call with its retries: if it runs out,
-   * another process may make the same call. If the holder dies, the lock frees itself after this.
+   * Expiry of the single-flight lock a process takes on a key while it makes the call, in ms of Redis
+   * (real) time (default 60_000). The leader renews it every `lockRenewMs` for as long as its call
+   * runs, so calls with retries and backoff may take longer than this; if the leader dies (or its event
+   * loop stalls), the lock frees itself at most this long after the last renewal, and another process
+   * calls. Shorter: a dead leader holds others up less; but each renewal must reach Redis within it.
+   *
+   * If a renewal finds the lock gone or held by another process (Redis lost it, someone deleted it,
+   * or the event loop stalled past the expiry), renewal stops and `onError` gets a
+   * {@link CacheRedisError} (`operation: 'lock'`). The call in progress still completes, its result
+   * is stored and announced to processes still waiting, and the other process's lock is left alone;
+   * but a process that took the lock in between makes the same call again (billed twice).
    */
   lockTtlMs?: number;
+  /**
+   * How often the leader extends its lock to `lockTtlMs` while its call runs, in ms of Redis (real)
+   * time (default `lockTtlMs / 3`, rounded down). Must be shorter than `lockTtlMs`. 0: no renewal
+   * (the lock expires `lockTtlMs` after it was taken, even while the call still runs).
+   */
+  lockRenewMs?: number;
+  /**
+   * Timer for lock renewals, on real time like Redis's expiry (default: real timers that do not keep
+   * the process alive). Tests pass `simulatedClock()` to fire renewals by hand.
+   */
+  renewTimer?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
   /**
    * Longest a caller waits for another process's identical call before making its own, in ms of
    * clock time (default 60_000). It also stops waiting as soon as the other process's lock expires.
@@ -160,9 +185,22 @@ redis.call('PUBLISH', ARGV[4], ARGV[2])
 return 1`,
 );
 
+/** KEYS: lock. ARGV: token, lock PX ms. Extends the lock only while it holds `token`: 1, else 0. */
+const RENEW_SCRIPT = lua(
+  1,
+  `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`,
+);
+
 /** Clients that were sent every script (SCRIPT LOAD), so EVALSHA finds them. */
 const scriptsSent = new WeakSet<Redis>();
-const ALL_SCRIPTS: readonly LuaScript[] = [SET_SCRIPT, INVALIDATE_AGENT_SCRIPT, CLAIM_SCRIPT, RELEASE_SCRIPT];
+const ALL_SCRIPTS: readonly LuaScript[] = [
+  SET_SCRIPT,
+  INVALIDATE_AGENT_SCRIPT,
+  CLAIM_SCRIPT,
+  RELEASE_SCRIPT,
+  RENEW_SCRIPT,
+];
 
 /**
  * Runs a script by its SHA1. Each client is first sent the scripts (queued ahead on the same
@@ -234,6 +272,24 @@ function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
+/** Real timers that never keep the process alive: lock renewals follow Redis's real-time expiry. */
+const unrefTimer: Pick<Clock, 'setTimeout' | 'clearTimeout'> = {
+  setTimeout(fn, ms) {
+    const handle = realClock.setTimeout(fn, ms);
+    (handle as { unref?: () => void }).unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => realClock.clearTimeout(handle),
+};
+
+/** A leader's lock kept alive while its call runs. */
+interface Renewal {
+  readonly lockKey: string;
+  readonly token: string;
+  /** The next renewal's timer (cleared once the renewal stops). */
+  timer: TimerHandle;
+}
+
 /** Where a waiting follower hears its leader's announcement. */
 interface Mailbox {
   announcement: string | undefined;
@@ -273,6 +329,17 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
   const maxStaleMs = nonNegativeInteger(options.maxStaleMs, 86_400_000, 'cache.maxStaleMs');
   const lockTtlMs = nonNegativeInteger(options.lockTtlMs, 60_000, 'cache.lockTtlMs');
   if (lockTtlMs === 0) throw new ConfigError('cache.lockTtlMs', 'must be at least 1 ms, e.g. 60_000');
+  const lockRenewMs = nonNegativeInteger(options.lockRenewMs, Math.floor(lockTtlMs / 3), 'cache.lockRenewMs');
+  if (lockRenewMs >= lockTtlMs) {
+    throw new ConfigError(
+      'cache.lockRenewMs',
+      `must be shorter than lockTtlMs (${lockTtlMs} ms), so the lock is extended before it expires, e.g. ${Math.floor(lockTtlMs / 3)}; 0 turns renewal off`,
+    );
+  }
+  const renewTimer = options.renewTimer ?? unrefTimer;
+  if (typeof renewTimer?.setTimeout !== 'function' || typeof renewTimer.clearTimeout !== 'function') {
+    throw new ConfigError('cache.renewTimer', 'must have setTimeout and clearTimeout, e.g. simulatedClock()');
+  }
   const waitForLeaderMs = nonNegativeInteger(options.waitForLeaderMs, 60_000, 'cache.waitForLeaderMs');
   const localMaxEntries = nonNegativeInteger(options.localMaxEntries, 0, 'cache.localMaxEntries');
   const onError = options.onError;
@@ -295,6 +362,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
   let feed: 'off' | 'starting' | 'on' = 'off';
   const inFlight = new Map<string, Promise<unknown>>();
   const mailboxes = new Map<string, Mailbox>();
+  const renewals = new Set<Renewal>();
   let subscriber: Redis | undefined;
   let closed = false;
 
@@ -439,19 +507,63 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
     ]).catch((e: unknown) => report('release', e));
   };
 
+  const stopRenewing = (renewal: Renewal): void => {
+    if (renewals.delete(renewal)) renewTimer.clearTimeout(renewal.timer);
+  };
+
+  const lockLost = (renewal: Renewal): Error =>
+    new Error(
+      `the single-flight lock ${renewal.lockKey} expired or was taken by another process while this process's call was running; the call goes on and its result is stored, but another process may be making the same call. Check for event-loop stalls longer than lockTtlMs (${lockTtlMs} ms) minus lockRenewMs (${lockRenewMs} ms) and that Redis keeps its keys (no eviction of cache keys)`,
+    );
+
+  /** Sends one renewal and schedules the next (at a steady pace, whatever Redis's reply time). */
+  const renewNow = (renewal: Renewal): void => {
+    if (!renewals.has(renewal)) return;
+    renewal.timer = renewTimer.setTimeout(() => renewNow(renewal), lockRenewMs);
+    let c: Redis;
+    try {
+      c = client();
+    } catch (e) {
+      report('renew', e); // the lock may outlive the outage: keep trying
+      return;
+    }
+    runScript(c, RENEW_SCRIPT, [renewal.lockKey, renewal.token, lockTtlMs]).then(
+      (held) => {
+        if (held === 1 || !renewals.has(renewal)) return;
+        stopRenewing(renewal);
+        report('renew', lockLost(renewal));
+      },
+      (e: unknown) => {
+        if (renewals.has(renewal)) report('renew', e);
+      },
+    );
+  };
+
+  /** Keeps the lock alive until {@link stopRenewing}; `undefined` when renewal is off. */
+  const startRenewing = (lockKey: string, token: string): Renewal | undefined => {
+    if (lockRenewMs === 0 || closed) return undefined;
+    const renewal: Renewal = { lockKey, token, timer: undefined };
+    renewals.add(renewal);
+    renewal.timer = renewTimer.setTimeout(() => renewNow(renewal), lockRenewMs);
+    return renewal;
+  };
+
   const lead = async <T>(
     key: string,
     lockKey: string,
     token: string,
     compute: () => Promise<T>,
   ): Promise<T> => {
+    const renewal = startRenewing(lockKey, token);
     let result: T;
     try {
       result = await compute();
     } catch (e) {
+      if (renewal !== undefined) stopRenewing(renewal);
       release(lockKey, key, token, FAILED);
       throw e;
     }
+    if (renewal !== undefined) stopRenewing(renewal);
     let announcement = FAILED;
     try {
       const json = JSON.stringify(result);
@@ -649,6 +761,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
     async close() {
       if (closed) return;
       closed = true;
+      for (const renewal of renewals) stopRenewing(renewal);
       for (const box of mailboxes.values()) box.wake?.();
       local?.clear();
       const s = subscriber;
