@@ -729,6 +729,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         return o;
       },
       rejection: (path) => source.rejection(path),
+      settledBy: (path) => source.settledBy(path),
       cached: (path) => source.cached(path),
     };
     const clock = simulatedClock(started.ts);

@@ -10,6 +10,8 @@ import type { RecordedHit, RecordedOutcome, ReplaySource } from '../supervisor/s
 export interface RecordedRejection {
   category: ErrorCategory;
   reason: string;
+  /** When the record refused it (see `RecordedOutcome.at`). */
+  at?: number;
 }
 
 /** Replay source with gate refusals too. */
@@ -18,13 +20,15 @@ export interface RecordedSource extends ReplaySource {
   rejection(path: string): RecordedRejection | undefined;
   /** The recorded outcome of the next invocation at `path` when it made no call of its own. */
   cached(path: string): RecordedHit | undefined;
+  /** When the last non-cancelled answer at `path` or below arrived (see `ReplaySource.settledBy`). */
+  settledBy(path: string): number | undefined;
   /** Outcomes recorded but not consumed by the replay. */
   unused(): { path: string; count: number }[];
 }
 
 type Step =
   | { kind: 'attempt'; outcome: RecordedOutcome }
-  | { kind: 'rejected'; rejection: RecordedRejection }
+  | { kind: 'rejected'; rejection: RecordedRejection; at: number }
   | { kind: 'cached'; value: unknown; confidence?: number; at: number }
   | { kind: 'sharedFailure'; category: ErrorCategory; message: string; at: number };
 
@@ -39,13 +43,10 @@ type Step =
 export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
   const steps = new Map<string, Step[]>();
   const costs = new Map<string, number[]>();
-  // Attempt outcomes recorded for the invocation running at each path.
-  const attemptsSeen = new Map<string, number>();
   const push = (path: string, step: Step): void => {
     let q = steps.get(path);
     if (!q) steps.set(path, (q = []));
     q.push(step);
-    if (step.kind === 'attempt') attemptsSeen.set(path, (attemptsSeen.get(path) ?? 0) + 1);
   };
   const takeCost = (path: string): number => costs.get(path)?.shift() ?? 0;
   // When each outcome was seen: its ts, plus a fraction ordering outcomes of the same millisecond
@@ -79,9 +80,6 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
     }
     at = e.ts + sameMs / 1000;
     switch (e.type) {
-      case 'agent.invoked':
-        attemptsSeen.set(e.payload.path, 0);
-        break;
       case 'cost.incurred': {
         let q = costs.get(e.payload.path);
         if (!q) costs.set(e.payload.path, (q = []));
@@ -136,20 +134,16 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
           });
           break;
         }
-        if (
-          e.payload.category === 'cancelled' &&
-          e.payload.attempts > 0 &&
-          e.payload.attempts <= (attemptsSeen.get(e.payload.path) ?? 0)
-        ) {
-          // Cancelled between attempts (during a retry's backoff): no call was in flight.
-          break;
-        }
+        // A cancellation is queued like an attempt that never answers: if the replay calls again
+        // (the record was cut during a call, or a backoff that ran longer live), that call stays
+        // pending until the same cancellation arrives; if not (cut during a backoff), it is unused.
         failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
         break;
       case 'agent.rejected':
         push(e.payload.path, {
           kind: 'rejected',
           rejection: { category: e.payload.category, reason: e.payload.reason },
+          at,
         });
         break;
       default:
@@ -181,16 +175,38 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
         at: head.at,
       };
     },
+    settledBy(path) {
+      let last: number | undefined;
+      for (const [p, q] of steps) {
+        if (p !== path && !(p.startsWith(path) && p.charCodeAt(path.length) === 47)) continue;
+        for (const step of q) {
+          const at =
+            step.kind !== 'attempt'
+              ? step.at
+              : step.outcome.ok || step.outcome.category !== 'cancelled'
+                ? step.outcome.at
+                : undefined;
+          if (at !== undefined && (last === undefined || at > last)) last = at;
+        }
+      }
+      return last;
+    },
     rejection(path) {
       const q = steps.get(path);
       const head = q?.[0];
       if (!head || head.kind !== 'rejected') return undefined;
       q.shift();
-      return head.rejection;
+      return { ...head.rejection, at: head.at };
     },
     unused() {
       const out: { path: string; count: number }[] = [];
-      for (const [path, q] of steps) if (q.length > 0) out.push({ path, count: q.length });
+      for (const [path, q] of steps) {
+        // A recorded cancellation is not an output: whether the replay reached it is timing.
+        const count = q.filter(
+          (s) => !(s.kind === 'attempt' && !s.outcome.ok && s.outcome.category === 'cancelled'),
+        ).length;
+        if (count > 0) out.push({ path, count });
+      }
       return out;
     },
   };

@@ -25,10 +25,14 @@ registerExecutor('deadline', (node, input, ctx, exec) => {
   const clock = ctx.scope.services.clock;
   const at = clock.now() + ms;
   const deadlineAt = ctx.deadlineAt === undefined ? at : Math.min(ctx.deadlineAt, at);
+  // Replay delivers recorded answers at their recorded times, which include the live run's own
+  // delays; every answer recorded under this deadline came before it fired live, so not before them.
+  const settled = ctx.scope.replay?.settledBy?.(ctx.path);
+  const firesAt = settled === undefined ? deadlineAt : Math.max(deadlineAt, settled + 0.0005);
   // A deadline wraps its child without adding a path segment.
   return exec(node.children[0] as AnyTopology, input, { ...ctx, deadlineAt }).pipe(
     timeout({
-      first: Math.max(0, deadlineAt - clock.now()),
+      first: Math.max(0, firesAt - clock.now()),
       scheduler: clockScheduler(clock),
       with: () =>
         throwError(

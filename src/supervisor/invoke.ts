@@ -42,6 +42,8 @@ import type {
 type AnyAgent = Agent<never, unknown>;
 
 const ZERO_USAGE: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0 });
+/** An attempt timeout that never fires on the replay's simulated clock (~31,700 years). */
+const REPLAY_NO_TIMEOUT_MS = 1e15;
 const DEFAULT_ESTIMATE: Usage = Object.freeze({ inputTokens: 1000, outputTokens: 500 });
 /** START without a jitter seed: for agents whose delays are never jittered. */
 const START: AgentMachineEvent = Object.freeze({ type: 'START' });
@@ -561,7 +563,9 @@ class AgentCall implements AgentListener, Cancellable {
     const { services } = scope;
     this.startedAt = services.clock.now();
     const remaining = ctx.deadlineAt !== undefined ? Math.max(1, ctx.deadlineAt - this.startedAt) : Infinity;
-    this.timeoutMs = Math.min(agent.timeoutMs, remaining);
+    // In replay an attempt times out when its recorded outcome says so (delivered at the recorded
+    // time): a timer of its own would race recorded times that include the live run's delays.
+    this.timeoutMs = scope.replay ? REPLAY_NO_TIMEOUT_MS : Math.min(agent.timeoutMs, remaining);
     this.seed = `${services.seed}:${scope.workflowId}:${path}`;
     this.model = agent.model;
   }
@@ -868,13 +872,22 @@ class AgentCall implements AgentListener, Cancellable {
     const { scope, path } = ctx;
     const { services } = scope;
     const t = this.now();
-    if (ctx.deadlineAt !== undefined && t >= ctx.deadlineAt) {
+    // In replay a deadline refusal comes from the record (below), like every other time-bound decision.
+    if (ctx.deadlineAt !== undefined && t >= ctx.deadlineAt && !scope.replay) {
       driver.send({ type: 'GATE.REJECT', category: 'timeout', reason: 'the workflow deadline passed' });
       return;
     }
     const refused = scope.replay?.rejection?.(path);
     if (refused) {
-      driver.send({ type: 'GATE.REJECT', category: refused.category, reason: refused.reason });
+      // When the record refused it: a refusal earlier than live could fail a par before a sibling's
+      // recorded success.
+      const reject = (): void => {
+        if (driver.getSnapshot().value !== 'gated') return; // cancelled meanwhile
+        driver.send({ type: 'GATE.REJECT', category: refused.category, reason: refused.reason });
+      };
+      const wait = refused.at === undefined ? 0 : refused.at - t;
+      if (wait > 0) services.clock.setTimeout(reject, wait);
+      else reject();
       return;
     }
     if (agent.breaker && !scope.replay) {

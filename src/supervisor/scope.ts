@@ -105,7 +105,12 @@ export interface ReplaySource {
    */
   cached?(path: string): RecordedHit | undefined;
   /** The recorded gate refusal (breaker, budget, deadline) of the next invocation at `path`, if any. */
-  rejection?(path: string): { category: ErrorCategory; reason: string } | undefined;
+  rejection?(path: string): { category: ErrorCategory; reason: string; at?: number } | undefined;
+  /**
+   * When the last answer recorded at `path` or below it arrived (cancellations aside): a replayed
+   * deadline fires no earlier, since live every one of them came before it.
+   */
+  settledBy?(path: string): number | undefined;
 }
 
 /** Runtime services shared by every workflow. */

@@ -8,6 +8,7 @@ import { ProviderError } from '../../src/providers/types.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { agent, type AgentContext } from '../../src/supervisor/agent.js';
 import { cascade } from '../../src/supervisor/cascade.js';
+import { withDeadline } from '../../src/supervisor/deadline.js';
 import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
@@ -191,6 +192,53 @@ describe('rt.replay', () => {
     const workflowId = vendorEnd?.workflowId ?? '';
     await live.close();
     runtimes.splice(runtimes.indexOf(live), 1);
+
+    const rt = open(db);
+    const calls = { n: 0 };
+    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
+    expect(calls.n).toBe(0);
+    expect(report?.divergences).toEqual([]);
+  });
+
+  it("replays a record whose times include the live run's own delays (a loaded event loop)", async () => {
+    // On a busy event loop an answer is handled, and logged, later than it arrived: live, `date`
+    // answered within its 50 ms timeout and both answers came before the 100 ms deadline, but the
+    // log shows them at +60 and +120 ms. Replay must follow the record, not re-time the attempt
+    // or the deadline against those logged times.
+    dir = mkdtempSync(join(tmpdir(), 'keel-replay-'));
+    const db = join(dir, 'k.db');
+    const flow = (calls: { n: number }) => {
+      const answerAfter = (ms: number, value: string) => (_input: unknown, ctx: AgentContext) => {
+        calls.n++;
+        return new Promise<{ value: string }>((resolve) =>
+          ctx.clock.setTimeout(() => resolve({ value }), ms),
+        );
+      };
+      const date = agent({ name: 'date', model: 'sim', timeoutMs: 50, run: answerAfter(10, '2026-11-27') });
+      const amount = agent({ name: 'amount', model: 'sim', run: answerAfter(20, '12.50') });
+      return named('extract', withDeadline(100, par(date, amount)));
+    };
+    const live = open(db);
+    const clock = live.clock as ReturnType<typeof simulatedClock>;
+    const p = live.run(flow({ n: 0 }), { id: 'INV-4' });
+    await clock.advanceAsync(1_000);
+    const { workflowId } = await p;
+    await live.close();
+    runtimes.splice(runtimes.indexOf(live), 1);
+    // Stretch every logged time after the start sixfold, as a loaded process would have logged them.
+    const raw = new Database(db);
+    raw.exec('DROP TRIGGER events_no_update');
+    const start = raw
+      .prepare("SELECT ts FROM events WHERE type = 'workflow.started'")
+      .pluck()
+      .get() as number;
+    raw.prepare('UPDATE events SET ts = ? + (ts - ?) * 6').run(start, start);
+    const logged = raw
+      .prepare("SELECT ts - ? FROM events WHERE type = 'agent.succeeded' ORDER BY seq")
+      .pluck()
+      .all(start) as number[];
+    raw.close();
+    expect(logged).toEqual([60, 120]);
 
     const rt = open(db);
     const calls = { n: 0 };
