@@ -188,6 +188,14 @@ export * from './cache/errors.js';
 export { createRedactor } from './compliance/redact.js';
 export type { Redactor, RedactionResult, RedactedText, RedactionCounts } from './compliance/redact.js';
 export type { RedactorConfig, NameRedactionConfig, CustomPattern } from './compliance/config.js';
+export { findOpenWorkflows, DEFAULT_INTERRUPTED_REASON } from './compliance/interrupted.js';
+export type {
+  OpenWorkflow,
+  FindOpenWorkflowsOptions,
+  MarkInterruptedOptions,
+  MarkInterruptedResult,
+  InterruptedWorkflow,
+} from './compliance/interrupted.js';
 
 // ── monitoring ──────────────────────────────────────────────────────────────────────────────────
 export * from './monitor/index.js';

@@ -41,6 +41,15 @@ import {
   type SharedBudgetsLike,
 } from './backends.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
+import {
+  checkMarkOptions,
+  findOpenWorkflows,
+  interruptedEvent,
+  type InterruptedWorkflow,
+  type MarkInterruptedOptions,
+  type MarkInterruptedResult,
+  type OpenWorkflow,
+} from './compliance/interrupted.js';
 import type { RedactorConfig } from './compliance/config.js';
 import { createEcsLogSink, type EcsLogLevel, type EcsLogSink } from './observability/ecs.js';
 import { createMetrics, type KeelMetrics } from './observability/metrics.js';
@@ -189,8 +198,15 @@ export interface RuntimeEvents {
   error: (error: unknown) => void;
   /** An alert was raised or resolved (budget, error rate, error budget, SLA, breaker). */
   alert: (alert: Alert) => void;
-  /** A workflow finished (completed, failed or cancelled). */
-  workflow: (event: KeelEvent<'workflow.completed' | 'workflow.failed' | 'workflow.cancelled'>) => void;
+  /**
+   * A workflow finished (completed, failed or cancelled), or was marked interrupted after a crash
+   * by `rt.markInterrupted()`.
+   */
+  workflow: (
+    event: KeelEvent<
+      'workflow.completed' | 'workflow.failed' | 'workflow.cancelled' | 'workflow.interrupted'
+    >,
+  ) => void;
 }
 
 /** How a workflow reaches the outside: its services, where its events go, and replay input. */
@@ -215,6 +231,19 @@ export interface ReplayReport {
   divergences: Divergence[];
   /** Model calls made by the replay: always 0. */
   modelCalls: 0;
+  /**
+   * Set when the workflow was cut off by a crash and marked `workflow.interrupted`: it was not
+   * replayed (its run never finished, so there is nothing to compare with) and `divergences` holds
+   * one `not_replayable` entry saying so.
+   */
+  interrupted?: {
+    /** Seq of the `workflow.interrupted` mark. */
+    seq: number;
+    /** Seq of the workflow's last event before the crash. */
+    lastSeq: number;
+    reason: string;
+    markedBy: string;
+  };
 }
 
 /** Live figures of a runtime: the same folds `keel report` runs over the log. */
@@ -256,6 +285,21 @@ export interface Runtime<S extends EventStore = EventStore> {
   stats(): RuntimeStats;
   /** Prunes events past the configured retention, per class; the chain still verifies afterwards. */
   applyRetention(): Promise<PruneResult[]>;
+  /**
+   * Closes workflows a crash cut off: appends one `workflow.interrupted` for each workflow of the
+   * log that started before `startedBefore` and has no end event, and returns them. Reports,
+   * projections and what-ifs then stop counting them as running; replay reports them as not
+   * replayable. Workflows this runtime is running itself are left open (returned as `running`).
+   * Idempotent: a second call finds nothing left to mark.
+   *
+   * It never guesses which workflows are dead: the caller says so with the cutoff. On a log shared by
+   * several processes (Postgres), another process may still be running a workflow that started
+   * before it — choose a cutoff older than your longest workflow, or stop the fleet first.
+   *
+   * @throws ConfigError naming `startedBefore` when it is missing or in the future (by `rt.clock`),
+   *   or `reason` / `markedBy` when empty.
+   */
+  markInterrupted(options: MarkInterruptedOptions): Promise<MarkInterruptedResult>;
   /**
    * Records ground truth for a finished workflow (was its answer correct?), for what-if accuracy.
    * Resolves once committed.
@@ -423,6 +467,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly topologies = new Map<string, AnyTopology>();
   private readonly live = new Map<string, Subscriber<KeelEvent>>();
   private readonly running = new Map<string, (reason: string) => void>();
+  /**
+   * Ids of workflows this runtime started whose final event is not committed yet (longer than
+   * `running`, which forgets a workflow once it settles): what `markInterrupted` must not mark.
+   */
+  private readonly unsettled = new Set<string>();
+  /** The last `markInterrupted` call: calls run one after the other, so none marks a workflow twice. */
+  private marking: Promise<unknown> = Promise.resolve();
   private readonly checkedTopologies = new WeakSet<object>();
   private readonly descriptions = new WeakMap<object, unknown>();
   private readonly unsubscribeCommit: () => void;
@@ -696,6 +747,22 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       ]);
     }
     const name = started.payload.name;
+    const interrupted = interruptionOf(recorded);
+    if (interrupted) {
+      const p = interrupted.payload;
+      return {
+        ...report(name, [
+          {
+            kind: 'not_replayable',
+            path: '',
+            message: `workflow ${workflowId} was interrupted at seq ${p.lastSeq} (marked at seq ${interrupted.seq} by ${p.markedBy}: ${p.reason}): its run never finished, so there is no recorded outcome to replay against`,
+            recorded: p,
+            replayed: undefined,
+          },
+        ]),
+        interrupted: { seq: interrupted.seq, lastSeq: p.lastSeq, reason: p.reason, markedBy: p.markedBy },
+      };
+    }
     const topology = options.topologies?.[name] ?? this.topologies.get(name);
     if (!topology) {
       return report(name, [
@@ -976,6 +1043,44 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     ];
   }
 
+  markInterrupted(options: MarkInterruptedOptions): Promise<MarkInterruptedResult> {
+    const run = this.marking.then(() => this.markInterruptedNow(options));
+    this.marking = run.catch(() => undefined);
+    return run;
+  }
+
+  private async markInterruptedNow(options: MarkInterruptedOptions): Promise<MarkInterruptedResult> {
+    const { startedBefore, reason, markedBy } = checkMarkOptions(options, this.clock.now());
+    if (this.store.readonly) {
+      throw new ReadOnlyDatabaseError(
+        (this.store as { path?: string }).path ?? 'the event log',
+        'the runtime was given a read-only store',
+      );
+    }
+    // Live before or after the (possibly asynchronous) read: either way, not dead.
+    const liveBefore = new Set(this.unsettled);
+    const open = await findOpenWorkflows(this.store, { startedBefore });
+    const running: OpenWorkflow[] = [];
+    const dead: OpenWorkflow[] = [];
+    for (const w of open) {
+      if (liveBefore.has(w.workflowId) || this.unsettled.has(w.workflowId)) running.push(w);
+      else dead.push(w);
+    }
+    const redact = this.redactor;
+    const marked: InterruptedWorkflow[] = [];
+    for (let i = 0; i < dead.length; i += MARK_BATCH) {
+      const batch = dead.slice(i, i + MARK_BATCH);
+      const ts = this.clock.now();
+      const events = batch.map((w) => {
+        const e = interruptedEvent(w, ts, reason, markedBy);
+        return redact ? { ...e, payload: redact.redact(e.payload).value } : e;
+      });
+      const committed = await this.store.append(events);
+      batch.forEach((w, j) => marked.push({ ...w, seq: committed[j]?.seq ?? 0 }));
+    }
+    return { marked, running };
+  }
+
   stats(): RuntimeStats {
     return {
       cost: this.cost.summary(),
@@ -1002,7 +1107,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       if (
         e.type === 'workflow.completed' ||
         e.type === 'workflow.failed' ||
-        e.type === 'workflow.cancelled'
+        e.type === 'workflow.cancelled' ||
+        e.type === 'workflow.interrupted'
       ) {
         workflowsEnded = true;
         this.emit('workflow', e);
@@ -1089,6 +1195,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       return;
     }
     const workflowId = options?.workflowId ?? this.newWorkflowId();
+    if (!env.replay) this.unsettled.add(workflowId);
     if (this.tracing && !env.replay) this.parents.set(workflowId, otelContext.active());
     beforeStart?.(workflowId);
     const name = workflowName(topology, options);
@@ -1164,8 +1271,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       options?.signal?.removeEventListener('abort', onAbort);
       const final = last;
       final.then(
-        () => onDone(appendError ? { ok: false, error: appendError } : outcome),
-        (e: unknown) => onDone({ ok: false, error: e }),
+        () => {
+          if (!env.replay) this.unsettled.delete(workflowId);
+          onDone(appendError ? { ok: false, error: appendError } : outcome);
+        },
+        (e: unknown) => {
+          if (!env.replay) this.unsettled.delete(workflowId);
+          onDone({ ok: false, error: e });
+        },
       );
     };
     const ctx: NodeContext = {
@@ -1327,6 +1440,27 @@ export function createRuntime<S extends EventStore = SqliteEventStore>(
   config: RuntimeConfig & { store?: S } = {},
 ): Runtime<S> {
   return new KeelRuntime(parseConfig(config)) as unknown as Runtime<S>;
+}
+
+/** Most `workflow.interrupted` events appended in one transaction by `markInterrupted`. */
+const MARK_BATCH = 500;
+
+/**
+ * The `workflow.interrupted` mark of a recorded workflow, unless a real end event shows it finished
+ * after all (a process that was still running when it was marked).
+ */
+function interruptionOf(recorded: readonly KeelEvent[]): KeelEvent<'workflow.interrupted'> | undefined {
+  let mark: KeelEvent<'workflow.interrupted'> | undefined;
+  for (const e of recorded) {
+    if (e.type === 'workflow.interrupted') mark ??= e;
+    else if (
+      e.type === 'workflow.completed' ||
+      e.type === 'workflow.failed' ||
+      e.type === 'workflow.cancelled'
+    )
+      return undefined;
+  }
+  return mark;
 }
 
 /** Runs each step after the previous one: synchronously while they answer at once. */

@@ -1,6 +1,6 @@
 /**
- * `keel audit verify|anchor|query|trace` and `keel retention apply`: the auditor's commands. Every
- * read opens the log read-only.
+ * `keel audit verify|anchor|query|trace|open|interrupt` and `keel retention apply`: the auditor's
+ * commands. Every read opens the log read-only; `interrupt --yes` and retention write.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -13,6 +13,12 @@ import {
 } from '../eventlog/events.js';
 import type { ChainHeads, EventFilter, EventStream } from '../eventlog/store.js';
 import { realClock } from '../core/clock.js';
+import {
+  DEFAULT_INTERRUPTED_REASON,
+  findOpenWorkflows,
+  type OpenWorkflow,
+} from '../compliance/interrupted.js';
+import { createRuntime } from '../runtime.js';
 import {
   CliError,
   EXIT,
@@ -67,6 +73,10 @@ function summary(e: KeelEvent): string {
       return pick('output', 'costUsd', 'latencyMs', 'agentsCalled');
     case 'workflow.failed':
       return pick('category', 'message', 'costUsd', 'latencyMs');
+    case 'workflow.cancelled':
+      return pick('reason', 'costUsd', 'latencyMs');
+    case 'workflow.interrupted':
+      return pick('reason', 'lastSeq', 'markedBy');
     case 'agent.invoked':
       return pick('path', 'model');
     case 'agent.succeeded':
@@ -118,6 +128,44 @@ function filterFromOptions(o: {
   if (o.to) filter.toTs = timeArg('--to', o.to);
   if (o.limit) filter.limit = positiveInt('--limit', o.limit);
   return filter;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** Parses a duration option such as `30m`, `2h` or `1d` (units ms, s, m, h, d, w) into ms > 0. */
+function durationArg(name: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(value.trim());
+  const ms = m ? Number(m[1]) * (DURATION_UNITS_MS[m[2] as string] as number) : NaN;
+  if (!(ms > 0)) {
+    throw new CliError(
+      `${name} must be a duration greater than 0 with a unit (ms, s, m, h, d, w), e.g. 30m, 2h or 1d; got "${value}"`,
+    );
+  }
+  return ms;
+}
+
+/** A short age: `45s`, `12m`, `3.5h`, `2.0d`. */
+function age(ms: number): string {
+  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1_000))}s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)}m`;
+  if (ms < 86_400_000) return `${(ms / 3_600_000).toFixed(1)}h`;
+  return `${(ms / 86_400_000).toFixed(1)}d`;
+}
+
+/** One line per open workflow: id, name, when it started, where it stopped. */
+function openLines(list: readonly OpenWorkflow[], nowMs: number): string[] {
+  return list.map(
+    (w) =>
+      `${w.workflowId}  ${w.name}  started ${new Date(w.startedTs).toISOString()} (${age(nowMs - w.startedTs)} ago)  ` +
+      `${w.events} event(s), last seq ${w.lastSeq} ${w.lastType}`,
+  );
 }
 
 /** Registers the audit and retention commands. */
@@ -262,6 +310,121 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
         }
       } finally {
         await store.close();
+      }
+    });
+
+  audit
+    .command('open')
+    .description(
+      'list workflows that started and never ended (still running elsewhere, or cut off by a crash)',
+    )
+    .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
+    .option('--older-than <duration>', 'only those started longer ago than this, e.g. 30m, 2h, 1d')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 listed (even when none), 2 wrong arguments, 3 the log could not be read.',
+    )
+    .action(async (o: LogFlags & { olderThan?: string; json?: boolean }) => {
+      const now = realClock.now();
+      const startedBefore =
+        o.olderThan !== undefined ? now - durationArg('--older-than', o.olderThan) : undefined;
+      const store = await openLog(o);
+      let open: OpenWorkflow[];
+      try {
+        open = await findOpenWorkflows(store, startedBefore !== undefined ? { startedBefore } : {});
+      } finally {
+        await store.close();
+      }
+      if (o.json) {
+        io.out(JSON.stringify({ startedBefore: startedBefore ?? null, open }));
+        return;
+      }
+      const scope =
+        startedBefore !== undefined ? ` started before ${new Date(startedBefore).toISOString()}` : '';
+      if (open.length === 0) {
+        io.out(`no open workflows${scope} in ${logName(o)}`);
+        return;
+      }
+      io.out(
+        [
+          ...openLines(open, now),
+          `${open.length} open workflow(s)${scope}: started, never ended (still running somewhere, or cut off by a crash). ` +
+            'Close the dead ones with "keel audit interrupt --older-than <duration> --yes".',
+        ].join('\n'),
+      );
+    });
+
+  audit
+    .command('interrupt')
+    .description('mark open workflows started before a cutoff as interrupted (one workflow.interrupted each)')
+    .option('--db <file>', 'event log', 'keel.db')
+    .option('--store <url>', STORE_OPTION_HELP)
+    .option('--schema <name>', SCHEMA_OPTION_HELP)
+    .option('--older-than <duration>', 'required: mark those started longer ago than this, e.g. 30m, 2h, 1d')
+    .option('--reason <text>', 'why, stored in each event', DEFAULT_INTERRUPTED_REASON)
+    .option('--yes', 'write the marks (without it: a dry run listing what would be marked)')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nKeel never guesses which workflows are dead: every open workflow older than --older-than is marked. ' +
+        'On a log shared by several processes (--store), pick a cutoff longer than your longest workflow, or stop the fleet first.\n' +
+        'Exit codes: 0 marked (or nothing to mark), 1 dry run that found workflows to mark (rerun with --yes), ' +
+        '2 wrong arguments, 3 the log could not be opened or written.',
+    )
+    .action(async (o: LogFlags & { olderThan?: string; reason: string; yes?: boolean; json?: boolean }) => {
+      if (o.olderThan === undefined) {
+        throw new CliError(
+          '--older-than is required: say how old an open workflow must be to be declared dead, e.g. --older-than 2h',
+        );
+      }
+      const olderThanMs = durationArg('--older-than', o.olderThan);
+      if (o.reason.trim() === '')
+        throw new CliError('--reason must not be empty, e.g. --reason "node killed during deploy"');
+      const now = realClock.now();
+      const startedBefore = now - olderThanMs;
+      const since = new Date(startedBefore).toISOString();
+      if (!o.yes) {
+        const store = await openLog(o);
+        let open: OpenWorkflow[];
+        try {
+          open = await findOpenWorkflows(store, { startedBefore });
+        } finally {
+          await store.close();
+        }
+        if (o.json) io.out(JSON.stringify({ dryRun: true, startedBefore, wouldMark: open }));
+        else if (open.length === 0) io.out(`nothing to mark: no open workflows started before ${since}`);
+        else {
+          io.out(
+            [
+              ...openLines(open, now),
+              `dry run: would mark ${open.length} workflow(s) started before ${since} as interrupted. Rerun with --yes to write the marks.`,
+            ].join('\n'),
+          );
+        }
+        setExit(open.length > 0 ? EXIT.failed : EXIT.ok);
+        return;
+      }
+      const store = await openLog(o, { writable: true });
+      const rt = createRuntime({ store, metrics: false, tracing: false, cache: false, redact: false });
+      try {
+        const { marked } = await rt.markInterrupted({ startedBefore, reason: o.reason, markedBy: 'cli' });
+        if (o.json) io.out(JSON.stringify({ dryRun: false, startedBefore, marked }));
+        else if (marked.length === 0) io.out(`nothing to mark: no open workflows started before ${since}`);
+        else {
+          io.out(
+            [
+              ...marked.map(
+                (w) => `${w.workflowId}  ${w.name}  interrupted after seq ${w.lastSeq} (mark: seq ${w.seq})`,
+              ),
+              `marked ${marked.length} workflow(s) started before ${since} as interrupted`,
+            ].join('\n'),
+          );
+        }
+      } finally {
+        await rt.close();
       }
     });
 

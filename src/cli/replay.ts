@@ -4,8 +4,12 @@
  * Topologies come from a registry module: by default the demos' (`demos/index.ts`, exporting
  * `demoTopologies(): Record<string, Topology>`), or any module given with `--topologies`.
  *
- * Exit codes: 0 every workflow replayed identically · 1 a workflow diverged, could not be replayed
- * or does not exist · 2 wrong arguments · 3 the log or the topology module could not be loaded.
+ * Workflows cut off by a crash and marked `workflow.interrupted` (`keel audit interrupt`) are not
+ * replayed: they are listed as INTERRUPTED and counted on their own in the summary.
+ *
+ * Exit codes: 0 every workflow replayed identically (with `all`, interrupted ones aside) · 1 a
+ * workflow diverged, could not be replayed (one id that was interrupted included) or does not
+ * exist · 2 wrong arguments · 3 the log or the topology module could not be loaded.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -111,6 +115,12 @@ const show = (v: unknown): string => (v === undefined ? '(nothing)' : JSON.strin
 
 function formatReport(r: ReplayReport): string[] {
   if (r.ok) return [`OK        ${r.workflowId}  ${r.name}`];
+  if (r.interrupted) {
+    return [
+      `INTERRUPTED  ${r.workflowId}  ${r.name}`,
+      ...r.divergences.map((d) => `  - [${d.kind}] ${d.message}`),
+    ];
+  }
   const lines = [`DIVERGED  ${r.workflowId}  ${r.name}`];
   for (const d of r.divergences) {
     lines.push(`  - [${d.kind}] ${d.message}`);
@@ -138,7 +148,8 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     .option('--json', 'machine-readable output')
     .addHelpText(
       'after',
-      '\nExit codes: 0 identical, 1 a workflow diverged or could not be replayed, 2 wrong arguments, 3 the log or the topologies could not be loaded.',
+      '\nExit codes: 0 identical, 1 a workflow diverged or could not be replayed, 2 wrong arguments, 3 the log or the topologies could not be loaded.\n' +
+        'Workflows marked interrupted after a crash (keel audit interrupt) are not replayed: "all" counts them apart and still exits 0; one such id exits 1.',
     )
     .action(async (target: string, o: ReplayFlags) => {
       if (target.trim() === '') throw new CliError('give a workflow id or "all"');
@@ -168,11 +179,13 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
       } finally {
         await rt.close();
       }
-      const diverged = reports.filter((r) => !r.ok).length;
+      const interrupted = reports.filter((r) => r.interrupted !== undefined).length;
+      const diverged = reports.filter((r) => !r.ok && r.interrupted === undefined).length;
+      const identical = reports.length - diverged - interrupted;
       if (o.json) {
         io.out(
           JSON.stringify(
-            { workflows: reports.length, ok: reports.length - diverged, diverged, modelCalls: 0, reports },
+            { workflows: reports.length, ok: identical, diverged, interrupted, modelCalls: 0, reports },
             null,
             2,
           ),
@@ -183,10 +196,11 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
         const lines: string[] = [];
         for (const r of reports) lines.push(...formatReport(r));
         lines.push(
-          `${reports.length} workflow(s) replayed with 0 model calls: ${reports.length - diverged} identical, ${diverged} diverged`,
+          `${reports.length - interrupted} workflow(s) replayed with 0 model calls: ${identical} identical, ${diverged} diverged` +
+            (interrupted > 0 ? `; ${interrupted} interrupted by a crash, not replayable` : ''),
         );
         io.out(lines.join('\n'));
       }
-      setExit(diverged > 0 ? EXIT.failed : EXIT.ok);
+      setExit(diverged > 0 || (target !== 'all' && interrupted > 0) ? EXIT.failed : EXIT.ok);
     });
 }

@@ -285,6 +285,7 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
       case 'workflow.completed':
       case 'workflow.failed':
       case 'workflow.cancelled':
+      case 'workflow.interrupted':
         open.delete(e.workflowId);
         return;
       case 'cost.reserved': {

@@ -76,6 +76,22 @@ export interface EventPayloads {
     agentsCalled: number;
   };
   'workflow.cancelled': { reason: string; latencyMs: number; costUsd: number };
+  /**
+   * Closes a workflow its process never finished (killed, out of memory, power lost): written
+   * afterwards by `rt.markInterrupted()` or `keel audit interrupt`, for workflows the caller
+   * declared dead. Not a failure of any agent: no latency, no error rate; what-ifs treat the run as
+   * unfinished and replay reports it as not replayable.
+   */
+  'workflow.interrupted': {
+    /** Why it was marked, in words (e.g. `process killed during deploy`). */
+    reason: string;
+    /** Seq of the workflow's `workflow.started`. */
+    startedSeq: number;
+    /** Seq of the workflow's last event before this mark: where the crash cut it off. */
+    lastSeq: number;
+    /** Who marked it: `'cli'`, `'runtime'`, or the caller's label. */
+    markedBy: string;
+  };
 
   // ── agents (one invocation = one actor) ─────────────────────────────────────────────────────
   'agent.invoked': { path: NodePath; agent: string; agentVersion?: string; taskType: string; model: string };
@@ -231,6 +247,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'workflow.completed': 1,
   'workflow.failed': 1,
   'workflow.cancelled': 1,
+  'workflow.interrupted': 1,
   'agent.invoked': 1,
   'agent.succeeded': 1,
   'agent.failed': 1,
@@ -265,6 +282,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'workflow.completed': 'audit',
   'workflow.failed': 'audit',
   'workflow.cancelled': 'audit',
+  'workflow.interrupted': 'audit',
   'agent.invoked': 'audit',
   'agent.succeeded': 'audit',
   'agent.failed': 'audit',

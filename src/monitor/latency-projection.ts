@@ -78,7 +78,8 @@ export interface LatencyProjection {
    * Folds one event; returns the SLA alerts it raised or resolved (usually none). Reads
    * `agent.succeeded` / `agent.failed` (per agent; a `cancelled` failure is no latency sample, as
    * the call was cut short) and `workflow.started` / `workflow.completed` / `workflow.failed` /
-   * `workflow.cancelled` (per workflow name; per-id state is dropped at the end).
+   * `workflow.cancelled` / `workflow.interrupted` (per workflow name; per-id state is dropped at the
+   * end; cancelled and interrupted workflows are no latency sample).
    */
   apply(event: KeelEvent): readonly Alert[];
   /** Statistics of one series (`undefined` when it has no samples). */
@@ -266,7 +267,8 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
 
   return {
     apply(event) {
-      if (event.ts > lastTs) lastTs = event.ts;
+      // A crash's `workflow.interrupted` is written later, by someone else: it ages no window.
+      if (event.ts > lastTs && event.type !== 'workflow.interrupted') lastTs = event.ts;
       switch (event.type) {
         case 'agent.succeeded':
           return one(record('agent', event.payload.agent, event.payload.latencyMs, event));
@@ -286,6 +288,7 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
           return one(record('workflow', name, event.payload.latencyMs, event));
         }
         case 'workflow.cancelled':
+        case 'workflow.interrupted':
           workflowNames.delete(event.workflowId);
           return NO_ALERTS;
         default:

@@ -92,6 +92,7 @@ const WARN_LEVEL: ReadonlySet<KeelEventType> = new Set<KeelEventType>([
   'cache.stale_served',
   'canary.rolled_back',
   'workflow.cancelled',
+  'workflow.interrupted',
 ]);
 const SUCCESS: ReadonlySet<KeelEventType> = new Set<KeelEventType>([
   'workflow.completed',
@@ -134,6 +135,8 @@ function messageOf(event: KeelEvent): string {
       return `workflow failed: ${event.payload.category}: ${event.payload.message}`;
     case 'workflow.cancelled':
       return `workflow cancelled: ${event.payload.reason}`;
+    case 'workflow.interrupted':
+      return `workflow interrupted after seq ${event.payload.lastSeq} (marked by ${event.payload.markedBy}): ${event.payload.reason}`;
     case 'agent.invoked':
       return `agent ${event.payload.agent} invoked (${event.payload.model})`;
     case 'agent.succeeded':

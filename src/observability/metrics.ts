@@ -279,6 +279,10 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       case 'workflow.cancelled':
         endWorkflow(event.workflowId, event.payload.latencyMs);
         break;
+      case 'workflow.interrupted':
+        // Cut off by a crash: how long until someone marked it is no workflow duration.
+        workflowNames.delete(event.workflowId);
+        break;
       case 'agent.succeeded': {
         const p = event.payload;
         if (p.cached !== true) observeLlm(p.model, p.taskType, p.attempts, p.latencyMs);

@@ -373,6 +373,8 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
         endWorkflow(event.workflowId, wf, event.ts);
         return ids;
       }
+      case 'workflow.interrupted':
+        return interrupted(event, wf);
       case 'vote.early_stop':
         wf.span.addEvent(
           KEEL_SPAN_EVENT.voteEarlyStop,
@@ -421,7 +423,16 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       wf.span.setAttribute(ATTR_KEEL_COST_USD, event.payload.costUsd);
       fail(wf.span, 'cancelled', event.payload.reason);
       endWorkflow(event.workflowId, wf, event.ts);
-    }
+    } else if (event.type === 'workflow.interrupted') interrupted(event, wf);
+    return ids;
+  };
+
+  /** A crash cut the workflow off and it was marked later: its span ends, as an error, at the mark. */
+  const interrupted = (event: KeelEvent<'workflow.interrupted'>, wf: WorkflowState): TraceIds => {
+    const ids = wf.span.spanContext();
+    wf.span.setAttribute(ATTR_ERROR_TYPE, 'interrupted');
+    wf.span.setStatus({ code: SpanStatusCode.ERROR, message: event.payload.reason });
+    endWorkflow(event.workflowId, wf, event.ts);
     return ids;
   };
 

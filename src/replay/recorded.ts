@@ -269,6 +269,9 @@ export function decisionsOf(events: readonly KeelEvent[]): Decision[] {
       case 'workflow.cancelled':
         add('', e.type, {});
         break;
+      case 'workflow.interrupted':
+        // Written after a crash, never by the run itself: no decision (replay refuses such runs).
+        break;
       default:
         void p;
         break;

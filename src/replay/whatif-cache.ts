@@ -299,6 +299,7 @@ class CacheReplay implements CacheWhatIfFold {
       case 'workflow.completed':
       case 'workflow.failed':
       case 'workflow.cancelled':
+      case 'workflow.interrupted':
         // Its lookups are counted; calls it cancelled may still log their outcome after this.
         this.workflows.delete(e.workflowId);
         return;

@@ -116,6 +116,11 @@ class ReportBuilder implements ReportFold {
   private readonly votes = new PathMap<VoteFold>(() => new VoteFold());
   private readonly cascades = new PathMap<CascadeFold>(() => new CascadeFold());
   private readonly maxTransitions: number;
+  /**
+   * Time of the last event of activity, the "now" the windows are aged to: a `workflow.interrupted`
+   * written days after the crash is not activity, so it moves no window.
+   */
+  private activityTs: number | undefined;
 
   constructor(options: ReportOptions) {
     this.settings = settingsOf(options);
@@ -147,6 +152,8 @@ class ReportBuilder implements ReportFold {
     if (span.firstTs === undefined || e.ts < span.firstTs) span.firstTs = e.ts;
     if (span.lastTs === undefined || e.ts > span.lastTs) span.lastTs = e.ts;
     span.byType[e.type] = (span.byType[e.type] ?? 0) + 1;
+    if (e.type !== 'workflow.interrupted' && (this.activityTs === undefined || e.ts > this.activityTs))
+      this.activityTs = e.ts;
 
     this.cost.apply(e);
     this.causes.apply(e);
@@ -173,6 +180,9 @@ class ReportBuilder implements ReportFold {
       }
       case 'workflow.cancelled':
         this.workflows.end(e.workflowId, 'cancelled');
+        return;
+      case 'workflow.interrupted':
+        this.workflows.end(e.workflowId, 'interrupted');
         return;
       case 'agent.succeeded':
       case 'agent.failed':
@@ -218,7 +228,7 @@ class ReportBuilder implements ReportFold {
   result(): Report {
     const { settings, span, workflowHist, agentHist, buckets } = this;
     const causes = this.causes.result();
-    const endTs = span.lastTs ?? 0;
+    const endTs = this.activityTs ?? span.lastTs ?? 0;
 
     const lat = this.latency.snapshot(endTs);
     const latencySection: LatencySection = {
@@ -367,7 +377,7 @@ class WorkflowFold {
   }
 
   /** Counts the end of a workflow; returns its name when its start was seen. */
-  end(workflowId: string, how: 'completed' | 'failed' | 'cancelled'): string | undefined {
+  end(workflowId: string, how: 'completed' | 'failed' | 'cancelled' | 'interrupted'): string | undefined {
     const name = this.open.get(workflowId);
     this.open.delete(workflowId);
     this.of(name ?? UNKNOWN_WORKFLOW)[how]++;
@@ -376,14 +386,17 @@ class WorkflowFold {
 
   counts(): WorkflowCounts[] {
     return [...this.byName.values()]
-      .map((c) => ({ ...c, running: Math.max(0, c.started - c.completed - c.failed - c.cancelled) }))
+      .map((c) => ({
+        ...c,
+        running: Math.max(0, c.started - c.completed - c.failed - c.cancelled - c.interrupted),
+      }))
       .sort(byName);
   }
 
   private of(name: string): WorkflowCounts {
     let c = this.byName.get(name);
     if (c === undefined) {
-      c = { name, started: 0, completed: 0, failed: 0, cancelled: 0, running: 0 };
+      c = { name, started: 0, completed: 0, failed: 0, cancelled: 0, interrupted: 0, running: 0 };
       this.byName.set(name, c);
     }
     return c;

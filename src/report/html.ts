@@ -151,6 +151,7 @@ function header(report: Report, title: string, time: TimeFormat): string {
   const started = wf.reduce((a, w) => a + w.started, 0);
   const failed = wf.reduce((a, w) => a + w.failed, 0);
   const completed = wf.reduce((a, w) => a + w.completed, 0);
+  const interrupted = wf.reduce((a, w) => a + w.interrupted, 0);
   const worst = report.latency.workflows.reduce<LatencyReport | undefined>(
     (w, l) => (w === undefined || l.p95Ms > w.p95Ms ? l : w),
     undefined,
@@ -161,7 +162,12 @@ function header(report: Report, title: string, time: TimeFormat): string {
   const over = withTarget.filter((t) => t.meetsTarget === false);
   const openNow = report.breakers.filter((b) => b.state !== 'closed');
   const cards = [
-    card('Workflows', count(started), `${count(completed)} completed · ${count(failed)} failed`),
+    card(
+      'Workflows',
+      count(started),
+      `${count(completed)} completed · ${count(failed)} failed` +
+        (interrupted > 0 ? ` · ${count(interrupted)} interrupted` : ''),
+    ),
     worst === undefined
       ? card('Latency', '–', 'no workflow latencies')
       : card(

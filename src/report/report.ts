@@ -76,7 +76,12 @@ export interface WorkflowCounts {
   completed: number;
   failed: number;
   cancelled: number;
-  /** Started and not finished by the end of the log (running, or lost to a crash). */
+  /** Cut off by a crash and marked `workflow.interrupted` afterwards (`keel audit interrupt`). */
+  interrupted: number;
+  /**
+   * Started and not finished by the end of the log: running, or lost to a crash and not marked yet
+   * (`keel audit open` lists them).
+   */
   running: number;
 }
 

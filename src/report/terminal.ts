@@ -146,13 +146,14 @@ function workflows(report: Report, lines: string[], section: Section, style: Sty
     count(w.completed),
     count(w.failed),
     count(w.cancelled),
+    count(w.interrupted),
     count(w.running),
   ]);
   lines.push(
     ...table(
-      ['name', 'started', 'completed', 'failed', 'cancelled', 'running'],
+      ['name', 'started', 'completed', 'failed', 'cancelled', 'interrupted', 'running'],
       rows,
-      'lrrrrr',
+      'lrrrrrr',
       style,
       (_r, c, cell) => (c === 3 && cell.trim() !== '0' ? style.bad(cell) : cell),
     ),

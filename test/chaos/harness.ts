@@ -179,7 +179,8 @@ export interface LogHealth {
 export function logHealth(store: SqliteEventStore): LogHealth {
   const started = new Set(store.query({ type: 'workflow.started' }).map((e) => e.workflowId));
   const finished = new Map<string, number>();
-  for (const e of store.iterate({ type: TERMINAL }))
+  // A workflow closed after a crash (`workflow.interrupted`) is no longer open either.
+  for (const e of store.iterate({ type: [...TERMINAL, 'workflow.interrupted'] }))
     finished.set(e.workflowId, (finished.get(e.workflowId) ?? 0) + 1);
   const orphans = new Set<string>();
   for (const e of store.iterate()) {

@@ -421,6 +421,7 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
     agentsCalled: 1,
   },
   'workflow.cancelled': { reason: AWKWARD.quotes, latencyMs: 1, costUsd: 0 },
+  'workflow.interrupted': { reason: AWKWARD.unicode, startedSeq: 1, lastSeq: 2, markedBy: AWKWARD.sqlish },
   'agent.invoked': {
     path: 'p',
     agent: 'vendor',

@@ -43,9 +43,9 @@ describe('buildReport: one fold over the log', () => {
     log.add('workflow.completed', { output: 1, latencyMs: 5, costUsd: 0, agentsCalled: 0 }, T0, 'pruned');
     const report = buildReport(log.events);
     expect(report.workflows).toEqual([
-      { name: '(unknown)', started: 0, completed: 1, failed: 0, cancelled: 0, running: 0 },
-      { name: 'fraud', started: 2, completed: 0, failed: 0, cancelled: 1, running: 1 },
-      { name: 'invoice', started: 3, completed: 2, failed: 1, cancelled: 0, running: 0 },
+      { name: '(unknown)', started: 0, completed: 1, failed: 0, cancelled: 0, interrupted: 0, running: 0 },
+      { name: 'fraud', started: 2, completed: 0, failed: 0, cancelled: 1, interrupted: 0, running: 1 },
+      { name: 'invoice', started: 3, completed: 2, failed: 1, cancelled: 0, interrupted: 0, running: 0 },
     ]);
   });
 

@@ -100,8 +100,24 @@ describe('keel report as a push-based fold', () => {
     expect(maxOpen).toBe(16);
     expect(report.span.events).toBe(applied);
     expect(report.workflows).toEqual([
-      { name: 'fraud', started: 10_000, completed: 10_000, failed: 0, cancelled: 0, running: 0 },
-      { name: 'triage', started: 10_000, completed: 10_000, failed: 0, cancelled: 0, running: 0 },
+      {
+        name: 'fraud',
+        started: 10_000,
+        completed: 10_000,
+        failed: 0,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+      },
+      {
+        name: 'triage',
+        started: 10_000,
+        completed: 10_000,
+        failed: 0,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+      },
     ]);
     expect(report.cascades[0]?.answered).toBe(10_000);
     expect(report.votes[0]?.decided).toBe(10_000);

@@ -158,7 +158,7 @@ export interface WorkflowFold<S> {
   start(event: KeelEvent<'workflow.started'>, label: Label): S | undefined;
   /** One of the workflow's events, in log order. */
   event(state: S, event: KeelEvent): void;
-  /** The workflow ended (or the log ended first: `unfinished`). */
+  /** The workflow ended (or the log ended first, or a crash cut it off: `unfinished`). */
   end(state: S, how: WorkflowEnd): void;
 }
 
@@ -207,17 +207,21 @@ export class WorkflowRouter<S> {
       }
       case 'workflow.completed':
       case 'workflow.failed':
-      case 'workflow.cancelled': {
+      case 'workflow.cancelled':
+      case 'workflow.interrupted': {
         const s = this.live.get(e.workflowId);
         if (s === undefined) return;
         this.live.delete(e.workflowId);
+        // An interrupted run was cut off by a crash: as if the log had ended first.
         this.fold.end(
           s,
           e.type === 'workflow.completed'
             ? 'completed'
             : e.type === 'workflow.failed'
               ? 'failed'
-              : 'cancelled',
+              : e.type === 'workflow.cancelled'
+                ? 'cancelled'
+                : 'unfinished',
         );
         if (this.labels.get(e.workflowId)?.kept === false) this.labels.delete(e.workflowId);
         return;
