@@ -24,6 +24,7 @@ import {
   EXIT,
   STORE_OPTION_HELP,
   SCHEMA_OPTION_HELP,
+  durationArg,
   logName,
   openLog,
   positiveInt,
@@ -128,27 +129,6 @@ function filterFromOptions(o: {
   if (o.to) filter.toTs = timeArg('--to', o.to);
   if (o.limit) filter.limit = positiveInt('--limit', o.limit);
   return filter;
-}
-
-const DURATION_UNITS_MS: Record<string, number> = {
-  ms: 1,
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
-
-/** Parses a duration option such as `30m`, `2h` or `1d` (units ms, s, m, h, d, w) into ms > 0. */
-function durationArg(name: string, value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(value.trim());
-  const ms = m ? Number(m[1]) * (DURATION_UNITS_MS[m[2] as string] as number) : NaN;
-  if (!(ms > 0)) {
-    throw new CliError(
-      `${name} must be a duration greater than 0 with a unit (ms, s, m, h, d, w), e.g. 30m, 2h or 1d; got "${value}"`,
-    );
-  }
-  return ms;
 }
 
 /** A short age: `45s`, `12m`, `3.5h`, `2.0d`. */

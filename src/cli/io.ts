@@ -127,6 +127,40 @@ export function describeFailure(e: unknown): { message: string; exitCode: number
 }
 
 /** Parses a positive integer option, naming it on failure. */
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/**
+ * Parses a duration option such as `30m`, `2h` or `1d` (units ms, s, m, h, d, w) into ms > 0; with
+ * `bareMs`, a number without a unit is ms. `what` ends the error message's subject (default: the
+ * option must be a duration).
+ */
+export function durationArg(
+  name: string,
+  value: string,
+  options: { bareMs?: boolean; what?: string } = {},
+): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/.exec(value.trim());
+  const unit = m?.[2] ?? (options.bareMs ? 'ms' : undefined);
+  const ms = m && unit !== undefined ? Number(m[1]) * (DURATION_UNITS_MS[unit] ?? NaN) : NaN;
+  if (!(ms > 0) || !Number.isFinite(ms)) {
+    throw new CliError(
+      `${name} ${options.what ?? 'must be a duration'} greater than 0 ${
+        options.bareMs
+          ? 'like 24h, 90m, 3600s or 7d (a bare number is ms)'
+          : 'with a unit (ms, s, m, h, d, w), e.g. 30m, 2h or 1d'
+      }; got "${value}"`,
+    );
+  }
+  return ms;
+}
+
 export function positiveInt(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0)

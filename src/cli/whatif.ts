@@ -18,7 +18,16 @@ import {
   type VoteWhatIf,
 } from '../replay/whatif-vote.js';
 import { foldEvents } from '../report/stream.js';
-import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
+import {
+  CliError,
+  EXIT,
+  STORE_OPTION_HELP,
+  SCHEMA_OPTION_HELP,
+  durationArg,
+  logName,
+  openLog,
+  type Io,
+} from './io.js';
 
 interface WhatIfFlags {
   db: string;
@@ -32,15 +41,6 @@ interface WhatIfFlags {
   agent?: string;
   json?: boolean;
 }
-
-const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
 
 function list(name: string, value: string): string[] {
   const items = value
@@ -78,11 +78,7 @@ export function parseStops(value: string): VoteStop[] {
 
 /** `24h`, `90m`, `3600s`, `7d`, `500ms` (a bare number is ms) → ms. */
 export function parseDuration(name: string, value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/.exec(value.trim());
-  const ms = m ? Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1) : NaN;
-  if (!(ms > 0) || !Number.isFinite(ms))
-    throw new CliError(`${name} values must be durations > 0 like 24h, 90m, 3600s or 7d; got "${value}"`);
-  return ms;
+  return durationArg(name, value, { bareMs: true, what: 'values must be durations' });
 }
 
 /** `20000/week`, `20,000`, `3000/day` → runs per week. */

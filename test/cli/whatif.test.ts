@@ -106,7 +106,7 @@ describe('keel whatif', () => {
       ],
       [['whatif', '--db', db, '--cascade-threshold', ','], '--cascade-threshold needs at least one value'],
       [['whatif', '--db', db, '--vote-stop', '0'], '--vote-stop values must be decided, all or a number'],
-      [['whatif', '--db', db, '--cache-ttl', '0h'], '--cache-ttl values must be durations > 0'],
+      [['whatif', '--db', db, '--cache-ttl', '0h'], '--cache-ttl values must be durations greater than 0'],
       [
         ['whatif', '--db', db, '--cascade-threshold', '0.9', '--volume', 'lots'],
         '--volume must be runs per week',
