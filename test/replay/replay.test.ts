@@ -13,7 +13,9 @@ import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
 import { vote } from '../../src/supervisor/vote.js';
+import type { KeelEvent } from '../../src/eventlog/events.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import type { Divergence } from '../../src/replay/recorded.js';
 
 const PRICING = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
 let dir: string | undefined;
@@ -73,6 +75,41 @@ async function runAndClose(db: string): Promise<{ workflowId: string }> {
   await rt.close();
   runtimes.splice(runtimes.indexOf(rt), 1);
   return r;
+}
+
+/**
+ * Runs `topology` once on a fresh runtime over `db`, advancing its simulated clock by `advanceMs`,
+ * closes it, and returns the log's events (the run may fail: that is part of the record).
+ */
+async function record(
+  db: string,
+  topology: Parameters<Runtime['run']>[0],
+  input: unknown,
+  advanceMs: number,
+): Promise<KeelEvent[]> {
+  const live = open(db);
+  const clock = live.clock as ReturnType<typeof simulatedClock>;
+  const p = live.run(topology, input).catch((e: unknown) => e);
+  await clock.advanceAsync(advanceMs);
+  await p;
+  const events = live.store.query({});
+  await live.close();
+  runtimes.splice(runtimes.indexOf(live), 1);
+  return events;
+}
+
+/** Replays `workflowId` from `db` with the topology `flow` builds; expects no model call. */
+async function replayed(
+  db: string,
+  workflowId: string,
+  name: string,
+  flow: (calls: { n: number }) => Parameters<Runtime['run']>[0],
+): Promise<Divergence[] | undefined> {
+  const rt = open(db);
+  const calls = { n: 0 };
+  const [report] = await rt.replay(workflowId, { topologies: { [name]: flow(calls) } });
+  expect(calls.n).toBe(0);
+  return report?.divergences;
 }
 
 describe('rt.replay', () => {
@@ -135,26 +172,13 @@ describe('rt.replay', () => {
       });
       return named('extract', par(date, amount));
     };
-    const live = open(db);
-    const clock = live.clock as ReturnType<typeof simulatedClock>;
-    const p = live.run(flow({ n: 0 }), { id: 'INV-2' }).catch((e: unknown) => e);
-    await clock.advanceAsync(1_000);
-    await p;
-    const events = live.store.query({});
-    const workflowId = events[0]?.workflowId ?? '';
+    const events = await record(db, flow({ n: 0 }), { id: 'INV-2' }, 1_000);
     const types = events.map((e) => `${e.type}:${'path' in e.payload ? String(e.payload.path) : ''}`);
     expect(types).toContain('agent.retried:extract/date');
     expect(types).toContain('agent.succeeded:extract/date');
     expect(types).toContain('agent.failed:extract/amount');
     expect(types.at(-1)).toBe('workflow.failed:');
-    await live.close();
-    runtimes.splice(runtimes.indexOf(live), 1);
-
-    const rt = open(db);
-    const calls = { n: 0 };
-    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
-    expect(calls.n).toBe(0);
-    expect(report?.divergences).toEqual([]);
+    expect(await replayed(db, events[0]?.workflowId ?? '', 'extract', flow)).toEqual([]);
   });
 
   it('replays a call cancelled during its retry backoff without expecting another attempt', async () => {
@@ -180,24 +204,10 @@ describe('rt.replay', () => {
       });
       return named('extract', par(vendor, date));
     };
-    const live = open(db);
-    const clock = live.clock as ReturnType<typeof simulatedClock>;
-    const p = live.run(flow({ n: 0 }), { id: 'INV-3' }).catch((e: unknown) => e);
-    await clock.advanceAsync(5_000);
-    await p;
-    const vendorEnd = live.store
-      .query({ type: 'agent.failed' })
-      .find((e) => e.type === 'agent.failed' && e.payload.path === 'extract/vendor');
+    const events = await record(db, flow({ n: 0 }), { id: 'INV-3' }, 5_000);
+    const vendorEnd = events.find((e) => e.type === 'agent.failed' && e.payload.path === 'extract/vendor');
     expect(vendorEnd?.payload).toMatchObject({ category: 'cancelled', attempts: 1 });
-    const workflowId = vendorEnd?.workflowId ?? '';
-    await live.close();
-    runtimes.splice(runtimes.indexOf(live), 1);
-
-    const rt = open(db);
-    const calls = { n: 0 };
-    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
-    expect(calls.n).toBe(0);
-    expect(report?.divergences).toEqual([]);
+    expect(await replayed(db, vendorEnd?.workflowId ?? '', 'extract', flow)).toEqual([]);
   });
 
   it("replays a record whose times include the live run's own delays (a loaded event loop)", async () => {
@@ -218,13 +228,7 @@ describe('rt.replay', () => {
       const amount = agent({ name: 'amount', model: 'sim', run: answerAfter(20, '12.50') });
       return named('extract', withDeadline(100, par(date, amount)));
     };
-    const live = open(db);
-    const clock = live.clock as ReturnType<typeof simulatedClock>;
-    const p = live.run(flow({ n: 0 }), { id: 'INV-4' });
-    await clock.advanceAsync(1_000);
-    const { workflowId } = await p;
-    await live.close();
-    runtimes.splice(runtimes.indexOf(live), 1);
+    const [started] = await record(db, flow({ n: 0 }), { id: 'INV-4' }, 1_000);
     // Stretch every logged time after the start sixfold, as a loaded process would have logged them.
     const raw = new Database(db);
     raw.exec('DROP TRIGGER events_no_update');
@@ -239,12 +243,7 @@ describe('rt.replay', () => {
       .all(start) as number[];
     raw.close();
     expect(logged).toEqual([60, 120]);
-
-    const rt = open(db);
-    const calls = { n: 0 };
-    const [report] = await rt.replay(workflowId, { topologies: { extract: flow(calls) } });
-    expect(calls.n).toBe(0);
-    expect(report?.divergences).toEqual([]);
+    expect(await replayed(db, started?.workflowId ?? '', 'extract', flow)).toEqual([]);
   });
 
   it('reports a tampered output as a divergence with both values', async () => {
