@@ -215,6 +215,11 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     VOTE_AGENTS_BUCKETS,
   );
   const escalations = counter('cascade_escalations_total', 'Cascade escalations to a next stage.', []);
+  const interrupted = counter(
+    'workflows_interrupted_total',
+    'Workflows cut off by a crash and marked interrupted (rt.markInterrupted, keel audit interrupt).',
+    [],
+  );
   const cascadeAccepted = counter('cascade_accepted_total', 'Cascades accepted, by accepting stage.', [
     'stage',
   ]);
@@ -282,6 +287,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       case 'workflow.interrupted':
         // Cut off by a crash: how long until someone marked it is no workflow duration.
         workflowNames.delete(event.workflowId);
+        interrupted.inc();
         break;
       case 'agent.succeeded': {
         const p = event.payload;

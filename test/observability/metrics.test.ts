@@ -89,6 +89,23 @@ describe('createMetrics', () => {
     );
   });
 
+  it('counts workflows marked interrupted after a crash, without a duration sample', async () => {
+    const metrics = createMetrics();
+    const b = new StreamBuilder();
+    const r = metrics.registry;
+    expect(await sampleValue(r, 'workflows_interrupted_total')).toBe(0);
+    metrics.apply(
+      b.add('workflow.interrupted', 'wf-cut', {
+        reason: 'process killed',
+        startedSeq: 1,
+        lastSeq: 3,
+        markedBy: 'cli',
+      }),
+    );
+    expect(await sampleValue(r, 'workflows_interrupted_total')).toBe(1);
+    expect(await metrics.metricsText()).not.toMatch(/workflow_duration_seconds_count\{[^}]*\} [1-9]/);
+  });
+
   it('never turns a workflow id into a label value', async () => {
     const metrics = createMetrics();
     for (const event of syntheticStream(3)) metrics.apply(event);
