@@ -416,6 +416,7 @@ class SqliteStore implements SqliteEventStore {
   private scheduled: NodeJS.Immediate | undefined;
   private listeners: CommitListener[] = [];
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** The writer thread (`writer: 'thread'`), its batch in flight, and who waits for it to drain. */
   private readonly thread: WriterThread | undefined;
   private inFlight = 0;
@@ -511,7 +512,8 @@ class SqliteStore implements SqliteEventStore {
   }
 
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    // A second call waits for the same close: with a writer thread, appends still drain first.
+    if (this.closing) return this.closing;
     this.flush();
     this.closed = true;
     const finish = (): void => {
@@ -525,11 +527,11 @@ class SqliteStore implements SqliteEventStore {
     const thread = this.thread;
     if (!thread) {
       finish();
-      return Promise.resolve();
+      return (this.closing = Promise.resolve());
     }
-    return this.drained()
+    return (this.closing = this.drained()
       .then(() => thread.close())
-      .then(finish);
+      .then(finish));
   }
 
   stats(): SqliteStoreStats {

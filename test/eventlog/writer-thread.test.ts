@@ -86,6 +86,20 @@ describe("writer: 'thread'", () => {
     expect(store.verify()).toMatchObject({ ok: true, events: 65 });
   });
 
+  it('makes every close() wait until the appends made before it are committed', async () => {
+    const store = open({ path: tempDb(), writer: 'thread' });
+    let committed = 0;
+    const appends = Array.from({ length: 20 }, (_, i) =>
+      store.append([auditEvent(i)]).then(() => committed++),
+    );
+    void store.close();
+    await store.close(); // the second call too
+    expect(committed).toBe(20);
+    await Promise.all(appends);
+    const reopened = open({ path: store.path, readonly: true });
+    expect(reopened.verify()).toMatchObject({ ok: true, events: 20 });
+  });
+
   it('does not keep the process alive once idle, even when the store is never closed', async () => {
     const file = tempDb();
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
