@@ -58,6 +58,21 @@ export type AlertSeverity = 'critical' | 'high' | 'medium' | 'low' | 'info';
 export type AlertKind =
   'budget' | 'error_rate' | 'error_budget' | 'sla' | 'breaker' | 'canary' | 'sink' | 'custom';
 
+/** Every {@link AlertSeverity}, most urgent first (for validating config). */
+export const ALERT_SEVERITIES: readonly AlertSeverity[] = ['critical', 'high', 'medium', 'low', 'info'];
+
+/** Every {@link AlertKind} (for validating config). */
+export const ALERT_KINDS: readonly AlertKind[] = [
+  'budget',
+  'error_rate',
+  'error_budget',
+  'sla',
+  'breaker',
+  'canary',
+  'sink',
+  'custom',
+];
+
 /** Where in a topology tree an event happened, e.g. `invoice/par[0]/vendor_extraction`. */
 export type NodePath = string;
 

@@ -3,7 +3,7 @@
  * is missed (the tutorial's `calculate_error_budget`).
  */
 import { ConfigError } from '../core/errors.js';
-import type { AlertSeverity } from '../eventlog/events.js';
+import { ALERT_SEVERITIES, type AlertSeverity } from '../eventlog/events.js';
 import { checkRatio } from './internal/validate.js';
 
 /** An error-rate target with the severity its alerts carry. */
@@ -90,7 +90,6 @@ export function severityForRate(rate: number): AlertSeverity {
 }
 
 /** Every alert severity, most urgent first. */
-const SEVERITIES: readonly AlertSeverity[] = ['critical', 'high', 'medium', 'low', 'info'];
 
 /** The validated target of a task type (`undefined` when it has none). Internal. */
 export function targetOf(targets: ErrorTargets, taskType: string): Required<ErrorTarget> | undefined {
@@ -117,10 +116,10 @@ export function checkTarget(raw: unknown, field: string): Required<ErrorTarget> 
   }
   const { rate, severity } = raw as { rate?: unknown; severity?: unknown };
   checkRatio(`${field}.rate`, rate, hint);
-  if (severity !== undefined && !SEVERITIES.includes(severity as AlertSeverity)) {
+  if (severity !== undefined && !ALERT_SEVERITIES.includes(severity as AlertSeverity)) {
     throw new ConfigError(
       `${field}.severity`,
-      `must be one of ${SEVERITIES.join(', ')} (or left out to follow the rate), got ${JSON.stringify(severity) ?? typeof severity}.`,
+      `must be one of ${ALERT_SEVERITIES.join(', ')} (or left out to follow the rate), got ${JSON.stringify(severity) ?? typeof severity}.`,
     );
   }
   return {

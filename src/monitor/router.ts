@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
-import type { AlertKind, AlertSeverity } from '../eventlog/events.js';
+import { ALERT_KINDS, ALERT_SEVERITIES, type AlertKind, type AlertSeverity } from '../eventlog/events.js';
 import type { Alert } from './alert.js';
 import { AlertDeliveryError, SinkTimeoutError } from './errors.js';
 import { checkInteger, checkPositive } from './internal/validate.js';
@@ -245,6 +245,7 @@ export function checkAlertRouting(
     throw new ConfigError(`${at}rules`, 'must be an array of { match, sinks } rules.');
   }
   rules.forEach((rule: unknown, i) => {
+    checkMatch((rule as Partial<AlertRule> | null)?.match, `${at}rules[${i}].match`);
     const sinks: unknown = (rule as Partial<AlertRule> | null)?.sinks;
     if (!Array.isArray(sinks)) {
       throw new ConfigError(`${at}rules[${i}].sinks`, 'must be an array of sinks, e.g. [consoleSink()].');
@@ -271,6 +272,37 @@ export function checkAlertRouting(
       'must be a function called with each delivery given up, e.g. (failure) => log.warn(failure.error.message).',
     );
   }
+}
+
+/** A rule's `match`: known fields with known values, so a typo cannot silently match nothing. */
+function checkMatch(match: unknown, field: string): void {
+  if (match === undefined) return;
+  if (typeof match !== 'object' || match === null || Array.isArray(match)) {
+    throw new ConfigError(
+      field,
+      "must be an object like { severity: 'critical' } or { kind: ['sla', 'budget'] }.",
+    );
+  }
+  for (const key of Object.keys(match)) {
+    if (key !== 'severity' && key !== 'kind') {
+      throw new ConfigError(`${field}.${key}`, 'is not a match field: use severity and/or kind.');
+    }
+  }
+  const check = (key: 'severity' | 'kind', allowed: readonly string[]): void => {
+    const value: unknown = (match as Record<string, unknown>)[key];
+    if (value === undefined) return;
+    const values: unknown[] = Array.isArray(value) ? (value as unknown[]) : [value];
+    values.forEach((v, i) => {
+      if (typeof v !== 'string' || !allowed.includes(v)) {
+        throw new ConfigError(
+          Array.isArray(value) ? `${field}.${key}[${i}]` : `${field}.${key}`,
+          `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v) ?? typeof v}.`,
+        );
+      }
+    });
+  };
+  check('severity', ALERT_SEVERITIES);
+  check('kind', ALERT_KINDS);
 }
 
 function resolveRetry(retry: DeliveryRetry, field: string): ResolvedRetry {

@@ -67,6 +67,21 @@ describe('createRuntime names the monitoring field its caller wrote', () => {
     [{ alerts: { rules: 'pagerduty' } }, 'alerts.rules', /array of \{ match, sinks \} rules/],
     [{ alerts: { rules: [{ sinks: 'slack' }] } }, 'alerts.rules[0].sinks', /e\.g\. \[consoleSink\(\)\]/],
     [{ alerts: { rules: [{ sinks: [{}] }] } }, 'alerts.rules[0].sinks[0]', /build one with webhookSink\(\)/],
+    [
+      { alerts: { rules: [{ match: { severity: 'critcal' }, sinks: [] }] } },
+      'alerts.rules[0].match.severity',
+      /one of critical, high, medium, low, info, got "critcal"/,
+    ],
+    [
+      { alerts: { rules: [{ match: { kind: ['sla', 'budgets'] }, sinks: [] }] } },
+      'alerts.rules[0].match.kind[1]',
+      /one of budget, error_rate, .* got "budgets"/,
+    ],
+    [
+      { alerts: { rules: [{ match: { level: 'high' }, sinks: [] }] } },
+      'alerts.rules[0].match.level',
+      /not a match field: use severity and\/or kind/,
+    ],
     [{ alerts: { rules: [], timeoutMs: -1 } }, 'alerts.timeoutMs', /number > 0 .*e\.g\. 10_000\), got -1/],
     [{ alerts: { rules: [], onSinkError: 'log' } }, 'alerts.onSinkError', /must be a function/],
     [{ alerts: { rule: [] } }, 'alerts', /unknown option\(s\) "rule"/],
