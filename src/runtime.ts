@@ -98,6 +98,12 @@ export interface RuntimeConfig {
    * `'thread'` (a writer thread, for throughput under concurrency). See `SqliteStoreOptions.writer`.
    */
   writer?: 'inline' | 'thread';
+  /**
+   * How long a commit waits on another process's lock of the SQLite file before failing with
+   * `DatabaseLockedError`, in ms (default 5000). Inline, the wait blocks the event loop; with
+   * `writer: 'thread'` only the writer thread waits.
+   */
+  busyTimeoutMs?: number;
   /** Source of time (default the wall clock; `simulatedClock()` in tests). */
   clock?: Clock;
   /** Seed of every random draw (retry jitter, AgentContext.rng, workflow ids); default random. */
@@ -326,6 +332,11 @@ const configSchema = z.strictObject({
     .optional(),
   durability: z.enum(['normal', 'fsync']).optional(),
   writer: z.enum(['inline', 'thread']).optional(),
+  busyTimeoutMs: z
+    .number({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
+    .int({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
+    .min(0, { error: 'must be a whole number of ms >= 0, e.g. 5000' })
+    .optional(),
   clock: z
     .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
       message: 'must be a Clock ({ now, setTimeout, clearTimeout }), e.g. simulatedClock()',
@@ -510,6 +521,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         clock: this.clock,
         durability: config.durability ?? 'normal',
         writer: config.writer ?? 'inline',
+        ...(config.busyTimeoutMs !== undefined ? { busyTimeoutMs: config.busyTimeoutMs } : {}),
       });
     try {
       this.root = createActor(runtimeMachine, {
