@@ -87,7 +87,7 @@ export const DEFAULT_INTERRUPTED_REASON =
  * @throws ConfigError naming `startedBefore` when it is not a finite number.
  * @example
  * const store = openSqliteStore({ path: 'keel.db', readonly: true });
- * const stale = await findOpenWorkflows(store, { startedBefore: Date.now() - 3_600_000 });
+ * const stale = await findOpenWorkflows(store, { startedBefore: realClock.now() - 3_600_000 });
  * for (const w of stale) console.log(w.workflowId, w.name, `stopped after seq ${w.lastSeq} (${w.lastType})`);
  */
 export async function findOpenWorkflows(
