@@ -5,10 +5,10 @@
 import { afterEach, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/main.js';
-import type { NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { captureIo } from '../cli/io.js';
+import { appendAll } from '../compliance/crash-log.js';
 import { invoices, recordCascade, recordLookups, recordVote, tempDir, transactions } from '../cli/logs.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
@@ -23,18 +23,8 @@ async function copyToPostgres(db: string, url: string, schema: string): Promise<
   const lite = openSqliteStore({ path: db, readonly: true });
   const pg = openPostgresStore({ url, schema });
   try {
-    const events: NewEvent[] = lite.query().map(
-      (e) =>
-        ({
-          ts: e.ts,
-          workflowId: e.workflowId,
-          type: e.type,
-          v: e.v,
-          class: e.class,
-          payload: e.payload,
-        }) as NewEvent,
-    );
-    for (let i = 0; i < events.length; i += 500) await pg.append(events.slice(i, i + 500));
+    const events = lite.query();
+    await appendAll(pg, events);
     return events.length;
   } finally {
     await pg.close();
