@@ -595,12 +595,16 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             }
           }),
         // Breakers resume from their last recorded transition when an agent first uses them.
+        // Transitions belong to the system workflow, whose index finds them in a log of any size.
         () =>
-          withEvents(this.store.iterate({ type: 'breaker.transitioned' }), (events) => {
-            for (const e of events) {
-              if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
-            }
-          }),
+          withEvents(
+            this.store.iterate({ workflowId: SYSTEM_WORKFLOW_ID, type: 'breaker.transitioned' }),
+            (events) => {
+              for (const e of events) {
+                if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
+              }
+            },
+          ),
       ];
       this.unsubscribeCommit = this.store.onCommit((batch, info) => {
         if (info) this.metrics?.observeCommit(info.commitMs / 1_000);

@@ -948,7 +948,7 @@ UPDATE ${s}.heads SET seq = $10, audit_seq = $11, audit_hash = $12, operational_
     lastSeq: `SELECT coalesce(max(seq), 0) FROM ${events}`,
     heads: `SELECT seq, audit_seq, audit_hash, operational_seq, operational_hash, (SELECT coalesce(max(seq), 0) FROM ${events}) FROM ${s}.heads WHERE id = 1`,
     classHead: `SELECT seq, hash FROM ${events} WHERE class = $1 ORDER BY seq DESC LIMIT 1`,
-    anchors: `SELECT ${CHAINED_COLUMNS} FROM ${events} WHERE type = 'log.anchor' ORDER BY seq`,
+    anchors: `SELECT ${CHAINED_COLUMNS} FROM ${events} WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`,
     page: `SELECT ${CHAINED_COLUMNS} FROM ${events} WHERE seq > $1 ORDER BY seq LIMIT $2`,
     hashAfter: `SELECT 1 FROM ${events} WHERE hash = $1 AND seq > $2 LIMIT 1`,
     prevHashAfter: `SELECT 1 FROM ${events} WHERE prev_hash = $1 AND seq > $2 LIMIT 1`,

@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { GENESIS_HASH, chainHash, latestAnchors, parseAnchorPayload, rowHash } from './chain.js';
 import type { AnchorClaim, ChainRow } from './chain.js';
+import { SYSTEM_WORKFLOW_ID } from './events.js';
 import type { EventClass, EventPayloads } from './events.js';
 import type { ChainHeads } from './store.js';
 
@@ -172,10 +173,14 @@ export class ChainWriter {
     return { audit: headOf('audit'), operational: headOf('operational') };
   }
 
-  /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
+  /**
+   * Every `log.anchor` event's claim (there are few: audit retention removes old ones). The store
+   * writes anchors to the `_system` workflow, whose index finds them; an event of that type
+   * appended to any other workflow claims nothing.
+   */
   loadAnchors(): StoredAnchor[] {
     const rows = this.stmt(
-      `SELECT ${CHAINED_COLUMNS} FROM events WHERE type = 'log.anchor' ORDER BY seq`,
+      `SELECT ${CHAINED_COLUMNS} FROM events WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`,
       true,
     ).all() as ChainRow[];
     const claims: StoredAnchor[] = [];

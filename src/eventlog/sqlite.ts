@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { realClock, type Clock } from '../core/clock.js';
 import { ConfigError, isKeelError } from '../core/errors.js';
 import { ChainVerifier, latestAnchors } from './chain.js';
-import { checkFilter, typeList } from './filter.js';
+import { checkFilter } from './filter.js';
 import type { ChainLookup, ChainRow } from './chain.js';
 import {
   CorruptDatabaseError,
@@ -22,7 +22,7 @@ import {
 } from './errors.js';
 import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from './events.js';
 import type { EventClass, EventPayloads, KeelEvent, NewEvent } from './events.js';
-import { SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
+import { MIN_READABLE_SCHEMA_VERSION, SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
 import type {
   ChainHeads,
   CommitInfo,
@@ -162,7 +162,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
       db.pragma(`synchronous = ${o.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
       if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`);
       if (found < SCHEMA_VERSION) migrate(db);
-    } else if (found < SCHEMA_VERSION) {
+    } else if (found < MIN_READABLE_SCHEMA_VERSION) {
       throw new EventLogError(
         'EVENTLOG_NEEDS_MIGRATION',
         `${o.path} has schema version ${found}, but this Keel reads version ${SCHEMA_VERSION}, and a read-only store cannot migrate it. Open it once writable (without readonly) to migrate, or check that it is a Keel event log.`,
@@ -377,25 +377,6 @@ function compileFilter(filter: EventFilter): CompiledFilter | undefined {
     params.push(filter.toTs);
   }
   return { where, params, afterSeq: filter.afterSeq ?? 0 };
-}
-
-/** Merges seq-ordered row streams into one seq-ordered stream. */
-function* mergeBySeq<R extends EventTuple | ChainedTuple>(sources: readonly Iterator<R>[]): Generator<R> {
-  const current = sources.map((s) => s.next());
-  for (;;) {
-    let best = -1;
-    let bestSeq = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < current.length; i++) {
-      const c = current[i] as IteratorResult<R>;
-      if (c.done !== true && c.value[0] < bestSeq) {
-        best = i;
-        bestSeq = c.value[0];
-      }
-    }
-    if (best < 0) return;
-    yield (current[best] as IteratorYieldResult<R>).value;
-    current[best] = (sources[best] as Iterator<R>).next();
-  }
 }
 
 class SqliteStore implements SqliteEventStore {
@@ -754,13 +735,13 @@ class SqliteStore implements SqliteEventStore {
   iterate(filter: EventFilter = {}): IterableIterator<KeelEvent> {
     this.assertOpen();
     checkFilter(filter);
-    return this.select<EventTuple, KeelEvent>(filter, EVENT_COLUMNS, toEvent);
+    return this.pages<EventTuple, KeelEvent>(filter, EVENT_COLUMNS, toEvent);
   }
 
   iterateChained(filter: EventFilter = {}): IterableIterator<ChainedEvent> {
     this.assertOpen();
     checkFilter(filter);
-    return this.select<ChainedTuple, ChainedEvent>(filter, CHAINED_COLUMNS, toChained);
+    return this.pages<ChainedTuple, ChainedEvent>(filter, CHAINED_COLUMNS, toChained);
   }
 
   lastSeq(): number {
@@ -797,30 +778,9 @@ class SqliteStore implements SqliteEventStore {
   }
 
   /**
-   * Streams matches in seq order. A list of types is read as one index cursor per type, merged:
-   * SQLite would otherwise sort every remaining match for each page.
+   * Streams matches in seq order by keyset pagination: one short query per page, so writes can
+   * interleave and memory stays flat.
    */
-  private *select<R extends EventTuple | ChainedTuple, T>(
-    filter: EventFilter,
-    columns: string,
-    map: (row: R) => T,
-  ): Generator<T> {
-    const types = typeList(filter);
-    if (types === undefined) {
-      yield* this.pages(filter, columns, map);
-      return;
-    }
-    const sources = types.map((type) =>
-      this.pages<R, R>({ ...filter, type, limit: undefined }, columns, (r) => r),
-    );
-    let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
-    for (const row of mergeBySeq(sources)) {
-      if (remaining-- <= 0) return;
-      yield map(row);
-    }
-  }
-
-  /** Keyset pagination: one short query per page, so writes can interleave and memory stays flat. */
   private *pages<R extends EventTuple | ChainedTuple, T>(
     filter: EventFilter,
     columns: string,
@@ -843,18 +803,16 @@ class SqliteStore implements SqliteEventStore {
   }
 
   /**
-   * Compiles a filter. A time window with no workflow or type narrows the scan to the seq range of
-   * the window, read from the ts index (SQLite would otherwise walk the whole log in seq order).
+   * Compiles a filter. Without a workflow (whose index serves it), a time window narrows the scan
+   * to the seq range of the window, read from the ts index; the rest of the filter (types, class,
+   * the window itself) is checked on the rows of that range, walked in seq order. `+ts` keeps
+   * SQLite from reading those rows through the ts index instead, which would make it sort them.
    */
   private plan(filter: EventFilter): CompiledFilter | undefined {
     const c = compileFilter(filter);
     if (c === undefined) return undefined;
     const { fromTs, toTs } = filter;
-    if (
-      (fromTs !== undefined || toTs !== undefined) &&
-      filter.workflowId === undefined &&
-      filter.type === undefined
-    ) {
+    if ((fromTs !== undefined || toTs !== undefined) && filter.workflowId === undefined) {
       const where: string[] = [];
       const params: number[] = [];
       if (fromTs !== undefined) {
@@ -872,6 +830,7 @@ class SqliteStore implements SqliteEventStore {
           ).get(...params) as { first: number | null; last: number | null },
       );
       if (bounds.first === null || bounds.last === null) return undefined;
+      c.where = c.where.map((w) => (w.startsWith('ts ') ? `+${w}` : w));
       c.afterSeq = Math.max(c.afterSeq, bounds.first - 1);
       c.where.push('seq <= ?');
       c.params.push(bounds.last);

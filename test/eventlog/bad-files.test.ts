@@ -69,7 +69,7 @@ describe('bad files', () => {
     const error = thrown(() => open({ path: file }));
 
     expect(error).toBeInstanceOf(SchemaVersionError);
-    expect(error).toMatchObject({ found: 99, supported: 1 });
+    expect(error).toMatchObject({ found: 99, supported: 2 });
     expect(fs.readFileSync(file)).toEqual(before);
   });
 

@@ -1,10 +1,15 @@
+import fs from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
 
+/** A log written by the demos with schema version 1 (see test/replay/golden.test.ts). */
+const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden.db');
+
 describe('opening a store', () => {
-  it('creates the schema at user_version 1, in WAL mode, with the query indexes and triggers', async () => {
+  it('creates the schema at user_version 2, in WAL mode, with the query indexes and triggers', async () => {
     const path = tempDb();
     await open({ path }).close();
 
@@ -16,12 +21,52 @@ describe('opening a store', () => {
           .pluck()
           .all(type) as string[]
       ).filter((n) => !n.startsWith('sqlite_'));
-    expect(raw.pragma('user_version', { simple: true })).toBe(1);
+    expect(raw.pragma('user_version', { simple: true })).toBe(2);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names('table')).toEqual(['events', 'retention_gate']);
-    expect(names('index')).toEqual(['events_by_ts', 'events_by_type', 'events_by_workflow']);
+    expect(names('index')).toEqual(['events_by_ts', 'events_by_workflow']);
     expect(names('trigger')).toEqual(['events_no_delete', 'events_no_update']);
     raw.close();
+  });
+
+  it('reads a version-1 log read-only as it is, and migrates it when opened writable', async () => {
+    const path = tempDb();
+    fs.copyFileSync(GOLDEN, path);
+    const indexes = () => {
+      const raw = new Database(path, { readonly: true });
+      const out = {
+        version: raw.pragma('user_version', { simple: true }),
+        indexes: raw
+          .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+          )
+          .pluck()
+          .all(),
+      };
+      raw.close();
+      return out;
+    };
+    expect(indexes()).toEqual({
+      version: 1,
+      indexes: ['events_by_ts', 'events_by_type', 'events_by_workflow'],
+    });
+
+    const reader = open({ path, readonly: true });
+    const all = reader.query();
+    const started = reader.query({ type: 'workflow.started' });
+    expect(started.length).toBeGreaterThan(0);
+    expect(started).toEqual(all.filter((e) => e.type === 'workflow.started'));
+    expect(reader.verify()).toMatchObject({ ok: true, events: all.length });
+    await reader.close();
+    expect(indexes().version).toBe(1);
+
+    const writer = open({ path });
+    expect(writer.query()).toEqual(all);
+    expect(writer.verify()).toMatchObject({ ok: true, events: all.length });
+    await writer.append([auditEvent(1)]);
+    expect(writer.verify()).toMatchObject({ ok: true, events: all.length + 1 });
+    await writer.close();
+    expect(indexes()).toEqual({ version: 2, indexes: ['events_by_ts', 'events_by_workflow'] });
   });
 
   it('reopens an existing log without migrating it again', async () => {
