@@ -702,7 +702,12 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         seed: this.seed,
       };
       const store = this.store;
-      this.liveEnv = { services: this.services, append: (e) => store.append([e]), replay: undefined };
+      const appendOne = store.appendOne?.bind(store);
+      this.liveEnv = {
+        services: this.services,
+        append: appendOne ?? ((e) => store.append([e])),
+        replay: undefined,
+      };
     } catch (e) {
       this.abandon(config);
       throw e;
@@ -1257,7 +1262,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       replay: env.replay,
       emit(event) {
         const p = append(event);
-        p.catch(onAppendError);
+        // Events of one transaction may share one promise: one handler for them is enough.
+        if (p !== last) p.catch(onAppendError);
         last = p;
       },
     };

@@ -33,7 +33,7 @@ import type {
   PruneResult,
   VerifyResult,
 } from './store.js';
-import { canonicalPayloadJson, prepareEvents } from './validate.js';
+import { canonicalPayloadJson, prepareEvent, prepareEvents } from './validate.js';
 import { CHAINED_COLUMNS, ChainWriter, type Head } from './sqlite-chain.js';
 import { WriterThread } from './sqlite-thread.js';
 
@@ -100,6 +100,7 @@ export interface SqliteStoreStats {
 export interface SqliteEventStore extends EventStore {
   /** The path it was opened with. */
   readonly path: string;
+  appendOne(event: NewEvent): Promise<void>;
   query(filter?: EventFilter): KeelEvent[];
   iterate(filter?: EventFilter): IterableIterator<KeelEvent>;
   iterateChained(filter?: EventFilter): IterableIterator<ChainedEvent>;
@@ -333,11 +334,50 @@ function toChained(r: ChainedTuple): ChainedEvent {
   return { event: toEvent(r), prevHash: r[7], hash: r[8] };
 }
 
+/** An `append` call waiting for its batch: its events are `events[from, to)` of the batch. */
 interface PendingAppend {
-  events: KeelEvent[];
-  payloadJson: string[];
+  from: number;
+  to: number;
   resolve: (events: KeelEvent[]) => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * The appends of one transaction, flat: events and their payload text in append order, the
+ * `append` calls waiting for their share, and one promise shared by every `appendOne` of the batch
+ * (so a producer of single events allocates no promise of its own per event).
+ */
+class Batch {
+  readonly events: KeelEvent[] = [];
+  readonly payloadJson: string[] = [];
+  readonly waiters: PendingAppend[] = [];
+  private shared: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+
+  /** The promise every `appendOne` of this batch returns. */
+  sharedPromise(): Promise<void> {
+    if (this.shared === undefined) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.shared = { promise, resolve, reject };
+    }
+    return this.shared.promise;
+  }
+
+  resolve(): void {
+    const { events, waiters } = this;
+    for (const w of waiters)
+      w.resolve(w.from === 0 && w.to === events.length ? events : events.slice(w.from, w.to));
+    this.shared?.resolve();
+  }
+
+  reject(error: unknown): void {
+    for (const w of this.waiters) w.reject(error);
+    this.shared?.reject(error);
+  }
 }
 
 /** A filter compiled to SQL conditions, plus the seq after which matches start. */
@@ -392,8 +432,7 @@ class SqliteStore implements SqliteEventStore {
   /** Seq and chain heads as this connection sees them; writes rows in `writer: 'inline'` mode. */
   private readonly chain: ChainWriter;
 
-  private queue: PendingAppend[] = [];
-  private queuedEvents = 0;
+  private queue = new Batch();
   private scheduled: NodeJS.Immediate | undefined;
   private listeners: CommitListener[] = [];
   private closed = false;
@@ -406,7 +445,7 @@ class SqliteStore implements SqliteEventStore {
   private committedEvents = 0;
 
   private readonly flushNow = (): void => this.flush();
-  private readonly writeBatch: Database.Transaction<(batch: readonly PendingAppend[]) => void>;
+  private readonly writeBatch: Database.Transaction<(batch: Batch) => void>;
 
   constructor(db: Database.Database, options: ResolvedOptions, readOnlyReason: string | undefined) {
     this.db = db;
@@ -414,15 +453,13 @@ class SqliteStore implements SqliteEventStore {
     this.path = options.path;
     this.readOnlyReason = readOnlyReason;
     this.readonly = readOnlyReason !== undefined;
-    this.writeBatch = db.transaction((batch: readonly PendingAppend[]) => {
+    this.writeBatch = db.transaction((batch: Batch) => {
       const chain = this.chain;
       chain.sync();
-      for (const p of batch) {
-        const { events, payloadJson } = p;
-        for (let i = 0; i < events.length; i++) {
-          const e = events[i] as KeelEvent;
-          e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
-        }
+      const { events, payloadJson } = batch;
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i] as KeelEvent;
+        e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
       }
       chain.flushRows();
     });
@@ -454,24 +491,50 @@ class SqliteStore implements SqliteEventStore {
   // ── writes ──────────────────────────────────────────────────────────────────────────────────
 
   append(events: readonly NewEvent[]): Promise<KeelEvent[]> {
+    const refused = this.refuseWrite();
+    if (refused) return refused;
+    const batch = this.queue;
+    const from = batch.events.length;
+    try {
+      prepareEvents(events, batch.events, batch.payloadJson);
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    const to = batch.events.length;
+    if (to === from) return Promise.resolve([]);
+    return new Promise<KeelEvent[]>((resolve, reject) => {
+      batch.waiters.push({ from, to, resolve, reject });
+      this.queued();
+    });
+  }
+
+  appendOne(event: NewEvent): Promise<void> {
+    const refused = this.refuseWrite();
+    if (refused) return refused;
+    const batch = this.queue;
+    try {
+      prepareEvent(event, 0, batch.events, batch.payloadJson);
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    const promise = batch.sharedPromise();
+    this.queued();
+    return promise;
+  }
+
+  /** The rejection of a write on a closed or read-only store. */
+  private refuseWrite(): Promise<never> | undefined {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.readOnlyReason !== undefined) {
       return Promise.reject(new ReadOnlyDatabaseError(this.path, this.readOnlyReason));
     }
-    let prepared: ReturnType<typeof prepareEvents>;
-    try {
-      prepared = prepareEvents(events);
-    } catch (e) {
-      return Promise.reject(asError(e));
-    }
-    const n = prepared.events.length;
-    if (n === 0) return Promise.resolve([]);
-    return new Promise<KeelEvent[]>((resolve, reject) => {
-      this.queue.push({ events: prepared.events, payloadJson: prepared.payloadJson, resolve, reject });
-      this.queuedEvents += n;
-      if (this.queuedEvents >= this.options.maxBatch) this.flush();
-      else this.scheduled ??= setImmediate(this.flushNow);
-    });
+    return undefined;
+  }
+
+  /** After events were queued: commit a full batch now, otherwise on the next tick. */
+  private queued(): void {
+    if (this.queue.events.length >= this.options.maxBatch) this.flush();
+    else this.scheduled ??= setImmediate(this.flushNow);
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -534,17 +597,16 @@ class SqliteStore implements SqliteEventStore {
       this.scheduled = undefined;
     }
     const batch = this.queue;
-    if (batch.length === 0) return;
+    if (batch.events.length === 0) return;
     if (this.thread) {
       // While one batch commits, the next grows (group commit); once a full batch (maxBatch) is
       // waiting it goes at once, up to MAX_BATCHES_IN_FLIGHT, so the thread commits while this one
       // keeps producing. Otherwise the answer to the batch in flight posts it.
-      const limit = this.queuedEvents >= this.options.maxBatch ? MAX_BATCHES_IN_FLIGHT : 1;
+      const limit = batch.events.length >= this.options.maxBatch ? MAX_BATCHES_IN_FLIGHT : 1;
       if (this.inFlight < limit) this.post(this.thread, batch);
       return;
     }
-    this.queue = [];
-    this.queuedEvents = 0;
+    this.queue = new Batch();
 
     const saved = this.chain.save();
     const startedAt = performance.now(); // commit duration for metrics only, never for logic
@@ -552,49 +614,38 @@ class SqliteStore implements SqliteEventStore {
       this.writeBatch.immediate(batch);
     } catch (e) {
       this.chain.restore(saved);
-      const error = toStoreError(e, this.path, this.options.busyTimeoutMs);
-      for (const p of batch) p.reject(error);
+      batch.reject(toStoreError(e, this.path, this.options.busyTimeoutMs));
       return;
     }
-    let events: KeelEvent[] = (batch[0] as PendingAppend).events;
-    if (batch.length > 1) {
-      events = [];
-      for (const p of batch) for (const e of p.events) events.push(e);
-    }
-    this.committed(events, { commitMs: performance.now() - startedAt });
-    for (const p of batch) p.resolve(p.events);
+    this.committed(batch.events, { commitMs: performance.now() - startedAt });
+    batch.resolve();
   }
 
   /** Hands the queued appends to the writer thread as one batch (answers come back in order). */
-  private post(thread: WriterThread, batch: PendingAppend[]): void {
-    this.queue = [];
-    this.queuedEvents = 0;
+  private post(thread: WriterThread, batch: Batch): void {
+    this.queue = new Batch();
     this.inFlight++;
-    const rows: unknown[] = [];
-    for (const p of batch) {
-      const { events, payloadJson } = p;
-      for (let i = 0; i < events.length; i++) {
-        const e = events[i] as KeelEvent;
-        rows.push(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i]);
-      }
+    const { events, payloadJson } = batch;
+    const rows = new Array<unknown>(events.length * 6);
+    for (let i = 0, o = 0; i < events.length; i++) {
+      const e = events[i] as KeelEvent;
+      rows[o++] = e.ts;
+      rows[o++] = e.workflowId;
+      rows[o++] = e.type;
+      rows[o++] = e.v;
+      rows[o++] = e.class;
+      rows[o++] = payloadJson[i];
     }
     thread.write(rows).then(
       ({ firstSeq, state, commitMs }) => {
-        let seq = firstSeq;
-        const events: KeelEvent[] = [];
-        for (const p of batch) {
-          for (const e of p.events) {
-            e.seq = seq++;
-            events.push(e);
-          }
-        }
+        for (let i = 0; i < events.length; i++) (events[i] as KeelEvent).seq = firstSeq + i;
         this.chain.restore(state);
         this.committed(events, { commitMs });
-        for (const p of batch) p.resolve(p.events);
+        batch.resolve();
         this.next();
       },
       (error: unknown) => {
-        for (const p of batch) p.reject(error);
+        batch.reject(error);
         this.next();
       },
     );
@@ -603,14 +654,14 @@ class SqliteStore implements SqliteEventStore {
   /** After an answer from the writer thread: post what queued meanwhile, or tell who waits for a drain. */
   private next(): void {
     this.inFlight--;
-    if (this.queue.length > 0) this.flush();
+    if (this.queue.events.length > 0) this.flush();
     else if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   /** Resolves once every append made so far has been answered (writer thread only). */
   private drained(): Promise<void> {
     this.flush();
-    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.queue.events.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 

@@ -80,6 +80,13 @@ export type EventStream<T> = Iterable<T> | AsyncIterable<T>;
 export interface EventStore {
   /** Appends events in order; resolves with them as committed (seq assigned) once durable. */
   append(events: readonly NewEvent[]): Promise<KeelEvent[]>;
+  /**
+   * Appends one event without a result of its own: resolves once the transaction holding it has
+   * committed, with the same promise for every `appendOne` of that transaction (so a producer of
+   * single events — the runtime — allocates no promise per event). Optional; `append([event])` is
+   * the general form.
+   */
+  appendOne?(event: NewEvent): Promise<void>;
   /** Registers a listener for every committed batch; returns an unsubscribe function. */
   onCommit(listener: CommitListener): () => void;
   /** Events matching the filter, in seq order. */

@@ -16,74 +16,91 @@ export interface PreparedEvents {
 }
 
 /**
- * Validates every event of one append and serialises its payload. All or nothing: the first bad
- * field throws and nothing of the append is kept.
+ * Validates every event of one append and serialises its payload, appending both to `events` and
+ * `payloadJson` (new arrays unless given: a store passes the arrays of the batch it is filling).
+ * All or nothing: the first bad field throws and the arrays are left as they were.
  *
  * @throws EventValidationError naming the field, e.g. `events[3].payload.amount`.
  */
-export function prepareEvents(input: readonly NewEvent[]): PreparedEvents {
+export function prepareEvents(
+  input: readonly NewEvent[],
+  events: KeelEvent[] = [],
+  payloadJson: string[] = [],
+): PreparedEvents {
   if (!Array.isArray(input)) throw new EventValidationError('events', 'must be an array of events');
-  const n = input.length;
-  const events = new Array<KeelEvent>(n);
-  const payloadJson = new Array<string>(n);
-  for (let i = 0; i < n; i++) {
-    const e: unknown = input[i];
-    if (typeof e !== 'object' || e === null) {
-      throw new EventValidationError(`events[${i}]`, `must be an event object, got ${describe(e)}`);
-    }
-    const { ts, workflowId, type, v, class: cls, payload } = e as Record<string, unknown>;
-    if (!isKnownEventType(type)) {
-      throw new EventValidationError(`events[${i}].type`, `is ${describe(type)}, not a known event type`);
-    }
-    if (typeof ts !== 'number' || !Number.isFinite(ts)) {
-      throw new EventValidationError(`events[${i}].ts`, `must be a finite number of ms, got ${describe(ts)}`);
-    }
-    if (typeof workflowId !== 'string' || workflowId.length === 0) {
-      throw new EventValidationError(`events[${i}].workflowId`, `must be a non-empty string`);
-    }
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) {
-      throw new EventValidationError(`events[${i}].v`, `must be a positive integer, got ${describe(v)}`);
-    }
-    if (cls !== undefined && cls !== 'audit' && cls !== 'operational') {
-      throw new EventValidationError(
-        `events[${i}].class`,
-        `must be "audit" or "operational", got ${describe(cls)}`,
-      );
-    }
-    if (!isPlainObject(payload)) {
-      throw new EventValidationError(
-        `events[${i}].payload`,
-        `must be a plain object, got ${describe(payload)}`,
-      );
-    }
-    let json: string;
-    try {
-      json = fastCanonicalJson(payload);
-    } catch {
-      const bad = findUnserialisable(payload, `events[${i}].payload`);
-      throw new EventValidationError(
-        bad?.path ?? `events[${i}].payload`,
-        bad?.problem ?? 'is not JSON-serialisable',
-      );
-    }
-    if (json.charCodeAt(0) !== 0x7b) {
-      throw new EventValidationError(
-        `events[${i}].payload`,
-        `must serialise to a JSON object (its toJSON() returns ${json})`,
-      );
-    }
-    events[i] = {
-      seq: 0,
-      ts,
-      workflowId,
-      type,
-      v: v ?? EVENT_VERSIONS[type],
-      class: cls ?? DEFAULT_EVENT_CLASS[type],
-      payload,
-    } as KeelEvent;
-    payloadJson[i] = json;
+  const before = events.length;
+  try {
+    for (let i = 0; i < input.length; i++) prepareEvent(input[i], i, events, payloadJson);
+  } catch (e) {
+    events.length = before;
+    payloadJson.length = before;
+    throw e;
   }
   return { events, payloadJson };
+}
+
+/**
+ * Validates one event (`index` names it in errors: `events[index].…`) and appends it, ready to be
+ * chained, to `events` and its canonical payload text to `payloadJson`; throws before appending.
+ *
+ * @throws EventValidationError naming the field.
+ */
+export function prepareEvent(e: unknown, index: number, events: KeelEvent[], payloadJson: string[]): void {
+  const i = index;
+  if (typeof e !== 'object' || e === null) {
+    throw new EventValidationError(`events[${i}]`, `must be an event object, got ${describe(e)}`);
+  }
+  const { ts, workflowId, type, v, class: cls, payload } = e as Record<string, unknown>;
+  if (!isKnownEventType(type)) {
+    throw new EventValidationError(`events[${i}].type`, `is ${describe(type)}, not a known event type`);
+  }
+  if (typeof ts !== 'number' || !Number.isFinite(ts)) {
+    throw new EventValidationError(`events[${i}].ts`, `must be a finite number of ms, got ${describe(ts)}`);
+  }
+  if (typeof workflowId !== 'string' || workflowId.length === 0) {
+    throw new EventValidationError(`events[${i}].workflowId`, `must be a non-empty string`);
+  }
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) {
+    throw new EventValidationError(`events[${i}].v`, `must be a positive integer, got ${describe(v)}`);
+  }
+  if (cls !== undefined && cls !== 'audit' && cls !== 'operational') {
+    throw new EventValidationError(
+      `events[${i}].class`,
+      `must be "audit" or "operational", got ${describe(cls)}`,
+    );
+  }
+  if (!isPlainObject(payload)) {
+    throw new EventValidationError(
+      `events[${i}].payload`,
+      `must be a plain object, got ${describe(payload)}`,
+    );
+  }
+  let json: string;
+  try {
+    json = fastCanonicalJson(payload);
+  } catch {
+    const bad = findUnserialisable(payload, `events[${i}].payload`);
+    throw new EventValidationError(
+      bad?.path ?? `events[${i}].payload`,
+      bad?.problem ?? 'is not JSON-serialisable',
+    );
+  }
+  if (json.charCodeAt(0) !== 0x7b) {
+    throw new EventValidationError(
+      `events[${i}].payload`,
+      `must serialise to a JSON object (its toJSON() returns ${json})`,
+    );
+  }
+  events.push({
+    seq: 0,
+    ts,
+    workflowId,
+    type,
+    v: v ?? EVENT_VERSIONS[type],
+    class: cls ?? DEFAULT_EVENT_CLASS[type],
+    payload,
+  } as KeelEvent);
+  payloadJson.push(json);
 }
 
 /**

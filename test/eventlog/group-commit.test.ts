@@ -1,4 +1,6 @@
+import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
+import { DatabaseLockedError } from '../../src/eventlog/errors.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { auditEvent, open, opEvent, tempDb } from './helpers.js';
 
@@ -110,5 +112,64 @@ describe('group commit', () => {
 
     const reopened = open({ path });
     expect(reopened.lastSeq()).toBe(2);
+  });
+});
+
+describe.each(['inline', 'thread'] as const)('appendOne (writer %s)', (writer) => {
+  it('commits single events with appends in call order; one promise per transaction', async () => {
+    const store = open({ path: tempDb(), writer });
+    const seen: number[] = [];
+    store.onCommit((events) => seen.push(...events.map((e) => e.seq)));
+    const ones = [store.appendOne(auditEvent(0)), store.appendOne(opEvent(1))];
+    const many = store.append([auditEvent(2), opEvent(3)]);
+    ones.push(store.appendOne(auditEvent(4)));
+
+    expect(ones[1]).toBe(ones[0]);
+    expect(ones[2]).toBe(ones[0]);
+    await expect(ones[0]).resolves.toBeUndefined();
+    expect((await many).map((e) => [e.seq, e.workflowId])).toEqual([
+      [3, 'wf-2'],
+      [4, 'wf-3'],
+    ]);
+    expect(store.query().map((e) => e.workflowId)).toEqual(['wf-0', 'wf-1', 'wf-2', 'wf-3', 'wf-4']);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+
+    const later = store.appendOne(auditEvent(5));
+    expect(later).not.toBe(ones[0]);
+    await later;
+    expect(store.verify()).toMatchObject({ ok: true, events: 6 });
+    await store.close();
+  });
+
+  it('refuses a bad event alone, naming the field; the rest of its transaction commits', async () => {
+    const store = open({ path: tempDb(), writer });
+    const good = store.appendOne(auditEvent(0));
+    const bad = store.appendOne({ ...auditEvent(1), ts: Number.NaN });
+    const alsoGood = store.append([auditEvent(2)]);
+
+    await expect(bad).rejects.toThrow(/events\[0\]\.ts/);
+    await good;
+    expect((await alsoGood).map((e) => e.seq)).toEqual([2]);
+    expect(store.query().map((e) => e.workflowId)).toEqual(['wf-0', 'wf-2']);
+    await store.close();
+    await expect(store.appendOne(auditEvent(3))).rejects.toThrow(/closed/);
+  });
+
+  it('rejects every event of a transaction the log refuses', async () => {
+    const path = tempDb();
+    const store = open({ path, writer, busyTimeoutMs: 0 });
+    await store.append([auditEvent(0)]);
+    const other = new Database(path);
+    other.exec('BEGIN EXCLUSIVE');
+    const first = store.appendOne(auditEvent(1));
+    const second = store.appendOne(auditEvent(2));
+    expect(second).toBe(first);
+    await expect(first).rejects.toBeInstanceOf(DatabaseLockedError);
+    other.exec('ROLLBACK');
+    other.close();
+    await store.appendOne(auditEvent(3));
+    expect(store.query().map((e) => e.workflowId)).toEqual(['wf-0', 'wf-3']);
+    expect(store.verify()).toMatchObject({ ok: true, events: 2 });
+    await store.close();
   });
 });
