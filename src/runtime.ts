@@ -1235,15 +1235,12 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     };
     const stats = { costUsd: 0, agentsCalled: 0 };
     const redactor = env.replay ? undefined : this.redactor;
-    let redactions: Record<string, number> | undefined;
+    /** Findings of this workflow's redactions, by kind (empty when nothing was found). */
+    let redactions: Record<string, number> = {};
     const append = redactor
       ? (event: NewEvent): Promise<unknown> => {
-          const r = redactor.redact(event.payload);
-          for (const k in r.counts) {
-            redactions ??= {};
-            redactions[k] = (redactions[k] ?? 0) + (r.counts[k] ?? 0);
-          }
-          return env.append(r.value === event.payload ? event : ({ ...event, payload: r.value } as NewEvent));
+          const payload = redactor.redactInto(event.payload, redactions);
+          return env.append(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
         }
       : env.append;
     const onAppendError = (e: unknown): void => {
@@ -1284,14 +1281,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown },
     ): void => {
       this.running.delete(workflowId);
-      if (redactions) {
-        scope.emit({
-          ts: clock.now(),
-          workflowId,
-          type: 'redaction.applied',
-          payload: { counts: redactions },
-        });
-        redactions = undefined;
+      if (Object.keys(redactions).length > 0) {
+        const counts = redactions;
+        redactions = {};
+        scope.emit({ ts: clock.now(), workflowId, type: 'redaction.applied', payload: { counts } });
       }
       options?.signal?.removeEventListener('abort', onAbort);
       const final = last;

@@ -38,6 +38,12 @@ export interface Redactor {
    * A reference cycle becomes `⟨CIRCULAR⟩`; nesting deeper than `maxDepth` becomes `⟨DEPTH_LIMIT⟩`.
    */
   redact<T>(value: T): RedactionResult<T>;
+  /**
+   * {@link redact}, adding its findings to `counts` and returning the redacted copy: no result
+   * object per call, for callers that redact many values and total the findings (the runtime, per
+   * workflow).
+   */
+  redactInto<T>(value: T, counts: RedactionCounts): T;
   /** Redacts one string. */
   redactString(text: string): RedactedText;
 }
@@ -248,17 +254,21 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
 
   /** Objects met in the current walk (reused: a walk never starts inside another). */
   const seen: Seen = new Map();
+  const redactInto = <T>(value: T, counts: RedactionCounts): T => {
+    if (typeof value === 'string') return scanner.redact(value, counts) as T;
+    if (typeof value !== 'object' || value === null) return value;
+    try {
+      return walk(value, 0, counts, seen) as T;
+    } finally {
+      seen.clear();
+    }
+  };
   return {
     redact<T>(value: T): RedactionResult<T> {
       const counts: RedactionCounts = {};
-      if (typeof value === 'string') return { value: scanner.redact(value, counts) as T, counts };
-      if (typeof value !== 'object' || value === null) return { value, counts };
-      try {
-        return { value: walk(value, 0, counts, seen) as T, counts };
-      } finally {
-        seen.clear();
-      }
+      return { value: redactInto(value, counts), counts };
     },
+    redactInto,
     redactString(text: string): RedactedText {
       const counts: RedactionCounts = {};
       return { text: scanner.redact(text, counts), counts };

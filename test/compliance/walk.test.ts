@@ -75,6 +75,18 @@ describe('redact() walks values', () => {
     expect(counts).toEqual({ email: 1 });
   });
 
+  it('redactInto totals the findings of many values in one counts object', () => {
+    const counts: Record<string, number> = {};
+    const clean = { path: 'extract', model: 'gpt-4o-mini' };
+    expect(redactor.redactInto(clean, counts)).toBe(clean);
+    const first = redactor.redactInto({ to: 'jane@example.com' }, counts);
+    const second = redactor.redactInto(['bob@example.com', 'call +1 415 555 0100'], counts);
+    expect(first.to).toMatch(EMAIL_TOKEN);
+    expect(second[0]).toMatch(EMAIL_TOKEN);
+    expect(redactor.redactInto('jane@example.com', counts)).toMatch(EMAIL_TOKEN);
+    expect(counts).toEqual({ email: 3, phone: 1 });
+  });
+
   it('stops at maxDepth, replacing deeper values rather than leaking them', () => {
     const shallow = createRedactor({ hmacKey: 'walk-test-key-0123456789abcdef', maxDepth: 3 });
     const input = { l1: { l2: { l3: { email: 'jane@example.com' } }, ok: 'jane@example.com' } };
