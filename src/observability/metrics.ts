@@ -118,6 +118,28 @@ class Children<C> {
 }
 
 /**
+ * Increments of one labelled counter series, summed here and handed to prom-client when the
+ * registry is read (the counter's `collect` hook): an event costs one addition instead of
+ * prom-client's label hashing and checks per increment.
+ */
+class PendingCount {
+  private pending = 0;
+  constructor(private readonly child: { inc(value: number): void }) {}
+  inc(value = 1): void {
+    if (!(value >= 0 && value < Number.POSITIVE_INFINITY)) {
+      throw new TypeError(`a counter increment must be a finite number >= 0, got ${value}`);
+    }
+    this.pending += value;
+  }
+  flush(): void {
+    if (this.pending === 0) return;
+    const value = this.pending;
+    this.pending = 0;
+    this.child.inc(value);
+  }
+}
+
+/**
  * Creates Keel's Prometheus metrics in a registry of their own.
  *
  * @example
@@ -158,6 +180,28 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   const registers = [registry];
   const counter = <T extends string>(base: string, help: string, labelNames: readonly T[]): Counter<T> =>
     new Counter<T>({ name: name(base), help, labelNames, registers });
+  /** A labelled counter fed through {@link PendingCount}s, one per label set. */
+  const summedCounter = <T extends string>(
+    base: string,
+    help: string,
+    labelNames: readonly T[],
+  ): Children<PendingCount> => {
+    const series: PendingCount[] = [];
+    const c = new Counter<T>({
+      name: name(base),
+      help,
+      labelNames,
+      registers,
+      collect() {
+        for (const p of series) p.flush();
+      },
+    });
+    return new Children((v) => {
+      const p = new PendingCount(c.labels(...v));
+      series.push(p);
+      return p;
+    });
+  };
   const gauge = <T extends string>(base: string, help: string, labelNames: readonly T[]): Gauge<T> =>
     new Gauge<T>({ name: name(base), help, labelNames, registers });
   const histogram = <T extends string>(
@@ -168,7 +212,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   ): Histogram<T> =>
     new Histogram<T>({ name: name(base), help, labelNames, buckets: [...buckets], registers });
 
-  const calls = counter('llm_calls_total', 'Model calls (attempts; cache hits excluded).', [
+  const callsBy = summedCounter('llm_calls_total', 'Model calls (attempts; cache hits excluded).', [
     'model',
     'task_type',
   ]);
@@ -183,8 +227,11 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     'Circuit breaker state (0=closed, 1=open, 2=half-open).',
     ['breaker'],
   );
-  const cost = counter('llm_cost_usd_total', 'Actual model cost in USD.', ['model', 'task_type']);
-  const tokens = counter('llm_tokens_total', 'Tokens used, by type (input or output).', ['model', 'type']);
+  const costBy = summedCounter('llm_cost_usd_total', 'Actual model cost in USD.', ['model', 'task_type']);
+  const tokensBy = summedCounter('llm_tokens_total', 'Tokens used, by type (input or output).', [
+    'model',
+    'type',
+  ]);
   const workflowDuration = histogram(
     'workflow_duration_seconds',
     'Workflow latency in seconds, by workflow name (completed, failed or cancelled).',
@@ -207,7 +254,10 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     'Share of the error budget remaining, per task type.',
     ['task_type'],
   );
-  const alerts = counter('alerts_total', 'Alerts raised, by kind and severity.', ['kind', 'severity']);
+  const alertsBy = summedCounter('alerts_total', 'Alerts raised, by kind and severity.', [
+    'kind',
+    'severity',
+  ]);
   const voteAgents = histogram(
     'vote_agents_used',
     'Agents a vote ran before deciding (early stop runs fewer).',
@@ -220,10 +270,10 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     'Workflows cut off by a crash and marked interrupted (rt.markInterrupted, keel audit interrupt).',
     [],
   );
-  const cascadeAccepted = counter('cascade_accepted_total', 'Cascades accepted, by accepting stage.', [
+  const acceptedBy = summedCounter('cascade_accepted_total', 'Cascades accepted, by accepting stage.', [
     'stage',
   ]);
-  const errors = counter('llm_errors_total', 'Failed or rejected agent invocations by root cause.', [
+  const errorsBy = summedCounter('llm_errors_total', 'Failed or rejected agent invocations by root cause.', [
     'task_type',
     'category',
   ]);
@@ -234,15 +284,9 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     COMMIT_BUCKETS_SECONDS,
   );
 
-  const callsBy = new Children((v) => calls.labels(...v));
   const latencyBy = new Children((v) => latency.labels(...v));
   const breakerBy = new Children((v) => breakerState.labels(...v));
-  const costBy = new Children((v) => cost.labels(...v));
-  const tokensBy = new Children((v) => tokens.labels(...v));
   const workflowBy = new Children((v) => workflowDuration.labels(...v));
-  const errorsBy = new Children((v) => errors.labels(...v));
-  const alertsBy = new Children((v) => alerts.labels(...v));
-  const acceptedBy = new Children((v) => cascadeAccepted.labels(...v));
   const cacheHit = cache.labels('hit');
   const cacheMiss = cache.labels('miss');
   const cacheStale = cache.labels('stale');

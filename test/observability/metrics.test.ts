@@ -62,6 +62,23 @@ describe('createMetrics', () => {
     expect(await sampleValue(r, 'budget_limit_usd', { scope: 'model:gpt-4' })).toBe(50);
   });
 
+  it('shows counts folded since the last read on every read, through the registry and the text', async () => {
+    const metrics = createMetrics();
+    const calls = { model: 'gpt-3.5-turbo', task_type: 'fraud' };
+    for (const e of syntheticStream(1)) metrics.apply(e);
+    expect(await sampleValue(metrics.registry, 'llm_calls_total', calls)).toBe(3);
+    for (const e of syntheticStream(1)) metrics.apply(e);
+
+    expect(await sampleValue(metrics.registry, 'llm_calls_total', calls)).toBe(6);
+    expect(await sampleValue(metrics.registry, 'llm_calls_total', calls)).toBe(6);
+    expect(await metrics.metricsText()).toMatch(
+      /^llm_calls_total\{model="gpt-3.5-turbo",task_type="fraud"\} 6$/m,
+    );
+    expect(await sampleValue(metrics.registry, 'llm_tokens_total', { model: 'gpt-4', type: 'input' })).toBe(
+      3_200,
+    );
+  });
+
   it('counts a cancelled call as a call but keeps its cut-short duration out of llm_latency_seconds', async () => {
     const metrics = createMetrics();
     const b = new StreamBuilder();
