@@ -94,14 +94,15 @@ export interface RuntimeConfig {
   /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
   durability?: 'normal' | 'fsync';
   /**
-   * Where the SQLite log chains, inserts and commits: `'inline'` (this thread; default) or
-   * `'thread'` (a writer thread, for throughput under concurrency). See `SqliteStoreOptions.writer`.
+   * Where the SQLite log chains, inserts and commits: `'auto'` (default: this thread while commits
+   * are small, a writer thread started for large ones), `'inline'` (always this thread) or
+   * `'thread'` (always a writer thread). See `SqliteStoreOptions.writer`.
    */
-  writer?: 'inline' | 'thread';
+  writer?: 'inline' | 'thread' | 'auto';
   /**
    * How long a commit waits on another process's lock of the SQLite file before failing with
    * `DatabaseLockedError`, in ms (default 5000). Inline, the wait blocks the event loop; with
-   * `writer: 'thread'` only the writer thread waits.
+   * `writer: 'thread'` only the writer thread waits (with `'auto'`, for commits made there).
    */
   busyTimeoutMs?: number;
   /** Source of time (default the wall clock; `simulatedClock()` in tests). */
@@ -331,7 +332,7 @@ const configSchema = z.strictObject({
     })
     .optional(),
   durability: z.enum(['normal', 'fsync']).optional(),
-  writer: z.enum(['inline', 'thread']).optional(),
+  writer: z.enum(['inline', 'thread', 'auto']).optional(),
   busyTimeoutMs: z
     .number({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
     .int({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
@@ -520,7 +521,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         path: config.db ?? 'keel.db',
         clock: this.clock,
         durability: config.durability ?? 'normal',
-        writer: config.writer ?? 'inline',
+        writer: config.writer ?? 'auto',
         ...(config.busyTimeoutMs !== undefined ? { busyTimeoutMs: config.busyTimeoutMs } : {}),
       });
     try {

@@ -59,6 +59,8 @@ try {
     chain.flushRows();
     return first;
   });
+  // Seen by the store at once, even while its event loop is busy (the message may wait).
+  if (options.openedFlag) Atomics.store(new Int32Array(options.openedFlag), 0, 1);
   post({ t: 'ready' });
 } catch (e) {
   post({ t: 'failed', ...failure(e) });

@@ -19,6 +19,8 @@ export interface WriterThreadOptions {
   durability: 'normal' | 'fsync';
   busyTimeoutMs: number;
   maxPageCount: number | undefined;
+  /** One Int32 the thread sets to 1 once its connection is open (read without a message). */
+  openedFlag?: SharedArrayBuffer;
 }
 
 /** Store → thread. `rows` holds six values per event: ts, workflowId, type, v, class, payload JSON. */
@@ -88,12 +90,14 @@ export class WriterThread {
   private readonly waiting: Waiter[] = [];
   private dead: Error | undefined;
   private closing: Promise<void> | undefined;
+  private readonly opened = new Int32Array(new SharedArrayBuffer(4));
+  private used = false;
 
   constructor(
     private readonly options: WriterThreadOptions,
     private readonly toError: FailureMapper,
   ) {
-    this.worker = startWorker(options);
+    this.worker = startWorker({ ...options, openedFlag: this.opened.buffer });
     this.worker.unref();
     this.worker.on('message', (m: ThreadReply) => this.onReply(m));
     this.worker.on('error', (e: Error) => this.die(`it threw: ${e.message}`));
@@ -107,9 +111,23 @@ export class WriterThread {
     return this.waiting.length;
   }
 
+  /**
+   * True once the thread has opened its connection (a batch posted earlier waits for that). Read
+   * from memory the thread shares: a busy event loop that has not handled its messages still sees it.
+   */
+  get ready(): boolean {
+    return Atomics.load(this.opened, 0) === 1 && this.dead === undefined;
+  }
+
+  /** True once the thread has stopped: every write is refused. */
+  get stopped(): boolean {
+    return this.dead !== undefined;
+  }
+
   /** Commits `rows` (six values per event) in one transaction; resolves with the seqs assigned. */
   write(rows: unknown[]): Promise<Written> {
     if (this.dead) return Promise.reject(this.dead);
+    this.used = true;
     return new Promise<Written>((resolve, reject) => {
       if (this.waiting.length === 0) this.worker.ref();
       this.waiting.push({ resolve, reject });
@@ -125,7 +143,8 @@ export class WriterThread {
   /** Closes the thread's connection after the batches already posted, and ends the thread. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      if (this.dead) {
+      // Never written to (still starting, or stopped): nothing of the log's is on it.
+      if (this.dead || !this.used) {
         void this.worker.terminate().then(() => resolve());
         return;
       }

@@ -74,21 +74,29 @@ export interface SqliteStoreOptions {
   /** Receives errors thrown by `onCommit` listeners (they never break a commit). Default `console.error`. */
   onListenerError?: (error: unknown, events: readonly KeelEvent[]) => void;
   /**
-   * Where appends are chained, inserted and committed. Default `'inline'`.
+   * Where appends are chained, inserted and committed. Default `'inline'` (`createRuntime`'s
+   * default is `'auto'`).
    * - `'inline'`: on this thread, one group commit per tick. Lowest latency for one call at a time.
    * - `'thread'`: on a writer thread with its own connection, so hashing, inserts and commits run on
    *   a second core while this thread keeps running workflows; batches grow while one commits.
    *   More throughput under concurrency, a thread hop more latency per commit; a lock held by
    *   another process waits on that thread, not on the event loop. Reads stay on this thread.
    *   Needs a file path (an in-memory database is private to its connection).
+   * - `'auto'`: inline while commits are small; the first commit of at least 256 events (a busy
+   *   event loop) starts a writer thread, and from when it is up, commits that large go to it.
+   *   One call at a time keeps inline latency, load gets the second core. A small commit waits for
+   *   the thread's batches in flight (commits stay in order). If the thread stops, the store goes
+   *   on inline. In memory (`:memory:`) it is `'inline'`.
    */
-  writer?: 'inline' | 'thread';
+  writer?: 'inline' | 'thread' | 'auto';
 }
 
 /** Counters of a {@link SqliteEventStore} since it was opened. */
 export interface SqliteStoreStats {
   /** Write transactions committed (group commits and prunes). */
   transactions: number;
+  /** Of those, committed by the writer thread (`writer: 'thread'` or `'auto'`). */
+  threadTransactions: number;
   /** Events committed, anchors included. */
   events: number;
 }
@@ -187,7 +195,7 @@ interface ResolvedOptions {
   maxBatch: number;
   maxPageCount: number | undefined;
   onListenerError: (error: unknown, events: readonly KeelEvent[]) => void;
-  writer: 'inline' | 'thread';
+  writer: 'inline' | 'thread' | 'auto';
 }
 
 function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
@@ -210,8 +218,8 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
   const { maxPageCount } = options;
   if (maxPageCount !== undefined) checkPageCount(maxPageCount, 'maxPageCount');
   const writer = options.writer ?? 'inline';
-  if (writer !== 'inline' && writer !== 'thread') {
-    throw new ConfigError('writer', `must be 'inline' or 'thread', got ${JSON.stringify(writer)}`);
+  if (writer !== 'inline' && writer !== 'thread' && writer !== 'auto') {
+    throw new ConfigError('writer', `must be 'inline', 'thread' or 'auto', got ${JSON.stringify(writer)}`);
   }
   if (writer === 'thread' && path === ':memory:') {
     throw new ConfigError(
@@ -313,6 +321,12 @@ type ChainedTuple = ChainRow;
 
 /** Full batches the writer thread may have queued at once (`writer: 'thread'`). */
 const MAX_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * `writer: 'auto'` commits a flush of at least this many events on its writer thread (starting it
+ * on the first). One workflow writes ~5 events, so this is ~50 workflows ending in one tick.
+ */
+const AUTO_THREAD_MIN_EVENTS = 256;
 
 /** Rows per keyset page for `iterate` and `verify`. */
 const PAGE_SIZE = 1000;
@@ -437,11 +451,19 @@ class SqliteStore implements SqliteEventStore {
   private listeners: CommitListener[] = [];
   private closed = false;
   private closing: Promise<void> | undefined;
-  /** The writer thread (`writer: 'thread'`), its batch in flight, and who waits for it to drain. */
-  private readonly thread: WriterThread | undefined;
+  /**
+   * The writer thread (`writer: 'thread'`, or `'auto'` once started), its batches in flight, and
+   * who waits for them to drain.
+   */
+  private thread: WriterThread | undefined;
+  /** `writer: 'auto'` may (still) start a thread: a file, writable, and no thread has stopped. */
+  private autoThread: boolean;
+  /** The page cap a thread started later opens with (`setMaxPageCount` moves it). */
+  private pageCap: number | undefined;
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
   private transactions = 0;
+  private threadTransactions = 0;
   private committedEvents = 0;
 
   private readonly flushNow = (): void => this.flush();
@@ -472,20 +494,42 @@ class SqliteStore implements SqliteEventStore {
         undefined,
     };
     this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw));
-    if (options.writer === 'thread' && readOnlyReason === undefined) {
-      this.thread = new WriterThread(
-        {
-          path: options.path,
-          durability: options.durability,
-          busyTimeoutMs: options.busyTimeoutMs,
-          maxPageCount: options.maxPageCount,
-        },
-        (f) => {
-          const e = f.code !== undefined ? new Database.SqliteError(f.message, f.code) : new Error(f.message);
-          return asError(toStoreError(e, this.path, this.options.busyTimeoutMs));
-        },
-      );
+    this.pageCap = options.maxPageCount;
+    const writable = readOnlyReason === undefined;
+    this.autoThread = options.writer === 'auto' && writable && options.path !== ':memory:';
+    if (options.writer === 'thread' && writable) this.thread = this.startThread();
+  }
+
+  private startThread(): WriterThread {
+    return new WriterThread(
+      {
+        path: this.options.path,
+        durability: this.options.durability,
+        busyTimeoutMs: this.options.busyTimeoutMs,
+        maxPageCount: this.pageCap,
+      },
+      (f) => {
+        const e = f.code !== undefined ? new Database.SqliteError(f.message, f.code) : new Error(f.message);
+        return asError(toStoreError(e, this.path, this.options.busyTimeoutMs));
+      },
+    );
+  }
+
+  /**
+   * The thread that commits `batch`, or `undefined` to commit it on this thread. `'auto'`: a large
+   * flush goes to the thread (started on the first, used once it is up); any flush waits behind
+   * batches in flight there; a stopped thread is dropped for good once its batches are answered.
+   */
+  private writerFor(batch: Batch): WriterThread | undefined {
+    if (this.options.writer !== 'auto') return this.thread;
+    if (this.thread?.stopped === true && this.inFlight === 0) {
+      this.thread = undefined;
+      this.autoThread = false;
     }
+    if (this.inFlight > 0) return this.thread;
+    if (batch.events.length < AUTO_THREAD_MIN_EVENTS) return undefined;
+    if (this.thread === undefined && this.autoThread) this.thread = this.startThread();
+    return this.thread?.ready === true ? this.thread : undefined;
   }
 
   // ── writes ──────────────────────────────────────────────────────────────────────────────────
@@ -579,13 +623,18 @@ class SqliteStore implements SqliteEventStore {
   }
 
   stats(): SqliteStoreStats {
-    return { transactions: this.transactions, events: this.committedEvents };
+    return {
+      transactions: this.transactions,
+      threadTransactions: this.threadTransactions,
+      events: this.committedEvents,
+    };
   }
 
   setMaxPageCount(pages: number): number {
     checkPageCount(pages, 'pages');
     this.assertOpen();
     const cap = this.sqlite(() => this.db.pragma(`max_page_count = ${pages}`, { simple: true }) as number);
+    this.pageCap = pages;
     this.thread?.setPages(pages);
     return cap;
   }
@@ -598,12 +647,13 @@ class SqliteStore implements SqliteEventStore {
     }
     const batch = this.queue;
     if (batch.events.length === 0) return;
-    if (this.thread) {
+    const thread = this.writerFor(batch);
+    if (thread) {
       // While one batch commits, the next grows (group commit); once a full batch (maxBatch) is
       // waiting it goes at once, up to MAX_BATCHES_IN_FLIGHT, so the thread commits while this one
       // keeps producing. Otherwise the answer to the batch in flight posts it.
       const limit = batch.events.length >= this.options.maxBatch ? MAX_BATCHES_IN_FLIGHT : 1;
-      if (this.inFlight < limit) this.post(this.thread, batch);
+      if (this.inFlight < limit) this.post(thread, batch);
       return;
     }
     this.queue = new Batch();
@@ -640,6 +690,7 @@ class SqliteStore implements SqliteEventStore {
       ({ firstSeq, state, commitMs }) => {
         for (let i = 0; i < events.length; i++) (events[i] as KeelEvent).seq = firstSeq + i;
         this.chain.restore(state);
+        this.threadTransactions++;
         this.committed(events, { commitMs });
         batch.resolve();
         this.next();

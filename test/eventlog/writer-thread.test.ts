@@ -5,13 +5,16 @@
  * the process alive; the runtime runs and replays on it.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { simulatedClock } from '../../src/core/clock.js';
 import { DatabaseLockedError, DiskFullError } from '../../src/eventlog/errors.js';
-import { openSqliteStore } from '../../src/eventlog/sqlite.js';
+import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
@@ -145,7 +148,91 @@ describe("writer: 'thread'", () => {
     expect(() => openSqliteStore({ path: ':memory:', writer: 'thread' })).toThrow(ConfigError);
     expect(() => openSqliteStore({ path: ':memory:', writer: 'thread' })).toThrow(/writer: 'inline'/);
     expect(() => openSqliteStore({ path: tempDb(), writer: 'fast' as never })).toThrow(
-      /'inline' or 'thread'/,
+      /'inline', 'thread' or 'auto'/,
     );
+  });
+});
+
+/** Appends `n` events in one flush (one tick) and waits for their commit. */
+async function flushOf(store: SqliteEventStore, n: number, from: number): Promise<number[]> {
+  const pending = Array.from({ length: n }, (_, i) => store.appendOne(auditEvent(from + i)));
+  await Promise.all(pending);
+  return pending.map(() => from++);
+}
+
+/** Waits (bounded) until the store has committed through its writer thread. */
+async function untilThreadCommits(store: SqliteEventStore, next: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (store.stats().threadTransactions === 0) {
+    if (Date.now() > deadline) throw new Error('the writer thread never committed');
+    await next();
+    // A turn of the event loop, where the thread's "ready" arrives (a full batch commits at once).
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe("writer: 'auto'", () => {
+  it('commits small flushes inline and large ones on a thread it starts, in one valid chain', async () => {
+    const store = open({ path: tempDb(), writer: 'auto' });
+    const committed: number[] = [];
+    store.onCommit((events) => committed.push(...events.map((e) => e.seq)));
+    let n = 0;
+    for (let i = 0; i < 20; i++) n += (await flushOf(store, 5, n)).length;
+    expect(store.stats()).toMatchObject({ transactions: 20, threadTransactions: 0 });
+
+    // Large flushes start the thread; they commit inline until it is up.
+    await untilThreadCommits(store, async () => {
+      n += (await flushOf(store, 300, n)).length;
+    });
+    const viaThread = store.stats().threadTransactions;
+    for (let i = 0; i < 3; i++) n += (await flushOf(store, 5, n)).length;
+    expect(store.stats().threadTransactions).toBe(viaThread);
+    n += (await flushOf(store, 300, n)).length;
+    expect(store.stats().threadTransactions).toBe(viaThread + 1);
+
+    expect(committed).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(store.query().map((e) => e.workflowId)).toEqual(Array.from({ length: n }, (_, i) => `wf-${i}`));
+    expect(store.verify()).toMatchObject({ ok: true, events: n });
+    await store.close();
+  });
+
+  it('keeps a small commit behind the large batches in flight on the thread', async () => {
+    const store = open({ path: tempDb(), writer: 'auto', maxBatch: 300 });
+    let n = 0;
+    await untilThreadCommits(store, async () => {
+      n += (await flushOf(store, 300, n)).length;
+    });
+    const seen: number[] = [];
+    store.onCommit((events) => seen.push(...events.map((e) => e.seq)));
+    const large = Array.from({ length: 900 }, (_, i) => store.appendOne(auditEvent(n + i)));
+    const small = store.append([auditEvent(n + 900)]);
+    await Promise.all([...large, small]);
+    expect(seen).toEqual(Array.from({ length: 901 }, (_, i) => n + 1 + i));
+    expect((await small)[0]?.seq).toBe(n + 901);
+    expect(store.verify()).toMatchObject({ ok: true, events: n + 901 });
+    await store.close();
+  });
+
+  it('goes on inline when its thread cannot start, losing nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keel-auto-'));
+    const file = join(dir, 'keel.db');
+    const store = open({ path: file, writer: 'auto' });
+    await flushOf(store, 5, 0);
+    // The thread opens the file by path: with the directory gone it cannot.
+    rmSync(dir, { recursive: true, force: true });
+    let n = 5;
+    for (let i = 0; i < 8; i++) n += (await flushOf(store, 300, n)).length;
+    expect(store.stats()).toMatchObject({ threadTransactions: 0, events: n });
+    expect(store.verify()).toMatchObject({ ok: true, events: n });
+    await store.close();
+  });
+
+  it('is inline in memory, and the runtime default', async () => {
+    const store = open({ path: ':memory:', writer: 'auto' });
+    await flushOf(store, 600, 0);
+    expect(store.stats()).toMatchObject({ threadTransactions: 0, events: 600 });
+    const rt = createRuntime({ db: ':memory:', clock: simulatedClock(0) });
+    await expect(rt.close()).resolves.toBeUndefined();
+    expect(() => createRuntime({ db: ':memory:', writer: 'fast' as never })).toThrow(/writer/);
   });
 });
