@@ -76,16 +76,22 @@ export function cleanup(): void {
   dir = undefined;
 }
 
-/** A Keel runtime on a fresh file with the given preset (durability `normal` unless told). */
+/** Where the log commits: the runtime's default (`'auto'`) unless a writer is named. */
+export type BenchWriter = 'inline' | 'thread' | 'auto' | undefined;
+
+/**
+ * A Keel runtime on a fresh file with the given preset (durability `normal` unless told; the
+ * runtime's default writer unless told).
+ */
 export function benchRuntime(
   preset: keyof typeof RUNTIME_CONFIGS,
   durability: 'normal' | 'fsync' = 'normal',
-  writer: 'inline' | 'thread' = 'inline',
+  writer: BenchWriter = undefined,
 ): Runtime<SqliteEventStore> {
   return createRuntime({
     db: freshFile(),
     durability,
-    writer,
+    ...(writer !== undefined ? { writer } : {}),
     seed: 1,
     pricing: PRICING,
     ...RUNTIME_CONFIGS[preset],
@@ -97,7 +103,7 @@ export async function measureKeel(
   preset: keyof typeof RUNTIME_CONFIGS,
   n: number,
   inFlight: number,
-  writer: 'inline' | 'thread' = 'inline',
+  writer: BenchWriter = undefined,
 ): Promise<Cost> {
   const rt = benchRuntime(preset, 'normal', writer);
   try {
@@ -119,7 +125,7 @@ export async function measureHandWired(events: 2 | 5, n: number, inFlight: numbe
   }
 }
 
-const HEAVY = ['keel', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
+const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
 const LIGHT = ['bare', 'cockatiel', 'opossum', 'keelGate'] as const;
 type Heavy = (typeof HEAVY)[number];
 type Light = (typeof LIGHT)[number];
@@ -174,6 +180,8 @@ async function measureMode(
     switch (c) {
       case 'keel':
         return measureKeel('default', s.heavy, inFlight);
+      case 'keelInline':
+        return measureKeel('default', s.heavy, inFlight, 'inline');
       case 'keelThread':
         return measureKeel('default', s.heavy, inFlight, 'thread');
       case 'keelLean':
@@ -208,7 +216,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       ['concurrent', s.inFlight],
     ] as const) {
       const { heavy, light } = await measureMode(s, inFlight);
-      const { keel, keelThread, keelLean, handWired2, handWired5 } = heavy;
+      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5 } = heavy;
       const gate = (name: Light, k: keyof Cost = 'wallUs'): number => light[name][k] - light.bare[k];
       const gateNote = (name: Light): string =>
         `cpu ${light[name].cpuUs.toFixed(3)} us; overhead ${gate(name).toFixed(3)} us wall, ${gate(name, 'cpuUs').toFixed(3)} us cpu`;
@@ -219,6 +227,12 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           value: keel.wallUs,
           unit: 'us',
           note: vs(keel, handWired2, handWired5),
+        },
+        {
+          name: 'rt.run(agent), default runtime, writer inline',
+          value: keelInline.wallUs,
+          unit: 'us',
+          note: vs(keelInline, handWired2, handWired5),
         },
         {
           name: 'rt.run(agent), default runtime, writer thread',
