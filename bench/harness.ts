@@ -150,16 +150,17 @@ export function pool(n: number, inFlight: number, call: (i: number) => Promise<u
 /**
  * Measures each contender `rounds` times, alternating between contenders so a noisy neighbour
  * hurts every side alike, after one untimed warm-up pass each. Each round starts with the next
- * contender (no side always runs first, right after the last round's heaviest), and a full GC
- * runs before every measurement, so no contender pays for collecting another's garbage. Keeps,
- * per contender, the lowest wall time and (independently) the lowest CPU time of any round.
+ * contender, so no side always runs first, right after the last round's heaviest. (A forced full
+ * GC before each measurement was tried and dropped: it resets V8's heap sizing, so the next
+ * measurement runs with a shrunk young generation and pays extra scavenges — Keel, which
+ * allocates more than the baselines, ~40% more; no service runs in that state.) Keeps, per
+ * contender, the lowest wall time and (independently) the lowest CPU time of any round.
  */
 export async function bestOf<K extends string>(
   contenders: readonly K[],
   rounds: number,
   measure: (contender: K) => Promise<Cost>,
 ): Promise<Record<K, Cost>> {
-  const gc = getGc();
   const best = {} as Record<K, Cost>;
   for (const c of contenders) {
     await measure(c);
@@ -169,7 +170,6 @@ export async function bestOf<K extends string>(
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < n; i++) {
       const c = contenders[(r + i) % n] as K;
-      gc();
       const cost = await measure(c);
       best[c] = { wallUs: Math.min(best[c].wallUs, cost.wallUs), cpuUs: Math.min(best[c].cpuUs, cost.cpuUs) };
     }

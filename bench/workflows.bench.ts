@@ -21,7 +21,6 @@ import type { Topology } from '../src/supervisor/topology.js';
 import { benchAgent, benchRuntime, cleanup, freshFile, work, type BenchWriter } from './agent.bench.js';
 import { createHandWired } from './baseline.js';
 import {
-  getGc,
   goal,
   isMain,
   parseFlags,
@@ -188,12 +187,10 @@ export async function runBench(flags: BenchFlags & { scan?: boolean }): Promise<
   const best: Record<string, Rate> = {};
   try {
     const entries = Object.entries(contenders);
-    const gc = getGc();
     for (let round = 0; round < s.rounds; round++) {
-      // Each round starts with the next contender; a full GC before each (as bestOf does).
+      // Each round starts with the next contender (as bestOf does).
       for (let i = 0; i < entries.length; i++) {
         const [name, measure] = entries[(round + i) % entries.length] as (typeof entries)[number];
-        gc();
         const r = await measure();
         const b = best[name] ?? { perSec: 0, perCpuSec: 0 };
         best[name] = { perSec: Math.max(b.perSec, r.perSec), perCpuSec: Math.max(b.perCpuSec, r.perCpuSec) };
