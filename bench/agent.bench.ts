@@ -107,7 +107,9 @@ export async function measureKeel(
 ): Promise<Cost> {
   const rt = benchRuntime(preset, 'normal', writer);
   try {
-    await rt.run(benchAgent, 'warm'); // creates the breaker and the prepared statements
+    // Warm-up at the measured concurrency: creates the breaker and the prepared statements and, with
+    // `writer: 'auto'` under load, starts the writer thread, as a service in its steady state has.
+    await pool(Math.min(n, 1_000), inFlight, () => rt.run(benchAgent, 'warm'));
     return per(await pool(n, inFlight, () => rt.run(benchAgent, 'in')), n);
   } finally {
     await rt.close();
