@@ -76,7 +76,7 @@ export function cleanup(): void {
   dir = undefined;
 }
 
-/** Where the log commits: the runtime's default (`'auto'`) unless a writer is named. */
+/** Where the log commits: the runtime's default (`'inline'`) unless a writer is named. */
 export type BenchWriter = 'inline' | 'thread' | 'auto' | undefined;
 
 /**
@@ -127,7 +127,7 @@ export async function measureHandWired(events: 2 | 5, n: number, inFlight: numbe
   }
 }
 
-const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
+const HEAVY = ['keel', 'keelAuto', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
 const LIGHT = ['bare', 'cockatiel', 'opossum', 'keelGate'] as const;
 type Heavy = (typeof HEAVY)[number];
 type Light = (typeof LIGHT)[number];
@@ -182,8 +182,8 @@ async function measureMode(
     switch (c) {
       case 'keel':
         return measureKeel('default', s.heavy, inFlight);
-      case 'keelInline':
-        return measureKeel('default', s.heavy, inFlight, 'inline');
+      case 'keelAuto':
+        return measureKeel('default', s.heavy, inFlight, 'auto');
       case 'keelThread':
         return measureKeel('default', s.heavy, inFlight, 'thread');
       case 'keelLean':
@@ -218,7 +218,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       ['concurrent', s.inFlight],
     ] as const) {
       const { heavy, light } = await measureMode(s, inFlight);
-      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5 } = heavy;
+      const { keel, keelAuto, keelThread, keelLean, handWired2, handWired5 } = heavy;
       const gate = (name: Light, k: keyof Cost = 'wallUs'): number => light[name][k] - light.bare[k];
       const gateNote = (name: Light): string =>
         `cpu ${light[name].cpuUs.toFixed(3)} us; overhead ${gate(name).toFixed(3)} us wall, ${gate(name, 'cpuUs').toFixed(3)} us cpu`;
@@ -231,10 +231,10 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           note: vs(keel, handWired2, handWired5),
         },
         {
-          name: 'rt.run(agent), default runtime, writer inline',
-          value: keelInline.wallUs,
+          name: 'rt.run(agent), default runtime, writer auto',
+          value: keelAuto.wallUs,
           unit: 'us',
-          note: vs(keelInline, handWired2, handWired5),
+          note: vs(keelAuto, handWired2, handWired5),
         },
         {
           name: 'rt.run(agent), default runtime, writer thread',

@@ -94,9 +94,9 @@ export interface RuntimeConfig {
   /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
   durability?: 'normal' | 'fsync';
   /**
-   * Where the SQLite log chains, inserts and commits: `'auto'` (default: this thread while commits
-   * are small, a writer thread started for large ones), `'inline'` (always this thread) or
-   * `'thread'` (always a writer thread). See `SqliteStoreOptions.writer`.
+   * Where the SQLite log chains, inserts and commits: `'inline'` (this thread; default),
+   * `'thread'` (a writer thread) or `'auto'` (inline until commits fill whole batches, then a
+   * writer thread; for sustained high concurrency). See `SqliteStoreOptions.writer`.
    */
   writer?: 'inline' | 'thread' | 'auto';
   /**
@@ -521,7 +521,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         path: config.db ?? 'keel.db',
         clock: this.clock,
         durability: config.durability ?? 'normal',
-        writer: config.writer ?? 'auto',
+        writer: config.writer ?? 'inline',
         ...(config.busyTimeoutMs !== undefined ? { busyTimeoutMs: config.busyTimeoutMs } : {}),
       });
     try {
