@@ -81,14 +81,13 @@ export interface SqliteStoreOptions {
    *   More throughput under concurrency, a thread hop more latency per commit; a lock held by
    *   another process waits on that thread, not on the event loop. Reads stay on this thread.
    *   Needs a file path (an in-memory database is private to its connection).
-   * - `'auto'`: inline until a flush fills a whole batch (`maxBatch` events, at least 256: appends
-   *   come faster than this thread commits them); then a writer thread is started, and once it is
-   *   up commits go to it until 8 flushes in a row are smaller. One call at a time keeps inline
-   *   latency; sustained load (~1,000 workflows in flight) gets the second core. At moderate
-   *   concurrency (~256 in flight, callers waiting on their commit) the thread gains nothing and
-   *   costs a hop, and a burst can put `'auto'` there: measure before choosing it. A small commit
-   *   waits for the thread's batches in flight (commits stay in order); if the thread stops, the
-   *   store goes on inline. In memory (`:memory:`) it is `'inline'`.
+   * - `'auto'`: inline while flushes are small; the first flush of at least 256 events (~50
+   *   workflows ending in one tick) starts a writer thread, and once it is up flushes that large go
+   *   to it. One call at a time keeps inline latency; sustained high concurrency (~1,000 in
+   *   flight) gets the second core. At moderate concurrency (~256 in flight, callers waiting on
+   *   their commit) the thread gains nothing and costs a hop: measure before choosing it. A small
+   *   flush waits for the thread's batches in flight (commits stay in order); if the thread stops,
+   *   the store goes on inline. In memory (`:memory:`) it is `'inline'`.
    */
   writer?: 'inline' | 'thread' | 'auto';
 }
@@ -325,19 +324,10 @@ type ChainedTuple = ChainRow;
 const MAX_BATCHES_IN_FLIGHT = 4;
 
 /**
- * `writer: 'auto'` moves to its writer thread on a full batch (`maxBatch` events, and at least
- * this many): appends came faster than this thread commits them. Smaller flushes gain nothing
- * there when callers wait for their commit (measured at 256 in flight, ~640 events a flush: the
- * thread as slow as inline or slower); full ones let several batches overlap with the event loop.
+ * `writer: 'auto'` commits a flush of at least this many events on its writer thread (starting it
+ * on the first). One workflow writes ~5 events, so this is ~50 workflows ending in one tick.
  */
 const AUTO_THREAD_MIN_EVENTS = 256;
-
-/**
- * `writer: 'auto'` leaves its thread after this many small flushes in a row. Switching is not free:
- * each connection's page cache is stale after the other one wrote, so under a load whose flushes
- * straddle {@link AUTO_THREAD_MIN_EVENTS} alternating writers cost more than either alone.
- */
-const AUTO_INLINE_AFTER_SMALL_FLUSHES = 8;
 
 /** Rows per keyset page for `iterate` and `verify`. */
 const PAGE_SIZE = 1000;
@@ -471,9 +461,6 @@ class SqliteStore implements SqliteEventStore {
   private autoThread: boolean;
   /** The page cap a thread started later opens with (`setMaxPageCount` moves it). */
   private pageCap: number | undefined;
-  /** `'auto'` commits on its thread (since a large flush) and how many small flushes came since. */
-  private onThread = false;
-  private smallFlushes = 0;
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
   private transactions = 0;
@@ -531,27 +518,19 @@ class SqliteStore implements SqliteEventStore {
 
   /**
    * The thread that commits `batch`, or `undefined` to commit it on this thread. `'auto'`: a large
-   * flush moves commits to the thread (started on the first, used once it is up) and they stay
-   * there until {@link AUTO_INLINE_AFTER_SMALL_FLUSHES} small flushes in a row; any flush waits
-   * behind batches in flight there; a stopped thread is dropped for good once its batches are
-   * answered.
+   * flush goes to the thread (started on the first, used once it is up); any flush waits behind
+   * batches in flight there; a stopped thread is dropped for good once its batches are answered.
    */
   private writerFor(batch: Batch): WriterThread | undefined {
     if (this.options.writer !== 'auto') return this.thread;
     if (this.thread?.stopped === true && this.inFlight === 0) {
       this.thread = undefined;
       this.autoThread = false;
-      this.onThread = false;
     }
     if (this.inFlight > 0) return this.thread;
-    if (batch.events.length >= Math.max(this.options.maxBatch, AUTO_THREAD_MIN_EVENTS)) {
-      this.smallFlushes = 0;
-      if (this.thread === undefined && this.autoThread) this.thread = this.startThread();
-      if (this.thread?.ready === true) this.onThread = true;
-    } else if (this.onThread && ++this.smallFlushes >= AUTO_INLINE_AFTER_SMALL_FLUSHES) {
-      this.onThread = false;
-    }
-    return this.onThread ? this.thread : undefined;
+    if (batch.events.length < AUTO_THREAD_MIN_EVENTS) return undefined;
+    if (this.thread === undefined && this.autoThread) this.thread = this.startThread();
+    return this.thread?.ready === true ? this.thread : undefined;
   }
 
   // ── writes ──────────────────────────────────────────────────────────────────────────────────

@@ -172,8 +172,8 @@ async function untilThreadCommits(store: SqliteEventStore, next: () => Promise<u
 }
 
 describe("writer: 'auto'", () => {
-  it('commits inline until a flush fills a batch, then on a thread it starts, and comes back; one valid chain', async () => {
-    const store = open({ path: tempDb(), writer: 'auto', maxBatch: 300 });
+  it('commits small flushes inline and large ones on a thread it starts, in one valid chain', async () => {
+    const store = open({ path: tempDb(), writer: 'auto' });
     const committed: number[] = [];
     store.onCommit((events) => committed.push(...events.map((e) => e.seq)));
     let n = 0;
@@ -184,14 +184,11 @@ describe("writer: 'auto'", () => {
     await untilThreadCommits(store, async () => {
       n += (await flushOf(store, 300, n)).length;
     });
-    // Commits stay on the thread until 8 flushes in a row are small, then come back inline.
     const viaThread = store.stats().threadTransactions;
-    for (let i = 0; i < 8; i++) n += (await flushOf(store, 5, n)).length;
-    expect(store.stats().threadTransactions).toBe(viaThread + 7);
     for (let i = 0; i < 3; i++) n += (await flushOf(store, 5, n)).length;
-    expect(store.stats().threadTransactions).toBe(viaThread + 7);
+    expect(store.stats().threadTransactions).toBe(viaThread);
     n += (await flushOf(store, 300, n)).length;
-    expect(store.stats().threadTransactions).toBe(viaThread + 8);
+    expect(store.stats().threadTransactions).toBe(viaThread + 1);
 
     expect(committed).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     expect(store.query().map((e) => e.workflowId)).toEqual(Array.from({ length: n }, (_, i) => `wf-${i}`));
@@ -219,7 +216,7 @@ describe("writer: 'auto'", () => {
   it('goes on inline when its thread cannot start, losing nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keel-auto-'));
     const file = join(dir, 'keel.db');
-    const store = open({ path: file, writer: 'auto', maxBatch: 300 });
+    const store = open({ path: file, writer: 'auto' });
     await flushOf(store, 5, 0);
     // The thread opens the file by path: with the directory gone it cannot.
     rmSync(dir, { recursive: true, force: true });
@@ -231,7 +228,7 @@ describe("writer: 'auto'", () => {
   });
 
   it('is inline in memory; the runtime takes it as an option', async () => {
-    const store = open({ path: ':memory:', writer: 'auto', maxBatch: 300 });
+    const store = open({ path: ':memory:', writer: 'auto' });
     await flushOf(store, 600, 0);
     expect(store.stats()).toMatchObject({ threadTransactions: 0, events: 600 });
     const rt = createRuntime({ db: ':memory:', writer: 'auto', clock: simulatedClock(0) });
