@@ -95,8 +95,8 @@ export interface RuntimeConfig {
   durability?: 'normal' | 'fsync';
   /**
    * Where the SQLite log chains, inserts and commits: `'inline'` (this thread; default),
-   * `'thread'` (a writer thread) or `'auto'` (inline until commits fill whole batches, then a
-   * writer thread; for sustained high concurrency). See `SqliteStoreOptions.writer`.
+   * `'thread'` (a writer thread) or `'auto'` (inline while commits are small, a writer thread for
+   * commits of 256+ events; for sustained high concurrency). See `SqliteStoreOptions.writer`.
    */
   writer?: 'inline' | 'thread' | 'auto';
   /**
