@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { SEED_PRICING } from '../../src/cost/pricing.js';
+import { afterEach } from 'vitest';
 import { createRuntime, type Runtime, type RuntimeConfig, type WorkflowResult } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { cascade } from '../../src/supervisor/cascade.js';
@@ -27,6 +28,40 @@ export function tempDir(): { dir: string; path: (name: string) => string; cleanu
     dir,
     path: (name) => join(dir, name),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** What {@link perTestScratch} gives a test file. */
+export interface Scratch {
+  /** This test's temporary directory (made on first use). */
+  dir(): ReturnType<typeof tempDir>;
+  /** Closes `rt` after the test; returns it. */
+  keep<R extends Runtime>(rt: R): R;
+  /** Runtimes kept so far in this test. */
+  readonly kept: number;
+}
+
+/**
+ * Per-test scratch space for a test file: a temporary directory and the runtimes the test opens,
+ * closed and removed after each test (registers an `afterEach`; call it at module level).
+ */
+export function perTestScratch(): Scratch {
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  const runtimes: Runtime[] = [];
+  afterEach(async () => {
+    for (const rt of runtimes.splice(0)) await rt.close();
+    tmp?.cleanup();
+    tmp = undefined;
+  });
+  return {
+    dir: () => (tmp ??= tempDir()),
+    keep: (rt) => {
+      runtimes.push(rt);
+      return rt;
+    },
+    get kept() {
+      return runtimes.length;
+    },
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findOpenWorkflows, type MarkInterruptedOptions } from '../../src/compliance/interrupted.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { isConfigError } from '../../src/core/errors.js';
@@ -21,19 +21,13 @@ import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
 import { CHILD_PRICING } from '../chaos/child-config.js';
 import { logHealth } from '../chaos/harness.js';
-import { openRuntime, tempDir, USAGE } from '../cli/logs.js';
+import { openRuntime, perTestScratch, USAGE } from '../cli/logs.js';
 import { appendAll, cutOff } from './crash-log.js';
 
 const CHILD = fileURLToPath(new URL('../chaos/workflow-child.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
-let tmp: ReturnType<typeof tempDir> | undefined;
-const runtimes: Runtime[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.close();
-  tmp?.cleanup();
-  tmp = undefined;
-});
+const scratch = perTestScratch();
 
 interface Doc {
   id: string;
@@ -67,8 +61,7 @@ const invoice = named(
  * first `dead` successful ones cut off before their end, as a killed process leaves them.
  */
 async function crashLog(dead = 3): Promise<{ db: string; dead: string[]; lastTs: number }> {
-  tmp = tempDir();
-  const recorded = tmp.path('recorded.db');
+  const recorded = scratch.dir().path('recorded.db');
   const docs = Array.from({ length: 10 }, (_, i) => ({ id: `INV-${i}`, bad: i % 3 === 1 }));
   const rt = openRuntime(recorded);
   const ok: string[] = [];
@@ -80,7 +73,7 @@ async function crashLog(dead = 3): Promise<{ db: string; dead: string[]; lastTs:
   const events = rt.store.query();
   await rt.close();
   const cut = ok.slice(0, dead);
-  const db = tmp.path('crash.db');
+  const db = scratch.dir().path('crash.db');
   const store = openSqliteStore({ path: db });
   await appendAll(store, cutOff(events, new Set(cut)));
   await store.close();
@@ -98,7 +91,7 @@ function runtimeAt(db: string, nowMs: number): Runtime<SqliteEventStore> {
     metrics: false,
     tracing: false,
   });
-  runtimes.push(rt);
+  scratch.keep(rt);
   return rt;
 }
 
@@ -127,8 +120,7 @@ function killChildAfter(file: string, n: number): Promise<NodeJS.Signals | null>
 
 describe('findOpenWorkflows', () => {
   it('finds exactly what a SIGKILLed process left open; marking them closes every one', async () => {
-    tmp = tempDir();
-    const file = tmp.path('killed.db');
+    const file = scratch.dir().path('killed.db');
     expect(await killChildAfter(file, 40)).toBe('SIGKILL');
 
     const store = openSqliteStore({ path: file });
@@ -260,7 +252,7 @@ describe('rt.markInterrupted', () => {
       metrics: false,
       tracing: false,
     });
-    runtimes.push(rt);
+    scratch.keep(rt);
     let release: ((out: AgentOutput<string>) => void) | undefined;
     const slow = agent({
       name: 'slow',

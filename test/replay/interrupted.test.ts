@@ -3,31 +3,24 @@
  * they are not replayable (interrupted at seq N) instead of inventing outputs, and the what-ifs
  * read them exactly as runs the log ended before.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { SEED_PRICING } from '../../src/cost/pricing.js';
 import type { KeelEvent, KeelEventType } from '../../src/eventlog/events.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { createCascadeWhatIf, whatIfCascade } from '../../src/replay/whatif.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { createRuntime } from '../../src/runtime.js';
 import { demoTopologies } from '../cli/fixtures/topologies.js';
-import { invoices, recordCascade, tempDir } from '../cli/logs.js';
+import { invoices, perTestScratch, recordCascade } from '../cli/logs.js';
 import { appendAll, cutOff, workflowsWith } from '../compliance/crash-log.js';
 
 const counter = globalThis as { keelFixtureModelCalls?: number };
 
-let tmp: ReturnType<typeof tempDir> | undefined;
-const runtimes: Runtime[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.close();
-  tmp?.cleanup();
-  tmp = undefined;
-});
+const scratch = perTestScratch();
 
 /** Twelve triage cascades recorded (threshold 0.95, so some escalate to GPT-4); their events. */
 async function recordedTriage(): Promise<KeelEvent[]> {
-  tmp = tempDir();
-  const db = tmp.path('recorded.db');
+  const db = scratch.dir().path('recorded.db');
   await recordCascade(db, 0.95, invoices(12));
   const store = openSqliteStore({ path: db, readonly: true });
   try {
@@ -53,7 +46,7 @@ describe('replay of an interrupted workflow', () => {
     const events = await recordedTriage();
     const [cut] = workflowsWith(events, 'cascade.escalated');
     if (cut === undefined) throw new Error('the recording should escalate some invoices');
-    const db = (tmp as NonNullable<typeof tmp>).path('crash.db');
+    const db = scratch.dir().path('crash.db');
     const crashed = openSqliteStore({ path: db });
     await appendAll(crashed, cutOff(events, new Set([cut])));
     await crashed.close();
@@ -66,7 +59,7 @@ describe('replay of an interrupted workflow', () => {
       metrics: false,
       tracing: false,
     });
-    runtimes.push(rt);
+    scratch.keep(rt);
     const {
       marked: [mark],
     } = await rt.markInterrupted({ startedBefore: rt.clock.now(), reason: 'pod evicted', markedBy: 'ops' });

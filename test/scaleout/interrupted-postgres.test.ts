@@ -3,7 +3,7 @@
  * asynchronous store, `rt.markInterrupted` closes the dead ones once, and the cutoff the caller
  * picks keeps another process's live workflow out of it; `keel audit open|interrupt --store` agree.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/main.js';
 import { findOpenWorkflows } from '../../src/compliance/interrupted.js';
@@ -15,19 +15,13 @@ import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { agent, type AgentOutput } from '../../src/supervisor/agent.js';
 import { captureIo } from '../cli/io.js';
-import { invoices, recordCascade, tempDir, USAGE } from '../cli/logs.js';
+import { invoices, perTestScratch, recordCascade, USAGE } from '../cli/logs.js';
 import { appendAll, cutOff, workflowsWith } from '../compliance/crash-log.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 const HOUR = 3_600_000;
 
-let tmp: ReturnType<typeof tempDir> | undefined;
-const runtimes: Runtime[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.close();
-  tmp?.cleanup();
-  tmp = undefined;
-});
+const scratch = perTestScratch();
 
 async function keel(args: string[]): Promise<{ code: number; stdout: string }> {
   const c = captureIo();
@@ -40,20 +34,19 @@ function member(url: string, nowMs: number): Runtime {
   const rt = createRuntime({
     store: openPostgresStore({ url }),
     clock: simulatedClock(nowMs),
-    seed: runtimes.length + 1,
+    seed: scratch.kept + 1,
     pricing: SEED_PRICING,
     cache: false,
     metrics: false,
     tracing: false,
   });
-  runtimes.push(rt);
+  scratch.keep(rt);
   return rt;
 }
 
 describePostgres('interrupted workflows on a Postgres log', () => {
   it('finds the open workflows and marks the dead ones once, sparing a live one younger than the cutoff', async () => {
-    tmp = tempDir();
-    const recorded = tmp.path('recorded.db');
+    const recorded = scratch.dir().path('recorded.db');
     await recordCascade(recorded, 0.95, invoices(8));
     const lite = openSqliteStore({ path: recorded, readonly: true });
     const events = lite.query();
