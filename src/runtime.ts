@@ -1282,7 +1282,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown },
     ): void => {
       this.running.delete(workflowId);
-      if (Object.keys(redactions).length > 0) {
+      if (hasKeys(redactions)) {
         const counts = redactions;
         redactions = {};
         scope.emit({ ts: clock.now(), workflowId, type: 'redaction.applied', payload: { counts } });
@@ -1459,6 +1459,12 @@ export function createRuntime<S extends EventStore = SqliteEventStore>(
   config: RuntimeConfig & { store?: S } = {},
 ): Runtime<S> {
   return new KeelRuntime(parseConfig(config)) as unknown as Runtime<S>;
+}
+
+/** True when `o` has an own enumerable key (no array built, unlike `Object.keys`). */
+function hasKeys(o: Record<string, unknown>): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
 }
 
 /** Most `workflow.interrupted` events appended in one transaction by `markInterrupted`. */
