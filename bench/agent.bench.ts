@@ -76,7 +76,7 @@ export function cleanup(): void {
   dir = undefined;
 }
 
-/** Where the log commits: the runtime's default (`'inline'`) unless a writer is named. */
+/** Where the log commits: the runtime's default (`'auto'`) unless a writer is named. */
 export type BenchWriter = 'inline' | 'thread' | 'auto' | undefined;
 
 /**
@@ -108,7 +108,8 @@ export async function measureKeel(
   const rt = benchRuntime(preset, 'normal', writer);
   try {
     // Warm-up at the measured concurrency: creates the breaker and the prepared statements and, with
-    // `writer: 'auto'` under load, starts the writer thread, as a service in its steady state has.
+    // `writer: 'auto'` (the default) under load, starts the writer thread, as a service in its
+    // steady state has.
     await pool(Math.min(n, 1_000), inFlight, () => rt.run(benchAgent, 'warm'));
     return per(await pool(n, inFlight, () => rt.run(benchAgent, 'in')), n);
   } finally {
@@ -127,7 +128,7 @@ export async function measureHandWired(events: 2 | 5, n: number, inFlight: numbe
   }
 }
 
-const HEAVY = ['keel', 'keelAuto', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
+const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
 const LIGHT = ['bare', 'cockatiel', 'opossum', 'keelGate'] as const;
 type Heavy = (typeof HEAVY)[number];
 type Light = (typeof LIGHT)[number];
@@ -182,8 +183,8 @@ async function measureMode(
     switch (c) {
       case 'keel':
         return measureKeel('default', s.heavy, inFlight);
-      case 'keelAuto':
-        return measureKeel('default', s.heavy, inFlight, 'auto');
+      case 'keelInline':
+        return measureKeel('default', s.heavy, inFlight, 'inline');
       case 'keelThread':
         return measureKeel('default', s.heavy, inFlight, 'thread');
       case 'keelLean':
@@ -218,7 +219,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       ['concurrent', s.inFlight],
     ] as const) {
       const { heavy, light } = await measureMode(s, inFlight);
-      const { keel, keelAuto, keelThread, keelLean, handWired2, handWired5 } = heavy;
+      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5 } = heavy;
       const gate = (name: Light, k: keyof Cost = 'wallUs'): number => light[name][k] - light.bare[k];
       const gateNote = (name: Light): string =>
         `cpu ${light[name].cpuUs.toFixed(3)} us; overhead ${gate(name).toFixed(3)} us wall, ${gate(name, 'cpuUs').toFixed(3)} us cpu`;
@@ -231,10 +232,10 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           note: vs(keel, handWired2, handWired5),
         },
         {
-          name: 'rt.run(agent), default runtime, writer auto',
-          value: keelAuto.wallUs,
+          name: 'rt.run(agent), default runtime, writer inline',
+          value: keelInline.wallUs,
           unit: 'us',
-          note: vs(keelAuto, handWired2, handWired5),
+          note: vs(keelInline, handWired2, handWired5),
         },
         {
           name: 'rt.run(agent), default runtime, writer thread',

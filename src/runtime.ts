@@ -94,9 +94,9 @@ export interface RuntimeConfig {
   /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
   durability?: 'normal' | 'fsync';
   /**
-   * Where the SQLite log chains, inserts and commits: `'inline'` (this thread; default),
-   * `'thread'` (a writer thread) or `'auto'` (inline while commits are small, a writer thread for
-   * commits of 256+ events; for sustained high concurrency). See `SqliteStoreOptions.writer`.
+   * Where the SQLite log chains, inserts and commits: `'auto'` (default: inline until a commit
+   * fills a whole batch, then a writer thread for such loads), `'inline'` (always this thread) or
+   * `'thread'` (always a writer thread). See `SqliteStoreOptions.writer`.
    */
   writer?: 'inline' | 'thread' | 'auto';
   /**
@@ -521,7 +521,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         path: config.db ?? 'keel.db',
         clock: this.clock,
         durability: config.durability ?? 'normal',
-        writer: config.writer ?? 'inline',
+        writer: config.writer ?? 'auto',
         ...(config.busyTimeoutMs !== undefined ? { busyTimeoutMs: config.busyTimeoutMs } : {}),
       });
     try {

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ChainWriter } from './sqlite-chain.js';
 import type { EventClass } from './events.js';
-import type { ThreadReply, ThreadRequest, WriterThreadOptions } from './sqlite-thread.js';
+import type { PackedRows, ThreadReply, ThreadRequest, WriterThreadOptions } from './sqlite-thread.js';
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-thread-worker runs as a worker thread of the Keel event store');
@@ -26,7 +26,7 @@ function post(reply: ThreadReply): void {
 
 let db: Database.Database;
 let chain: ChainWriter;
-let write: Database.Transaction<(rows: readonly unknown[]) => number>;
+let write: Database.Transaction<(rows: PackedRows) => number>;
 try {
   db = new Database(options.path, { fileMustExist: true, timeout: options.busyTimeoutMs });
   db.pragma('journal_mode = WAL');
@@ -43,18 +43,15 @@ try {
     }
     return s;
   });
-  write = db.transaction((rows: readonly unknown[]): number => {
+  write = db.transaction(({ nums, lens, text }: PackedRows): number => {
     chain.sync();
     const first = chain.seq + 1;
-    for (let o = 0; o < rows.length; o += 6) {
-      chain.append(
-        rows[o] as number,
-        rows[o + 1] as string,
-        rows[o + 2] as string,
-        rows[o + 3] as number,
-        rows[o + 4] as EventClass,
-        rows[o + 5] as string,
-      );
+    for (let o = 0, at = 0; o < nums.length; o += 3) {
+      const workflowId = text.slice(at, (at += lens[o] as number));
+      const type = text.slice(at, (at += lens[o + 1] as number));
+      const payload = text.slice(at, (at += lens[o + 2] as number));
+      const cls: EventClass = nums[o + 2] === 0 ? 'audit' : 'operational';
+      chain.append(nums[o] as number, workflowId, type, nums[o + 1] as number, cls, payload);
     }
     chain.flushRows();
     return first;

@@ -172,13 +172,15 @@ async function untilThreadCommits(store: SqliteEventStore, next: () => Promise<u
 }
 
 describe("writer: 'auto'", () => {
-  it('commits small flushes inline and large ones on a thread it starts, in one valid chain', async () => {
-    const store = open({ path: tempDb(), writer: 'auto' });
+  it('commits small flushes inline and full batches on a thread it starts, in one valid chain', async () => {
+    const store = open({ path: tempDb(), writer: 'auto', maxBatch: 300 });
     const committed: number[] = [];
     store.onCommit((events) => committed.push(...events.map((e) => e.seq)));
     let n = 0;
     for (let i = 0; i < 20; i++) n += (await flushOf(store, 5, n)).length;
-    expect(store.stats()).toMatchObject({ transactions: 20, threadTransactions: 0 });
+    // One short of a full batch: still inline, and no thread started.
+    n += (await flushOf(store, 299, n)).length;
+    expect(store.stats()).toMatchObject({ transactions: 21, threadTransactions: 0, writerThread: 'none' });
 
     // Large flushes start the thread; they commit inline until it is up.
     await untilThreadCommits(store, async () => {
@@ -216,15 +218,37 @@ describe("writer: 'auto'", () => {
   it('goes on inline when its thread cannot start, losing nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keel-auto-'));
     const file = join(dir, 'keel.db');
-    const store = open({ path: file, writer: 'auto' });
+    const store = open({ path: file, writer: 'auto', maxBatch: 300 });
     await flushOf(store, 5, 0);
     // The thread opens the file by path: with the directory gone it cannot.
     rmSync(dir, { recursive: true, force: true });
     let n = 5;
-    for (let i = 0; i < 8; i++) n += (await flushOf(store, 300, n)).length;
-    expect(store.stats()).toMatchObject({ threadTransactions: 0, events: n });
+    const deadline = Date.now() + 20_000;
+    while (store.stats().writerThread !== 'stopped') {
+      if (Date.now() > deadline) throw new Error('the writer thread never reported its failure');
+      n += (await flushOf(store, 300, n)).length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (let i = 0; i < 3; i++) n += (await flushOf(store, 300, n)).length;
+    expect(store.stats()).toMatchObject({ threadTransactions: 0, events: n, writerThread: 'stopped' });
     expect(store.verify()).toMatchObject({ ok: true, events: n });
     await store.close();
+  });
+
+  it('is the default, with or without a runtime, and reports its thread in stats()', async () => {
+    const store = open({ path: tempDb(), maxBatch: 300 });
+    expect(store.stats().writerThread).toBe('none');
+    let n = (await flushOf(store, 300, 0)).length;
+    expect(store.stats().writerThread).toMatch(/^(starting|up)$/);
+    await untilThreadCommits(store, async () => {
+      n += (await flushOf(store, 300, n)).length;
+    });
+    expect(store.stats().writerThread).toBe('up');
+    expect(store.verify()).toMatchObject({ ok: true, events: n });
+    await store.close();
+    const rt = createRuntime({ db: tempDb(), clock: simulatedClock(0) });
+    expect(rt.store.stats().writerThread).toBe('none');
+    await rt.close();
   });
 
   it('is inline in memory; the runtime takes it as an option', async () => {
