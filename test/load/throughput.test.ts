@@ -75,7 +75,7 @@ describe('load: 10,000 workflows, 1,000 in flight', () => {
     console.log(
       `load: ${WORKFLOWS} workflows (${4 * WORKFLOWS} agent calls, ${events} events), ${IN_FLIGHT} in flight: ` +
         `${(wallMs / 1_000).toFixed(1)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU, ` +
-        `${Math.round((WORKFLOWS / wallMs) * 1_000)} workflows/s`,
+        `${Math.round((WORKFLOWS / wallMs) * 1_000)} workflows/s; writer ${JSON.stringify(rt.store.stats())}`,
     );
 
     expect(failures).toEqual([]);
