@@ -20,7 +20,7 @@ import type { SqliteEventStore } from '../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime, type RuntimeConfig } from '../src/runtime.js';
 import { agent, type Agent } from '../src/supervisor/agent.js';
 import { createBreaker } from '../src/supervisor/breaker.js';
-import { createHandWired, type HandWired, type TrivialOutput } from './baseline.js';
+import { createCommitFloor, createHandWired, type HandWired, type TrivialOutput } from './baseline.js';
 import {
   bestOf,
   goal,
@@ -117,9 +117,15 @@ export async function measureKeel(
   }
 }
 
-/** Cost per hand-wired invocation writing `events` events, `inFlight` at a time. */
-export async function measureHandWired(events: 2 | 5, n: number, inFlight: number): Promise<Cost> {
-  const hw: HandWired = await createHandWired(freshFile(), work, events);
+/**
+ * Cost per hand-wired invocation writing `events` events, or (`'floor'`) per bare call + 2 prebuilt
+ * rows committed by raw better-sqlite3, `inFlight` at a time.
+ */
+export async function measureHandWired(events: 2 | 5 | 'floor', n: number, inFlight: number): Promise<Cost> {
+  const hw: HandWired =
+    events === 'floor'
+      ? await createCommitFloor(freshFile(), work)
+      : await createHandWired(freshFile(), work, events);
   try {
     await hw.invoke('warm');
     return per(await pool(n, inFlight, () => hw.invoke('in')), n);
@@ -128,7 +134,7 @@ export async function measureHandWired(events: 2 | 5, n: number, inFlight: numbe
   }
 }
 
-const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5'] as const;
+const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5', 'floor'] as const;
 const LIGHT = ['bare', 'cockatiel', 'opossum', 'keelGate'] as const;
 type Heavy = (typeof HEAVY)[number];
 type Light = (typeof LIGHT)[number];
@@ -193,6 +199,8 @@ async function measureMode(
         return measureHandWired(2, s.heavy, inFlight);
       case 'handWired5':
         return measureHandWired(5, s.heavy, inFlight);
+      case 'floor':
+        return measureHandWired('floor', s.heavy, inFlight);
     }
   });
   const calls = lightContenders();
@@ -219,7 +227,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       ['concurrent', s.inFlight],
     ] as const) {
       const { heavy, light } = await measureMode(s, inFlight);
-      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5 } = heavy;
+      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5, floor } = heavy;
       const gate = (name: Light, k: keyof Cost = 'wallUs'): number => light[name][k] - light.bare[k];
       const gateNote = (name: Light): string =>
         `cpu ${light[name].cpuUs.toFixed(3)} us; overhead ${gate(name).toFixed(3)} us wall, ${gate(name, 'cpuUs').toFixed(3)} us cpu`;
@@ -262,6 +270,12 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           note: `cpu ${handWired5.cpuUs.toFixed(1)} us`,
         },
         {
+          name: 'floor: call + 2 prebuilt rows committed (raw)',
+          value: floor.wallUs,
+          unit: 'us',
+          note: `cpu ${floor.cpuUs.toFixed(1)} us; no JSON, hashing, actor or breaker: the commit per call alone`,
+        },
+        {
           name: 'keel breaker gate alone',
           value: light.keelGate.wallUs,
           unit: 'us',
@@ -290,6 +304,14 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
         ),
         goal(`${mode}: rt.run(agent) <= 50 us/invocation`, keel.wallUs, '<=', 50, us, keel.cpuUs),
         goal(
+          `${mode}: (context) raw commit floor <= 50 us/invocation`,
+          floor.wallUs,
+          '<=',
+          50,
+          us,
+          floor.cpuUs,
+        ),
+        goal(
           `${mode}: breaker gate overhead <= opossum's`,
           gate('keelGate') / gate('opossum'),
           '<=',
@@ -310,6 +332,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       `rounds alternate between contenders after a warm-up; best of ${s.rounds} (wall and cpu minima kept separately)`,
       `hand-wired = XState actor (idle->calling->done, 30 s timeout) + cockatiel breaker + sha256-chained events,`,
       `  one better-sqlite3 transaction per tick, resolves after commit (bench/baseline.ts)`,
+      `floor = the bare call, then 2 prebuilt rows (no JSON/hash/actor/breaker) committed the same way: the least any durable-before-ack call costs here`,
       `Keel writes 5 events per one-agent workflow, so "5 ev" is the like-for-like ratio; the goal uses the issue's 2`,
       `cpu = this process's user+system CPU time per invocation (the writer thread's included): steadier than wall time when the cores are shared`,
     ],

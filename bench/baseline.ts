@@ -210,3 +210,51 @@ export async function createHandWired(
   };
   return { invoke, events: () => log.count(), close: () => log.close() };
 }
+
+/**
+ * The floor under any durable-before-ack invocation on this machine: the call, then the issue's 2
+ * rows, prebuilt (Keel's table and indexes; no JSON, no hashing, no actor, no breaker), committed
+ * by raw better-sqlite3 in one transaction per tick, the call resolving after the commit. What
+ * neither Keel nor the hand-wired baseline can go below.
+ */
+export async function createCommitFloor(
+  file: string,
+  work: (input: unknown) => Promise<TrivialOutput>,
+): Promise<HandWired> {
+  await openSqliteStore({ path: file }).close();
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  const insert = db.prepare(
+    'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const hash = sha256Hex('floor');
+  const payload = canonicalJson({ agent: 'bench', path: 'bench', output: 'ok', confidence: 0.9 });
+  let seq = 0;
+  let pending: string[] = [];
+  let waiting: (() => void)[] = [];
+  const commit = db.transaction((ids: readonly string[]) => {
+    const ts = Date.now();
+    for (const id of ids) {
+      insert.run(++seq, ts, id, 'agent.invoked', 1, 'audit', payload, hash, hash);
+      insert.run(++seq, ts, id, 'agent.succeeded', 1, 'audit', payload, hash, hash);
+    }
+  });
+  const flush = (): void => {
+    const ids = pending;
+    const done = waiting;
+    pending = [];
+    waiting = [];
+    commit.immediate(ids);
+    for (const resolve of done) resolve();
+  };
+  let n = 0;
+  const invoke = async (input: unknown): Promise<TrivialOutput> => {
+    const out = await work(input);
+    if (pending.length === 0) setImmediate(flush);
+    pending.push(`wf-${n++}`);
+    await new Promise<void>((resolve) => waiting.push(resolve));
+    return out;
+  };
+  return { invoke, events: () => seq, close: () => db.close() };
+}

@@ -8,11 +8,15 @@ import {
   benchAgent,
   benchRuntime,
   cleanup,
+  freshFile,
   lightContenders,
   measureCall,
   measureHandWired,
   measureKeel,
+  work,
 } from '../../bench/agent.bench.js';
+import { createCommitFloor } from '../../bench/baseline.js';
+import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import type { Cost } from '../../bench/harness.js';
 import { flatness, heapPerInFlight } from '../../bench/memory.bench.js';
 import { RUNNERS, measureRuntimePar, measureWorkflow } from '../../bench/supervisor.bench.js';
@@ -31,9 +35,34 @@ describe('agent bench', () => {
     expectFiniteCost(await measureKeel('lean', 10, 4));
   });
 
-  it('measures the hand-wired baseline with 2 and 5 events', async () => {
+  it('measures the hand-wired baseline with 2 and 5 events, and the raw commit floor', async () => {
     expectFiniteCost(await measureHandWired(2, 10, 1));
     expectFiniteCost(await measureHandWired(5, 10, 4));
+    expectFiniteCost(await measureHandWired('floor', 10, 4));
+  });
+
+  it("commits the floor's 2 rows per call before the call resolves", async () => {
+    const file = freshFile();
+    const floor = await createCommitFloor(file, work);
+    try {
+      await Promise.all([floor.invoke('a'), floor.invoke('b'), floor.invoke('c')]);
+      await floor.invoke('d');
+      expect(floor.events()).toBe(8);
+      const store = openSqliteStore({ path: file, readonly: true });
+      expect(store.query().map((e) => e.workflowId)).toEqual([
+        'wf-0',
+        'wf-0',
+        'wf-1',
+        'wf-1',
+        'wf-2',
+        'wf-2',
+        'wf-3',
+        'wf-3',
+      ]);
+      await store.close();
+    } finally {
+      floor.close();
+    }
   });
 
   it('measures the bare call and each breaker alone', async () => {
