@@ -85,8 +85,9 @@ export interface SqliteStoreOptions {
    *   first flush that fills one (appends arriving faster than a tick commits them: ~200 workflows
    *   ending in one tick) starts a writer thread, and once it is up full batches go to it, with
    *   any flush made while batches are in flight there. One call at a time and moderate
-   *   concurrency keep inline latency (measured level with inline up to 256 workflows in flight);
-   *   sustained high concurrency gets the second core (~25% more workflows/s at 1,000 in flight).
+   *   concurrency stay inline; at 256 workflows in flight it measured level with inline (within a
+   *   wider spread: the thread needs the second core); sustained high concurrency gets the second
+   *   core (~25% more workflows/s at 1,000 in flight).
    *   A small flush waits for the thread's batches in flight (commits stay in order); if the
    *   thread stops, the store goes on inline. In memory (`:memory:`) it is `'inline'`.
    */
