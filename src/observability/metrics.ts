@@ -7,7 +7,8 @@
  * Label values are bounded: models, task types, agents' breakers and workflow *names* come from
  * configuration, categories and alert kinds from closed enums. Workflow ids never become labels.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { SeriesHistogram } from './series-histogram.js';
 import { ConfigError } from '../core/errors.js';
 import type { BreakerState, KeelEvent } from '../eventlog/events.js';
 
@@ -204,13 +205,13 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   };
   const gauge = <T extends string>(base: string, help: string, labelNames: readonly T[]): Gauge<T> =>
     new Gauge<T>({ name: name(base), help, labelNames, registers });
+  /** A histogram whose series count in place (see ./series-histogram.ts). */
   const histogram = <T extends string>(
     base: string,
     help: string,
     labelNames: readonly T[],
     buckets: readonly number[],
-  ): Histogram<T> =>
-    new Histogram<T>({ name: name(base), help, labelNames, buckets: [...buckets], registers });
+  ): SeriesHistogram<T> => new SeriesHistogram<T>({ name: name(base), help, labelNames, buckets, registers });
 
   const callsBy = summedCounter('llm_calls_total', 'Model calls (attempts; cache hits excluded).', [
     'model',
@@ -284,9 +285,12 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     COMMIT_BUCKETS_SECONDS,
   );
 
-  const latencyBy = new Children((v) => latency.labels(...v));
+  const latencyBy = new Children((v) => latency.series(...v));
   const breakerBy = new Children((v) => breakerState.labels(...v));
-  const workflowBy = new Children((v) => workflowDuration.labels(...v));
+  const workflowBy = new Children((v) => workflowDuration.series(...v));
+  // Unlabelled histograms show their one (zero) series from the start, as prom-client's do.
+  const voteAgentsUsed = voteAgents.series();
+  const commitSeconds = commit.series();
   const cacheHit = cache.labels('hit');
   const cacheMiss = cache.labels('miss');
   const cacheStale = cache.labels('stale');
@@ -386,7 +390,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         breakerBy.get1(event.payload.breaker).set(BREAKER_STATE_VALUE[event.payload.to]);
         break;
       case 'vote.decided':
-        voteAgents.observe(event.payload.agentsUsed);
+        voteAgentsUsed.observe(event.payload.agentsUsed);
         break;
       case 'cascade.escalated':
         escalations.inc();
@@ -408,7 +412,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     setBudget,
     setErrorRate: (taskType, ratio) => errorRate.set({ task_type: taskType }, ratio),
     setErrorBudgetRemaining: (taskType, ratio) => errorBudget.set({ task_type: taskType }, ratio),
-    observeCommit: (seconds) => commit.observe(seconds),
+    observeCommit: (seconds) => commitSeconds.observe(seconds),
     metricsText: () => registry.metrics(),
   };
 }
