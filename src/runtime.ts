@@ -94,9 +94,9 @@ export interface RuntimeConfig {
   /** `'normal'` (WAL, synchronous=NORMAL: survives a killed process; default) or `'fsync'` (survives power loss). */
   durability?: 'normal' | 'fsync';
   /**
-   * Where the SQLite log chains, inserts and commits: `'auto'` (default: inline until a commit
-   * fills a whole batch, then a writer thread for such loads), `'inline'` (always this thread) or
-   * `'thread'` (always a writer thread). See `SqliteStoreOptions.writer`.
+   * Where the SQLite log chains, inserts and commits: `'auto'` (default: inline until commits
+   * keep filling whole batches, then a writer thread while the load lasts), `'inline'` (always
+   * this thread) or `'thread'` (always a writer thread). See `SqliteStoreOptions.writer`.
    */
   writer?: 'inline' | 'thread' | 'auto';
   /**

@@ -172,25 +172,39 @@ async function untilThreadCommits(store: SqliteEventStore, next: () => Promise<u
 }
 
 describe("writer: 'auto'", () => {
-  it('commits small flushes inline and full batches on a thread it starts, in one valid chain', async () => {
+  it('moves to its thread after two full batches in a row, stays there, and comes back after 8 small flushes', async () => {
     const store = open({ path: tempDb(), writer: 'auto', maxBatch: 300 });
     const committed: number[] = [];
     store.onCommit((events) => committed.push(...events.map((e) => e.seq)));
+    const thread = (): number => store.stats().threadTransactions;
     let n = 0;
-    for (let i = 0; i < 20; i++) n += (await flushOf(store, 5, n)).length;
-    // One short of a full batch: still inline, and no thread started.
-    n += (await flushOf(store, 299, n)).length;
-    expect(store.stats()).toMatchObject({ transactions: 21, threadTransactions: 0, writerThread: 'none' });
+    const flush = async (size: number): Promise<void> => {
+      n += (await flushOf(store, size, n)).length;
+    };
+    for (let i = 0; i < 20; i++) await flush(5);
+    // One short of a full batch, and full batches that are not in a row: inline, no thread started.
+    await flush(299);
+    for (const size of [300, 5, 300, 299, 300]) await flush(size);
+    expect(store.stats()).toMatchObject({ transactions: 26, threadTransactions: 0, writerThread: 'none' });
 
-    // Large flushes start the thread; they commit inline until it is up.
-    await untilThreadCommits(store, async () => {
-      n += (await flushOf(store, 300, n)).length;
-    });
-    const viaThread = store.stats().threadTransactions;
-    for (let i = 0; i < 3; i++) n += (await flushOf(store, 5, n)).length;
-    expect(store.stats().threadTransactions).toBe(viaThread);
-    n += (await flushOf(store, 300, n)).length;
-    expect(store.stats().threadTransactions).toBe(viaThread + 1);
+    // Full batches in a row start the thread; they commit inline until it is up.
+    await untilThreadCommits(store, () => flush(300));
+    let viaThread = thread();
+    // On the thread it stays: a quarter batch or more, and small flushes up to 7 in a row.
+    await flush(75);
+    for (let i = 0; i < 7; i++) await flush(5);
+    await flush(100);
+    for (let i = 0; i < 7; i++) await flush(5);
+    expect(thread()).toBe(viaThread + 16);
+    viaThread = thread();
+    // The 8th small flush in a row commits inline, and so does what follows until two full in a row.
+    await flush(5);
+    await flush(300);
+    await flush(5);
+    expect(thread()).toBe(viaThread);
+    await flush(300);
+    await flush(300);
+    expect(thread()).toBe(viaThread + 1);
 
     expect(committed).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     expect(store.query().map((e) => e.workflowId)).toEqual(Array.from({ length: n }, (_, i) => `wf-${i}`));
@@ -239,6 +253,7 @@ describe("writer: 'auto'", () => {
     const store = open({ path: tempDb(), maxBatch: 300 });
     expect(store.stats().writerThread).toBe('none');
     let n = (await flushOf(store, 300, 0)).length;
+    n += (await flushOf(store, 300, n)).length;
     expect(store.stats().writerThread).toMatch(/^(starting|up)$/);
     await untilThreadCommits(store, async () => {
       n += (await flushOf(store, 300, n)).length;
