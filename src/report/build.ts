@@ -365,6 +365,8 @@ function costSection(cost: CostTracker, settings: ReportSettings): CostSection {
 class WorkflowFold {
   /** Running workflows' names by id. */
   readonly open = new Map<string, string>();
+  /** Workflows marked interrupted, by id: their name, until a later real end takes the mark back. */
+  private readonly marked = new Map<string, string>();
   private readonly byName = new Map<string, WorkflowCounts>();
 
   start(workflowId: string, name: string): void {
@@ -376,10 +378,28 @@ class WorkflowFold {
     this.of(name).started++;
   }
 
-  /** Counts the end of a workflow; returns its name when its start was seen. */
+  /**
+   * Counts the end of a workflow; returns its name when its start was seen. A workflow marked
+   * interrupted (a guess made from outside: `keel audit interrupt` with a cutoff) that later really
+   * ends is counted once, by its real end: the mark is taken back.
+   */
   end(workflowId: string, how: 'completed' | 'failed' | 'cancelled' | 'interrupted'): string | undefined {
-    const name = this.open.get(workflowId);
+    let name = this.open.get(workflowId);
     this.open.delete(workflowId);
+    if (how === 'interrupted') {
+      if (this.marked.size >= MAX_OPEN_WORKFLOWS) {
+        const oldest = this.marked.keys().next();
+        if (!oldest.done) this.marked.delete(oldest.value);
+      }
+      this.marked.set(workflowId, name ?? UNKNOWN_WORKFLOW);
+    } else if (name === undefined) {
+      const markedAs = this.marked.get(workflowId);
+      if (markedAs !== undefined) {
+        this.marked.delete(workflowId);
+        this.of(markedAs).interrupted--;
+        if (markedAs !== UNKNOWN_WORKFLOW) name = markedAs;
+      }
+    }
     this.of(name ?? UNKNOWN_WORKFLOW)[how]++;
     return name;
   }

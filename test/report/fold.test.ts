@@ -49,6 +49,36 @@ describe('buildReport: one fold over the log', () => {
     ]);
   });
 
+  it('counts a workflow marked interrupted that later really ends once, by its real end', () => {
+    const log = new Log();
+    const mark = { reason: 'cut off', startedSeq: 1, lastSeq: 1, markedBy: 'keel audit interrupt' };
+    const started = { name: 'invoice', topology: {}, input: {}, inputHash: 'h' };
+    // c1: marked too early, then completes; c2: marked and never heard of again; c3: its start is
+    // before the log's window, marked, then fails.
+    log.add('workflow.started', started, T0, 'c1');
+    log.add('workflow.started', started, T0, 'c2');
+    log.add('workflow.interrupted', mark, T0 + 60 * S, 'c1');
+    log.add('workflow.interrupted', mark, T0 + 60 * S, 'c2');
+    log.add('workflow.interrupted', mark, T0 + 60 * S, 'c3');
+    log.add(
+      'workflow.completed',
+      { output: 1, latencyMs: 90 * S, costUsd: 0, agentsCalled: 1 },
+      T0 + 90 * S,
+      'c1',
+    );
+    log.add(
+      'workflow.failed',
+      { category: 'timeout', message: 'late', latencyMs: 5, costUsd: 0, agentsCalled: 1 },
+      T0 + 91 * S,
+      'c3',
+    );
+    const report = buildReport(log.events);
+    expect(report.workflows).toEqual([
+      { name: '(unknown)', started: 0, completed: 0, failed: 1, cancelled: 0, interrupted: 0, running: 0 },
+      { name: 'invoice', started: 2, completed: 1, failed: 0, cancelled: 0, interrupted: 1, running: 0 },
+    ]);
+  });
+
   it('buckets error rates in time: exact counts per bucket, widening to fit, nothing lost', () => {
     const log = new Log();
     const expected = new Map<number, { outcomes: number; failures: number }>();
