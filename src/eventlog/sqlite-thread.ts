@@ -215,7 +215,7 @@ export class WriterThread {
     if (this.dead) return;
     this.dead = new EventLogError(
       'EVENTLOG_WRITER_STOPPED',
-      `${this.options.path}: the event log's writer thread stopped (${reason}). Appends that were not acknowledged were not committed; acknowledged events are in the log. Close the store and open it again.`,
+      `${this.options.path}: the event log's writer thread stopped (${reason}). Acknowledged events are in the log; the appends this error rejects may or may not have been committed before it stopped (query the log by workflow to know). The next appends go to a new thread (writer: 'thread', up to 3 times; after that, close the store and open it again) or inline (writer: 'auto').`,
       cause ? { cause } : {},
     );
     for (const w of this.waiting.splice(0)) w.reject(this.dead);

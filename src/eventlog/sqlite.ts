@@ -100,6 +100,12 @@ export interface SqliteStoreStats {
   transactions: number;
   /** Of those, committed by the writer thread (`writer: 'thread'` or `'auto'`). */
   threadTransactions: number;
+  /**
+   * `writer: 'thread'`: writer threads started to replace one that stopped (crashed, killed); the
+   * appends in flight on a stopped thread are rejected (`EVENTLOG_WRITER_STOPPED`), the next ones
+   * go to the new thread. After {@link MAX_THREAD_RESTARTS}, writes are refused until reopened.
+   */
+  threadRestarts: number;
   /** Events committed, anchors included. */
   events: number;
   /**
@@ -327,6 +333,12 @@ type EventTuple = [
 ];
 type ChainedTuple = ChainRow;
 
+/**
+ * Times a stopped writer thread is replaced (`writer: 'thread'`) over a store's life: a thread that
+ * keeps dying (it cannot open the file, say) is not restarted for ever.
+ */
+export const MAX_THREAD_RESTARTS = 3;
+
 /** Full batches the writer thread may have queued at once (`writer: 'thread'`). */
 const MAX_BATCHES_IN_FLIGHT = 4;
 
@@ -497,6 +509,8 @@ class SqliteStore implements SqliteEventStore {
   private drainWaiters: (() => void)[] = [];
   private transactions = 0;
   private threadTransactions = 0;
+  /** New writer threads started after one stopped (`writer: 'thread'`). */
+  private threadRestarts = 0;
   private committedEvents = 0;
 
   private readonly flushNow = (): void => this.flush();
@@ -553,9 +567,18 @@ class SqliteStore implements SqliteEventStore {
    * {@link AUTO_FULL_IN_A_ROW} full flushes in a row it starts the thread and, once it is up, stays
    * on it until {@link AUTO_SMALL_IN_A_ROW} small flushes in a row; any flush waits behind batches
    * in flight there; a stopped thread is dropped for good once its batches are answered.
+   * `'thread'`: the thread, replaced by a new one (up to {@link MAX_THREAD_RESTARTS} times) when it
+   * stopped and its batches are answered.
    */
   private writerFor(batch: Batch): WriterThread | undefined {
-    if (this.options.writer !== 'auto') return this.thread;
+    if (this.options.writer !== 'auto') {
+      // 'thread': a thread that stopped (crashed, killed) is replaced once its batches are answered.
+      if (this.thread?.stopped === true && this.inFlight === 0 && this.threadRestarts < MAX_THREAD_RESTARTS) {
+        this.threadRestarts++;
+        this.thread = this.startThread();
+      }
+      return this.thread;
+    }
     if (this.thread?.stopped === true && this.inFlight === 0) {
       this.thread = undefined;
       this.autoThread = false;
@@ -676,6 +699,7 @@ class SqliteStore implements SqliteEventStore {
     return {
       transactions: this.transactions,
       threadTransactions: this.threadTransactions,
+      threadRestarts: this.threadRestarts,
       events: this.committedEvents,
       writerThread: this.writerThreadState(),
     };

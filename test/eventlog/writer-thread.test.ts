@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
@@ -142,6 +143,48 @@ describe("writer: 'thread'", () => {
     } finally {
       await rt.close();
     }
+  });
+
+  it('replaces a writer thread that dies: what was in flight is refused or committed, never lost from the chain', async () => {
+    const store = open({ path: tempDb(), writer: 'thread' });
+    await store.append([auditEvent(0)]);
+    /** Fault injection: the thread is killed from outside, as a crash of it would; the store sees it stop. */
+    const kill = async (): Promise<void> => {
+      await (store as unknown as { thread: { worker: Worker } }).thread.worker.terminate();
+      const deadline = Date.now() + 10_000;
+      while (store.stats().writerThread !== 'stopped') {
+        if (Date.now() > deadline) throw new Error('the store never saw its writer thread stop');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    let next = 1;
+    for (let round = 1; round <= 3; round++) {
+      const inFlight = store.append([auditEvent(next++)]);
+      await kill();
+      const [outcome] = await Promise.allSettled([inFlight]);
+      if (outcome?.status === 'rejected') {
+        expect(outcome.reason).toMatchObject({ code: 'EVENTLOG_WRITER_STOPPED' });
+        expect(String(outcome.reason)).toMatch(/may or may not have been committed/);
+      }
+      // The next append goes to a new thread.
+      const [e] = await store.append([auditEvent(next++)]);
+      expect(e?.seq).toBe(store.lastSeq());
+      expect(store.stats()).toMatchObject({ threadRestarts: round, writerThread: 'up' });
+    }
+    // A fourth death is one too many: writes are refused until the store is reopened.
+    await kill();
+    await expect(store.append([auditEvent(next++)])).rejects.toMatchObject({
+      code: 'EVENTLOG_WRITER_STOPPED',
+    });
+    expect(store.stats()).toMatchObject({ threadRestarts: 3, writerThread: 'stopped' });
+    const events = store.verify();
+    expect(events).toMatchObject({ ok: true });
+    await store.close();
+    const reopened = open({ path: store.path, writer: 'thread' });
+    const [after] = await reopened.append([auditEvent(next++)]);
+    expect(after?.seq).toBe(reopened.lastSeq());
+    expect(reopened.verify()).toMatchObject({ ok: true });
+    await reopened.close();
   });
 
   it('needs a file: an in-memory store with a thread is a ConfigError naming the fix', () => {
