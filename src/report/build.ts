@@ -362,6 +362,15 @@ function costSection(cost: CostTracker, settings: ReportSettings): CostSection {
 }
 
 /** Workflow counts by name and outcome. */
+/** Sets `id → name`, forgetting the oldest entry first when the map holds MAX_OPEN_WORKFLOWS. */
+function remember(map: Map<string, string>, id: string, name: string): void {
+  if (map.size >= MAX_OPEN_WORKFLOWS) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  map.set(id, name);
+}
+
 class WorkflowFold {
   /** Running workflows' names by id. */
   readonly open = new Map<string, string>();
@@ -370,11 +379,7 @@ class WorkflowFold {
   private readonly byName = new Map<string, WorkflowCounts>();
 
   start(workflowId: string, name: string): void {
-    if (this.open.size >= MAX_OPEN_WORKFLOWS) {
-      const oldest = this.open.keys().next();
-      if (!oldest.done) this.open.delete(oldest.value);
-    }
-    this.open.set(workflowId, name);
+    remember(this.open, workflowId, name);
     this.of(name).started++;
   }
 
@@ -386,13 +391,8 @@ class WorkflowFold {
   end(workflowId: string, how: 'completed' | 'failed' | 'cancelled' | 'interrupted'): string | undefined {
     let name = this.open.get(workflowId);
     this.open.delete(workflowId);
-    if (how === 'interrupted') {
-      if (this.marked.size >= MAX_OPEN_WORKFLOWS) {
-        const oldest = this.marked.keys().next();
-        if (!oldest.done) this.marked.delete(oldest.value);
-      }
-      this.marked.set(workflowId, name ?? UNKNOWN_WORKFLOW);
-    } else if (name === undefined) {
+    if (how === 'interrupted') remember(this.marked, workflowId, name ?? UNKNOWN_WORKFLOW);
+    else if (name === undefined) {
       const markedAs = this.marked.get(workflowId);
       if (markedAs !== undefined) {
         this.marked.delete(workflowId);
