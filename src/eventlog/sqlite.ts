@@ -89,7 +89,8 @@ export interface SqliteStoreOptions {
    *   stay inline (no hop, no second core); from ~512 in flight it uses the second core (~25–30%
    *   more workflows/s at 1,000 in flight).
    *   A small flush waits for the thread's batches in flight (commits stay in order); if the
-   *   thread stops, the store goes on inline. In memory (`:memory:`) it is `'inline'`.
+   *   thread stops, the store goes on inline and starts a new one when the load calls for it
+   *   again (up to 3 times). In memory (`:memory:`) it is `'inline'`.
    */
   writer?: 'inline' | 'thread' | 'auto';
 }
@@ -101,16 +102,18 @@ export interface SqliteStoreStats {
   /** Of those, committed by the writer thread (`writer: 'thread'` or `'auto'`). */
   threadTransactions: number;
   /**
-   * `writer: 'thread'`: writer threads started to replace one that stopped (crashed, killed); the
-   * appends in flight on a stopped thread are rejected (`EVENTLOG_WRITER_STOPPED`), the next ones
-   * go to the new thread. After {@link MAX_THREAD_RESTARTS}, writes are refused until reopened.
+   * Writer threads replaced after one stopped (crashed, killed, could not open the file). The
+   * appends in flight on a stopped thread are rejected (`EVENTLOG_WRITER_STOPPED`); the next ones
+   * go to a new thread (`'thread'`) or inline until the load calls for one (`'auto'`). After
+   * {@link MAX_THREAD_RESTARTS}, `'thread'` refuses writes until reopened and `'auto'` stays inline.
    */
   threadRestarts: number;
   /** Events committed, anchors included. */
   events: number;
   /**
    * The writer thread: `'none'` (not started: `'inline'`, or `'auto'` before its first full
-   * batch), `'starting'`, `'up'`, or `'stopped'` (it failed; `'auto'` goes on inline).
+   * batch), `'starting'`, `'up'`, or `'stopped'` (it failed: replaced on the next flush while
+   * restarts remain, for good after that; `'auto'` then goes on inline).
    */
   writerThread: 'none' | 'starting' | 'up' | 'stopped';
 }
@@ -334,8 +337,8 @@ type EventTuple = [
 type ChainedTuple = ChainRow;
 
 /**
- * Times a stopped writer thread is replaced (`writer: 'thread'`) over a store's life: a thread that
- * keeps dying (it cannot open the file, say) is not restarted for ever.
+ * Times a stopped writer thread is replaced over a store's life: a thread that keeps dying (it
+ * cannot open the file, say) is not restarted for ever.
  */
 export const MAX_THREAD_RESTARTS = 3;
 
@@ -497,7 +500,7 @@ class SqliteStore implements SqliteEventStore {
   private thread: WriterThread | undefined;
   /** `writer: 'auto'` may (still) start a thread: a file, writable, and no thread has stopped. */
   private autoThread: boolean;
-  /** `'auto'` dropped its thread after it stopped. */
+  /** `'auto'` gave up its thread: it stopped more than {@link MAX_THREAD_RESTARTS} times. */
   private threadDropped = false;
   /** The page cap a thread started later opens with (`setMaxPageCount` moves it). */
   private pageCap: number | undefined;
@@ -509,7 +512,7 @@ class SqliteStore implements SqliteEventStore {
   private drainWaiters: (() => void)[] = [];
   private transactions = 0;
   private threadTransactions = 0;
-  /** New writer threads started after one stopped (`writer: 'thread'`). */
+  /** Writer threads replaced after one stopped ({@link replaceStoppedThread}). */
   private threadRestarts = 0;
   private committedEvents = 0;
 
@@ -547,6 +550,27 @@ class SqliteStore implements SqliteEventStore {
     if (options.writer === 'thread' && writable) this.thread = this.startThread();
   }
 
+  /**
+   * A thread that stopped (crashed, was killed, could not open the file) and whose batches are
+   * answered is replaced, up to {@link MAX_THREAD_RESTARTS} times: `'thread'` starts the new one
+   * at once, `'auto'` commits inline and starts it the next time the load calls for a thread.
+   * After that, `'thread'` keeps the stopped one (writes are refused until the store is reopened)
+   * and `'auto'` stays inline.
+   */
+  private replaceStoppedThread(): void {
+    this.onThread = false;
+    if (this.threadRestarts >= MAX_THREAD_RESTARTS) {
+      if (this.options.writer === 'auto') {
+        this.thread = undefined;
+        this.autoThread = false;
+        this.threadDropped = true;
+      }
+      return;
+    }
+    this.threadRestarts++;
+    this.thread = this.options.writer === 'thread' ? this.startThread() : undefined;
+  }
+
   private startThread(): WriterThread {
     return new WriterThread(
       {
@@ -566,25 +590,12 @@ class SqliteStore implements SqliteEventStore {
    * The thread that commits `batch`, or `undefined` to commit it on this thread. `'auto'`: after
    * {@link AUTO_FULL_IN_A_ROW} full flushes in a row it starts the thread and, once it is up, stays
    * on it until {@link AUTO_SMALL_IN_A_ROW} small flushes in a row; any flush waits behind batches
-   * in flight there; a stopped thread is dropped for good once its batches are answered.
-   * `'thread'`: the thread, replaced by a new one (up to {@link MAX_THREAD_RESTARTS} times) when it
-   * stopped and its batches are answered.
+   * in flight there. `'thread'`: the thread. A stopped one is replaced first
+   * ({@link replaceStoppedThread}).
    */
   private writerFor(batch: Batch): WriterThread | undefined {
-    if (this.options.writer !== 'auto') {
-      // 'thread': a thread that stopped (crashed, killed) is replaced once its batches are answered.
-      if (this.thread?.stopped === true && this.inFlight === 0 && this.threadRestarts < MAX_THREAD_RESTARTS) {
-        this.threadRestarts++;
-        this.thread = this.startThread();
-      }
-      return this.thread;
-    }
-    if (this.thread?.stopped === true && this.inFlight === 0) {
-      this.thread = undefined;
-      this.autoThread = false;
-      this.threadDropped = true;
-      this.onThread = false;
-    }
+    if (this.thread?.stopped === true && this.inFlight === 0) this.replaceStoppedThread();
+    if (this.options.writer !== 'auto') return this.thread;
     const n = batch.events.length;
     const max = this.options.maxBatch;
     this.fullInARow = n >= max ? this.fullInARow + 1 : 0;

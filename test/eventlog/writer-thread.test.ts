@@ -272,6 +272,35 @@ describe("writer: 'auto'", () => {
     await store.close();
   });
 
+  it('goes inline when its thread dies and starts a new one when the load calls for it again', async () => {
+    const store = open({ path: tempDb(), writer: 'auto', maxBatch: 300 });
+    let n = 0;
+    await untilThreadCommits(store, async () => {
+      n += (await flushOf(store, 300, n)).length;
+    });
+    await (store as unknown as { thread: { worker: Worker } }).thread.worker.terminate();
+    const deadline = Date.now() + 10_000;
+    while (store.stats().writerThread !== 'stopped') {
+      if (Date.now() > deadline) throw new Error('the store never saw its writer thread stop');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const before = store.stats().threadTransactions;
+    n += (await flushOf(store, 5, n)).length; // inline: the dead thread is replaced by none yet
+    expect(store.stats()).toMatchObject({
+      threadRestarts: 1,
+      writerThread: 'none',
+      threadTransactions: before,
+    });
+    while (store.stats().threadTransactions === before) {
+      if (Date.now() > deadline) throw new Error('no new writer thread committed');
+      n += (await flushOf(store, 300, n)).length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(store.stats()).toMatchObject({ threadRestarts: 1, writerThread: 'up', events: n });
+    expect(store.verify()).toMatchObject({ ok: true, events: n });
+    await store.close();
+  });
+
   it('goes on inline when its thread cannot start, losing nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keel-auto-'));
     const file = join(dir, 'keel.db');
@@ -281,13 +310,19 @@ describe("writer: 'auto'", () => {
     rmSync(dir, { recursive: true, force: true });
     let n = 5;
     const deadline = Date.now() + 20_000;
-    while (store.stats().writerThread !== 'stopped') {
-      if (Date.now() > deadline) throw new Error('the writer thread never reported its failure');
+    // Each thread it starts fails; it is replaced 3 times, then 'auto' gives the thread up.
+    while (!(store.stats().threadRestarts === 3 && store.stats().writerThread === 'stopped')) {
+      if (Date.now() > deadline) throw new Error('the writer thread never reported its failures');
       n += (await flushOf(store, 300, n)).length;
       await new Promise((resolve) => setImmediate(resolve));
     }
     for (let i = 0; i < 3; i++) n += (await flushOf(store, 300, n)).length;
-    expect(store.stats()).toMatchObject({ threadTransactions: 0, events: n, writerThread: 'stopped' });
+    expect(store.stats()).toMatchObject({
+      threadTransactions: 0,
+      threadRestarts: 3,
+      events: n,
+      writerThread: 'stopped',
+    });
     expect(store.verify()).toMatchObject({ ok: true, events: n });
     await store.close();
   });
