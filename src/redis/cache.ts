@@ -399,7 +399,9 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
   const subscriberClient = (): Redis => {
     if (closed) throw new CacheClosedError();
     if (subscriber === undefined) {
-      const s = connection.client().duplicate();
+      // No ready check on the subscriber: ioredis (5.8.2+) may send its INFO probe after a queued
+      // SUBSCRIBE has put the connection in subscriber mode, which Redis refuses (ioredis#2037).
+      const s = connection.client().duplicate({ enableReadyCheck: false });
       s.on('error', () => undefined); // failures surface through the commands that need it
       s.on('message', onMessage);
       s.on('close', () => {
