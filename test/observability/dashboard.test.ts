@@ -44,15 +44,27 @@ describe('dashboards/keel.json', () => {
     expect(exprs).toContain('latency_sla_p95_seconds');
   });
 
-  it('queries only metrics that createMetrics exports', () => {
-    const registry = createMetrics({ slaP95Ms: 10_000 }).registry;
+  it('takes the metric prefix as a variable: every metric it queries is written ${prefix}name', () => {
+    expect(dashboard.templating.list).toContainEqual(
+      expect.objectContaining({ name: 'prefix', type: 'textbox', query: '' }),
+    );
+    for (const { panel, expr } of dashboardQueries(dashboard, 'PREFIXED_')) {
+      const bare = expr.replace(/\bby\s*\([^)]*\)/g, '').replace(/\{[^}]*\}/g, '');
+      const selectors = [...bare.matchAll(/\b([A-Za-z][A-Za-z0-9_]*)\s*(?=[[)/]|\s*$)/g)].map((m) => m[1]!);
+      expect(selectors.length, `${panel}: ${expr}`).toBeGreaterThan(0);
+      for (const s of selectors) expect(s, `${panel}: ${expr}`).toMatch(/^PREFIXED_/);
+    }
+  });
+
+  it.each(['', 'keel_'])('queries only metrics that createMetrics exports (prefix %j)', (prefix) => {
+    const registry = createMetrics({ slaP95Ms: 10_000, prefix }).registry;
     const names = new Set(
       registry.getMetricsAsArray().flatMap((m) => {
         const { name } = m as unknown as { name: string };
         return [name, `${name}_bucket`, `${name}_sum`, `${name}_count`];
       }),
     );
-    const queries = dashboardQueries(dashboard);
+    const queries = dashboardQueries(dashboard, prefix);
     expect(queries.length).toBeGreaterThanOrEqual(15);
     const promqlWords = new Set(['sum', 'max', 'min', 'rate', 'increase', 'histogram_quantile']);
     for (const { panel, expr } of queries) {

@@ -9,6 +9,7 @@ export interface Dashboard {
   uid: string;
   __inputs: { name: string; type: string; pluginId: string }[];
   panels: Panel[];
+  templating: { list: { name: string; type: string; query?: string }[] };
 }
 
 /** A dashboard panel (rows have no targets). */
@@ -27,7 +28,15 @@ export function loadDashboard(): Dashboard {
   return JSON.parse(readFileSync(path, 'utf8')) as Dashboard;
 }
 
-/** Every PromQL expression of the dashboard, with the panel it belongs to. */
-export function dashboardQueries(dashboard = loadDashboard()): { panel: string; expr: string }[] {
-  return dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+/**
+ * Every PromQL expression of the dashboard, with the panel it belongs to, as Grafana sends it with
+ * the dashboard's `prefix` variable set to `prefix` (the runtime's `metrics.prefix`).
+ */
+export function dashboardQueries(
+  dashboard = loadDashboard(),
+  prefix = '',
+): { panel: string; expr: string }[] {
+  return dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replaceAll('${prefix}', prefix) })),
+  );
 }

@@ -1,7 +1,8 @@
 /**
  * A real Prometheus scraping a running Keel runtime (`rt.serveMetrics`) while it runs the demo
  * topologies — invoices with the cache, fraud votes, a cascade, a breaker that opens, a budget —
- * and every PromQL expression of the Grafana dashboard returns data from it.
+ * and every PromQL expression of the Grafana dashboard returns data from it, with the dashboard's
+ * `prefix` variable set to the runtime's `metrics.prefix`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,6 +79,7 @@ describe.runIf(tools.run)('a real Prometheus scraping a running runtime', () => 
       seed: 42,
       budget: { dailyUsd: 5 },
       monitor: { windowSize: 20, weeklyVolume: { vendor: 10_000, fraud: 10_000 } },
+      metrics: { prefix: 'keel_' },
     });
     server = await rt.serveMetrics({ port: 0 });
     prometheus = await startPrometheus(server.url.replace('http://', ''));
@@ -89,17 +91,17 @@ describe.runIf(tools.run)('a real Prometheus scraping a running runtime', () => 
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 
-  it('returns data for every dashboard expression', async () => {
+  it('returns data for every dashboard expression, the prefix given as the dashboard variable', async () => {
     const p = prometheus as PrometheusServer;
     await round(30, 1);
-    await p.until('sum(llm_calls_total)', (v) => v > 0);
-    const first = Number((await p.query('sum(llm_calls_total)')).data?.result[0]?.value[1]);
+    await p.until('sum(keel_llm_calls_total)', (v) => v > 0);
+    const first = Number((await p.query('sum(keel_llm_calls_total)')).data?.result[0]?.value[1]);
     // the $5 budget was spent (and alerted) on day one: run the second round the next day
     await clock.advanceAsync(86_400_000);
     await round(30, 2);
-    await p.until('sum(llm_calls_total)', (v) => v > first);
+    await p.until('sum(keel_llm_calls_total)', (v) => v > first);
     const empty: string[] = [];
-    for (const { panel, expr } of dashboardQueries()) {
+    for (const { panel, expr } of dashboardQueries(undefined, 'keel_')) {
       const r = await p.query(expr);
       expect(r.status, `${panel}: ${expr}: ${r.error ?? ''}`).toBe('success');
       const samples = r.data?.result ?? [];
