@@ -1,13 +1,16 @@
 /**
  * Embedding Keel in a Node service: the README's short example, kept here so it is type-checked.
  * One runtime per process; each HTTP request runs the invoice workflow; `close()` drains it.
+ * Run it as a service (`PORT`, default 3000; `KEEL_DB`, default `keel.db`; SIGINT/SIGTERM drain it):
  *
  * ```sh
+ * npx tsx demos/embed.ts
  * curl -s localhost:3000/invoices -d '{"id":"INV-1","text":"INVOICE INV-1\nVendor: Acme Corp\nDate: 2025-12-01\nTotal: USD 120.00"}'
  * ```
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import type { Invoice } from '../agents/invoice.js';
 import { invoiceWorkflow } from '../agents/invoice-workflow.js';
 import {
@@ -89,4 +92,35 @@ export async function startInvoiceService(options: InvoiceServiceOptions): Promi
       await rt.close();
     },
   };
+}
+
+/** Run as a script: serve until SIGINT/SIGTERM, then drain (pending events are committed). */
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    console.error(`PORT must be a TCP port (0-65535), got "${process.env.PORT ?? ''}"`);
+    process.exitCode = 2;
+    return;
+  }
+  const db = process.env.KEEL_DB ?? 'keel.db';
+  const service = await startInvoiceService({ port, db });
+  console.log(`invoice service on ${service.url} (log: ${db}); POST ${service.url}/invoices`);
+  const stop = (): void => {
+    service.close().then(
+      () => console.log('drained and closed'),
+      (e: unknown) => {
+        console.error(String(e));
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e: unknown) => {
+    console.error(String(e));
+    process.exitCode = 1;
+  });
 }

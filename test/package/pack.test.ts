@@ -272,11 +272,12 @@ describe('the npm package', () => {
         "const { aiSdk } = await import('keel/providers/ai-sdk');",
         "const { postgres } = await import('keel/postgres');",
         "const { redis } = await import('keel/redis');",
-        'console.log([typeof llmAgent, typeof openaiCompatible, typeof aiSdk, typeof postgres, typeof redis].join(" "));',
+        "const { startInvoiceService } = await import('keel/demos/embed');",
+        'console.log([typeof llmAgent, typeof openaiCompatible, typeof aiSdk, typeof postgres, typeof redis, typeof startInvoiceService].join(" "));',
       ].join('\n');
       writeFileSync(join(app, 'subpaths.mjs'), probe);
       expect((await ok(process.execPath, ['subpaths.mjs'], app)).trim()).toBe(
-        'function function function function function',
+        'function function function function function function',
       );
     },
     TEST_TIMEOUT_MS,
