@@ -227,6 +227,8 @@ interface WorkflowEnv {
 export interface ReplayOptions {
   /** Topologies by workflow name (default: those this runtime has run or registered). */
   topologies?: Record<string, Topology<never, unknown>>;
+  /** Called after each workflow is replayed, with how many are done out of how many (progress). */
+  onReport?: (report: ReplayReport, done: number, total: number) => void;
 }
 
 /** Outcome of replaying one workflow. */
@@ -743,7 +745,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     await this.restoring;
     const ids = target === 'all' ? await this.startedWorkflowIds() : [target];
     const reports: ReplayReport[] = [];
-    for (const id of ids) reports.push(await this.replayOne(id, options));
+    for (const id of ids) {
+      const r = await this.replayOne(id, options);
+      reports.push(r);
+      options.onReport?.(r, reports.length, ids.length);
+    }
     return reports;
   }
 

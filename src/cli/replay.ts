@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { createPricing, type ModelPrice } from '../cost/pricing.js';
 import { createRuntime, type ReplayReport } from '../runtime.js';
@@ -29,6 +30,8 @@ interface ReplayFlags {
   schema?: string;
   topologies?: string;
   json?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
 }
 
 /** The demos' registry, next to `src/` (or `dist/src/` once built). */
@@ -146,6 +149,8 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
       'module exporting demoTopologies(): Record<string, Topology> (default: the demos registry, demos/index.ts)',
     )
     .option('--json', 'machine-readable output')
+    .option('--verbose', 'with "all": a line for every workflow, identical ones included')
+    .option('--quiet', 'no progress bar')
     .addHelpText(
       'after',
       '\nExit codes: 0 identical, 1 a workflow diverged or could not be replayed, 2 wrong arguments, 3 the log or the topologies could not be loaded.\n' +
@@ -173,10 +178,33 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
         cache: false,
         redact: false,
       });
+      const bar =
+        io.tty && o.json !== true && o.quiet !== true && target === 'all'
+          ? new SingleBar(
+              {
+                format: 'replay [{bar}] {percentage}% | {value}/{total} workflows | {duration_formatted}',
+                hideCursor: true,
+                clearOnComplete: true,
+                stream: process.stderr,
+              },
+              Presets.shades_classic,
+            )
+          : undefined;
       let reports: ReplayReport[];
       try {
-        reports = await rt.replay(target, { topologies: registry });
+        reports = await rt.replay(target, {
+          topologies: registry,
+          ...(bar !== undefined
+            ? {
+                onReport: (_r: ReplayReport, done: number, total: number) => {
+                  if (done === 1) bar.start(total, 0);
+                  bar.update(done);
+                },
+              }
+            : {}),
+        });
       } finally {
+        bar?.stop();
         await rt.close();
       }
       const interrupted = reports.filter((r) => r.interrupted !== undefined).length;
@@ -194,7 +222,9 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
         io.out(`no workflows in ${logName(o)}: nothing to replay`);
       } else {
         const lines: string[] = [];
-        for (const r of reports) lines.push(...formatReport(r));
+        // With "all", identical workflows are counted in the summary; --verbose lists them too.
+        const listAll = target !== 'all' || o.verbose === true;
+        for (const r of reports) if (listAll || !r.ok) lines.push(...formatReport(r));
         lines.push(
           `${reports.length - interrupted} workflow(s) replayed with 0 model calls: ${identical} identical, ${diverged} diverged` +
             (interrupted > 0 ? `; ${interrupted} interrupted by a crash, not replayable` : ''),

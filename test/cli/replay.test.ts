@@ -43,6 +43,24 @@ describe('keel replay', () => {
     expect(out.reports.every((r) => r.ok && r.name === 'triage' && r.divergences.length === 0)).toBe(true);
   });
 
+  it('with "all", prints the summary and only what differs; --verbose lists identical ones too', async () => {
+    const { db, ids } = await recorded();
+    let c = captureIo();
+    expect(await runCli(['replay', 'all', '--db', db, '--topologies', fixture('topologies.ts')], c.io)).toBe(
+      EXIT.ok,
+    );
+    expect(c.stdout()).not.toContain('OK ');
+    expect(c.stdout().trim()).toBe('6 workflow(s) replayed with 0 model calls: 6 identical, 0 diverged');
+    c = captureIo();
+    expect(
+      await runCli(
+        ['replay', 'all', '--verbose', '--db', db, '--topologies', fixture('topologies.ts')],
+        c.io,
+      ),
+    ).toBe(EXIT.ok);
+    for (const id of ids) expect(c.stdout()).toContain(`OK        ${id}  triage`);
+  });
+
   it('replays one workflow by id and prints a summary', async () => {
     const { db, ids } = await recorded();
     const c = captureIo();

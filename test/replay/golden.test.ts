@@ -35,8 +35,13 @@ describe('golden histories', () => {
     const db = copy();
     rt = createRuntime({ db, clock: simulatedClock(), seed: 7, cache: false });
     expect(rt.store.verify().ok).toBe(true);
-    const reports = await rt.replay('all', { topologies: demoTopologies(7) });
+    const progress: [string, number, number][] = [];
+    const reports = await rt.replay('all', {
+      topologies: demoTopologies(7),
+      onReport: (r, done, total) => progress.push([r.workflowId, done, total]),
+    });
     expect(reports.length).toBeGreaterThan(100);
+    expect(progress).toEqual(reports.map((r, i) => [r.workflowId, i + 1, reports.length]));
     const diverged = reports.filter((r) => !r.ok);
     expect(diverged.map((r) => `${r.name} ${r.workflowId}: ${r.divergences[0]?.message ?? ''}`)).toEqual([]);
     expect(reports.every((r) => r.modelCalls === 0)).toBe(true);
