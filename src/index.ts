@@ -71,6 +71,7 @@ export {
   breakerRestoreFrom,
   CircuitOpenError,
   isCircuitOpenError,
+  BREAKER_IGNORED_CATEGORIES,
 } from './supervisor/breaker.js';
 export type {
   Breaker,
@@ -85,6 +86,8 @@ export { budgetMachine } from '../machines/budget.machine.js';
 
 // ── providers ───────────────────────────────────────────────────────────────────────────────────
 export { ProviderError, isProviderError } from './providers/types.js';
+export { classifyError } from './providers/classify.js';
+export type { ErrorClassification } from './providers/classify.js';
 export type {
   ModelProvider,
   ModelRequest,

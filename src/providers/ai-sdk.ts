@@ -21,11 +21,10 @@ import { canonicalJson } from '../core/json.js';
 import {
   cancelledError,
   categoryForStatus,
+  classifyError,
   confidenceOf,
-  headerIn,
   raceAbort,
-  retryAfterMsFrom,
-  usageOf,
+  reportedUsage,
 } from './classify.js';
 import {
   ProviderError,
@@ -35,6 +34,7 @@ import {
   type ModelRequest,
   type ModelResponse,
 } from './types.js';
+import type { Usage } from '../eventlog/events.js';
 
 /** Options of {@link aiSdk}. */
 export interface AiSdkOptions {
@@ -86,7 +86,7 @@ export function aiSdk(
         return {
           output,
           model: result.response.modelId || request.model,
-          usage: usageOf(result.totalUsage.inputTokens, result.totalUsage.outputTokens),
+          usage: reportedUsage(result.totalUsage.inputTokens, result.totalUsage.outputTokens, name),
           confidence: confidenceOf(output),
         };
       }
@@ -94,7 +94,7 @@ export function aiSdk(
       return {
         output: result.text,
         model: result.response.modelId || request.model,
-        usage: usageOf(result.totalUsage.inputTokens, result.totalUsage.outputTokens),
+        usage: reportedUsage(result.totalUsage.inputTokens, result.totalUsage.outputTokens, name),
       };
     } catch (e) {
       throw classify(e, name, signal, (context.clock ?? realClock).now());
@@ -128,23 +128,22 @@ function classify(error: unknown, name: string, signal: AbortSignal, nowMs: numb
   if (signal.aborted) return cancelledError(name, signal, error);
   const e = RetryError.isInstance(error) ? error.lastError : error;
   if (APICallError.isInstance(e)) {
-    const category = categoryForStatus(e.statusCode);
+    const c = classifyError(e, nowMs);
+    // No status: the request never got an answer (a transport failure), the provider's failure.
+    const category =
+      e.statusCode === undefined && c.category === 'unknown' ? categoryForStatus(undefined) : c.category;
     const status = e.statusCode;
     return new ProviderError(
       category,
       `${name}: ${status ?? 'network'} error from the model API: ${e.message}`,
-      {
-        status,
-        retryAfterMs: retryAfterMsFrom(headerIn(e.responseHeaders), nowMs),
-        cause: e,
-      },
+      { status, retryAfterMs: c.retryAfterMs, cause: e },
     );
   }
   if (NoObjectGeneratedError.isInstance(e)) {
     return new ProviderError(
       'malformed_output',
       `${name}: JSON output was requested but the model's answer could not be parsed (${e.message}); retry, or tighten the prompt`,
-      { usage: e.usage ? usageOf(e.usage.inputTokens, e.usage.outputTokens) : undefined, cause: e },
+      { usage: e.usage ? soundUsage(e.usage.inputTokens, e.usage.outputTokens, name) : undefined, cause: e },
     );
   }
   if (
@@ -155,6 +154,20 @@ function classify(error: unknown, name: string, signal: AbortSignal, nowMs: numb
     return new ProviderError('malformed_output', `${name}: unusable model output: ${e.message}`, {
       cause: e,
     });
-  const message = e instanceof Error ? e.message : String(e);
-  return new ProviderError('unknown', `${name}: the model call failed: ${message}`, { cause: e });
+  const c = classifyError(e, nowMs);
+  return new ProviderError(c.category, `${name}: the model call failed: ${c.message}`, {
+    status: c.status,
+    retryAfterMs: c.retryAfterMs,
+    usage: c.usage,
+    cause: e,
+  });
+}
+
+/** Reported usage when it can be priced, else none (the failure is reported without it). */
+function soundUsage(input: unknown, output: unknown, name: string): Usage | undefined {
+  try {
+    return reportedUsage(input, output, name);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,22 +1,249 @@
 /**
- * Error classification shared by the HTTP-backed providers (AI SDK, OpenAI-compatible): HTTP status
- * to {@link ErrorCategory}, `retry-after` parsing, abort detection and JSON output parsing. Internal:
- * not part of the public surface.
+ * Keel's one error classifier: any thrown value — a provider's failure, an SDK error, a `fetch`
+ * failure, or whatever a user's `agent({ run })` code throws — to an {@link ErrorCategory}, the
+ * server's `retry-after` wait and the usage it cost. The providers, the agent invocation and
+ * `categoryOf()` all use {@link classifyError}. Also holds the providers' shared helpers (abort
+ * handling, JSON output parsing, usage checks).
+ *
+ * The table, first match wins, looked up on the error and then along its `cause` chain
+ * ({@link MAX_CAUSE_DEPTH} links at most):
+ *
+ * | what the error carries | category |
+ * |---|---|
+ * | a Keel error with a `category` (`ProviderError`, `AgentError`, `CircuitOpenError` …) | that category |
+ * | `name` `AbortError` (a `DOMException` from an aborted signal) | `cancelled` |
+ * | `name` `TimeoutError` (`AbortSignal.timeout()`) | `timeout` |
+ * | HTTP status on `status`, `statusCode` or `response.status`: 429 | `rate_limited` |
+ * | 408 | `timeout` |
+ * | 5xx | `provider_error` |
+ * | 400, 413, 415, 422 (this request was wrong: bad or oversized input, refused content) | `validation_error` |
+ * | any other 4xx (401/403 key, 404 model, 409 …: every call would fail the same way) | `unknown` |
+ * | `code` `ETIMEDOUT`, `ESOCKETTIMEDOUT`, `ECONNABORTED` (axios timeout), `UND_ERR_*_TIMEOUT` | `timeout` |
+ * | `code` `UND_ERR_ABORTED` | `cancelled` |
+ * | `code` `ECONNRESET`, `ECONNREFUSED`, `EAI_AGAIN`, `ENOTFOUND`, `EPIPE`, `EHOSTUNREACH`, `ENETUNREACH`, `ENETDOWN`, any other `UND_ERR_*` | `provider_error` |
+ * | anything else (a plain `new Error('boom')`) | `unknown` |
+ *
+ * `retryAfterMs` comes from `retry-after-ms` (ms) or `retry-after` (seconds or an HTTP date) in
+ * `headers`, `response.headers` or `responseHeaders` — a plain object, a `Headers` instance or
+ * anything with a `get(name)` method.
  */
-import type { ErrorCategory, Usage } from '../eventlog/events.js';
+import { isKeelError } from '../core/errors.js';
+import { ERROR_CATEGORIES, type ErrorCategory, type Usage } from '../eventlog/events.js';
 import { ProviderError } from './types.js';
 
+/** How many links of a `cause` chain {@link classifyError} looks at (cycles stop it earlier). */
+export const MAX_CAUSE_DEPTH = 8;
+
+/** What {@link classifyError} found out about a thrown value. */
+export interface ErrorClassification {
+  /** Root-cause category: drives retries, breakers and RCA. */
+  category: ErrorCategory;
+  /** A short message for the log (the thrown value's own message). */
+  message: string;
+  /** The HTTP status the category came from, when it came from one. */
+  status?: number;
+  /** Server-requested wait before retrying, ms (from `retry-after-ms` / `retry-after`). */
+  retryAfterMs?: number;
+  /** Usage the failed call still cost, when the error reports it. */
+  usage?: Usage;
+}
+
 /**
- * Category of an HTTP failure. 429 is `rate_limited`, 408 `timeout`, 5xx and transport failures (no
- * status) `provider_error`; any other 4xx is `unknown`, which the default retry policy does not retry
- * and breakers do not count (a bad request or API key will not fix itself).
+ * Category of an HTTP status: 429 `rate_limited`, 408 `timeout`, 5xx `provider_error`, 400, 413,
+ * 415 and 422 `validation_error` (the request itself was wrong), other 4xx `unknown` (a bad key or
+ * a missing model: not retried, but counted by breakers, since every call fails the same way). A
+ * status outside 400..599 (or none: a transport failure) is `provider_error`.
  */
 export function categoryForStatus(status: number | undefined): ErrorCategory {
-  if (status === undefined) return 'provider_error';
+  return (status !== undefined ? statusCategory(status) : undefined) ?? 'provider_error';
+}
+
+const INPUT_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422]);
+
+function statusCategory(status: number): ErrorCategory | undefined {
   if (status === 429) return 'rate_limited';
   if (status === 408) return 'timeout';
-  if (status >= 500) return 'provider_error';
-  return 'unknown';
+  if (status >= 500 && status <= 599) return 'provider_error';
+  if (INPUT_STATUSES.has(status)) return 'validation_error';
+  if (status >= 400 && status <= 499) return 'unknown';
+  return undefined;
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'ECONNABORTED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+function codeCategory(code: string): ErrorCategory | undefined {
+  if (TIMEOUT_CODES.has(code)) return 'timeout';
+  if (code === 'UND_ERR_ABORTED') return 'cancelled';
+  if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_')) return 'provider_error';
+  return undefined;
+}
+
+type Bag = Readonly<Record<string, unknown>>;
+
+const isBag = (v: unknown): v is Bag => (typeof v === 'object' || typeof v === 'function') && v !== null;
+
+/** Reads a property without letting a throwing getter or proxy escape. */
+function prop(v: Bag, key: string): unknown {
+  try {
+    return v[key];
+  } catch {
+    return undefined;
+  }
+}
+
+/** An HTTP status: an integer 100..599, or a string of one. */
+function httpStatus(v: unknown): number | undefined {
+  const n = typeof v === 'string' && /^\d{3}$/.test(v) ? Number(v) : v;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 100 && n <= 599 ? n : undefined;
+}
+
+function statusOf(e: Bag): number | undefined {
+  const response = prop(e, 'response');
+  return (
+    httpStatus(prop(e, 'status')) ??
+    httpStatus(prop(e, 'statusCode')) ??
+    (isBag(response)
+      ? (httpStatus(prop(response, 'status')) ?? httpStatus(prop(response, 'statusCode')))
+      : undefined)
+  );
+}
+
+/** A header lookup over a `Headers`-like object (`get(name)`) or a plain record, case-insensitive. */
+function headerReader(headers: unknown): ((name: string) => string | undefined) | undefined {
+  if (!isBag(headers)) return undefined;
+  const get = prop(headers, 'get');
+  if (typeof get === 'function') {
+    return (name) => {
+      try {
+        const v: unknown = get.call(headers, name);
+        return headerValue(v);
+      } catch {
+        return undefined;
+      }
+    };
+  }
+  return (name) => {
+    const direct = headerValue(prop(headers, name));
+    if (direct !== undefined) return direct;
+    for (const key of Object.keys(headers))
+      if (key.toLowerCase() === name) return headerValue(prop(headers, key));
+    return undefined;
+  };
+}
+
+function headerValue(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
+  return undefined;
+}
+
+function retryAfterOf(e: Bag, nowMs: number): number | undefined {
+  const response = prop(e, 'response');
+  for (const headers of [
+    prop(e, 'headers'),
+    prop(e, 'responseHeaders'),
+    isBag(response) ? prop(response, 'headers') : undefined,
+  ]) {
+    const read = headerReader(headers);
+    const ms = read && retryAfterMsFrom(read, nowMs);
+    if (ms !== undefined) return ms;
+  }
+  return undefined;
+}
+
+function isUsage(v: unknown): v is Usage {
+  return (
+    isBag(v) && typeof prop(v, 'inputTokens') === 'number' && typeof prop(v, 'outputTokens') === 'number'
+  );
+}
+
+/** The category a Keel error carries, with the retry wait and usage it reports. */
+function keelClassification(e: Bag): Omit<ErrorClassification, 'message'> | undefined {
+  if (!isKeelError(e)) return undefined;
+  const category = prop(e, 'category');
+  if (typeof category !== 'string' || !ERROR_CATEGORIES.includes(category as ErrorCategory)) return undefined;
+  const details = prop(e, 'details');
+  const retryAfterMs = prop(e, 'retryAfterMs');
+  const status = isBag(details) ? prop(details, 'status') : undefined;
+  const usage = prop(e, 'usage') ?? (isBag(details) ? prop(details, 'usage') : undefined);
+  return {
+    category: category as ErrorCategory,
+    ...(typeof status === 'number' ? { status } : {}),
+    ...(typeof retryAfterMs === 'number' && retryAfterMs >= 0 ? { retryAfterMs } : {}),
+    ...(isUsage(usage) ? { usage } : {}),
+  };
+}
+
+/** One link of the chain on its own: its category, or undefined to look at its cause. */
+function classifyLink(e: unknown, nowMs: number): Omit<ErrorClassification, 'message'> | undefined {
+  if (!isBag(e)) return undefined;
+  const keel = keelClassification(e);
+  if (keel) return keel;
+  const name = prop(e, 'name');
+  if (name === 'AbortError') return { category: 'cancelled' };
+  if (name === 'TimeoutError') return { category: 'timeout' };
+  const status = statusOf(e);
+  const byStatus = status !== undefined ? statusCategory(status) : undefined;
+  if (status !== undefined && byStatus !== undefined) {
+    const retryAfterMs = retryAfterOf(e, nowMs);
+    return { category: byStatus, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  }
+  const code = prop(e, 'code');
+  const byCode = typeof code === 'string' ? codeCategory(code) : undefined;
+  return byCode !== undefined ? { category: byCode } : undefined;
+}
+
+/**
+ * Classifies any thrown value by the table in this module's header: the value itself first, then
+ * each `cause` in turn (at most {@link MAX_CAUSE_DEPTH}), first match wins; nothing recognisable is
+ * `unknown`. Never throws, whatever it is given (a getter that throws, a cyclic `cause`, a string).
+ * `nowMs` (the runtime clock's time) measures a `retry-after` given as an HTTP date.
+ *
+ * @example
+ * classifyError(Object.assign(new Error('upstream 503'), { status: 503 }), clock.now()).category; // 'provider_error'
+ * classifyError(new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } }), clock.now()).category; // 'provider_error'
+ * classifyError(new Error('boom'), clock.now()).category; // 'unknown'
+ */
+export function classifyError(e: unknown, nowMs: number): ErrorClassification {
+  const message = messageOfThrown(e);
+  const seen = new Set<unknown>();
+  let link: unknown = e;
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && isBag(link) && !seen.has(link); depth++) {
+    seen.add(link);
+    const found = classifyLink(link, nowMs);
+    if (found) return { ...found, message };
+    link = prop(link, 'cause');
+  }
+  return { category: 'unknown', message };
+}
+
+/** A short message for any thrown value (never throws). */
+export function messageOfThrown(e: unknown): string {
+  try {
+    if (e instanceof Error) return e.message;
+    if (typeof e === 'string') return e;
+    return JSON.stringify(e) ?? String(e);
+  } catch {
+    return Object.prototype.toString.call(e);
+  }
 }
 
 /**
@@ -88,6 +315,23 @@ export function usageOf(input: number | null | undefined, output: number | null 
 }
 
 /**
+ * The usage a provider reported, checked: missing counts read as 0; a count that is present but not
+ * a finite number >= 0 (negative, NaN, `Infinity`, a string) is a `malformed_output` failure, since
+ * nothing can be priced from it.
+ */
+export function reportedUsage(input: unknown, output: unknown, provider: string): Usage {
+  const count = (v: unknown, field: string): number => {
+    if (v === undefined || v === null) return 0;
+    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+    throw new ProviderError(
+      'malformed_output',
+      `${provider}: the API reported usage.${field} = ${typeof v === 'string' ? JSON.stringify(v) : String(v)}, not a token count (a finite number >= 0); the answer was dropped`,
+    );
+  };
+  return { inputTokens: count(input, 'inputTokens'), outputTokens: count(output, 'outputTokens') };
+}
+
+/**
  * Settles with `work`, or rejects with `cancelled` the moment `signal` aborts, even when the
  * underlying client is slow to notice. A late rejection of `work` is swallowed (it was classified
  * as `cancelled` already).
@@ -102,15 +346,4 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal, provider: st
     signal.addEventListener('abort', onAbort, { once: true });
     work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
   });
-}
-
-/** Case-insensitive header lookup in a plain record (AI SDK `responseHeaders`). */
-export function headerIn(headers: Record<string, string> | undefined): (name: string) => string | undefined {
-  return (name) => {
-    if (headers === undefined) return undefined;
-    const direct = headers[name];
-    if (direct !== undefined) return direct;
-    for (const key of Object.keys(headers)) if (key.toLowerCase() === name) return headers[key];
-    return undefined;
-  };
 }

@@ -6,7 +6,6 @@
 import {
   APIConnectionError,
   APIConnectionTimeoutError,
-  APIError,
   APIUserAbortError,
   OpenAI,
   type ClientOptions,
@@ -16,12 +15,11 @@ import { ConfigError } from '../core/errors.js';
 import { canonicalJson } from '../core/json.js';
 import {
   cancelledError,
-  categoryForStatus,
+  classifyError,
   confidenceOf,
   parseJsonOutput,
   raceAbort,
-  retryAfterMsFrom,
-  usageOf,
+  reportedUsage,
 } from './classify.js';
 import {
   ProviderError,
@@ -32,6 +30,7 @@ import {
   type ModelRequest,
   type ModelResponse,
 } from './types.js';
+import type { Usage } from '../eventlog/events.js';
 
 /** Options of {@link openaiCompatible}. */
 export interface OpenAICompatibleOptions {
@@ -59,9 +58,12 @@ const SDK_TIMEOUT_MS = 86_400_000;
  * (adding a one-line system instruction when no message mentions JSON, as OpenAI requires), caps
  * output with `max_tokens`, and reads `confidence` from a JSON answer when present.
  *
- * Failures are classified: 429 is `rate_limited` with `retryAfterMs` from `retry-after-ms` /
- * `retry-after`; 408 `timeout`; 5xx and connection failures `provider_error`; other 4xx `unknown`;
- * an aborted signal `cancelled`; non-JSON text when JSON was asked `malformed_output`.
+ * Failures are classified by Keel's one classifier (`classifyError`): 429 is `rate_limited` with
+ * `retryAfterMs` from `retry-after-ms` / `retry-after`; 408 `timeout`; 5xx and connection failures
+ * `provider_error`; 400/413/415/422 `validation_error`; other 4xx `unknown`; an aborted signal
+ * `cancelled`. A body that is not a chat completion (not JSON, no `choices`, `content: null`, token
+ * counts that are negative or not finite) and non-JSON text when JSON was asked are
+ * `malformed_output`.
  *
  * @example
  * const provider = openaiCompatible({ baseURL: 'https://api.openai.com/v1', apiKey: process.env.OPENAI_API_KEY ?? '' });
@@ -101,9 +103,7 @@ export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvide
         },
         { signal },
       );
-      const usage = usageOf(completion.usage?.prompt_tokens, completion.usage?.completion_tokens);
-      const text = completion.choices[0]?.message.content ?? '';
-      const model = completion.model || request.model;
+      const { text, model, usage } = answerOf(completion as unknown, name, request.model);
       if (!request.json) return { output: text, model, usage };
       const output = parseJsonOutput(text, name, usage);
       return { output, model, usage, confidence: confidenceOf(output) };
@@ -132,28 +132,81 @@ function toMessages(request: ModelRequest): ChatMessage[] {
   return messages;
 }
 
+/**
+ * What a chat completion says, checked: a body that is not a completion (a string, no `choices`, a
+ * choice without text content), a non-string `model`, or token counts that are not finite numbers
+ * >= 0 are `malformed_output` — a server's bad answer fails that attempt, never the process. The
+ * usage is kept when it is sound, since the call cost it.
+ */
+function answerOf(
+  completion: unknown,
+  name: string,
+  requested: string,
+): { text: string; model: string; usage: Usage } {
+  const body =
+    typeof completion === 'object' && completion !== null
+      ? (completion as Record<string, unknown>)
+      : undefined;
+  const reported = body?.usage;
+  const counts =
+    typeof reported === 'object' && reported !== null ? (reported as Record<string, unknown>) : {};
+  const usage = reportedUsage(counts.prompt_tokens, counts.completion_tokens, name);
+  const malformed = (what: string): ProviderError =>
+    new ProviderError(
+      'malformed_output',
+      `${name}: the API answered ${what}; expected a chat completion with choices[0].message.content`,
+      {
+        usage,
+      },
+    );
+  if (body === undefined) throw malformed(`a body that is not a JSON object (${describe(completion)})`);
+  const choices = body.choices;
+  if (!Array.isArray(choices) || choices.length === 0) throw malformed('a JSON object without choices');
+  const first: unknown = choices[0];
+  const message =
+    typeof first === 'object' && first !== null ? (first as Record<string, unknown>).message : undefined;
+  const content =
+    typeof message === 'object' && message !== null
+      ? (message as Record<string, unknown>).content
+      : undefined;
+  if (typeof content !== 'string')
+    throw malformed(`choices[0].message.content = ${describe(content)}, not text`);
+  const model = body.model;
+  if (model !== undefined && model !== null && typeof model !== 'string')
+    throw malformed(`model = ${describe(model)}`);
+  return { text: content, model: model || requested, usage };
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+  return v === null || typeof v !== 'object' ? String(v) : Array.isArray(v) ? 'an array' : 'an object';
+}
+
 function classify(error: unknown, name: string, signal: AbortSignal, nowMs: number): ProviderError {
   if (isProviderError(error)) return error;
   if (signal.aborted || error instanceof APIUserAbortError) return cancelledError(name, signal, error);
   if (error instanceof APIConnectionTimeoutError)
     return new ProviderError('timeout', `${name}: the SDK's own request timeout passed`, { cause: error });
-  if (error instanceof APIConnectionError)
-    return new ProviderError('provider_error', `${name}: could not reach the API: ${error.message}`, {
-      cause: error,
-    });
-  if (error instanceof APIError) {
-    // `instanceof` on a generic class narrows its type parameters to `any`; restate them.
-    const { status, headers } = error as APIError<number | undefined, Headers | undefined>;
+  // The SDK parses a JSON-typed body with `response.json()`: a body that is not JSON throws here.
+  if (error instanceof SyntaxError)
     return new ProviderError(
-      categoryForStatus(status),
-      `${name}: ${status ?? 'network'} error: ${error.message}`,
+      'malformed_output',
+      `${name}: the API answered a body that is not JSON (${error.message})`,
       {
-        status,
-        retryAfterMs: headers ? retryAfterMsFrom((h) => headers.get(h), nowMs) : undefined,
         cause: error,
       },
     );
+  const c = classifyError(error, nowMs);
+  if (error instanceof APIConnectionError) {
+    // A connection the SDK could not make is the provider's failure, whatever its cause says.
+    const category = c.category === 'unknown' ? 'provider_error' : c.category;
+    return new ProviderError(category, `${name}: could not reach the API: ${c.message}`, { cause: error });
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new ProviderError('unknown', `${name}: the model call failed: ${message}`, { cause: error });
+  const what = c.status !== undefined ? `${c.status} error` : 'the model call failed';
+  return new ProviderError(c.category, `${name}: ${what}: ${c.message}`, {
+    status: c.status,
+    retryAfterMs: c.retryAfterMs,
+    usage: c.usage,
+    cause: error,
+  });
 }

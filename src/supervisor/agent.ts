@@ -71,7 +71,12 @@ export interface BreakerConfig {
   maxResetTimeoutMs?: number;
   /** Concurrent probes admitted while half-open (default 1). */
   halfOpenMaxProbes?: number;
-  /** Which failure categories count against the breaker (default: timeout, rate_limited, provider_error). */
+  /**
+   * Which failure categories count against the breaker. Default: every category except those that
+   * say the caller's input or the output's content was wrong — `validation_error`, `hallucination`,
+   * `missing_field`, `ocr_error`, `budget_exceeded`, `cancelled`, `circuit_open` — so `timeout`,
+   * `rate_limited`, `provider_error`, `malformed_output` and `unknown` (a plain thrown `Error`) count.
+   */
   countOn?: readonly ErrorCategory[];
 }
 

@@ -19,8 +19,27 @@ import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
 import { ERROR_CATEGORIES, type BreakerState, type ErrorCategory } from '../eventlog/events.js';
 import type { BreakerConfig } from './agent.js';
 
-/** Failure categories a breaker counts unless `countOn` says otherwise. */
-const DEFAULT_COUNT_ON: readonly ErrorCategory[] = ['timeout', 'rate_limited', 'provider_error'];
+/**
+ * Failure categories a breaker does not count unless `countOn` says otherwise: each says the
+ * caller's input or the output's content was wrong (or the call never reached the dependency), so
+ * the dependency itself is not failing. Every other category — including `unknown`, a plain
+ * `new Error()` from a user's `run()` — counts, as in opossum and cockatiel; a category added later
+ * counts by default.
+ */
+export const BREAKER_IGNORED_CATEGORIES: readonly ErrorCategory[] = Object.freeze([
+  'validation_error',
+  'hallucination',
+  'missing_field',
+  'ocr_error',
+  'budget_exceeded',
+  'cancelled',
+  'circuit_open',
+]);
+
+/** Failure categories a breaker counts unless `countOn` says otherwise: all but the ignored ones. */
+const DEFAULT_COUNT_ON: readonly ErrorCategory[] = ERROR_CATEGORIES.filter(
+  (c) => !BREAKER_IGNORED_CATEGORIES.includes(c),
+);
 
 /** A call was refused because its breaker is open (or half-open with every probe slot taken). */
 export class CircuitOpenError extends KeelError {

@@ -3,6 +3,7 @@
  */
 import { KeelError, isKeelError } from '../core/errors.js';
 import type { ErrorCategory } from '../eventlog/events.js';
+import { classifyError, messageOfThrown } from '../providers/classify.js';
 
 /** An agent (or a whole node) failed; `category` is its root cause. */
 export class AgentFailedError extends KeelError {
@@ -57,18 +58,16 @@ export function isWorkflowCancelledError(e: unknown): e is WorkflowCancelledErro
   return isKeelError(e) && e instanceof WorkflowCancelledError;
 }
 
-/** The root-cause category of any thrown value (`unknown` for foreign errors). */
+/**
+ * The root-cause category of any thrown value, by Keel's one classifier (`classifyError` in
+ * `src/providers/classify.ts`): a Keel error's own category, else an HTTP status, a network code,
+ * an `AbortError`/`TimeoutError` on it or its `cause` chain; `unknown` when none says anything.
+ */
 export function categoryOf(e: unknown): ErrorCategory {
-  if (isKeelError(e)) {
-    const c = (e as { category?: unknown }).category;
-    if (typeof c === 'string') return c as ErrorCategory;
-  }
-  if (e instanceof Error && e.name === 'AbortError') return 'cancelled';
-  return 'unknown';
+  return classifyError(e, 0).category;
 }
 
 /** A short message for any thrown value. */
 export function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return typeof e === 'string' ? e : (JSON.stringify(e) ?? String(e));
+  return messageOfThrown(e);
 }

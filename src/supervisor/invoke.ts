@@ -15,9 +15,10 @@ import {
 import type { Clock } from '../core/clock.js';
 import { hashSeed, seededRandom, type Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
-import { isProviderError, ProviderError } from '../providers/types.js';
+import { classifyError } from '../providers/classify.js';
+import { ProviderError } from '../providers/types.js';
 import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from './agent-driver.js';
-import { isAgentError, type Agent, type AgentContext, type AgentOutput, type CachePolicy } from './agent.js';
+import type { Agent, AgentContext, AgentOutput, CachePolicy } from './agent.js';
 import {
   AgentFailedError,
   AgentTimeoutError,
@@ -76,26 +77,6 @@ interface Outcome {
 /** What cancellation reaches: the running call, or a wait on another workflow's identical call. */
 interface Cancellable {
   cancel(reason: string): void;
-}
-
-/** Thrown value → the outcome the machine is told. */
-function classify(e: unknown): {
-  category: ErrorCategory;
-  message: string;
-  retryAfterMs?: number;
-  usage?: Usage;
-} {
-  if (isProviderError(e)) {
-    return {
-      category: e.category,
-      message: e.message,
-      ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
-      ...(e.details.usage ? { usage: e.details.usage } : {}),
-    };
-  }
-  if (isAgentError(e))
-    return { category: e.category, message: e.message, ...(e.usage ? { usage: e.usage } : {}) };
-  return { category: categoryOf(e), message: messageOf(e) };
 }
 
 /** Checks an output against the agent's schema and validator. */
@@ -995,7 +976,7 @@ class AgentCall implements AgentListener, Cancellable {
   private threw(signal: AttemptSignal, attempt: number, e: unknown): void {
     if (this.attempt !== signal || signal.reason !== undefined) return;
     this.attempt = undefined;
-    const f = classify(e);
+    const f = classifyError(e, this.now());
     this.emitCost(attempt, f.usage ?? ZERO_USAGE, this.model);
     this.permit?.failure(f.category);
     this.permit = undefined;
