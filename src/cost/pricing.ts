@@ -1,7 +1,11 @@
 /**
  * Model prices. A table maps each model id to its USD price per 1,000 input and output tokens (and
- * an optional flat fee per call). Keel never guesses: pricing an unknown model throws an
- * {@link UnknownModelError} naming the model and how to add it.
+ * an optional flat fee per call). Ids as providers really return them — dated or versioned
+ * (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`, `gpt-4-0613`, `llama3:latest`,
+ * `claude-3-5-haiku@20241022`) — resolve to their base entry ({@link resolveModelId}); an exact
+ * entry always wins. Beyond that Keel never guesses: pricing an unknown model throws an
+ * {@link UnknownModelError} naming the model and how to add it, and a call already made is priced
+ * by {@link createCallPricer}, which never throws for an unknown id.
  */
 import { z } from 'zod';
 import type { Usage } from '../eventlog/events.js';
@@ -73,17 +77,65 @@ export const SEED_PRICING: PricingTable = Object.freeze({
   'gpt-3.5-turbo': { inputPer1K: 0.002, outputPer1K: 0.002 },
 });
 
+/**
+ * Version suffixes {@link resolveModelId} strips, one at a time from the end: `@<version>` (Vertex
+ * AI), `:<tag>` (Ollama, Bedrock), `-latest`, `-preview`, `-YYYY-MM-DD`, `-YYYYMMDD` and `-MMDD`
+ * (OpenAI's `gpt-4-0613`).
+ */
+const VERSION_SUFFIXES: readonly RegExp[] = [
+  /@[^@/]+$/,
+  /:[^:/]+$/,
+  /-(?:latest|preview)$/,
+  /-\d{4}-\d{2}-\d{2}$/,
+  /-\d{8}$/,
+  /-\d{4}$/,
+];
+/** Most suffixes one id can carry (`gpt-4-0125-preview:latest` has three). */
+const MAX_SUFFIXES = 4;
+
+/**
+ * The table id whose price applies to `model`: `model` itself when `priced(model)`, else the id left
+ * after stripping version suffixes one at a time from the end (see the list below) — the first that
+ * is priced — or `undefined`. Only whole suffixes are stripped, so `gpt-4o-mini` never becomes
+ * `gpt-4o`, and an exact entry (a dated id you priced yourself) always wins over its base.
+ *
+ * Suffixes: `@<version>` (Vertex AI), `:<tag>` (Ollama `:latest`, Bedrock `:0`), `-latest`,
+ * `-preview`, `-YYYY-MM-DD`, `-YYYYMMDD`, `-MMDD`.
+ *
+ * @example
+ * const priced = (id: string) => id in DEFAULT_PRICING;
+ * resolveModelId('gpt-4o-2024-08-06', priced); // 'gpt-4o'
+ * resolveModelId('claude-sonnet-4-5-20250929', priced); // 'claude-sonnet-4-5'
+ * resolveModelId('gpt-4-0125-preview', priced); // 'gpt-4'
+ * resolveModelId('my-finetune', priced); // undefined
+ */
+export function resolveModelId(model: string, priced: (id: string) => boolean): string | undefined {
+  if (priced(model)) return model;
+  let id = model;
+  for (let i = 0; i < MAX_SUFFIXES; i++) {
+    const suffix = VERSION_SUFFIXES.find((re) => re.test(id));
+    if (suffix === undefined) return undefined;
+    id = id.replace(suffix, '');
+    if (id.length === 0) return undefined;
+    if (priced(id)) return id;
+  }
+  return undefined;
+}
+
 /** Prices calls; built by {@link createPricing}. */
 export interface Pricing {
   /** Date of the built-in list prices ({@link PRICING_AS_OF}). */
   readonly asOf: string;
   /**
-   * USD cost of one call: tokens at the model's per-1K rates plus its per-call fee.
+   * USD cost of one call: tokens at the model's per-1K rates plus its per-call fee. A dated or
+   * versioned id is priced as its base entry ({@link Pricing.resolve}).
    * @throws UnknownModelError when the model has no price; InvalidUsageError on bad token counts.
    */
   price(model: string, usage: Usage): number;
-  /** True when the model has a price. */
+  /** True when the model has a price (itself, or its base id once version suffixes are stripped). */
   has(model: string): boolean;
+  /** The table id whose price applies to `model` ({@link resolveModelId}), or `undefined`. */
+  resolve(model: string): string | undefined;
   /** The model's price. @throws UnknownModelError when it has none. */
   get(model: string): Readonly<Required<ModelPrice>>;
   /**
@@ -153,10 +205,18 @@ export function createPricing(
   const unknown = (model: string, field?: string): UnknownModelError =>
     new UnknownModelError(model, sorted, field ?? `${root}.${model}`);
 
+  const priced = (id: string): boolean => table.has(id);
+  const lookup = (model: string): Required<ModelPrice> | undefined => {
+    const exact = table.get(model);
+    if (exact !== undefined) return exact;
+    const base = resolveModelId(model, priced);
+    return base === undefined ? undefined : table.get(base);
+  };
+
   return {
     asOf: PRICING_AS_OF,
     price(model, usage) {
-      const p = table.get(model);
+      const p = lookup(model);
       if (p === undefined) throw unknown(model);
       const { inputTokens, outputTokens } = usage;
       if (!(inputTokens >= 0) || inputTokens === Infinity)
@@ -165,15 +225,90 @@ export function createPricing(
         throw new InvalidUsageError(model, 'outputTokens', outputTokens);
       return (inputTokens * p.inputPer1K + outputTokens * p.outputPer1K) / 1000 + p.perCall;
     },
-    has: (model) => table.has(model),
+    has: (model) => lookup(model) !== undefined,
+    resolve: (model) => resolveModelId(model, priced),
     get(model) {
-      const p = table.get(model);
+      const p = lookup(model);
       if (p === undefined) throw unknown(model);
       return p;
     },
     assertKnown(models, field) {
-      for (const model of models) if (!table.has(model)) throw unknown(model, field?.(model));
+      for (const model of models) if (lookup(model) === undefined) throw unknown(model, field?.(model));
     },
     models: () => [...sorted],
+  };
+}
+
+/** A model id a call could not be priced by, as handed to {@link CallPricerOptions.onUnknownModel}. */
+export interface UnknownModelSeen {
+  /** The id that resolved to no price. */
+  model: string;
+  /** The model the agent asked for. */
+  requestedModel: string;
+  /** The model the provider says answered. */
+  answeredModel: string;
+  /** The table id the call was priced by instead; absent when neither id has a price (priced $0). */
+  pricedAs?: string;
+  /** The agent that made the call. */
+  agent: string;
+}
+
+/** Options of {@link createCallPricer}. */
+export interface CallPricerOptions {
+  /**
+   * Called the first time each unknown id is seen (the runtime logs it as `pricing.unknown_model`).
+   * Keep it quick and don't throw.
+   */
+  onUnknownModel?(seen: UnknownModelSeen): void;
+  /** Distinct unknown ids reported at most (default 1_000); later new ones are priced silently. */
+  maxReportedIds?: number;
+}
+
+/**
+ * Prices one call already made, after the fact: never throws for a model id (the money is spent).
+ * Arguments: the model the agent asked for, the one that answered, its usage and the agent's name.
+ * @throws InvalidUsageError on token counts that are negative or not finite.
+ */
+export type CallPricer = (
+  requestedModel: string,
+  answeredModel: string,
+  usage: Usage,
+  agent: string,
+) => number;
+
+/**
+ * Builds the runtime's call pricer: a call is priced by the model that actually answered when that
+ * id resolves to a price (`gpt-4o-2024-08-06` → `gpt-4o`), by the requested model otherwise, and at
+ * $0 when neither does. Each id that resolves to nothing is reported once to `onUnknownModel`.
+ * A call whose answered id is the requested, exactly priced id costs one table lookup.
+ *
+ * @example
+ * const priceCall = createCallPricer(createPricing(), { onUnknownModel: (s) => console.warn(`no price for ${s.model}`) });
+ * priceCall('gpt-4o', 'gpt-4o-2024-08-06', { inputTokens: 1_000, outputTokens: 100 }, 'vendor'); // 0.0035 (gpt-4o rates)
+ */
+export function createCallPricer(pricing: Pricing, options: CallPricerOptions = {}): CallPricer {
+  const reported = new Set<string>();
+  const maxReported = options.maxReportedIds ?? 1_000;
+  const report = (seen: UnknownModelSeen): void => {
+    if (reported.has(seen.model) || reported.size >= maxReported) return;
+    reported.add(seen.model);
+    options.onUnknownModel?.(seen);
+  };
+  return (requestedModel, answeredModel, usage, agent) => {
+    const answered = pricing.resolve(answeredModel);
+    if (answered !== undefined) return pricing.price(answered, usage);
+    const requested = answeredModel === requestedModel ? undefined : pricing.resolve(requestedModel);
+    if (!reported.has(answeredModel))
+      report({
+        model: answeredModel,
+        requestedModel,
+        answeredModel,
+        ...(requested !== undefined ? { pricedAs: requested } : {}),
+        agent,
+      });
+    if (requested !== undefined) return pricing.price(requested, usage);
+    if (answeredModel !== requestedModel)
+      report({ model: requestedModel, requestedModel, answeredModel, agent });
+    return 0;
   };
 }

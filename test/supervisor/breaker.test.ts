@@ -488,7 +488,7 @@ describe('breaker: lifecycle and configuration', () => {
       resetBackoffFactor: 1,
       maxResetTimeoutMs: 600_000,
       halfOpenMaxProbes: 1,
-      countOn: ['timeout', 'rate_limited', 'provider_error'],
+      countOn: ['timeout', 'rate_limited', 'provider_error', 'malformed_output', 'unknown'],
     });
   });
 
