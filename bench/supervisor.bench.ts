@@ -87,6 +87,7 @@ const services: Services = {
   budgets: undefined,
   cache: alwaysHit,
   price: () => 0,
+  priceCall: () => 0,
   seed: 'bench',
 };
 

@@ -15,7 +15,7 @@ import { ConfigError } from './core/errors.js';
 import { canonicalJson } from './core/json.js';
 import { seededRandom, type Random } from './core/random.js';
 import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
-import { createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
+import { createCallPricer, createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
 import { DEFAULT_ERROR_TARGETS, type ErrorTargets } from './monitor/error-budget.js';
 import {
@@ -322,7 +322,13 @@ export interface Runtime<S extends EventStore = EventStore> {
    * error (unreachable, wrong credentials …). Runs wait for it by themselves.
    */
   ready(): Promise<void>;
-  /** Cancels running workflows, commits what is pending, stops every actor and closes the log. */
+  /**
+   * Shuts the runtime down, in this order: cancels running workflows (their calls are charged);
+   * stops breakers and budgets; waits for a shared (Redis) budget to answer every settle and
+   * release already written, appending the `budget.alert`s they raise; delivers queued alerts;
+   * closes the metrics server; commits what is pending and closes the log; then closes the cache
+   * and the Redis connections. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -702,6 +708,16 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           singleFlight: (key, compute) => (this.cacheStore as Cache).singleFlight(key, compute),
         },
         price: (model, usage) => pricing.price(model, usage),
+        // An answered id with no price is logged once per id (`pricing.unknown_model`), never thrown.
+        priceCall: createCallPricer(pricing, {
+          onUnknownModel: (seen) =>
+            this.record({
+              ts: this.clock.now(),
+              workflowId: SYSTEM_WORKFLOW_ID,
+              type: 'pricing.unknown_model',
+              payload: seen,
+            }),
+        }),
         seed: this.seed,
       };
       const store = this.store;
@@ -837,6 +853,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         budgets: undefined,
         cache: undefined,
         price: (model, usage) => (this.pricing.has(model) ? this.pricing.price(model, usage) : 0),
+        priceCall: createCallPricer(this.pricing),
       },
       append: (e) => {
         replayed.push({
@@ -1436,14 +1453,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     for (const cancel of [...this.running.values()]) cancel('runtime closed');
     for (const b of this.breakers.values()) b.stop();
     this.budgets?.stop();
+    // Settles of calls that were in flight (the cancelled ones included) reach the shared budget,
+    // and the `budget.alert`s its replies raise are appended, while the log is still open.
+    if (this.budgets && 'flush' in this.budgets) await this.budgets.flush();
     await this.router?.drain();
     for (const server of this.servers) await server.close();
     this.root.stop();
     await this.store.close();
     await this.logSink?.close();
     await this.cacheStore?.close();
-    // Settles of calls that were in flight still reach the shared budget before its connection closes.
-    if (this.budgets && 'flush' in this.budgets) await this.budgets.flush();
     await this.cacheBackend?.close();
     await this.budgetBackend?.close();
     this.unsubscribeCommit();

@@ -187,6 +187,20 @@ export interface EventPayloads {
     limitUsd: number;
     day: string;
   };
+  /**
+   * A model id that resolves to no price (not even once its version suffixes are stripped) was
+   * seen on a call: the call was priced by `pricedAs` (the requested model) or, without it, at $0.
+   * Once per id per runtime. Add the id to `createRuntime({ pricing })`.
+   */
+  'pricing.unknown_model': {
+    /** The id that has no price. */
+    model: string;
+    requestedModel: string;
+    answeredModel: string;
+    /** The table id the call was priced by instead; absent when it was priced at $0. */
+    pricedAs?: string;
+    agent: string;
+  };
   /** A call went to a cheaper model because the budget was exhausted (`onExhausted: 'downgrade'`). */
   'budget.downgraded': { path: NodePath; agent: string; fromModel: string; toModel: string; scope: string };
 
@@ -273,6 +287,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'cost.incurred': 1,
   'budget.alert': 1,
   'budget.downgraded': 1,
+  'pricing.unknown_model': 1,
   'cache.hit': 1,
   'cache.miss': 1,
   'cache.stale_served': 1,
@@ -308,6 +323,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'cost.incurred': 'audit',
   'budget.alert': 'audit',
   'budget.downgraded': 'audit',
+  'pricing.unknown_model': 'operational',
   'cache.hit': 'audit',
   'cache.miss': 'operational',
   'cache.stale_served': 'audit',

@@ -89,6 +89,7 @@ const WARN_LEVEL: ReadonlySet<KeelEventType> = new Set<KeelEventType>([
   'alert.raised',
   'budget.alert',
   'budget.downgraded',
+  'pricing.unknown_model',
   'cache.stale_served',
   'canary.rolled_back',
   'workflow.cancelled',

@@ -656,7 +656,7 @@ class AgentCall implements AgentListener, Cancellable {
 
   private emitCost(attempt: number, usage: Usage, answeredModel: string): void {
     const { scope, path } = this.ctx;
-    const usd = scope.services.price(answeredModel, usage);
+    const usd = scope.services.priceCall(this.model, answeredModel, usage, this.agent.name);
     this.costUsd += usd;
     scope.stats.costUsd += usd;
     this.usageTotal = {

@@ -128,6 +128,11 @@ export interface Services {
   cache: CacheLike | undefined;
   /** Actual cost of a call, USD. */
   price(model: string, usage: Usage): number;
+  /**
+   * Actual cost of a call already made, USD: priced by the model that answered when it has a price,
+   * else by the requested one; never throws for an unknown model id (see `createCallPricer`).
+   */
+  priceCall(requestedModel: string, answeredModel: string, usage: Usage, agent: string): number;
   /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
   seed: string;
 }

@@ -502,6 +502,13 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
     toModel: 'gpt-3.5-turbo',
     scope: 'daily',
   },
+  'pricing.unknown_model': {
+    model: 'my-finetune-2026-01-01',
+    requestedModel: 'gpt-4o',
+    answeredModel: 'my-finetune-2026-01-01',
+    pricedAs: 'gpt-4o',
+    agent: 'a',
+  },
   'cache.hit': { path: 'p', agent: 'a', key: AWKWARD.unicode, ageMs: 12, savedUsd: 0.03 },
   'cache.miss': { path: 'p', agent: 'a', key: 'k' },
   'cache.stale_served': { path: 'p', agent: 'a', key: 'k', ageMs: 90_000, reason: 'provider_error' },

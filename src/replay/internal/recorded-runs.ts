@@ -169,6 +169,7 @@ const IGNORED = new Set<string>([
   'cost.reserved',
   'budget.alert',
   'budget.downgraded',
+  'pricing.unknown_model',
   'breaker.transitioned',
   'alert.raised',
   'alert.resolved',
