@@ -13,6 +13,7 @@
  * | a Keel error with a `category` (`ProviderError`, `AgentError`, `CircuitOpenError` …) | that category |
  * | `name` `AbortError` (a `DOMException` from an aborted signal) | `cancelled` |
  * | `name` `TimeoutError` (`AbortSignal.timeout()`) | `timeout` |
+ * | the openai SDK's `APIConnectionTimeoutError` / `APIUserAbortError` (class name) | `timeout` / `cancelled` |
  * | HTTP status on `status`, `statusCode` or `response.status`: 429 | `rate_limited` |
  * | 408 | `timeout` |
  * | 5xx | `provider_error` |
@@ -21,6 +22,7 @@
  * | `code` `ETIMEDOUT`, `ESOCKETTIMEDOUT`, `ECONNABORTED` (axios timeout), `UND_ERR_*_TIMEOUT` | `timeout` |
  * | `code` `UND_ERR_ABORTED` | `cancelled` |
  * | `code` `ECONNRESET`, `ECONNREFUSED`, `EAI_AGAIN`, `ENOTFOUND`, `EPIPE`, `EHOSTUNREACH`, `ENETUNREACH`, `ENETDOWN`, any other `UND_ERR_*` | `provider_error` |
+ * | the openai SDK's `APIConnectionError` whose cause said nothing (class name) | `provider_error` |
  * | anything else (a plain `new Error('boom')`) | `unknown` |
  *
  * `retryAfterMs` comes from `retry-after-ms` (ms) or `retry-after` (seconds or an HTTP date) in
@@ -93,6 +95,23 @@ function codeCategory(code: string): ErrorCategory | undefined {
   if (code === 'UND_ERR_ABORTED') return 'cancelled';
   if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_')) return 'provider_error';
   return undefined;
+}
+
+/**
+ * The openai SDK's errors without a status, by class name (their `name` is plain `Error`, and
+ * Keel's core cannot import the optional SDK): its own timeout, a caller's abort, a failed connection.
+ */
+const SDK_CLASSES: ReadonlyMap<string, ErrorCategory> = new Map<string, ErrorCategory>([
+  ['APIConnectionTimeoutError', 'timeout'],
+  ['APIUserAbortError', 'cancelled'],
+]);
+/** Its `cause` (the `fetch` failure) is looked at first; when that says nothing, `provider_error`. */
+const SDK_CONNECTION_ERROR = 'APIConnectionError';
+
+function constructorName(e: Bag): string | undefined {
+  const ctor = prop(e, 'constructor');
+  const name = isBag(ctor) ? prop(ctor, 'name') : undefined;
+  return typeof name === 'string' ? name : undefined;
 }
 
 type Bag = Readonly<Record<string, unknown>>;
@@ -200,6 +219,8 @@ function classifyLink(e: unknown, nowMs: number): Omit<ErrorClassification, 'mes
   const name = prop(e, 'name');
   if (name === 'AbortError') return { category: 'cancelled' };
   if (name === 'TimeoutError') return { category: 'timeout' };
+  const sdk = SDK_CLASSES.get(constructorName(e) ?? '');
+  if (sdk !== undefined) return { category: sdk };
   const status = statusOf(e);
   const byStatus = status !== undefined ? statusCategory(status) : undefined;
   if (status !== undefined && byStatus !== undefined) {
@@ -225,14 +246,21 @@ function classifyLink(e: unknown, nowMs: number): Omit<ErrorClassification, 'mes
 export function classifyError(e: unknown, nowMs: number): ErrorClassification {
   const message = messageOfThrown(e);
   const seen = new Set<unknown>();
+  let fallback: ErrorCategory = 'unknown';
   let link: unknown = e;
   for (let depth = 0; depth <= MAX_CAUSE_DEPTH && isBag(link) && !seen.has(link); depth++) {
     seen.add(link);
-    const found = classifyLink(link, nowMs);
+    let found: Omit<ErrorClassification, 'message'> | undefined;
+    try {
+      found = classifyLink(link, nowMs);
+    } catch {
+      break; // a proxy or getter that throws says nothing more
+    }
     if (found) return { ...found, message };
+    if (constructorName(link) === SDK_CONNECTION_ERROR) fallback = 'provider_error';
     link = prop(link, 'cause');
   }
-  return { category: 'unknown', message };
+  return { category: fallback, message };
 }
 
 /** A short message for any thrown value (never throws). */
@@ -242,7 +270,7 @@ export function messageOfThrown(e: unknown): string {
     if (typeof e === 'string') return e;
     return JSON.stringify(e) ?? String(e);
   } catch {
-    return Object.prototype.toString.call(e);
+    return 'a thrown value that cannot be described';
   }
 }
 
@@ -325,7 +353,7 @@ export function reportedUsage(input: unknown, output: unknown, provider: string)
     if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
     throw new ProviderError(
       'malformed_output',
-      `${provider}: the API reported usage.${field} = ${typeof v === 'string' ? JSON.stringify(v) : String(v)}, not a token count (a finite number >= 0); the answer was dropped`,
+      `${provider}: the API reported usage.${field} = ${typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' ? String(v) : typeof v}, not a token count (a finite number >= 0); the answer was dropped`,
     );
   };
   return { inputTokens: count(input, 'inputTokens'), outputTokens: count(output, 'outputTokens') };

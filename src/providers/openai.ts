@@ -103,7 +103,7 @@ export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvide
         },
         { signal },
       );
-      const { text, model, usage } = answerOf(completion as unknown, name, request.model);
+      const { text, model, usage } = answerOf(completion, name, request.model);
       if (!request.json) return { output: text, model, usage };
       const output = parseJsonOutput(text, name, usage);
       return { output, model, usage, confidence: confidenceOf(output) };
