@@ -137,7 +137,11 @@ export interface AgentConfig<I, O> {
   schema?: SchemaLike<O>;
   /** Extra validation after the schema: `true` accepts; a string or `{ category, message }` rejects. */
   validate?(value: O): true | string | { category: ErrorCategory; message: string };
-  /** The work itself. Throw {@link AgentError} (or a ProviderError) to classify a failure. */
+  /**
+   * The work itself. Throw {@link AgentError} (or a ProviderError) to classify a failure yourself;
+   * anything else thrown is classified by `classifyError` (HTTP status, network code, abort, cause
+   * chain), and a plain `Error` is `unknown`, which breakers count by default.
+   */
   run(input: I, context: AgentContext): Promise<AgentOutput<O>>;
 }
 
