@@ -127,6 +127,13 @@ function classify(error: unknown, name: string, signal: AbortSignal, nowMs: numb
   if (isProviderError(error)) return error;
   if (signal.aborted) return cancelledError(name, signal, error);
   const e = RetryError.isInstance(error) ? error.lastError : error;
+  if (APICallError.isInstance(e) && answeredBadly(e)) {
+    return new ProviderError(
+      'malformed_output',
+      `${name}: the model API answered ${e.statusCode} with a body that is not a valid response (${e.message}); the answer was dropped`,
+      { status: e.statusCode, cause: e },
+    );
+  }
   if (APICallError.isInstance(e)) {
     const c = classifyError(e, nowMs);
     // No status: the request never got an answer (a transport failure), the provider's failure.
@@ -161,6 +168,14 @@ function classify(error: unknown, name: string, signal: AbortSignal, nowMs: numb
     usage: c.usage,
     cause: e,
   });
+}
+
+/**
+ * The API answered with success (2xx) but its body could not be read as a response: the AI SDK's
+ * providers throw `APICallError('Invalid JSON response')` with the parse or schema error as cause.
+ */
+function answeredBadly(e: APICallError): boolean {
+  return e.statusCode !== undefined && e.statusCode >= 200 && e.statusCode <= 299;
 }
 
 /** Reported usage when it can be priced, else none (the failure is reported without it). */

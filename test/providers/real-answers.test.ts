@@ -7,6 +7,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { APICallError, JSONParseError, TypeValidationError } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -201,5 +202,47 @@ describe('llmAgent + aiSdk on the ai package mock model', () => {
       category: 'malformed_output',
     });
     expect(unhandled).toEqual([]);
+  });
+
+  /** What the AI SDK's providers throw when a 200 response's body is not a valid answer. */
+  const invalidResponse = (cause: Error, statusCode = 200): APICallError =>
+    new APICallError({
+      message: 'Invalid JSON response',
+      cause,
+      statusCode,
+      url: 'http://127.0.0.1/v1/chat/completions',
+      requestBodyValues: {},
+      responseBody: '<html>oops</html>',
+    });
+
+  it.each([
+    [
+      'a body that is not JSON',
+      invalidResponse(
+        new JSONParseError({ text: '<html>oops</html>', cause: new SyntaxError('Unexpected token <') }),
+      ),
+    ],
+    [
+      'JSON that is not a completion',
+      invalidResponse(new TypeValidationError({ value: { id: 'x' }, cause: new Error('choices: Required') })),
+    ],
+  ])('%s (a 200 the SDK could not read) fails the workflow with malformed_output', async (_what, thrown) => {
+    const model = new MockLanguageModelV3({ doGenerate: () => Promise.reject(thrown) });
+    const rt = runtime();
+    const error: unknown = await rt.run(vendor(aiSdk(model)), { text: 'ACME' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ category: 'malformed_output' });
+    expect(rt.store.query({ type: 'agent.failed' })[0]?.payload).toMatchObject({
+      category: 'malformed_output',
+    });
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a 503 whose error body is not JSON stays provider_error', async () => {
+    const thrown = invalidResponse(new JSONParseError({ text: '<html>', cause: new SyntaxError('x') }), 503);
+    const model = new MockLanguageModelV3({ doGenerate: () => Promise.reject(thrown) });
+    const error: unknown = await runtime()
+      .run(vendor(aiSdk(model)), { text: 'ACME' })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ category: 'provider_error' });
   });
 });
