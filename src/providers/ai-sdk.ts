@@ -50,9 +50,11 @@ export interface AiSdkOptions {
  * (`ModelRequest.model`, which a budget downgrade may change) to a model. JSON requests use
  * `Output.json()`; the SDK's retries are disabled (`maxRetries: 0`).
  *
- * Failures are classified: HTTP 429 is `rate_limited` (with `retryAfterMs` from `retry-after-ms` /
- * `retry-after`), 408 `timeout`, 5xx and network failures `provider_error`, other 4xx `unknown`, an
- * aborted signal `cancelled`, unparseable or missing JSON `malformed_output`.
+ * Failures are classified by Keel's one classifier (`classifyError`): HTTP 429 is `rate_limited`
+ * (with `retryAfterMs` from `retry-after-ms` / `retry-after`), 408 `timeout`, 5xx and network
+ * failures `provider_error`, 400/413/415/422 `validation_error`, other 4xx `unknown`, an aborted
+ * signal `cancelled`. Unparseable or missing JSON, a 2xx body the SDK could not read, and token
+ * counts that are negative or not finite are `malformed_output`.
  *
  * @example
  * import { openai } from '@ai-sdk/openai';
