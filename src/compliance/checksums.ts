@@ -3,6 +3,7 @@
  * card number must pass Luhn, an IBAN must pass ISO 13616 mod-97 and have its country's length.
  * Internal to `src/compliance`.
  */
+import { countrySpecs } from 'ibantools';
 
 /** True when a string of ASCII digits passes the Luhn (mod-10) check. */
 export function luhnValid(digits: string): boolean {
@@ -22,19 +23,13 @@ export function luhnValid(digits: string): boolean {
 }
 
 /**
- * IBAN length per country (ISO 13616 registry). A candidate whose country is missing here is not
- * an IBAN, which keeps look-alikes such as `PO12 3456 7890 1234` out.
+ * IBAN length per country: ibantools' country table (the ISO 13616 registry of SWIFT plus the
+ * countries that issue IBANs outside it, such as DZ, IR, MA and MZ). A candidate whose country has
+ * no length there is not an IBAN, which keeps look-alikes such as `RF18 5390 0754 7034` out.
  */
-// prettier-ignore
-export const IBAN_LENGTHS: Readonly<Record<string, number>> = {
-  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21,
-  CR: 22, CY: 28, CZ: 24, DE: 22, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FO: 18, FR: 27,
-  GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26,
-  IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27,
-  MD: 24, ME: 22, MK: 19, MR: 27, MT: 31, MU: 30, NL: 18, NO: 15, PK: 24, PL: 28, PS: 29, PT: 25,
-  QA: 29, RO: 24, RS: 22, SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28,
-  TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20,
-};
+export function ibanLength(country: string): number | undefined {
+  return countrySpecs[country]?.chars;
+}
 
 /**
  * True when `compact` (an IBAN without spaces, upper case) has its country's length and passes
@@ -42,7 +37,7 @@ export const IBAN_LENGTHS: Readonly<Record<string, number>> = {
  * number mod 97 must be 1.
  */
 export function ibanValid(compact: string): boolean {
-  const expected = IBAN_LENGTHS[compact.slice(0, 2)];
+  const expected = ibanLength(compact.slice(0, 2));
   if (expected === undefined || compact.length !== expected) return false;
   let rem = 0;
   for (let n = 0; n < compact.length; n++) {

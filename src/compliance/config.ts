@@ -3,9 +3,10 @@
  * {@link ConfigError} naming the field and the fix) and the resolved form the redactor runs on.
  */
 import { randomBytes } from 'node:crypto';
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
-import type { BuiltinSelection } from './detectors.js';
+import { DEFAULT_PHONE_REGIONS, type BuiltinSelection } from './detectors.js';
 
 /** Person-name redaction. */
 export interface NameRedactionConfig {
@@ -17,6 +18,19 @@ export interface NameRedactionConfig {
    * precision over recall (default `true`).
    */
   detect?: boolean;
+}
+
+/** Phone-number redaction. */
+export interface PhoneRedactionConfig {
+  /**
+   * Regions (ISO 3166-1 alpha-2, e.g. `'US'`, `'GB'`) whose national formats are recognised, such
+   * as `030 1234567` for `'DE'` or `(415) 555-0132` for `'US'`: a number written without a country
+   * code is redacted when libphonenumber-js finds it valid in one of these regions. Numbers written
+   * with `+` (E.164) are redacted whatever their country. `[]` = international numbers only.
+   * Each region adds one library search per digit run that looks like a phone number.
+   * Default `['US', 'GB', 'DE', 'FR', 'IN']` (`'US'` covers the NANP countries, Canada included).
+   */
+  regions?: readonly string[];
 }
 
 /** A deployment-specific pattern, e.g. employee ids. */
@@ -31,17 +45,33 @@ export interface CustomPattern {
 export interface RedactorConfig {
   /** Email addresses (default `true`). */
   email?: boolean;
-  /** Phone numbers: international (`+44 20 7946 0958`, `0049 30 123456`) and North American (default `true`). */
-  phone?: boolean;
-  /** Payment card numbers, 13–19 digits, Luhn-valid only (default `true`). */
+  /**
+   * Phone numbers, found by libphonenumber-js: every number written with `+` (or `00`), and the
+   * national formats of `regions`. `true` = the default regions (default `true`).
+   */
+  phone?: boolean | PhoneRedactionConfig;
+  /**
+   * Payment card numbers: 13–19 digits in an issuer range validator.js knows (Visa, Mastercard,
+   * Amex, Diners, Discover, JCB, UnionPay incl. `81…`), Luhn-valid, unseparated or grouped with
+   * spaces, dashes or dots (default `true`).
+   */
   card?: boolean;
-  /** IBANs with a valid country length and mod-97 checksum (default `true`). */
+  /**
+   * IBANs of every country ibantools lists, with that country's length and a valid mod-97
+   * checksum, in any case, grouped with spaces or dashes or not at all (default `true`).
+   */
   iban?: boolean;
-  /** US social security numbers `NNN-NN-NNNN`, issued ranges only (default `true`). */
+  /** US social security numbers `NNN-NN-NNNN` or `NNN NN NNNN`, issued ranges only (default `true`). */
   ssn?: boolean;
   /** IPv4 and IPv6 addresses (default `true`). */
   ip?: boolean;
-  /** API keys and bearer tokens: `sk-…`, `AKIA…`, `Bearer …`, JWTs, `api_key=<high-entropy>` (default `true`). */
+  /**
+   * Credentials: provider keys in the formats of gitleaks' rules (OpenAI/Anthropic `sk-…`, AWS
+   * access key ids and secret access keys, GitHub, GitLab, Slack, Stripe, Google, npm, PyPI,
+   * SendGrid, Twilio, Hugging Face, DigitalOcean, Shopify, Databricks, Postman, Mailgun, Bedrock),
+   * PEM private keys, JWTs, `Bearer …`, and high-entropy values of keys named like a secret
+   * (`api_key=…`, `"client_secret": …`, `password=…`) (default `true`).
+   */
   secrets?: boolean;
   /** Person names: `true` = context detection only, or a list plus detection (default `true`). */
   names?: boolean | NameRedactionConfig;
@@ -62,10 +92,27 @@ const BUILTIN_KINDS = ['email', 'phone', 'card', 'iban', 'ssn', 'ip', 'secret', 
 
 const flag = z.boolean({ error: 'must be true or false' }).optional();
 
+const region = z
+  .string({ error: 'must be a string' })
+  .transform((r) => r.toUpperCase())
+  .refine((r) => isSupportedCountry(r), {
+    error: "must be a region code libphonenumber-js knows (ISO 3166-1 alpha-2 such as 'US', 'GB', 'DE')",
+  });
+
 const schema = z.strictObject(
   {
     email: flag,
-    phone: flag,
+    phone: z
+      .union(
+        [
+          z.boolean(),
+          z.strictObject({
+            regions: z.array(region, { error: "must be an array of region codes such as ['US', 'GB']" }).optional(),
+          }),
+        ],
+        { error: "must be true, false or { regions: ['US', 'GB', …] }" },
+      )
+      .optional(),
     card: flag,
     iban: flag,
     ssn: flag,
@@ -186,11 +233,15 @@ export function resolveRedactorConfig(config: RedactorConfig = {}): ResolvedReda
   }
   const c = parsed.data;
   const names = c.names ?? true;
+  const phone = c.phone ?? true;
   const key = c.hmacKey === undefined ? randomBytes(32) : Buffer.from(c.hmacKey);
   return {
     builtins: {
       email: c.email ?? true,
-      phone: c.phone ?? true,
+      phone:
+        phone === false
+          ? false
+          : { regions: phone === true ? [...DEFAULT_PHONE_REGIONS] : [...new Set(phone.regions ?? DEFAULT_PHONE_REGIONS)] },
       card: c.card ?? true,
       iban: c.iban ?? true,
       ssn: c.ssn ?? true,

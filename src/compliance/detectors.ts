@@ -1,11 +1,25 @@
 /**
- * The built-in PII detectors. Each is a regular expression (`u` flag), a cheap trigger (a necessary
- * condition: no trigger, no scan), an optional `accept` check (checksums, entropy, shape) and the
- * normalisation applied before a value is pseudonymised.
+ * The built-in PII detectors. Each is a regular expression (`u` flag) or a `scan` function (phone
+ * numbers, through libphonenumber-js's text search), a cheap trigger (a necessary condition: no
+ * trigger, no scan), an optional `accept` check (checksums, entropy, shape) and the normalisation
+ * applied before a value is pseudonymised.
+ *
+ * Sources of the formats: card issuer ranges from validator.js `src/lib/isCreditCard.js`; IBAN
+ * lengths and countries from ibantools (ISO 13616 registry plus the countries that use IBANs
+ * outside it, e.g. DZ, IR, MA, MZ); phone numbering plans from libphonenumber-js (Google's
+ * libphonenumber metadata); secret formats from gitleaks `config/gitleaks.toml` (MIT; rule ids are
+ * cited next to each pattern, the regexes are written here from the documented formats).
  * Internal to `src/compliance`.
  */
 import { isIPv6 } from 'node:net';
-import { entropyBitsPerChar, IBAN_LENGTHS, ibanValid, luhnValid } from './checksums.js';
+import {
+  findPhoneNumbersInText,
+  isSupportedCountry,
+  parsePhoneNumberFromString,
+  type CountryCode,
+  type PhoneNumber,
+} from 'libphonenumber-js/max';
+import { entropyBitsPerChar, ibanLength, ibanValid, luhnValid } from './checksums.js';
 
 /** One kind of finding and how to recognise it. */
 export interface Detector {
@@ -28,6 +42,11 @@ export interface Detector {
    * to reject it (failed checksum, wrong shape). Absent: all of it.
    */
   accept?(match: string): number;
+  /**
+   * Finds the values itself instead of matching `source` (a library's text search): calls
+   * `found(start, end)` for each value in `text`. When present, `source` and `accept` are unused.
+   */
+  scan?(text: string, found: (start: number, end: number) => void): void;
   /** The canonical form that is hashed, so `Jane@X.com` and `jane@x.com` get the same token. */
   normalise(value: string): string;
 }
@@ -64,61 +83,112 @@ function digitsUpTo(text: string, end: number): string {
 
 // ── email ─────────────────────────────────────────────────────────────────────────────────────
 
+/** Characters of an unquoted local part (RFC 5322 atext, Unicode letters per RFC 6531, and dots). */
+const EMAIL_ATOM = String.raw`\p{L}\p{M}\p{N}!#$%&'*+/=?^_{|}~.\-`;
+/** A domain label: Unicode letters (IDN) or digits, hyphens inside, `_` as validator.js allows. */
+const EMAIL_LABEL = String.raw`[\p{L}\p{M}\p{N}_](?:[\p{L}\p{M}\p{N}_\-]{0,253}[\p{L}\p{M}\p{N}])?`;
+
+/** A top-level domain: two or more letters (Unicode: IDN TLDs), or an A-label (`xn--p1ai`). */
+const TLD = /^(?:\p{L}[\p{L}\p{M}]+|xn--[a-z0-9-]+)$/iu;
+const IPV4_DOMAIN = /^(?:\d{1,3}\.){3}\d{1,3}$/;
+
 const email: Detector = {
   kind: 'email',
-  source: String.raw`(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?![A-Za-z0-9\-])`,
+  // A quoted local part ("foo bar"@x, "a\@b"@x) or an unquoted one that starts with a letter, digit,
+  // `_`, `%`, `+` or `-` (not a quote or bracket of the surrounding prose), then a domain of
+  // labels, or an address literal ([192.0.2.1]).
+  source: String.raw`(?<![\p{L}\p{M}\p{N}._%+\-])(?:"(?:[^"\\\r\n]|\\[^\r\n]){1,128}"|[\p{L}\p{M}\p{N}_%+\-][${EMAIL_ATOM}]{0,255})@(?:\[(?:\d{1,3}\.){3}\d{1,3}\]|${EMAIL_LABEL}(?:\.${EMAIL_LABEL})+)`,
   trigger: '@',
   accept(match) {
-    const tld = match.slice(match.lastIndexOf('.') + 1);
-    return /^[A-Za-z]{2,24}$/.test(tld) ? match.length : 0;
+    if (match.endsWith(']')) return match.length;
+    const domain = match.slice(match.lastIndexOf('@') + 1);
+    if (IPV4_DOMAIN.test(domain)) return match.length;
+    return TLD.test(domain.slice(domain.lastIndexOf('.') + 1)) ? match.length : 0;
   },
-  normalise: lower,
+  normalise: (v) => v.normalize('NFC').toLowerCase(),
 };
 
 // ── IBAN ──────────────────────────────────────────────────────────────────────────────────────
 
+const IBAN_SEPARATORS = ' -';
+const isAlnumCode = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+
 const iban: Detector = {
   kind: 'iban',
-  source: String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
-  trigger: String.raw`[A-Z]{2}\d{2}`,
+  // Country code, check digits, then letters and digits, optionally grouped by spaces or dashes;
+  // `accept` cuts it at the country's length.
+  source: String.raw`(?<![\p{L}\p{N}_])[A-Za-z]{2}\d{2}(?:[ \-]{0,2}[A-Za-z0-9]){10,30}(?![\p{L}\p{N}_])`,
+  trigger: String.raw`[A-Za-z]{2}\d{2}`,
   accept(match) {
-    const expected = IBAN_LENGTHS[match.slice(0, 2)];
+    const expected = ibanLength(match.slice(0, 2).toUpperCase());
     if (expected === undefined) return 0;
     let count = 0;
     let end = 0;
     while (end < match.length && count < expected) {
-      if (match.charAt(end) !== ' ') count++;
+      if (isAlnumCode(match.charCodeAt(end))) count++;
       end++;
     }
-    if (count < expected || (end < match.length && match.charAt(end) !== ' ')) return 0;
-    return ibanValid(match.slice(0, end).replace(/ /g, '')) ? end : 0;
+    if (count < expected || (end < match.length && !IBAN_SEPARATORS.includes(match.charAt(end)))) return 0;
+    return ibanValid(normaliseIban(match.slice(0, end))) ? end : 0;
   },
-  normalise: (v) => v.replace(/ /g, '').toUpperCase(),
+  normalise: (v) => normaliseIban(v),
 };
+
+function normaliseIban(v: string): string {
+  return v.replace(/[ \-]/g, '').toUpperCase();
+}
 
 // ── payment cards ─────────────────────────────────────────────────────────────────────────────
 
 /**
- * Card layouts people write: unseparated, 4-4-4-4(-3) with one kind of separator, Amex 4-6-5,
- * Diners 4-6-4.
+ * True when `digits` is in an issuer range validator.js's `isCreditCard` knows, with that range's
+ * length: Visa 4 (13, 16–19), Mastercard 51–55 and 2221–2720 (16), Amex 34/37 (15), Diners
+ * 300–305/36/38/39 (14), Discover 6011/65 (16–19), JCB 35 (16) and 2131/1800 (15), UnionPay 62/67
+ * (16) and 81 (16–19).
+ */
+export function cardIssuerKnown(digits: string): boolean {
+  const n = digits.length;
+  const p2 = Number(digits.slice(0, 2));
+  const p4 = Number(digits.slice(0, 4));
+  switch (digits.charAt(0)) {
+    case '4':
+      return n === 13 || (n >= 16 && n <= 19);
+    case '5':
+      return p2 >= 51 && p2 <= 55 && n === 16;
+    case '2':
+      return (p4 >= 2221 && p4 <= 2720 && n === 16) || (p4 === 2131 && n === 15);
+    case '1':
+      return p4 === 1800 && n === 15;
+    case '3':
+      if (p2 === 34 || p2 === 37) return n === 15;
+      if (p2 === 35) return n === 16;
+      return n === 14 && ((p4 >= 3000 && p4 <= 3059) || p2 === 36 || p2 === 38 || p2 === 39);
+    case '6':
+      if (p4 === 6011 || p2 === 65) return n >= 16 && n <= 19;
+      return (p2 === 62 || p2 === 67) && n === 16;
+    case '8':
+      return p2 === 81 && n >= 16 && n <= 19;
+    default:
+      return false;
+  }
+}
+
+/** GS1 check digit (weights 3,1 from the right): true for a valid EAN-13 / GTIN. */
+function gtinValid(digits: string): boolean {
+  let sum = 0;
+  for (let i = digits.length - 2, w = 3; i >= 0; i--, w = 4 - w) sum += (digits.charCodeAt(i) - 48) * w;
+  return (10 - (sum % 10)) % 10 === digits.charCodeAt(digits.length - 1) - 48;
+}
+
+const CARD_SEPARATORS = ' .-';
+
+/**
+ * Card layouts people write: unseparated, 4-4-4-4(-1…4), Amex 4-6-5, Diners 4-6-4. Separators are
+ * runs of up to three spaces, dashes or dots, in any mix.
  */
 function cardLayoutOk(candidate: string): boolean {
-  let sep = '';
-  let run = 0;
-  const runs: number[] = [];
-  for (let i = 0; i < candidate.length; i++) {
-    const c = candidate.charAt(i);
-    if (c === ' ' || c === '-') {
-      if (sep === '') sep = c;
-      else if (c !== sep) return false;
-      runs.push(run);
-      run = 0;
-    } else {
-      run++;
-    }
-  }
-  if (runs.length === 0) return true;
-  runs.push(run);
+  const runs = candidate.split(/[ .\-]+/).map((g) => g.length);
+  if (runs.length === 1) return true;
   const sizes = runs.join('-');
   if (sizes === '4-6-5' || sizes === '4-6-4') return true;
   return runs.every((n, i) => (i < runs.length - 1 ? n === 4 : n >= 1 && n <= 4));
@@ -126,12 +196,16 @@ function cardLayoutOk(candidate: string): boolean {
 
 const card: Detector = {
   kind: 'card',
-  source: String.raw`(?<![\w\-+.,])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\w]|[.,\-]\d)`,
-  trigger: String.raw`\d{4}[ \-]?\d{4}`,
+  source: String.raw`(?<![\p{L}\p{N}_\-+.,/])[1-8]\d{3}(?:[ .\-]{0,3}\d){9,15}(?![\p{L}\p{N}_]|[.,\-]\d)`,
+  trigger: String.raw`\d{4}[ .\-]{0,3}\d{4}`,
   accept: (match) =>
-    longestPrefixAtSeparators(match, ' -', (end) => {
+    longestPrefixAtSeparators(match, CARD_SEPARATORS, (end) => {
       const digits = digitsUpTo(match, end);
-      return digits.length >= 13 && luhnValid(digits) && cardLayoutOk(match.slice(0, end));
+      if (digits.length < 13 || !cardIssuerKnown(digits) || !luhnValid(digits)) return false;
+      // An unseparated 13-digit number that is also a valid EAN-13 is a product code, not one of
+      // the rare 13-digit Visa numbers.
+      if (digits.length === 13 && end === 13 && gtinValid(digits)) return false;
+      return cardLayoutOk(match.slice(0, end));
     }),
   normalise: digitsOnly,
 };
@@ -140,9 +214,10 @@ const card: Detector = {
 
 const ssn: Detector = {
   kind: 'ssn',
-  // Areas 000, 666 and 900–999 are never issued; group 00 and serial 0000 neither.
-  source: String.raw`(?<![\w\-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w]|-\d)`,
-  trigger: String.raw`-\d{2}-\d{4}`,
+  // Areas 000, 666 and 900–999 are never issued; group 00 and serial 0000 neither. Dashes or
+  // spaces, the same between all three parts.
+  source: String.raw`(?<![\p{L}\p{N}_\-])(?!000|666|9)\d{3}(?:-(?!00)\d{2}-|[ ](?!00)\d{2}[ ])(?!0000)\d{4}(?![\p{L}\p{N}_]|[\-.]\d)`,
+  trigger: String.raw`\d{3}[\- ]\d{2}[\- ]\d{4}`,
   normalise: digitsOnly,
 };
 
@@ -182,33 +257,200 @@ const ipv6: Detector = {
 
 // ── phone numbers ─────────────────────────────────────────────────────────────────────────────
 
-/** E.164 allows at most 15 digits; fewer than 8 is a short code or an amount, not a phone number. */
-function intlDigitsOk(match: string, end: number): boolean {
-  let n = match.startsWith('00') ? -2 : 0;
-  for (let i = 0; i < end; i++) if (isDigitCode(match.charCodeAt(i))) n++;
-  return n >= 8 && n <= 15;
+/**
+ * The regions whose national formats are recognised when `redact.phone` is `true`: the United
+ * States (and with it every NANP country: Canada, the Caribbean), the United Kingdom, Germany,
+ * France and India.
+ */
+export const DEFAULT_PHONE_REGIONS: readonly string[] = ['US', 'GB', 'DE', 'FR', 'IN'];
+
+/**
+ * A run of digits and phone punctuation that could hold a phone number: starts with `+`, `(` or a
+ * digit not glued to a word, an amount or a version, and holds 7 to 17 digits. Only these runs are
+ * handed to libphonenumber-js, which costs tens of microseconds per search.
+ */
+const PHONE_CANDIDATE = String.raw`(?<![\p{L}\p{N}_+\-.,/#:])(?:\+|00|\(\+?)?\d(?:[ \-.\/()\u00A0]{0,3}\d){6,17}\)?(?![\p{L}\p{N}_:]|[.,\-\/]\d)`;
+/** The cheap prefilter: seven digits with at most three phone punctuation characters between them. */
+const PHONE_TRIGGER = String.raw`\d(?:[ \-.\/()\u00A0]{0,3}\d){6}`;
+
+/** A candidate that starts with a date (2024-03-15, 15.03.2024, 03/15/2024, 2024-03-15-001). */
+const DATE_LIKE = /^(?:\d{4}([\-./])(?:0?[1-9]|1[0-2])\1\d{1,2}|\d{1,2}([\-./])\d{1,2}\2\d{4})(?!\d)/;
+
+/**
+ * Words that, written just before a number, make it an identifier rather than a phone number
+ * (`Order 7800001234`, `PO 4500012345`, `Ticket 2024-000123`, `Rechnung Nr. 0012345678`).
+ */
+const ID_LABELS = new Set(
+  (
+    'order orders ord po purchase invoice inv ticket case ref reference id ids no nr num number sku batch lot ' +
+    'serial account acct customer cust client tracking shipment awb item article art product part doc ' +
+    'document transaction txn tx confirmation booking receipt claim policy contract quote quotation ' +
+    'request req job task run build version release ean upc isbn gtin iban bic vat tax amount total qty ' +
+    'seed port pid duns siret siren ein tin ust steuernummer zip postcode plz code pin ' +
+    'rechnung auftrag bestellung kunde kundennummer commande facture pedido factura ordine fattura'
+  ).split(' '),
+);
+/** Words that, before a label such as `No.`, make the number a phone number after all (`Phone No.`). */
+const PHONE_WORDS = new Set(
+  (
+    'tel tel. telephone phone ph call mobile mob cell cellphone fax telefon telefonnummer handy mobil tél ' +
+    'téléphone portable teléfono telefono móvil cellulare whatsapp sms hotline contact reach dial ring'
+  ).split(' '),
+);
+
+const WORD_BEFORE = /(\p{L}+)[^\p{L}\p{N}\n]{0,6}$/u;
+
+/** True when the word just before `index` (or before its `No.`) marks an identifier. */
+function labelledAsId(text: string, index: number): boolean {
+  const before = text.slice(Math.max(0, index - 48), index);
+  const m = WORD_BEFORE.exec(before);
+  if (m === null) return false;
+  const word = (m[1] as string).toLowerCase();
+  if (!ID_LABELS.has(word)) return false;
+  if (word === 'no' || word === 'nr' || word === 'num' || word === 'number' || word === 'id') {
+    const prev = WORD_BEFORE.exec(before.slice(0, m.index));
+    if (prev !== null && PHONE_WORDS.has((prev[1] as string).toLowerCase())) return false;
+  }
+  return true;
+}
+/** An amount with decimals (`+12 345 678.90`, `744938.03`), never a phone number. */
+const DECIMAL_END = /[.,]\d{1,2}$/;
+/** One decimal point or comma and nothing else between the digits: `48.858370`, `12345,678`. */
+const DECIMAL_NUMBER = /^[+(]?\d+[.,]\d+\)?$/;
+
+/** True when `run` reads as an amount or a decimal number rather than a phone number. */
+function decimalLike(run: string): boolean {
+  if (DECIMAL_NUMBER.test(run)) return true;
+  // `98 765 432.10`: one `.` or `,`, ending the run with one or two decimals.
+  return DECIMAL_END.test(run) && run.replace(/[^.,]/g, '').length === 1;
 }
 
-const phoneInternational: Detector = {
-  kind: 'phone',
-  // +44 20 7946 0958, +1 (415) 555-0132, 0049 30 123456, +442079460958, +44 (0)20 7946 0958
-  source: String.raw`(?<![\w+\-./])(?:\+|00)[1-9]\d{0,3}(?:[ .\-]?\(\d{1,4}\))?[ .\-]?\d{1,12}(?:[ .\-]\d{1,12}){0,6}(?![\w])`,
-  trigger: String.raw`\+[1-9]|00[1-9]`,
-  accept: (match) => longestPrefixAtSeparators(match, ' .-', (end) => intlDigitsOk(match, end)),
-  normalise: (v) => {
-    const d = digitsOnly(v);
-    return v.startsWith('00') ? `+${d.slice(2)}` : `+${d}`;
-  },
-};
+/** A version: a one- or two-digit major without a leading zero, then dotted parts (`9.22.3.59428`). */
+const VERSION_LIKE = /^[1-9]\d?\.\d+\.\d+/;
+/** Unix time in seconds or milliseconds (2001–2033): ten or thirteen digits starting with 1. */
+const EPOCH_LIKE = /^1\d{9}(?:\d{3})?$/;
 
-const phoneNorthAmerican: Detector = {
-  kind: 'phone',
-  // 415-555-0132, 415.555.0132, (415) 555-0132; area and exchange codes start with 2–9.
-  // Space-only forms (415 555 0132) are left alone: they look like columns of quantities.
-  source: String.raw`(?<![\w+\-./])(?:[2-9]\d{2}-[2-9]\d{2}-\d{4}|[2-9]\d{2}\.[2-9]\d{2}\.\d{4}|\([2-9]\d{2}\) ?[2-9]\d{2}[\- ]\d{4})(?![\w]|[.\-]\d)`,
-  trigger: String.raw`[\-.)] ?\d{3}[\-. ]\d{4}`,
-  normalise: digitsOnly,
-};
+/**
+ * True when a candidate run (without surrounding brackets) has the shape of something else: a
+ * date, an amount or decimal number, a version, an epoch timestamp, an EAN-13 product code.
+ */
+function notAPhone(core: string): boolean {
+  return (
+    DATE_LIKE.test(core) ||
+    decimalLike(core) ||
+    VERSION_LIKE.test(core) ||
+    EPOCH_LIKE.test(core) ||
+    (core.length === 13 && /^\d{13}$/.test(core) && gtinValid(core))
+  );
+}
+
+/** Digits in `text`. */
+function countDigits(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) if (isDigitCode(text.charCodeAt(i))) n++;
+  return n;
+}
+
+/**
+ * Calling codes whose national numbers are customarily written without the trunk prefix: the NANP
+ * (`415 555 0132`, not `1 415 555 0132`) and India (`98765 43210`).
+ */
+const TRUNK_OPTIONAL = new Set(['1', '91']);
+
+/**
+ * True when `raw` is written the way a phone number of its region is dialled: in the national
+ * format (with its trunk prefix, `030 1234567`), or with the country code (`33 6 12 45 78 98`,
+ * `0049 30 1234567`, `1 415 555 0132`), or bare where that is the custom (NANP, India). A bare
+ * `100011234` is a valid French number without its `0`, but no one writes it so: it is an id.
+ * A number the numbering plan only makes possible (`possibleOnly`) counts when dialled with its
+ * trunk prefix or country code.
+ */
+function dialledWhole(raw: string, n: PhoneNumber, possibleOnly: boolean): boolean {
+  const d = digitsOnly(raw);
+  if (d.endsWith(n.countryCallingCode + n.nationalNumber)) return true;
+  const national = digitsOnly(n.formatNational());
+  // A number that is only possible (not valid) must carry its trunk prefix to count.
+  if (d === national) return !possibleOnly || national !== n.nationalNumber;
+  return !possibleOnly && TRUNK_OPTIONAL.has(n.countryCallingCode) && d === n.nationalNumber;
+}
+
+/**
+ * The phone detector for `regions`: libphonenumber-js's text search on each candidate run, first
+ * as an international number (`+…`, any country, possible length), then in each region's national
+ * format (valid numbers only). A `+` run the library rejects that still has E.164's shape (8 to 15
+ * digits, no decimals) is redacted too: a misdialled or unallocated number is still someone's.
+ */
+function phoneDetector(regions: readonly CountryCode[]): Detector {
+  const candidates = new RegExp(PHONE_CANDIDATE, 'gu');
+  const covering = (
+    candidate: string,
+    region: CountryCode | undefined,
+    possible: boolean,
+  ): [number, number] | undefined => {
+    let best: [number, number] | undefined;
+    const found = findPhoneNumbersInText(
+      candidate,
+      region === undefined ? { extended: possible } : { defaultCountry: region, extended: possible },
+    );
+    for (const f of found) {
+      if (region !== undefined && !dialledWhole(candidate.slice(f.startsAt, f.endsAt), f.number, possible)) continue;
+      if (best === undefined || f.endsAt - f.startsAt > best[1] - best[0]) best = [f.startsAt, f.endsAt];
+    }
+    return best;
+  };
+  return {
+    kind: 'phone',
+    source: PHONE_CANDIDATE,
+    trigger: PHONE_TRIGGER,
+    scan(text, found) {
+      candidates.lastIndex = 0;
+      for (let m = candidates.exec(text); m !== null; m = candidates.exec(text)) {
+        const run = m[0];
+        const digits = countDigits(run);
+        if (digits < 7) continue;
+        // The run without the brackets of the sentence around it.
+        const core = run.replace(/^\(/, '').replace(/\)$/, '');
+        if (notAPhone(core)) continue;
+        const international = run.startsWith('+') || run.startsWith('(+');
+        let best: [number, number] | undefined;
+        if (international) {
+          best = covering(run, undefined, true);
+          if (best === undefined && digits >= 8 && digits <= 15) best = [0, run.length];
+        } else if (labelledAsId(text, m.index)) {
+          continue;
+        } else if (!/^[\d ]+$/.test(core) || core.startsWith('0') || !core.includes(' ')) {
+          // Runs split by spaces alone and without a trunk prefix (`250 500 1000`) are columns of
+          // quantities far more often than phone numbers.
+          // Valid numbers of the regions; then possible ones, if dialled with a trunk prefix or a
+          // country code: `1 987 654 3210` has an unallocated area code, but is written as
+          // nothing but a phone number is.
+          for (const possible of [false, true]) {
+            for (const region of regions) {
+              const hit = covering(run, region, possible);
+              if (hit !== undefined && (best === undefined || hit[1] - hit[0] > best[1] - best[0])) best = hit;
+              if (best !== undefined && best[1] - best[0] === run.length) break;
+            }
+            if (best !== undefined) break;
+          }
+        }
+        if (best === undefined) continue;
+        let [start, end] = best;
+        // A bracket the number does not close (or open) is the sentence's, not the number's.
+        if (run.charAt(start) === '(' && !run.slice(start, end).includes(')')) start++;
+        if (run.charAt(end - 1) === ')' && !run.slice(start, end).includes('(')) end--;
+        found(m.index + start, m.index + end);
+      }
+    },
+    normalise(value) {
+      for (const region of regions.length > 0 ? regions : [undefined]) {
+        const parsed = parsePhoneNumberFromString(value, region === undefined ? {} : { defaultCountry: region });
+        if (parsed !== undefined) return parsed.number;
+      }
+      const d = digitsOnly(value);
+      return value.startsWith('+') ? `+${d}` : d;
+    },
+  };
+}
 
 // ── secrets ───────────────────────────────────────────────────────────────────────────────────
 
@@ -219,27 +461,87 @@ function ci(word: string): string {
 
 const hasDigit = (v: string): boolean => /\d/.test(v);
 
+/**
+ * Provider key formats, one alternative per gitleaks rule (ids in the comments). Keys are bounded
+ * by a character that cannot be part of them.
+ */
+const PROVIDER_KEYS = [
+  String.raw`sk-[A-Za-z0-9_\-]{16,}`, // openai-api-key, anthropic-api-key, anthropic-admin-api-key
+  String.raw`(?:sk|rk|pk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}`, // stripe-access-token
+  String.raw`gh[pousr]_[A-Za-z0-9]{36,}`, // github-pat, github-oauth, github-app-token, github-refresh-token
+  String.raw`github_pat_[A-Za-z0-9_]{60,}`, // github-fine-grained-pat
+  String.raw`gl(?:pat|ptt|dt|rt|soat|cbt|ffct)-[A-Za-z0-9_\-]{20,}`, // gitlab-pat, gitlab-ptt, gitlab-deploy-token, gitlab-rrt…
+  String.raw`xox[abposre]-[A-Za-z0-9\-]{10,}`, // slack-bot-token, slack-user-token, slack-legacy-*, slack-config-*
+  String.raw`xapp-\d-[A-Za-z0-9\-]{20,}`, // slack-app-token
+  String.raw`AIza[0-9A-Za-z_\-]{35}`, // gcp-api-key
+  String.raw`npm_[A-Za-z0-9]{36}`, // npm-access-token
+  String.raw`pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}`, // pypi-upload-token
+  String.raw`SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}`, // sendgrid-api-token
+  String.raw`SK[0-9a-fA-F]{32}`, // twilio-api-key
+  String.raw`hf_[A-Za-z]{34}`, // huggingface-access-token
+  String.raw`do[por]_v1_[a-f0-9]{64}`, // digitalocean-pat, digitalocean-access-token, digitalocean-refresh-token
+  String.raw`shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}`, // shopify-access-token, shopify-shared-secret, shopify-*-access-token
+  String.raw`dapi[a-f0-9]{32}(?:-\d)?`, // databricks-api-token
+  String.raw`PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}`, // postman-api-token
+  String.raw`key-[a-f0-9]{32}`, // mailgun-private-api-token
+  String.raw`ABSK[A-Za-z0-9+/]{109,269}={0,2}`, // aws-amazon-bedrock-api-key-long-lived
+].join('|');
+
 const secretPrefixed: Detector = {
   kind: 'secret',
-  // OpenAI/Anthropic (sk-…), Stripe (sk_live_…), GitHub (ghp_…), Slack (xoxb-…), Google (AIza…).
-  source: String.raw`(?<![\w\-])(?:sk-[A-Za-z0-9_\-]{16,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35})(?![\w\-])`,
-  trigger: String.raw`sk-|_live_|_test_|gh[pousr]_|xox[abprs]-|AIza`,
+  source: String.raw`(?<![\w\-])(?:${PROVIDER_KEYS})(?![\w\-])`,
+  trigger: String.raw`sk-|_live_|_test_|_prod_|gh[pousr]_|github_pat_|gl[a-z]{1,4}-|xox[abposre]-|xapp-|AIza|npm_|pypi-|SG\.|SK[0-9a-fA-F]{32}|hf_|_v1_|shp[a-z]{2}_|dapi|PMAK-|key-|ABSK`,
   // Real keys are random and contain digits; `sk-learn-contributors-guide` is prose.
   accept: (match) => (hasDigit(match) ? match.length : 0),
   normalise: asIs,
 };
 
-const secretAws: Detector = {
+const secretAwsKeyId: Detector = {
   kind: 'secret',
-  source: String.raw`(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])`,
-  trigger: 'AKIA|ASIA',
+  // aws-access-token: access key ids of users, roles, STS sessions.
+  source: String.raw`(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])`,
+  trigger: 'A3T|AKIA|ASIA|ABIA|ACCA',
+  normalise: asIs,
+};
+
+/** Upper case, lower case and a digit, and close to random (base64 of random bytes: ~5 bits/char). */
+function randomLooking(value: string, minBitsPerChar: number): boolean {
+  return (
+    /[A-Z]/.test(value) && /[a-z]/.test(value) && hasDigit(value) && entropyBitsPerChar(value) >= minBitsPerChar
+  );
+}
+
+const secretAwsSecretKey: Detector = {
+  kind: 'secret',
+  // An AWS secret access key: 40 characters of base64 (e.g. wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY),
+  // recognised without a key name when it mixes cases and digits like random bytes do.
+  source: String.raw`(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=_\-])`,
+  trigger: '[A-Za-z0-9+/]{40}',
+  accept: (match) => (randomLooking(match, 4) ? match.length : 0),
+  normalise: asIs,
+};
+
+const secretPrivateKey: Detector = {
+  kind: 'secret',
+  // private-key: a PEM block, header to footer.
+  source: String.raw`-----BEGIN[ A-Z0-9_\-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S]{64,}?-----END[ A-Z0-9_\-]{0,100}PRIVATE KEY(?: BLOCK)?-----`,
+  trigger: 'PRIVATE KEY',
   normalise: asIs,
 };
 
 const secretJwt: Detector = {
   kind: 'secret',
+  // jwt
   source: String.raw`(?<![\w\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}(?![\w\-])`,
   trigger: 'eyJ',
+  normalise: asIs,
+};
+
+const secretSlackWebhook: Detector = {
+  kind: 'secret',
+  // slack-webhook-url: the path after hooks.slack.com/services/ is the credential.
+  source: String.raw`hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9+/]{20,60})`,
+  trigger: String.raw`hooks\.slack\.com/`,
   normalise: asIs,
 };
 
@@ -255,33 +557,34 @@ const secretBearer: Detector = {
   normalise: asIs,
 };
 
-const KEY_NAMES = [
-  'api[_-]?key',
-  'access[_-]?token',
-  'auth[_-]?token',
-  'refresh[_-]?token',
-  'secret[_-]?key',
-  'client[_-]?secret',
-  'private[_-]?key',
-  'token',
-  'secret',
-]
-  .map(ci)
-  .join('|');
+/** Words that make an identifier a secret's name (gitleaks generic-api-key's keywords). */
+const SECRET_WORDS = ['access', 'auth', 'api', 'credential', 'creds', 'key', 'secret', 'token'].map(ci).join('|');
 
 const secretKeyValue: Detector = {
   kind: 'secret',
-  // api_key=…, "access_token": "…", x-api-key: … — long, high-entropy values only.
-  source: String.raw`(?<![A-Za-z0-9])(?:${KEY_NAMES})["']?[ \t]*[:=][ \t]*["']?(${TOKEN_CHARS})`,
-  trigger: [ci('key'), ci('token'), ci('secret')].join('|'),
+  // generic-api-key: api_key=…, "access_token": "…", AWS_SECRET_ACCESS_KEY=…, x-api-key: … — an
+  // identifier holding one of the words, then `:`/`=`, then a long, high-entropy value.
+  source: String.raw`(?<![A-Za-z0-9])[\w.\-]{0,40}?(?:${SECRET_WORDS})[\w.\-]{0,30}["']?[ \t]*(?:=|:|=>|:=)[ \t]*["']?(${TOKEN_CHARS})`,
+  trigger: [ci('key'), ci('token'), ci('secret'), ci('auth'), ci('cred')].join('|'),
   accept: (match) => (entropyBitsPerChar(match) >= 3 ? match.length : 0),
+  normalise: asIs,
+};
+
+const secretPassword: Detector = {
+  kind: 'secret',
+  // password=…, "passwd": "…", pwd: … — passwords are short and need not look random.
+  source: String.raw`(?<![A-Za-z0-9])[\w.\-]{0,30}?(?:${['password', 'passwd', 'passphrase', 'pwd'].map(ci).join('|')})["']?[ \t]*(?:=|:|=>|:=)[ \t]*["']?([^\s"',;<>]{6,128})`,
+  trigger: [ci('passw'), ci('passphrase'), ci('pwd')].join('|'),
+  // Not a masked value or a placeholder.
+  accept: (match) => (/^(?:\*+|x+|\.+|<.*|\$\{.*|\{\{.*)$/i.test(match) ? 0 : match.length),
   normalise: asIs,
 };
 
 /** Which built-in families are on. */
 export interface BuiltinSelection {
   email: boolean;
-  phone: boolean;
+  /** Phone numbers, with the regions whose national formats count; `false` = off. */
+  phone: false | { regions: readonly string[] };
   card: boolean;
   iban: boolean;
   ssn: boolean;
@@ -291,16 +594,20 @@ export interface BuiltinSelection {
 
 /**
  * The enabled built-in detectors in priority order: when two match at the same position, the
- * earlier one wins (a key before an email, an IBAN before the card number inside it).
+ * earlier one wins (a key before an email, an IBAN before the card number inside it, an SSN or a
+ * card before a phone number).
  */
 export function builtinDetectors(on: BuiltinSelection): Detector[] {
   const out: Detector[] = [];
-  if (on.secrets) out.push(secretPrefixed, secretAws, secretJwt, secretBearer, secretKeyValue);
+  if (on.secrets) {
+    out.push(secretPrivateKey, secretPrefixed, secretAwsKeyId, secretJwt, secretSlackWebhook, secretBearer);
+    out.push(secretKeyValue, secretPassword, secretAwsSecretKey);
+  }
   if (on.email) out.push(email);
   if (on.iban) out.push(iban);
   if (on.card) out.push(card);
   if (on.ssn) out.push(ssn);
   if (on.ip) out.push(ipv4, ipv6);
-  if (on.phone) out.push(phoneInternational, phoneNorthAmerican);
+  if (on.phone !== false) out.push(phoneDetector(on.phone.regions.filter((r) => isSupportedCountry(r))));
   return out;
 }

@@ -115,6 +115,10 @@ class StringScanner {
     for (let rank = 0; rank < this.detectors.length; rank++) {
       if (!(this.triggers[rank] as RegExp).test(s)) continue;
       const detector = this.detectors[rank] as Detector;
+      if (detector.scan !== undefined) {
+        detector.scan(s, (start, end) => (spans ??= []).push({ start, end, rank }));
+        continue;
+      }
       const re = this.patterns[rank] as RegExp;
       re.lastIndex = 0;
       for (let m = re.exec(s); m !== null; m = re.exec(s)) {
