@@ -110,7 +110,7 @@ const schema = z.strictObject(
             regions: z.array(region, { error: "must be an array of region codes such as ['US', 'GB']" }).optional(),
           }),
         ],
-        { error: "must be true, false or { regions: ['US', 'GB', …] }" },
+        { error: "must be true or false, or { regions: ['US', 'GB', …] }" },
       )
       .optional(),
     card: flag,

@@ -232,23 +232,25 @@ const ipv4: Detector = {
   normalise: asIs,
 };
 
+/** A valid IPv6 address with a digit in it (`::` alone, `std::` and `Foo::Bar` are not addresses). */
 function ipv6Ok(candidate: string): boolean {
-  if (!isIPv6(candidate) || !/\d/.test(candidate)) return false;
-  if (candidate === '::1') return true;
-  return candidate.split(':').filter((g) => g.length > 0).length >= 2;
+  return candidate.length >= 3 && /\d/.test(candidate) && isIPv6(candidate);
 }
 
 const ipv6: Detector = {
   kind: 'ip',
-  source: String.raw`(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)`,
+  // An optional zone id (`fe80::1%eth0`) belongs to the address.
+  source: String.raw`(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?:%[\w\-]+(?:\.\d+)*)?(?![\w:]|\.\d)`,
   // Every IPv6 address has `::` or at least six colons; times (10:30:00) have neither.
   trigger: String.raw`::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:`,
   accept(match) {
-    let candidate = match;
+    const zone = match.indexOf('%');
+    let candidate = zone === -1 ? match : match.slice(0, zone);
+    if (ipv6Ok(candidate)) return match.length;
     while (candidate.length > 2) {
-      if (ipv6Ok(candidate)) return candidate.length;
       if (!candidate.endsWith(':')) return 0;
       candidate = candidate.slice(0, -1);
+      if (ipv6Ok(candidate)) return candidate.length;
     }
     return 0;
   },
@@ -357,6 +359,13 @@ function countDigits(text: string): number {
  */
 const TRUNK_OPTIONAL = new Set(['1', '91']);
 
+/** True when both have the same runs of digits, in number and length, and more than two of them. */
+function sameGrouping(a: string, b: string): boolean {
+  const groups = (v: string): string => v.split(/\D+/).filter((g) => g.length > 0).map((g) => g.length).join(',');
+  const ga = groups(a);
+  return ga.split(',').length > 2 && ga === groups(b);
+}
+
 /**
  * True when `raw` is written the way a phone number of its region is dialled: in the national
  * format (with its trunk prefix, `030 1234567`), or with the country code (`33 6 12 45 78 98`,
@@ -368,9 +377,11 @@ const TRUNK_OPTIONAL = new Set(['1', '91']);
 function dialledWhole(raw: string, n: PhoneNumber, possibleOnly: boolean): boolean {
   const d = digitsOnly(raw);
   if (d.endsWith(n.countryCallingCode + n.nationalNumber)) return true;
-  const national = digitsOnly(n.formatNational());
-  // A number that is only possible (not valid) must carry its trunk prefix to count.
-  if (d === national) return !possibleOnly || national !== n.nationalNumber;
+  const formatted = n.formatNational();
+  const national = digitsOnly(formatted);
+  // A number that is only possible (not valid) counts when it carries its trunk prefix, or is
+  // grouped exactly as the region writes its numbers (`200-200-0000` as `(200) 200-0000`).
+  if (d === national) return !possibleOnly || national !== n.nationalNumber || sameGrouping(raw, formatted);
   return !possibleOnly && TRUNK_OPTIONAL.has(n.countryCallingCode) && d === n.nationalNumber;
 }
 
@@ -411,16 +422,34 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
         // The run without the brackets of the sentence around it.
         const core = run.replace(/^\(/, '').replace(/\)$/, '');
         if (notAPhone(core)) continue;
-        const international = run.startsWith('+') || run.startsWith('(+');
+        // `+…`, or `00…` (the international prefix of most of the world) written in groups
+        // (`0044 20 7946 0958`); a bare `00…` run is more often a zero-padded id.
+        const plus = run.startsWith('+') || run.startsWith('(+');
+        const international = plus || /^00[1-9]\d*[ .\-]/.test(core);
         let best: [number, number] | undefined;
-        if (international) {
-          best = covering(run, undefined, true);
-          if (best === undefined && digits >= 8 && digits <= 15) best = [0, run.length];
+        if (international && labelledAsId(text, m.index) && !plus) {
+          continue;
+        } else if (international) {
+          const offset = plus ? 0 : run.indexOf('00');
+          const asPlus = plus ? run : `${run.slice(0, offset)}+${run.slice(offset + 2)}`;
+          const hit = covering(asPlus, undefined, true);
+          // Positions in `asPlus` after the `+` are one short of those in `run`.
+          const shift = (i: number): number => (!plus && i > offset ? i + 1 : i);
+          if (hit !== undefined) best = [shift(hit[0]), shift(hit[1])];
+          if (best === undefined) {
+            // E.164's shape: 8 to 15 digits, dropping trailing groups (a year written after it).
+            const prefixDigits = plus ? 0 : 2;
+            const end = longestPrefixAtSeparators(run, ' .-', (e) => {
+              const n = countDigits(run.slice(0, e)) - prefixDigits;
+              return n >= 8 && n <= 15;
+            });
+            if (end > 0) best = [0, end];
+          }
         } else if (labelledAsId(text, m.index)) {
           continue;
         } else if (!/^[\d ]+$/.test(core) || core.startsWith('0') || !core.includes(' ')) {
-          // Runs split by spaces alone and without a trunk prefix (`250 500 1000`) are columns of
-          // quantities far more often than phone numbers.
+          // (Runs split by spaces alone and without a trunk prefix, `250 500 1000`, are columns of
+          // quantities far more often than phone numbers: skipped.)
           // Valid numbers of the regions; then possible ones, if dialled with a trunk prefix or a
           // country code: `1 987 654 3210` has an unallocated area code, but is written as
           // nothing but a phone number is.
@@ -442,10 +471,11 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
       }
     },
     normalise(value) {
-      for (const region of regions.length > 0 ? regions : [undefined]) {
-        const parsed = parsePhoneNumberFromString(value, region === undefined ? {} : { defaultCountry: region });
-        if (parsed !== undefined) return parsed.number;
-      }
+      // E.164, so `0049 30 123456`, `+49 30 123456` and `030 123456` (DE) get one token.
+      const parsed = value.trimStart().startsWith('+')
+        ? parsePhoneNumberFromString(value)
+        : regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isPossible() === true);
+      if (parsed !== undefined) return parsed.number;
       const d = digitsOnly(value);
       return value.startsWith('+') ? `+${d}` : d;
     },

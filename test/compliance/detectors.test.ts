@@ -62,8 +62,17 @@ describe('payment card', () => {
   it('keeps Luhn-invalid numbers of card length', () => {
     expectUntouched('Reference 4111 1111 1111 1112 and 4111111111111113');
   });
-  it('keeps numbers with mixed separators or odd grouping', () => {
-    expectUntouched('Batch 4111 1111-1111 1111 and 41 111 1111 1111 11');
+  it.each(['4716.4615.8332.2103', '4716  4615  8332  2103', '4716 - 4615 - 8332 - 2103', '4111 1111-1111.1111'])(
+    'any separator, several of them, mixed: %s',
+    (v) => expectRedacted(`Paid with card ${v} today`, v, 'card'),
+  );
+  it.each(['8171 9999 2766 0000', '6283 8750 7098 5593', '2222 1557 6507 2228', '3605 023419 6908'])(
+    'UnionPay 81…/62…, Mastercard 2221–2720, Diners: %s',
+    (v) => expectRedacted(`Paid with card ${v} today`, v, 'card'),
+  );
+  it('keeps numbers in an odd grouping, outside the issuer ranges, or EAN-13 product codes', () => {
+    // Both Luhn-valid: 9… is no issuer's range; 4006381333924 is also a valid EAN-13.
+    expectUntouched('Batch 41 111 1111 1111 11, ref 9111 1111 1111 1110 and item 4006381333924');
   });
 });
 
