@@ -107,7 +107,9 @@ const schema = z.strictObject(
         [
           z.boolean(),
           z.strictObject({
-            regions: z.array(region, { error: "must be an array of region codes such as ['US', 'GB']" }).optional(),
+            regions: z
+              .array(region, { error: "must be an array of region codes such as ['US', 'GB']" })
+              .optional(),
           }),
         ],
         { error: "must be true or false, or { regions: ['US', 'GB', …] }" },
@@ -241,7 +243,12 @@ export function resolveRedactorConfig(config: RedactorConfig = {}): ResolvedReda
       phone:
         phone === false
           ? false
-          : { regions: phone === true ? [...DEFAULT_PHONE_REGIONS] : [...new Set(phone.regions ?? DEFAULT_PHONE_REGIONS)] },
+          : {
+              regions:
+                phone === true
+                  ? [...DEFAULT_PHONE_REGIONS]
+                  : [...new Set(phone.regions ?? DEFAULT_PHONE_REGIONS)],
+            },
       card: c.card ?? true,
       iban: c.iban ?? true,
       ssn: c.ssn ?? true,

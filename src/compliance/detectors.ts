@@ -111,7 +111,8 @@ const email: Detector = {
 // ── IBAN ──────────────────────────────────────────────────────────────────────────────────────
 
 const IBAN_SEPARATORS = ' -';
-const isAlnumCode = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+const isAlnumCode = (c: number): boolean =>
+  (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 
 const iban: Detector = {
   kind: 'iban',
@@ -135,7 +136,7 @@ const iban: Detector = {
 };
 
 function normaliseIban(v: string): string {
-  return v.replace(/[ \-]/g, '').toUpperCase();
+  return v.replace(/[ -]/g, '').toUpperCase();
 }
 
 // ── payment cards ─────────────────────────────────────────────────────────────────────────────
@@ -187,7 +188,7 @@ const CARD_SEPARATORS = ' .-';
  * runs of up to three spaces, dashes or dots, in any mix.
  */
 function cardLayoutOk(candidate: string): boolean {
-  const runs = candidate.split(/[ .\-]+/).map((g) => g.length);
+  const runs = candidate.split(/[ .-]+/).map((g) => g.length);
   if (runs.length === 1) return true;
   const sizes = runs.join('-');
   if (sizes === '4-6-5' || sizes === '4-6-4') return true;
@@ -276,7 +277,7 @@ const PHONE_CANDIDATE = String.raw`(?<![\p{L}\p{N}_+\-.,/#:])(?:\+|00|\(\+?)?\d(
 const PHONE_TRIGGER = String.raw`\d(?:[ \-.\/()\u00A0]{0,3}\d){6}`;
 
 /** A candidate that starts with a date (2024-03-15, 15.03.2024, 03/15/2024, 2024-03-15-001). */
-const DATE_LIKE = /^(?:\d{4}([\-./])(?:0?[1-9]|1[0-2])\1\d{1,2}|\d{1,2}([\-./])\d{1,2}\2\d{4})(?!\d)/;
+const DATE_LIKE = /^(?:\d{4}([-./])(?:0?[1-9]|1[0-2])\1\d{1,2}|\d{1,2}([-./])\d{1,2}\2\d{4})(?!\d)/;
 
 /**
  * Words that, written just before a number, make it an identifier rather than a phone number
@@ -361,7 +362,12 @@ const TRUNK_OPTIONAL = new Set(['1', '91']);
 
 /** True when both have the same runs of digits, in number and length, and more than two of them. */
 function sameGrouping(a: string, b: string): boolean {
-  const groups = (v: string): string => v.split(/\D+/).filter((g) => g.length > 0).map((g) => g.length).join(',');
+  const groups = (v: string): string =>
+    v
+      .split(/\D+/)
+      .filter((g) => g.length > 0)
+      .map((g) => g.length)
+      .join(',');
   const ga = groups(a);
   return ga.split(',').length > 2 && ga === groups(b);
 }
@@ -376,13 +382,18 @@ function sameGrouping(a: string, b: string): boolean {
  */
 function dialledWhole(raw: string, n: PhoneNumber, possibleOnly: boolean): boolean {
   const d = digitsOnly(raw);
-  if (d.endsWith(n.countryCallingCode + n.nationalNumber)) return true;
+  const cc = n.countryCallingCode;
+  if (d.endsWith(cc + n.nationalNumber)) return true;
   const formatted = n.formatNational();
-  const national = digitsOnly(formatted);
-  // A number that is only possible (not valid) counts when it carries its trunk prefix, or is
-  // grouped exactly as the region writes its numbers (`200-200-0000` as `(200) 200-0000`).
-  if (d === national) return !possibleOnly || national !== n.nationalNumber || sameGrouping(raw, formatted);
-  return !possibleOnly && TRUNK_OPTIONAL.has(n.countryCallingCode) && d === n.nationalNumber;
+  if (d !== digitsOnly(formatted) && !(TRUNK_OPTIONAL.has(cc) && d === n.nationalNumber)) return false;
+  // With its trunk prefix (`030 1234567`): dialled as nothing but a phone number is.
+  if (d.length > n.nationalNumber.length) return true;
+  // Bare NANP or Indian numbers split by spaces alone (`250 500 1000`) are columns of quantities
+  // far more often than phone numbers.
+  if (TRUNK_OPTIONAL.has(cc) && /^\(?[\d ]+\)?$/.test(raw) && raw.trim().includes(' ')) return false;
+  // A number that is only possible (not valid) counts when grouped exactly as the region writes
+  // its numbers (`200-200-0000` as `(200) 200-0000`).
+  return !possibleOnly || sameGrouping(raw, formatted);
 }
 
 /**
@@ -404,7 +415,8 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
       region === undefined ? { extended: possible } : { defaultCountry: region, extended: possible },
     );
     for (const f of found) {
-      if (region !== undefined && !dialledWhole(candidate.slice(f.startsAt, f.endsAt), f.number, possible)) continue;
+      if (region !== undefined && !dialledWhole(candidate.slice(f.startsAt, f.endsAt), f.number, possible))
+        continue;
       if (best === undefined || f.endsAt - f.startsAt > best[1] - best[0]) best = [f.startsAt, f.endsAt];
     }
     return best;
@@ -425,7 +437,7 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
         // `+…`, or `00…` (the international prefix of most of the world) written in groups
         // (`0044 20 7946 0958`); a bare `00…` run is more often a zero-padded id.
         const plus = run.startsWith('+') || run.startsWith('(+');
-        const international = plus || /^00[1-9]\d*[ .\-]/.test(core);
+        const international = plus || /^00[1-9]\d*[ .-]/.test(core);
         let best: [number, number] | undefined;
         if (international && labelledAsId(text, m.index) && !plus) {
           continue;
@@ -447,16 +459,15 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
           }
         } else if (labelledAsId(text, m.index)) {
           continue;
-        } else if (!/^[\d ]+$/.test(core) || core.startsWith('0') || !core.includes(' ')) {
-          // (Runs split by spaces alone and without a trunk prefix, `250 500 1000`, are columns of
-          // quantities far more often than phone numbers: skipped.)
+        } else {
           // Valid numbers of the regions; then possible ones, if dialled with a trunk prefix or a
           // country code: `1 987 654 3210` has an unallocated area code, but is written as
           // nothing but a phone number is.
           for (const possible of [false, true]) {
             for (const region of regions) {
               const hit = covering(run, region, possible);
-              if (hit !== undefined && (best === undefined || hit[1] - hit[0] > best[1] - best[0])) best = hit;
+              if (hit !== undefined && (best === undefined || hit[1] - hit[0] > best[1] - best[0]))
+                best = hit;
               if (best !== undefined && best[1] - best[0] === run.length) break;
             }
             if (best !== undefined) break;
@@ -537,7 +548,10 @@ const secretAwsKeyId: Detector = {
 /** Upper case, lower case and a digit, and close to random (base64 of random bytes: ~5 bits/char). */
 function randomLooking(value: string, minBitsPerChar: number): boolean {
   return (
-    /[A-Z]/.test(value) && /[a-z]/.test(value) && hasDigit(value) && entropyBitsPerChar(value) >= minBitsPerChar
+    /[A-Z]/.test(value) &&
+    /[a-z]/.test(value) &&
+    hasDigit(value) &&
+    entropyBitsPerChar(value) >= minBitsPerChar
   );
 }
 
@@ -588,7 +602,9 @@ const secretBearer: Detector = {
 };
 
 /** Words that make an identifier a secret's name (gitleaks generic-api-key's keywords). */
-const SECRET_WORDS = ['access', 'auth', 'api', 'credential', 'creds', 'key', 'secret', 'token'].map(ci).join('|');
+const SECRET_WORDS = ['access', 'auth', 'api', 'credential', 'creds', 'key', 'secret', 'token']
+  .map(ci)
+  .join('|');
 
 const secretKeyValue: Detector = {
   kind: 'secret',

@@ -53,10 +53,18 @@ export function listedNames(list: readonly string[]): Detector | undefined {
   };
 }
 
-/** Jane, McDonald, O'Brien, Smith-Jones, Élodie. */
-const NAME_WORD = String.raw`\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?|['’]\p{Lu}\p{Ll}+)(?:-\p{Lu}\p{Ll}+)?`;
-/** Jane Smith, Jane Q. Smith, Ludwig van Beethoven. */
-const NEXT_WORD = String.raw`[ \t]+(?:\p{Lu}\.[ \t]+)?(?:(?:van|von|de|da|del|der|di|le|la)[ \t]+)?${NAME_WORD}`;
+/** A capital letter, with combining accents when the text is decomposed (NFD). */
+const UP = String.raw`\p{Lu}\p{M}*`;
+/** Lower-case letters, with combining accents. */
+const LOWS = String.raw`(?:\p{Ll}\p{M}*)+`;
+/** Jane, McDonald, O'Brien, D’Angelo, Smith-Jones, Élodie, María, Øyvind. */
+const NAME_WORD = String.raw`${UP}(?:${LOWS}(?:${UP}${LOWS})?|['’]${UP}${LOWS})(?:-${UP}${LOWS})*`;
+/** Particles of family names: van der, von, de la, del, da, dos, di, du, le, bin, ibn, al, y. */
+const PARTICLE = String.raw`(?:van|von|de|da|das|do|dos|del|della|der|den|di|du|le|la|ter|ten|bin|ibn|al|el|y|e)`;
+/** Jane Smith, Jane Q. Smith, Ludwig van Beethoven, María José García de la Fuente. */
+const NEXT_WORD = String.raw`[ \t]+(?:${UP}\.[ \t]+)?(?:${PARTICLE}[ \t]+){0,2}${NAME_WORD}`;
+/** Up to five words: given names, middle names, one or two family names. */
+const FULL_NAME = String.raw`${NAME_WORD}(?:${NEXT_WORD}){0,4}`;
 
 /**
  * Capitalised words that are not names in these contexts: companies, departments, addresses,
@@ -68,7 +76,10 @@ const NOT_NAMES = new Set(
     'dept service services support office bank suite street road avenue lane drive floor building ' +
     'invoice order account accounts payment payments payable receivable customer client vendor ' +
     'supplier manager finance sales billing procurement purchasing the and of for your our total ' +
-    'amount date number'
+    'amount date number nr no nummer rechnung bestellung kunde firma abteilung team gmbh numéro facture ' +
+    'commande société service servicio cliente pedido factura all everyone there world friends ' +
+    'colleagues folks sir madam madame team members user users admin administrator hiring recruiter ' +
+    'valued partner partners sirs'
   ).split(' '),
 );
 
@@ -79,12 +90,13 @@ function acceptName(match: string): number {
   return match.length;
 }
 
-const HONORIFICS = 'Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau';
+/** English, German, Spanish, French, Italian honorifics; `M.` (Monsieur) only with its dot. */
+const HONORIFICS = String.raw`Mr|Mrs|Ms|Miss|Mx|Dr|Dra|Prof|Sir|Dame|Herr|Frau|Sr|Sra|Srta|Don|Doña|Dña|Mme|Mlle|Sig|Sig\.ra|Dott|Dott\.ssa`;
 
 const afterHonorific: Detector = {
   kind: 'name',
-  source: String.raw`(?<![\p{L}\p{N}_])(?:${HONORIFICS})\.?[ \t]+(${NAME_WORD}(?:${NEXT_WORD}){0,2})${NOT_WORD_AFTER}`,
-  trigger: 'Mr|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau',
+  source: String.raw`(?<![\p{L}\p{N}_])(?:(?:${HONORIFICS})\.?|M\.)[ \t]+(${FULL_NAME})${NOT_WORD_AFTER}`,
+  trigger: String.raw`Mr|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Sr|Don|Doña|Dña|Mme|Mlle|Sig|Dott|M\.`,
   accept: acceptName,
   normalise: normaliseName,
 };
@@ -101,13 +113,21 @@ const LABELS = [
   '[Aa]ccount [Hh]older',
   '[Ss]igned(?: by)?',
   '(?:[Aa]pproved|[Pp]repared|[Ss]ubmitted|[Rr]equested|[Rr]eviewed) by',
+  '[Nn]ombre(?: completo)?',
+  '[Nn]om(?: complet)?',
+  '[Pp]rénom',
+  '[Vv]orname',
+  '[Nn]achname',
+  '[Nn]ome',
+  '[Cc]ognome',
+  '[Aa]pellidos',
 ].join('|');
 
 const afterLabel: Detector = {
   kind: 'name',
   // The label must open the line (or follow punctuation), so `Product Name: Widget Pro` is left alone;
   // at least two words (First Last).
-  source: String.raw`(?:^|[\n\r,;|(\[{"'])[ \t]*(?:${LABELS})[ \t]*[:：][ \t]*(${NAME_WORD}(?:${NEXT_WORD}){1,2})${NOT_WORD_AFTER}`,
+  source: String.raw`(?:^|[\n\r,;|(\[{"'])[ \t]*(?:${LABELS})[ \t]*[:：][ \t]*(${NAME_WORD}(?:${NEXT_WORD}){1,4})${NOT_WORD_AFTER}`,
   trigger: String.raw`(?:${LABELS})[ \t]*[:：]`,
   accept: acceptName,
   normalise: normaliseName,
@@ -127,13 +147,37 @@ const SIGN_OFFS = [
 const afterSignOff: Detector = {
   kind: 'name',
   // Alone on the line that follows the sign-off.
-  source: String.raw`(?<![\p{L}])(?:${SIGN_OFFS})[ \t]*[,!.]?[ \t]*\r?\n[ \t]*(${NAME_WORD}(?:${NEXT_WORD}){0,2})(?=[ \t]*(?:\r?\n|$))`,
+  source: String.raw`(?<![\p{L}])(?:${SIGN_OFFS})[ \t]*[,!.]?[ \t]*\r?\n[ \t]*(${FULL_NAME})(?=[ \t]*(?:\r?\n|$))`,
   trigger: String.raw`(?:${SIGN_OFFS})[ \t]*[,!.]?[ \t]*\r?\n`,
+  accept: acceptName,
+  normalise: normaliseName,
+};
+
+const SALUTATIONS = [
+  '[Dd]ear',
+  '[Hh]ello',
+  '[Hh]i',
+  '[Hh]allo',
+  '[Ll]iebe[r]?',
+  '[Ee]stimad[oa]',
+  '[Qq]uerid[oa]',
+  '[Bb]onjour',
+  '[Cc]her',
+  '[Cc]hère',
+  '[Cc]ar[oa]',
+  '[Gg]entile',
+].join('|');
+
+const afterSalutation: Detector = {
+  kind: 'name',
+  // `Dear María José García,` — the name closes the salutation: a comma, `!`, `:` or the line's end.
+  source: String.raw`(?<![\p{L}])(?:${SALUTATIONS})[ \t]+(${FULL_NAME})(?=[ \t]*(?:[,!:]|\r?\n|$))`,
+  trigger: SALUTATIONS,
   accept: acceptName,
   normalise: normaliseName,
 };
 
 /** The heuristic name detectors, most specific first. */
 export function heuristicNames(): Detector[] {
-  return [afterHonorific, afterLabel, afterSignOff];
+  return [afterHonorific, afterLabel, afterSignOff, afterSalutation];
 }

@@ -62,9 +62,13 @@ describe('payment card', () => {
   it('keeps Luhn-invalid numbers of card length', () => {
     expectUntouched('Reference 4111 1111 1111 1112 and 4111111111111113');
   });
-  it.each(['4716.4615.8332.2103', '4716  4615  8332  2103', '4716 - 4615 - 8332 - 2103', '4111 1111-1111.1111'])(
-    'any separator, several of them, mixed: %s',
-    (v) => expectRedacted(`Paid with card ${v} today`, v, 'card'),
+  it.each([
+    '4716.4615.8332.2103',
+    '4716  4615  8332  2103',
+    '4716 - 4615 - 8332 - 2103',
+    '4111 1111-1111.1111',
+  ])('any separator, several of them, mixed: %s', (v) =>
+    expectRedacted(`Paid with card ${v} today`, v, 'card'),
   );
   it.each(['8171 9999 2766 0000', '6283 8750 7098 5593', '2222 1557 6507 2228', '3605 023419 6908'])(
     'UnionPay 81…/62…, Mastercard 2221–2720, Diners: %s',

@@ -111,7 +111,9 @@ function regionOf(locale: string): string | undefined {
 }
 
 const DEFAULT_REGIONS = ['US', 'GB', 'DE', 'FR', 'IN'];
-const allPhones = Object.entries(mobilePhones).flatMap(([locale, values]) => values.map((v) => ({ locale, v })));
+const allPhones = Object.entries(mobilePhones).flatMap(([locale, values]) =>
+  values.map((v) => ({ locale, v })),
+);
 const e164 = [...new Set(allPhones.filter(({ v }) => v.startsWith('+')).map(({ v }) => v))];
 const nationalConfigured = [
   ...new Set(
@@ -213,7 +215,8 @@ describe('precision on business values that are not personal data', () => {
           if (Object.keys(counts).length > 0) {
             fp++;
             fpTotal++;
-            if (positives.length < Number(process.env.FP_SHOW ?? 12)) positives.push(`${JSON.stringify(value)} → ${JSON.stringify(text)}`);
+            if (positives.length < Number(process.env.FP_SHOW ?? 12))
+              positives.push(`${JSON.stringify(value)} → ${JSON.stringify(text)}`);
           }
         }
       }
@@ -255,7 +258,12 @@ describe('each detector carries its class', () => {
 
   it.each(cases)('turning $option off drops the recall of its class', ({ option, kind, values }) => {
     const on = measure(`${option} on`, createRedactor({ hmacKey: HMAC_KEY }), values, kind);
-    const off = measure(`${option} off`, createRedactor({ hmacKey: HMAC_KEY, [option]: false }), values, kind);
+    const off = measure(
+      `${option} off`,
+      createRedactor({ hmacKey: HMAC_KEY, [option]: false }),
+      values,
+      kind,
+    );
     expect(recall(on)).toBeGreaterThanOrEqual(0.9);
     expect(recall(off)).toBeLessThan(0.1);
   });
@@ -264,7 +272,9 @@ describe('each detector carries its class', () => {
     const values = ['María José García', 'Élodie Dubois-Martin'];
     const sentences = [(v: string) => `Dr. ${v}`, (v: string) => `Name: ${v}`];
     const count = (r: Redactor): number =>
-      values.flatMap((v) => sentences.map((s) => r.redactString(s(v)).counts.name ?? 0)).reduce((a, b) => a + b, 0);
+      values
+        .flatMap((v) => sentences.map((s) => r.redactString(s(v)).counts.name ?? 0))
+        .reduce((a, b) => a + b, 0);
     expect(count(createRedactor({ hmacKey: HMAC_KEY }))).toBe(4);
     expect(count(createRedactor({ hmacKey: HMAC_KEY, names: false }))).toBe(0);
   });
