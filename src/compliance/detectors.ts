@@ -485,7 +485,8 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
       // E.164, so `0049 30 123456`, `+49 30 123456` and `030 123456` (DE) get one token.
       const parsed = value.trimStart().startsWith('+')
         ? parsePhoneNumberFromString(value)
-        : regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isPossible() === true);
+        : (regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isValid() === true) ??
+          regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isPossible() === true));
       if (parsed !== undefined) return parsed.number;
       const d = digitsOnly(value);
       return value.startsWith('+') ? `+${d}` : d;

@@ -12,14 +12,29 @@ function escapeForUnicodeRegex(text: string): string {
   return text.replace(/[\^$\\.*+?()[\]{}|/]/g, '\\$&');
 }
 
-/** `Jane` → `[jJ][aA][nN][eE]`: case-insensitive without the `i` flag, Unicode-aware. */
+/** `a` → `[aA]`: one character in either case, when it has exactly one of each. */
+function eitherCase(ch: string): string {
+  const lo = ch.toLowerCase();
+  const up = ch.toUpperCase();
+  if (lo !== up && [...lo].length === 1 && [...up].length === 1) return `[${lo}${up}]`;
+  return escapeForUnicodeRegex(ch);
+}
+
+/**
+ * `Jane` → `[jJ][aA][nN][eE]`: case-insensitive without the `i` flag, Unicode-aware. An accented
+ * letter also matches its decomposed form (`í` and `i` + U+0301), so a listed name is found in
+ * text of either Unicode normal form.
+ */
 function caseInsensitive(word: string): string {
   let out = '';
-  for (const ch of word) {
-    const lo = ch.toLowerCase();
-    const up = ch.toUpperCase();
-    if (lo !== up && [...lo].length === 1 && [...up].length === 1) out += `[${lo}${up}]`;
-    else out += escapeForUnicodeRegex(ch);
+  for (const ch of word.normalize('NFC')) {
+    const decomposed = ch.normalize('NFD');
+    if (decomposed === ch) {
+      out += eitherCase(ch);
+    } else {
+      const [base = '', ...marks] = [...decomposed];
+      out += `(?:${eitherCase(ch)}|${eitherCase(base)}${marks.map(escapeForUnicodeRegex).join('')})`;
+    }
   }
   return out;
 }
@@ -142,6 +157,14 @@ const SIGN_OFFS = [
   '[Cc]heers',
   '[Bb]est',
   '[Rr]espectfully',
+  '[Ss]aludos',
+  '[Aa]tentamente',
+  '[Uu]n saludo',
+  '[Cc]ordialement',
+  '[Bb]ien à vous',
+  '(?:[Mm]it )?(?:[Ff]reundlichen|[Bb]esten|[Vv]iele|[Ll]iebe) [Gg]rüßen?',
+  '[Gg]rüße',
+  '(?:[Cc]ordiali|[Dd]istinti) [Ss]aluti',
 ].join('|');
 
 const afterSignOff: Detector = {
