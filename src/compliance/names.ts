@@ -74,8 +74,8 @@ const UP = String.raw`\p{Lu}\p{M}*`;
 const LOWS = String.raw`(?:\p{Ll}\p{M}*)+`;
 /** Jane, McDonald, O'Brien, D’Angelo, Smith-Jones, Élodie, María, Øyvind. */
 const NAME_WORD = String.raw`${UP}(?:${LOWS}(?:${UP}${LOWS})?|['’]${UP}${LOWS})(?:-${UP}${LOWS})*`;
-/** Particles of family names: van der, von, de la, del, da, dos, di, du, le, bin, ibn, al, y. */
-const PARTICLE = String.raw`(?:van|von|de|da|das|do|dos|del|della|der|den|di|du|le|la|ter|ten|bin|ibn|al|el|y|e)`;
+/** Particles of family names: van der, von, de la, del, da, dos, di, du, le, bin, ibn, al, y, Ó, Ní. */
+const PARTICLE = String.raw`(?:van|von|de|da|das|do|dos|del|della|der|den|di|du|le|la|ter|ten|bin|ibn|al|el|y|e|Ó|Ní|Nic|Mac|Ui|Uí)`;
 /** Jane Smith, Jane Q. Smith, Ludwig van Beethoven, María José García de la Fuente. */
 const NEXT_WORD = String.raw`[ \t]+(?:${UP}\.[ \t]+)?(?:${PARTICLE}[ \t]+){0,2}${NAME_WORD}`;
 /** Up to five words: given names, middle names, one or two family names. */
