@@ -347,6 +347,11 @@ function notAPhone(core: string): boolean {
   );
 }
 
+/** Marks a run analysed and found to hold no phone number. */
+const NO_PHONE = 0;
+/** How many analysed runs a phone detector remembers before it starts over. */
+const SEEN_MAX_ENTRIES = 4096;
+
 /** Digits in `text`. */
 function countDigits(text: string): number {
   let n = 0;
@@ -421,6 +426,72 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
     }
     return best;
   };
+  /** The phone number in a candidate run, as `[start, end)` within it; undefined when none. */
+  const phoneIn = (run: string): [number, number] | undefined => {
+    if (countDigits(run) < 7) return undefined;
+    // The run without the brackets of the sentence around it.
+    const core = run.replace(/^\(/, '').replace(/\)$/, '');
+    if (notAPhone(core)) return undefined;
+    // `+…`, or `00…` (the international prefix of most of the world) written in groups
+    // (`0044 20 7946 0958`); a bare `00…` run is more often a zero-padded id.
+    const plus = run.startsWith('+') || run.startsWith('(+');
+    let best: [number, number] | undefined;
+    if (plus || /^00[1-9]\d*[ .-]/.test(core)) {
+      const offset = plus ? 0 : run.indexOf('00');
+      const asPlus = plus ? run : `${run.slice(0, offset)}+${run.slice(offset + 2)}`;
+      const hit = covering(asPlus, undefined, true);
+      // Positions in `asPlus` after the `+` are one short of those in `run`.
+      const shift = (i: number): number => (!plus && i > offset ? i + 1 : i);
+      if (hit !== undefined) best = [shift(hit[0]), shift(hit[1])];
+      if (best === undefined) {
+        // E.164's shape: 8 to 15 digits, dropping trailing groups (a year written after it).
+        const prefixDigits = plus ? 0 : 2;
+        const end = longestPrefixAtSeparators(run, ' .-', (e) => {
+          const n = countDigits(run.slice(0, e)) - prefixDigits;
+          return n >= 8 && n <= 15;
+        });
+        if (end > 0) best = [0, end];
+      }
+    } else {
+      // The library's text search costs hundreds of microseconds; a parse of the run (tens)
+      // first tells which regions can hold a number of its length at all. Then valid numbers
+      // of those regions; then possible ones, if dialled with a trunk prefix or a country code
+      // or grouped as the region does (`1 987 654 3210` has an unallocated area code, but is
+      // written as nothing but a phone number is).
+      const plausible = regions.filter((r) => parsePhoneNumberFromString(run, r)?.isPossible() === true);
+      for (const possible of [false, true]) {
+        for (const region of plausible) {
+          const hit = covering(run, region, possible);
+          if (hit !== undefined && (best === undefined || hit[1] - hit[0] > best[1] - best[0])) best = hit;
+          if (best !== undefined && best[1] - best[0] === run.length) break;
+        }
+        if (best !== undefined) break;
+      }
+    }
+    if (best === undefined) return undefined;
+    let [start, end] = best;
+    // A bracket the number does not close (or open) is the sentence's, not the number's.
+    if (run.charAt(start) === '(' && !run.slice(start, end).includes(')')) start++;
+    if (run.charAt(end - 1) === ')' && !run.slice(start, end).includes('(')) end--;
+    return [start, end];
+  };
+  /**
+   * E.164, so `0049 30 123456`, `+49 30 123456` and `030 123456` (DE) get one token: valid in a
+   * region first, then possible.
+   */
+  const toE164 = (value: string): string => {
+    const parsed = value.trimStart().startsWith('+')
+      ? parsePhoneNumberFromString(value)
+      : (regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isValid() === true) ??
+        regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isPossible() === true));
+    if (parsed !== undefined) return parsed.number;
+    const d = digitsOnly(value);
+    return value.startsWith('+') ? `+${d}` : d;
+  };
+  /** Canonical forms already computed. */
+  const canonical = new Map<string, string>();
+  /** Runs already analysed (ids, dates and the same customer's number recur across events). */
+  const seen = new Map<string, readonly [number, number] | typeof NO_PHONE>();
   return {
     kind: 'phone',
     source: PHONE_CANDIDATE,
@@ -429,67 +500,25 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
       candidates.lastIndex = 0;
       for (let m = candidates.exec(text); m !== null; m = candidates.exec(text)) {
         const run = m[0];
-        const digits = countDigits(run);
-        if (digits < 7) continue;
-        // The run without the brackets of the sentence around it.
-        const core = run.replace(/^\(/, '').replace(/\)$/, '');
-        if (notAPhone(core)) continue;
-        // `+…`, or `00…` (the international prefix of most of the world) written in groups
-        // (`0044 20 7946 0958`); a bare `00…` run is more often a zero-padded id.
-        const plus = run.startsWith('+') || run.startsWith('(+');
-        const international = plus || /^00[1-9]\d*[ .-]/.test(core);
-        let best: [number, number] | undefined;
-        if (international && labelledAsId(text, m.index) && !plus) {
-          continue;
-        } else if (international) {
-          const offset = plus ? 0 : run.indexOf('00');
-          const asPlus = plus ? run : `${run.slice(0, offset)}+${run.slice(offset + 2)}`;
-          const hit = covering(asPlus, undefined, true);
-          // Positions in `asPlus` after the `+` are one short of those in `run`.
-          const shift = (i: number): number => (!plus && i > offset ? i + 1 : i);
-          if (hit !== undefined) best = [shift(hit[0]), shift(hit[1])];
-          if (best === undefined) {
-            // E.164's shape: 8 to 15 digits, dropping trailing groups (a year written after it).
-            const prefixDigits = plus ? 0 : 2;
-            const end = longestPrefixAtSeparators(run, ' .-', (e) => {
-              const n = countDigits(run.slice(0, e)) - prefixDigits;
-              return n >= 8 && n <= 15;
-            });
-            if (end > 0) best = [0, end];
-          }
-        } else if (labelledAsId(text, m.index)) {
-          continue;
-        } else {
-          // Valid numbers of the regions; then possible ones, if dialled with a trunk prefix or a
-          // country code: `1 987 654 3210` has an unallocated area code, but is written as
-          // nothing but a phone number is.
-          for (const possible of [false, true]) {
-            for (const region of regions) {
-              const hit = covering(run, region, possible);
-              if (hit !== undefined && (best === undefined || hit[1] - hit[0] > best[1] - best[0]))
-                best = hit;
-              if (best !== undefined && best[1] - best[0] === run.length) break;
-            }
-            if (best !== undefined) break;
-          }
+        // `Order 0012345678`, `PO 4500012345`: an identifier, whatever its digits.
+        if (!run.startsWith('+') && !run.startsWith('(+') && labelledAsId(text, m.index)) continue;
+        let span = seen.get(run);
+        if (span === undefined) {
+          span = phoneIn(run) ?? NO_PHONE;
+          if (seen.size >= SEEN_MAX_ENTRIES) seen.clear();
+          seen.set(run, span);
         }
-        if (best === undefined) continue;
-        let [start, end] = best;
-        // A bracket the number does not close (or open) is the sentence's, not the number's.
-        if (run.charAt(start) === '(' && !run.slice(start, end).includes(')')) start++;
-        if (run.charAt(end - 1) === ')' && !run.slice(start, end).includes('(')) end--;
-        found(m.index + start, m.index + end);
+        if (span !== NO_PHONE) found(m.index + span[0], m.index + span[1]);
       }
     },
     normalise(value) {
-      // E.164, so `0049 30 123456`, `+49 30 123456` and `030 123456` (DE) get one token.
-      const parsed = value.trimStart().startsWith('+')
-        ? parsePhoneNumberFromString(value)
-        : (regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isValid() === true) ??
-          regions.map((r) => parsePhoneNumberFromString(value, r)).find((p) => p?.isPossible() === true));
-      if (parsed !== undefined) return parsed.number;
-      const d = digitsOnly(value);
-      return value.startsWith('+') ? `+${d}` : d;
+      let e164 = canonical.get(value);
+      if (e164 === undefined) {
+        e164 = toE164(value);
+        if (canonical.size >= SEEN_MAX_ENTRIES) canonical.clear();
+        canonical.set(value, e164);
+      }
+      return e164;
     },
   };
 }
