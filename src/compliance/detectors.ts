@@ -458,7 +458,11 @@ function phoneDetector(regions: readonly CountryCode[]): Detector {
       // of those regions; then possible ones, if dialled with a trunk prefix or a country code
       // or grouped as the region does (`1 987 654 3210` has an unallocated area code, but is
       // written as nothing but a phone number is).
-      const plausible = regions.filter((r) => parsePhoneNumberFromString(run, r)?.isPossible() === true);
+      // A run too long for one number may hold several: searched in every region.
+      const plausible =
+        countDigits(run) > 13
+          ? regions
+          : regions.filter((r) => parsePhoneNumberFromString(run, r)?.isPossible() === true);
       for (const possible of [false, true]) {
         for (const region of plausible) {
           const hit = covering(run, region, possible);
