@@ -579,26 +579,6 @@ const secretAwsKeyId: Detector = {
   normalise: asIs,
 };
 
-/** Upper case, lower case and a digit, and close to random (base64 of random bytes: ~5 bits/char). */
-function randomLooking(value: string, minBitsPerChar: number): boolean {
-  return (
-    /[A-Z]/.test(value) &&
-    /[a-z]/.test(value) &&
-    hasDigit(value) &&
-    entropyBitsPerChar(value) >= minBitsPerChar
-  );
-}
-
-const secretAwsSecretKey: Detector = {
-  kind: 'secret',
-  // An AWS secret access key: 40 characters of base64 (e.g. wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY),
-  // recognised without a key name when it mixes cases and digits like random bytes do.
-  source: String.raw`(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=_\-])`,
-  trigger: '[A-Za-z0-9+/]{40}',
-  accept: (match) => (randomLooking(match, 4) ? match.length : 0),
-  normalise: asIs,
-};
-
 const secretPrivateKey: Detector = {
   kind: 'secret',
   // private-key: a PEM block, header to footer.
@@ -654,7 +634,8 @@ const secretPassword: Detector = {
   kind: 'secret',
   // password=…, "passwd": "…", pwd: … — passwords are short and need not look random.
   source: String.raw`(?<![A-Za-z0-9])[\w.\-]{0,30}?(?:${['password', 'passwd', 'passphrase', 'pwd'].map(ci).join('|')})["']?[ \t]*(?:=|:|=>|:=)[ \t]*["']?([^\s"',;<>]{6,128})`,
-  trigger: [ci('passw'), ci('passphrase'), ci('pwd')].join('|'),
+  // Literal-led alternatives, which the engine scans for quickly (this trigger runs on every string).
+  trigger: '[Pp]ass[WwPp]|PASS[WP]|[Pp]wd|PWD',
   // Not a masked value or a placeholder.
   accept: (match) => (/^(?:\*+|x+|\.+|<.*|\$\{.*|\{\{.*)$/i.test(match) ? 0 : match.length),
   normalise: asIs,
@@ -681,7 +662,7 @@ export function builtinDetectors(on: BuiltinSelection): Detector[] {
   const out: Detector[] = [];
   if (on.secrets) {
     out.push(secretPrivateKey, secretPrefixed, secretAwsKeyId, secretJwt, secretSlackWebhook, secretBearer);
-    out.push(secretKeyValue, secretPassword, secretAwsSecretKey);
+    out.push(secretKeyValue, secretPassword);
   }
   if (on.email) out.push(email);
   if (on.iban) out.push(iban);

@@ -139,7 +139,7 @@ describe('secrets (gitleaks rule formats)', () => {
       'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
       'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
     ],
-    ['the key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY leaked', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'],
+    ['AWS secret key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'],
     ['id ASIAY34FZKBOKMUTVV7A', 'ASIAY34FZKBOKMUTVV7A'],
     [
       `pat ${'github_pat_11ABCDEFG0'}${'a1B2c3D4e5'.repeat(7)}x1`,

@@ -288,7 +288,7 @@ describe('each detector carries its class', () => {
   const ssns = ['123-45-6789', '078 05 1120', '219-09-9999', '457 55 5462'];
   const secrets = [
     'AKIAIOSFODNN7EXAMPLE',
-    'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    'glpat-x1y2z3A4B5C6D7E8F9G0',
     'ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R',
   ];
 
