@@ -190,7 +190,12 @@ export { cacheKey } from './cache/key.js';
 export * from './cache/errors.js';
 export { createRedactor } from './compliance/redact.js';
 export type { Redactor, RedactionResult, RedactedText, RedactionCounts } from './compliance/redact.js';
-export type { RedactorConfig, NameRedactionConfig, CustomPattern } from './compliance/config.js';
+export type {
+  RedactorConfig,
+  NameRedactionConfig,
+  PhoneRedactionConfig,
+  CustomPattern,
+} from './compliance/config.js';
 export { findOpenWorkflows, DEFAULT_INTERRUPTED_REASON } from './compliance/interrupted.js';
 export type {
   OpenWorkflow,
