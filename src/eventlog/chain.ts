@@ -94,7 +94,18 @@ export interface AnchorClaim {
   lastPrunedHash: string;
   /** The anchor row's own hash matches its content. */
   intact: boolean;
+  /** The anchor event's own `ts` (when known: plausibility checks need it). */
+  ts?: number;
+  /** Events it removed, and the time they were all older than (from its payload). */
+  prunedCount?: number;
+  olderThanTs?: number;
 }
+
+/**
+ * How far an event's `ts` may run ahead of an event logged after it (clock steps, events of
+ * concurrent workflows committed together) before verify calls a retention anchor implausible: 5 min.
+ */
+export const ANCHOR_CLOCK_SKEW_MS = 300_000;
 
 /** Targeted look-ups the verifier makes once, when it has found a break, to name its cause. */
 export interface ChainLookup {
@@ -128,7 +139,12 @@ export function latestAnchors<A extends AnchorClaim>(anchors: readonly A[]): Par
  * - `missing`: a seq gap that no retention anchor covers, or a row whose `prevHash` does not link
  *   to the previous event of its class (events removed outside retention);
  * - `reordered`: a row links to an event that comes later in seq order (rows were swapped);
- * - `anchor_mismatch`: a retention anchor was altered, or an event it says was pruned is still there.
+ * - `anchor_mismatch`: a retention anchor was altered, or an event it says was pruned is still there;
+ * - `anchor_implausible` (from {@link ChainVerifier.finish} and the rows): an intact anchor claims
+ *   what the log contradicts — it is older than the events it says it pruned, it pruned nothing or
+ *   more than is missing, its last pruned seq is still there, or an event kept from before the
+ *   pruned range is younger than `olderThanTs` (so the pruned events, logged after it, were too:
+ *   retention cannot have removed them). A forged anchor that hides deleted recent history fails here.
  *
  * Limits: rows of different classes swapped show as `modified` (each hash covers its seq), and
  * deleting the newest events leaves a shorter log that still verifies — compare the heads with a
@@ -141,8 +157,12 @@ export class ChainVerifier {
   };
   private readonly latest: Partial<Record<EventClass, AnchorClaim>>;
   private readonly coveredThroughSeq: number;
+  /** Intact anchors whose claims are checked against the rows (plausibility). */
+  private readonly claims: readonly AnchorClaim[];
   private lastSeq = 0;
   private count = 0;
+  /** Seqs missing (gaps) up to the highest pruned seq. */
+  private missing = 0;
 
   constructor(
     anchors: readonly AnchorClaim[],
@@ -152,6 +172,7 @@ export class ChainVerifier {
     let covered = 0;
     for (const a of anchors) if (a.prunedThroughSeq > covered) covered = a.prunedThroughSeq;
     this.coveredThroughSeq = covered;
+    this.claims = anchors.filter((a) => a.intact);
   }
 
   /** Events checked so far. */
@@ -170,6 +191,7 @@ export class ChainVerifier {
       const range = first === seq - 1 ? `seq ${first} is` : `seqs ${first}..${seq - 1} are`;
       return this.fail(first, 'missing', `${range} missing and no retention anchor covers them`);
     }
+    if (seq > this.lastSeq + 1) this.missing += Math.min(seq - 1, this.coveredThroughSeq) - this.lastSeq;
     this.lastSeq = seq;
 
     const state = cls === 'audit' || cls === 'operational' ? this.states[cls] : undefined;
@@ -218,6 +240,77 @@ export class ChainVerifier {
     state.seq = seq;
     state.hash = hash;
     this.count++;
+    return seq <= this.coveredThroughSeq ? this.checkClaims(seq, row[1]) : undefined;
+  }
+
+  /** A kept row inside a pruned range: it must not contradict an anchor's claims. */
+  private checkClaims(seq: number, ts: number): Failure | undefined {
+    for (const a of this.claims) {
+      if (seq === a.prunedThroughSeq) {
+        return this.fail(
+          a.seq,
+          'anchor_implausible',
+          `the anchor says seq ${seq} was the last ${a.prunedClass} event it pruned, but seq ${seq} is still in the log`,
+        );
+      }
+      if (seq < a.prunedThroughSeq && a.olderThanTs !== undefined && ts >= a.olderThanTs + ANCHOR_CLOCK_SKEW_MS) {
+        return this.fail(
+          a.seq,
+          'anchor_implausible',
+          `the anchor says it pruned ${a.prunedClass} events through seq ${a.prunedThroughSeq} because they were older than ${isoTime(a.olderThanTs)}, but seq ${seq}, kept and logged before them, is from ${isoTime(ts)}: the pruned events were younger than the anchor claims (history removed outside retention)`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Checks, after the last row, what only the whole log shows: each intact anchor was written after
+   * what it pruned (its seq and ts), pruned at least one event, and the anchors together claim no
+   * more events than are missing. Returns the failure, if any.
+   */
+  finish(): Failure | undefined {
+    let claimed = 0;
+    const counted = new Set<string>();
+    for (const a of this.claims) {
+      if (a.seq <= a.prunedThroughSeq) {
+        return this.fail(
+          a.seq,
+          'anchor_implausible',
+          `the anchor claims to have pruned through seq ${a.prunedThroughSeq}, at or after its own seq: an anchor is written after what it pruned`,
+        );
+      }
+      if (a.ts !== undefined && a.olderThanTs !== undefined && a.ts + ANCHOR_CLOCK_SKEW_MS < a.olderThanTs) {
+        return this.fail(
+          a.seq,
+          'anchor_implausible',
+          `the anchor was written at ${isoTime(a.ts)}, before ${isoTime(a.olderThanTs)}, the time it says every pruned event was older than`,
+        );
+      }
+      if (a.prunedCount !== undefined) {
+        if (!Number.isInteger(a.prunedCount) || a.prunedCount < 1 || a.prunedCount > a.prunedThroughSeq) {
+          return this.fail(
+            a.seq,
+            'anchor_implausible',
+            `the anchor says it pruned ${a.prunedCount} events through seq ${a.prunedThroughSeq}: retention prunes between 1 and that many`,
+          );
+        }
+        // Audit retention carries the operational anchor forward: count each claim once.
+        const key = `${a.prunedClass}:${a.prunedThroughSeq}`;
+        if (!counted.has(key)) {
+          counted.add(key);
+          claimed += a.prunedCount;
+        }
+      }
+    }
+    if (claimed > this.missing) {
+      const first = this.claims[0];
+      return this.fail(
+        first?.seq ?? 0,
+        'anchor_implausible',
+        `the retention anchors claim ${claimed} pruned events, but only ${this.missing} seqs up to seq ${this.coveredThroughSeq} are missing`,
+      );
+    }
     return undefined;
   }
 
@@ -249,6 +342,11 @@ export class ChainVerifier {
   private fail(seq: number, reason: Failure['reason'], why: string): Failure {
     return { ok: false, events: this.count, seq, reason, detail: `seq ${seq}: ${why}` };
   }
+}
+
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `ts ${ms}` : `${d.toISOString()} (ts ${ms})`;
 }
 
 /** {@link ChainLookup}, answered asynchronously (a database across the network). */
@@ -302,6 +400,8 @@ export async function verifyChainPages(
       if (failure !== undefined) return failure;
     }
   }
+  const implausible = verifier.finish();
+  if (implausible !== undefined) return implausible;
   return { ok: true, events: verifier.events, heads: verifier.heads() };
 }
 
@@ -323,6 +423,9 @@ export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
     prunedThroughSeq: payload.prunedThroughSeq,
     lastPrunedHash: payload.lastPrunedHash,
     intact: rowHash(row) === row[8],
+    ts: row[1],
+    prunedCount: payload.prunedCount,
+    olderThanTs: payload.olderThanTs,
     payload,
   };
 }

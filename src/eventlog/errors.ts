@@ -7,18 +7,63 @@ import { KeelError, isKeelError } from '../core/errors.js';
 /** Base of every event-log error. */
 export class EventLogError extends KeelError {}
 
-/** The file exists but is not a SQLite database (or is encrypted / truncated). */
-export class NotADatabaseError extends EventLogError {
+/**
+ * The file is not Keel's: another application's SQLite database (its own tables, its own
+ * `application_id`, an `events` table Keel did not create) or not SQLite at all. Keel opens only a
+ * new empty file or one of its own logs, and leaves this one byte-for-byte unchanged (no `-wal` or
+ * `-shm` either).
+ */
+export class ForeignDatabaseError extends EventLogError {
   constructor(
     readonly path: string,
-    options?: { cause?: unknown },
+    /** What makes it foreign, e.g. `it holds tables "users", "orders"`. */
+    readonly why: string,
+    options?: { cause?: unknown; code?: string },
   ) {
     super(
-      'EVENTLOG_NOT_A_DATABASE',
-      `${path} is not a SQLite database. Point "db" at a Keel event log, or at a new path to create one; the file was not modified.`,
-      options,
+      options?.code ?? 'EVENTLOG_FOREIGN_DATABASE',
+      `${path} is not a Keel event log (${why}). Point "db" (--db) at a Keel event log, or at a new path to create one; the file was not modified.`,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
     );
   }
+}
+
+/** True when `e` is a {@link ForeignDatabaseError} (a {@link NotADatabaseError} included). */
+export function isForeignDatabaseError(e: unknown): e is ForeignDatabaseError {
+  return isEventLogError(e) && e instanceof ForeignDatabaseError;
+}
+
+/** The file exists but is not a SQLite database (or is encrypted / truncated): a foreign file. */
+export class NotADatabaseError extends ForeignDatabaseError {
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(path, 'it is not a SQLite database', {
+      code: 'EVENTLOG_NOT_A_DATABASE',
+      ...(options?.cause !== undefined ? { cause: options.cause } : {}),
+    });
+  }
+}
+
+/**
+ * A string the log would hash and store in a column (a workflow id) is not well-formed Unicode: it
+ * holds a lone surrogate, which SQLite stores as U+FFFD, so the stored row would no longer match its
+ * hash. Refused before anything of the append is written.
+ */
+export class MalformedStringError extends EventLogError {
+  constructor(
+    readonly field: string,
+    /** Index (UTF-16 code unit) of the first lone surrogate. */
+    readonly index: number,
+  ) {
+    super(
+      'EVENT_INVALID',
+      `Event refused: ${field} holds a lone surrogate at index ${index} (not well-formed Unicode: it cannot be stored as it was hashed). Pass a well-formed string, e.g. s.toWellFormed(); nothing in the batch was written.`,
+    );
+  }
+}
+
+/** True when `e` is a {@link MalformedStringError}. */
+export function isMalformedStringError(e: unknown): e is MalformedStringError {
+  return isEventLogError(e) && e instanceof MalformedStringError;
 }
 
 /** Another process holds a lock on the database longer than `busyTimeoutMs`. */

@@ -265,6 +265,18 @@ export interface EventPayloads {
     prunedCount: number;
     olderThanTs: number;
   };
+  /**
+   * Written by the store when a writable open changed the file's schema: `migrated` (an event log of
+   * an earlier Keel brought to the current version and stamped as Keel's) or `triggers_restored`
+   * (append-only triggers that were missing or altered were re-created: someone changed the schema).
+   */
+  'log.maintained': {
+    action: 'migrated' | 'triggers_restored';
+    /** What was done or found, one line each. */
+    details: string[];
+    fromVersion?: number;
+    toVersion?: number;
+  };
 }
 
 /** Every event type name. */
@@ -304,6 +316,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'feedback.recorded': 1,
   'redaction.applied': 1,
   'log.anchor': 1,
+  'log.maintained': 1,
 };
 
 /** Default retention class of each event type: decisions are audit, diagnostics operational. */
@@ -340,6 +353,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'feedback.recorded': 'audit',
   'redaction.applied': 'operational',
   'log.anchor': 'audit',
+  'log.maintained': 'audit',
 };
 
 /** Workflow id used for events that belong to the runtime rather than one workflow (breakers, budgets). */

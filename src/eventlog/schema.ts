@@ -69,23 +69,167 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  */
 export const MIN_READABLE_SCHEMA_VERSION = 1;
 
+/**
+ * `PRAGMA application_id` of every SQLite file Keel creates (the event log and the cache): the
+ * bytes "KEEL" (0x4B45454C). A file stamped with it is Keel's; Keel opens nothing else but a new
+ * empty file, or an event log written by a Keel from before the stamp, recognised by its exact
+ * schema (see {@link classifyLog}).
+ */
+export const KEEL_APPLICATION_ID = 0x4b45454c;
+
+/**
+ * The append-only triggers, by name, exactly as version 1 creates them. `verify` checks they are
+ * present and unaltered; a writable open re-creates a missing one (and logs `log.maintained`).
+ */
+export const APPEND_ONLY_TRIGGERS: Readonly<Record<string, string>> = {
+  events_no_update: `CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'keel: events are append-only; UPDATE is refused (the hash chain would break)');
+END`,
+  events_no_delete: `CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
+BEGIN
+  SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
+END`,
+};
+
+/** Columns of `events` and `retention_gate`, in order, as every version has them. */
+const EVENT_COLUMNS = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'prev_hash', 'hash'];
+const GATE_COLUMNS = ['id', 'open'];
+
 /** Reads `PRAGMA user_version` (a read: never modifies the file). */
 export function readSchemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
+/** Reads `PRAGMA application_id` (a read). */
+export function readApplicationId(db: Database.Database): number {
+  return db.pragma('application_id', { simple: true }) as number;
+}
+
 /**
- * Brings the database up to {@link SCHEMA_VERSION} in one IMMEDIATE transaction (so two processes
- * opening a new file do not both migrate it). Returns the version found before migrating; the
+ * What a file opened as an event log holds, read without writing anything:
+ * - `empty`: a new file (no schema objects, no application id, version 0): Keel may create its schema;
+ * - `keel`: a Keel event log at `version` (`stamped` when it carries {@link KEEL_APPLICATION_ID};
+ *   unstamped ones were written by an earlier Keel and are recognised by their tables and columns);
+ * - `foreign`: anything else, with the reason.
+ */
+export type LogFileKind =
+  | { kind: 'empty' }
+  | { kind: 'keel'; version: number; stamped: boolean }
+  | { kind: 'foreign'; why: string };
+
+/** Classifies an open database (reads only; see {@link LogFileKind}). */
+export function classifyLog(db: Database.Database): LogFileKind {
+  const appId = readApplicationId(db);
+  const version = readSchemaVersion(db);
+  const objects = db
+    .prepare<[], { type: string; name: string }>(
+      "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+    )
+    .all();
+  if (appId !== 0 && appId !== KEEL_APPLICATION_ID) {
+    return { kind: 'foreign', why: `its application_id is ${appId}, not Keel's ${KEEL_APPLICATION_ID}` };
+  }
+  if (objects.length === 0 && appId === 0 && version === 0) return { kind: 'empty' };
+  // A newer Keel may have changed the tables: its version alone says what to do (upgrade Keel).
+  if (appId === KEEL_APPLICATION_ID && version > SCHEMA_VERSION) return { kind: 'keel', version, stamped: true };
+  const tables = objects.filter((o) => o.type === 'table').map((o) => o.name);
+  const expected = ['events', 'retention_gate'];
+  if (tables.join() !== expected.join()) {
+    const list = tables.length === 0 ? 'no tables' : `tables ${tables.map((t) => `"${t}"`).join(', ')}`;
+    return { kind: 'foreign', why: `it holds ${list}, where a Keel log holds "events" and "retention_gate"` };
+  }
+  const columns = (table: string): string[] =>
+    db
+      .prepare<[], string>(`SELECT name FROM pragma_table_info('${table}') ORDER BY cid`)
+      .pluck()
+      .all();
+  const ec = columns('events');
+  if (ec.join() !== EVENT_COLUMNS.join()) {
+    return { kind: 'foreign', why: `its "events" table has columns ${ec.join(', ')}, not Keel's` };
+  }
+  if (columns('retention_gate').join() !== GATE_COLUMNS.join()) {
+    return { kind: 'foreign', why: `its "retention_gate" table is not Keel's` };
+  }
+  if (appId === 0 && version < 1) {
+    return { kind: 'foreign', why: 'it holds Keel-like tables without a Keel schema version' };
+  }
+  return { kind: 'keel', version, stamped: appId === KEEL_APPLICATION_ID };
+}
+
+/**
+ * Append-only triggers that are missing or altered (compared with {@link APPEND_ONLY_TRIGGERS},
+ * whitespace aside), with what is wrong with each; empty when all are in place. Reads only.
+ */
+export function triggerProblems(db: Database.Database): string[] {
+  const rows = db
+    .prepare<[], { name: string; sql: string | null }>(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'",
+    )
+    .all();
+  const found = new Map(rows.map((r) => [r.name, r.sql ?? '']));
+  const problems: string[] = [];
+  for (const [name, sql] of Object.entries(APPEND_ONLY_TRIGGERS)) {
+    const got = found.get(name);
+    if (got === undefined) problems.push(`trigger ${name} is missing`);
+    else if (normaliseSql(got) !== normaliseSql(sql)) problems.push(`trigger ${name} was altered`);
+  }
+  for (const name of found.keys()) {
+    if (!(name in APPEND_ONLY_TRIGGERS)) problems.push(`trigger ${name} on events is not Keel's`);
+  }
+  return problems;
+}
+
+function normaliseSql(sql: string): string {
+  return sql.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Re-creates the append-only triggers that are missing or altered (an altered one is dropped
+ * first; a foreign trigger on `events` is dropped) and closes the retention gate. Call inside a
+ * write transaction. Returns what it repaired (empty when nothing was needed).
+ */
+export function restoreTriggers(db: Database.Database): string[] {
+  const problems = triggerProblems(db);
+  const gate = db.prepare<[], number>('SELECT open FROM retention_gate WHERE id = 1').pluck().get();
+  if (problems.length === 0 && gate === 0) return [];
+  const rows = db
+    .prepare<[], { name: string; sql: string | null }>(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'",
+    )
+    .all();
+  for (const r of rows) {
+    const want = APPEND_ONLY_TRIGGERS[r.name];
+    if (want === undefined || normaliseSql(r.sql ?? '') !== normaliseSql(want)) {
+      db.exec(`DROP TRIGGER "${r.name.replace(/"/g, '""')}"`);
+    }
+  }
+  for (const [name, sql] of Object.entries(APPEND_ONLY_TRIGGERS)) {
+    const exists = db
+      .prepare<[string], number>("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?")
+      .pluck()
+      .get(name);
+    if (exists === undefined) db.exec(sql);
+  }
+  const repaired = [...problems];
+  if (gate !== 0) {
+    db.exec('INSERT OR REPLACE INTO retention_gate (id, open) VALUES (1, 0)');
+    repaired.push('the retention gate was left open');
+  }
+  return repaired;
+}
+
+/**
+ * Brings the database up to {@link SCHEMA_VERSION} and stamps {@link KEEL_APPLICATION_ID}. Call
+ * inside an IMMEDIATE transaction (so two processes opening a new file do not both create it),
+ * after {@link classifyLog} said `empty` or `keel`. Returns the version found before migrating; the
  * caller has already refused versions above {@link SCHEMA_VERSION}.
  */
 export function migrate(db: Database.Database): number {
-  return db
-    .transaction(() => {
-      const found = readSchemaVersion(db);
-      for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
-      if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      return found;
-    })
-    .immediate();
+  const found = readSchemaVersion(db);
+  for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+  if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  if (readApplicationId(db) !== KEEL_APPLICATION_ID) db.pragma(`application_id = ${KEEL_APPLICATION_ID}`);
+  return found;
 }

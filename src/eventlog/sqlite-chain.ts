@@ -193,6 +193,9 @@ export class ChainWriter {
         prunedThroughSeq: p.prunedThroughSeq,
         lastPrunedHash: p.lastPrunedHash,
         intact: rowHash(r) === r[8],
+        ts: r[1],
+        prunedCount: p.prunedCount,
+        olderThanTs: p.olderThanTs,
         payload: p,
       });
     }

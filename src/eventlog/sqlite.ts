@@ -15,6 +15,7 @@ import {
   DatabaseLockedError,
   DiskFullError,
   EventLogError,
+  ForeignDatabaseError,
   NotADatabaseError,
   ReadOnlyDatabaseError,
   SchemaVersionError,
@@ -22,7 +23,15 @@ import {
 } from './errors.js';
 import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from './events.js';
 import type { EventClass, EventPayloads, KeelEvent, NewEvent } from './events.js';
-import { MIN_READABLE_SCHEMA_VERSION, SCHEMA_VERSION, migrate, readSchemaVersion } from './schema.js';
+import {
+  KEEL_APPLICATION_ID,
+  SCHEMA_VERSION,
+  classifyLog,
+  migrate,
+  restoreTriggers,
+  triggerProblems,
+  type LogFileKind,
+} from './schema.js';
 import type {
   ChainHeads,
   CommitInfo,
@@ -93,6 +102,13 @@ export interface SqliteStoreOptions {
    *   again (up to 3 times). In memory (`:memory:`) it is `'inline'`.
    */
   writer?: 'inline' | 'thread' | 'auto';
+  /**
+   * Permission bits of the log file when this open creates it (its `-wal` and `-shm` get the same
+   * from SQLite). Default `0o600`: only the service's user reads the audit data. Give group read
+   * (`0o640`) to let auditors of that group run the read-only `keel` commands. An existing file
+   * keeps its mode.
+   */
+  fileMode?: number;
 }
 
 /** Counters of a {@link SqliteEventStore} since it was opened. */
@@ -168,6 +184,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
     }
   } else {
     readOnlyReason = checkFile(o.path, o.readonly) ?? readOnlyReason;
+    if (readOnlyReason === undefined) createPrivateFile(o.path, o.fileMode);
   }
 
   let db: Database.Database;
@@ -181,23 +198,110 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
     throw toStoreError(e, o.path, o.busyTimeoutMs);
   }
   try {
-    const found = readSchemaVersion(db);
-    if (found > SCHEMA_VERSION) throw new SchemaVersionError(o.path, found, SCHEMA_VERSION);
+    // Nothing is written before the file is known to be new or Keel's: a foreign file stays as it was.
+    const kind = checkKind(db, o.path);
     if (readOnlyReason === undefined) {
       if (!memory) db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${o.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
       if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`);
-      if (found < SCHEMA_VERSION) migrate(db);
-    } else if (found < MIN_READABLE_SCHEMA_VERSION) {
-      throw new EventLogError(
-        'EVENTLOG_NEEDS_MIGRATION',
-        `${o.path} has schema version ${found}, but this Keel reads version ${SCHEMA_VERSION}, and a read-only store cannot migrate it. Open it once writable (without readonly) to migrate, or check that it is a Keel event log.`,
-      );
+      maintain(db, o, kind);
+    } else if (kind.kind === 'empty') {
+      throw new ForeignDatabaseError(o.path, 'it is empty: no event log was written to it yet');
     }
     return new SqliteStore(db, o, readOnlyReason);
   } catch (e) {
     db.close();
     throw toStoreError(e, o.path, o.busyTimeoutMs);
+  }
+}
+
+/**
+ * Classifies the opened file ({@link classifyLog}) and refuses what Keel must not open: a foreign
+ * file, or a log of a newer Keel. Reads only.
+ */
+function checkKind(db: Database.Database, path: string): LogFileKind {
+  const kind = classifyLog(db);
+  if (kind.kind === 'foreign') throw new ForeignDatabaseError(path, kind.why);
+  if (kind.kind === 'keel' && kind.version > SCHEMA_VERSION) {
+    throw new SchemaVersionError(path, kind.version, SCHEMA_VERSION);
+  }
+  return kind;
+}
+
+/**
+ * On a writable open: creates the schema of a new file, migrates (and stamps) the log of an earlier
+ * Keel, and re-creates append-only triggers that are missing or altered — in one IMMEDIATE
+ * transaction that checks the file again under the lock, so two processes opening a new path at
+ * once create it once. A migration or a repair of an existing log is logged as a `log.maintained`
+ * event of the `_system` workflow.
+ */
+function maintain(db: Database.Database, o: ResolvedOptions, seen: LogFileKind): void {
+  const upToDate = seen.kind === 'keel' && seen.stamped && seen.version === SCHEMA_VERSION;
+  if (upToDate && triggerProblems(db).length === 0 && retentionGateClosed(db)) return;
+  db.transaction(() => {
+    const kind = checkKind(db, o.path);
+    const logged: { action: 'migrated' | 'triggers_restored'; details: string[]; from?: number }[] = [];
+    if (kind.kind === 'empty') migrate(db);
+    else if (kind.kind === 'keel' && (!kind.stamped || kind.version < SCHEMA_VERSION)) {
+      const from = migrate(db);
+      logged.push({
+        action: 'migrated',
+        from,
+        details: [
+          `schema version ${from} → ${SCHEMA_VERSION}`,
+          ...(kind.stamped ? [] : [`stamped application_id ${KEEL_APPLICATION_ID} (written by an earlier Keel)`]),
+        ],
+      });
+    }
+    const repaired = restoreTriggers(db);
+    if (repaired.length > 0) logged.push({ action: 'triggers_restored', details: repaired });
+    if (logged.length === 0) return;
+    const chain = new ChainWriter((sql, raw) => {
+      const st = db.prepare<unknown[], unknown>(sql);
+      if (raw === true) st.raw(true);
+      return st;
+    });
+    const ts = o.clock.now();
+    for (const l of logged) {
+      const payload: EventPayloads['log.maintained'] = {
+        action: l.action,
+        details: l.details,
+        ...(l.from !== undefined ? { fromVersion: l.from, toVersion: SCHEMA_VERSION } : {}),
+      };
+      chain.append(
+        ts,
+        SYSTEM_WORKFLOW_ID,
+        'log.maintained',
+        EVENT_VERSIONS['log.maintained'],
+        'audit',
+        canonicalPayloadJson(payload),
+      );
+    }
+    chain.flushRows();
+  }).immediate();
+}
+
+function retentionGateClosed(db: Database.Database): boolean {
+  return db.prepare<[], number>('SELECT open FROM retention_gate WHERE id = 1').pluck().get() === 0;
+}
+
+/**
+ * Creates a missing log file with `mode` (exclusively: when another process created it first, this
+ * one opens theirs), so SQLite, which gives the `-wal` and `-shm` the mode of the database file,
+ * never makes any of them readable by others unless the user asked for it.
+ */
+export function createPrivateFile(path: string, mode: number): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'wx', mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new ConfigError('path', `cannot create ${path}: ${(e as Error).message}`);
+  }
+  try {
+    fs.fchmodSync(fd, mode); // exactly `mode`, whatever the umask
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -213,6 +317,7 @@ interface ResolvedOptions {
   maxPageCount: number | undefined;
   onListenerError: (error: unknown, events: readonly KeelEvent[]) => void;
   writer: 'inline' | 'thread' | 'auto';
+  fileMode: number;
 }
 
 function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
@@ -255,7 +360,20 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
     onListenerError:
       options.onListenerError ?? ((error) => console.error('keel: onCommit listener threw', error)),
     writer,
+    fileMode: resolveFileMode(options.fileMode),
   };
+}
+
+/** Checks a `fileMode` option (default `0o600`). */
+export function resolveFileMode(mode: number | undefined, field = 'fileMode'): number {
+  if (mode === undefined) return 0o600;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
+    throw new ConfigError(
+      field,
+      `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${String(mode)}`,
+    );
+  }
+  return mode;
 }
 
 function checkPageCount(pages: number, field: string): void {
@@ -285,7 +403,7 @@ function checkFile(path: string, readonly: boolean): string | undefined {
   }
   if (!stat.isFile()) throw new NotADatabaseError(path);
   if (stat.size > 0) {
-    const head = Buffer.alloc(SQLITE_HEADER.length);
+    const head = Buffer.alloc(100); // the SQLite file header
     const fd = fs.openSync(path, 'r');
     let read: number;
     try {
@@ -293,7 +411,14 @@ function checkFile(path: string, readonly: boolean): string | undefined {
     } finally {
       fs.closeSync(fd);
     }
-    if (read < head.length || !head.equals(SQLITE_HEADER)) throw new NotADatabaseError(path);
+    if (read < SQLITE_HEADER.length || !head.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER)) {
+      throw new NotADatabaseError(path);
+    }
+    // Another application's id (header offset 68): refused before SQLite opens it (or its WAL).
+    const appId = read >= 72 ? head.readInt32BE(68) : 0;
+    if (appId !== 0 && appId !== KEEL_APPLICATION_ID) {
+      throw new ForeignDatabaseError(path, `its application_id is ${appId}, not Keel's ${KEEL_APPLICATION_ID}`);
+    }
   }
   // Root ignores permission bits, so honour them here: a file nobody may write is read-only.
   if ((stat.mode & 0o222) === 0) {
@@ -958,6 +1083,19 @@ class SqliteStore implements SqliteEventStore {
       }
       if (rows.length < PAGE_SIZE) break;
       cursor = (rows[rows.length - 1] as ChainRow)[0];
+    }
+    const implausible = verifier.finish();
+    if (implausible !== undefined) return implausible;
+    const schema = triggerProblems(this.db);
+    if (!retentionGateClosed(this.db)) schema.push('the retention gate is left open (DELETE is allowed)');
+    if (schema.length > 0) {
+      return {
+        ok: false,
+        events: verifier.events,
+        seq: 0,
+        reason: 'schema',
+        detail: `the append-only schema was changed: ${schema.join('; ')}. Open the log writable once to restore it (logged as log.maintained), and find out who changed it`,
+      };
     }
     return { ok: true, events: verifier.events, heads: verifier.heads() };
   }

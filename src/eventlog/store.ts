@@ -39,7 +39,12 @@ export type VerifyResult =
       events: number;
       /** The first seq at which the chain breaks. */
       seq: number;
-      reason: 'modified' | 'missing' | 'reordered' | 'anchor_mismatch';
+      /**
+       * `modified`, `missing`, `reordered`, `anchor_mismatch`: the hash chains break (see
+       * `ChainVerifier`); `anchor_implausible`: a retention anchor claims what the log contradicts;
+       * `schema`: the append-only triggers or the schema were removed or altered.
+       */
+      reason: 'modified' | 'missing' | 'reordered' | 'anchor_mismatch' | 'anchor_implausible' | 'schema';
       detail: string;
     };
 

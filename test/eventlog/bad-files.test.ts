@@ -13,6 +13,7 @@ import {
   isEventLogError,
 } from '../../src/eventlog/errors.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
+import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
 import { auditEvent, mixedEvents, open, tempDb, tempDir } from './helpers.js';
 
 /** A closed log file holding `n` events. */
@@ -62,7 +63,7 @@ describe('bad files', () => {
   it('refuses a database written by a newer Keel without touching it', () => {
     const file = tempDb();
     const raw = new Database(file);
-    raw.exec('CREATE TABLE future (x); PRAGMA user_version = 99;');
+    raw.exec(`CREATE TABLE future (x); PRAGMA user_version = 99; PRAGMA application_id = ${KEEL_APPLICATION_ID};`);
     raw.close();
     const before = fs.readFileSync(file);
 

@@ -546,6 +546,7 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
     prunedCount: 0,
     olderThanTs: T0,
   },
+  'log.maintained': { action: 'triggers_restored', details: ['trigger events_no_update is missing'] },
 };
 
 /**

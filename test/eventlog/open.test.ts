@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
+import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
 import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
 
 /** A log written by the demos with schema version 1 (see test/replay/golden.test.ts). */
@@ -60,13 +61,26 @@ describe('opening a store', () => {
     await reader.close();
     expect(indexes().version).toBe(1);
 
+    // A writable open migrates it, stamps it as Keel's, and says so in the log.
     const writer = open({ path });
-    expect(writer.query()).toEqual(all);
-    expect(writer.verify()).toMatchObject({ ok: true, events: all.length });
-    await writer.append([auditEvent(1)]);
+    const after = writer.query();
+    expect(after.slice(0, -1)).toEqual(all);
+    expect(after.at(-1)).toMatchObject({
+      workflowId: '_system',
+      type: 'log.maintained',
+      payload: { action: 'migrated', fromVersion: 1, toVersion: 2 },
+    });
     expect(writer.verify()).toMatchObject({ ok: true, events: all.length + 1 });
+    await writer.append([auditEvent(1)]);
+    expect(writer.verify()).toMatchObject({ ok: true, events: all.length + 2 });
     await writer.close();
     expect(indexes()).toEqual({ version: 2, indexes: ['events_by_ts', 'events_by_workflow'] });
+    const raw = new Database(path, { readonly: true });
+    expect(raw.pragma('application_id', { simple: true })).toBe(KEEL_APPLICATION_ID);
+    raw.close();
+    // Reopening a migrated log logs nothing more.
+    const again = open({ path });
+    expect(again.query({ type: 'log.maintained' })).toHaveLength(1);
   });
 
   it('reopens an existing log without migrating it again', async () => {

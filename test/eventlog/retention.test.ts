@@ -138,7 +138,7 @@ describe('retention (prune)', () => {
         `UPDATE events SET payload = replace(payload, '"prunedCount":9', '"prunedCount":10') WHERE seq = ?`,
       )
       .run(anchorSeq);
-    expect(store.verify()).toMatchObject({ ok: true });
+    expect(store.verify()).toMatchObject({ ok: false, reason: 'schema' }); // the chains are whole again
 
     const e = seq2?.event;
     raw
