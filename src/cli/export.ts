@@ -5,13 +5,13 @@
  * Exit codes: 0 exported (also when nothing matched; the count goes to stderr) · 2 wrong arguments ·
  * 3 the log could not be read or the output file written.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { EventFilter } from '../eventlog/store.js';
 import { toEcs, toEsBulk } from '../observability/ecs.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, timeArg, type Io } from './io.js';
+import { fileModeArg, protectedFiles, refuseClash, writeAtomically, type AtomicFile } from './output.js';
 
 interface ExportFlags {
   db: string;
@@ -21,6 +21,7 @@ interface ExportFlags {
   index?: string;
   service: string;
   out?: string;
+  fileMode?: string;
   workflow?: string;
   from?: string;
   to?: string;
@@ -42,7 +43,11 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
     .option('--format <format>', 'ecs (one ECS document per line) or es-bulk (_bulk NDJSON)', 'ecs')
     .option('--index <name>', 'with --format es-bulk: target index or data stream (default keel)')
     .option('--service <name>', 'service.name of the documents', 'keel')
-    .option('--out <file>', 'write to this file instead of stdout')
+    .option(
+      '--out <file>',
+      'write to this file instead of stdout (never the log or its cache; replaced only once complete)',
+    )
+    .option('--file-mode <octal>', 'permission bits of a new --out file (default 600)')
     .option('--workflow <id>', 'only this workflow')
     .option('--from <time>', 'ISO time or ms since epoch (inclusive)')
     .option('--to <time>', 'ISO time or ms since epoch (exclusive)')
@@ -69,20 +74,22 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
       if (filter.fromTs !== undefined && filter.toTs !== undefined && filter.toTs <= filter.fromTs)
         throw new CliError('--to must be later than --from');
 
-      const store = await openLog(o);
-      let fd: number | undefined;
+      const fileMode = fileModeArg(o.fileMode);
       const outPath = o.out !== undefined ? resolve(o.out) : undefined;
+      if (outPath !== undefined) refuseClash('--out', outPath, protectedFiles(o));
+      const store = await openLog(o);
+      let file: AtomicFile | undefined;
       const fail = (e: unknown): never => {
         throw new CliError(
-          `could not write ${outPath ?? 'the export'}: ${e instanceof Error ? e.message : String(e)}. Pass --out with a writable path.`,
+          `could not write ${outPath ?? 'the export'}: ${e instanceof Error ? e.message : String(e)}. Pass --out with a writable path; no partial file was left.`,
           EXIT.error,
         );
       };
       const write = (text: string): void => {
-        if (fd === undefined) io.out(text);
+        if (file === undefined) io.out(text);
         else {
           try {
-            writeSync(fd, text);
+            file.write(text);
           } catch (e) {
             fail(e);
           }
@@ -96,7 +103,7 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
       try {
         if (outPath !== undefined) {
           try {
-            fd = openSync(outPath, 'w');
+            file = writeAtomically(outPath, fileMode);
           } catch (e) {
             fail(e);
           }
@@ -114,8 +121,15 @@ export function registerExport(program: Command, io: Io, setExit: (code: number)
           write(encode(batch));
           count += batch.length;
         }
+        if (file !== undefined) {
+          try {
+            file.commit();
+          } catch (e) {
+            fail(e);
+          }
+        }
       } finally {
-        if (fd !== undefined) closeSync(fd);
+        file?.abort();
         await store.close();
       }
       if (outPath !== undefined || count === 0)

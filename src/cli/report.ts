@@ -4,7 +4,6 @@
  * never held in memory), and prints them as
  * tables or JSON; `--html FILE` also writes a self-contained HTML report.
  */
-import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isConfigError } from '../core/errors.js';
@@ -14,6 +13,7 @@ import type { Report } from '../report/report.js';
 import { foldEvents } from '../report/stream.js';
 import { formatReport } from '../report/terminal.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, type Io } from './io.js';
+import { fileModeArg, protectedFiles, refuseClash, writeAtomically } from './output.js';
 
 interface ReportFlags {
   db: string;
@@ -21,6 +21,7 @@ interface ReportFlags {
   schema?: string;
   json?: boolean;
   html?: string;
+  fileMode?: string;
   slaMs?: string;
   budgetUsd?: string;
   timeZone?: string;
@@ -46,7 +47,11 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
     .option('--store <url>', STORE_OPTION_HELP)
     .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option('--json', 'print the report as JSON instead of tables')
-    .option('--html <file>', 'also write a self-contained HTML report to this file')
+    .option(
+      '--html <file>',
+      'also write a self-contained HTML report to this file (never the log or its cache; replaced only once complete)',
+    )
+    .option('--file-mode <octal>', 'permission bits of a new --html file (default 600)')
     .option('--sla-ms <n>', 'latency SLA: P95 target in ms (default 10000)')
     .option('--budget-usd <n>', 'daily budget in USD to compare spend with')
     .option('--time-zone <tz>', 'IANA time zone of days and times (default UTC)')
@@ -54,6 +59,8 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
       const slaP95Ms = o.slaMs === undefined ? undefined : positiveNumber('--sla-ms', o.slaMs, '10000');
       const budgetUsd =
         o.budgetUsd === undefined ? undefined : positiveNumber('--budget-usd', o.budgetUsd, '100');
+      const fileMode = fileModeArg(o.fileMode);
+      if (o.html !== undefined) refuseClash('--html', resolve(o.html), protectedFiles(o));
       const store = await openLog(o);
       let report: Report;
       try {
@@ -78,7 +85,13 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
       if (o.html !== undefined) {
         const path = resolve(o.html);
         try {
-          writeFileSync(path, renderHtml(report), 'utf8');
+          const file = writeAtomically(path, fileMode);
+          try {
+            file.write(renderHtml(report));
+            file.commit();
+          } finally {
+            file.abort();
+          }
         } catch (e) {
           throw new CliError(
             `could not write the HTML report to ${path}: ${e instanceof Error ? e.message : String(e)}. Pass --html with a writable path.`,
