@@ -1,7 +1,18 @@
 /**
  * Shared plumbing of the `keel` command: exit codes, output, errors that say what to do.
  */
-import { existsSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  type BigIntStats,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import nodePath from 'node:path';
 import { isKeelError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
 import { openSqliteStore } from '../eventlog/sqlite.js';
@@ -115,7 +126,87 @@ export async function openLog(o: LogFlags, options: { writable?: boolean } = {})
       EXIT.error,
     );
   }
-  return openSqliteStore({ path: o.db, readonly });
+  return readonly ? openForReading(o.db) : openSqliteStore({ path: o.db });
+}
+
+/** Attempts at a consistent snapshot copy before giving up (a writer kept changing the file). */
+const SNAPSHOT_ATTEMPTS = 5;
+
+/**
+ * Opens a SQLite log for a read-only command so that it works for a user who may only read the
+ * file (not write it or its directory) while the service appends, and leaves no file of that user
+ * beside the log:
+ * - a writer has it open (its `-wal` and `-shm` exist): open it `readonly`, which reads through the
+ *   writer's WAL and shared-memory index under SQLite's locks (a consistent snapshot per read
+ *   transaction) and creates nothing, since both files exist;
+ * - otherwise (no writer: the WAL was checkpointed and removed): copy the database file into a
+ *   private temporary directory and read the copy, which is removed on close. The copy is kept
+ *   only if the file did not change while it was made and no WAL appeared (a writer that started
+ *   meanwhile), else it is retried. A `readonly` open here would create `-wal`/`-shm` owned by this
+ *   user (or fail when the directory is not writable), and `immutable=1` is unsafe should a writer
+ *   start during the read.
+ */
+export function openForReading(db: string): EventStore {
+  const wal = `${db}-wal`;
+  const shm = `${db}-shm`;
+  for (let attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
+    if (existsSync(wal) && existsSync(shm)) {
+      for (const f of [wal, shm]) {
+        try {
+          accessSync(f, constants.R_OK);
+        } catch {
+          throw new CliError(
+            `${f} is not readable by this user, and a reader of a log in use needs it: give the auditors read access to the log's files (createRuntime({ fileMode: 0o640 }) and a shared group, or chmod g+r ${db}-*).`,
+            EXIT.error,
+          );
+        }
+      }
+      return openSqliteStore({ path: db, readonly: true });
+    }
+    const before = statOrUndefined(db);
+    if (before === undefined) break;
+    const dir = mkdtempSync(nodePath.join(tmpdir(), 'keel-read-'));
+    const remove = (): void => rmSync(dir, { recursive: true, force: true });
+    try {
+      const copy = nodePath.join(dir, 'snapshot.db');
+      copyFileSync(db, copy);
+      const after = statOrUndefined(db);
+      const unchanged =
+        after !== undefined &&
+        after.mtimeNs === before.mtimeNs &&
+        after.size === before.size &&
+        after.ino === before.ino &&
+        !existsSync(wal);
+      if (!unchanged) {
+        remove();
+        continue;
+      }
+      const store = openSqliteStore({ path: copy, readonly: true });
+      const close = store.close.bind(store);
+      process.once('exit', remove);
+      store.close = () =>
+        close().finally(() => {
+          process.removeListener('exit', remove);
+          remove();
+        });
+      return store;
+    } catch (e) {
+      remove();
+      throw e;
+    }
+  }
+  throw new CliError(
+    `${db} kept changing while a snapshot of it was taken (a writer is starting or stopping); run the command again.`,
+    EXIT.error,
+  );
+}
+
+function statOrUndefined(path: string): BigIntStats | undefined {
+  try {
+    return statSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
 }
 
 /** Maps any error to a message and an exit code. */
