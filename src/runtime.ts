@@ -105,6 +105,13 @@ export interface RuntimeConfig {
    * `writer: 'thread'` only the writer thread waits (with `'auto'`, for commits made there).
    */
   busyTimeoutMs?: number;
+  /**
+   * Permission bits of the files the runtime creates: the SQLite log (and its `-wal`/`-shm`), the
+   * cache file and the ECS log file (default `0o600`: only the service's user reads audit data and
+   * raw outputs). `0o640` with a shared group lets auditors run the read-only `keel` commands.
+   * Existing files keep their mode.
+   */
+  fileMode?: number;
   /** Source of time (default the wall clock; `simulatedClock()` in tests). */
   clock?: Clock;
   /** Seed of every random draw (retry jitter, AgentContext.rng, workflow ids); default random. */
@@ -346,6 +353,13 @@ const configSchema = z.strictObject({
     .int({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
     .min(0, { error: 'must be a whole number of ms >= 0, e.g. 5000' })
     .optional(),
+  fileMode: z
+    .number()
+    .int()
+    .refine((m) => m >= 0 && m <= 0o777 && (m & 0o600) === 0o600, {
+      error: 'must be permission bits that let the owner read and write, e.g. 0o600 or 0o640',
+    })
+    .optional(),
   clock: z
     .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
       message: 'must be a Clock ({ now, setTimeout, clearTimeout }), e.g. simulatedClock()',
@@ -531,6 +545,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         durability: config.durability ?? 'normal',
         writer: config.writer ?? 'auto',
         ...(config.busyTimeoutMs !== undefined ? { busyTimeoutMs: config.busyTimeoutMs } : {}),
+        ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
       });
     try {
       this.root = createActor(runtimeMachine, {
@@ -582,6 +597,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           destination: config.logs.destination,
           serviceName: config.logs.serviceName ?? 'keel',
           ...(config.logs.level ? { level: config.logs.level } : {}),
+          ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
         });
       }
       this.router = config.alerts
@@ -636,6 +652,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         this.cacheStore = createCache({
           clock: this.clock,
           ...(path ? { path } : {}),
+          ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
           ...(config.cache?.maxEntries !== undefined ? { maxEntries: config.cache.maxEntries } : {}),
           ...(config.cache?.maxStaleMs !== undefined ? { maxStaleMs: config.cache.maxStaleMs } : {}),
         });

@@ -20,6 +20,8 @@ export interface CacheConfig {
    * holds raw, unredacted outputs. `':memory:'` or undefined: memory only (default).
    */
   path?: string;
+  /** Permission bits of the cache file when it is created (default `0o600`: it holds raw outputs). */
+  fileMode?: number;
   /** Entries kept in the in-memory LRU (default 10_000). With a `path`, 0 reads SQLite every time. */
   maxEntries?: number;
   /**
@@ -126,7 +128,7 @@ export function createCache(config: CacheConfig): LocalCache {
   const purgeBatch = nonNegativeInteger(config.purgeBatch, 500, 'cache.purgeBatch');
 
   const memory = new LruMap<StoredEntry>(maxEntries);
-  const tier: CacheTier | undefined = memoryOnly ? undefined : openSqliteTier(config.path as string);
+  const tier: CacheTier | undefined = memoryOnly ? undefined : openSqliteTier(config.path as string, { fileMode: config.fileMode });
   const inFlight = new Map<string, Promise<unknown>>();
   let closed = false;
   let lastPurgeAt = Number.NEGATIVE_INFINITY;

@@ -3,6 +3,7 @@
  * cache holds raw, unredacted outputs). Internal to `src/cache`.
  */
 import Database from 'better-sqlite3';
+import { KEEL_APPLICATION_ID, createPrivateFile, resolveFileMode } from '../core/files.js';
 import type { CacheTier, StoredEntry } from './entry.js';
 import {
   CacheError,
@@ -16,17 +17,19 @@ import {
 /** Schema version written to `PRAGMA user_version`. */
 const SCHEMA_VERSION = 1;
 
+/** Created once, inside an IMMEDIATE transaction that checks again under the lock. */
 const SCHEMA = `
-  CREATE TABLE keel_cache (
+  CREATE TABLE IF NOT EXISTS keel_cache (
     key        TEXT PRIMARY KEY,
     agent      TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     value      TEXT    NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX keel_cache_expires ON keel_cache (expires_at);
-  CREATE INDEX keel_cache_agent ON keel_cache (agent);
+  CREATE INDEX IF NOT EXISTS keel_cache_expires ON keel_cache (expires_at);
+  CREATE INDEX IF NOT EXISTS keel_cache_agent ON keel_cache (agent);
   PRAGMA user_version = ${SCHEMA_VERSION};
+  PRAGMA application_id = ${KEEL_APPLICATION_ID};
 `;
 
 interface Row {
@@ -52,23 +55,39 @@ function openError(path: string, e: unknown): Error {
   return new CacheOpenError(path, e instanceof Error ? e.message : String(e), { cause: e });
 }
 
-/** Opens (creating when new) the cache table in `path`. */
-export function openSqliteTier(path: string): CacheTier {
+/**
+ * Opens (creating when new) the cache table in `path`. A new file is created with `fileMode`
+ * (default `0o600`: it holds raw model outputs), and its table in an IMMEDIATE transaction that
+ * checks again under the lock, so processes opening one new path at once never collide. A file
+ * stamped by another application, or holding other tables, is refused unchanged.
+ */
+export function openSqliteTier(path: string, options: { fileMode?: number } = {}): CacheTier {
+  const mode = resolveFileMode(options.fileMode, 'cache.fileMode');
   let db: Database.Database | undefined;
   try {
+    createPrivateFile(path, mode, 'cache.path');
     db = new Database(path, { timeout: 5_000 });
-    const tables = db
-      .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-      .pluck()
-      .all();
-    if (tables.length === 0) {
+    const conn = db;
+    const tables = (): string[] =>
+      conn
+        .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .pluck()
+        .all();
+    const appId = db.pragma('application_id', { simple: true }) as number;
+    if (appId !== 0 && appId !== KEEL_APPLICATION_ID) {
+      throw new CacheForeignDatabaseError(path, [`application_id ${appId}`, ...tables()]);
+    }
+    const found = tables();
+    if (found.length > 0 && !found.includes('keel_cache')) throw new CacheForeignDatabaseError(path, found);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new CacheSchemaVersionError(path, version, SCHEMA_VERSION);
+    if (found.length === 0 || appId !== KEEL_APPLICATION_ID) {
       db.pragma('journal_mode = WAL');
-      db.exec(SCHEMA);
-    } else if (!tables.includes('keel_cache')) {
-      throw new CacheForeignDatabaseError(path, tables);
-    } else {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) throw new CacheSchemaVersionError(path, version, SCHEMA_VERSION);
+      db.transaction(() => {
+        const now = tables();
+        if (now.length > 0 && !now.includes('keel_cache')) throw new CacheForeignDatabaseError(path, now);
+        conn.exec(SCHEMA);
+      }).immediate();
     }
     db.pragma('synchronous = NORMAL');
     return sqliteTier(db, path);

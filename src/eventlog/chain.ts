@@ -344,7 +344,8 @@ export class ChainVerifier {
   }
 }
 
-function isoTime(ms: number): string {
+/** `ms` as an ISO time with the raw number (any number, out-of-range ones included). */
+export function isoTime(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? `ts ${ms}` : `${d.toISOString()} (ts ${ms})`;
 }

@@ -4,6 +4,7 @@
  * end, never edit a shipped one.
  */
 import type Database from 'better-sqlite3';
+import { KEEL_APPLICATION_ID } from '../core/files.js';
 
 /**
  * Version 1: the `events` table, its query indexes, the append-only triggers and the retention gate
@@ -69,13 +70,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  */
 export const MIN_READABLE_SCHEMA_VERSION = 1;
 
-/**
- * `PRAGMA application_id` of every SQLite file Keel creates (the event log and the cache): the
- * bytes "KEEL" (0x4B45454C). A file stamped with it is Keel's; Keel opens nothing else but a new
- * empty file, or an event log written by a Keel from before the stamp, recognised by its exact
- * schema (see {@link classifyLog}).
- */
-export const KEEL_APPLICATION_ID = 0x4b45454c;
+/** `PRAGMA application_id` of Keel's files (see src/core/files.ts). */
+export { KEEL_APPLICATION_ID };
 
 /**
  * The append-only triggers, by name, exactly as version 1 creates them. `verify` checks they are

@@ -7,7 +7,8 @@ import nodePath from 'node:path';
 import Database from 'better-sqlite3';
 import { realClock, type Clock } from '../core/clock.js';
 import { ConfigError, isKeelError } from '../core/errors.js';
-import { ChainVerifier, latestAnchors } from './chain.js';
+import { createPrivateFile, resolveFileMode } from '../core/files.js';
+import { ANCHOR_CLOCK_SKEW_MS, ChainVerifier, isoTime, latestAnchors } from './chain.js';
 import { checkFilter } from './filter.js';
 import type { ChainLookup, ChainRow } from './chain.js';
 import {
@@ -285,25 +286,6 @@ function retentionGateClosed(db: Database.Database): boolean {
   return db.prepare<[], number>('SELECT open FROM retention_gate WHERE id = 1').pluck().get() === 0;
 }
 
-/**
- * Creates a missing log file with `mode` (exclusively: when another process created it first, this
- * one opens theirs), so SQLite, which gives the `-wal` and `-shm` the mode of the database file,
- * never makes any of them readable by others unless the user asked for it.
- */
-export function createPrivateFile(path: string, mode: number): void {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'wx', mode);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw new ConfigError('path', `cannot create ${path}: ${(e as Error).message}`);
-  }
-  try {
-    fs.fchmodSync(fd, mode); // exactly `mode`, whatever the umask
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
@@ -364,17 +346,6 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
   };
 }
 
-/** Checks a `fileMode` option (default `0o600`). */
-export function resolveFileMode(mode: number | undefined, field = 'fileMode'): number {
-  if (mode === undefined) return 0o600;
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
-    throw new ConfigError(
-      field,
-      `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${String(mode)}`,
-    );
-  }
-  return mode;
-}
 
 function checkPageCount(pages: number, field: string): void {
   if (!Number.isInteger(pages) || pages < 1) {
@@ -1084,7 +1055,7 @@ class SqliteStore implements SqliteEventStore {
       if (rows.length < PAGE_SIZE) break;
       cursor = (rows[rows.length - 1] as ChainRow)[0];
     }
-    const implausible = verifier.finish();
+    const implausible = verifier.finish() ?? this.prunedStartEvidence(verifier.events);
     if (implausible !== undefined) return implausible;
     const schema = triggerProblems(this.db);
     if (!retentionGateClosed(this.db)) schema.push('the retention gate is left open (DELETE is allowed)');
@@ -1098,6 +1069,38 @@ class SqliteStore implements SqliteEventStore {
       };
     }
     return { ok: true, events: verifier.events, heads: verifier.heads() };
+  }
+
+  /**
+   * A workflow whose end is kept but whose `workflow.started` is gone was started by retention's
+   * cut: its start (end `ts` − `latencyMs`) must be older than what the audit anchors say they
+   * pruned. A start younger than every anchor's `olderThanTs` means the history was removed
+   * outside retention (a forged anchor); see `ChainVerifier` for the other plausibility checks.
+   */
+  private prunedStartEvidence(events: number): VerifyResult | undefined {
+    const anchors = this.chain.loadAnchors().filter((a) => a.intact && a.prunedClass === 'audit');
+    if (anchors.length === 0) return undefined;
+    let newest = anchors[0] as (typeof anchors)[number];
+    for (const a of anchors) if (a.payload.olderThanTs > newest.payload.olderThanTs) newest = a;
+    const row = this.stmt(
+      `SELECT e.seq AS seq, e.workflow_id AS workflowId, e.ts AS ts, json_extract(e.payload, '$.latencyMs') AS latencyMs
+         FROM events e
+        WHERE e.type IN ('workflow.completed', 'workflow.failed', 'workflow.cancelled')
+          AND e.ts - coalesce(json_extract(e.payload, '$.latencyMs'), 0) >= ?
+          AND NOT EXISTS (SELECT 1 FROM events s WHERE s.workflow_id = e.workflow_id AND s.type = 'workflow.started')
+        ORDER BY e.seq LIMIT 1`,
+    ).get(newest.payload.olderThanTs + ANCHOR_CLOCK_SKEW_MS) as
+      | { seq: number; workflowId: string; ts: number; latencyMs: number | null }
+      | undefined;
+    if (row === undefined) return undefined;
+    const started = row.ts - (row.latencyMs ?? 0);
+    return {
+      ok: false,
+      events,
+      seq: newest.seq,
+      reason: 'anchor_implausible',
+      detail: `seq ${newest.seq}: the retention anchor says the audit events it pruned were older than ${isoTime(newest.payload.olderThanTs)}, but workflow ${JSON.stringify(row.workflowId)}, whose workflow.started is gone, ended at seq ${row.seq} after ${row.latencyMs ?? 0} ms, so it started at ${isoTime(started)}: its start was younger than the anchor claims (history removed outside retention)`,
+    };
   }
 
   /**

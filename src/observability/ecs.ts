@@ -4,8 +4,11 @@
  * `@elastic/ecs-pino-format` writes them). {@link createEcsLogSink} writes them as JSON lines through
  * pino with that formatter; {@link toEsBulk} turns a batch into an Elasticsearch `_bulk` body.
  */
+import fs from 'node:fs';
+import nodePath from 'node:path';
 import { ecsFormat } from '@elastic/ecs-pino-format';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { createPrivateFile, resolveFileMode } from '../core/files.js';
 import type { ErrorCategory, EventClass, KeelEvent, KeelEventType } from '../eventlog/events.js';
 
 /** ECS version of the documents (the one `@elastic/ecs-pino-format` stamps on its lines). */
@@ -317,6 +320,11 @@ export interface EcsLogSinkOptions {
   level?: EcsLogLevel;
   /** Include the payload as `keel.payload` JSON text (default true). */
   includePayload?: boolean;
+  /**
+   * Permission bits of the file when the sink creates it (a `destination` path; default `0o600`:
+   * the lines carry audit data). An existing file keeps its mode.
+   */
+  fileMode?: number;
 }
 
 /** Writes events as ECS JSON lines. */
@@ -327,6 +335,13 @@ export interface EcsLogSink {
   flush(): Promise<void>;
   /** Flushes, then closes the file it opened (a given stream stays open). Idempotent. */
   close(): Promise<void>;
+}
+
+/** The sink's own file: its directories made, the file created with `mode` unless it exists. */
+function openLogFile(dest: string, mode: number): ReturnType<typeof pino.destination> {
+  fs.mkdirSync(nodePath.dirname(nodePath.resolve(dest)), { recursive: true });
+  createPrivateFile(dest, mode, 'logs.destination');
+  return pino.destination({ dest, sync: false, mode });
 }
 
 /**
@@ -343,7 +358,7 @@ export function createEcsLogSink(options: EcsLogSinkOptions): EcsLogSink {
   const ownsFile = typeof options.destination === 'string';
   const file =
     typeof options.destination === 'string'
-      ? pino.destination({ dest: options.destination, mkdir: true, sync: false })
+      ? openLogFile(options.destination, resolveFileMode(options.fileMode, 'logs.fileMode'))
       : undefined;
   const logger: Logger = pino(
     {

@@ -1,0 +1,55 @@
+/**
+ * How Keel creates its files (event log, cache, ECS log): private by default (`0o600`), with the
+ * mode exactly as asked whatever the umask, and race-free when several processes create one path.
+ */
+import fs from 'node:fs';
+import { ConfigError } from './errors.js';
+
+/**
+ * `PRAGMA application_id` of every SQLite file Keel creates (the event log and the cache): the
+ * bytes "KEEL" (0x4B45454C). Keel opens no SQLite file stamped with another id.
+ */
+export const KEEL_APPLICATION_ID = 0x4b45454c;
+
+/** Mode of the files Keel creates unless configured: only the owner reads and writes. */
+export const DEFAULT_FILE_MODE = 0o600;
+
+/**
+ * Checks a `fileMode` option: permission bits (at most `0o777`) that let the owner read and
+ * write. `undefined` gives {@link DEFAULT_FILE_MODE}.
+ *
+ * @throws ConfigError naming `field`.
+ */
+export function resolveFileMode(mode: unknown, field = 'fileMode'): number {
+  if (mode === undefined) return DEFAULT_FILE_MODE;
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
+    throw new ConfigError(
+      field,
+      `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${String(mode)}`,
+    );
+  }
+  return mode;
+}
+
+/**
+ * Creates `path` empty with exactly `mode` unless it exists (exclusive create: when another
+ * process created it first, this one leaves theirs alone). SQLite gives a database's `-wal`,
+ * `-shm` and `-journal` the mode of the database file, so they follow. Returns whether it created it.
+ *
+ * @throws ConfigError naming `field` when the file cannot be created (missing directory, no permission).
+ */
+export function createPrivateFile(path: string, mode: number, field = 'path'): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'wx', mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new ConfigError(field, `cannot create ${path}: ${(e as Error).message}`);
+  }
+  try {
+    fs.fchmodSync(fd, mode); // exactly `mode`, whatever the umask
+  } finally {
+    fs.closeSync(fd);
+  }
+  return true;
+}
