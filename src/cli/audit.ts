@@ -6,6 +6,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   ERROR_CATEGORIES,
+  SYSTEM_WORKFLOW_ID,
   isKnownEventType,
   type ErrorCategory,
   type KeelEvent,
@@ -167,26 +168,31 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
       const store = await openLog(o);
       try {
         const result = await store.verify();
-        let anchorProblem: string | undefined;
-        if (result.ok && anchor) {
-          for (const cls of ['audit', 'operational'] as const) {
-            const want = anchor.heads[cls];
-            if (!want || want.seq === 0) continue;
-            const got = await firstOf(store.iterateChained({ afterSeq: want.seq - 1, class: cls }));
-            if (!got || got.event.seq !== want.seq) {
-              anchorProblem = `anchored ${cls} seq ${want.seq} is missing from the log (truncated or pruned)`;
-            } else if (got.hash !== want.hash) {
-              anchorProblem = `anchored ${cls} seq ${want.seq} has hash ${got.hash}, the anchor says ${want.hash}: the log was rewritten`;
-            }
-            if (anchorProblem) break;
-          }
-        }
+        const check = anchor ? await checkAnchor(store, anchor) : undefined;
+        const anchorProblem = check?.problem;
         const ok = result.ok && !anchorProblem;
         if (o.json)
-          io.out(JSON.stringify({ ...result, ok, ...(anchorProblem ? { anchor: anchorProblem } : {}) }));
-        else if (!result.ok) io.out(`FAILED at seq ${result.seq} (${result.reason}): ${result.detail}`);
-        else if (anchorProblem) io.out(`FAILED: ${anchorProblem}`);
-        else io.out(`OK: ${result.events} events, chains intact${anchor ? ', anchor matches' : ''}`);
+          io.out(
+            JSON.stringify({
+              ...result,
+              ok,
+              ...(anchorProblem ? { anchor: anchorProblem } : {}),
+              ...(check ? { sinceAnchor: check.since } : {}),
+            }),
+          );
+        else {
+          if (!result.ok) io.out(`FAILED at seq ${result.seq} (${result.reason}): ${result.detail}`);
+          if (anchorProblem) io.out(`FAILED: ${anchorProblem}`);
+          if (ok) io.out(`OK: ${result.events} events, chains intact${anchor ? ', anchor matches' : ''}`);
+          if (check) {
+            io.out(
+              check.since.length === 0
+                ? `Since the anchor (taken ${anchor?.at ?? 'at an unknown time'}): no pruning, no schema change.`
+                : `Since the anchor (taken ${anchor?.at ?? 'at an unknown time'}):`,
+            );
+            for (const line of check.since) io.out(`  ${line.text}`);
+          }
+        }
         setExit(ok ? EXIT.ok : EXIT.failed);
       } finally {
         await store.close();
@@ -451,6 +457,100 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
 }
 
 /** The first item of a stream, or undefined; closes the stream's cursor. */
+/** One pruning or schema change recorded after an external anchor was taken. */
+interface SinceAnchor {
+  /** Seq of the `log.anchor` / `log.maintained` event. */
+  seq: number;
+  ts: number;
+  type: 'log.anchor' | 'log.maintained';
+  /** For a pruning: the class, the seq range, the count, and the time every pruned event was older than. */
+  prunedClass?: string;
+  fromSeq?: number;
+  throughSeq?: number;
+  count?: number;
+  olderThanTs?: number;
+  text: string;
+}
+
+function iso(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `ts ${ms}` : d.toISOString();
+}
+
+/**
+ * Checks an external anchor against the log: each anchored head is still there with its hash, or
+ * was pruned by a retention anchor that links to it; and lists every pruning (seq range, count,
+ * time bound) and schema change (migration, restored triggers) recorded after it was taken.
+ */
+async function checkAnchor(
+  store: Awaited<ReturnType<typeof openLog>>,
+  anchor: AnchorRecord,
+): Promise<{ problem?: string; since: SinceAnchor[] }> {
+  const system = await store.query({
+    workflowId: SYSTEM_WORKFLOW_ID,
+    type: ['log.anchor', 'log.maintained'],
+  });
+  const anchors = system.filter((e): e is KeelEvent<'log.anchor'> => e.type === 'log.anchor');
+  const takenAt = Math.max(anchor.heads.audit.seq, anchor.heads.operational?.seq ?? 0);
+  let problem: string | undefined;
+  for (const cls of ['audit', 'operational'] as const) {
+    const want = anchor.heads[cls];
+    if (!want || want.seq === 0) continue;
+    const got = await firstOf(store.iterateChained({ afterSeq: want.seq - 1, class: cls }));
+    if (got && got.event.seq === want.seq) {
+      if (got.hash !== want.hash) {
+        problem = `anchored ${cls} seq ${want.seq} has hash ${got.hash}, the anchor says ${want.hash}: the log was rewritten`;
+      }
+    } else {
+      const pruning = anchors.find(
+        (a) => a.payload.prunedClass === cls && a.payload.prunedThroughSeq >= want.seq,
+      );
+      if (pruning === undefined) {
+        problem = `anchored ${cls} seq ${want.seq} is missing from the log and no retention anchor says it was pruned (the log was truncated)`;
+      } else if (
+        pruning.payload.prunedThroughSeq === want.seq &&
+        pruning.payload.lastPrunedHash !== want.hash
+      ) {
+        problem = `anchored ${cls} seq ${want.seq} was pruned by the retention anchor at seq ${pruning.seq}, whose lastPrunedHash differs from the anchor's hash: the log was rewritten`;
+      }
+    }
+    if (problem) break;
+  }
+  const since: SinceAnchor[] = [];
+  const previousThrough: Record<string, number> = {};
+  for (const e of system) {
+    if (e.type === 'log.anchor') {
+      const p = (e as KeelEvent<'log.anchor'>).payload;
+      const before = previousThrough[p.prunedClass] ?? 0;
+      // Audit retention carries the operational anchor forward: a copy is not a new pruning.
+      if (p.prunedThroughSeq <= before) continue;
+      const fromSeq = before + 1;
+      previousThrough[p.prunedClass] = p.prunedThroughSeq;
+      if (e.seq <= takenAt) continue;
+      since.push({
+        seq: e.seq,
+        ts: e.ts,
+        type: 'log.anchor',
+        prunedClass: p.prunedClass,
+        fromSeq,
+        throughSeq: p.prunedThroughSeq,
+        count: p.prunedCount,
+        olderThanTs: p.olderThanTs,
+        text: `seq ${e.seq} at ${iso(e.ts)}: retention pruned ${p.prunedCount} ${p.prunedClass} event(s) in seqs ${fromSeq}..${p.prunedThroughSeq}, all older than ${iso(p.olderThanTs)}`,
+      });
+    } else if (e.seq > takenAt) {
+      const p = (e as KeelEvent<'log.maintained'>).payload;
+      since.push({
+        seq: e.seq,
+        ts: e.ts,
+        type: 'log.maintained',
+        text: `seq ${e.seq} at ${iso(e.ts)}: ${p.action === 'migrated' ? 'schema migrated' : 'append-only triggers restored'} (${p.details.join('; ')})`,
+      });
+    }
+  }
+  return { ...(problem !== undefined ? { problem } : {}), since };
+}
+
 async function firstOf<T>(stream: EventStream<T>): Promise<T | undefined> {
   for await (const item of stream) return item;
   return undefined;

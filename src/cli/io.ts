@@ -87,7 +87,14 @@ export function logName(o: LogFlags): string {
  * Opens the log a command names: `--store postgres://…` (connected and checked before returning)
  * or the SQLite file `--db`, which must exist. Read-only unless `writable` (retention).
  */
-export async function openLog(o: LogFlags, options: { writable?: boolean } = {}): Promise<EventStore> {
+export async function openLog(
+  o: LogFlags,
+  options: {
+    writable?: boolean;
+    /** Reads the live file (never a snapshot) to follow what the service appends (`keel serve`). */
+    follow?: boolean;
+  } = {},
+): Promise<EventStore> {
   const readonly = !options.writable;
   if (o.schema !== undefined && o.store === undefined) {
     throw new CliError('--schema applies to a Postgres log: add --store postgres://…');
@@ -126,7 +133,8 @@ export async function openLog(o: LogFlags, options: { writable?: boolean } = {})
       EXIT.error,
     );
   }
-  return readonly ? openForReading(o.db) : openSqliteStore({ path: o.db });
+  if (!readonly) return openSqliteStore({ path: o.db });
+  return options.follow === true ? openSqliteStore({ path: o.db, readonly: true }) : openForReading(o.db);
 }
 
 /** Attempts at a consistent snapshot copy before giving up (a writer kept changing the file). */

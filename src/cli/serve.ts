@@ -112,7 +112,7 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
   if (o.prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.prefix))
     throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
 
-  const store = await openLog(o);
+  const store = await openLog(o, { follow: true });
   let server: MetricsServer | undefined;
   let stopped = false;
   try {

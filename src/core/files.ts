@@ -22,7 +22,13 @@ export const DEFAULT_FILE_MODE = 0o600;
  */
 export function resolveFileMode(mode: unknown, field = 'fileMode'): number {
   if (mode === undefined) return DEFAULT_FILE_MODE;
-  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
+  if (
+    typeof mode !== 'number' ||
+    !Number.isInteger(mode) ||
+    mode < 0 ||
+    mode > 0o777 ||
+    (mode & 0o600) !== 0o600
+  ) {
     throw new ConfigError(
       field,
       `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${String(mode)}`,

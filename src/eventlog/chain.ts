@@ -253,7 +253,11 @@ export class ChainVerifier {
           `the anchor says seq ${seq} was the last ${a.prunedClass} event it pruned, but seq ${seq} is still in the log`,
         );
       }
-      if (seq < a.prunedThroughSeq && a.olderThanTs !== undefined && ts >= a.olderThanTs + ANCHOR_CLOCK_SKEW_MS) {
+      if (
+        seq < a.prunedThroughSeq &&
+        a.olderThanTs !== undefined &&
+        ts >= a.olderThanTs + ANCHOR_CLOCK_SKEW_MS
+      ) {
         return this.fail(
           a.seq,
           'anchor_implausible',

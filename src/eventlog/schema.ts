@@ -111,9 +111,7 @@ export function readApplicationId(db: Database.Database): number {
  * - `foreign`: anything else, with the reason.
  */
 export type LogFileKind =
-  | { kind: 'empty' }
-  | { kind: 'keel'; version: number; stamped: boolean }
-  | { kind: 'foreign'; why: string };
+  { kind: 'empty' } | { kind: 'keel'; version: number; stamped: boolean } | { kind: 'foreign'; why: string };
 
 /** Classifies an open database (reads only; see {@link LogFileKind}). */
 export function classifyLog(db: Database.Database): LogFileKind {
@@ -129,7 +127,8 @@ export function classifyLog(db: Database.Database): LogFileKind {
   }
   if (objects.length === 0 && appId === 0 && version === 0) return { kind: 'empty' };
   // A newer Keel may have changed the tables: its version alone says what to do (upgrade Keel).
-  if (appId === KEEL_APPLICATION_ID && version > SCHEMA_VERSION) return { kind: 'keel', version, stamped: true };
+  if (appId === KEEL_APPLICATION_ID && version > SCHEMA_VERSION)
+    return { kind: 'keel', version, stamped: true };
   const tables = objects.filter((o) => o.type === 'table').map((o) => o.name);
   const expected = ['events', 'retention_gate'];
   if (tables.join() !== expected.join()) {
@@ -137,10 +136,7 @@ export function classifyLog(db: Database.Database): LogFileKind {
     return { kind: 'foreign', why: `it holds ${list}, where a Keel log holds "events" and "retention_gate"` };
   }
   const columns = (table: string): string[] =>
-    db
-      .prepare<[], string>(`SELECT name FROM pragma_table_info('${table}') ORDER BY cid`)
-      .pluck()
-      .all();
+    db.prepare<[], string>(`SELECT name FROM pragma_table_info('${table}') ORDER BY cid`).pluck().all();
   const ec = columns('events');
   if (ec.join() !== EVENT_COLUMNS.join()) {
     return { kind: 'foreign', why: `its "events" table has columns ${ec.join(', ')}, not Keel's` };

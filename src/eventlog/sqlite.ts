@@ -250,7 +250,9 @@ function maintain(db: Database.Database, o: ResolvedOptions, seen: LogFileKind):
         from,
         details: [
           `schema version ${from} → ${SCHEMA_VERSION}`,
-          ...(kind.stamped ? [] : [`stamped application_id ${KEEL_APPLICATION_ID} (written by an earlier Keel)`]),
+          ...(kind.stamped
+            ? []
+            : [`stamped application_id ${KEEL_APPLICATION_ID} (written by an earlier Keel)`]),
         ],
       });
     }
@@ -285,7 +287,6 @@ function maintain(db: Database.Database, o: ResolvedOptions, seen: LogFileKind):
 function retentionGateClosed(db: Database.Database): boolean {
   return db.prepare<[], number>('SELECT open FROM retention_gate WHERE id = 1').pluck().get() === 0;
 }
-
 
 // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
@@ -346,7 +347,6 @@ function resolveOptions(options: SqliteStoreOptions): ResolvedOptions {
   };
 }
 
-
 function checkPageCount(pages: number, field: string): void {
   if (!Number.isInteger(pages) || pages < 1) {
     throw new ConfigError(field, `must be an integer >= 1 (pages), got ${pages}`);
@@ -388,7 +388,10 @@ function checkFile(path: string, readonly: boolean): string | undefined {
     // Another application's id (header offset 68): refused before SQLite opens it (or its WAL).
     const appId = read >= 72 ? head.readInt32BE(68) : 0;
     if (appId !== 0 && appId !== KEEL_APPLICATION_ID) {
-      throw new ForeignDatabaseError(path, `its application_id is ${appId}, not Keel's ${KEEL_APPLICATION_ID}`);
+      throw new ForeignDatabaseError(
+        path,
+        `its application_id is ${appId}, not Keel's ${KEEL_APPLICATION_ID}`,
+      );
     }
   }
   // Root ignores permission bits, so honour them here: a file nobody may write is read-only.
@@ -1090,8 +1093,7 @@ class SqliteStore implements SqliteEventStore {
           AND NOT EXISTS (SELECT 1 FROM events s WHERE s.workflow_id = e.workflow_id AND s.type = 'workflow.started')
         ORDER BY e.seq LIMIT 1`,
     ).get(newest.payload.olderThanTs + ANCHOR_CLOCK_SKEW_MS) as
-      | { seq: number; workflowId: string; ts: number; latencyMs: number | null }
-      | undefined;
+      { seq: number; workflowId: string; ts: number; latencyMs: number | null } | undefined;
     if (row === undefined) return undefined;
     const started = row.ts - (row.latencyMs ?? 0);
     return {

@@ -63,7 +63,9 @@ describe('bad files', () => {
   it('refuses a database written by a newer Keel without touching it', () => {
     const file = tempDb();
     const raw = new Database(file);
-    raw.exec(`CREATE TABLE future (x); PRAGMA user_version = 99; PRAGMA application_id = ${KEEL_APPLICATION_ID};`);
+    raw.exec(
+      `CREATE TABLE future (x); PRAGMA user_version = 99; PRAGMA application_id = ${KEEL_APPLICATION_ID};`,
+    );
     raw.close();
     const before = fs.readFileSync(file);
 
