@@ -14,6 +14,9 @@ import {
   isForeignDatabaseError,
 } from '../../src/eventlog/errors.js';
 import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
+import { simulatedClock } from '../../src/core/clock.js';
+import { createRuntime } from '../../src/runtime.js';
+import { agent } from '../../src/supervisor/agent.js';
 import { T0, auditEvent, mixedEvents, open, tempDb, tempDir } from './helpers.js';
 
 const sha256 = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -215,5 +218,33 @@ describe('private files', () => {
     for (const f of [shared, `${shared}-wal`, `${shared}-shm`])
       expect(fs.statSync(f).mode & 0o777).toBe(0o640);
     expect(() => open({ path: tempDb(), fileMode: 0o444 })).toThrow(ConfigError);
+  });
+
+  it('a runtime creates its log, cache and ECS log file 0600, or with its fileMode', async () => {
+    for (const [fileMode, want] of [
+      [undefined, 0o600],
+      [0o640, 0o640],
+    ] as const) {
+      const dir = tempDir();
+      const db = path.join(dir, 'keel.db');
+      const logFile = path.join(dir, 'logs', 'keel.ndjson');
+      const rt = createRuntime({
+        db,
+        clock: simulatedClock(),
+        logs: { destination: logFile },
+        metrics: false,
+        tracing: false,
+        ...(fileMode !== undefined ? { fileMode } : {}),
+      });
+      const cached = agent({
+        name: 'a',
+        model: 'gpt-4',
+        cache: { ttlMs: 60_000 },
+        run: () => Promise.resolve({ value: 1 }),
+      });
+      await rt.run(cached, { x: 1 });
+      await rt.close();
+      for (const f of [db, `${db}.cache`, logFile]) expect(fs.statSync(f).mode & 0o777, f).toBe(want);
+    }
   });
 });
