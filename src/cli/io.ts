@@ -189,7 +189,17 @@ export function openForReading(db: string): EventStore {
         remove();
         continue;
       }
-      const store = openSqliteStore({ path: copy, readonly: true });
+      let store: EventStore;
+      try {
+        store = openSqliteStore({ path: copy, readonly: true });
+      } catch (e) {
+        // Name the user's file, not the private copy, in what the error says.
+        if (e instanceof Error) {
+          e.message = e.message.split(copy).join(db);
+          if ('path' in e && e.path === copy) Object.assign(e, { path: db });
+        }
+        throw e;
+      }
       const close = store.close.bind(store);
       process.once('exit', remove);
       store.close = () =>

@@ -18,11 +18,11 @@ export class ForeignDatabaseError extends EventLogError {
     readonly path: string,
     /** What makes it foreign, e.g. `it holds tables "users", "orders"`. */
     readonly why: string,
-    options?: { cause?: unknown; code?: string },
+    options?: { cause?: unknown; code?: string; message?: string },
   ) {
     super(
       options?.code ?? 'EVENTLOG_FOREIGN_DATABASE',
-      `${path} is not a Keel event log (${why}). Point "db" (--db) at a Keel event log, or at a new path to create one; the file was not modified.`,
+      `${options?.message ?? `${path} is not a Keel event log (${why})`}. Point "db" (--db) at a Keel event log, or at a new path to create one; the file was not modified.`,
       options?.cause !== undefined ? { cause: options.cause } : undefined,
     );
   }
@@ -38,6 +38,7 @@ export class NotADatabaseError extends ForeignDatabaseError {
   constructor(path: string, options?: { cause?: unknown }) {
     super(path, 'it is not a SQLite database', {
       code: 'EVENTLOG_NOT_A_DATABASE',
+      message: `${path} is not a SQLite database`,
       ...(options?.cause !== undefined ? { cause: options.cause } : {}),
     });
   }
