@@ -520,7 +520,7 @@ async function checkAnchor(
   const previousThrough: Record<string, number> = {};
   for (const e of system) {
     if (e.type === 'log.anchor') {
-      const p = (e as KeelEvent<'log.anchor'>).payload;
+      const p = e.payload;
       const before = previousThrough[p.prunedClass] ?? 0;
       // Audit retention carries the operational anchor forward: a copy is not a new pruning.
       if (p.prunedThroughSeq <= before) continue;

@@ -31,7 +31,7 @@ export function resolveFileMode(mode: unknown, field = 'fileMode'): number {
   ) {
     throw new ConfigError(
       field,
-      `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${String(mode)}`,
+      `must be permission bits (0o000..0o777) that let the owner read and write, e.g. 0o600 or 0o640; got ${typeof mode === 'number' ? String(mode) : (JSON.stringify(mode) ?? typeof mode)}`,
     );
   }
   return mode;
