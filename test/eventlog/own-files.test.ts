@@ -14,6 +14,8 @@ import {
   isForeignDatabaseError,
 } from '../../src/eventlog/errors.js';
 import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
+import { CacheForeignDatabaseError } from '../../src/cache/errors.js';
+import { openSqliteTier } from '../../src/cache/sqlite-tier.js';
 import { simulatedClock } from '../../src/core/clock.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
@@ -78,6 +80,19 @@ describe('Keel opens only its own files', () => {
     }
     expect(sha256(file)).toBe(before);
     expect(fs.readdirSync(dir)).toEqual(['app.db']); // no -wal / -shm
+  });
+
+  it('the cache refuses a database stamped by another application (even without tables), or the event log, unchanged', async () => {
+    const { file, dir } = appDb('PRAGMA application_id = 1234;');
+    const before = sha256(file);
+    expect(() => openSqliteTier(file)).toThrow(CacheForeignDatabaseError);
+    expect(sha256(file)).toBe(before);
+    expect(fs.readdirSync(dir)).toEqual(['app.db']);
+    const log = tempDb();
+    await open({ path: log }).close();
+    const logBefore = sha256(log);
+    expect(() => openSqliteTier(log)).toThrow(CacheForeignDatabaseError);
+    expect(sha256(log)).toBe(logBefore);
   });
 
   it('refuses a file that is not SQLite as a ForeignDatabaseError too', () => {
