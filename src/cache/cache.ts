@@ -128,7 +128,9 @@ export function createCache(config: CacheConfig): LocalCache {
   const purgeBatch = nonNegativeInteger(config.purgeBatch, 500, 'cache.purgeBatch');
 
   const memory = new LruMap<StoredEntry>(maxEntries);
-  const tier: CacheTier | undefined = memoryOnly ? undefined : openSqliteTier(config.path as string, { fileMode: config.fileMode });
+  const tier: CacheTier | undefined = memoryOnly
+    ? undefined
+    : openSqliteTier(config.path as string, { fileMode: config.fileMode });
   const inFlight = new Map<string, Promise<unknown>>();
   let closed = false;
   let lastPurgeAt = Number.NEGATIVE_INFINITY;
