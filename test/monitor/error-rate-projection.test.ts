@@ -135,9 +135,9 @@ describe('createErrorRateProjection', () => {
       const p = createErrorRateProjection({
         targets: { vendor: 0.05 },
         windowSize: 100,
-        budget: { volumes: { vendor: 10_000 }, periodMs: WEEK },
+        budget: { volumes: { vendor: 10_000 } },
       });
-      const start = 2 * WEEK; // period-aligned
+      const start = Date.UTC(2026, 0, 5); // Monday 00:00 UTC: an ISO week starts
       expect(budgetAlerts(feed(p, outcomes(rep('xo', 399), { startTs: start })))).toEqual([]);
       const at400 = budgetAlerts(feed(p, outcomes('x', { startTs: start + 1_000 })));
       expect(at400).toHaveLength(1);
