@@ -958,7 +958,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   async ready(): Promise<void> {
     await (this.restoring ?? this.restoreFailed?.());
     await this.budgetsReady;
-    // Runtime-level events appended so far (an alert a run raised and its delivery) are committed.
+    await this.settleRecords();
+  }
+
+  /** Waits until the runtime-level events appended so far (and those their commits append) are committed. */
+  private async settleRecords(): Promise<void> {
     let last: Promise<void> | undefined;
     while (last !== this.recorded) {
       last = this.recorded;
@@ -1525,6 +1529,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     // Settles of calls that were in flight (the cancelled ones included) reach the shared budget,
     // and the `budget.alert`s its replies raise are appended, while the log is still open.
     if (this.budgets && 'flush' in this.budgets) await this.budgets.flush();
+    // Alerts raised by what committed so far are committed (and so delivered) before the sinks drain.
+    await this.settleRecords();
     await this.router?.drain();
     for (const server of this.servers) await server.close();
     this.root.stop();
