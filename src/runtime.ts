@@ -646,7 +646,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         : undefined;
       // Policy state is the fold of the log: read back what each fold needs (src/runtime/restore.ts).
       const restoring: (() => Awaitable<void>)[] = [
-        // Alert fold (windows, the week's error budgets), alert ledger and the last hour's cost.
+        // Alert fold (windows, the week's error budgets), alert ledger, canary outcomes, the last
+        // hour's cost.
         () => {
           const nowMs = this.clock.now();
           const costFromMs = nowMs - 3_600_000;
@@ -654,10 +655,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             this.restoreEvent(e, costFromMs),
           );
         },
-        // Canary judgements, from every canary event (the type index finds them in a log of any size).
+        // Canary verdicts of all time: the runtime records them in the system workflow, whose index
+        // finds them in a log of any size (the outcomes they judge came with the read above).
         () =>
           applyEvents(
-            this.store.iterate({ type: ['canary.observed', 'canary.rolled_back', 'canary.promoted'] }),
+            this.store.iterate({
+              workflowId: SYSTEM_WORKFLOW_ID,
+              type: ['canary.rolled_back', 'canary.promoted'],
+            }),
             (e) => this.canaries.apply(e),
           ),
         // Breakers resume from their last recorded transition, and answer `rt.breaker(name)` at once.
@@ -1074,6 +1079,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     if (e.ts >= costFromMs) this.cost.apply(e);
     this.alertFold.apply(e);
     this.alertLedger.read(e);
+    this.canaries.apply(e);
   }
 
   /**

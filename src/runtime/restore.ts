@@ -6,7 +6,9 @@
  *   every event since {@link restoreFromMs} — the start of the current budget week, and at least
  *   the last 7 days, so count windows and time windows up to a week long are whole again. What it
  *   derives is state only: the alerts were delivered when their `alert.raised` was committed.
- * - canary judgements: every canary event of the log (by type, through the type index);
+ * - canary judgements: the outcomes (`canary.observed`) of that same read, and every verdict
+ *   (`canary.rolled_back`, `canary.promoted`) of the log, which the runtime records in the system
+ *   workflow so its index finds them in a log of any size (SQLite has no type index);
  * - breakers: each one's last transition (by the system workflow's index), created at once;
  * - daily budgets: their own read of today's spend (in `src/cost`).
  *
