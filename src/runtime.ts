@@ -665,7 +665,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             }),
             (e) => this.canaries.apply(e),
           ),
-        // Breakers resume from their last recorded transition, and answer `rt.breaker(name)` at once.
+        // Breakers resume from their last recorded transition (`rt.breaker(name)` answers from it).
         // Transitions belong to the system workflow, whose index finds them in a log of any size.
         () =>
           withEvents(
@@ -674,7 +674,6 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
               for (const e of events) {
                 if (e.type === 'breaker.transitioned') this.breakerHistory.set(e.payload.breaker, e);
               }
-              for (const name of this.breakerHistory.keys()) this.restoredBreaker(name);
             },
           ),
       ];
@@ -953,6 +952,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   breaker(name: string): Breaker | undefined {
+    // A breaker the log knows is built from its last transition when first asked for (no agent
+    // used it since the restart): no timer of it runs before anyone looks.
+    if (!this.breakers.has(name) && this.breakerHistory.has(name)) this.restoredBreaker(name);
     return this.breakers.get(name);
   }
 
@@ -1035,7 +1037,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   /** Breakers built from the log's transitions and the configured defaults, before any agent used them. */
   private readonly restoredOnly = new Set<string>();
 
-  /** Creates the breaker `name` from its recorded state, so `rt.breaker(name)` answers before first use. */
+  /** Creates the breaker `name` from its recorded state, for `rt.breaker(name)` before first use. */
   private restoredBreaker(name: string): void {
     if (this.breakers.has(name)) return;
     this.breakers.set(name, this.newBreaker({ ...this.breakerDefaults[name], name }));

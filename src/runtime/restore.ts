@@ -9,7 +9,8 @@
  * - canary judgements: the outcomes (`canary.observed`) of that same read, and every verdict
  *   (`canary.rolled_back`, `canary.promoted`) of the log, which the runtime records in the system
  *   workflow so its index finds them in a log of any size (SQLite has no type index);
- * - breakers: each one's last transition (by the system workflow's index), created at once;
+ * - breakers: each one's last transition (by the system workflow's index), built from it when an
+ *   agent uses the breaker or `rt.breaker(name)` asks for it;
  * - daily budgets: their own read of today's spend (in `src/cost`).
  *
  * SQLite's reads stream synchronously (the runtime is ready on return). Postgres's are read in
