@@ -655,6 +655,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             this.restoreEvent(e, costFromMs),
           );
         },
+        // The gauges show the restored windows and budgets before the first workflow ends.
+        () => this.refreshErrorGauges(),
         // Canary verdicts of all time: the runtime records them in the system workflow, whose index
         // finds them in a log of any size (the outcomes they judge came with the read above).
         () =>
@@ -1244,11 +1246,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       }
     }
     // Error-rate gauges follow the rolling windows, refreshed once per batch that ended workflows.
-    if (workflowsEnded && this.metrics) {
-      for (const t of this.errorRates.snapshot(this.clock.now())) {
-        this.metrics.setErrorRate(t.taskType, t.errorRate);
-        if (t.budget) this.metrics.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
-      }
+    if (workflowsEnded) this.refreshErrorGauges();
+  }
+
+  /** Sets the error-rate and error-budget gauges from the windows (after a batch, after the restore). */
+  private refreshErrorGauges(): void {
+    if (!this.metrics) return;
+    for (const t of this.errorRates.snapshot(this.clock.now())) {
+      this.metrics.setErrorRate(t.taskType, t.errorRate);
+      if (t.budget) this.metrics.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
     }
   }
 

@@ -79,6 +79,9 @@ describe('weekly error budgets survive a restart', () => {
     second.on('alert', (a) => after.push(a));
     await second.ready();
     expect(second.stats().errorRates.find((s) => s.taskType === 'vendor')?.budget?.failures).toBe(350);
+    // The gauge shows the restored budget before the first workflow ends: 150 of 500 left.
+    const gauge = await second.metrics?.registry.getSingleMetric('error_budget_remaining_ratio')?.get();
+    expect(gauge?.values.find((v) => v.labels.task_type === 'vendor')?.value).toBeCloseTo(0.3, 10);
     let at: number | undefined;
     for (let i = 1; i <= 100; i++) {
       await second.run(vendor, {}).catch(() => undefined);
