@@ -1219,11 +1219,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   /** Appends one runtime-level event (breaker, budget, alert); a failure is reported as `error`. */
   private record(event: NewEvent): void {
     const committed = this.store.append([event]);
+    committed.catch((e: unknown) => {
+      this.emit('error', e);
+    });
+    // What `ready()` and `close()` wait for: settles either way (the failure went to `error`).
     this.recorded = committed.then(
       () => undefined,
-      (e: unknown) => {
-        this.emit('error', e);
-      },
+      () => undefined,
     );
   }
 
