@@ -19,6 +19,7 @@
 import { lastValueFrom } from 'rxjs';
 import { realClock } from '../src/core/clock.js';
 import { agent, type Agent } from '../src/supervisor/agent.js';
+import { createCanaryFold } from '../src/monitor/canary-fold.js';
 import { childContext, exec } from '../src/supervisor/execute.js';
 import { par } from '../src/supervisor/parallel.js';
 import type { CacheLike, NodeContext, Services, WorkflowScope } from '../src/supervisor/scope.js';
@@ -89,6 +90,7 @@ const services: Services = {
   price: () => 0,
   priceCall: () => 0,
   seed: 'bench',
+  canaries: createCanaryFold({ onRollback: () => undefined, onPromote: () => undefined }),
 };
 
 /** A fresh workflow context whose events go nowhere. */

@@ -17,6 +17,10 @@ import { seededRandom, type Random } from './core/random.js';
 import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
 import { createCallPricer, createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
+import { createAlertFold, createAlertLedger, type AlertFold } from './monitor/alert-fold.js';
+import { createCanaryFold, type CanaryControl, type CanaryFold } from './monitor/canary-fold.js';
+import { weekCalendar, type WeekCalendar } from './monitor/iso-week.js';
+import { applyEvents, restoreFromMs } from './runtime/restore.js';
 import { DEFAULT_ERROR_TARGETS, type ErrorTargets } from './monitor/error-budget.js';
 import {
   createErrorRateProjection,
@@ -134,8 +138,14 @@ export interface RuntimeConfig {
     windowSize?: number;
     windowMs?: number;
     minSamples?: number;
-    /** Expected tasks per week by task type: error budgets alert at 80% consumed. */
+    /**
+     * Expected tasks per week by task type: error budgets alert at 80% consumed. A week is an ISO
+     * week, Monday 00:00 to Monday 00:00 in `timeZone`; a restart counts the week's failures again
+     * from the log.
+     */
     weeklyVolume?: Record<string, number>;
+    /** IANA time zone of the error budgets' weeks, e.g. `Europe/Paris` (default `UTC`). */
+    timeZone?: string;
   };
   /** Latency SLA: P95 of workflow latency over a rolling window (default 10 s over 1 h). */
   sla?: { p95Ms: number; windowMs?: number; minSamples?: number };
@@ -321,12 +331,25 @@ export interface Runtime<S extends EventStore = EventStore> {
    * Resolves once committed.
    */
   feedback(workflowId: string, feedback: { correct: boolean; expected?: unknown }): Promise<void>;
-  /** The shared breaker of that name, if any agent has used it. */
+  /**
+   * The shared breaker of that name, if any agent has used it — or if the log records a transition
+   * of it: after a restart it answers with the restored state before first use.
+   */
   breaker(name: string): Breaker | undefined;
   /**
+   * The canary node at that path (e.g. `invoice/canary[1]`), or the only one of that name, as this
+   * runtime judges it: once it ran, or once the log read on open knows it (a candidate rolled back
+   * before a restart stays rolled back). `undefined` otherwise, or when several canaries share the
+   * name (pass the path).
+   */
+  canary(pathOrName: string): CanaryControl | undefined;
+  /**
    * Resolves once the runtime has read what it needs from the log (rolling windows, budgets,
-   * breakers). Immediate on SQLite; on an asynchronous store (Postgres) it rejects with the store's
-   * error (unreachable, wrong credentials …). Runs wait for it by themselves.
+   * breakers, canaries) and has committed the runtime-level events appended so far — so after
+   * `await rt.run(…)` then `await rt.ready()`, every alert that run raised has been delivered to
+   * `rt.on('alert')` (delivery follows the committed `alert.raised`, one commit after the event
+   * that raised it). Immediate on SQLite; on an asynchronous store (Postgres) it rejects with the
+   * store's error (unreachable, wrong credentials …). Runs wait for it by themselves.
    */
   ready(): Promise<void>;
   /**
@@ -377,6 +400,7 @@ const configSchema = z.strictObject({
       windowMs: z.unknown().optional(),
       minSamples: z.unknown().optional(),
       weeklyVolume: z.unknown().optional(),
+      timeZone: z.string({ error: 'must be an IANA time zone, e.g. "UTC" or "Europe/Paris"' }).optional(),
     })
     .optional(),
   sla: z
@@ -483,7 +507,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly latency: LatencyProjection;
   private readonly cost: CostTracker;
   private readonly router: AlertRouter | undefined;
-  private suppressAlerts = false;
+  /** Every alert, derived from committed events (the same fold `keel report` runs). */
+  private readonly alertFold: AlertFold;
+  /** Reads committed `alert.*` events for delivery. */
+  private readonly alertLedger = createAlertLedger();
+  /** Canary judgements by node path, folded from committed canary events. */
+  private readonly canaries: CanaryFold;
+  /** The error budgets' weeks. */
+  private readonly weeks: WeekCalendar;
   readonly metrics: KeelMetrics | undefined;
   private readonly tracing: KeelTracing | undefined;
   private readonly logSink: EcsLogSink | undefined;
@@ -518,6 +549,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private idCounter = 0;
   /** Each breaker's last recorded transition, read from the log at startup. */
   private readonly breakerHistory = new Map<string, KeelEvent<'breaker.transitioned'>>();
+  /** Commit of the last runtime-level event appended (breaker, budget, alert, canary). */
+  private recorded: Promise<void> = Promise.resolve();
   /** Set while an asynchronous store is being read at startup; runs wait for it. */
   private restoring: Promise<void> | undefined;
   /** What the runtime reads from the log at startup (again on the next run, if reading failed). */
@@ -554,18 +587,37 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         ...(config.inspect ? { inspect: config.inspect } : {}),
       }).start();
       const monitor = config.monitor ?? {};
+      const timeZone = monitor.timeZone ?? 'UTC';
+      this.weeks = weekCalendar(timeZone, 'monitor.timeZone');
       this.errorRates = createErrorRateProjection({
         targets: config.errorTargets ?? DEFAULT_ERROR_TARGETS,
         ...(monitor.windowSize !== undefined ? { windowSize: monitor.windowSize } : {}),
         ...(monitor.windowMs !== undefined ? { windowMs: monitor.windowMs } : {}),
         ...(monitor.minSamples !== undefined ? { minSamples: monitor.minSamples } : {}),
-        ...(monitor.weeklyVolume ? { budget: { volumes: monitor.weeklyVolume } } : {}),
+        ...(monitor.weeklyVolume ? { budget: { volumes: monitor.weeklyVolume, timeZone } } : {}),
         clock: this.clock,
       });
       this.latency = createLatencyProjection({
         slaP95Ms: config.sla?.p95Ms ?? 10_000,
         ...(config.sla?.windowMs !== undefined ? { windowMs: config.sla.windowMs } : {}),
         ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
+      });
+      this.alertFold = createAlertFold({ errorRates: this.errorRates, latency: this.latency });
+      this.canaries = createCanaryFold({
+        onRollback: (r) =>
+          this.record({
+            ts: r.ts,
+            workflowId: SYSTEM_WORKFLOW_ID,
+            type: 'canary.rolled_back',
+            payload: { canary: r.name, path: r.path, reason: r.reason, data: r.verdict },
+          }),
+        onPromote: (c) =>
+          this.record({
+            ts: this.clock.now(),
+            workflowId: SYSTEM_WORKFLOW_ID,
+            type: 'canary.promoted',
+            payload: { canary: c.name, path: c.path },
+          }),
       });
       this.cost = createCostTracker();
       if (config.metrics !== false) {
@@ -608,18 +660,30 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             ...(config.alerts.onSinkError ? { onSinkError: config.alerts.onSinkError } : {}),
           })
         : undefined;
+      // Policy state is the fold of the log: read back what each fold needs (src/runtime/restore.ts).
       const restoring: (() => Awaitable<void>)[] = [
-        // Warm the rolling windows from the last hour of the log, without re-raising its alerts.
+        // Alert fold (windows, the week's error budgets), alert ledger, canary outcomes, the last
+        // hour's cost.
+        () => {
+          const nowMs = this.clock.now();
+          const costFromMs = nowMs - 3_600_000;
+          return applyEvents(this.store.iterate({ fromTs: restoreFromMs(nowMs, this.weeks) }), (e) =>
+            this.restoreEvent(e, costFromMs),
+          );
+        },
+        // The gauges show the restored windows and budgets before the first workflow ends.
+        () => this.refreshErrorGauges(),
+        // Canary verdicts of all time: the runtime records them in the system workflow, whose index
+        // finds them in a log of any size (the outcomes they judge came with the read above).
         () =>
-          withEvents(this.store.iterate({ fromTs: this.clock.now() - 3_600_000 }), (events) => {
-            this.suppressAlerts = true;
-            try {
-              for (const e of events) this.project(e);
-            } finally {
-              this.suppressAlerts = false;
-            }
-          }),
-        // Breakers resume from their last recorded transition when an agent first uses them.
+          applyEvents(
+            this.store.iterate({
+              workflowId: SYSTEM_WORKFLOW_ID,
+              type: ['canary.rolled_back', 'canary.promoted'],
+            }),
+            (e) => this.canaries.apply(e),
+          ),
+        // Breakers resume from their last recorded transition (`rt.breaker(name)` answers from it).
         // Transitions belong to the system workflow, whose index finds them in a log of any size.
         () =>
           withEvents(
@@ -663,21 +727,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           clock: this.clock,
           pricing,
           parent: this.root,
+          // The alert fold derives the budget alert from the committed `budget.alert`.
           onAlert: (payload) => {
             this.record({
               ts: this.clock.now(),
               workflowId: SYSTEM_WORKFLOW_ID,
               type: 'budget.alert',
               payload,
-            });
-            const pct = Math.round((payload.spentUsd / payload.limitUsd) * 100);
-            this.raise({
-              id: `budget:${payload.scope}:${payload.threshold}:${payload.day}`,
-              kind: 'budget',
-              severity: payload.threshold >= 1 ? 'critical' : 'high',
-              title: `Budget ${payload.scope}: $${payload.spentUsd.toFixed(2)} of $${payload.limitUsd.toFixed(2)} (${pct}%) on ${payload.day}${payload.threshold >= 1 ? ' — exhausted' : ''}`,
-              data: payload,
-              ts: this.clock.now(),
             });
           },
         };
@@ -736,6 +792,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             }),
         }),
         seed: this.seed,
+        canaries: this.canaries,
       };
       const store = this.store;
       const appendOne = store.appendOne?.bind(store);
@@ -914,12 +971,29 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   breaker(name: string): Breaker | undefined {
+    // A breaker the log knows is built from its last transition when first asked for (no agent
+    // used it since the restart): no timer of it runs before anyone looks.
+    if (!this.breakers.has(name) && this.breakerHistory.has(name)) this.restoredBreaker(name);
     return this.breakers.get(name);
+  }
+
+  canary(pathOrName: string): CanaryControl | undefined {
+    return this.canaries.control(pathOrName);
   }
 
   async ready(): Promise<void> {
     await (this.restoring ?? this.restoreFailed?.());
     await this.budgetsReady;
+    await this.settleRecords();
+  }
+
+  /** Waits until the runtime-level events appended so far (and those their commits append) are committed. */
+  private async settleRecords(): Promise<void> {
+    let last: Promise<void> | undefined;
+    while (last !== this.recorded) {
+      last = this.recorded;
+      await last;
+    }
   }
 
   /**
@@ -969,15 +1043,35 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   private breakerFor(config: BreakerConfig): Breaker {
     const existing = this.breakers.get(config.name);
-    if (existing) return existing;
-    const merged: BreakerConfig = { ...this.breakerDefaults[config.name], ...config };
-    const last = this.breakerHistory.get(config.name);
-    const breaker = createBreaker(merged, {
+    if (existing && !this.restoredOnly.has(config.name)) return existing;
+    // A breaker created from the log alone (for `rt.breaker(name)`) takes its agent's config on
+    // first use: rebuilt from its last transition, which it recorded if it made one since.
+    existing?.stop();
+    this.restoredOnly.delete(config.name);
+    const breaker = this.newBreaker({ ...this.breakerDefaults[config.name], ...config });
+    this.breakers.set(config.name, breaker);
+    return breaker;
+  }
+
+  /** Breakers built from the log's transitions and the configured defaults, before any agent used them. */
+  private readonly restoredOnly = new Set<string>();
+
+  /** Creates the breaker `name` from its recorded state, for `rt.breaker(name)` before first use. */
+  private restoredBreaker(name: string): void {
+    if (this.breakers.has(name)) return;
+    this.breakers.set(name, this.newBreaker({ ...this.breakerDefaults[name], name }));
+    this.restoredOnly.add(name);
+  }
+
+  private newBreaker(merged: BreakerConfig): Breaker {
+    const last = this.breakerHistory.get(merged.name);
+    return createBreaker(merged, {
       clock: this.clock,
       parent: this.root,
       ...(last ? { restore: breakerRestoreFrom({ ...last.payload, ts: last.ts }) } : {}),
       onTransition: (t) => {
-        this.record({
+        // The alert fold derives `breaker` alerts from the committed transition.
+        const event: NewEvent<'breaker.transitioned'> = {
           ts: t.atMs,
           workflowId: SYSTEM_WORKFLOW_ID,
           type: 'breaker.transitioned',
@@ -989,47 +1083,36 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
             failures: t.failures,
             ...(t.resetTimeoutMs !== undefined ? { resetTimeoutMs: t.resetTimeoutMs } : {}),
           },
-        });
+        };
+        this.breakerHistory.set(t.breaker, { ...event, seq: 0, v: 1, class: 'audit' });
+        this.record(event);
         this.emit('breaker', { breaker: t.breaker, from: t.from, to: t.to, reason: t.reason });
-        if (t.to === 'open' && t.from === 'closed') {
-          this.raise({
-            id: `breaker:${t.breaker}`,
-            kind: 'breaker',
-            severity: 'high',
-            title: `Circuit breaker ${t.breaker} opened (${t.reason}, ${t.failures} failures): calls fast-fail until a probe succeeds`,
-            data: { breaker: t.breaker, reason: t.reason, failures: t.failures },
-            ts: t.atMs,
-          });
-        } else if (t.to === 'closed') {
-          this.raise({
-            id: `breaker:${t.breaker}`,
-            kind: 'breaker',
-            severity: 'info',
-            title: `Circuit breaker ${t.breaker} closed again (${t.reason})`,
-            data: { breaker: t.breaker, reason: t.reason },
-            ts: t.atMs,
-            status: 'resolved',
-          });
-        }
       },
     });
-    this.breakers.set(config.name, breaker);
-    return breaker;
   }
 
-  /** Logs an alert and tells `rt.on('alert')` listeners. */
-  private raise(alert: Alert): void {
-    this.record(alertToEvent(alert));
-    this.emit('alert', alert);
-    this.router?.route(alert);
+  /**
+   * Folds one event read back from the log on open: state only. Nothing is delivered — its alerts
+   * were delivered when their `alert.raised` was committed — and no metric, span or log line is
+   * written again. `cost` keeps the last hour, as before.
+   */
+  private restoreEvent(e: KeelEvent, costFromMs: number): void {
+    if (e.ts >= costFromMs) this.cost.apply(e);
+    this.alertFold.apply(e);
+    this.alertLedger.read(e);
+    this.canaries.apply(e);
   }
 
-  /** Feeds one committed event to the live projections; raises what they detect. */
+  /**
+   * Feeds one committed event to the live folds. Alerts the alert fold derives are appended as
+   * `alert.raised` / `alert.resolved`; delivery follows those events when they are committed.
+   */
   private project(e: KeelEvent): void {
     this.cost.apply(e);
-    const a = this.errorRates.apply(e);
-    const b = this.latency.apply(e);
-    if (this.suppressAlerts) return;
+    const derived = this.alertFold.apply(e);
+    for (let i = 0; i < derived.length; i++) this.record(alertToEvent(derived[i] as Alert));
+    this.canaries.apply(e);
+    if (e.type === 'alert.raised' || e.type === 'alert.resolved') this.deliver(e);
     this.metrics?.apply(e);
     if (this.tracing || this.logSink) {
       let parent: Context | undefined;
@@ -1040,18 +1123,14 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       const ids = this.tracing?.onEvent(e, parent);
       this.logSink?.write(e, ids);
     }
-    if (e.type === 'canary.rolled_back') {
-      this.raise({
-        id: `canary:${e.payload.canary}:${e.seq}`,
-        kind: 'canary',
-        severity: 'high',
-        title: `Canary ${e.payload.canary} rolled back: ${e.payload.reason}`,
-        data: e.payload,
-        ts: e.ts,
-      });
-    }
-    for (const alert of a) this.raise(alert);
-    for (const alert of b) this.raise(alert);
+  }
+
+  /** Tells `rt.on('alert')` listeners and the sinks about a committed alert event. */
+  private deliver(e: KeelEvent): void {
+    const alert = this.alertLedger.read(e);
+    if (alert === undefined) return;
+    this.emit('alert', alert);
+    this.router?.route(alert);
   }
 
   async serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer> {
@@ -1156,9 +1235,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   /** Appends one runtime-level event (breaker, budget, alert); a failure is reported as `error`. */
   private record(event: NewEvent): void {
-    this.store.append([event]).catch((e: unknown) => {
+    const committed = this.store.append([event]);
+    committed.catch((e: unknown) => {
       this.emit('error', e);
     });
+    // What `ready()` and `close()` wait for: settles either way (the failure went to `error`).
+    this.recorded = committed.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   private onCommit(batch: readonly KeelEvent[]): void {
@@ -1180,11 +1265,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       }
     }
     // Error-rate gauges follow the rolling windows, refreshed once per batch that ended workflows.
-    if (workflowsEnded && this.metrics) {
-      for (const t of this.errorRates.snapshot(this.clock.now())) {
-        this.metrics.setErrorRate(t.taskType, t.errorRate);
-        if (t.budget) this.metrics.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
-      }
+    if (workflowsEnded) this.refreshErrorGauges();
+  }
+
+  /** Sets the error-rate and error-budget gauges from the windows (after a batch, after the restore). */
+  private refreshErrorGauges(): void {
+    if (!this.metrics) return;
+    for (const t of this.errorRates.snapshot(this.clock.now())) {
+      this.metrics.setErrorRate(t.taskType, t.errorRate);
+      if (t.budget) this.metrics.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
     }
   }
 
@@ -1473,6 +1562,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     // Settles of calls that were in flight (the cancelled ones included) reach the shared budget,
     // and the `budget.alert`s its replies raise are appended, while the log is still open.
     if (this.budgets && 'flush' in this.budgets) await this.budgets.flush();
+    // Alerts raised by what committed so far are committed (and so delivered) before the sinks drain.
+    await this.settleRecords();
     await this.router?.drain();
     for (const server of this.servers) await server.close();
     this.root.stop();

@@ -246,8 +246,18 @@ export interface EventPayloads {
   // ── monitoring and alerts ───────────────────────────────────────────────────────────────────
   'alert.raised': { id: string; kind: AlertKind; severity: AlertSeverity; title: string; data: unknown };
   'alert.resolved': { id: string; kind: AlertKind; title: string; data: unknown };
-  'canary.rolled_back': { canary: string; reason: string; data: unknown };
-  'canary.promoted': { canary: string };
+  /** The canary at `path` stopped sending traffic to its candidate (`path` absent in older logs). */
+  'canary.rolled_back': { canary: string; reason: string; data: unknown; path?: NodePath };
+  'canary.promoted': { canary: string; path?: NodePath };
+  /** One workflow's outcome at a canary node: what its judgement folds over. */
+  'canary.observed': {
+    canary: string;
+    path: NodePath;
+    arm: 'candidate' | 'stable';
+    success: boolean;
+    latencyMs: number;
+    costUsd: number;
+  };
   /** Ground truth for a recorded workflow (what-if accuracy). */
   'feedback.recorded': { correct: boolean; expected?: unknown };
 
@@ -313,6 +323,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'alert.resolved': 1,
   'canary.rolled_back': 1,
   'canary.promoted': 1,
+  'canary.observed': 1,
   'feedback.recorded': 1,
   'redaction.applied': 1,
   'log.anchor': 1,
@@ -350,6 +361,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'alert.resolved': 'operational',
   'canary.rolled_back': 'audit',
   'canary.promoted': 'audit',
+  'canary.observed': 'audit',
   'feedback.recorded': 'audit',
   'redaction.applied': 'operational',
   'log.anchor': 'audit',

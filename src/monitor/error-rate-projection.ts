@@ -21,16 +21,18 @@ import { CATEGORY_LABELS, errorRateMessage, grouped, percent0, percent1 } from '
 import { categoryIndex, failureCategory, isOutcomeEvent } from './internal/outcome.js';
 import { OutcomeWindow, SUCCESS_INDEX } from './internal/outcome-window.js';
 import { checkInteger, checkPositive, checkRatio } from './internal/validate.js';
+import { weekCalendar } from './iso-week.js';
 
 /** Error-budget tracking: expected volume per task type over a fixed period. */
 export interface ErrorBudgetTracking {
   /** Tasks expected per period, per task type, e.g. `{ vendor: 10_000 }`. Others are not tracked. */
   volumes: Readonly<Record<string, number>>;
   /**
-   * Length of a budget period in ms (default 604_800_000, one week). Periods are aligned to
-   * multiples of `periodMs` since the Unix epoch (UTC).
+   * IANA time zone of the budget weeks (default `UTC`). A budget period is an ISO week: it starts
+   * on Monday at 00:00 in this zone and ends at the next Monday's 00:00; failures count from zero
+   * again at each start, and the period's open budget alerts resolve.
    */
-  periodMs?: number;
+  timeZone?: string;
   /** Share of the budget that raises the warning alert (default 0.8). */
   alertAt?: number;
 }
@@ -66,7 +68,7 @@ export interface ErrorRateProjectionConfig {
 
 /** Budget consumption of one task type in the current period. */
 export interface ErrorBudgetState extends ErrorBudget {
-  /** Start of the current period, ms since epoch. */
+  /** Start of the current period (Monday 00:00 in the budget's time zone), ms since epoch. */
   periodStartMs: number;
   /** Expected tasks in the period. */
   volume: number;
@@ -109,6 +111,7 @@ export interface ErrorRateProjection {
 interface BudgetTrack {
   volume: number;
   budget: ErrorBudget;
+  /** Start of the week counted, ms since epoch (NaN before the first outcome). */
   period: number;
   failures: number;
   alertedWarning: boolean;
@@ -123,8 +126,6 @@ interface TaskState {
   openAlertId: string | undefined;
   budget: BudgetTrack | undefined;
 }
-
-const WEEK_MS = 7 * 24 * 3_600_000;
 
 /**
  * Creates the error-rate fold.
@@ -154,10 +155,9 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
   checkRatio('resolveRatio', resolveRatio, 'e.g. 0.8 to resolve below 80 % of the target');
 
   const budgetCfg = config.budget;
-  const periodMs = budgetCfg?.periodMs ?? WEEK_MS;
+  const weeks = weekCalendar(budgetCfg?.timeZone ?? 'UTC', 'budget.timeZone');
   const alertAt = budgetCfg?.alertAt ?? DEFAULT_BUDGET_ALERT_AT;
   if (budgetCfg !== undefined) {
-    checkPositive('budget.periodMs', periodMs, 'the budget period in ms, e.g. 604_800_000 for a week');
     checkRatio('budget.alertAt', alertAt, 'e.g. 0.8 to alert at 80 % of the budget');
     const volumes: unknown = budgetCfg.volumes;
     if (typeof volumes !== 'object' || volumes === null) {
@@ -273,7 +273,8 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
     alerts: Alert[] | undefined,
   ): Alert[] | undefined => {
     let out = alerts;
-    const period = Math.floor(event.ts / periodMs);
+    const week = weeks.weekOf(event.ts);
+    const period = week.startMs;
     if (period !== b.period) {
       for (const open of b.open) {
         (out ??= []).push({
@@ -293,11 +294,12 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
     b.failures++;
     const { acceptableFailures, alertThreshold, targetRate } = b.budget;
     const severity = s.target?.severity ?? 'medium';
-    const periodStartMs = period * periodMs;
+    const periodStartMs = week.startMs;
     const data = {
       taskType: s.taskType,
       periodStartMs,
-      periodMs,
+      periodEndMs: week.endMs,
+      timeZone: weeks.timeZone,
       volume: b.volume,
       targetRate,
       acceptableFailures,
@@ -355,7 +357,8 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
       for (const s of states.values()) {
         s.window.expire(nowMs);
         const b = s.budget;
-        const current = b !== undefined && b.period === Math.floor(nowMs / periodMs);
+        const week = weeks.weekOf(nowMs);
+        const current = b !== undefined && b.period === week.startMs;
         const failures = current ? b.failures : 0;
         result.push({
           taskType: s.taskType,
@@ -370,7 +373,7 @@ export function createErrorRateProjection(config: ErrorRateProjectionConfig): Er
               ? undefined
               : {
                   ...b.budget,
-                  periodStartMs: Math.floor(nowMs / periodMs) * periodMs,
+                  periodStartMs: week.startMs,
                   volume: b.volume,
                   failures,
                   remainingRatio: remaining(failures, b.budget.acceptableFailures),

@@ -1,6 +1,7 @@
 /**
  * Monitoring: error budgets, rolling error-rate windows, root-cause analysis, latency SLAs, alert
- * routing and the canary judge. Every monitor is a fold over `KeelEvent`s.
+ * routing and the canary judge. Every monitor is a fold over `KeelEvent`s, and every alert comes
+ * from ONE fold ({@link createAlertFold}) shared by the live runtime and `keel report`.
  */
 export { alertToEvent, alertFromEvent, isResolved, NO_ALERTS } from './alert.js';
 export type { Alert, AlertStatus } from './alert.js';
@@ -24,6 +25,11 @@ export type {
   TimeWindowErrorRateCheck,
   TimeWindowErrorRateReading,
 } from './time-window-error-rate-monitor.js';
+export { createAlertFold, createAlertLedger, EVENT_ALERTS } from './alert-fold.js';
+export type { AlertFold, AlertFoldConfig, AlertLedger, EventAlert } from './alert-fold.js';
+export { weekCalendar } from './iso-week.js';
+export type { WeekCalendar, WeekSpan } from './iso-week.js';
+export type { CanaryStatus } from './canary-fold.js';
 export { createErrorRateProjection } from './error-rate-projection.js';
 export type {
   ErrorRateProjection,

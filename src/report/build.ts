@@ -10,7 +10,13 @@
 import { ConfigError } from '../core/errors.js';
 import { createCostTracker, UNKNOWN_WORKFLOW, type CostTracker } from '../cost/tracker.js';
 import type { AlertKind, BreakerState, KeelEvent } from '../eventlog/events.js';
-import { alertFromEvent, type Alert } from '../monitor/alert.js';
+import type { Alert } from '../monitor/alert.js';
+import {
+  createAlertFold,
+  createAlertLedger,
+  type AlertFold as DerivedAlerts,
+  type AlertLedger,
+} from '../monitor/alert-fold.js';
 import { DEFAULT_ERROR_TARGETS } from '../monitor/error-budget.js';
 import { createErrorRateProjection, type ErrorRateProjection } from '../monitor/error-rate-projection.js';
 import { failureCategory, isOutcomeEvent } from '../monitor/internal/outcome.js';
@@ -112,6 +118,9 @@ class ReportBuilder implements ReportFold {
   private readonly agentHist = new Map<string, LogHistogram>();
   private readonly buckets: TimeBuckets;
   private readonly alerts: AlertFold;
+  /** The live runtime's alert fold: every alert derived from the events, as the runtime derives it. */
+  private readonly derived: DerivedAlerts;
+  private readonly ledger: AlertLedger = createAlertLedger();
   private readonly breakers = new Map<string, BreakerFold>();
   private readonly votes = new PathMap<VoteFold>(() => new VoteFold());
   private readonly cascades = new PathMap<CascadeFold>(() => new CascadeFold());
@@ -138,6 +147,7 @@ class ReportBuilder implements ReportFold {
     this.latency = createLatencyProjection({ slaP95Ms: this.settings.slaP95Ms });
     this.buckets = new TimeBuckets(maxTimeBuckets);
     this.alerts = new AlertFold(maxAlerts);
+    this.derived = createAlertFold({ errorRates: this.errors, latency: this.latency });
   }
 
   get openWorkflows(): number {
@@ -159,10 +169,8 @@ class ReportBuilder implements ReportFold {
     this.causes.apply(e);
     // Index loops: the usual result is the shared empty array, and no iterator is allocated for it.
     const alerts = this.alerts;
-    const rateAlerts = this.errors.apply(e);
-    for (let i = 0; i < rateAlerts.length; i++) alerts.add(rateAlerts[i] as Alert, 'report');
-    const slaAlerts = this.latency.apply(e);
-    for (let i = 0; i < slaAlerts.length; i++) alerts.add(slaAlerts[i] as Alert, 'report');
+    const derived = this.derived.apply(e);
+    for (let i = 0; i < derived.length; i++) alerts.add(derived[i] as Alert, 'report');
     if (isOutcomeEvent(e)) this.buckets.record(e.payload.taskType, e.ts, failureCategory(e) !== undefined);
 
     switch (e.type) {
@@ -216,7 +224,7 @@ class ReportBuilder implements ReportFold {
       }
       case 'alert.raised':
       case 'alert.resolved': {
-        const a = alertFromEvent(e);
+        const a = this.ledger.read(e);
         if (a !== undefined) alerts.add(a, 'log');
         return;
       }

@@ -193,7 +193,7 @@ export interface ReportAlert {
   ts: number;
   id: string;
   kind: AlertKind;
-  /** `info` for resolves (the log does not keep their severity). */
+  /** A resolve carries the severity of the alert it closes when the log holds it, else `info`. */
   severity: AlertSeverity;
   status: 'firing' | 'resolved';
   title: string;

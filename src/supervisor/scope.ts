@@ -7,6 +7,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/events.js';
 import type { Awaitable } from '../eventlog/store.js';
+import type { CanaryFold } from '../monitor/canary-fold.js';
 import type { BreakerConfig } from './agent.js';
 
 /** A permit to make one call through a breaker; settles once. */
@@ -135,6 +136,8 @@ export interface Services {
   priceCall(requestedModel: string, answeredModel: string, usage: Usage, agent: string): number;
   /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
   seed: string;
+  /** The runtime's canary judgements, by node path. */
+  canaries: CanaryFold;
 }
 
 /** One running workflow. */

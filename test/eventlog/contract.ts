@@ -537,6 +537,14 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
   'alert.resolved': { id: 'a-1', kind: 'budget', title: 't', data: null },
   'canary.rolled_back': { canary: 'v2', reason: 'error rate', data: [1, 'two', { three: 3 }] },
   'canary.promoted': { canary: 'v2' },
+  'canary.observed': {
+    canary: 'v2',
+    path: 'w/canary',
+    arm: 'candidate',
+    success: false,
+    latencyMs: 1_200,
+    costUsd: 0.03,
+  },
   'feedback.recorded': { correct: true, expected: { z: 1, a: 2, m: { y: [], b: {} } } },
   'redaction.applied': { counts: { email: 2, phone: 0, 'name with space': 1 } },
   'log.anchor': {

@@ -128,6 +128,49 @@ describe('createErrorRateProjection', () => {
   });
 
   describe('error budget', () => {
+    it('counts per ISO week in the configured zone: Sunday 23:59 is last week, Monday 00:00 resets', () => {
+      const volumes = { vendor: 10_000 }; // 500 acceptable, alert at 400
+      // Monday 2026-01-12 00:00 in Tokyo (UTC+9) is Sunday 15:00 UTC: a UTC week would not reset here.
+      const mondayTokyo = Date.UTC(2026, 0, 11, 15);
+      const budgetAlerts = (alerts: Alert[]) => alerts.filter((a) => a.kind === 'error_budget');
+      const lateSunday = createErrorRateProjection({
+        targets: { vendor: 0.05 },
+        budget: { volumes, timeZone: 'Asia/Tokyo' },
+      });
+      expect(
+        feed(lateSunday, outcomes(rep('x', 399), { startTs: mondayTokyo - 3_600_000 })),
+      ).not.toContainEqual(expect.objectContaining({ kind: 'error_budget' }));
+      // Sunday 23:59 in Tokyo: the 400th failure of the same week alerts.
+      const sunday = budgetAlerts(feed(lateSunday, outcomes('x', { startTs: mondayTokyo - 60_000 })));
+      expect(sunday).toHaveLength(1);
+      expect(sunday[0]?.data).toMatchObject({
+        periodStartMs: mondayTokyo - 7 * 86_400_000,
+        periodEndMs: mondayTokyo,
+        timeZone: 'Asia/Tokyo',
+      });
+
+      const monday = createErrorRateProjection({
+        targets: { vendor: 0.05 },
+        budget: { volumes, timeZone: 'Asia/Tokyo' },
+      });
+      feed(monday, outcomes(rep('x', 399), { startTs: mondayTokyo - 3_600_000 }));
+      // Monday 00:00 in Tokyo: a new week, counting from 1.
+      expect(budgetAlerts(feed(monday, outcomes('x', { startTs: mondayTokyo })))).toEqual([]);
+      expect(monday.snapshot(mondayTokyo)[0]?.budget).toMatchObject({
+        failures: 1,
+        periodStartMs: mondayTokyo,
+      });
+    });
+
+    it('refuses an unknown zone, naming budget.timeZone', () => {
+      expect(() =>
+        createErrorRateProjection({
+          targets: { vendor: 0.05 },
+          budget: { volumes: { vendor: 100 }, timeZone: 'Nowhere/Null\u0000' },
+        }),
+      ).toThrow(/budget\.timeZone/);
+    });
+
     const WEEK = 7 * 24 * 3_600_000;
     const budgetAlerts = (alerts: Alert[]) => alerts.filter((a) => a.kind === 'error_budget');
 
@@ -135,9 +178,9 @@ describe('createErrorRateProjection', () => {
       const p = createErrorRateProjection({
         targets: { vendor: 0.05 },
         windowSize: 100,
-        budget: { volumes: { vendor: 10_000 }, periodMs: WEEK },
+        budget: { volumes: { vendor: 10_000 } },
       });
-      const start = 2 * WEEK; // period-aligned
+      const start = Date.UTC(2026, 0, 5); // Monday 00:00 UTC: an ISO week starts
       expect(budgetAlerts(feed(p, outcomes(rep('xo', 399), { startTs: start })))).toEqual([]);
       const at400 = budgetAlerts(feed(p, outcomes('x', { startTs: start + 1_000 })));
       expect(at400).toHaveLength(1);

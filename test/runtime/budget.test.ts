@@ -75,6 +75,7 @@ describe('budgets in the runtime', () => {
       .query({ type: 'cost.incurred' })
       .reduce((s, e) => s + (e.type === 'cost.incurred' ? e.payload.costUsd : 0), 0);
     expect(spent).toBeCloseTo(10, 10);
+    await rt.ready(); // alerts are delivered once their `alert.raised` is committed
     expect(alerts.map((x) => x.severity)).toEqual(['high', 'critical']);
     expect(rt.store.query({ type: 'budget.alert' })).toHaveLength(2);
     await clock.advanceAsync(12 * 3_600_000);

@@ -42,6 +42,7 @@ describe('live monitoring in the runtime', () => {
           : Promise.resolve({ value: 'ACME' }),
     });
     for (let n = 0; n < 100; n++) await rt.run(vendor, { n }).catch(() => undefined);
+    await rt.ready(); // alerts are delivered once their `alert.raised` is committed
     const errorAlerts = raised.filter((a) => a.kind === 'error_rate' && a.status !== 'resolved');
     expect(errorAlerts).toHaveLength(1);
     expect(errorAlerts[0]?.title).toMatch(/8\.0%|exceeds/);

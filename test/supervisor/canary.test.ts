@@ -51,25 +51,27 @@ describe('canary', () => {
     const c = canary(stable, bad, { share: 0.5, targets: { errorRate: 0.05 }, minSamples: 10 });
     let candidateRuns = 0;
     for (let i = 0; i < 200; i++) {
-      const before = c.control.share();
+      const before = rt.canary('canary')?.share() ?? 0.5;
       await rt.run(c, {}).catch(() => {
         if (before > 0) candidateRuns++;
       });
     }
-    expect(c.control.status()).toBe('rolled_back');
-    expect(c.control.share()).toBe(0);
+    const control = rt.canary('canary');
+    expect(control?.status()).toBe('rolled_back');
+    expect(control?.share()).toBe(0);
     expect(candidateRuns).toBe(10);
     expect(rt.store.query({ type: 'canary.rolled_back' })).toHaveLength(1);
     expect(alerts.filter((a) => a.kind === 'canary')).toHaveLength(1);
-    c.control.promote();
-    expect(c.control.status()).toBe('rolled_back');
+    control?.promote();
+    expect(control?.status()).toBe('rolled_back');
   });
 
   it('promotion is explicit and sends everything to the candidate', async () => {
     const rt = setup();
     const good = agent({ name: 'extract_v2', model: 'sim', run: () => Promise.resolve({ value: 'v2' }) });
     const c = canary(stable, good, { share: 0.1, targets: { errorRate: 0.05 } });
-    c.control.promote();
+    await rt.run(c, {});
+    rt.canary('canary')?.promote();
     for (let i = 0; i < 20; i++) expect((await rt.run(c, {})).value).toBe('v2');
   });
 });
