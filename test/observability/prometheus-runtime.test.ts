@@ -99,7 +99,15 @@ describe.runIf(tools.run)('a real Prometheus scraping a running runtime', () => 
     // the $5 budget was spent (and alerted) on day one: run the second round the next day
     await clock.advanceAsync(86_400_000);
     await round(30, 2);
-    await p.until('sum(keel_llm_calls_total)', (v) => v > first);
+    // Wait for a scrape taken after the whole round (one taken mid-round can miss a series'
+    // increase, e.g. the cascade's, and rate() reads 0/0), not just one that saw some new calls.
+    const calls = await (rt as Runtime).metrics!.registry.getSingleMetricAsString('keel_llm_calls_total');
+    const total = [...calls.matchAll(/^keel_llm_calls_total\{[^}]*\} (\S+)$/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+    expect(total).toBeGreaterThan(first);
+    await p.until('sum(keel_llm_calls_total)', (v) => v === total);
     const empty: string[] = [];
     for (const { panel, expr } of dashboardQueries(undefined, 'keel_')) {
       const r = await p.query(expr);
