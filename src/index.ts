@@ -186,7 +186,10 @@ export type {
 } from './cache/cache.js';
 // Scale-out: `keel/postgres` (event store) and `keel/redis` (cache, budget) implement these.
 export type { CacheBackend, BudgetBackend } from './backends.js';
-export { cacheKey } from './cache/key.js';
+export { cacheKey, cacheKeyer } from './cache/key.js';
+export type { CacheKeyer } from './cache/key.js';
+export { fingerprinter, RedactionKeyFileError, isRedactionKeyFileError } from './compliance/key.js';
+export type { Fingerprint } from './compliance/key.js';
 export * from './cache/errors.js';
 export { createRedactor } from './compliance/redact.js';
 export type { Redactor, RedactionResult, RedactedText, RedactionCounts } from './compliance/redact.js';

@@ -4,7 +4,7 @@
  * cost, monitoring and observability consumers fed from the committed stream. The one place that
  * knows every part.
  */
-import { createHash, hash as oneShotHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { Observable, concatMap, from, type Subscriber } from 'rxjs';
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
@@ -36,7 +36,7 @@ import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure }
 import { checkMonitoringConfig } from './monitor/runtime-config.js';
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
 import { createCache, type Cache } from './cache/cache.js';
-import { cacheKey } from './cache/key.js';
+import { cacheKeyer } from './cache/key.js';
 import {
   isBudgetBackend,
   isCacheBackend,
@@ -44,6 +44,8 @@ import {
   type CacheBackend,
   type SharedBudgetsLike,
 } from './backends.js';
+import { fingerprinter, resolveRedactionKey, type Fingerprint } from './compliance/key.js';
+import { resolveRedactorConfig, type RedactorConfig } from './compliance/config.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
 import {
   checkMarkOptions,
@@ -54,7 +56,6 @@ import {
   type MarkInterruptedResult,
   type OpenWorkflow,
 } from './compliance/interrupted.js';
-import type { RedactorConfig } from './compliance/config.js';
 import { createEcsLogSink, type EcsLogLevel, type EcsLogSink } from './observability/ecs.js';
 import { createMetrics, type KeelMetrics } from './observability/metrics.js';
 import { serveMetrics, type MetricsServer } from './observability/serve.js';
@@ -484,11 +485,6 @@ function parseConfig(config: unknown): RuntimeConfig {
   return config as RuntimeConfig;
 }
 
-/** Hex SHA-256 of a text, in one native call where Node has `crypto.hash` (20.12+). */
-const sha256Hex: (text: string) => string =
-  typeof oneShotHash === 'function'
-    ? (text) => oneShotHash('sha256', text, 'hex')
-    : (text) => createHash('sha256').update(text).digest('hex');
 
 /** The workflow name used in paths and metrics. */
 function workflowName(t: AnyTopology, options?: RunOptions): string {
@@ -524,6 +520,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly cacheStore: Cache | undefined;
   private readonly cacheBackend: CacheBackend | undefined;
   private readonly redactor: Redactor | undefined;
+  /** Keyed fingerprint of user content (`inputHash`): HMAC under the redaction key. */
+  private readonly fingerprint: Fingerprint;
   private readonly breakerDefaults: Record<string, Omit<BreakerConfig, 'name'>>;
   private readonly rng: Random;
   private readonly seed: string;
@@ -700,10 +698,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         this.onCommit(batch);
       });
       const pricing = this.pricing;
-      if (config.redact !== false) {
-        const key = config.redact?.hmacKey ?? process.env.KEEL_REDACT_KEY;
-        this.redactor = createRedactor({ ...config.redact, ...(key ? { hmacKey: key } : {}) });
-      }
+      const hmacKey = this.redactionKey(config);
+      this.fingerprint = fingerprinter(hmacKey);
+      if (config.redact !== false) this.redactor = createRedactor({ ...config.redact, hmacKey });
       if (isCacheBackend(config.cache)) {
         this.cacheBackend = config.cache;
         this.cacheStore = config.cache.openCache({
@@ -715,7 +712,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         const path = config.cache?.path ?? (dbPath && dbPath !== ':memory:' ? `${dbPath}.cache` : undefined);
         this.cacheStore = createCache({
           clock: this.clock,
-          ...(path ? { path } : {}),
+          ...(path ? { path, sealKey: hmacKey } : {}),
           ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
           ...(config.cache?.maxEntries !== undefined ? { maxEntries: config.cache.maxEntries } : {}),
           ...(config.cache?.maxStaleMs !== undefined ? { maxStaleMs: config.cache.maxStaleMs } : {}),
@@ -775,7 +772,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         breaker: (c) => this.breakerFor(c),
         budgets: this.budgets,
         cache: this.cacheStore && {
-          key: cacheKey,
+          key: cacheKeyer(hmacKey),
           get: (key, options) => this.cacheStore?.get(key, options),
           set: (key, agent, value, ttlMs) => this.cacheStore?.set(key, agent, value, ttlMs),
           singleFlight: (key, compute) => (this.cacheStore as Cache).singleFlight(key, compute),
@@ -805,6 +802,35 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       this.abandon(config);
       throw e;
     }
+  }
+
+  /**
+   * The redaction key, which keys tokens and every fingerprint of user content (`inputHash`, cache
+   * keys): `redact.hmacKey`, else KEEL_REDACT_KEY, else the key file beside the SQLite log
+   * (`<db>.key`, created once), else a random key per process — refused with a shared cache, whose
+   * processes must all key entries alike.
+   */
+  private redactionKey(config: RuntimeConfig): Buffer {
+    const given = config.redact === false ? undefined : config.redact?.hmacKey;
+    if (given !== undefined) resolveRedactorConfig({ hmacKey: given }); // names a bad key
+    const env = process.env.KEEL_REDACT_KEY;
+    if (given === undefined && env !== undefined && env !== '' && Buffer.byteLength(env) < 16) {
+      throw new ConfigError(
+        'KEEL_REDACT_KEY',
+        'must be at least 16 bytes; use a random secret of 32 bytes from your secret store',
+      );
+    }
+    const dbPath = config.store ? undefined : (config.db ?? 'keel.db');
+    const keyFile = dbPath !== undefined && dbPath !== ':memory:' ? `${dbPath}.key` : undefined;
+    const resolved = resolveRedactionKey(given, env, keyFile);
+    if (resolved.source === 'process' && isCacheBackend(config.cache)) {
+      throw new ConfigError(
+        'redact.hmacKey',
+        'is required with a shared cache: every process must key cache entries with the same secret; ' +
+          'give each the same 32-byte secret from your secret store (redact.hmacKey or KEEL_REDACT_KEY)',
+      );
+    }
+    return resolved.key;
   }
 
   /**
@@ -1402,7 +1428,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         name,
         topology: this.describeOnce(topology),
         input,
-        inputHash: sha256Hex(canonicalJson(input ?? null)),
+        inputHash: this.fingerprint(canonicalJson(input ?? null)),
       },
     });
 

@@ -10,6 +10,7 @@ import type { Awaitable } from '../eventlog/store.js';
 import type { CacheTier, StoredEntry } from './entry.js';
 import { CacheClosedError } from './errors.js';
 import { LruMap } from './lru.js';
+import { sealedTier } from './seal.js';
 import { openSqliteTier } from './sqlite-tier.js';
 import { checkTtlMs, nonNegativeInteger, serialiseValue } from './validate.js';
 
@@ -35,6 +36,12 @@ export interface CacheConfig {
   purgeBatch?: number;
   /** Source of time for ages and expiry. */
   clock: Clock;
+  /**
+   * Encrypts the values kept in the `path` file (AES-256-GCM, key derived from this one), so the file
+   * shows no raw output without the key; entries written under another key read as misses. The
+   * runtime passes its redaction key. Default: values stored as plain JSON.
+   */
+  sealKey?: string | Uint8Array;
 }
 
 /** A cached value as `get` returns it. */
@@ -102,7 +109,7 @@ export interface LocalCache extends Cache {
  * CacheSchemaVersionError or CacheOpenError when `path` cannot serve as a cache.
  * @example
  * const cache = createCache({ path: 'keel-cache.db', clock: realClock });
- * const key = cacheKey('vendor_extraction', '1', input);
+ * const key = cacheKey('vendor_extraction', '1', input, process.env.KEEL_REDACT_KEY ?? '');
  * const hit = cache.get(key);
  * const value = hit ? hit.value : await cache.singleFlight(key, async () => {
  *   const out = await callModel(input);
@@ -128,9 +135,11 @@ export function createCache(config: CacheConfig): LocalCache {
   const purgeBatch = nonNegativeInteger(config.purgeBatch, 500, 'cache.purgeBatch');
 
   const memory = new LruMap<StoredEntry>(maxEntries);
-  const tier: CacheTier | undefined = memoryOnly
+  const file = memoryOnly
     ? undefined
     : openSqliteTier(config.path as string, { fileMode: config.fileMode });
+  const tier: CacheTier | undefined =
+    file !== undefined && config.sealKey !== undefined ? sealedTier(file, config.sealKey) : file;
   const inFlight = new Map<string, Promise<unknown>>();
   let closed = false;
   let lastPurgeAt = Number.NEGATIVE_INFINITY;

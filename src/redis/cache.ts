@@ -307,7 +307,7 @@ interface Mailbox {
  * @example
  * const connection = new RedisConnection('redis://cache.internal:6379', { keyPrefix: 'invoices:' });
  * const cache = createRedisCache(connection, { clock: realClock, onError: (e) => log.warn(e.message) });
- * const key = cacheKey('vendor_extraction', '1', input);
+ * const key = cacheKey('vendor_extraction', '1', input, process.env.KEEL_REDACT_KEY ?? '');
  * const hit = await cache.get(key);
  * const value = hit ? hit.value : await cache.singleFlight(key, async () => {
  *   const out = await callModel(input);
