@@ -33,9 +33,23 @@ export interface RedactedText {
 /** Removes PII from strings and from the strings inside JSON-like values. */
 export interface Redactor {
   /**
-   * Redacts every string inside `value`: arrays and plain objects are walked deeply (keys are kept,
-   * the input is never mutated), other objects (Dates, class instances) are returned as they are.
-   * A reference cycle becomes `⟨CIRCULAR⟩`; nesting deeper than `maxDepth` becomes `⟨DEPTH_LIMIT⟩`.
+   * Redacts every string inside `value` as JSON would store it (the input is never mutated):
+   * - arrays and plain objects are walked deeply, object keys included: a key holding PII becomes
+   *   its token (equal keys give equal tokens); two keys that would become the same text are kept
+   *   apart by a suffix (`⟨EMAIL:…⟩#2`), never merged;
+   * - an object with `toJSON` (Date → ISO string, user classes) is replaced by its walked `toJSON()`;
+   * - a `URL` becomes its text with user-info replaced by `⟨REDACTED⟩` and path, query keys and
+   *   values and fragment redacted (percent-encoded PII included);
+   * - a `Map` becomes an array of `[key, value]` entries, a `Set` an array, both walked;
+   * - an `Error` becomes `{ name, message, cause?, errors?, …own enumerable fields }`, walked; its
+   *   stack is not kept;
+   * - typed arrays, `Buffer`s and `ArrayBuffer`s become `⟨BINARY:n bytes⟩` (bytes cannot be redacted);
+   * - boxed primitives become their value; other class instances a plain object of their own
+   *   enumerable fields, as JSON would store them.
+   *
+   * The result therefore has the input's JSON shape, not its runtime type. A reference cycle becomes
+   * `⟨CIRCULAR⟩`; nesting deeper than `maxDepth` becomes `⟨DEPTH_LIMIT⟩`; a `toJSON` or field that
+   * throws becomes `⟨UNREADABLE⟩`.
    */
   redact<T>(value: T): RedactionResult<T>;
   /**
@@ -52,6 +66,10 @@ export interface Redactor {
 const CIRCULAR = '⟨CIRCULAR⟩';
 /** Replaces a value nested deeper than `maxDepth`. */
 const DEPTH_LIMIT = '⟨DEPTH_LIMIT⟩';
+/** Replaces the user-info (`user:password@`) of a URL. */
+const CREDENTIALS = '⟨REDACTED⟩';
+/** Replaces a value that threw while being read (`toJSON`, an error's fields). */
+const UNREADABLE = '⟨UNREADABLE⟩';
 /** Marks an object whose walk has started but not finished (a cycle when met again). */
 const IN_PROGRESS: unique symbol = Symbol('in-progress');
 /** Strings up to this length that had nothing to redact are remembered, so their next scan is a lookup. */
@@ -196,6 +214,80 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
 }
 
 /**
+ * {@link setOwn} under `key`, or — when `target` already has that key (two keys redacted to the same
+ * token, or a key equal to another's token) — under the first free `key#2`, `key#3`, …
+ */
+function setUnique(target: Record<string, unknown>, key: string, value: unknown): void {
+  let k = key;
+  for (let n = 2; Object.prototype.hasOwnProperty.call(target, k); n++) k = `${key}#${n}`;
+  setOwn(target, k, value);
+}
+
+function isBinary(value: object): value is ArrayBufferView | ArrayBuffer {
+  return (
+    ArrayBuffer.isView(value) ||
+    value instanceof ArrayBuffer ||
+    (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer)
+  );
+}
+
+/** `text` percent-decoded (and `+` as space when `plus`), or `text` itself when it is not valid. */
+function decodePart(text: string, plus: boolean): string {
+  const raw = plus ? text.replace(/\+/g, ' ') : text;
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * A URL as stored: user-info replaced by {@link CREDENTIALS}; host, path, each query key and value
+ * and the fragment redacted after percent-decoding. A part with nothing found keeps its encoding.
+ */
+function redactUrl(url: URL, scan: (text: string) => string, counts: RedactionCounts): string {
+  const part = (text: string, plus: boolean): string => {
+    const decoded = decodePart(text, plus);
+    const redacted = scan(decoded);
+    return redacted === decoded ? text : redacted;
+  };
+  let out = url.protocol;
+  if (url.href.startsWith(`${url.protocol}//`)) out += '//';
+  if (url.username !== '' || url.password !== '') {
+    out += `${CREDENTIALS}@`;
+    counts.secret = (counts.secret ?? 0) + 1;
+  }
+  out += scan(url.host) + part(url.pathname, false);
+  if (url.search.length > 1) {
+    const pairs = url.search.slice(1).split('&');
+    out += '?';
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i] as string;
+      const eq = pair.indexOf('=');
+      if (i > 0) out += '&';
+      out += eq < 0 ? part(pair, true) : `${part(pair.slice(0, eq), true)}=${part(pair.slice(eq + 1), true)}`;
+    }
+  }
+  if (url.hash.length > 1) out += `#${part(url.hash.slice(1), false)}`;
+  return out;
+}
+
+/**
+ * What JSON keeps of an error: its name and message, `cause` and `errors` (AggregateError) when
+ * present, and its own enumerable fields (`code`, `status`, …) — never the stack.
+ */
+function errorFields(error: Error): Record<string, unknown> {
+  const fields: Record<string, unknown> = { name: error.name, message: error.message };
+  if ('cause' in error && error.cause !== undefined) fields.cause = error.cause;
+  if (error instanceof AggregateError) fields.errors = error.errors as unknown;
+  for (const key of Object.keys(error)) {
+    if (key !== 'stack') setOwn(fields, key, (error as unknown as Record<string, unknown>)[key]);
+  }
+  return fields;
+}
+
+/**
  * Creates a redactor. Every detector is on by default; tokens are keyed HMACs, so give every
  * process the same `hmacKey` for tokens that correlate across the deployment.
  *
@@ -215,6 +307,52 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
   const scanner = new StringScanner(detectors, resolved.custom, pseudonymiser(resolved.key));
   const maxDepth = resolved.maxDepth;
 
+  const scan = (text: string, counts: RedactionCounts): string => scanner.redact(text, counts);
+
+  /** The entries of `value` (own enumerable string keys) with keys and values redacted. */
+  const walkFields = (
+    value: Record<string, unknown>,
+    depth: number,
+    counts: RedactionCounts,
+    seen: Seen,
+    alwaysCopy: boolean,
+  ): Record<string, unknown> => {
+    const keys = Object.keys(value);
+    let copy: Record<string, unknown> | undefined = alwaysCopy ? {} : undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const item = value[key];
+      const next = walk(item, depth + 1, counts, seen);
+      const nextKey = scanner.redact(key, counts);
+      if (copy === undefined && (next !== item || nextKey !== key)) {
+        copy = Object.getPrototypeOf(value) === null ? (Object.create(null) as Record<string, unknown>) : {};
+        for (let j = 0; j < i; j++) setOwn(copy, keys[j] as string, value[keys[j] as string]);
+      }
+      if (copy !== undefined) setUnique(copy, nextKey, next);
+    }
+    return copy ?? value;
+  };
+
+  /** Whatever is not a string, primitive, array or plain object: its JSON form, walked. */
+  const walkOther = (value: object, depth: number, counts: RedactionCounts, seen: Seen): unknown => {
+    if (isBinary(value)) return `⟨BINARY:${value.byteLength} bytes⟩`;
+    if (value instanceof URL) return redactUrl(value, (t) => scan(t, counts), counts);
+    let json: unknown;
+    try {
+      const toJSON = (value as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') json = (toJSON as () => unknown).call(value);
+      else if (value instanceof String || value instanceof Number || value instanceof Boolean)
+        json = value.valueOf();
+      else if (value instanceof Map) json = [...(value as Map<unknown, unknown>).entries()];
+      else if (value instanceof Set) json = [...(value as Set<unknown>).values()];
+      else if (value instanceof Error) json = errorFields(value);
+      else return walkFields(value as Record<string, unknown>, depth, counts, seen, true);
+    } catch {
+      return UNREADABLE;
+    }
+    return walk(json, depth + 1, counts, seen);
+  };
+
   const walk = (value: unknown, depth: number, counts: RedactionCounts, seen: Seen): unknown => {
     if (typeof value === 'string') return scanner.redact(value, counts);
     if (typeof value !== 'object' || value === null) return value;
@@ -223,9 +361,9 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
     if (known !== undefined) return known;
     if (depth >= maxDepth) return DEPTH_LIMIT;
 
-    let result: unknown = value;
+    seen.set(value, IN_PROGRESS);
+    let result: unknown;
     if (Array.isArray(value)) {
-      seen.set(value, IN_PROGRESS);
       const items = value as unknown[];
       let copy: unknown[] | undefined;
       for (let i = 0; i < items.length; i++) {
@@ -235,22 +373,10 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
         copy?.push(next);
       }
       result = copy ?? value;
-    } else if (isPlainObject(value)) {
-      seen.set(value, IN_PROGRESS);
-      const keys = Object.keys(value);
-      let copy: Record<string, unknown> | undefined;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i] as string;
-        const item = value[key];
-        const next = walk(item, depth + 1, counts, seen);
-        if (copy === undefined && next !== item) {
-          copy =
-            Object.getPrototypeOf(value) === null ? (Object.create(null) as Record<string, unknown>) : {};
-          for (let j = 0; j < i; j++) setOwn(copy, keys[j] as string, value[keys[j] as string]);
-        }
-        if (copy !== undefined) setOwn(copy, key, next);
-      }
-      result = copy ?? value;
+    } else if (isPlainObject(value) && typeof value.toJSON !== 'function') {
+      result = walkFields(value, depth, counts, seen, false);
+    } else {
+      result = walkOther(value, depth, counts, seen);
     }
     seen.set(value, result);
     return result;

@@ -23,6 +23,8 @@ const inFlight = Number(inFlightArg ?? 4);
 const rt = createRuntime({
   store: postgres(pgUrl),
   cache: redis(redisUrl, { keyPrefix: cachePrefix }),
+  // A shared cache needs the same redaction key in every process.
+  redact: { hmacKey: 'fleet-test-redaction-key-0123456789' },
   budget: { dailyUsd: 1, shared: redis(redisUrl, { keyPrefix: budgetPrefix }) },
   pricing: FLEET_PRICING,
   seed: name,
