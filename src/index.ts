@@ -189,6 +189,7 @@ export type { CacheBackend, BudgetBackend } from './backends.js';
 export { cacheKey, cacheKeyer } from './cache/key.js';
 export type { CacheKeyer } from './cache/key.js';
 export { fingerprinter, RedactionKeyFileError, isRedactionKeyFileError } from './compliance/key.js';
+export { IdentifierPiiError, isIdentifierPiiError } from './compliance/identifiers.js';
 export type { Fingerprint } from './compliance/key.js';
 export * from './cache/errors.js';
 export { createRedactor } from './compliance/redact.js';

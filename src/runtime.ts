@@ -44,6 +44,10 @@ import {
   type CacheBackend,
   type SharedBudgetsLike,
 } from './backends.js';
+import {
+  assertNameHasNoPii,
+  assertWorkflowIdHasNoPii,
+} from './compliance/identifiers.js';
 import { fingerprinter, resolveRedactionKey, type Fingerprint } from './compliance/key.js';
 import { resolveRedactorConfig, type RedactorConfig } from './compliance/config.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
@@ -486,6 +490,32 @@ function parseConfig(config: unknown): RuntimeConfig {
 }
 
 
+/** Refuses a topology whose node, agent, task-type or breaker names carry PII (they label metrics and spans). */
+function assertTopologyNamesHaveNoPii(t: AnyTopology, redactor: Redactor): void {
+  if (t.kind === 'agent') {
+    assertNameHasNoPii('agent.name', t.name, redactor);
+    assertNameHasNoPii('agent.taskType', t.taskType, redactor);
+    if (t.breaker !== undefined) assertNameHasNoPii('agent.breaker.name', t.breaker.name, redactor);
+    return;
+  }
+  if (t.name !== undefined) assertNameHasNoPii('named(name)', t.name, redactor);
+  for (const child of t.children) assertTopologyNamesHaveNoPii(child, redactor);
+}
+
+/** Refuses a run whose given workflow id or name carries PII: both are stored and exported as they are. */
+function assertRunIdentifiersHaveNoPii(options: RunOptions | undefined, redactor: Redactor): void {
+  if (typeof options?.workflowId === 'string') assertWorkflowIdHasNoPii(options.workflowId, redactor);
+  if (typeof options?.name === 'string') assertNameHasNoPii('options.name', options.name, redactor);
+}
+
+/** Refuses task types and breaker names in the config that carry PII (they become metric labels). */
+function assertConfigNamesHaveNoPii(config: RuntimeConfig, redactor: Redactor): void {
+  for (const k of Object.keys(config.errorTargets ?? {})) assertNameHasNoPii('errorTargets', k, redactor);
+  for (const k of Object.keys(config.monitor?.weeklyVolume ?? {}))
+    assertNameHasNoPii('monitor.weeklyVolume', k, redactor);
+  for (const k of Object.keys(config.breakers ?? {})) assertNameHasNoPii('breakers', k, redactor);
+}
+
 /** The workflow name used in paths and metrics. */
 function workflowName(t: AnyTopology, options?: RunOptions): string {
   return options?.name ?? t.name ?? t.kind;
@@ -701,6 +731,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       const hmacKey = this.redactionKey(config);
       this.fingerprint = fingerprinter(hmacKey);
       if (config.redact !== false) this.redactor = createRedactor({ ...config.redact, hmacKey });
+      if (this.redactor) assertConfigNamesHaveNoPii(config, this.redactor);
       if (isCacheBackend(config.cache)) {
         this.cacheBackend = config.cache;
         this.cacheStore = config.cache.openCache({
@@ -1261,7 +1292,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   /** Appends one runtime-level event (breaker, budget, alert); a failure is reported as `error`. */
   private record(event: NewEvent): void {
-    const committed = this.store.append([event]);
+    const redacted = this.redactor ? this.redactor.redact(event.payload).value : event.payload;
+    const stored = redacted === event.payload ? event : ({ ...event, payload: redacted } as NewEvent);
+    const committed = this.store.append([stored]);
     committed.catch((e: unknown) => {
       this.emit('error', e);
     });
@@ -1317,6 +1350,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       agentsOf(topology).map((a) => a.model),
       (model) => `agent model "${model}" (add it to createRuntime({ pricing }))`,
     );
+    if (this.redactor) assertTopologyNamesHaveNoPii(topology, this.redactor);
     this.checkedTopologies.add(topology);
   }
 
@@ -1359,6 +1393,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     }
     try {
       this.check(topology);
+      if (!env.replay && this.redactor) assertRunIdentifiersHaveNoPii(options, this.redactor);
     } catch (error) {
       onDone({ ok: false, error });
       return;

@@ -3,6 +3,7 @@
  * policies Keel enforces around it: timeout, retries, breaker, cache, budget and output validation.
  */
 import type { Clock } from '../core/clock.js';
+import { assertNameHasNoPii } from '../compliance/identifiers.js';
 import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
@@ -214,6 +215,10 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
     );
   if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || !config.breaker.name))
     throw new ConfigError(`${where}.breaker.name`, 'must name the shared breaker, e.g. "openai"');
+  // Names label metrics and spans: none may carry PII (the field, not the name, is in the message).
+  assertNameHasNoPii('agent.name', config.name);
+  if (typeof config.taskType === 'string') assertNameHasNoPii('agent.taskType', config.taskType);
+  if (config.breaker !== undefined) assertNameHasNoPii('agent.breaker.name', config.breaker.name);
   return Object.freeze({
     ...config,
     kind: 'agent' as const,
