@@ -46,10 +46,21 @@ const ID_FIX =
 /** The default detectors, for names checked where no runtime (and so no redaction config) exists yet. */
 let defaults: Redactor | undefined;
 
-/** The kinds `redactor` finds in `text`, or none. */
+/**
+ * A separator after a letter (`task_`, `wf-`, `order.`): in an identifier it joins words, but the
+ * detectors read it as part of a longer token (`_` is a word character), so it hides what follows.
+ */
+const WORD_JOINER = /(?<=\p{L})[-_.:/]|_/gu;
+
+/** The kinds `redactor` finds in `text`, read as it is and with its word joiners as spaces, or none. */
 function kindsIn(redactor: Redactor, text: string): string[] {
-  const { text: redacted, counts } = redactor.redactString(text);
-  return redacted === text ? [] : Object.keys(counts).sort();
+  const kinds = new Set<string>();
+  const spaced = text.replace(WORD_JOINER, ' ');
+  for (const variant of spaced === text ? [text] : [text, spaced]) {
+    const { text: redacted, counts } = redactor.redactString(variant);
+    if (redacted !== variant) for (const kind of Object.keys(counts)) kinds.add(kind);
+  }
+  return [...kinds].sort();
 }
 
 /**
