@@ -66,6 +66,8 @@ export interface Redactor {
 const CIRCULAR = '⟨CIRCULAR⟩';
 /** Replaces a value nested deeper than `maxDepth`. */
 const DEPTH_LIMIT = '⟨DEPTH_LIMIT⟩';
+/** A URL inside a text: a scheme, `://`, then up to whitespace, a quote or an angle bracket. */
+const URL_IN_TEXT = /\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>`]+/gu;
 /** Replaces the user-info (`user:password@`) of a URL. */
 const CREDENTIALS = '⟨REDACTED⟩';
 /** Replaces a value that threw while being read (`toJSON`, an error's fields). */
@@ -118,7 +120,8 @@ class StringScanner {
 
   redact(text: string, counts: RedactionCounts): string {
     if (this.clean.has(text)) return text;
-    const s = this.custom.length > 0 ? this.applyCustom(text, counts) : text;
+    const plain = text.includes('://') ? this.redactUrls(text, counts) : text;
+    const s = this.custom.length > 0 ? this.applyCustom(plain, counts) : plain;
     const spans = this.prefilter.test(s) ? this.findSpans(s) : undefined;
     if (spans !== undefined) return this.replace(s, spans, counts);
     if (s === text && text.length <= CLEAN_MAX_LENGTH) {
@@ -126,6 +129,24 @@ class StringScanner {
       this.clean.add(text);
     }
     return s;
+  }
+
+  /**
+   * Redacts the URLs in a text that carry user-info or percent-encoded parts (which the detectors
+   * cannot read) as {@link redactUrl} does; other URLs are left to the detectors.
+   */
+  private redactUrls(text: string, counts: RedactionCounts): string {
+    return text.replace(URL_IN_TEXT, (found: string) => {
+      if (!found.includes('@') && !found.includes('%')) return found;
+      let url: URL;
+      try {
+        url = new URL(found);
+      } catch {
+        return found;
+      }
+      if (url.username === '' && url.password === '' && !found.includes('%')) return found;
+      return redactUrl(url, (part) => this.redact(part, counts), counts);
+    });
   }
 
   private findSpans(s: string): Span[] | undefined {

@@ -90,6 +90,16 @@ describe('redact() stores what JSON would store, redacted', () => {
     );
   });
 
+  it('redacts URLs inside strings that carry credentials or percent-encoded PII', () => {
+    const text =
+      'fetched https://svc:hunter2pass@files.example/?to=erin%40corp.example, then https://api.example/v1?page=2';
+    const { value, counts } = redactor.redact(text);
+    expect(value).toMatch(
+      /^fetched https:\/\/⟨REDACTED⟩@files\.example\/\?to=⟨EMAIL:[0-9a-f]{12}⟩, then https:\/\/api\.example\/v1\?page=2$/,
+    );
+    expect(counts).toMatchObject({ secret: 1, email: 1 });
+  });
+
   it('stores a Map as its entries and a Set as an array, both redacted (not {})', () => {
     const { value } = redactor.redact({
       map: new Map<unknown, unknown>([
