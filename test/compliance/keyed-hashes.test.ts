@@ -192,7 +192,7 @@ describe('every hash of user content is keyed', () => {
     const run = (): Promise<string> =>
       new Promise((resolve, reject) =>
         execFile(process.execPath, ['--import', 'tsx', '-e', script], (e, out) =>
-          e ? reject(e) : resolve(out),
+          e ? reject(new Error(e.message)) : resolve(out),
         ),
       );
     const [a, b] = await Promise.all([run(), run()]);
