@@ -38,8 +38,9 @@ export interface Redactor {
    *   its token (equal keys give equal tokens); two keys that would become the same text are kept
    *   apart by a suffix (`⟨EMAIL:…⟩#2`), never merged;
    * - an object with `toJSON` (Date → ISO string, user classes) is replaced by its walked `toJSON()`;
-   * - a `URL` becomes its text with user-info replaced by `⟨REDACTED⟩` and path, query keys and
-   *   values and fragment redacted (percent-encoded PII included);
+   * - a URL (a `URL` object is stored as its text) with user-info has it replaced by `⟨REDACTED⟩`;
+   *   one with user-info or percent-encoding has host, path, query keys and values and fragment
+   *   redacted after decoding (`?email=erin%40corp.example` → `?email=⟨EMAIL:…⟩`);
    * - a `Map` becomes an array of `[key, value]` entries, a `Set` an array, both walked;
    * - an `Error` becomes `{ name, message, cause?, errors?, …own enumerable fields }`, walked; its
    *   stack is not kept;
@@ -328,8 +329,6 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
   const scanner = new StringScanner(detectors, resolved.custom, pseudonymiser(resolved.key));
   const maxDepth = resolved.maxDepth;
 
-  const scan = (text: string, counts: RedactionCounts): string => scanner.redact(text, counts);
-
   /** The entries of `value` (own enumerable string keys) with keys and values redacted. */
   const walkFields = (
     value: Record<string, unknown>,
@@ -357,7 +356,6 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
   /** Whatever is not a string, primitive, array or plain object: its JSON form, walked. */
   const walkOther = (value: object, depth: number, counts: RedactionCounts, seen: Seen): unknown => {
     if (isBinary(value)) return `⟨BINARY:${value.byteLength} bytes⟩`;
-    if (value instanceof URL) return redactUrl(value, (t) => scan(t, counts), counts);
     let json: unknown;
     try {
       const toJSON = (value as { toJSON?: unknown }).toJSON;
