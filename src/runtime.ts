@@ -44,10 +44,7 @@ import {
   type CacheBackend,
   type SharedBudgetsLike,
 } from './backends.js';
-import {
-  assertNameHasNoPii,
-  assertWorkflowIdHasNoPii,
-} from './compliance/identifiers.js';
+import { assertNameHasNoPii, assertWorkflowIdHasNoPii } from './compliance/identifiers.js';
 import { fingerprinter, resolveRedactionKey, type Fingerprint } from './compliance/key.js';
 import { resolveRedactorConfig, type RedactorConfig } from './compliance/config.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
@@ -166,8 +163,9 @@ export interface RuntimeConfig {
   /**
    * PII redaction applied to every event before it is stored (and so before metrics, spans, logs and
    * exports see it): emails, phones, cards, IBANs, SSNs, IPs, secrets, names, custom patterns. On by
-   * default; tokens are keyed HMACs, so set `hmacKey` (or KEEL_REDACT_KEY) to keep them stable across
-   * restarts. `false` turns it off.
+   * default; tokens, `inputHash` and cache keys are keyed HMACs under `hmacKey` (or KEEL_REDACT_KEY;
+   * default: a key file `<db>.key` created once with mode 0600, or a random key per process without a
+   * db file). `false` turns redaction off (hashes stay keyed).
    */
   redact?: false | RedactorConfig;
   /**
@@ -488,7 +486,6 @@ function parseConfig(config: unknown): RuntimeConfig {
   checkMonitoringConfig(parsed.data);
   return config as RuntimeConfig;
 }
-
 
 /** Refuses a topology whose node, agent, task-type or breaker names carry PII (they label metrics and spans). */
 function assertTopologyNamesHaveNoPii(t: AnyTopology, redactor: Redactor): void {

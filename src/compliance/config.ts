@@ -78,9 +78,11 @@ export interface RedactorConfig {
   /** Extra patterns, applied before the built-in detectors (default none). */
   custom?: readonly CustomPattern[];
   /**
-   * Key of the HMAC that turns values into tokens, at least 16 bytes. Give every process of a
-   * deployment the same key (from a secret store) so tokens correlate across restarts. Default: a
-   * random key per redactor, so tokens correlate only within one process's lifetime.
+   * Key of the HMAC that turns values into tokens, at least 16 bytes; the runtime also derives from
+   * it the keys of `inputHash`, cache keys and the cache file's encryption. Give every process of a
+   * deployment the same key (from a secret store) so tokens and hashes correlate across restarts.
+   * Default in `createRuntime`: `KEEL_REDACT_KEY`, else a key file `<db>.key` (created once, mode
+   * 0600), else a random key per process; in a standalone `createRedactor`: a random key.
    */
   hmacKey?: string | Buffer;
   /** Nesting depth walked by `redact`; deeper values are replaced by `⟨DEPTH_LIMIT⟩` (default 64). */
