@@ -68,12 +68,14 @@ describe('no PII reaches the log, the ECS export, the spans or the metrics', () 
         const events = rt.store.query({});
         const metrics = (await rt.metrics?.metricsText()) ?? '';
         await rt.close();
-        await provider.shutdown();
+        // read the spans before shutdown, which empties the in-memory exporter
         const spans = JSON.stringify(
           exporter
             .getFinishedSpans()
             .map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })),
         );
+        expect(spans).toContain('invoke_workflow');
+        await provider.shutdown();
         const bulk = toEsBulk(events, { index: 'keel' });
         const bytes = rawBytes(db);
         for (const [p] of lines) {
