@@ -135,6 +135,22 @@ describe('every hash of user content is keyed', () => {
     expect(existsSync(join(dir, 'a.db.key'))).toBe(false); // a given key writes no key file
   });
 
+  it('keeps hashes keyed when redaction is turned off', async () => {
+    const rt = createRuntime({
+      db: join(dir, 'off.db'),
+      clock: simulatedClock(),
+      pricing: PRICING,
+      redact: false,
+    });
+    open.push(rt);
+    const input = { ssn: SSN };
+    await rt.run(screener({ n: 0 }), input);
+    const [started] = rt.store.query({ type: 'workflow.started' });
+    expect(started?.type === 'workflow.started' && started.payload.inputHash).not.toBe(
+      sha256(canonicalJson(input)),
+    );
+  });
+
   it('stores cached outputs sealed: the cache file does not hold the raw value', async () => {
     const db = join(dir, 'k.db');
     const rt = runtime(db);

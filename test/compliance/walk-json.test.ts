@@ -161,6 +161,18 @@ describe('redact() stores what JSON would store, redacted', () => {
     expect(redactor.redact({ bad }).value).toEqual({ bad: '⟨UNREADABLE⟩' });
   });
 
+  it('copes with hostile keys: lone surrogates, NUL, __proto__, an email with a NUL after it', () => {
+    const input = JSON.parse(
+      '{"\\ud800": 1, "a\\u0000b": 2, "__proto__": {"x": "erin@corp.example"}, "erin@corp.example\\u0000": 3}',
+    ) as Record<string, unknown>;
+    const { value } = redactor.redact(input);
+    const keys = Object.keys(value);
+    expect(keys.slice(0, 3)).toEqual(['\ud800', 'a\u0000b', '__proto__']);
+    expect(keys[3]?.endsWith('\u0000') && EMAIL.test(keys[3].slice(0, -1))).toBe(true);
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+    expectNoRaw(JSON.stringify(value));
+  });
+
   it('still returns clean plain objects as they are', () => {
     const clean = { path: 'extract', usage: { inputTokens: 1 }, tags: ['a'] };
     expect(redactor.redact(clean).value).toBe(clean);
