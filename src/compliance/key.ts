@@ -54,7 +54,8 @@ function readKeyFile(path: string): Buffer {
     throw new RedactionKeyFileError(path, `cannot be read (${errnoCode(e) ?? String(e)})`, { cause: e });
   }
   const hex = text.trim();
-  if (!KEY_FILE_FORMAT.test(hex)) throw new RedactionKeyFileError(path, 'does not hold a key of 64 hex digits');
+  if (!KEY_FILE_FORMAT.test(hex))
+    throw new RedactionKeyFileError(path, 'does not hold a key of 64 hex digits');
   return Buffer.from(hex, 'hex');
 }
 
