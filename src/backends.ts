@@ -15,7 +15,13 @@ export interface CacheBackend {
    * A cache on this backend. `onError` receives its failures (a read answered as a miss, a write
    * dropped): a cache outage never fails a workflow.
    */
-  openCache(deps: { clock: Clock; maxStaleMs?: number; onError(error: Error): void }): Cache;
+  openCache(deps: {
+    clock: Clock;
+    maxStaleMs?: number;
+    onError(error: Error): void;
+    /** Encrypt stored values under a key derived from this one (the runtime's redaction key). */
+    sealKey?: Uint8Array;
+  }): Cache;
   /** Releases the connection; called by `rt.close()` after the cache closed. Idempotent. */
   close(): Promise<void>;
 }

@@ -733,6 +733,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         this.cacheBackend = config.cache;
         this.cacheStore = config.cache.openCache({
           clock: this.clock,
+          sealKey: hmacKey,
           onError: (error) => this.emit('error', error),
         });
       } else if (config.cache !== false) {

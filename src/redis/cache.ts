@@ -27,6 +27,7 @@ import type { Cache, CacheGetOptions, CacheHit, CacheInvalidation } from '../cac
 import type { StoredEntry } from '../cache/entry.js';
 import { CacheClosedError, CacheRedisError, type CacheRedisOperation } from '../cache/errors.js';
 import { LruMap } from '../cache/lru.js';
+import { createSealer, type Sealer } from '../cache/seal.js';
 import { checkTtlMs, nonNegativeInteger, serialiseValue } from '../cache/validate.js';
 import { realClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
@@ -37,6 +38,12 @@ import type { RedisConnection } from './connection.js';
 export interface RedisCacheOptions {
   /** Source of time for ages, freshness and the wait for another process's call. */
   clock: Clock;
+  /**
+   * Encrypts stored values and single-flight announcements (AES-256-GCM, key derived from this
+   * one), so Redis holds no raw output; every process must give the same key. The runtime passes
+   * its redaction key. Default: values stored as plain JSON.
+   */
+  sealKey?: string | Uint8Array;
   /**
    * How long past its expiry an entry is kept for stale-if-error (`get(key, { allowStale: true })`),
    * in ms (default 86_400_000 = one day). Redis keeps each entry `ttlMs + maxStaleMs` ms.
@@ -236,11 +243,13 @@ function toClaim(reply: unknown): Claim {
   throw new Error(`unexpected reply to the lock script: ${JSON.stringify(reply)}`);
 }
 
-/** A leader's result from its announcement; `undefined` when it failed. */
-function announced(announcement: string): { value: unknown } | undefined {
+/** A leader's result from its announcement; `undefined` when it failed (or does not open under `sealer`). */
+function announced(announcement: string, sealer: Sealer | undefined): { value: unknown } | undefined {
   if (!announcement.startsWith('1')) return undefined;
+  const json = sealer ? sealer.open(announcement.slice(1)) : announcement.slice(1);
+  if (json === undefined) return undefined;
   try {
-    return { value: JSON.parse(announcement.slice(1)) as unknown };
+    return { value: JSON.parse(json) as unknown };
   } catch {
     return undefined;
   }
@@ -251,7 +260,7 @@ function encodeEntry(entry: StoredEntry): string {
   return `[1,${entry.createdAt},${entry.expiresAt},${JSON.stringify(entry.agent)}]\n${entry.json}`;
 }
 
-function decodeEntry(text: string): StoredEntry | undefined {
+function decodeEntry(text: string, sealer: Sealer | undefined): StoredEntry | undefined {
   const newline = text.indexOf('\n'); // JSON.stringify escapes newlines: the first one ends the header
   if (newline < 0) return undefined;
   let header: unknown;
@@ -264,7 +273,8 @@ function decodeEntry(text: string): StoredEntry | undefined {
   const [version, createdAt, expiresAt, agent] = header as unknown[];
   if (version !== 1 || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return undefined;
   if (typeof agent !== 'string') return undefined;
-  return { agent, createdAt, expiresAt, json: text.slice(newline + 1) };
+  const json = sealer ? sealer.open(text.slice(newline + 1)) : text.slice(newline + 1);
+  return json === undefined ? undefined : { agent, createdAt, expiresAt, json };
 }
 
 /** `*`, `?`, `[`, `]` and `\` in a key prefix, escaped for a SCAN pattern. */
@@ -347,6 +357,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
     throw new ConfigError('cache.onError', 'must be a function receiving a CacheRedisError');
   }
 
+  const sealer = options.sealKey !== undefined ? createSealer(options.sealKey) : undefined;
   const url = withoutPassword(connection.url);
   const entryPrefix = connection.key('cache', 'v', '');
   const agentPrefix = connection.key('cache', 'a', '');
@@ -474,7 +485,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
       return undefined;
     }
     if (text === null) return undefined;
-    const entry = decodeEntry(text);
+    const entry = decodeEntry(text, sealer);
     let hit: CacheHit | undefined;
     try {
       if (entry === undefined) throw new TypeError('no Keel entry header');
@@ -569,7 +580,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
     let announcement = FAILED;
     try {
       const json = JSON.stringify(result);
-      if (json !== undefined) announcement = `1${json}`;
+      if (json !== undefined) announcement = `1${sealer ? sealer.seal(json) : json}`;
     } catch {
       // Not JSON: the other processes make their own call.
     }
@@ -612,7 +623,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
         }
         if (claim.kind === 'lead') return await lead(key, lockKey, token, compute);
         if (claim.kind === 'done') {
-          const done = announced(claim.announcement);
+          const done = announced(claim.announcement, sealer);
           return done ? (done.value as T) : await compute();
         }
         const now = clock.now();
@@ -634,7 +645,7 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
         const announcement = box.announcement ?? (await hear(box, waitMs));
         box.announcement = undefined;
         if (announcement === undefined) continue; // the wait or the lock ran out: claim again
-        const done = announced(announcement);
+        const done = announced(announcement, sealer);
         if (done) return done.value as T;
         deadline = clock.now() + waitForLeaderMs; // the leader failed: claim again, wait afresh
       }
@@ -720,9 +731,13 @@ export function createRedisCache(connection: RedisConnection, options: RedisCach
         return;
       }
       const px = Math.ceil(ttlMs + maxStaleMs);
-      runScript(c, SET_SCRIPT, [entryPrefix + key, agentPrefix + agent, encodeEntry(entry), px, key]).catch(
-        (e: unknown) => report('set', e),
-      );
+      runScript(c, SET_SCRIPT, [
+        entryPrefix + key,
+        agentPrefix + agent,
+        encodeEntry(sealer ? { ...entry, json: sealer.seal(entry.json) } : entry),
+        px,
+        key,
+      ]).catch((e: unknown) => report('set', e));
     },
 
     async invalidate(target) {

@@ -40,10 +40,16 @@ export class RedisBackend extends RedisConnection implements CacheBackend, Budge
     return withoutPassword(this.url);
   }
 
-  openCache(deps: { clock: Clock; maxStaleMs?: number; onError(error: Error): void }): Cache {
+  openCache(deps: {
+    clock: Clock;
+    maxStaleMs?: number;
+    onError(error: Error): void;
+    sealKey?: Uint8Array;
+  }): Cache {
     return createRedisCache(this, {
       ...this.cacheOptions,
       clock: deps.clock,
+      ...(deps.sealKey !== undefined ? { sealKey: deps.sealKey } : {}),
       ...(deps.maxStaleMs !== undefined ? { maxStaleMs: deps.maxStaleMs } : {}),
       onError: (e) => deps.onError(e),
     });
