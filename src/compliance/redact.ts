@@ -280,7 +280,12 @@ function redactUrl(url: URL, scan: (text: string) => string, counts: RedactionCo
     out += `${CREDENTIALS}@`;
     counts.secret = (counts.secret ?? 0) + 1;
   }
-  out += scan(url.host) + part(url.pathname, false);
+  out +=
+    scan(url.host) +
+    url.pathname
+      .split('/')
+      .map((segment) => part(segment, false))
+      .join('/');
   if (url.search.length > 1) {
     const pairs = url.search.slice(1).split('&');
     out += '?';
