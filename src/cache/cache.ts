@@ -135,9 +135,7 @@ export function createCache(config: CacheConfig): LocalCache {
   const purgeBatch = nonNegativeInteger(config.purgeBatch, 500, 'cache.purgeBatch');
 
   const memory = new LruMap<StoredEntry>(maxEntries);
-  const file = memoryOnly
-    ? undefined
-    : openSqliteTier(config.path as string, { fileMode: config.fileMode });
+  const file = memoryOnly ? undefined : openSqliteTier(config.path as string, { fileMode: config.fileMode });
   const tier: CacheTier | undefined =
     file !== undefined && config.sealKey !== undefined ? sealedTier(file, config.sealKey) : file;
   const inFlight = new Map<string, Promise<unknown>>();
