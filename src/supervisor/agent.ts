@@ -4,6 +4,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
+import { assertWellFormed } from '../core/unicode.js';
 import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import type { OnError } from './topology.js';
@@ -214,6 +215,15 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
     );
   if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || !config.breaker.name))
     throw new ConfigError(`${where}.breaker.name`, 'must name the shared breaker, e.g. "openai"');
+  // Stored and hashed into the log: no lone surrogates (IllFormedUnicodeError naming the field).
+  for (const [field, value] of [
+    ['taskType', config.taskType],
+    ['version', config.version],
+    ['model', config.model],
+    ['breaker.name', config.breaker?.name],
+  ] as const) {
+    if (typeof value === 'string') assertWellFormed(`${where}.${field}`, value);
+  }
   return Object.freeze({
     ...config,
     kind: 'agent' as const,

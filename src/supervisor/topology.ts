@@ -3,6 +3,7 @@
  * options) plus the agents' and user functions' code, so it can be described into the log
  * (`workflow.started.topology`) and re-run by replay.
  */
+import { assertWellFormed } from '../core/unicode.js';
 import type { Agent, AgentOutput } from './agent.js';
 
 /** How a node's failure is handled by its parent. */
@@ -83,6 +84,8 @@ export function erase(t: Topology<never, unknown> | Topology<unknown, unknown>):
  * const invoice = named('invoice', seq(par(vendor, amount, date), validate, route));
  */
 export function named<T extends Topology<never, unknown>>(name: string, topology: T): T {
+  // The workflow name is stored and hashed: no lone surrogates (IllFormedUnicodeError).
+  if (typeof name === 'string') assertWellFormed('named(name)', name);
   return Object.freeze({ ...topology, name }) as unknown as T;
 }
 

@@ -116,21 +116,33 @@ describe('workflow ids are well-formed and not reserved', () => {
     expect(rt.store.query({})).toEqual([]);
   });
 
-  it('refuses an ill-formed workflow name, topology name or task type, naming it', async () => {
+  it('refuses an ill-formed workflow name at run time, naming it', async () => {
     const rt = open();
     const a = counting('echo');
     const byName: unknown = await rt.run(a.agent, 1, { name: 'inv\ud800' }).catch((e: unknown) => e);
     expect(isIllFormedUnicodeError(byName)).toBe(true);
     expect((byName as Error).message).toContain('RunOptions.name');
-    const topo: unknown = await rt.run(named('flow\udfff', seq(a.agent)), 1).catch((e: unknown) => e);
+    expect(a.calls()).toBe(0);
+    expect(rt.store.query({})).toEqual([]);
+  });
+
+  it('refuses ill-formed topology names and task types at config time, and at run time when built by hand', async () => {
+    const a = counting('echo');
+    const run = () => Promise.resolve({ value: 1, usage: { inputTokens: 1, outputTokens: 1 } });
+    expect(() => named('flow\udfff', seq(a.agent))).toThrow(/named\(name\) is not well-formed Unicode/);
+    expect(() => agent({ name: 'typed', model: 'sim', taskType: 'pay\udc00ment', run })).toThrow(
+      /agent "typed".taskType is not well-formed Unicode/,
+    );
+    expect(() => agent({ name: 'b', model: 'sim', breaker: { name: 'open\ud800ai' }, run })).toThrow(
+      /agent "b".breaker.name/,
+    );
+    const rt = open();
+    // Topologies are plain data: one assembled without the factories is checked when it runs.
+    const handMade = { ...seq(a.agent), name: 'flow\udfff' } as unknown as typeof a.agent;
+    const topo: unknown = await rt.run(handMade, 1).catch((e: unknown) => e);
     expect(isIllFormedUnicodeError(topo)).toBe(true);
     expect((topo as Error).message).toContain('seq topology name');
-    const typed = agent({
-      name: 'typed',
-      model: 'sim',
-      taskType: 'pay\udc00ment',
-      run: () => Promise.resolve({ value: 1, usage: { inputTokens: 1, outputTokens: 1 } }),
-    });
+    const typed = { ...agent({ name: 'typed', model: 'sim', run }), taskType: 'pay\udc00ment' };
     const task: unknown = await rt.run(typed, 1).catch((e: unknown) => e);
     expect(isIllFormedUnicodeError(task)).toBe(true);
     expect((task as Error).message).toContain('agent "typed".taskType');
