@@ -208,8 +208,8 @@ export interface WorkflowResult<O> {
   agentsCalled: number;
   /**
    * Set when this run's `workflowId` had already completed: the result was read back from the log
-   * and nothing was called. `value` is the output as recorded, so after redaction (PII tokens in
-   * place of the matches) when redaction is on.
+   * and nothing was called. `value` is the output as recorded: its JSON form (a `Date` comes back as
+   * its ISO string), after redaction (PII tokens in place of the matches) when redaction is on.
    */
   recorded?: true;
 }

@@ -297,6 +297,32 @@ describe('workflowId is an idempotency key', () => {
     expect(JSON.stringify(second.value)).not.toContain('jane.doe@example.com');
   });
 
+  it('returns the output in its stored JSON form: undefined stays undefined, a URL or Date comes back as a string', async () => {
+    const rt = open();
+    class Receipt {
+      constructor(
+        readonly url: URL,
+        readonly at: Date,
+      ) {}
+    }
+    const receipt = new Receipt(new URL('https://pay.example.com/r/1?x=1'), new Date(Date.UTC(2026, 0, 2)));
+    const nothing = counting('nothing', undefined, 0, () => undefined);
+    const rich = counting('rich', undefined, 0, () => ({ receipt, 'jane@example.com': 1 }));
+    await rt.run(nothing.agent, 1, { workflowId: 'req-undef' });
+    expect(await rt.run(nothing.agent, 1, { workflowId: 'req-undef' })).toMatchObject({
+      value: undefined,
+      recorded: true,
+    });
+    const live = await rt.run(rich.agent, 1, { workflowId: 'req-rich' });
+    expect(live.value).toEqual({ receipt, 'jane@example.com': 1 });
+    const again = await rt.run(rich.agent, 1, { workflowId: 'req-rich' });
+    expect(again.value).toEqual(JSON.parse(JSON.stringify(again.value)));
+    expect((again.value as { receipt: { url: string; at: string } }).receipt.at).toBe(
+      '2026-01-02T00:00:00.000Z',
+    );
+    expect(nothing.calls() + rich.calls()).toBe(2);
+  });
+
   it('run$ with the id of a completed workflow emits its recorded events and calls nothing', async () => {
     const rt = open();
     const a = counting('echo');
