@@ -4,6 +4,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
+import { isEventLogError } from '../../src/eventlog/errors.js';
 import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import { isWorkflowIdConflictError, isWorkflowInProgressError } from '../../src/runtime/errors.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
@@ -72,5 +73,24 @@ describePostgres('workflowId idempotency on a Postgres log', () => {
     const after = await b.run(echo, { order: 2 }, { workflowId: 'req-2' });
     expect(after).toMatchObject({ value: 'ok-2', recorded: true });
     expect(calls).toBe(2);
+  });
+
+  it('an id Postgres cannot store (NUL) is refused with nothing written and no model call', async () => {
+    const url = await freshDatabase();
+    let calls = 0;
+    const echo = agent({
+      name: 'echo',
+      model: 'sim',
+      run: () => {
+        calls++;
+        return Promise.resolve({ value: 1, usage: { inputTokens: 1, outputTokens: 1 } });
+      },
+    });
+    const rt = member(url);
+    const error: unknown = await rt.run(echo, 1, { workflowId: 'a\u0000b' }).catch((e: unknown) => e);
+    expect(isEventLogError(error)).toBe(true);
+    expect((error as Error).message).toContain('0x00');
+    expect(calls).toBe(0);
+    expect(await rt.store.query({})).toEqual([]);
   });
 });
