@@ -1448,7 +1448,22 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       if (claim.name !== name) {
         onDone({ ok: false, error: new WorkflowIdConflictError(workflowId, claim.name, name) });
       } else {
-        void claim.done.then((outcome) => onDone({ ...outcome, fromLog: workflowId }));
+        // A joiner's signal stops its own wait, not the run it joined (whose caller owns it).
+        const signal = options.signal;
+        let waiting = true;
+        const onAbort = (): void => {
+          if (!waiting) return;
+          waiting = false;
+          onDone({ ok: false, error: new WorkflowCancelledError(String(signal?.reason ?? 'aborted')) });
+        };
+        void claim.done.then((outcome) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!waiting) return;
+          waiting = false;
+          onDone({ ...outcome, fromLog: workflowId });
+        });
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
       }
       return;
     }

@@ -16,6 +16,7 @@ import {
 } from '../../src/runtime/errors.js';
 import { createRuntime, type Runtime, type RuntimeConfig } from '../../src/runtime.js';
 import { agent, type Agent } from '../../src/supervisor/agent.js';
+import { isWorkflowCancelledError } from '../../src/supervisor/errors.js';
 import { named } from '../../src/supervisor/topology.js';
 import { seq } from '../../src/supervisor/sequential.js';
 
@@ -214,6 +215,20 @@ describe('workflowId is an idempotency key', () => {
     const [e1, e2] = await Promise.all(runs);
     expect(calls).toBe(1);
     expect(e2).toBe(e1);
+  });
+
+  it("a joiner's abort signal stops its own wait and leaves the run it joined going", async () => {
+    const clock = simulatedClock();
+    const rt = open({ clock });
+    const a = counting('slow', clock, 1_000);
+    const first = rt.run(a.agent, 1, { workflowId: 'req-abort' });
+    const controller = new AbortController();
+    const joiner = rt.run(a.agent, 1, { workflowId: 'req-abort', signal: controller.signal });
+    controller.abort('client went away');
+    await expect(joiner).rejects.toSatisfy(isWorkflowCancelledError);
+    await clock.advanceAsync(1_000);
+    await expect(first).resolves.toMatchObject({ value: { echo: 1 } });
+    expect(a.calls()).toBe(1);
   });
 
   it('the same id with another workflow name is a WorkflowIdConflictError, recorded or running', async () => {
