@@ -1600,7 +1600,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         type: 'workflow.failed',
         payload: {
           category: categoryOf(error),
-          message: messageOf(error),
+          // Well-formed, so the end event stays storable whatever a user's error message holds.
+          message: messageOf(error).toWellFormed(),
           latencyMs: clock.now() - startedAt,
           costUsd: stats.costUsd,
           agentsCalled: stats.agentsCalled,
@@ -1736,7 +1737,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         ts: clock.now(),
         workflowId,
         type: 'workflow.cancelled',
-        payload: { reason, latencyMs: clock.now() - startedAt, costUsd: stats.costUsd },
+        payload: {
+          reason: reason.toWellFormed(),
+          latencyMs: clock.now() - startedAt,
+          costUsd: stats.costUsd,
+        },
       });
       settle({ ok: false, error: new WorkflowCancelledError(reason) });
     };

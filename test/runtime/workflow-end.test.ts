@@ -163,6 +163,28 @@ describe('an output the log cannot store fails the workflow with workflow.failed
   });
 });
 
+describe('end events are always storable', () => {
+  it("a user's error message or abort reason with a lone surrogate is recorded well-formed", async () => {
+    const rt = open();
+    const thrower = agent({
+      name: 'thrower',
+      model: 'sim',
+      run: () => Promise.reject(new Error('upstream said \ud800 then stopped')),
+    });
+    await expect(rt.run(thrower, 1)).rejects.toThrow('upstream said');
+    const controller = new AbortController();
+    controller.abort('client \udc00 gone');
+    await expect(rt.run(answering('x', () => 1).agent, 1, { signal: controller.signal })).rejects.toThrow();
+    const events = expectEveryWorkflowEnded(rt);
+    const failed = events.find((e) => e.type === 'workflow.failed');
+    const cancelled = events.find((e) => e.type === 'workflow.cancelled');
+    expect(failed?.payload).toMatchObject({
+      message: expect.stringContaining('upstream said \ufffd then') as unknown,
+    });
+    expect(cancelled?.payload).toMatchObject({ reason: 'client \ufffd gone' });
+  });
+});
+
 describe('an input the log cannot store is refused before anything is written', () => {
   it.each([
     ['a circular input', circular, '$.self is a circular reference'],
