@@ -1200,6 +1200,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     if (typeof workflowId !== 'string' || workflowId.length === 0) {
       throw new ConfigError('workflowId', 'give the id of a recorded workflow (from its result)');
     }
+    // A lone surrogate would be stored as other bytes than those hashed (and could match another id).
+    assertWellFormed('workflowId', workflowId);
     if (typeof feedback?.correct !== 'boolean') {
       throw new ConfigError('feedback.correct', 'must be true or false');
     }

@@ -151,6 +151,17 @@ describe('workflow ids are well-formed and not reserved', () => {
     expect(rt.store.query({})).toEqual([]);
   });
 
+  it('rt.feedback refuses an ill-formed id instead of attaching it to a look-alike workflow', async () => {
+    const rt = open();
+    const a = counting('echo');
+    await rt.run(a.agent, 1, { workflowId: 'a\ufffd' });
+    const before = rt.store.query({}).length;
+    const error: unknown = await rt.feedback('a\ud800', { correct: true }).catch((e: unknown) => e);
+    expect(isIllFormedUnicodeError(error)).toBe(true);
+    expect(rt.store.query({})).toHaveLength(before);
+    expect(rt.store.verify().ok).toBe(true);
+  });
+
   it('accepts NUL and astral characters: the id round-trips through the file and the chain verifies', async () => {
     const db = tempDb();
     const id = 'order\u0000#42-😀-𝔘';
