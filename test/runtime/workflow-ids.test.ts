@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lastValueFrom, toArray } from 'rxjs';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
@@ -272,6 +274,29 @@ describe('workflowId is an idempotency key', () => {
     expect(a.calls()).toBe(1);
     expect(second).toEqual({ ...first, recorded: true });
     expect(starts(rt2.store.query({ workflowId: 'req-restart' }))).toHaveLength(1);
+  });
+
+  it('works across processes on one SQLite file: a second process gets the recorded result', () => {
+    const db = tempDb();
+    const child = (): { calls: number; result?: { value: unknown; recorded?: true }; error?: string } => {
+      const out = execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          fileURLToPath(new URL('./idempotency-child.ts', import.meta.url)),
+          db,
+          'req-proc',
+        ],
+        { encoding: 'utf8' },
+      );
+      return JSON.parse(out) as ReturnType<typeof child>;
+    };
+    const first = child();
+    expect(first).toMatchObject({ calls: 1, result: { value: { echo: { order: 1 } } } });
+    expect(first.result?.recorded).toBeUndefined();
+    const second = child();
+    expect(second).toMatchObject({ calls: 0, result: { value: { echo: { order: 1 } }, recorded: true } });
   });
 
   it('the id of a failed workflow rejects with its recorded failure and runs nothing, also after a restart', async () => {
