@@ -63,6 +63,9 @@ export {
   isValidationError,
   isWorkflowCancelledError,
 } from './supervisor/errors.js';
+export * from './runtime/errors.js';
+export { IllFormedUnicodeError, isIllFormedUnicodeError } from './core/unicode.js';
+export { JsonValueError, isJsonValueError } from './core/json.js';
 
 // ── breakers ────────────────────────────────────────────────────────────────────────────────────
 export {

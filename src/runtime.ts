@@ -11,8 +11,9 @@ import { createActor, type AnyActorRef, type InspectionEvent, type Observer } fr
 import { z } from 'zod';
 import { runtimeMachine } from '../machines/runtime.machine.js';
 import { realClock, simulatedClock, type Clock } from './core/clock.js';
-import { ConfigError } from './core/errors.js';
-import { canonicalJson } from './core/json.js';
+import { ConfigError, isKeelError } from './core/errors.js';
+import { canonicalJson, findUnstorable, isJsonValueError } from './core/json.js';
+import { assertWellFormed } from './core/unicode.js';
 import { seededRandom, type Random } from './core/random.js';
 import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
 import { createCallPricer, createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
@@ -65,7 +66,15 @@ import { context as otelContext, type Context, type Tracer } from '@opentelemetr
 import type { DestinationStream } from 'pino';
 import { SYSTEM_WORKFLOW_ID, type BreakerState, type KeelEvent, type NewEvent } from './eventlog/events.js';
 import { openSqliteStore, type SqliteEventStore } from './eventlog/sqlite.js';
-import { ReadOnlyDatabaseError } from './eventlog/errors.js';
+import { EventValidationError, ReadOnlyDatabaseError } from './eventlog/errors.js';
+import {
+  UnstorableInputError,
+  UnstorableOutputError,
+  WorkflowIdConflictError,
+  isWorkflowIdConflictError,
+  isWorkflowInProgressError,
+} from './runtime/errors.js';
+import { checkTopologyStrings, checkWorkflowId, recordedWorkflow } from './runtime/workflow-ids.js';
 import { withEvents, type Awaitable, type EventStore, type PruneResult } from './eventlog/store.js';
 import type { BreakerConfig } from './supervisor/agent.js';
 import { breakerRestoreFrom, createBreaker, type Breaker } from './supervisor/breaker.js';
@@ -200,13 +209,31 @@ export interface WorkflowResult<O> {
   latencyMs: number;
   /** Agent invocations (cache hits included). */
   agentsCalled: number;
+  /**
+   * Set when this run's `workflowId` had already completed: the result was read back from the log
+   * and nothing was called. `value` is the output as recorded: its JSON form (a `Date` comes back as
+   * its ISO string), after redaction (PII tokens in place of the matches) when redaction is on.
+   */
+  recorded?: true;
 }
 
 /** Options of one run. */
 export interface RunOptions {
   /** Workflow name (default: the topology's name, or the agent's, or its kind). */
   name?: string;
-  /** Use this id instead of a generated one (must be unused). */
+  /**
+   * Use this id instead of a generated one: an idempotency key, so a service can retry a request
+   * safely. A second run under the id of a workflow that **completed** (in this runtime or any
+   * earlier one on the same log) resolves with its recorded result (`recorded: true`, the output as
+   * stored, i.e. after redaction) without calling anything; under the id of a workflow **still
+   * running in this runtime** it joins that run (same result or error). Under the id of a workflow
+   * that failed, was cancelled or interrupted it rejects with `RecordedWorkflowFailureError` (the
+   * recorded category and message; nothing runs: use a new id to try again). The same id with
+   * another workflow name rejects with `WorkflowIdConflictError`; an id started in another process
+   * and not ended yet with `WorkflowInProgressError`. The input is not compared: the id names the
+   * request. Must be a non-empty, well-formed string (no lone surrogates: `IllFormedUnicodeError`);
+   * ids starting with `_` are reserved for Keel (`ReservedWorkflowIdError`).
+   */
   workflowId?: string;
   /** Aborting it cancels the workflow. */
   signal?: AbortSignal;
@@ -235,6 +262,23 @@ export interface RuntimeEvents {
     >,
   ) => void;
 }
+
+/**
+ * How a started workflow ended, as `start()` reports it. `fromLog` names the workflow whose recorded
+ * events a `run$` subscriber is sent instead of live ones (a joined run, or a recorded outcome).
+ */
+type Outcome = ({ ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown }) & {
+  fromLog?: string;
+};
+
+/** End events of a workflow, and its start: what the idempotency lookup reads of an id. */
+const LIFECYCLE_TYPES = [
+  'workflow.started',
+  'workflow.completed',
+  'workflow.failed',
+  'workflow.cancelled',
+  'workflow.interrupted',
+] as const;
 
 /** How a workflow reaches the outside: its services, where its events go, and replay input. */
 interface WorkflowEnv {
@@ -557,6 +601,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly topologies = new Map<string, AnyTopology>();
   private readonly live = new Map<string, Subscriber<KeelEvent>>();
   private readonly running = new Map<string, (reason: string) => void>();
+  /**
+   * Caller-chosen workflow ids this runtime is looking up or running, until their end is committed:
+   * a second run under one of them joins it (same outcome) instead of starting another.
+   */
+  private readonly claims = new Map<string, { name: string; done: Promise<Outcome> }>();
   /**
    * Ids of workflows this runtime started whose final event is not committed yet (longer than
    * `running`, which forgets a workflow once it settles): what `markInterrupted` must not mark.
@@ -1206,6 +1255,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     if (typeof workflowId !== 'string' || workflowId.length === 0) {
       throw new ConfigError('workflowId', 'give the id of a recorded workflow (from its result)');
     }
+    // A lone surrogate would be stored as other bytes than those hashed (and could match another id).
+    assertWellFormed('workflowId', workflowId);
     if (typeof feedback?.correct !== 'boolean') {
       throw new ConfigError('feedback.correct', 'must be true or false');
     }
@@ -1344,6 +1395,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   private check(topology: AnyTopology): void {
     if (this.checkedTopologies.has(topology)) return;
+    checkTopologyStrings(topology);
     this.pricing.assertKnown(
       agentsOf(topology).map((a) => a.model),
       (model) => `agent model "${model}" (add it to createRuntime({ pricing }))`,
@@ -1363,16 +1415,32 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
 
   /**
    * Starts a workflow. `onDone` runs once, after its final event committed (or failed to).
-   * Returns its id and a cancel function.
+   * A live run is refused before anything is written when its id, name, topology strings or input
+   * cannot be stored; a caller-chosen id that is running or recorded gets that run's outcome.
    */
   private start(
     topology: AnyTopology,
     input: unknown,
     options: RunOptions | undefined,
     env: WorkflowEnv,
-    onDone: (outcome: { ok: true; result: WorkflowResult<unknown> } | { ok: false; error: unknown }) => void,
+    onDone: (outcome: Outcome) => void,
     beforeStart?: (workflowId: string) => void,
   ): void {
+    let inputJson: string;
+    try {
+      if (!env.replay) {
+        // Replay re-runs what the log holds under its recorded id and name: only live runs are checked.
+        if (options?.workflowId !== undefined) checkWorkflowId(options.workflowId);
+        if (options?.name !== undefined) assertWellFormed('RunOptions.name', options.name);
+      }
+      inputJson = canonicalJson(input ?? null);
+    } catch (error) {
+      onDone({
+        ok: false,
+        error: isJsonValueError(error) ? new UnstorableInputError(error.path, error.problem) : error,
+      });
+      return;
+    }
     if (this.closed) {
       onDone({
         ok: false,
@@ -1407,6 +1475,119 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       });
       return;
     }
+    if (!env.replay && options?.workflowId !== undefined) {
+      this.startOnce(
+        topology,
+        input,
+        { ...options, workflowId: options.workflowId },
+        inputJson,
+        onDone,
+        beforeStart,
+      );
+      return;
+    }
+    this.begin(topology, input, options, inputJson, env, onDone, beforeStart);
+  }
+
+  /**
+   * A live run under a caller-chosen id: joins the run of that id in this runtime, or answers with
+   * what the log recorded under it, or else begins it — holding a claim on the id meanwhile, so
+   * concurrent duplicates join instead of running twice.
+   */
+  private startOnce(
+    topology: AnyTopology,
+    input: unknown,
+    options: RunOptions & { workflowId: string },
+    inputJson: string,
+    onDone: (outcome: Outcome) => void,
+    beforeStart?: (workflowId: string) => void,
+  ): void {
+    const workflowId = options.workflowId;
+    const name = workflowName(topology, options);
+    const claim = this.claims.get(workflowId);
+    if (claim) {
+      if (claim.name !== name) {
+        onDone({ ok: false, error: new WorkflowIdConflictError(workflowId, claim.name, name) });
+      } else {
+        // A joiner's signal stops its own wait, not the run it joined (whose caller owns it).
+        const signal = options.signal;
+        let waiting = true;
+        const onAbort = (): void => {
+          if (!waiting) return;
+          waiting = false;
+          onDone({ ok: false, error: new WorkflowCancelledError(String(signal?.reason ?? 'aborted')) });
+        };
+        void claim.done.then((outcome) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!waiting) return;
+          waiting = false;
+          onDone({ ...outcome, fromLog: workflowId });
+        });
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
+      }
+      return;
+    }
+    let settleClaim: (outcome: Outcome) => void = () => undefined;
+    const done = new Promise<Outcome>((resolve) => {
+      settleClaim = resolve;
+    });
+    this.claims.set(workflowId, { name, done });
+    const finish = (outcome: Outcome): void => {
+      this.claims.delete(workflowId);
+      settleClaim(outcome);
+      onDone(outcome);
+    };
+    const decide = (events: readonly KeelEvent[]): void => {
+      const recorded = recordedWorkflow(workflowId, name, events);
+      if (recorded === undefined) {
+        if (this.closed) {
+          finish({
+            ok: false,
+            error: new WorkflowCancelledError('the runtime is closed; create a new one with createRuntime()'),
+          });
+        } else this.begin(topology, input, options, inputJson, this.liveEnv, finish, beforeStart);
+      } else if (recorded.kind === 'completed') {
+        finish({
+          ok: true,
+          result: {
+            workflowId,
+            value: recorded.output,
+            ...(recorded.confidence !== undefined ? { confidence: recorded.confidence } : {}),
+            costUsd: recorded.costUsd,
+            latencyMs: recorded.latencyMs,
+            agentsCalled: recorded.agentsCalled,
+            recorded: true,
+          },
+          fromLog: workflowId,
+        });
+      } else {
+        const fromLog =
+          isWorkflowIdConflictError(recorded.error) || isWorkflowInProgressError(recorded.error);
+        finish({ ok: false, error: recorded.error, ...(fromLog ? {} : { fromLog: workflowId }) });
+      }
+    };
+    let events: Awaitable<KeelEvent[]>;
+    try {
+      events = this.store.query({ workflowId, type: LIFECYCLE_TYPES });
+    } catch (error) {
+      finish({ ok: false, error });
+      return;
+    }
+    if (events instanceof Promise) events.then(decide, (error: unknown) => finish({ ok: false, error }));
+    else decide(events);
+  }
+
+  /** Runs a workflow that passed every check, from its `workflow.started` to its end event. */
+  private begin(
+    topology: AnyTopology,
+    input: unknown,
+    options: RunOptions | undefined,
+    inputJson: string,
+    env: WorkflowEnv,
+    onDone: (outcome: Outcome) => void,
+    beforeStart?: (workflowId: string) => void,
+  ): void {
     const workflowId = options?.workflowId ?? this.newWorkflowId();
     if (!env.replay) this.unsettled.add(workflowId);
     if (this.tracing && !env.replay) this.parents.set(workflowId, otelContext.active());
@@ -1418,7 +1599,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     let appendError: unknown;
     let last: Promise<unknown> = Promise.resolve();
     /** Set once the execution exists: stops it when the log refuses an event. */
-    const onAppendFailure: { abort?: (error: unknown) => void } = {};
+    const onAppendFailure: { abort?: (error: unknown) => void; fail?: (error: unknown) => void } = {};
     const markStoreUnhealthy = (): void => {
       if (!env.replay) this.storeHealthy = false;
     };
@@ -1432,7 +1613,16 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           return env.append(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
         }
       : env.append;
-    const onAppendError = (e: unknown): void => {
+    /** Type of the end event this workflow emitted, once it did. */
+    let endType: KeelEvent['type'] | undefined;
+    /** Replaces the outcome when the log refused the content of the `workflow.completed` event. */
+    let refusedOutcome: Outcome | undefined;
+    const onAppendError = (e: unknown, type: KeelEvent['type']): void => {
+      if (isContentRefusal(e)) {
+        // The log is fine; this event's content is not storable (NaN, bigint, cycle...).
+        onRefused(e, type);
+        return;
+      }
       if (appendError === undefined) {
         appendError = e;
         // The log refused an event (locked, full, read-only): stop the workflow now, so no
@@ -1447,11 +1637,58 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       stats,
       replay: env.replay,
       emit(event) {
-        const p = append(event);
+        let p: Promise<unknown>;
+        try {
+          p = append(event);
+        } catch (e) {
+          // It could not even be prepared for the log (a value the redaction walk cannot handle).
+          p = Promise.reject(
+            e instanceof EventValidationError
+              ? e
+              : new EventValidationError('payload', `could not be prepared for the log (${messageOf(e)})`),
+          );
+        }
         // Events of one transaction may share one promise: one handler for them is enough.
-        if (p !== last) p.catch(onAppendError);
+        if (p !== last) p.catch((e: unknown) => onAppendError(e, event.type));
         last = p;
       },
+    };
+    const emitFailed = (error: unknown): void => {
+      endType = 'workflow.failed';
+      scope.emit({
+        ts: clock.now(),
+        workflowId,
+        type: 'workflow.failed',
+        payload: {
+          category: categoryOf(error),
+          // Well-formed, so the end event stays storable whatever a user's error message holds.
+          message: messageOf(error).toWellFormed(),
+          latencyMs: clock.now() - startedAt,
+          costUsd: stats.costUsd,
+          agentsCalled: stats.agentsCalled,
+        },
+      });
+    };
+    /**
+     * The log refused an event of this workflow for its content. Before the end: the workflow fails
+     * (`workflow.failed`, malformed_output). Its `workflow.completed`: a `workflow.failed` is recorded
+     * in its place and the run rejects. Its `workflow.started`: nothing of it could be recorded, so
+     * it stops without an end event.
+     */
+    const onRefused = (e: unknown, type: KeelEvent['type']): void => {
+      if (type === 'workflow.started') {
+        if (appendError === undefined) {
+          appendError = e;
+          onAppendFailure.abort?.(e);
+        }
+        return;
+      }
+      const error = refusalError(e, type);
+      if (!finished) onAppendFailure.fail?.(error);
+      else if (type === 'workflow.completed' && endType === type) {
+        emitFailed(error);
+        refusedOutcome = { ok: false, error };
+      }
     };
     scope.emit({
       ts: startedAt,
@@ -1461,7 +1698,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         name,
         topology: this.describeOnce(topology),
         input,
-        inputHash: this.fingerprint(canonicalJson(input ?? null)),
+        inputHash: this.fingerprint(inputJson),
       },
     });
 
@@ -1476,17 +1713,21 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         scope.emit({ ts: clock.now(), workflowId, type: 'redaction.applied', payload: { counts } });
       }
       options?.signal?.removeEventListener('abort', onAbort);
-      const final = last;
-      final.then(
-        () => {
+      // Waits for the last event; again if a refusal appended a `workflow.failed` meanwhile. Every
+      // rejection already went through onAppendError, which set `appendError` or `refusedOutcome`.
+      const drain = (): void => {
+        const final = last;
+        const next = (): void => {
+          if (last !== final) {
+            drain();
+            return;
+          }
           if (!env.replay) this.unsettled.delete(workflowId);
-          onDone(appendError ? { ok: false, error: appendError } : outcome);
-        },
-        (e: unknown) => {
-          if (!env.replay) this.unsettled.delete(workflowId);
-          onDone({ ok: false, error: e });
-        },
-      );
+          onDone(appendError !== undefined ? { ok: false, error: appendError } : (refusedOutcome ?? outcome));
+        };
+        final.then(next, next);
+      };
+      drain();
     };
     const ctx: NodeContext = {
       scope,
@@ -1506,19 +1747,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       error: (error: unknown) => {
         if (finished) return;
         finished = true;
-        const latencyMs = clock.now() - startedAt;
-        scope.emit({
-          ts: clock.now(),
-          workflowId,
-          type: 'workflow.failed',
-          payload: {
-            category: categoryOf(error),
-            message: messageOf(error),
-            latencyMs,
-            costUsd: stats.costUsd,
-            agentsCalled: stats.agentsCalled,
-          },
-        });
+        emitFailed(error);
         settle({ ok: false, error });
       },
       complete: () => {
@@ -1526,11 +1755,26 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         finished = true;
         const latencyMs = clock.now() - startedAt;
         const value = result?.value;
+        // An output the log cannot store faithfully fails the workflow, recorded as such.
+        const bad = findUnstorable(value);
+        if (bad !== undefined) {
+          const error = new UnstorableOutputError(bad.path, bad.problem);
+          emitFailed(error);
+          settle({ ok: false, error });
+          return;
+        }
+        endType = 'workflow.completed';
         scope.emit({
           ts: clock.now(),
           workflowId,
           type: 'workflow.completed',
-          payload: { output: value, latencyMs, costUsd: stats.costUsd, agentsCalled: stats.agentsCalled },
+          payload: {
+            output: value,
+            ...(result?.confidence !== undefined ? { confidence: result.confidence } : {}),
+            latencyMs,
+            costUsd: stats.costUsd,
+            agentsCalled: stats.agentsCalled,
+          },
         });
         settle({
           ok: true,
@@ -1549,11 +1793,16 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       if (finished) return;
       finished = true;
       subscription.unsubscribe();
+      endType = 'workflow.cancelled';
       scope.emit({
         ts: clock.now(),
         workflowId,
         type: 'workflow.cancelled',
-        payload: { reason, latencyMs: clock.now() - startedAt, costUsd: stats.costUsd },
+        payload: {
+          reason: reason.toWellFormed(),
+          latencyMs: clock.now() - startedAt,
+          costUsd: stats.costUsd,
+        },
       });
       settle({ ok: false, error: new WorkflowCancelledError(reason) });
     };
@@ -1561,6 +1810,13 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       if (finished) return;
       finished = true;
       subscription.unsubscribe();
+      settle({ ok: false, error });
+    };
+    onAppendFailure.fail = (error: unknown): void => {
+      if (finished) return;
+      finished = true;
+      subscription.unsubscribe();
+      emitFailed(error);
       settle({ ok: false, error });
     };
     if (appendError !== undefined) onAppendFailure.abort(appendError);
@@ -1595,8 +1851,30 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         (outcome) => {
           done = true;
           if (id) this.live.delete(id);
-          if (outcome.ok) subscriber.complete();
-          else subscriber.error(outcome.error);
+          const end = (): void => {
+            if (outcome.ok) subscriber.complete();
+            else subscriber.error(outcome.error);
+          };
+          if (outcome.fromLog === undefined) {
+            end();
+            return;
+          }
+          // A joined or already recorded workflowId: its committed events come from the log.
+          const send = (events: readonly KeelEvent[]): void => {
+            for (const e of events) {
+              if (subscriber.closed) return;
+              subscriber.next(e);
+            }
+            end();
+          };
+          const fail = (error: unknown): void => subscriber.error(error);
+          try {
+            const events = this.store.query({ workflowId: outcome.fromLog });
+            if (events instanceof Promise) events.then(send, fail);
+            else send(events);
+          } catch (error) {
+            fail(error);
+          }
         },
         (workflowId) => {
           id = workflowId;
@@ -1688,4 +1966,22 @@ function inSequence(steps: readonly (() => Awaitable<void>)[]): Promise<void> | 
     }
   }
   return undefined;
+}
+
+/** True when the log refused an event for its content (not for its own state: locked, closed, full). */
+function isContentRefusal(e: unknown): boolean {
+  return isKeelError(e) && e.code === 'EVENT_INVALID';
+}
+
+/** The error a workflow fails with when the log refused the content of one of its events. */
+function refusalError(e: unknown, type: KeelEvent['type']): UnstorableOutputError {
+  const field = (e as { field?: unknown }).field;
+  const message = messageOf(e);
+  if (typeof field !== 'string')
+    return new UnstorableOutputError(type, `was refused by the event log (${message})`);
+  const prefix = `Event refused: ${field} `;
+  const problem = message.startsWith(prefix)
+    ? message.slice(prefix.length).replace(/\. Nothing in the batch was written\.$/, '')
+    : `was refused by the event log (${message})`;
+  return new UnstorableOutputError(`${type} ${field.replace(/^events\[\d+\]\./, '')}`, problem);
 }

@@ -1,6 +1,40 @@
+import { KEEL_ERROR } from './errors.js';
+
+/**
+ * A value has no canonical JSON form: a non-finite number, a bigint, a circular reference, a
+ * `toJSON()` that throws (or, for {@link findUnstorable}, a function or symbol). `path` names it
+ * (`$.items[2].price`). A `TypeError`, as `JSON.stringify` throws for the same values.
+ */
+export class JsonValueError extends TypeError {
+  readonly [KEEL_ERROR] = true;
+  readonly code = 'JSON_VALUE_INVALID';
+  constructor(
+    /** Where the value is, from `$` (the root). */
+    readonly path: string,
+    /** What is wrong with it, e.g. `is NaN; only finite numbers are JSON`. */
+    readonly problem: string,
+  ) {
+    super(`canonicalJson: value at ${path} ${problem}`);
+    this.name = 'JsonValueError';
+  }
+}
+
+/** True when `e` is a {@link JsonValueError}. */
+export function isJsonValueError(e: unknown): e is JsonValueError {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as Record<symbol, unknown>)[KEEL_ERROR] === true &&
+    (e as { code?: unknown }).code === 'JSON_VALUE_INVALID'
+  );
+}
+
 /**
  * Canonical JSON: object keys sorted, no whitespace, `undefined` members dropped. The same value
  * always gives the same text, so it can be hashed (event chain, cache keys).
+ *
+ * @throws JsonValueError naming the path of a value JSON cannot hold (non-finite number, bigint,
+ *   circular reference, throwing `toJSON()`), or of an `undefined` root.
  */
 export function canonicalJson(value: unknown): string {
   try {
@@ -9,20 +43,20 @@ export function canonicalJson(value: unknown): string {
   } catch {
     // fall through: the path-tracking writer names where the bad value is
   }
-  const out = write(value, '$');
-  if (out === undefined)
-    throw new TypeError('canonicalJson: value at $ is not JSON-serialisable (undefined)');
+  const out = write(value, '$', []);
+  if (out === undefined) throw new JsonValueError('$', 'is not JSON-serialisable (undefined)');
   return out;
 }
 
-function write(value: unknown, path: string): string | undefined {
+/** The path-tracking writer: slow, cycle-safe, names the bad value. `ancestors` holds the open objects. */
+function write(value: unknown, path: string, ancestors: object[]): string | undefined {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
     case 'number':
       if (!Number.isFinite(value))
-        throw new TypeError(`value at ${path} is ${value}; only finite numbers are JSON`);
+        throw new JsonValueError(path, `is ${value}; only finite numbers are JSON`);
       return JSON.stringify(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -31,25 +65,143 @@ function write(value: unknown, path: string): string | undefined {
     case 'symbol':
       return undefined;
     case 'bigint':
-      throw new TypeError(`value at ${path} is a bigint; convert it to a string or number first`);
+      throw new JsonValueError(path, 'is a bigint; convert it to a string or number first');
     case 'object':
       break;
   }
+  if (ancestors.includes(value)) {
+    throw new JsonValueError(path, 'is a circular reference (an object that contains itself)');
+  }
+  ancestors.push(value);
+  try {
+    if (Array.isArray(value)) {
+      const items = value.map((v: unknown, i) => write(v, `${path}[${i}]`, ancestors) ?? 'null');
+      return `[${items.join(',')}]`;
+    }
+    const obj = value as Record<string, unknown>;
+    if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
+      let json: unknown;
+      try {
+        json = (obj as { toJSON: () => unknown }).toJSON();
+      } catch (e) {
+        throw new JsonValueError(
+          path,
+          `has a toJSON() that threw (${e instanceof Error ? e.message : String(e)})`,
+        );
+      }
+      return write(json, path, ancestors);
+    }
+    const keys = Object.keys(obj).sort();
+    const parts: string[] = [];
+    for (const k of keys) {
+      const v = write(obj[k], `${path}.${k}`, ancestors);
+      if (v !== undefined) parts.push(`${JSON.stringify(k)}:${v}`);
+    }
+    return `{${parts.join(',')}}`;
+  } finally {
+    ancestors.pop();
+  }
+}
+
+/**
+ * Where `value` holds something the event log cannot store faithfully, or `undefined` when it can:
+ * a non-finite number, a bigint, a circular reference, a `toJSON()` that throws, and — stricter
+ * than canonical JSON, which silently drops them — a function or a symbol. An `undefined` root or
+ * member is fine (it is stored as absent). Cycle-safe; allocates nothing on a storable value of
+ * ordinary depth.
+ *
+ * @example
+ * findUnstorable({ total: NaN }); // { path: '$.total', problem: 'is NaN; only finite numbers can be stored' }
+ */
+export function findUnstorable(value: unknown): { path: string; problem: string } | undefined {
+  if (isStorable(value, 0)) return undefined;
+  return unstorableAt(value, '$', []);
+}
+
+/** Past this depth the fast check hands over to the cycle-tracking one. */
+const FAST_DEPTH = 64;
+
+function isStorable(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false; // bigint, function, symbol
+  }
+  if (value === null) return true;
+  if (depth >= FAST_DEPTH) return false;
   if (Array.isArray(value)) {
-    const items = value.map((v: unknown, i) => write(v, `${path}[${i}]`) ?? 'null');
-    return `[${items.join(',')}]`;
+    for (let i = 0; i < value.length; i++) if (!isStorable(value[i], depth + 1)) return false;
+    return true;
   }
-  const obj = value as Record<string, unknown>;
-  if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
-    return write((obj as { toJSON: () => unknown }).toJSON(), path);
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  for (const k in value) {
+    if (Object.hasOwn(value, k) && !isStorable((value as Record<string, unknown>)[k], depth + 1))
+      return false;
   }
-  const keys = Object.keys(obj).sort();
-  const parts: string[] = [];
-  for (const k of keys) {
-    const v = write(obj[k], `${path}.${k}`);
-    if (v !== undefined) parts.push(`${JSON.stringify(k)}:${v}`);
+  return true;
+}
+
+function unstorableAt(
+  value: unknown,
+  path: string,
+  ancestors: object[],
+): { path: string; problem: string } | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value)
+        ? undefined
+        : { path, problem: `is ${value}; only finite numbers can be stored` };
+    case 'bigint':
+      return { path, problem: 'is a bigint; convert it to a string or number' };
+    case 'function':
+      return { path, problem: 'is a function; only data can be stored' };
+    case 'symbol':
+      return { path, problem: 'is a symbol; only data can be stored' };
+    case 'object':
+      break;
   }
-  return `{${parts.join(',')}}`;
+  if (value === null) return undefined;
+  if (ancestors.includes(value)) {
+    return { path, problem: 'is a circular reference (an object that contains itself)' };
+  }
+  ancestors.push(value);
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const bad = unstorableAt(value[i], `${path}[${i}]`, ancestors);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') {
+      let json: unknown;
+      try {
+        json = (toJSON as () => unknown).call(value);
+      } catch (e) {
+        return { path, problem: `has a toJSON() that threw (${e instanceof Error ? e.message : String(e)})` };
+      }
+      return unstorableAt(json, path, ancestors);
+    }
+    for (const k of Object.keys(value)) {
+      const bad = unstorableAt((value as Record<string, unknown>)[k], `${path}.${k}`, ancestors);
+      if (bad) return bad;
+    }
+    return undefined;
+  } finally {
+    ancestors.pop();
+  }
 }
 
 /**

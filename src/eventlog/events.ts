@@ -81,7 +81,14 @@ export interface EventPayloads {
   // ── workflows ────────────────────────────────────────────────────────────────────────────────
   /** A topology run began. `topology` is the serialisable description replay re-runs. */
   'workflow.started': { name: string; topology: unknown; input: unknown; inputHash: string };
-  'workflow.completed': { output: unknown; latencyMs: number; costUsd: number; agentsCalled: number };
+  'workflow.completed': {
+    output: unknown;
+    /** Confidence of the root result, when the topology reports one. */
+    confidence?: number;
+    latencyMs: number;
+    costUsd: number;
+    agentsCalled: number;
+  };
   'workflow.failed': {
     category: ErrorCategory;
     message: string;

@@ -5,6 +5,7 @@
 import type { Clock } from '../core/clock.js';
 import { assertNameHasNoPii } from '../compliance/identifiers.js';
 import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
+import { assertWellFormed } from '../core/unicode.js';
 import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import type { OnError } from './topology.js';
@@ -219,6 +220,15 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
   assertNameHasNoPii('agent.name', config.name);
   if (typeof config.taskType === 'string') assertNameHasNoPii('agent.taskType', config.taskType);
   if (config.breaker !== undefined) assertNameHasNoPii('agent.breaker.name', config.breaker.name);
+  // Stored and hashed into the log: no lone surrogates (IllFormedUnicodeError naming the field).
+  for (const [field, value] of [
+    ['taskType', config.taskType],
+    ['version', config.version],
+    ['model', config.model],
+    ['breaker.name', config.breaker?.name],
+  ] as const) {
+    if (typeof value === 'string') assertWellFormed(`${where}.${field}`, value);
+  }
   return Object.freeze({
     ...config,
     kind: 'agent' as const,

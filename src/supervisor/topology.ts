@@ -4,6 +4,7 @@
  * (`workflow.started.topology`) and re-run by replay.
  */
 import { assertNameHasNoPii } from '../compliance/identifiers.js';
+import { assertWellFormed } from '../core/unicode.js';
 import type { Agent, AgentOutput } from './agent.js';
 
 /** How a node's failure is handled by its parent. */
@@ -85,6 +86,8 @@ export function erase(t: Topology<never, unknown> | Topology<unknown, unknown>):
  */
 export function named<T extends Topology<never, unknown>>(name: string, topology: T): T {
   assertNameHasNoPii('named(name)', name);
+  // The workflow name is stored and hashed: no lone surrogates (IllFormedUnicodeError).
+  if (typeof name === 'string') assertWellFormed('named(name)', name);
   return Object.freeze({ ...topology, name }) as unknown as T;
 }
 

@@ -86,7 +86,8 @@ function edge(
   });
   const ids: string[] = [];
   const start = () => {
-    const id = `edge-${ids.length}`;
+    // Unique across runtimes on one file: a workflowId is an idempotency key.
+    const id = `edge-${nextEdgeId++}`;
     ids.push(id);
     return rt.run(call, { n: ids.length }, { workflowId: id });
   };
@@ -108,6 +109,8 @@ const count = (r: PromiseSettledResult<unknown>[], test: (x: PromiseSettledResul
   r.filter(test).length;
 const overBudget = (x: PromiseSettledResult<unknown>) =>
   x.status === 'rejected' && isBudgetExceededError(x.reason);
+
+let nextEdgeId = 0;
 
 describe('chaos: budgets at the edge under 100 concurrent calls', () => {
   it('admits exactly what fits, 0 overshoot', async () => {
