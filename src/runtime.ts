@@ -14,7 +14,13 @@ import { realClock, simulatedClock, type Clock } from './core/clock.js';
 import { ConfigError } from './core/errors.js';
 import { canonicalJson } from './core/json.js';
 import { seededRandom, type Random } from './core/random.js';
-import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
+import {
+  createBudgets,
+  RESTORED_BUDGET_EVENTS,
+  type BudgetConfig,
+  type BudgetDeps,
+  type Budgets,
+} from './cost/budget.js';
 import { createCallPricer, createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
 import { createAlertFold, createAlertLedger, type AlertFold } from './monitor/alert-fold.js';
@@ -35,6 +41,8 @@ import {
 import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure } from './monitor/router.js';
 import { checkMonitoringConfig } from './monitor/runtime-config.js';
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
+import { createReservationLearner, type ReservationLearner } from './cost/reservations.js';
+import { createOverrunAlerts } from './cost/overrun.js';
 import { createCache, type Cache } from './cache/cache.js';
 import { cacheKeyer } from './cache/key.js';
 import {
@@ -529,6 +537,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly errorRates: ErrorRateProjection;
   private readonly latency: LatencyProjection;
   private readonly cost: CostTracker;
+  /** What uncapped calls reserve, learned from committed `cost.incurred` (warmed from the log). */
+  private readonly learned: ReservationLearner = createReservationLearner();
+  /** One alert per agent, model and day that spent more than it reserved (`budget.overrun`). */
+  private readonly overruns = createOverrunAlerts();
   private readonly router: AlertRouter | undefined;
   /** Every alert, derived from committed events (the same fold `keel report` runs). */
   private readonly alertFold: AlertFold;
@@ -783,7 +795,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           restoring.push(() =>
             withEvents(
               this.store.iterate({
-                type: ['cost.incurred', 'budget.alert'],
+                type: RESTORED_BUDGET_EVENTS,
                 fromTs: budgets.today().startMs,
               }),
               (events) => budgets.restore(events),
@@ -817,6 +829,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
               payload: seen,
             }),
         }),
+        learned: this.learned,
         seed: this.seed,
         canaries: this.canaries,
       };
@@ -1153,6 +1166,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
    */
   private restoreEvent(e: KeelEvent, costFromMs: number): void {
     if (e.ts >= costFromMs) this.cost.apply(e);
+    this.learned.apply(e);
+    this.overruns.apply(e);
     this.alertFold.apply(e);
     this.alertLedger.read(e);
     this.canaries.apply(e);
@@ -1164,6 +1179,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
    */
   private project(e: KeelEvent): void {
     this.cost.apply(e);
+    this.learned.apply(e);
+    // The first overrun of an agent and model each day: appended as `alert.raised`, delivered
+    // when committed, like every other alert.
+    const overrun = this.overruns.apply(e);
+    if (overrun !== undefined) this.record(alertToEvent(overrun));
     const derived = this.alertFold.apply(e);
     for (let i = 0; i < derived.length; i++) this.record(alertToEvent(derived[i] as Alert));
     this.canaries.apply(e);
@@ -1452,6 +1472,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         if (p !== last) p.catch(onAppendError);
         last = p;
       },
+      committed: () => last,
     };
     scope.emit({
       ts: startedAt,
