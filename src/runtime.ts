@@ -1467,6 +1467,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       stats,
       replay: env.replay,
       emit(event) {
+        // Once the log refused one of its events the workflow has failed: a later event (an agent
+        // cancelled by that failure) would only half-write it.
+        if (appendError !== undefined) return;
         const p = append(event);
         // Events of one transaction may share one promise: one handler for them is enough.
         if (p !== last) p.catch(onAppendError);
