@@ -245,7 +245,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
           const { attempt, path, estimateUsd, model, taskType } = e.payload;
           if (attempt === undefined || e.ts < span.startMs || e.ts >= span.endMs) continue;
           let calls = open.get(e.workflowId);
-          if (calls === undefined) open.set(e.workflowId, (calls = new Map()));
+          if (calls === undefined) open.set(e.workflowId, (calls = new Map<string, OpenReservation>()));
           calls.set(`${path}#${attempt}`, { usd: estimateUsd, model, taskType });
         } else if (
           e.type === 'workflow.completed' ||
@@ -264,8 +264,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
         }
       }
       // Workflows cut off mid-call (a crash, or marked `workflow.interrupted`): charge their reservations.
-      for (const calls of open.values())
-        for (const r of calls.values()) charge(r.model, r.taskType, r.usd);
+      for (const calls of open.values()) for (const r of calls.values()) charge(r.model, r.taskType, r.usd);
       for (const [scope, actor] of actors) {
         actor.send({
           type: 'RESTORE',

@@ -57,7 +57,10 @@ export function createReservationLearner(options: ReservationLearnerOptions = {}
   if (!Number.isSafeInteger(window) || window < 1)
     throw new ConfigError('reservations.window', `must be an integer >= 1, got ${window}`);
   if (!(percentile > 0 && percentile <= 1))
-    throw new ConfigError('reservations.percentile', `must be a fraction in (0, 1], e.g. 0.95, got ${percentile}`);
+    throw new ConfigError(
+      'reservations.percentile',
+      `must be a fraction in (0, 1], e.g. 0.95, got ${percentile}`,
+    );
   if (!Number.isSafeInteger(maxKeys) || maxKeys < 1)
     throw new ConfigError('reservations.maxKeys', `must be an integer >= 1, got ${maxKeys}`);
   /** Keyed by agent, then model: no key string is built per call. Insertion order = recency. */

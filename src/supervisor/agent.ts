@@ -271,7 +271,11 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
       `${where}.estimateInputTokens`,
       'must be a function from the input to a number of tokens, e.g. (input) => estimateTokens(input.text)',
     );
-  if (config.onMissingUsage !== undefined && config.onMissingUsage !== 'estimate' && config.onMissingUsage !== 'fail')
+  if (
+    config.onMissingUsage !== undefined &&
+    config.onMissingUsage !== 'estimate' &&
+    config.onMissingUsage !== 'fail'
+  )
     throw new ConfigError(
       `${where}.onMissingUsage`,
       `must be 'estimate' or 'fail', got ${JSON.stringify(config.onMissingUsage) ?? String(config.onMissingUsage)}`,

@@ -1077,7 +1077,11 @@ class AgentCall implements AgentListener, Cancellable {
         this.reservation?.release();
         this.reservation = undefined;
         this.rejection = new UnrecordedCallError(this.agent.name, e);
-        this.driver.send({ type: 'GATE.REJECT', category: 'log_unavailable', reason: this.rejection.message });
+        this.driver.send({
+          type: 'GATE.REJECT',
+          category: 'log_unavailable',
+          reason: this.rejection.message,
+        });
       },
     );
   }

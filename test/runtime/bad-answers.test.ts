@@ -11,7 +11,7 @@ import { simulatedClock } from '../../src/core/clock.js';
 import type { ErrorCategory } from '../../src/eventlog/events.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { agent, type Agent, type AgentOutput } from '../../src/supervisor/agent.js';
+import { agent, type Agent, type AgentConfig, type AgentOutput } from '../../src/supervisor/agent.js';
 import { isAgentFailedError } from '../../src/supervisor/errors.js';
 import { processLevelFailures } from '../support/no-unhandled.js';
 
@@ -24,13 +24,13 @@ afterEach(async () => {
 });
 
 /** An agent whose run answers with `answer()` (which may throw synchronously). */
-function bad(name: string, answer: () => unknown, extra: Partial<Parameters<typeof agent>[0]> = {}): Agent {
-  return agent({
+function bad(name: string, answer: () => unknown, extra: Partial<AgentConfig<unknown, unknown>> = {}): Agent {
+  return agent<unknown, unknown>({
     name,
     model: 'm',
     ...extra,
     run: answer as () => Promise<AgentOutput<unknown>>,
-  }) as Agent;
+  });
 }
 
 const circular: Record<string, unknown> = { name: 'circular' };
@@ -46,13 +46,33 @@ const BAD: [Agent, ErrorCategory][] = [
   [bad('resolves_undefined', () => Promise.resolve(undefined)), 'malformed_output'],
   [bad('resolves_number', () => Promise.resolve(42)), 'malformed_output'],
   [bad('resolves_array', () => Promise.resolve([1, 2])), 'malformed_output'],
-  [bad('nan_usage', () => Promise.resolve({ value: 1, usage: { inputTokens: NaN, outputTokens: 5 } })), 'malformed_output'],
-  [bad('negative_usage', () => Promise.resolve({ value: 1, usage: { inputTokens: -5, outputTokens: 5 } })), 'malformed_output'],
-  [bad('infinite_usage', () => Promise.resolve({ value: 1, usage: { inputTokens: 1, outputTokens: Infinity } })), 'malformed_output'],
+  [
+    bad('nan_usage', () => Promise.resolve({ value: 1, usage: { inputTokens: NaN, outputTokens: 5 } })),
+    'malformed_output',
+  ],
+  [
+    bad('negative_usage', () => Promise.resolve({ value: 1, usage: { inputTokens: -5, outputTokens: 5 } })),
+    'malformed_output',
+  ],
+  [
+    bad('infinite_usage', () =>
+      Promise.resolve({ value: 1, usage: { inputTokens: 1, outputTokens: Infinity } }),
+    ),
+    'malformed_output',
+  ],
   [bad('string_usage', () => Promise.resolve({ value: 1, usage: 'lots' })), 'malformed_output'],
-  [bad('confidence_above_1', () => Promise.resolve({ value: 1, confidence: 1.5, usage: USAGE })), 'malformed_output'],
-  [bad('confidence_nan', () => Promise.resolve({ value: 1, confidence: NaN, usage: USAGE })), 'malformed_output'],
-  [bad('model_not_a_string', () => Promise.resolve({ value: 1, model: 7, usage: USAGE })), 'malformed_output'],
+  [
+    bad('confidence_above_1', () => Promise.resolve({ value: 1, confidence: 1.5, usage: USAGE })),
+    'malformed_output',
+  ],
+  [
+    bad('confidence_nan', () => Promise.resolve({ value: 1, confidence: NaN, usage: USAGE })),
+    'malformed_output',
+  ],
+  [
+    bad('model_not_a_string', () => Promise.resolve({ value: 1, model: 7, usage: USAGE })),
+    'malformed_output',
+  ],
   [
     bad('validate_throws', () => Promise.resolve({ value: 1, usage: USAGE }), {
       validate: () => {
@@ -80,7 +100,9 @@ const BAD: [Agent, ErrorCategory][] = [
     }),
     ANY,
   ],
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what hostile user code does
   [bad('rejects_circular', () => Promise.reject(circular)), ANY],
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what hostile user code does
   [bad('rejects_undefined', () => Promise.reject(undefined)), ANY],
   [bad('returns_plain_value', () => ({ value: 'not a promise', usage: USAGE })), OK],
   [
@@ -127,7 +149,12 @@ describe('no agent answer can crash or hang the process', () => {
         ),
     });
     const goodRuns = Array.from({ length: 20 }, (_, i) => rt.run(good, { i }));
-    const badRuns = BAD.map(([a]) => rt.run(a, { a: a.name }).then(() => 'ok', (e: unknown) => e));
+    const badRuns = BAD.map(([a]) =>
+      rt.run(a, { a: a.name }).then(
+        () => 'ok',
+        (e: unknown) => e,
+      ),
+    );
     let settled = false;
     const all = Promise.all([Promise.all(goodRuns), Promise.all(badRuns)]).finally(() => {
       settled = true;
@@ -137,7 +164,8 @@ describe('no agent answer can crash or hang the process', () => {
 
     expect(goods).toHaveLength(20);
     const committed = new Set(rt.store.query({ type: 'workflow.completed' }).map((e) => e.workflowId));
-    for (const g of goods) expect(committed.has(g.workflowId), 'good workflow acknowledged and committed').toBe(true);
+    for (const g of goods)
+      expect(committed.has(g.workflowId), 'good workflow acknowledged and committed').toBe(true);
 
     BAD.forEach(([a, category], i) => {
       const outcome = bads[i];
@@ -150,7 +178,9 @@ describe('no agent answer can crash or hang the process', () => {
       if (category !== ANY) expect(actual, a.name).toBe(category);
       const logged = rt.store
         .query({ type: ['agent.failed', 'agent.rejected'] })
-        .find((e) => (e.type === 'agent.failed' || e.type === 'agent.rejected') && e.payload.agent === a.name);
+        .find(
+          (e) => (e.type === 'agent.failed' || e.type === 'agent.rejected') && e.payload.agent === a.name,
+        );
       expect(logged, `${a.name} is logged`).toBeDefined();
       const failed = rt.store
         .query({ type: 'workflow.failed' })
@@ -159,7 +189,8 @@ describe('no agent answer can crash or hang the process', () => {
     });
 
     // Nothing is held: every reservation was settled or returned.
-    const held = system?.get('budget:global')?.getSnapshot() as { context: { reservedUsd: number } } | undefined;
+    const actor = system?.get('budget:global') as AnyActorRef | undefined;
+    const held = actor?.getSnapshot() as { context: { reservedUsd: number } } | undefined;
     expect(held?.context.reservedUsd).toBe(0);
     // And the process-level handlers saw nothing.
     expect(processLevelFailures().slice(before)).toEqual([]);

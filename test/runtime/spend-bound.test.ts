@@ -4,6 +4,9 @@
  * without, reservations learn from real spend, overruns are events and alerts, and a run() that
  * reports no usage is charged its reservation.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { estimateTokens } from '../../src/cost/estimate.js';
@@ -39,7 +42,11 @@ function runtime(clock: SimulatedClock, dailyUsd: number, db = ':memory:'): Runt
  * A user's agent whose calls produce `ratio` × the estimated output (and the input its request
  * really has), taking 10 ms; like a real provider it stops at the cap it is given.
  */
-function spender(clock: SimulatedClock, ratio: number, maxOutputTokens?: number): Agent<typeof INPUT, string> {
+function spender(
+  clock: SimulatedClock,
+  ratio: number,
+  maxOutputTokens?: number,
+): Agent<typeof INPUT, string> {
   return agent({
     name: maxOutputTokens === undefined ? 'uncapped' : 'capped',
     model: 'm',
@@ -159,13 +166,14 @@ describe('spend against the daily limit when calls cost more than estimated', ()
     const overrunAlerts = alerts.filter((x) => x.id.startsWith('budget:overrun:'));
     expect(overrunAlerts).toHaveLength(1);
     expect(overrunAlerts[0]?.title).toContain('uncapped');
-    expect(ofType(rt, 'budget.overrun')[0]?.payload).toMatchObject({ agent: 'uncapped', model: 'm', capped: false });
+    expect(ofType(rt, 'budget.overrun')[0]?.payload).toMatchObject({
+      agent: 'uncapped',
+      model: 'm',
+      capped: false,
+    });
   });
 
   it('restores learned reservations from the log after a restart', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'keel-learn-'));
     try {
       const db = join(dir, 'keel.db');
@@ -224,7 +232,12 @@ describe('a run() that reports no usage', () => {
 
   it("rejects an onMissingUsage that is neither 'estimate' nor 'fail', naming the field", () => {
     expect(() =>
-      agent({ name: 'x', model: 'm', onMissingUsage: 'ignore' as 'fail', run: () => Promise.resolve({ value: 1 }) }),
+      agent({
+        name: 'x',
+        model: 'm',
+        onMissingUsage: 'ignore' as 'fail',
+        run: () => Promise.resolve({ value: 1 }),
+      }),
     ).toThrow(/onMissingUsage.*'estimate' or 'fail'/);
     expect(() =>
       agent({ name: 'x', model: 'm', maxOutputTokens: 0, run: () => Promise.resolve({ value: 1 }) }),
@@ -234,7 +247,11 @@ describe('a run() that reports no usage', () => {
 
 describe('the simulated provider honours maxOutputTokens', () => {
   it('never reports more output tokens than the cap', async () => {
-    const provider = simulated({ seed: 3, latencyMs: { p50: 1, p95: 2 }, usage: { input: { mean: 500, stddev: 50 }, output: { mean: 3_000, stddev: 500 } } });
+    const provider = simulated({
+      seed: 3,
+      latencyMs: { p50: 1, p95: 2 },
+      usage: { input: { mean: 500, stddev: 50 }, output: { mean: 3_000, stddev: 500 } },
+    });
     const clock = simulatedClock();
     const signal = new AbortController().signal;
     for (let i = 0; i < 20; i++) {

@@ -51,8 +51,11 @@ function runtime(db: string, clock: SimulatedClock, busyTimeoutMs?: number) {
   });
   open.push(rt);
   const budget = () =>
-    (system?.get('budget:global')?.getSnapshot() as { context: { spentUsd: number; reservedUsd: number } })
-      .context;
+    (
+      (system?.get('budget:global') as AnyActorRef).getSnapshot() as {
+        context: { spentUsd: number; reservedUsd: number };
+      }
+    ).context;
   return { rt, budget };
 }
 
@@ -146,7 +149,11 @@ describe('a restart counts every call that was made', () => {
         return new Promise<AgentOutput<string>>(() => undefined); // the process "dies" during the call
       },
     });
-    const done = agent({ name: 'done', model: 'm', run: () => Promise.resolve({ value: 'ok', usage: USAGE }) });
+    const done = agent({
+      name: 'done',
+      model: 'm',
+      run: () => Promise.resolve({ value: 'ok', usage: USAGE }),
+    });
     await first.rt.run(done, {}); // $0.0002, reserved and charged: counted once
     void first.rt.run(hangs, {}).catch(() => undefined);
     for (let i = 0; i < 10 && started === 0; i++) await clock.advanceAsync(0);

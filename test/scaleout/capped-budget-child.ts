@@ -44,7 +44,10 @@ const spender = agent({
             value: 'ok',
             usage: {
               inputTokens: estimateTokens(input),
-              outputTokens: Math.min(Math.round(CAPPED_ESTIMATE.outputTokens * ratio), ctx.maxOutputTokens ?? Infinity),
+              outputTokens: Math.min(
+                Math.round(CAPPED_ESTIMATE.outputTokens * ratio),
+                ctx.maxOutputTokens ?? Infinity,
+              ),
             },
           }),
         5,

@@ -16,14 +16,22 @@ describeRedis('a capped agent on a budget shared by two processes', () => {
   it('never passes the shared daily limit, whatever the calls want to spend', async () => {
     const prefix = redisPrefix();
     const outputs = [0, 1].map(() => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CHILD, redisUrl(), prefix, '10', '150', '50'], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CHILD, redisUrl(), prefix, '10', '150', '50'],
+        {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       let err = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const exited = once(child, 'exit').then(([code]) => ({ code: code as number | null, out: () => out, err: () => err }));
+      const exited = once(child, 'exit').then(([code]) => ({
+        code: code as number | null,
+        out: () => out,
+        err: () => err,
+      }));
       const ready = new Promise<void>((resolve) => {
         child.stdout.on('data', () => {
           if (out.includes('ready\n')) resolve();
@@ -36,7 +44,12 @@ describeRedis('a capped agent on a budget shared by two processes', () => {
     const results = await Promise.all(outputs.map((o) => o.exited));
     for (const r of results) expect(r.code, r.err()).toBe(0);
     const figures = results.map(
-      (r) => JSON.parse(r.out().trim().split('\n').at(-1) ?? '{}') as { ran: number; refused: number; costUsd: number },
+      (r) =>
+        JSON.parse(r.out().trim().split('\n').at(-1) ?? '{}') as {
+          ran: number;
+          refused: number;
+          costUsd: number;
+        },
     );
     const spent = figures.reduce((s, f) => s + f.costUsd, 0);
     console.log(
@@ -50,7 +63,9 @@ describeRedis('a capped agent on a budget shared by two processes', () => {
     const c = new RedisConnection(redisUrl(), { keyPrefix: prefix });
     try {
       const day = new Date().toISOString().slice(0, 10);
-      const [stored, reserved] = await c.client().hmget(c.key('budget', day, 'spend', 'global'), 'spent', 'reserved');
+      const [stored, reserved] = await c
+        .client()
+        .hmget(c.key('budget', day, 'spend', 'global'), 'spent', 'reserved');
       expect(Number(stored) / 1e6).toBeLessThanOrEqual(1 + 1e-9);
       expect(Number(stored) / 1e6).toBeCloseTo(spent, 5);
       expect(Number(reserved)).toBe(0);

@@ -40,7 +40,10 @@ afterEach(() => {
   registry.reported = registry.seen.length;
   if (fresh.length > 0) {
     const what = fresh
-      .map((f) => `${f.kind}: ${f.reason instanceof Error ? (f.reason.stack ?? f.reason.message) : String(f.reason)}`)
+      .map(
+        (f) =>
+          `${f.kind}: ${f.reason instanceof Error ? (f.reason.stack ?? f.reason.message) : String(f.reason)}`,
+      )
       .join('\n');
     throw new Error(`the process saw ${fresh.length} unhandled failure(s) during this test:\n${what}`);
   }
