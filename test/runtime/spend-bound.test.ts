@@ -217,6 +217,10 @@ describe('a run() that reports no usage', () => {
     expect(rt.stats().cost.actualUsd).toBeCloseTo(ESTIMATE_USD * 10, 9);
     expect(rt.stats().cost.unreportedUsd).toBeCloseTo(ESTIMATE_USD * 10, 9);
     expect(rt.stats().cost.unreportedCalls).toBe(10);
+    // metrics keep it apart too
+    const text = (await rt.metrics?.metricsText()) ?? '';
+    const line = text.split('\n').find((l) => l.startsWith('llm_cost_estimated_usd_total{'));
+    expect(Number(line?.split(' ').at(-1))).toBeCloseTo(ESTIMATE_USD * 10, 9);
   });
 
   it("with onMissingUsage: 'fail', fails with malformed_output naming the fix (still charged)", async () => {
