@@ -16,7 +16,7 @@ export interface ReservationLearnerOptions {
   window?: number;
   /** The percentile of those costs reserved, in (0, 1] (default 0.95: p95). */
   percentile?: number;
-  /** Most (agent, model) pairs remembered; the least recently seen is forgotten first (default 10_000). */
+  /** Most (agent, model) pairs remembered; the first learned is forgotten first (default 10_000). */
   maxKeys?: number;
 }
 
@@ -38,9 +38,17 @@ interface Ring {
   costs: Float64Array;
   /** Costs written so far (the ring holds the last `costs.length`). */
   count: number;
-  /** The percentile, or undefined when a cost arrived since it was computed. */
+  /** The percentile, or undefined when it must be computed again. */
   cached: number | undefined;
+  /** Costs folded since `cached` was computed. */
+  since: number;
 }
+
+/**
+ * Costs folded before the percentile is computed again (sooner when a cost exceeds it): the hot
+ * path sorts a window at most once per this many calls.
+ */
+const RECOMPUTE_EVERY = 16;
 
 /**
  * Creates an empty learner; a bad option throws a ConfigError naming it.
@@ -63,7 +71,7 @@ export function createReservationLearner(options: ReservationLearnerOptions = {}
     );
   if (!Number.isSafeInteger(maxKeys) || maxKeys < 1)
     throw new ConfigError('reservations.maxKeys', `must be an integer >= 1, got ${maxKeys}`);
-  /** Keyed by agent, then model: no key string is built per call. Insertion order = recency. */
+  /** Keyed by agent, then model: no key string is built per call. In the order first learned. */
   const rings = new Map<string, Map<string, Ring>>();
   let keys = 0;
 
@@ -87,6 +95,7 @@ export function createReservationLearner(options: ReservationLearnerOptions = {}
     const sorted = ring.costs.slice(0, n).sort();
     const rank = Math.min(n - 1, Math.max(0, Math.ceil(percentile * n) - 1));
     ring.cached = sorted[rank] ?? 0;
+    ring.since = 0;
     return ring.cached;
   };
 
@@ -113,13 +122,15 @@ export function createReservationLearner(options: ReservationLearnerOptions = {}
           models = new Map();
           rings.set(p.agent, models);
         }
-        ring = { costs: new Float64Array(window), count: 0, cached: undefined };
+        ring = { costs: new Float64Array(window), count: 0, cached: undefined, since: 0 };
         models.set(p.model, ring);
         keys++;
       }
       ring.costs[ring.count % window] = p.costUsd;
       ring.count++;
-      ring.cached = undefined;
+      // A cost above the learned value raises it at once; otherwise it is refreshed now and then.
+      if (ring.cached !== undefined && (p.costUsd > ring.cached || ++ring.since >= RECOMPUTE_EVERY))
+        ring.cached = undefined;
     },
   };
 }
