@@ -9,6 +9,7 @@ import {
   ConfigError,
   ProviderError,
   agent,
+  estimateTokens,
   type Agent,
   type AgentConfig,
   type AgentContext,
@@ -30,8 +31,6 @@ export interface LlmAgentConfig<I, O> extends Omit<AgentConfig<I, O>, 'run' | 's
   prompt: (input: I) => string | readonly ChatMessage[];
   /** Schema of `value` (zod 3/4 or anything with `safeParse`); a mismatch fails with `validation_error`. */
   schema: SchemaLike<O>;
-  /** Upper bound on output tokens per call (default: the provider's). */
-  maxOutputTokens?: number;
   /** Sampling temperature (default: the provider's). */
   temperature?: number;
 }
@@ -70,16 +69,27 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
   if (typeof config.schema?.safeParse !== 'function')
     throw new ConfigError(`${where}.schema`, 'must be a zod schema (or anything with safeParse) for "value"');
 
-  const { provider, prompt, schema, maxOutputTokens, temperature, ...policies } = config;
+  const { provider, prompt, schema, temperature, ...policies } = config;
   const name = config.name;
   const instructions: ChatMessage = { role: 'system', content: systemPrompt(schema) };
+  const messagesOf = (input: I): ChatMessage[] => {
+    const asked = prompt(input);
+    return typeof asked === 'string'
+      ? [instructions, { role: 'user', content: asked }]
+      : [instructions, ...asked];
+  };
 
   const run = async (input: I, context: AgentContext): Promise<AgentOutput<O>> => {
-    const asked = prompt(input);
-    const messages: ChatMessage[] =
-      typeof asked === 'string' ? [instructions, { role: 'user', content: asked }] : [instructions, ...asked];
+    const messages = messagesOf(input);
     const response = await provider.call(
-      { model: context.model, input, messages, json: true, maxOutputTokens, temperature },
+      {
+        model: context.model,
+        input,
+        messages,
+        json: true,
+        maxOutputTokens: context.maxOutputTokens,
+        temperature,
+      },
       { signal: context.signal, clock: context.clock },
     );
     const usage = response.usage;
@@ -113,7 +123,12 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
     return { value: parsed.data, confidence, usage, model: response.model };
   };
 
-  return agent<I, O>({ ...policies, run });
+  return agent<I, O>({
+    // With a cap, the reservation's input part is the request this agent sends: the messages.
+    estimateInputTokens: (input) => estimateTokens(messagesOf(input)),
+    ...policies,
+    run,
+  });
 }
 
 /** The instruction every call carries; zod schemas are described as JSON Schema. */

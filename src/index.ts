@@ -26,7 +26,7 @@ export { canonicalJson } from './core/json.js';
 export { KeelError, isKeelError, ConfigError, isConfigError } from './core/errors.js';
 
 // ── topologies ──────────────────────────────────────────────────────────────────────────────────
-export { agent, AgentError, isAgentError } from './supervisor/agent.js';
+export { agent, AgentError, isAgentError, isUsage } from './supervisor/agent.js';
 export type {
   Agent,
   AgentConfig,
@@ -162,7 +162,12 @@ export type { ModelPrice, PricingTable, Pricing, PricingOptions } from './cost/p
 export { createCostTracker } from './cost/tracker.js';
 export type { CostTracker, CostTrackerOptions, CostSummary } from './cost/tracker.js';
 export { formatCostDashboard } from './cost/dashboard.js';
-export { createBudgets } from './cost/budget.js';
+export { createBudgets, RESTORED_BUDGET_EVENTS } from './cost/budget.js';
+export { estimateTokens, CHARS_PER_TOKEN } from './cost/estimate.js';
+export { createReservationLearner } from './cost/reservations.js';
+export type { ReservationLearner, ReservationLearnerOptions } from './cost/reservations.js';
+export { createOverrunAlerts } from './cost/overrun.js';
+export type { OverrunAlerts } from './cost/overrun.js';
 export type { BudgetConfig, Budgets, ReserveRequest, ReserveResult, Reservation } from './cost/budget.js';
 export {
   UnknownModelError,
@@ -175,6 +180,8 @@ export {
   isBudgetsClosedError,
   BudgetUnavailableError,
   isBudgetUnavailableError,
+  UnrecordedCallError,
+  isUnrecordedCallError,
 } from './cost/errors.js';
 
 // ── cache and compliance ────────────────────────────────────────────────────────────────────────

@@ -15,7 +15,13 @@ import { ConfigError, isKeelError } from './core/errors.js';
 import { canonicalJson, findUnstorable, isJsonValueError } from './core/json.js';
 import { assertWellFormed } from './core/unicode.js';
 import { seededRandom, type Random } from './core/random.js';
-import { createBudgets, type BudgetConfig, type BudgetDeps, type Budgets } from './cost/budget.js';
+import {
+  createBudgets,
+  RESTORED_BUDGET_EVENTS,
+  type BudgetConfig,
+  type BudgetDeps,
+  type Budgets,
+} from './cost/budget.js';
 import { createCallPricer, createPricing, type ModelPrice, type Pricing } from './cost/pricing.js';
 import { alertToEvent, type Alert } from './monitor/alert.js';
 import { createAlertFold, createAlertLedger, type AlertFold } from './monitor/alert-fold.js';
@@ -36,6 +42,8 @@ import {
 import { createAlertRouter, type AlertRouter, type AlertRule, type SinkFailure } from './monitor/router.js';
 import { checkMonitoringConfig } from './monitor/runtime-config.js';
 import { createCostTracker, type CostSummary, type CostTracker } from './cost/tracker.js';
+import { createReservationLearner, type ReservationLearner } from './cost/reservations.js';
+import { createOverrunAlerts } from './cost/overrun.js';
 import { createCache, type Cache } from './cache/cache.js';
 import { cacheKeyer } from './cache/key.js';
 import {
@@ -573,6 +581,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly errorRates: ErrorRateProjection;
   private readonly latency: LatencyProjection;
   private readonly cost: CostTracker;
+  /** What uncapped calls reserve, learned from committed `cost.incurred` (warmed from the log). */
+  private readonly learned: ReservationLearner = createReservationLearner();
+  /** One alert per agent, model and day that spent more than it reserved (`budget.overrun`). */
+  private readonly overruns = createOverrunAlerts();
   private readonly router: AlertRouter | undefined;
   /** Every alert, derived from committed events (the same fold `keel report` runs). */
   private readonly alertFold: AlertFold;
@@ -832,7 +844,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           restoring.push(() =>
             withEvents(
               this.store.iterate({
-                type: ['cost.incurred', 'budget.alert'],
+                type: RESTORED_BUDGET_EVENTS,
                 fromTs: budgets.today().startMs,
               }),
               (events) => budgets.restore(events),
@@ -866,6 +878,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
               payload: seen,
             }),
         }),
+        learned: this.learned,
         seed: this.seed,
         canaries: this.canaries,
       };
@@ -1202,6 +1215,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
    */
   private restoreEvent(e: KeelEvent, costFromMs: number): void {
     if (e.ts >= costFromMs) this.cost.apply(e);
+    this.learned.apply(e);
+    this.overruns.apply(e);
     this.alertFold.apply(e);
     this.alertLedger.read(e);
     this.canaries.apply(e);
@@ -1213,6 +1228,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
    */
   private project(e: KeelEvent): void {
     this.cost.apply(e);
+    this.learned.apply(e);
+    // The first overrun of an agent and model each day: appended as `alert.raised`, delivered
+    // when committed, like every other alert.
+    const overrun = this.overruns.apply(e);
+    if (overrun !== undefined) this.record(alertToEvent(overrun));
     const derived = this.alertFold.apply(e);
     for (let i = 0; i < derived.length; i++) this.record(alertToEvent(derived[i] as Alert));
     this.canaries.apply(e);
@@ -1637,6 +1657,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       stats,
       replay: env.replay,
       emit(event) {
+        // Once the log refused one of its events the workflow has failed: a later event (an agent
+        // cancelled by that failure) would only half-write it.
+        if (appendError !== undefined) return;
         let p: Promise<unknown>;
         try {
           p = append(event);
@@ -1652,6 +1675,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         if (p !== last) p.catch((e: unknown) => onAppendError(e, event.type));
         last = p;
       },
+      committed: () => last,
     };
     const emitFailed = (error: unknown): void => {
       endType = 'workflow.failed';

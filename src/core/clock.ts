@@ -93,7 +93,9 @@ export function simulatedClock(startMs = Date.UTC(2026, 0, 1)): SimulatedClock {
     t.fn();
   };
 
-  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  // Two turns of the check phase: work that promise callbacks queue with `setImmediate` in the
+  // first (an event-log flush a model call waits for: write-ahead) runs before the next timer fires.
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 
   return {
     now: () => now,

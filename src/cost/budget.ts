@@ -7,7 +7,7 @@
  */
 import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../core/clock.js';
-import type { EventPayloads, KeelEvent, Usage } from '../eventlog/events.js';
+import type { EventPayloads, KeelEvent, KeelEventType, Usage } from '../eventlog/events.js';
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from './budget-policy.js';
 import { scopeView, startScopeActors, type BudgetActor, type BudgetScopeState } from './budget-scopes.js';
 import type { DaySpan } from './day.js';
@@ -16,6 +16,26 @@ import type { Pricing } from './pricing.js';
 
 export type { BudgetConfig } from './budget-policy.js';
 export type { BudgetScopeState } from './budget-scopes.js';
+
+/**
+ * The event types {@link BudgetView.restore} reads (from the start of today): charges, alerts, and
+ * the reservations and workflow ends that tell which calls were made but never charged.
+ */
+export const RESTORED_BUDGET_EVENTS: readonly KeelEventType[] = [
+  'cost.incurred',
+  'budget.alert',
+  'cost.reserved',
+  'workflow.completed',
+  'workflow.failed',
+  'workflow.cancelled',
+];
+
+/** A reservation seen in the log and not yet charged (by workflow, then `path#attempt`). */
+interface OpenReservation {
+  usd: number;
+  model: string;
+  taskType: string;
+}
 
 /** What budgets need from the runtime. */
 export interface BudgetDeps {
@@ -80,7 +100,10 @@ export interface BudgetView {
   today(): DaySpan;
   /**
    * Resumes today from the event log on reopen: sums today's `cost.incurred` per scope and marks
-   * thresholds already alerted today (`budget.alert`), so they do not fire again. Call it before
+   * thresholds already alerted today (`budget.alert`), so they do not fire again. A call whose
+   * `cost.reserved` was committed (write-ahead) but whose workflow never ended — the process died
+   * during the call — is charged its reservation, so a restart forgets no call that was made.
+   * Feed it {@link RESTORED_BUDGET_EVENTS} from `today().startMs`, in log order. Call it before
    * the first reservation; it replaces today's spend (idempotent).
    */
   restore(events: Iterable<KeelEvent>): void;
@@ -208,12 +231,30 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       rollDay();
       const spent = new Map<string, number>();
       const alerted = new Map<string, number[]>();
+      const open = new Map<string, Map<string, OpenReservation>>();
+      const charge = (model: string, taskType: string, usd: number): void => {
+        for (const scope of policy.scopesOf(model, taskType)) spent.set(scope, (spent.get(scope) ?? 0) + usd);
+      };
       for (const e of events) {
         if (e.type === 'cost.incurred') {
+          open.get(e.workflowId)?.delete(`${e.payload.path}#${e.payload.attempt}`);
           if (e.ts < span.startMs || e.ts >= span.endMs) continue;
           const { costUsd, model, taskType } = e.payload;
-          for (const scope of policy.scopesOf(model, taskType))
-            spent.set(scope, (spent.get(scope) ?? 0) + costUsd);
+          charge(model, taskType, costUsd);
+        } else if (e.type === 'cost.reserved') {
+          const { attempt, path, estimateUsd, model, taskType } = e.payload;
+          if (attempt === undefined || e.ts < span.startMs || e.ts >= span.endMs) continue;
+          let calls = open.get(e.workflowId);
+          if (calls === undefined) open.set(e.workflowId, (calls = new Map<string, OpenReservation>()));
+          calls.set(`${path}#${attempt}`, { usd: estimateUsd, model, taskType });
+        } else if (
+          e.type === 'workflow.completed' ||
+          e.type === 'workflow.failed' ||
+          e.type === 'workflow.cancelled'
+        ) {
+          // An ended workflow charged every call it made; what it reserved and did not charge was
+          // never called (cancelled before the call, or refused by the log).
+          open.delete(e.workflowId);
         } else if (e.type === 'budget.alert' && e.payload.day === span.day) {
           const { scope, threshold } = e.payload;
           if (!actors.has(scope)) continue;
@@ -222,6 +263,8 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
           alerted.set(scope, list);
         }
       }
+      // Workflows cut off mid-call (a crash, or marked `workflow.interrupted`): charge their reservations.
+      for (const calls of open.values()) for (const r of calls.values()) charge(r.model, r.taskType, r.usd);
       for (const [scope, actor] of actors) {
         actor.send({
           type: 'RESTORE',

@@ -148,3 +148,31 @@ export class BudgetUnavailableError extends KeelError {
 export function isBudgetUnavailableError(e: unknown): e is BudgetUnavailableError {
   return isKeelError(e) && e instanceof BudgetUnavailableError;
 }
+
+/**
+ * A model call was not made because the event log could not record its reservation first (the
+ * database locked past `busyTimeoutMs`, read-only, or full): Keel calls no model whose spend a
+ * restarted budget could not count. Category `log_unavailable`; `cause` is the store's error.
+ */
+export class UnrecordedCallError extends KeelError {
+  /** The failure category the monitors count. */
+  readonly category = 'log_unavailable' as const;
+  constructor(
+    /** The agent whose call was not made. */
+    readonly agent: string,
+    cause: unknown,
+  ) {
+    super(
+      'COST_UNRECORDED_CALL',
+      `agent "${agent}": the model was not called because the event log could not record the call's ` +
+        `reservation first (${cause instanceof Error ? cause.message : String(cause)}). Free the database ` +
+        '(another process holding a write lock, a read-only file or a full disk), or raise busyTimeoutMs.',
+      { cause },
+    );
+  }
+}
+
+/** True when `e` is an {@link UnrecordedCallError}. */
+export function isUnrecordedCallError(e: unknown): e is UnrecordedCallError {
+  return isKeelError(e) && e instanceof UnrecordedCallError;
+}

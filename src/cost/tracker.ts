@@ -109,6 +109,13 @@ export interface CostSummary {
   /** Sum of every reservation made before a call (`cost.reserved`), USD. */
   reservedUsd: number;
   reservations: number;
+  /**
+   * Of `actualUsd`, what was charged from the estimate because no usage was reported (a `run()`
+   * without `usage`, a timeout, a cancelled call: `cost.incurred` marked `estimated`), USD.
+   */
+  unreportedUsd: number;
+  /** Attempts charged that way. */
+  unreportedCalls: number;
   inputTokens: number;
   outputTokens: number;
   byModel: ModelCost[];
@@ -160,6 +167,8 @@ interface Bucket {
   estimatedUsd: number;
   reservedUsd: number;
   reservations: number;
+  unreportedUsd: number;
+  unreportedCalls: number;
   inputTokens: number;
   outputTokens: number;
   byModel: Map<string, Line>;
@@ -175,6 +184,8 @@ const newBucket = (): Bucket => ({
   estimatedUsd: 0,
   reservedUsd: 0,
   reservations: 0,
+  unreportedUsd: 0,
+  unreportedCalls: 0,
   inputTokens: 0,
   outputTokens: 0,
   byModel: new Map(),
@@ -240,6 +251,10 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
     b.actualUsd += costUsd;
     b.calls += 1;
     b.estimatedUsd += p.estimateUsd;
+    if (p.estimated === true) {
+      b.unreportedUsd += costUsd;
+      b.unreportedCalls += 1;
+    }
     b.inputTokens += usage.inputTokens;
     b.outputTokens += usage.outputTokens;
     const m = line(b.byModel, p.model);
@@ -363,6 +378,8 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
       estimatedUsd: b.estimatedUsd,
       reservedUsd: b.reservedUsd,
       reservations: b.reservations,
+      unreportedUsd: b.unreportedUsd,
+      unreportedCalls: b.unreportedCalls,
       inputTokens: b.inputTokens,
       outputTokens: b.outputTokens,
       byModel: byModel.sort(byUsdDesc),

@@ -24,7 +24,9 @@ export type ErrorCategory =
   | 'circuit_open'
   | 'budget_exceeded'
   | 'cancelled'
-  | 'unknown';
+  | 'unknown'
+  /** The event log could not record a call's reservation, so the model was not called. */
+  | 'log_unavailable';
 
 /** All error categories, in a stable order (for reports and metric labels). */
 export const ERROR_CATEGORIES: readonly ErrorCategory[] = [
@@ -40,6 +42,7 @@ export const ERROR_CATEGORIES: readonly ErrorCategory[] = [
   'budget_exceeded',
   'cancelled',
   'unknown',
+  'log_unavailable',
 ];
 
 /** Token usage reported by a provider. */
@@ -169,7 +172,15 @@ export interface EventPayloads {
 
   // ── cost and budget ─────────────────────────────────────────────────────────────────────────
   /** Estimated cost reserved against budgets before a call starts. */
-  'cost.reserved': { path: NodePath; agent: string; model: string; taskType: string; estimateUsd: number };
+  'cost.reserved': {
+    path: NodePath;
+    agent: string;
+    model: string;
+    taskType: string;
+    estimateUsd: number;
+    /** The attempt it was reserved for (absent in logs written before it was recorded). */
+    attempt?: number;
+  };
   /** Actual cost of one attempt, from the provider's reported usage. */
   'cost.incurred': {
     path: NodePath;
@@ -207,6 +218,22 @@ export interface EventPayloads {
     /** The table id the call was priced by instead; absent when it was priced at $0. */
     pricedAs?: string;
     agent: string;
+  };
+  /**
+   * A call cost more than it reserved: the budget may pass its limit by `overrunUsd` (at most what
+   * the calls in flight cost beyond their reservations). `capped` says whether the agent declared
+   * `maxOutputTokens` (then only an input above its estimate can overrun).
+   */
+  'budget.overrun': {
+    path: NodePath;
+    agent: string;
+    model: string;
+    taskType: string;
+    attempt: number;
+    reservedUsd: number;
+    actualUsd: number;
+    overrunUsd: number;
+    capped: boolean;
   };
   /** A call went to a cheaper model because the budget was exhausted (`onExhausted: 'downgrade'`). */
   'budget.downgraded': { path: NodePath; agent: string; fromModel: string; toModel: string; scope: string };
@@ -315,6 +342,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'cost.reserved': 1,
   'cost.incurred': 1,
   'budget.alert': 1,
+  'budget.overrun': 1,
   'budget.downgraded': 1,
   'pricing.unknown_model': 1,
   'cache.hit': 1,
@@ -353,6 +381,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'cost.reserved': 'operational',
   'cost.incurred': 'audit',
   'budget.alert': 'audit',
+  'budget.overrun': 'audit',
   'budget.downgraded': 'audit',
   'pricing.unknown_model': 'operational',
   'cache.hit': 'audit',

@@ -65,6 +65,8 @@ export interface MetricsOptions {
  * - `llm_calls_total{model,task_type}`: model calls (attempts; cache hits excluded)
  * - `llm_latency_seconds{model}`: histogram of an invocation's model time, all attempts
  * - `llm_cost_usd_total{model,task_type}`, `llm_tokens_total{model,type}` (`type` input|output)
+ * - `llm_cost_estimated_usd_total{model,task_type}`: of that cost, what was charged from the
+ *   estimate because no usage was reported (a `run` without usage, a timeout, a cancellation)
  * - `llm_errors_total{task_type,category}`: failed or rejected invocations by root cause
  * - `circuit_breaker_state{breaker}`: 0 closed, 1 open, 2 half-open
  * - `workflow_duration_seconds{workflow}`: histogram by workflow *name*
@@ -229,6 +231,11 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     ['breaker'],
   );
   const costBy = summedCounter('llm_cost_usd_total', 'Actual model cost in USD.', ['model', 'task_type']);
+  const estimatedCostBy = summedCounter(
+    'llm_cost_estimated_usd_total',
+    'Of llm_cost_usd_total, USD charged from the estimate because no usage was reported.',
+    ['model', 'task_type'],
+  );
   const tokensBy = summedCounter('llm_tokens_total', 'Tokens used, by type (input or output).', [
     'model',
     'type',
@@ -359,6 +366,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       case 'cost.incurred': {
         const p = event.payload;
         if (p.costUsd > 0) costBy.get2(p.model, p.taskType).inc(p.costUsd);
+        if (p.estimated === true && p.costUsd > 0) estimatedCostBy.get2(p.model, p.taskType).inc(p.costUsd);
         if (p.usage.inputTokens > 0) tokensBy.get2(p.model, 'input').inc(p.usage.inputTokens);
         if (p.usage.outputTokens > 0) tokensBy.get2(p.model, 'output').inc(p.usage.outputTokens);
         if (limitUsd !== undefined && p.costUsd > 0) {

@@ -56,7 +56,7 @@ const SDK_TIMEOUT_MS = 86_400_000;
  * An OpenAI-compatible chat-completions provider. Sends `request.messages` (or the input as
  * canonical JSON), asks for `response_format: { type: 'json_object' }` when `request.json` is set
  * (adding a one-line system instruction when no message mentions JSON, as OpenAI requires), caps
- * output with `max_tokens`, and reads `confidence` from a JSON answer when present.
+ * output with `max_completion_tokens`, and reads `confidence` from a JSON answer when present.
  *
  * Failures are classified by Keel's one classifier (`classifyError`): 429 is `rate_limited` with
  * `retryAfterMs` from `retry-after-ms` / `retry-after`; 408 `timeout`; 5xx and connection failures
@@ -98,7 +98,9 @@ export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvide
           model: request.model,
           messages: toMessages(request),
           ...(request.json ? { response_format: { type: 'json_object' as const } } : {}),
-          ...(request.maxOutputTokens !== undefined ? { max_tokens: request.maxOutputTokens } : {}),
+          ...(request.maxOutputTokens !== undefined
+            ? { max_completion_tokens: request.maxOutputTokens }
+            : {}),
           ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
         },
         { signal },

@@ -237,7 +237,8 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
     if (outcome === 'ok' || outcome === 'malformed_output') {
       const usage: Usage = {
         inputTokens: tokens(p.usage.input, zIn),
-        outputTokens: tokens(p.usage.output, zOut),
+        // A capped request never reports more output than its cap, as real providers stop there.
+        outputTokens: capped(tokens(p.usage.output, zOut), request.maxOutputTokens),
       };
       if (outcome === 'ok') response = succeed(request, p, callSeed, inputText, zConfidence, usage);
       else
@@ -433,4 +434,9 @@ function checkFault(f: FaultWindow, where: string): CheckedFault {
     retryAfterMs: f.retryAfterMs,
     extraLatencyMs,
   };
+}
+
+/** `tokens`, at most `cap` when a cap is given. */
+function capped(tokens: number, cap: number | undefined): number {
+  return cap !== undefined && cap >= 0 && tokens > cap ? Math.floor(cap) : tokens;
 }

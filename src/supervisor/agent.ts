@@ -35,6 +35,11 @@ export interface AgentContext {
   clock: Clock;
   /** Seeded per (workflow, path, attempt): the same run draws the same numbers. */
   rng: Random;
+  /**
+   * The agent's `maxOutputTokens`: pass it to the provider as its output cap (AI SDK
+   * `maxOutputTokens`, OpenAI `max_completion_tokens`). Absent when the agent declares none.
+   */
+  maxOutputTokens?: number;
 }
 
 /** Retry policy. */
@@ -135,6 +140,26 @@ export interface AgentConfig<I, O> {
   cache?: CachePolicy<I>;
   /** Expected usage per call, used to reserve budget before the call (default 1000 in / 500 out). */
   estimate?: Usage;
+  /**
+   * Most output tokens one call may produce (an integer >= 1). `run` receives it as
+   * `context.maxOutputTokens` and must pass it to the provider as its output cap (`llmAgent` does).
+   * With a cap, a call reserves its worst case — the input estimate (see `estimateInputTokens`)
+   * plus this many output tokens, priced — so a budget's daily limit cannot be passed.
+   * Default: no cap (the reservation is the `estimate`, raised by what the agent really spent).
+   */
+  maxOutputTokens?: number;
+  /**
+   * Input tokens of one call's request, from the input (used with `maxOutputTokens`). Default:
+   * `estimateTokens(input)` — the input serialized as JSON, one token per 4 characters, rounded up
+   * — or `estimate.inputTokens` when that is larger.
+   */
+  estimateInputTokens?(input: I): number;
+  /**
+   * What a `run` that resolves without `usage` costs (default `estimate`): `estimate` charges the
+   * call's reservation and marks the cost `estimated` in the log; `fail` charges it too and fails
+   * the attempt with `malformed_output` (for agents that must always report usage).
+   */
+  onMissingUsage?: 'estimate' | 'fail';
   /** A zod schema (or anything with `safeParse`): an invalid output fails with `validation_error`. */
   schema?: SchemaLike<O>;
   /** Extra validation after the schema: `true` accepts; a string or `{ category, message }` rejects. */
@@ -176,6 +201,20 @@ export function isAgentError(e: unknown): e is AgentError {
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** True for a usage with finite token counts >= 0 (what a provider may report). */
+export function isUsage(u: unknown): u is Usage {
+  if (typeof u !== 'object' || u === null) return false;
+  const { inputTokens, outputTokens } = u as { inputTokens?: unknown; outputTokens?: unknown };
+  return (
+    typeof inputTokens === 'number' &&
+    typeof outputTokens === 'number' &&
+    inputTokens >= 0 &&
+    outputTokens >= 0 &&
+    Number.isFinite(inputTokens) &&
+    Number.isFinite(outputTokens)
+  );
+}
 
 /**
  * Defines an agent.
@@ -229,6 +268,33 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
   ] as const) {
     if (typeof value === 'string') assertWellFormed(`${where}.${field}`, value);
   }
+  if (
+    config.maxOutputTokens !== undefined &&
+    !(Number.isSafeInteger(config.maxOutputTokens) && config.maxOutputTokens >= 1)
+  )
+    throw new ConfigError(
+      `${where}.maxOutputTokens`,
+      `must be an integer number of tokens >= 1 (e.g. 1024), got ${String(config.maxOutputTokens)}`,
+    );
+  if (config.estimateInputTokens !== undefined && typeof config.estimateInputTokens !== 'function')
+    throw new ConfigError(
+      `${where}.estimateInputTokens`,
+      'must be a function from the input to a number of tokens, e.g. (input) => estimateTokens(input.text)',
+    );
+  if (
+    config.onMissingUsage !== undefined &&
+    config.onMissingUsage !== 'estimate' &&
+    config.onMissingUsage !== 'fail'
+  )
+    throw new ConfigError(
+      `${where}.onMissingUsage`,
+      `must be 'estimate' or 'fail', got ${JSON.stringify(config.onMissingUsage) ?? String(config.onMissingUsage)}`,
+    );
+  if (config.estimate !== undefined && !isUsage(config.estimate))
+    throw new ConfigError(
+      `${where}.estimate`,
+      'must be { inputTokens, outputTokens } with finite numbers >= 0, e.g. { inputTokens: 1000, outputTokens: 500 }',
+    );
   return Object.freeze({
     ...config,
     kind: 'agent' as const,

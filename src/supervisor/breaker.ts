@@ -34,6 +34,8 @@ export const BREAKER_IGNORED_CATEGORIES: readonly ErrorCategory[] = Object.freez
   'budget_exceeded',
   'cancelled',
   'circuit_open',
+  // the event log could not record the call's reservation: the model was never called
+  'log_unavailable',
 ]);
 
 /** Failure categories a breaker counts unless `countOn` says otherwise: all but the ignored ones. */

@@ -14,11 +14,13 @@ import {
 } from '../../machines/agent.machine.js';
 import type { Clock } from '../core/clock.js';
 import { hashSeed, seededRandom, type Random } from '../core/random.js';
-import type { ErrorCategory, Usage } from '../eventlog/events.js';
+import { ERROR_CATEGORIES, type ErrorCategory, type Usage } from '../eventlog/events.js';
+import { estimateTokens } from '../cost/estimate.js';
+import { UnrecordedCallError } from '../cost/errors.js';
 import { classifyError } from '../providers/classify.js';
 import { ProviderError } from '../providers/types.js';
 import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from './agent-driver.js';
-import type { Agent, AgentContext, AgentOutput, CachePolicy } from './agent.js';
+import { isUsage, type Agent, type AgentContext, type AgentOutput, type CachePolicy } from './agent.js';
 import {
   AgentFailedError,
   AgentTimeoutError,
@@ -50,6 +52,42 @@ const DEFAULT_ESTIMATE: Usage = Object.freeze({ inputTokens: 1000, outputTokens:
 const START: AgentMachineEvent = Object.freeze({ type: 'START' });
 /** The CANCEL reason of an invocation whose subscriber went away. */
 const UNSUBSCRIBED = new WorkflowCancelledError('unsubscribed').message;
+/** Money comparisons tolerate float drift of one nano-dollar (as the budget machine does). */
+const USD_EPSILON = 1e-9;
+const PASS: AgentMachineEvent = Object.freeze({ type: 'GATE.PASS' });
+
+/** A message for any thrown value, even one whose `message` or JSON form throws. */
+function safeMessage(e: unknown): string {
+  try {
+    return messageOf(e);
+  } catch {
+    return Object.prototype.toString.call(e);
+  }
+}
+
+/** A short, safe description of what `run()` resolved with, for an error message. */
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'string') return 'a string';
+  return typeof v === 'number' || typeof v === 'boolean' ? String(v) : typeof v;
+}
+
+/**
+ * What is wrong with a `run()` answer (its shape, `model`, `confidence`; usage is judged apart),
+ * or undefined when it can be used.
+ */
+function outputProblem(out: unknown): string | undefined {
+  if (typeof out !== 'object' || out === null || Array.isArray(out))
+    return `run() resolved ${describeValue(out)}; it must resolve { value, confidence?, usage?, model? }`;
+  const { model, confidence } = out as { model?: unknown; confidence?: unknown };
+  if (model !== undefined && (typeof model !== 'string' || model.length === 0))
+    return `run() answered model ${describeValue(model)}; "model" must be the id of the model that answered, or left out`;
+  if (confidence !== undefined && !(typeof confidence === 'number' && confidence >= 0 && confidence <= 1))
+    return `run() answered confidence ${describeValue(confidence)}; "confidence" must be a number in [0, 1], or left out`;
+  return undefined;
+}
 
 /** Estimated cost of one call of `agent`, USD (0 when the model has no price). */
 export function estimateUsd(ctx: NodeContext, agent: AnyAgent): number {
@@ -91,11 +129,25 @@ function validate(
     v = parsed.data;
   }
   if (agent.validate) {
-    const verdict = agent.validate(v);
+    let verdict: ReturnType<NonNullable<AnyAgent['validate']>>;
+    try {
+      verdict = agent.validate(v);
+    } catch (e) {
+      return {
+        ok: false,
+        category: 'validation_error',
+        message: `validate() threw (${safeMessage(e)}); make it return a string or { category, message } to reject an output`,
+      };
+    }
     if (verdict !== true) {
-      return typeof verdict === 'string'
-        ? { ok: false, category: 'validation_error', message: verdict }
-        : { ok: false, category: verdict.category, message: verdict.message };
+      if (typeof verdict === 'string') return { ok: false, category: 'validation_error', message: verdict };
+      if (typeof verdict === 'object' && verdict !== null && ERROR_CATEGORIES.includes(verdict.category))
+        return { ok: false, category: verdict.category, message: String(verdict.message) };
+      return {
+        ok: false,
+        category: 'validation_error',
+        message: `validate() returned ${describeValue(verdict)}; return true, a string or { category, message }`,
+      };
     }
   }
   return { ok: true, value: v };
@@ -525,6 +577,10 @@ class AgentCall implements AgentListener, Cancellable {
   private permit: PermitLike | undefined;
   private reservation: ReservationLike | undefined;
   private estimate = 0;
+  /** Why the last answer could not be priced (set by `emitCost` when it returns false). */
+  private pricingFailure = '';
+  /** With `maxOutputTokens`: the worst-case usage of one call (computed once). */
+  private worst: Usage | undefined;
   /** The attempt in flight; cleared when its outcome arrives or it is abandoned. */
   private attempt: AttemptSignal | undefined;
   private handledState = '';
@@ -599,7 +655,7 @@ class AgentCall implements AgentListener, Cancellable {
     if (previous === 'calling' && this.attempt) {
       this.attempt.abort(state === 'cancelled' ? 'cancelled' : 'timeout');
       this.attempt = undefined;
-      this.settleAbandoned(attempt);
+      this.chargeEstimate(attempt);
       if (state !== 'cancelled') {
         this.permit?.failure('timeout');
         this.permit = undefined;
@@ -616,7 +672,7 @@ class AgentCall implements AgentListener, Cancellable {
     }
     switch (state) {
       case 'gated':
-        this.gate();
+        this.gate(attempt + 1);
         return;
       case 'calling':
         this.call(attempt);
@@ -654,17 +710,31 @@ class AgentCall implements AgentListener, Cancellable {
     this.ctx.scope.emit(event);
   }
 
-  private emitCost(attempt: number, usage: Usage, answeredModel: string): void {
+  /**
+   * Charges attempt `attempt` its reported `usage` priced on `answeredModel`. Returns false when
+   * the usage cannot be priced (the attempt's estimate is charged instead, marked `estimated`).
+   * A charge above what the attempt reserved is a `budget.overrun`.
+   */
+  private emitCost(attempt: number, usage: Usage, answeredModel: string): boolean {
     const { scope, path } = this.ctx;
-    const usd = scope.services.priceCall(this.model, answeredModel, usage, this.agent.name);
+    let usd: number;
+    try {
+      usd = scope.services.priceCall(this.model, answeredModel, usage, this.agent.name);
+      if (!(usd >= 0) || !Number.isFinite(usd)) throw new RangeError(`the price came out as ${usd}`);
+    } catch (e) {
+      this.pricingFailure = `the answer of model "${answeredModel}" could not be priced (${safeMessage(e)}); add the model to the pricing table`;
+      this.chargeEstimate(attempt, answeredModel);
+      return false;
+    }
     this.costUsd += usd;
     scope.stats.costUsd += usd;
     this.usageTotal = {
       inputTokens: this.usageTotal.inputTokens + usage.inputTokens,
       outputTokens: this.usageTotal.outputTokens + usage.outputTokens,
     };
-    this.reservation?.settle(usd);
+    const reservation = this.reservation;
     this.reservation = undefined;
+    reservation?.settle(usd);
     this.emit({
       ts: this.now(),
       workflowId: scope.workflowId,
@@ -680,14 +750,37 @@ class AgentCall implements AgentListener, Cancellable {
         estimateUsd: this.estimate,
       },
     });
+    if (reservation !== undefined && usd > this.estimate + USD_EPSILON) {
+      this.emit({
+        ts: this.now(),
+        workflowId: scope.workflowId,
+        type: 'budget.overrun',
+        payload: {
+          path,
+          agent: this.agent.name,
+          model: answeredModel,
+          taskType: this.agent.taskType,
+          attempt,
+          reservedUsd: this.estimate,
+          actualUsd: usd,
+          overrunUsd: usd - this.estimate,
+          capped: this.agent.maxOutputTokens !== undefined,
+        },
+      });
+    }
+    return true;
   }
 
-  /** The attempt ended without reported usage (timeout, cancel): charge its estimate, in the log too. */
-  private settleAbandoned(attempt: number): void {
-    // Budgets restore from `cost.incurred`, so the spend survives a restart.
+  /**
+   * Charges attempt `attempt` its reservation (its estimate), marked `estimated` in the log: the
+   * attempt ended without usable usage (timed out, cancelled, none or a malformed one reported,
+   * or unpriceable). Budgets restore from `cost.incurred`, so the spend survives a restart.
+   */
+  private chargeEstimate(attempt: number, model: string = this.model): void {
     const usd = this.estimate;
-    this.reservation?.settle(usd);
+    const reservation = this.reservation;
     this.reservation = undefined;
+    reservation?.settle(usd);
     if (usd <= 0) return;
     const { scope, path } = this.ctx;
     this.costUsd += usd;
@@ -699,7 +792,7 @@ class AgentCall implements AgentListener, Cancellable {
       payload: {
         path,
         agent: this.agent.name,
-        model: this.model,
+        model,
         taskType: this.agent.taskType,
         attempt,
         usage: ZERO_USAGE,
@@ -719,6 +812,8 @@ class AgentCall implements AgentListener, Cancellable {
     // breaker probe slot or a budget reservation: a held probe would leave the breaker half-open.
     this.permit?.release();
     this.permit = undefined;
+    this.reservation?.release();
+    this.reservation = undefined;
     const latencyMs = this.now() - this.startedAt;
     const c = snap.context;
     const lastResult = this.lastResult;
@@ -806,8 +901,8 @@ class AgentCall implements AgentListener, Cancellable {
     else outcome.reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
   }
 
-  /** Applies a budget's answer; false when it refused (the machine was told). */
-  private admitted(r: ReserveLikeResult, t: number): boolean {
+  /** Applies a budget's answer for attempt `attempt`; false when it refused (the machine was told). */
+  private admitted(r: ReserveLikeResult, t: number, attempt: number): boolean {
     const { agent, ctx } = this;
     if (!r.ok) {
       this.rejection = r.error;
@@ -843,12 +938,13 @@ class AgentCall implements AgentListener, Cancellable {
         model: this.model,
         taskType: agent.taskType,
         estimateUsd: this.estimate,
+        attempt,
       },
     });
     return true;
   }
 
-  private gate(): void {
+  private gate(attempt: number): void {
     const { agent, ctx, driver } = this;
     const { scope, path } = ctx;
     const { services } = scope;
@@ -880,13 +976,26 @@ class AgentCall implements AgentListener, Cancellable {
         return;
       }
     }
-    this.estimate = services.price(agent.model, agent.estimate ?? DEFAULT_ESTIMATE);
+    let usage: Usage;
+    try {
+      usage = this.expectedUsage();
+      this.estimate = this.reservationUsd(usage);
+    } catch (e) {
+      this.permit?.release();
+      this.permit = undefined;
+      driver.send({
+        type: 'GATE.REJECT',
+        category: 'validation_error',
+        reason: `agent "${agent.name}": the call's cost could not be estimated before it was made (${safeMessage(e)}); fix estimateInputTokens, estimate or the pricing table`,
+      });
+      return;
+    }
     if (services.budgets && !scope.replay) {
       const r = services.budgets.reserve({
         model: agent.model,
         taskType: agent.taskType,
         estimateUsd: this.estimate,
-        usage: agent.estimate ?? DEFAULT_ESTIMATE,
+        usage,
       });
       if (isPromise(r)) {
         // A budget shared across processes answers asynchronously; the machine waits in `gated`.
@@ -899,7 +1008,7 @@ class AgentCall implements AgentListener, Cancellable {
               this.permit = undefined;
               return;
             }
-            if (this.admitted(result, this.now())) driver.send({ type: 'GATE.PASS' });
+            if (this.admitted(result, this.now(), attempt)) this.passWhenRecorded();
           },
           (e: unknown) => {
             if (driver.getSnapshot().value !== 'gated') return;
@@ -911,9 +1020,70 @@ class AgentCall implements AgentListener, Cancellable {
         );
         return;
       }
-      if (!this.admitted(r, t)) return;
+      if (!this.admitted(r, t, attempt)) return;
     }
-    driver.send({ type: 'GATE.PASS' });
+    this.passWhenRecorded();
+  }
+
+  /**
+   * Usage a call is expected to reach: with `maxOutputTokens`, the worst case — the request's
+   * input estimate plus the cap (computed once per invocation); without, the agent's `estimate`.
+   */
+  private expectedUsage(): Usage {
+    const { agent } = this;
+    if (agent.maxOutputTokens === undefined) return agent.estimate ?? DEFAULT_ESTIMATE;
+    if (this.worst !== undefined) return this.worst;
+    const counted = agent.estimateInputTokens
+      ? (agent.estimateInputTokens as (input: unknown) => unknown)(this.input)
+      : estimateTokens(this.input);
+    if (typeof counted !== 'number' || !(counted >= 0) || !Number.isFinite(counted))
+      throw new TypeError(
+        `estimateInputTokens returned ${describeValue(counted)}; return a finite number of tokens >= 0`,
+      );
+    const inputTokens = Math.max(Math.ceil(counted), agent.estimate?.inputTokens ?? 0);
+    this.worst = { inputTokens, outputTokens: agent.maxOutputTokens };
+    return this.worst;
+  }
+
+  /** The amount one call reserves, USD: its usage priced, raised to what the agent really spends (no cap). */
+  private reservationUsd(usage: Usage): number {
+    const { agent, ctx } = this;
+    const { services, replay } = ctx.scope;
+    const usd = services.price(agent.model, usage);
+    if (agent.maxOutputTokens !== undefined || services.learned === undefined || replay) return usd;
+    return services.learned.reserveUsd(agent.name, agent.model, usd);
+  }
+
+  /**
+   * Write-ahead: a call that can cost money starts only once everything emitted before it (its
+   * `cost.reserved`, or its `agent.invoked`) is committed. If the log cannot commit it, the model
+   * is not called: the attempt is refused with `log_unavailable` and its holds are returned.
+   */
+  private passWhenRecorded(): void {
+    const { scope } = this.ctx;
+    const committed = this.estimate > 0 && !scope.replay ? scope.committed?.() : undefined;
+    if (committed === undefined) {
+      this.driver.send(PASS);
+      return;
+    }
+    committed.then(
+      () => {
+        if (this.driver.getSnapshot().value === 'gated') this.driver.send(PASS);
+      },
+      (e: unknown) => {
+        if (this.driver.getSnapshot().value !== 'gated') return;
+        this.permit?.release();
+        this.permit = undefined;
+        this.reservation?.release();
+        this.reservation = undefined;
+        this.rejection = new UnrecordedCallError(this.agent.name, e);
+        this.driver.send({
+          type: 'GATE.REJECT',
+          category: 'log_unavailable',
+          reason: this.rejection.message,
+        });
+      },
+    );
   }
 
   private call(attempt: number): void {
@@ -947,25 +1117,52 @@ class AgentCall implements AgentListener, Cancellable {
       get rng(): Random {
         return (rng ??= seededRandom(`${seed}:${attempt}`));
       },
+      maxOutputTokens: this.agent.maxOutputTokens,
     };
   }
 
-  private answered(signal: AttemptSignal, attempt: number, out: AgentOutput<unknown>): void {
+  /** `run` resolved: whatever it resolved with, the attempt ends (never a throw out of here). */
+  private answered(signal: AttemptSignal, attempt: number, out: unknown): void {
     if (this.attempt !== signal || signal.reason !== undefined) return; // timed out, cancelled or finished
     this.attempt = undefined;
-    const answered = out.model ?? this.model;
-    this.emitCost(attempt, out.usage ?? ZERO_USAGE, answered);
-    const verdict = validate(this.agent, out.value);
+    try {
+      this.judge(attempt, out);
+    } catch (e) {
+      this.crashed(attempt, e);
+    }
+  }
+
+  /** Charges and checks one answer, then tells the machine how the attempt went. */
+  private judge(attempt: number, out: unknown): void {
+    const problem = outputProblem(out);
+    const answer = (problem === undefined ? out : {}) as AgentOutput<unknown>;
+    const answered = answer.model ?? this.model;
+    const reported = problem === undefined ? answer.usage : (out as { usage?: unknown } | null)?.usage;
+    let failure: string | undefined = problem;
+    if (reported === undefined) {
+      this.chargeEstimate(attempt, answered);
+      if (failure === undefined && this.agent.onMissingUsage === 'fail')
+        failure = `run() reported no usage, and the agent has onMissingUsage: 'fail'; return usage: { inputTokens, outputTokens } from run() (it was charged its reservation, $${this.estimate.toFixed(6)})`;
+    } else if (!isUsage(reported)) {
+      this.chargeEstimate(attempt, answered);
+      failure ??= `run() reported usage ${safeJson(reported)}; "usage" must be { inputTokens, outputTokens } with finite numbers >= 0`;
+    } else if (!this.emitCost(attempt, reported, answered)) {
+      failure ??= this.pricingFailure;
+    }
+    if (failure !== undefined) {
+      this.lastOutput = problem === undefined ? answer.value : undefined;
+      this.failAttempt('malformed_output', failure);
+      return;
+    }
+    const verdict = validate(this.agent, answer.value);
     if (!verdict.ok) {
-      this.lastOutput = out.value;
-      this.permit?.release();
-      this.permit = undefined;
-      this.driver.send({ type: 'CALL.FAILED', category: verdict.category, message: verdict.message });
+      this.lastOutput = answer.value;
+      this.failAttempt(verdict.category, verdict.message);
       return;
     }
     this.lastResult = {
       value: verdict.value,
-      ...(out.confidence !== undefined ? { confidence: out.confidence } : {}),
+      ...(answer.confidence !== undefined ? { confidence: answer.confidence } : {}),
       model: answered,
     };
     this.permit?.success();
@@ -973,31 +1170,87 @@ class AgentCall implements AgentListener, Cancellable {
     this.driver.send({ type: 'CALL.SUCCEEDED' });
   }
 
+  /** The output was unusable: the attempt fails (not counted against the breaker: the dependency answered). */
+  private failAttempt(category: ErrorCategory, message: string): void {
+    this.permit?.release();
+    this.permit = undefined;
+    this.driver.send({ type: 'CALL.FAILED', category, message });
+  }
+
+  /** `run` rejected (or threw): the attempt fails with the error's category. */
   private threw(signal: AttemptSignal, attempt: number, e: unknown): void {
     if (this.attempt !== signal || signal.reason !== undefined) return;
     this.attempt = undefined;
-    const f = classifyError(e, this.now());
-    this.emitCost(attempt, f.usage ?? ZERO_USAGE, this.model);
-    this.permit?.failure(f.category);
-    this.permit = undefined;
-    this.driver.send({
-      type: 'CALL.FAILED',
-      category: f.category,
-      message: f.message,
-      ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
-    });
+    try {
+      const f = classifyError(e, this.now());
+      if (f.usage === undefined) this.emitCost(attempt, ZERO_USAGE, this.model);
+      else if (!isUsage(f.usage)) this.chargeEstimate(attempt);
+      else this.emitCost(attempt, f.usage, this.model);
+      this.permit?.failure(f.category);
+      this.permit = undefined;
+      this.driver.send({
+        type: 'CALL.FAILED',
+        category: f.category,
+        message: f.message,
+        ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+      });
+    } catch (error) {
+      this.crashed(attempt, error);
+    }
+  }
+
+  /**
+   * Last resort: handling an attempt's outcome threw (a hostile error object, an output the log
+   * cannot take). Returns the holds and fails the invocation; never throws.
+   */
+  private crashed(attempt: number, error: unknown): void {
+    const message = `agent "${this.agent.name}": its answer could not be handled (${safeMessage(error)})`;
+    try {
+      if (this.reservation !== undefined) this.chargeEstimate(attempt);
+    } catch {
+      this.reservation = undefined;
+    }
+    try {
+      this.permit?.release();
+      this.permit = undefined;
+      if (this.driver.getSnapshot().value === 'calling') {
+        this.driver.send({ type: 'CALL.FAILED', category: 'malformed_output', message });
+        return;
+      }
+    } catch {
+      // the machine itself failed: settle the invocation below
+    }
+    this.outcome.reject(
+      new AgentFailedError('malformed_output', message, {
+        agent: this.agent.name,
+        path: this.ctx.path,
+        attempts: attempt,
+        cause: error,
+      }),
+    );
   }
 }
 
-/** Calls the agent's `run`; a synchronous throw becomes a rejection. */
+/** JSON of a reported value for an error message (its type when it has none). */
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? describeValue(v);
+  } catch {
+    return describeValue(v);
+  }
+}
+
+/**
+ * Calls the agent's `run`: a synchronous throw becomes a rejection, and a value that is not a
+ * promise is taken as the answer.
+ */
 function runAgent(agent: AnyAgent, input: unknown, context: AgentContext): Promise<AgentOutput<unknown>> {
   try {
-    return (agent.run as (input: unknown, context: AgentContext) => Promise<AgentOutput<unknown>>)(
-      input,
-      context,
+    return Promise.resolve(
+      (agent.run as (input: unknown, context: AgentContext) => Promise<AgentOutput<unknown>>)(input, context),
     );
   } catch (e) {
-    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    return Promise.reject(e instanceof Error ? e : new Error(safeMessage(e)));
   }
 }
 

@@ -134,6 +134,11 @@ export interface Services {
    * else by the requested one; never throws for an unknown model id (see `createCallPricer`).
    */
   priceCall(requestedModel: string, answeredModel: string, usage: Usage, agent: string): number;
+  /**
+   * What a call without an output cap reserves, learned from what the agent really spent on the
+   * model (`src/cost/reservations.ts`); absent: the static estimate.
+   */
+  learned?: { reserveUsd(agent: string, model: string, estimateUsd: number): number };
   /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
   seed: string;
   /** The runtime's canary judgements, by node path. */
@@ -146,6 +151,12 @@ export interface WorkflowScope {
   readonly services: Services;
   /** Records an event for the log (committed in order, group-committed). */
   emit(event: NewEvent): void;
+  /**
+   * Settles once every event emitted so far is committed; rejects when the log refused one
+   * (locked, read-only, full). A model call that costs money waits for it (write-ahead).
+   * Absent: calls do not wait.
+   */
+  committed?(): Promise<unknown>;
   /** Totals the workflow result reports. */
   readonly stats: { costUsd: number; agentsCalled: number };
   /** Set while replaying: outcomes come from the log, and no model is called. */

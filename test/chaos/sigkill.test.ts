@@ -102,9 +102,19 @@ describe('chaos: SIGKILL of a process running workflows', () => {
     );
     const midnight = new Date();
     midnight.setUTCHours(0, 0, 0, 0);
-    const spentToday = store
-      .query({ type: 'cost.incurred', fromTs: midnight.getTime() })
-      .reduce((sum, e) => sum + (e.type === 'cost.incurred' ? e.payload.costUsd : 0), 0);
+    const today = store.query({ type: ['cost.incurred', 'cost.reserved'], fromTs: midnight.getTime() });
+    // What a restarted budget counts: every charge, and the committed reservation of each call cut
+    // off by the kill (its workflow never ended: the call was made, its cost never recorded).
+    const cutOff = new Map<string, number>();
+    for (const e of today) {
+      if (!health.open.includes(e.workflowId)) continue;
+      if (e.type === 'cost.reserved' && e.payload.attempt !== undefined)
+        cutOff.set(`${e.workflowId}|${e.payload.path}#${e.payload.attempt}`, e.payload.estimateUsd);
+      if (e.type === 'cost.incurred') cutOff.delete(`${e.workflowId}|${e.payload.path}#${e.payload.attempt}`);
+    }
+    const spentToday =
+      today.reduce((sum, e) => sum + (e.type === 'cost.incurred' ? e.payload.costUsd : 0), 0) +
+      [...cutOff.values()].reduce((a, b) => a + b, 0);
     await store.close();
 
     // Restart on the same file, with room for one more cent today.

@@ -495,6 +495,17 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
     estimated: true,
   },
   'budget.alert': { scope: 'daily', threshold: 0.8, spentUsd: 80.01, limitUsd: 100, day: '2026-01-01' },
+  'budget.overrun': {
+    path: 'p',
+    agent: 'a',
+    model: 'gpt-4',
+    taskType: 't',
+    attempt: 1,
+    reservedUsd: 0.06,
+    actualUsd: 0.6,
+    overrunUsd: 0.54,
+    capped: false,
+  },
   'budget.downgraded': {
     path: 'p',
     agent: 'a',

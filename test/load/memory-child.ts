@@ -82,6 +82,8 @@ async function runMany(count: number, sample: boolean): Promise<void> {
     sampling = sample && i % 20 === 0;
     if (sampling) refs.push(new WeakRef(input));
     const p = rt.run(invoice, input);
+    // A priced call starts once its reservation is committed (write-ahead): let that happen.
+    await clock.flush();
     // Retry backoffs are timers on the simulated clock: let them fire.
     for (let k = 0; k < 20 && clock.pendingTimers() > 0; k++) await clock.advanceAsync(50);
     await p.catch(() => failed++);

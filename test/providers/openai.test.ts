@@ -98,7 +98,7 @@ describe('openaiCompatible provider', () => {
     expect(req?.path).toBe('/v1/chat/completions');
     expect(req?.headers.authorization).toBe('Bearer sk-test');
     expect(req?.headers['x-team']).toBe('billing');
-    expect(req?.body).toMatchObject({ model: 'gpt-4', max_tokens: 100 });
+    expect(req?.body).toMatchObject({ model: 'gpt-4', max_completion_tokens: 100 });
     expect(req?.body.response_format).toBeUndefined();
   });
 

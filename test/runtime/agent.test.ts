@@ -288,6 +288,8 @@ describe('breaker probes and cancellation', () => {
     await clock.advanceAsync(500);
     await expect(next).resolves.toMatchObject({ value: 'ok' });
     expect(rt.breaker('shared')?.state()).toBe('closed');
-    expect(probeCalls).toBe(4);
+    // 3: the probe of par(guarded, guarded) was cancelled before its call (the call waits for its
+    // reservation to commit, and the refused sibling failed the par first)
+    expect(probeCalls).toBe(3);
   });
 });

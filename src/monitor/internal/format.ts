@@ -70,6 +70,7 @@ export const CATEGORY_LABELS: { readonly [K in ErrorCategory]: string } = {
   budget_exceeded: 'Budget exceeded',
   cancelled: 'Cancelled',
   unknown: 'Unknown',
+  log_unavailable: 'Event log unavailable',
 };
 
 /**

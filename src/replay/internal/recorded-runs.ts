@@ -168,6 +168,7 @@ const IGNORED = new Set<string>([
   'agent.timed_out',
   'cost.reserved',
   'budget.alert',
+  'budget.overrun',
   'budget.downgraded',
   'pricing.unknown_model',
   'breaker.transitioned',
