@@ -3,7 +3,7 @@
  * cache holds raw, unredacted outputs). Internal to `src/cache`.
  */
 import Database from 'better-sqlite3';
-import { KEEL_APPLICATION_ID, createPrivateFile, resolveFileMode } from '../core/files.js';
+import { KEEL_APPLICATION_ID, createPrivateFile, enableWal, resolveFileMode } from '../core/files.js';
 import type { CacheTier, StoredEntry } from './entry.js';
 import {
   CacheError,
@@ -82,7 +82,7 @@ export function openSqliteTier(path: string, options: { fileMode?: number } = {}
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new CacheSchemaVersionError(path, version, SCHEMA_VERSION);
     if (found.length === 0 || appId !== KEEL_APPLICATION_ID) {
-      db.pragma('journal_mode = WAL');
+      enableWal(db);
       db.transaction(() => {
         const now = tables();
         if (now.length > 0 && !now.includes('keel_cache')) throw new CacheForeignDatabaseError(path, now);

@@ -59,3 +59,31 @@ export function createPrivateFile(path: string, mode: number, field = 'path'): b
   }
   return true;
 }
+
+/** The part of a better-sqlite3 connection {@link enableWal} uses. */
+interface PragmaConnection {
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+}
+
+/** Attempts {@link enableWal} makes before it gives up (about 5 s of waits in all). */
+const WAL_ATTEMPTS = 50;
+
+/**
+ * Switches a connection's file to WAL journaling. Several processes opening one new file at once
+ * can get SQLITE_BUSY from the switch at once, without SQLite's busy handler being consulted (it
+ * needs the exclusive lock another process is about to take): the switch is retried a bounded number
+ * of times, with short waits, and the last error is thrown when it never succeeds.
+ */
+export function enableWal(db: PragmaConnection): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || attempt >= WAL_ATTEMPTS) throw e;
+      // A synchronous wait, as SQLite's own busy handler does: opening is synchronous.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(200, 5 * attempt));
+    }
+  }
+}

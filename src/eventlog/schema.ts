@@ -113,8 +113,16 @@ export function readApplicationId(db: Database.Database): number {
 export type LogFileKind =
   { kind: 'empty' } | { kind: 'keel'; version: number; stamped: boolean } | { kind: 'foreign'; why: string };
 
-/** Classifies an open database (reads only; see {@link LogFileKind}). */
+/**
+ * Classifies an open database (reads only; see {@link LogFileKind}). The reads share one read
+ * transaction: read one by one, a process creating the file between them would show its tables
+ * beside the version read before it committed, and look like a foreign file.
+ */
 export function classifyLog(db: Database.Database): LogFileKind {
+  return db.inTransaction ? classifySnapshot(db) : db.transaction(classifySnapshot)(db);
+}
+
+function classifySnapshot(db: Database.Database): LogFileKind {
   const appId = readApplicationId(db);
   const version = readSchemaVersion(db);
   const objects = db

@@ -7,7 +7,7 @@ import nodePath from 'node:path';
 import Database from 'better-sqlite3';
 import { realClock, type Clock } from '../core/clock.js';
 import { ConfigError, isKeelError } from '../core/errors.js';
-import { createPrivateFile, resolveFileMode } from '../core/files.js';
+import { createPrivateFile, enableWal, resolveFileMode } from '../core/files.js';
 import { ANCHOR_CLOCK_SKEW_MS, ChainVerifier, isoTime, latestAnchors } from './chain.js';
 import { checkFilter } from './filter.js';
 import type { ChainLookup, ChainRow } from './chain.js';
@@ -202,7 +202,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
     // Nothing is written before the file is known to be new or Keel's: a foreign file stays as it was.
     const kind = checkKind(db, o.path);
     if (readOnlyReason === undefined) {
-      if (!memory) db.pragma('journal_mode = WAL');
+      if (!memory) enableWal(db);
       db.pragma(`synchronous = ${o.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
       if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`);
       maintain(db, o, kind);
