@@ -892,13 +892,14 @@ class AgentCall implements AgentListener, Cancellable {
       });
     }
     const details = { agent: agent.name, path, attempts };
+    // The agent's name once: an agent's own error often starts with it already.
+    const named = message.startsWith(`${agent.name}: `) ? message : `${agent.name}: ${message}`;
     if (snap.value === 'rejected' && this.rejection) outcome.reject(this.rejection);
     else if (snap.value === 'cancelled') outcome.reject(new WorkflowCancelledError(message));
-    else if (category === 'timeout')
-      outcome.reject(new AgentTimeoutError(`${agent.name}: ${message}`, details));
+    else if (category === 'timeout') outcome.reject(new AgentTimeoutError(named, details));
     else if (category === 'validation_error' || category === 'hallucination')
-      outcome.reject(new ValidationError(`${agent.name}: ${message}`, details, category));
-    else outcome.reject(new AgentFailedError(category, `${agent.name}: ${message}`, details));
+      outcome.reject(new ValidationError(named, details, category));
+    else outcome.reject(new AgentFailedError(category, named, details));
   }
 
   /** Applies a budget's answer for attempt `attempt`; false when it refused (the machine was told). */

@@ -44,6 +44,8 @@ describe('the embedded invoice service (demos/embed.ts)', () => {
     );
     expect(missing.status).toBe(422);
     expect(missing.json.category).toBe('missing_field');
+    // The agent's name once, though its own error message starts with it too.
+    expect(missing.json.error).toBe('date_extraction: invoice INV-2 has no date');
 
     const garbage = await post('not json');
     expect(garbage.status).toBe(400);
