@@ -53,8 +53,8 @@ export function assertWellFormed(field: string, value: string): void {
   throw new IllFormedUnicodeError(field, index, value.charCodeAt(index));
 }
 
-/** Index of the first lone surrogate of an ill-formed string (error path only). */
-function loneSurrogateIndex(s: string): number {
+/** UTF-16 index of the first lone surrogate of `s`, or -1 when it is well-formed (error paths only). */
+export function loneSurrogateIndex(s: string): number {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0xd800 && c <= 0xdbff) {

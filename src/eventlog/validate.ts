@@ -3,6 +3,7 @@
  * chained (`seq` still 0) plus their canonical payload text, or refuses the whole append with an
  * {@link EventValidationError} naming the field.
  */
+import { loneSurrogateIndex } from '../core/unicode.js';
 import { fastCanonicalJson } from '../core/json.js';
 import { EventValidationError, MalformedStringError } from './errors.js';
 import { DEFAULT_EVENT_CLASS, EVENT_VERSIONS, isKnownEventType } from './events.js';
@@ -62,8 +63,8 @@ export function prepareEvent(e: unknown, index: number, events: KeelEvent[], pay
   }
   // The column stores UTF-8: a lone surrogate would be stored as U+FFFD and no longer match the
   // hash. (`type` and `class` are checked against fixed names; payload text is JSON, which escapes it.)
-  if (!isWellFormedString(workflowId)) {
-    throw new MalformedStringError(`events[${i}].workflowId`, loneSurrogateAt(workflowId));
+  if (!workflowId.isWellFormed()) {
+    throw new MalformedStringError(`events[${i}].workflowId`, loneSurrogateIndex(workflowId));
   }
   if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) {
     throw new EventValidationError(`events[${i}].v`, `must be a positive integer, got ${describe(v)}`);
@@ -114,29 +115,6 @@ export function prepareEvent(e: unknown, index: number, events: KeelEvent[], pay
  */
 export function canonicalPayloadJson(payload: Record<string, unknown>): string {
   return fastCanonicalJson(payload);
-}
-
-/** `String.prototype.isWellFormed` (ES2024; Node 20 has it, the ES2023 lib does not type it). */
-interface WellFormed {
-  isWellFormed(): boolean;
-}
-
-/** Index of the first lone surrogate of `s` (error path only). */
-export function loneSurrogateAt(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++;
-      else return i;
-    } else if (c >= 0xdc00 && c <= 0xdfff) return i;
-  }
-  return -1;
-}
-
-/** True when `s` is well-formed Unicode (no lone surrogate): what a TEXT column stores as it is. */
-export function isWellFormedString(s: string): boolean {
-  return (s as unknown as WellFormed).isWellFormed();
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
