@@ -94,7 +94,8 @@ export interface InvoiceDemoResult {
     causes: { category: ErrorCategory; count: number; share: number }[];
   };
   /** Alerts the runtime raised during the parallel run (error rates past target, SLA). */
-  alerts: { kind: string; severity: string; title: string }[];
+  /** Every alert of the log, both runs (the list `keel report` shows), with the run that raised it. */
+  alerts: { kind: string; severity: string; title: string; run: 'parallel' | 'sequential' }[];
 }
 
 /** The tutorial's latency SLA: P95 under 10 s. */
@@ -159,13 +160,17 @@ function analyse(
       case 'cache.miss':
         misses++;
         break;
-      case 'alert.raised':
-        alerts.push({ kind: e.payload.kind, severity: e.payload.severity, title: e.payload.title });
-        break;
       default:
         break;
     }
   }
+  for (const [run, events] of [
+    ['parallel', parallel],
+    ['sequential', sequential],
+  ] as const)
+    for (const e of events)
+      if (e.type === 'alert.raised')
+        alerts.push({ kind: e.payload.kind, severity: e.payload.severity, title: e.payload.title, run });
   const perWeek = processed ? WEEKLY_VOLUME / processed : 0;
   const naivePerWeekUsd = invoked * naiveCallUsd * perWeek;
   const optimizedPerWeekUsd = spentUsd * perWeek;
@@ -302,22 +307,22 @@ export function formatInvoiceDemo(r: InvoiceDemoResult): string {
     row('parallel', r.latency.parallel),
     row('sequential', r.latency.sequential),
     '',
-    'Error rate per task (target)',
+    'Error rate per task (target), parallel run (keel report merges both runs)',
     ...r.errorRates.map(
       (t) =>
         `  ${t.taskType.padEnd(18)} ${pct(t.errorRate).padStart(6)} of ${t.outcomes.toLocaleString('en-US').padStart(6)}` +
         (t.target === null ? '' : `   target < ${pct(t.target)}  ${t.withinTarget ? 'ok' : 'OVER TARGET'}`),
     ),
     '',
-    `Root causes (${r.rca.failures.toLocaleString('en-US')} failed agent calls)`,
+    `Root causes (${r.rca.failures.toLocaleString('en-US')} failed agent calls, parallel run)`,
     ...r.rca.causes.map(
       (cause) =>
         `  - ${cause.category}: ${cause.count.toLocaleString('en-US')} (${pct(cause.share, 0)})${cause.category === r.rca.primary ? '  ← primary root cause' : ''}`,
     ),
   ];
   if (r.alerts.length > 0) {
-    lines.push('', `Alerts raised (${r.alerts.length})`);
-    for (const a of r.alerts.slice(0, 8)) lines.push(`  [${a.severity}] ${a.title}`);
+    lines.push('', `Alerts raised (${r.alerts.length}, both runs: the list keel report shows)`);
+    for (const a of r.alerts.slice(0, 8)) lines.push(`  [${a.severity}] ${a.title} (${a.run} run)`);
     if (r.alerts.length > 8) lines.push(`  … and ${r.alerts.length - 8} more`);
   }
   return lines.join('\n');

@@ -34,6 +34,21 @@ describe('invoice demo (virtual time)', () => {
     expect(r.alerts.some((a) => a.kind === 'error_rate')).toBe(true);
   });
 
+  it('lists every alert the log holds, both runs — the same list keel report derives', async () => {
+    const db = tmpDb();
+    const demo = await runInvoiceDemo({ db, count: 150, seed: 7, clock: simulatedClock() });
+    const store = openSqliteStore({ path: db, readonly: true });
+    try {
+      const raised = store.query({ type: 'alert.raised' });
+      expect(demo.alerts.map((a) => a.title)).toEqual(
+        raised.map((e) => (e.type === 'alert.raised' ? e.payload.title : '')),
+      );
+      expect(new Set(demo.alerts.map((a) => a.run))).toEqual(new Set(['parallel', 'sequential']));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('costs less than calling GPT-4 for everything, and the parallel pipeline is faster than the sequential one', () => {
     expect(r.cost.naiveCallUsd).toBeCloseTo(0.03, 6);
     expect(r.cost.optimizedPerWeekUsd).toBeLessThan(r.cost.naivePerWeekUsd);
