@@ -1,6 +1,7 @@
 /** `branch(predicate, then, else)`: route an input to one of two topologies. */
 import { defer, of } from 'rxjs';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import type { Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -20,11 +21,11 @@ export function branch<I, O>(
   return composite('branch', children, { predicate });
 }
 
-registerExecutor('branch', (node, input, ctx, exec) =>
+/** Runs a `branch` node (its entry in `execute.ts`'s executor map). */
+export const executeBranch: Executor = (node, input, ctx, exec) =>
   defer(() => {
     const predicate = node.options.predicate as (input: unknown) => boolean;
     const index = predicate(input) ? 0 : 1;
     const child = node.children[index];
     return child ? exec(child, input, childContext(ctx, node.children, index)) : of({ value: input });
-  }),
-);
+  });

@@ -8,7 +8,8 @@ import { ConfigError } from '../core/errors.js';
 import { hashSeed } from '../core/random.js';
 import { createCanaryJudge, type CanaryArm, type CanaryTargets } from '../monitor/canary-judge.js';
 import type { CanaryControl, CanarySpec } from '../monitor/canary-fold.js';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import type { NodeResult, Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -61,7 +62,8 @@ export function canary<I, O>(
   });
 }
 
-registerExecutor('canary', (node, input, ctx, exec): Observable<NodeResult> =>
+/** Runs a `canary` node (its entry in `execute.ts`'s executor map). */
+export const executeCanary: Executor = (node, input, ctx, exec): Observable<NodeResult> =>
   defer(() => {
     const spec = node.options._spec as CanarySpec;
     const { scope } = ctx;
@@ -94,8 +96,7 @@ registerExecutor('canary', (node, input, ctx, exec): Observable<NodeResult> =>
     return exec(node.children[index] as AnyTopology, input, childContext(ctx, node.children, index)).pipe(
       tap({ next: () => observe(true), error: () => observe(false) }),
     );
-  }),
-);
+  });
 
 /** Throws the judge's ConfigError for bad targets or `minSamples`, naming the field. */
 function checkSpec(spec: CanarySpec): void {

@@ -4,7 +4,8 @@
  */
 import { Observable, type Subscription } from 'rxjs';
 import { AgentFailedError, categoryOf, isWorkflowCancelledError, messageOf } from './errors.js';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import { estimateUsd } from './invoke.js';
 import type { NodeResult, StageResult, Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
@@ -42,107 +43,105 @@ function stageName(t: AnyTopology): string {
   return t.kind === 'agent' ? t.name : (t.name ?? t.kind);
 }
 
-registerExecutor(
-  'cascade',
-  (node, input, ctx, exec) =>
-    new Observable<NodeResult>((subscriber) => {
-      const stages = node.children;
-      const threshold = node.options.threshold as number;
-      const accept =
-        (node.options.accept as ((r: StageResult<unknown>) => boolean) | undefined) ??
-        ((r: StageResult<unknown>) => (r.confidence ?? 0) >= threshold);
-      const { scope, path } = ctx;
-      let current: Subscription | undefined;
-      let closed = false;
+/** Runs a `cascade` node (its entry in `execute.ts`'s executor map). */
+export const executeCascade: Executor = (node, input, ctx, exec) =>
+  new Observable<NodeResult>((subscriber) => {
+    const stages = node.children;
+    const threshold = node.options.threshold as number;
+    const accept =
+      (node.options.accept as ((r: StageResult<unknown>) => boolean) | undefined) ??
+      ((r: StageResult<unknown>) => (r.confidence ?? 0) >= threshold);
+    const { scope, path } = ctx;
+    let current: Subscription | undefined;
+    let closed = false;
 
-      const escalate = (from: number, reason: string, confidence?: number): void => {
-        scope.emit({
-          ts: scope.services.clock.now(),
-          workflowId: scope.workflowId,
-          type: 'cascade.escalated',
-          payload: {
-            path,
-            fromStage: from,
-            toStage: from + 1,
-            fromAgent: stageName(stages[from] as AnyTopology),
-            toAgent: stageName(stages[from + 1] as AnyTopology),
-            ...(confidence !== undefined ? { confidence } : {}),
-            reason,
-          },
-        });
-        run(from + 1);
-      };
+    const escalate = (from: number, reason: string, confidence?: number): void => {
+      scope.emit({
+        ts: scope.services.clock.now(),
+        workflowId: scope.workflowId,
+        type: 'cascade.escalated',
+        payload: {
+          path,
+          fromStage: from,
+          toStage: from + 1,
+          fromAgent: stageName(stages[from] as AnyTopology),
+          toAgent: stageName(stages[from + 1] as AnyTopology),
+          ...(confidence !== undefined ? { confidence } : {}),
+          reason,
+        },
+      });
+      run(from + 1);
+    };
 
-      const run = (i: number): void => {
-        if (closed) return;
-        const stage = stages[i] as AnyTopology;
-        const last = i === stages.length - 1;
-        let result: NodeResult | undefined;
-        current = exec(stage, input, childContext(ctx, stages, i)).subscribe({
-          next: (r) => {
-            result = r;
-          },
-          error: (err: unknown) => {
-            if (last || isWorkflowCancelledError(err)) {
-              subscriber.error(err);
-              return;
-            }
-            escalate(i, `failed: ${categoryOf(err)}: ${messageOf(err)}`);
-          },
-          complete: () => {
-            const r = result;
-            if (!r) {
-              subscriber.error(
-                new AgentFailedError('unknown', `cascade stage ${i} at ${path} returned nothing`, { path }),
-              );
-              return;
-            }
-            let ok = last;
-            if (!ok) {
-              try {
-                ok = accept({
-                  value: r.value,
-                  ...(r.confidence !== undefined ? { confidence: r.confidence } : {}),
-                });
-              } catch (e) {
-                subscriber.error(e);
-                return;
-              }
-            }
-            if (!ok) {
-              escalate(
-                i,
-                r.confidence !== undefined ? `confidence ${r.confidence} below acceptance` : 'not accepted',
-                r.confidence,
-              );
-              return;
-            }
-            let savedUsd = 0;
-            for (let j = i + 1; j < stages.length; j++) {
-              const s = stages[j] as AnyTopology;
-              if (s.kind === 'agent') savedUsd += estimateUsd(ctx, s);
-            }
-            scope.emit({
-              ts: scope.services.clock.now(),
-              workflowId: scope.workflowId,
-              type: 'cascade.accepted',
-              payload: {
-                path,
-                stage: i,
-                agent: stageName(stage),
+    const run = (i: number): void => {
+      if (closed) return;
+      const stage = stages[i] as AnyTopology;
+      const last = i === stages.length - 1;
+      let result: NodeResult | undefined;
+      current = exec(stage, input, childContext(ctx, stages, i)).subscribe({
+        next: (r) => {
+          result = r;
+        },
+        error: (err: unknown) => {
+          if (last || isWorkflowCancelledError(err)) {
+            subscriber.error(err);
+            return;
+          }
+          escalate(i, `failed: ${categoryOf(err)}: ${messageOf(err)}`);
+        },
+        complete: () => {
+          const r = result;
+          if (!r) {
+            subscriber.error(
+              new AgentFailedError('unknown', `cascade stage ${i} at ${path} returned nothing`, { path }),
+            );
+            return;
+          }
+          let ok = last;
+          if (!ok) {
+            try {
+              ok = accept({
+                value: r.value,
                 ...(r.confidence !== undefined ? { confidence: r.confidence } : {}),
-                savedUsd,
-              },
-            });
-            subscriber.next(r);
-            subscriber.complete();
-          },
-        });
-      };
-      run(0);
-      return () => {
-        closed = true;
-        current?.unsubscribe();
-      };
-    }),
-);
+              });
+            } catch (e) {
+              subscriber.error(e);
+              return;
+            }
+          }
+          if (!ok) {
+            escalate(
+              i,
+              r.confidence !== undefined ? `confidence ${r.confidence} below acceptance` : 'not accepted',
+              r.confidence,
+            );
+            return;
+          }
+          let savedUsd = 0;
+          for (let j = i + 1; j < stages.length; j++) {
+            const s = stages[j] as AnyTopology;
+            if (s.kind === 'agent') savedUsd += estimateUsd(ctx, s);
+          }
+          scope.emit({
+            ts: scope.services.clock.now(),
+            workflowId: scope.workflowId,
+            type: 'cascade.accepted',
+            payload: {
+              path,
+              stage: i,
+              agent: stageName(stage),
+              ...(r.confidence !== undefined ? { confidence: r.confidence } : {}),
+              savedUsd,
+            },
+          });
+          subscriber.next(r);
+          subscriber.complete();
+        },
+      });
+    };
+    run(0);
+    return () => {
+      closed = true;
+      current?.unsubscribe();
+    };
+  });

@@ -2,7 +2,7 @@
 import { throwError, timeout } from 'rxjs';
 import { clockScheduler } from '../core/clock.js';
 import { AgentTimeoutError } from './errors.js';
-import { registerExecutor } from './execute.js';
+import type { Executor } from './execute.js';
 import type { Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -20,7 +20,8 @@ export function withDeadline<I, O>(deadlineMs: number, topology: Topology<I, O>)
   return composite('deadline', [topology], { deadlineMs });
 }
 
-registerExecutor('deadline', (node, input, ctx, exec) => {
+/** Runs a `deadline` node (its entry in `execute.ts`'s executor map). */
+export const executeDeadline: Executor = (node, input, ctx, exec) => {
   const ms = node.options.deadlineMs as number;
   const clock = ctx.scope.services.clock;
   const at = clock.now() + ms;
@@ -40,4 +41,4 @@ registerExecutor('deadline', (node, input, ctx, exec) => {
         ),
     }),
   );
-});
+};

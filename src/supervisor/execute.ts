@@ -1,13 +1,25 @@
 /**
  * Turns a topology into a cold Observable: subscribing runs it, unsubscribing cancels whatever is
- * still in flight (each agent's AbortSignal fires). Each kind's executor lives in its own file.
+ * still in flight (each agent's AbortSignal fires). Each kind's executor lives in its own file; the
+ * map below names them all, so importing this module is enough to run any topology.
  */
 import { Observable, catchError, of, retry, throwError } from 'rxjs';
 import type { Agent } from './agent.js';
+import { executeBranch } from './branch.js';
+import { executeCanary } from './canary.js';
+import { executeCascade } from './cascade.js';
+import { executeDeadline } from './deadline.js';
 import { isWorkflowCancelledError } from './errors.js';
+import { executeFallback } from './fallback.js';
 import { invokeAgent } from './invoke.js';
+import { executeMap } from './map.js';
+import { executePar } from './parallel.js';
 import type { NodeContext } from './scope.js';
-import type { AnyTopology, Composite, NodeResult } from './topology.js';
+import { executeSeq } from './sequential.js';
+import type { AnyTopology, Composite, CompositeKind, NodeResult } from './topology.js';
+import { executeVote } from './vote.js';
+
+export { childContext, childSegment } from './children.js';
 
 /** Runs a child node: what executors call for their children. */
 export type Exec = (node: AnyTopology, input: unknown, ctx: NodeContext) => Observable<NodeResult>;
@@ -20,28 +32,18 @@ export type Executor = (
   exec: Exec,
 ) => Observable<NodeResult>;
 
-const executors = new Map<string, Executor>();
-
-/** Registers the executor of a composite kind (each topology file registers its own). @internal */
-export function registerExecutor(kind: Composite['kind'], executor: Executor): void {
-  executors.set(kind, executor);
-}
-
-/** The path segment of child `index` among `siblings`. */
-export function childSegment(siblings: readonly AnyTopology[], index: number): string {
-  const child = siblings[index] as AnyTopology;
-  if (child.kind === 'agent') {
-    let dup = false;
-    for (let i = 0; i < siblings.length && !dup; i++) dup = i !== index && siblings[i]?.name === child.name;
-    return dup ? `${child.name}[${index}]` : child.name;
-  }
-  return `${child.name ?? child.kind}[${index}]`;
-}
-
-/** The context of child `index` of the node running in `ctx`. */
-export function childContext(ctx: NodeContext, siblings: readonly AnyTopology[], index: number): NodeContext {
-  return { ...ctx, path: `${ctx.path}/${childSegment(siblings, index)}` };
-}
+/** Every composite kind's executor (a kind without one does not type-check). */
+const EXECUTORS: Readonly<Record<CompositeKind, Executor>> = Object.freeze({
+  seq: executeSeq,
+  par: executePar,
+  vote: executeVote,
+  cascade: executeCascade,
+  fallback: executeFallback,
+  branch: executeBranch,
+  map: executeMap,
+  deadline: executeDeadline,
+  canary: executeCanary,
+});
 
 function runAgent(agent: Agent<never, unknown>, input: unknown, ctx: NodeContext): Observable<NodeResult> {
   // Unsubscribing cancels the invocation (a no-op once it has settled).
@@ -54,9 +56,15 @@ export const exec: Exec = (node, input, ctx) => {
   if (node.kind === 'agent') {
     run = runAgent(node, input, ctx);
   } else {
-    const executor = executors.get(node.kind);
+    // A node built by hand (not by a combinator) may name a kind that does not exist.
+    const executor = Object.hasOwn(EXECUTORS, node.kind) ? EXECUTORS[node.kind] : undefined;
     if (!executor)
-      return throwError(() => new TypeError(`no executor registered for topology kind "${node.kind}"`));
+      return throwError(
+        () =>
+          new TypeError(
+            `no executor for topology kind "${node.kind}"; build nodes with the combinators (seq, par, vote, ...)`,
+          ),
+      );
     run = executor(node, input, ctx, exec);
   }
   const policy = node.onError;

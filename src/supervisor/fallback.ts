@@ -1,7 +1,8 @@
 /** `fallback(primary, secondary)`: when the primary fails, the secondary answers. */
 import { catchError, throwError } from 'rxjs';
 import { isWorkflowCancelledError } from './errors.js';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import type { Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -15,7 +16,8 @@ export function fallback<I, O>(primary: Topology<I, O>, secondary: Topology<I, O
   return composite('fallback', [primary, secondary]);
 }
 
-registerExecutor('fallback', (node, input, ctx, exec) => {
+/** Runs a `fallback` node (its entry in `execute.ts`'s executor map). */
+export const executeFallback: Executor = (node, input, ctx, exec) => {
   const [primary, secondary] = node.children as [AnyTopology, AnyTopology];
   return exec(primary, input, childContext(ctx, node.children, 0)).pipe(
     catchError((err: unknown) =>
@@ -24,4 +26,4 @@ registerExecutor('fallback', (node, input, ctx, exec) => {
         : exec(secondary, input, childContext(ctx, node.children, 1)),
     ),
   );
-});
+};

@@ -1,6 +1,6 @@
 /** `map(fn)`: reshape a value between steps (no model call, no events). */
 import { defer, from, map as rxMap, type Observable } from 'rxjs';
-import { registerExecutor } from './execute.js';
+import type { Executor } from './execute.js';
 import type { NodeResult } from './topology.js';
 import { composite, type Composite } from './topology.js';
 
@@ -15,8 +15,8 @@ export function map<I, O>(fn: (input: I) => O | Promise<O>): Composite<I, O> {
   return composite('map', [], { fn });
 }
 
-registerExecutor('map', (node, input): Observable<NodeResult> =>
+/** Runs a `map` node (its entry in `execute.ts`'s executor map). */
+export const executeMap: Executor = (node, input): Observable<NodeResult> =>
   defer(() => from(Promise.resolve((node.options.fn as (i: unknown) => unknown)(input)))).pipe(
     rxMap((value) => ({ value })),
-  ),
-);
+  );

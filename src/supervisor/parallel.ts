@@ -1,6 +1,7 @@
 /** `par(a, b, …)`: run children at the same time on the same input. */
 import { Observable, type Subscription } from 'rxjs';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import type { NodeResult, OutputOf, Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -40,55 +41,53 @@ export function parWith<I, O>(options: ParOptions<O>, ...children: Topology<I, u
   return composite('par', children as unknown as AnyTopology[], { ...options });
 }
 
-registerExecutor(
-  'par',
-  (node, input, ctx, exec) =>
-    new Observable<NodeResult>((subscriber) => {
-      const children = node.children;
-      const n = children.length;
-      const limit = (node.options.concurrency as number | undefined) ?? n;
-      const join = node.options.join as ((outputs: unknown[]) => unknown) | undefined;
-      const values = new Array<unknown>(n);
-      const subs: (Subscription | undefined)[] = new Array<Subscription | undefined>(n);
-      let confidence: number | undefined;
-      let next = 0;
-      let done = 0;
-      let failed = false;
-      const launch = (i: number): void => {
-        let got = false;
-        subs[i] = exec(children[i] as AnyTopology, input, childContext(ctx, children, i)).subscribe({
-          next: (r) => {
-            got = true;
-            values[i] = r.value;
-            if (r.confidence !== undefined) confidence = Math.min(confidence ?? 1, r.confidence);
-          },
-          error: (err: unknown) => {
-            failed = true;
-            subscriber.error(err);
-          },
-          complete: () => {
-            if (failed) return;
-            if (!got) values[i] = undefined;
-            done++;
-            if (done === n) {
-              let value: unknown = values;
-              try {
-                if (join) value = join(values);
-              } catch (e) {
-                subscriber.error(e);
-                return;
-              }
-              subscriber.next(confidence === undefined ? { value } : { value, confidence });
-              subscriber.complete();
-            } else if (next < n) {
-              launch(next++);
+/** Runs a `par` node (its entry in `execute.ts`'s executor map). */
+export const executePar: Executor = (node, input, ctx, exec) =>
+  new Observable<NodeResult>((subscriber) => {
+    const children = node.children;
+    const n = children.length;
+    const limit = (node.options.concurrency as number | undefined) ?? n;
+    const join = node.options.join as ((outputs: unknown[]) => unknown) | undefined;
+    const values = new Array<unknown>(n);
+    const subs: (Subscription | undefined)[] = new Array<Subscription | undefined>(n);
+    let confidence: number | undefined;
+    let next = 0;
+    let done = 0;
+    let failed = false;
+    const launch = (i: number): void => {
+      let got = false;
+      subs[i] = exec(children[i] as AnyTopology, input, childContext(ctx, children, i)).subscribe({
+        next: (r) => {
+          got = true;
+          values[i] = r.value;
+          if (r.confidence !== undefined) confidence = Math.min(confidence ?? 1, r.confidence);
+        },
+        error: (err: unknown) => {
+          failed = true;
+          subscriber.error(err);
+        },
+        complete: () => {
+          if (failed) return;
+          if (!got) values[i] = undefined;
+          done++;
+          if (done === n) {
+            let value: unknown = values;
+            try {
+              if (join) value = join(values);
+            } catch (e) {
+              subscriber.error(e);
+              return;
             }
-          },
-        });
-      };
-      while (next < Math.min(limit, n) && !failed) launch(next++);
-      return () => {
-        for (const s of subs) s?.unsubscribe();
-      };
-    }),
-);
+            subscriber.next(confidence === undefined ? { value } : { value, confidence });
+            subscriber.complete();
+          } else if (next < n) {
+            launch(next++);
+          }
+        },
+      });
+    };
+    while (next < Math.min(limit, n) && !failed) launch(next++);
+    return () => {
+      for (const s of subs) s?.unsubscribe();
+    };
+  });

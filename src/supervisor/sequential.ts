@@ -1,6 +1,7 @@
 /** `seq(a, b, …)`: each step gets the previous step's output. */
 import { concatMap, defer, of, type Observable } from 'rxjs';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import type { NodeResult, Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
 
@@ -33,7 +34,8 @@ export function seq(...steps: Topology<never, unknown>[]): Composite<unknown, un
   return composite('seq', steps as AnyTopology[]);
 }
 
-registerExecutor('seq', (node, input, ctx, exec): Observable<NodeResult> =>
+/** Runs a `seq` node (its entry in `execute.ts`'s executor map). */
+export const executeSeq: Executor = (node, input, ctx, exec): Observable<NodeResult> =>
   defer(() => {
     let chain: Observable<NodeResult> = of({ value: input });
     node.children.forEach((child, i) => {
@@ -41,5 +43,4 @@ registerExecutor('seq', (node, input, ctx, exec): Observable<NodeResult> =>
       chain = chain.pipe(concatMap((r) => exec(child, r.value, childCtx)));
     });
     return chain;
-  }),
-);
+  });

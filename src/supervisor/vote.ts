@@ -5,7 +5,8 @@
 import { Observable, type Subscription } from 'rxjs';
 import { canonicalJson } from '../core/json.js';
 import { isWorkflowCancelledError, AgentFailedError } from './errors.js';
-import { childContext, registerExecutor } from './execute.js';
+import { childContext } from './children.js';
+import type { Executor } from './execute.js';
 import { estimateUsd } from './invoke.js';
 import type { NodeResult, Topology } from './topology.js';
 import { composite, type AnyTopology, type Composite } from './topology.js';
@@ -90,168 +91,166 @@ function quorumSize(weights: readonly number[]): number {
   return weights.length;
 }
 
-registerExecutor(
-  'vote',
-  (node, input, ctx, exec) =>
-    new Observable<NodeResult>((subscriber) => {
-      const voters = node.children;
-      const n = voters.length;
-      const o = node.options;
-      const weights = (o.weights as number[] | undefined) ?? voters.map(() => 1);
-      const stop = o.stop as 'decided' | 'all' | ((t: Tally) => boolean);
-      const launchMode = o.launch as 'sequential' | 'quorum-first' | 'parallel';
-      const keyOf = (o.key as ((v: unknown) => string) | undefined) ?? canonicalJson;
-      const totalWeight = weights.reduce((a, b) => a + b, 0);
-      const { scope, path } = ctx;
+/** Runs a `vote` node (its entry in `execute.ts`'s executor map). */
+export const executeVote: Executor = (node, input, ctx, exec) =>
+  new Observable<NodeResult>((subscriber) => {
+    const voters = node.children;
+    const n = voters.length;
+    const o = node.options;
+    const weights = (o.weights as number[] | undefined) ?? voters.map(() => 1);
+    const stop = o.stop as 'decided' | 'all' | ((t: Tally) => boolean);
+    const launchMode = o.launch as 'sequential' | 'quorum-first' | 'parallel';
+    const keyOf = (o.key as ((v: unknown) => string) | undefined) ?? canonicalJson;
+    const totalWeight = weights.reduce((a, b) => a + b, 0);
+    const { scope, path } = ctx;
 
-      const votes: Ballot[] = [];
-      const byKey = new Map<string, { value: unknown; weight: number; first: number }>();
-      const running = new Map<number, Subscription>();
-      let remainingWeight = totalWeight;
-      let next = 0;
-      let called = 0;
-      let finished = false;
-      let lastError: unknown;
+    const votes: Ballot[] = [];
+    const byKey = new Map<string, { value: unknown; weight: number; first: number }>();
+    const running = new Map<number, Subscription>();
+    let remainingWeight = totalWeight;
+    let next = 0;
+    let called = 0;
+    let finished = false;
+    let lastError: unknown;
 
-      const leaderOf = (): { value: unknown; weight: number; runnerUp: number } | undefined => {
-        let best: { value: unknown; weight: number; first: number } | undefined;
-        let second = 0;
-        for (const e of byKey.values()) {
-          if (!best || e.weight > best.weight || (e.weight === best.weight && e.first < best.first)) {
-            if (best) second = Math.max(second, best.weight);
-            best = e;
-          } else second = Math.max(second, e.weight);
-        }
-        return best && { value: best.value, weight: best.weight, runnerUp: second };
-      };
+    const leaderOf = (): { value: unknown; weight: number; runnerUp: number } | undefined => {
+      let best: { value: unknown; weight: number; first: number } | undefined;
+      let second = 0;
+      for (const e of byKey.values()) {
+        if (!best || e.weight > best.weight || (e.weight === best.weight && e.first < best.first)) {
+          if (best) second = Math.max(second, best.weight);
+          best = e;
+        } else second = Math.max(second, e.weight);
+      }
+      return best && { value: best.value, weight: best.weight, runnerUp: second };
+    };
 
-      const decided = (): boolean => {
-        const l = leaderOf();
-        if (stop === 'all') return false;
-        if (stop === 'decided') return l !== undefined && l.weight > l.runnerUp + remainingWeight;
-        return stop({
-          votes,
-          remainingWeight,
-          totalWeight,
-          leader: l && { value: l.value, weight: l.weight },
-          runnerUpWeight: l?.runnerUp ?? 0,
-        });
-      };
+    const decided = (): boolean => {
+      const l = leaderOf();
+      if (stop === 'all') return false;
+      if (stop === 'decided') return l !== undefined && l.weight > l.runnerUp + remainingWeight;
+      return stop({
+        votes,
+        remainingWeight,
+        totalWeight,
+        leader: l && { value: l.value, weight: l.weight },
+        runnerUpWeight: l?.runnerUp ?? 0,
+      });
+    };
 
-      const conclude = (): void => {
-        if (finished) return;
-        finished = true;
-        for (const s of running.values()) s.unsubscribe();
-        running.clear();
-        const l = leaderOf();
-        if (!l) {
-          subscriber.error(
-            lastError ??
-              new AgentFailedError('unknown', `vote at ${path}: no voter returned a value`, { path }),
-          );
-          return;
-        }
-        const skippedIdx: number[] = [];
-        for (let i = next; i < n; i++) skippedIdx.push(i);
-        const ts = scope.services.clock.now();
-        if (skippedIdx.length > 0) {
-          scope.emit({
-            ts,
-            workflowId: scope.workflowId,
-            type: 'vote.early_stop',
-            payload: { path, cast: votes.length, total: n, leader: l.value, skipped: skippedIdx.length },
-          });
-        }
-        const savedUsd = skippedIdx.reduce((sum, i) => {
-          const v = voters[i] as AnyTopology;
-          return sum + (v.kind === 'agent' ? estimateUsd(ctx, v) : 0);
-        }, 0);
-        const castWeight = votes.reduce((a, b) => a + b.weight, 0);
-        const confidence = castWeight > 0 ? l.weight / castWeight : 0;
+    const conclude = (): void => {
+      if (finished) return;
+      finished = true;
+      for (const s of running.values()) s.unsubscribe();
+      running.clear();
+      const l = leaderOf();
+      if (!l) {
+        subscriber.error(
+          lastError ??
+            new AgentFailedError('unknown', `vote at ${path}: no voter returned a value`, { path }),
+        );
+        return;
+      }
+      const skippedIdx: number[] = [];
+      for (let i = next; i < n; i++) skippedIdx.push(i);
+      const ts = scope.services.clock.now();
+      if (skippedIdx.length > 0) {
         scope.emit({
           ts,
           workflowId: scope.workflowId,
-          type: 'vote.decided',
-          payload: { path, value: l.value, confidence, agentsUsed: called, total: n, savedUsd },
+          type: 'vote.early_stop',
+          payload: { path, cast: votes.length, total: n, leader: l.value, skipped: skippedIdx.length },
         });
-        // Ballots in voter order, whatever order they arrived in: the result is the same on replay.
-        const ordered = [...votes].sort((a, b) => a.index - b.index);
-        const result: VoteResult<unknown> = {
-          value: l.value,
-          confidence,
-          agentsUsed: called,
-          votes: ordered,
-        };
-        subscriber.next({ value: result, confidence });
-        subscriber.complete();
+      }
+      const savedUsd = skippedIdx.reduce((sum, i) => {
+        const v = voters[i] as AnyTopology;
+        return sum + (v.kind === 'agent' ? estimateUsd(ctx, v) : 0);
+      }, 0);
+      const castWeight = votes.reduce((a, b) => a + b.weight, 0);
+      const confidence = castWeight > 0 ? l.weight / castWeight : 0;
+      scope.emit({
+        ts,
+        workflowId: scope.workflowId,
+        type: 'vote.decided',
+        payload: { path, value: l.value, confidence, agentsUsed: called, total: n, savedUsd },
+      });
+      // Ballots in voter order, whatever order they arrived in: the result is the same on replay.
+      const ordered = [...votes].sort((a, b) => a.index - b.index);
+      const result: VoteResult<unknown> = {
+        value: l.value,
+        confidence,
+        agentsUsed: called,
+        votes: ordered,
       };
+      subscriber.next({ value: result, confidence });
+      subscriber.complete();
+    };
 
-      const afterOutcome = (): void => {
-        if (finished) return;
-        if (decided() || (next >= n && running.size === 0)) {
-          conclude();
-          return;
-        }
-        // sequential and quorum-first: one more once everything started has answered
-        if (launchMode !== 'parallel' && running.size === 0 && next < n) launch(next++);
-      };
+    const afterOutcome = (): void => {
+      if (finished) return;
+      if (decided() || (next >= n && running.size === 0)) {
+        conclude();
+        return;
+      }
+      // sequential and quorum-first: one more once everything started has answered
+      if (launchMode !== 'parallel' && running.size === 0 && next < n) launch(next++);
+    };
 
-      const launch = (i: number): void => {
-        called++;
-        const voter = voters[i] as AnyTopology;
-        const agentName = voter.kind === 'agent' ? voter.name : (voter.name ?? voter.kind);
-        let sub: Subscription | undefined = undefined;
-        let sync = true;
-        const settle = (): void => {
-          running.delete(i);
-          if (!sync) afterOutcome();
-        };
-        sub = exec(voter, input, childContext(ctx, voters, i)).subscribe({
-          next: (r) => {
-            const weight = weights[i] as number;
-            const ballot: Ballot = { agent: agentName, index: i, value: r.value, weight };
-            votes.push(ballot);
-            remainingWeight -= weight;
-            const k = keyOf(r.value);
-            const entry = byKey.get(k);
-            if (entry) {
-              entry.weight += weight;
-              entry.first = Math.min(entry.first, i);
-            } else byKey.set(k, { value: r.value, weight, first: i });
-            scope.emit({
-              ts: scope.services.clock.now(),
-              workflowId: scope.workflowId,
-              type: 'vote.cast',
-              payload: { path, agent: agentName, value: r.value, weight, index: i },
-            });
-          },
-          error: (err: unknown) => {
-            if (isWorkflowCancelledError(err)) {
-              finished = true;
-              subscriber.error(err);
-              return;
-            }
-            lastError = err;
-            remainingWeight -= weights[i] as number;
-            settle();
-          },
-          complete: settle,
-        });
-        sync = false;
-        if (!sub.closed) running.set(i, sub);
-        else if (!starting) afterOutcome();
+    const launch = (i: number): void => {
+      called++;
+      const voter = voters[i] as AnyTopology;
+      const agentName = voter.kind === 'agent' ? voter.name : (voter.name ?? voter.kind);
+      let sub: Subscription | undefined = undefined;
+      let sync = true;
+      const settle = (): void => {
+        running.delete(i);
+        if (!sync) afterOutcome();
       };
+      sub = exec(voter, input, childContext(ctx, voters, i)).subscribe({
+        next: (r) => {
+          const weight = weights[i] as number;
+          const ballot: Ballot = { agent: agentName, index: i, value: r.value, weight };
+          votes.push(ballot);
+          remainingWeight -= weight;
+          const k = keyOf(r.value);
+          const entry = byKey.get(k);
+          if (entry) {
+            entry.weight += weight;
+            entry.first = Math.min(entry.first, i);
+          } else byKey.set(k, { value: r.value, weight, first: i });
+          scope.emit({
+            ts: scope.services.clock.now(),
+            workflowId: scope.workflowId,
+            type: 'vote.cast',
+            payload: { path, agent: agentName, value: r.value, weight, index: i },
+          });
+        },
+        error: (err: unknown) => {
+          if (isWorkflowCancelledError(err)) {
+            finished = true;
+            subscriber.error(err);
+            return;
+          }
+          lastError = err;
+          remainingWeight -= weights[i] as number;
+          settle();
+        },
+        complete: settle,
+      });
+      sync = false;
+      if (!sub.closed) running.set(i, sub);
+      else if (!starting) afterOutcome();
+    };
 
-      const initial =
-        launchMode === 'parallel' ? n : launchMode === 'quorum-first' ? Math.min(n, quorumSize(weights)) : 1;
-      let starting = true;
-      while (next < initial && !finished) launch(next++);
-      starting = false;
-      afterOutcome();
-      return () => {
-        finished = true;
-        for (const s of running.values()) s.unsubscribe();
-        running.clear();
-      };
-    }),
-);
+    const initial =
+      launchMode === 'parallel' ? n : launchMode === 'quorum-first' ? Math.min(n, quorumSize(weights)) : 1;
+    let starting = true;
+    while (next < initial && !finished) launch(next++);
+    starting = false;
+    afterOutcome();
+    return () => {
+      finished = true;
+      for (const s of running.values()) s.unsubscribe();
+      running.clear();
+    };
+  });

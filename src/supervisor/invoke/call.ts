@@ -1,0 +1,85 @@
+/**
+ * Attempt step (`calling`): one call of the agent's `run()` — or, in replay, the recorded outcome —
+ * with the attempt's `AbortSignal` and seeded `rng` made on first use. The per-attempt timeout is
+ * the machine's delayed transition; when it fires (or the invocation is cancelled) the attempt is
+ * abandoned here: its signal aborts, it is charged its reservation and its breaker permit returned.
+ */
+import { seededRandom, type Random } from '../../core/random.js';
+import type { AgentContext, AgentOutput } from '../agent.js';
+import { replayOutcome } from './replay.js';
+import type { AnyAgent, AttemptStep, CallState } from './types.js';
+import { AttemptSignal, safeMessage } from './types.js';
+
+function start(call: CallState, attempt: number): void {
+  const { agent, ctx } = call;
+  const { scope, path } = ctx;
+  const signal = new AttemptSignal();
+  call.attempt = signal;
+  const work: Promise<AgentOutput<unknown>> = scope.replay
+    ? replayOutcome(scope.replay.next(path), agent.name, path, scope.services.clock)
+    : runAgent(agent, call.input, attemptContext(call, attempt, signal));
+  const { outcome } = call.steps;
+  work.then(
+    (out) => outcome.answered(call, signal, attempt, out),
+    (e: unknown) => outcome.threw(call, signal, attempt, e),
+  );
+}
+
+/** What `run` sees of attempt `attempt`: `signal` and `rng` are made on first use. */
+function attemptContext(call: CallState, attempt: number, signal: AttemptSignal): AgentContext {
+  const { scope, path } = call.ctx;
+  const seed = call.seed;
+  let rng: Random | undefined;
+  return {
+    get signal(): AbortSignal {
+      return signal.get();
+    },
+    attempt,
+    model: call.model,
+    workflowId: scope.workflowId,
+    path,
+    clock: scope.services.clock,
+    get rng(): Random {
+      return (rng ??= seededRandom(`${seed}:${attempt}`));
+    },
+    maxOutputTokens: call.agent.maxOutputTokens,
+  };
+}
+
+/**
+ * Calls the agent's `run`: a synchronous throw becomes a rejection, and a value that is not a
+ * promise is taken as the answer.
+ */
+function runAgent(agent: AnyAgent, input: unknown, context: AgentContext): Promise<AgentOutput<unknown>> {
+  try {
+    return Promise.resolve(
+      (agent.run as (input: unknown, context: AgentContext) => Promise<AgentOutput<unknown>>)(input, context),
+    );
+  } catch (e) {
+    return Promise.reject(e instanceof Error ? e : new Error(safeMessage(e)));
+  }
+}
+
+function abandon(call: CallState, attempt: number, cancelled: boolean): void {
+  const signal = call.attempt;
+  if (signal === undefined) return;
+  signal.abort(cancelled ? 'cancelled' : 'timeout');
+  call.attempt = undefined;
+  call.steps.cost.chargeEstimate(call, attempt);
+  if (cancelled) {
+    call.permit?.release();
+    call.permit = undefined;
+    return;
+  }
+  call.permit?.failure('timeout');
+  call.permit = undefined;
+  call.emit({
+    ts: call.now(),
+    workflowId: call.ctx.scope.workflowId,
+    type: 'agent.timed_out',
+    payload: { path: call.ctx.path, agent: call.agent.name, attempt, timeoutMs: call.timeoutMs },
+  });
+}
+
+/** The attempt step. */
+export const attempt: AttemptStep = { start, abandon };
