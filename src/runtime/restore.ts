@@ -15,7 +15,8 @@
  *
  * SQLite's reads stream synchronously (the runtime is ready on return). Postgres's are read in
  * full before any event is applied: a read that fails half way applies nothing, so the retry on
- * the next run does not count an event twice.
+ * the next run does not count an event twice. {@link Restorer} runs the steps and retries the
+ * ones left after a failure; crash marking (`rt.markInterrupted`) is in `interrupted.ts`.
  */
 import type { KeelEvent } from '../eventlog/events.js';
 import { withEvents, type Awaitable, type EventStream } from '../eventlog/store.js';
@@ -50,4 +51,83 @@ export function applyEvents(
   return withEvents(stream, (events) => {
     for (const e of events) apply(e);
   });
+}
+
+/** One read of the log on open: returns at once on SQLite, a promise on an asynchronous store. */
+export type RestoreStep = () => Awaitable<void>;
+
+/**
+ * Runs the restore steps: synchronously while they answer at once (SQLite: done on return); on an
+ * asynchronous store in the background, with runs waiting for {@link Restorer.retry}. A failed read
+ * (the store unreachable) fails whoever waits for it; the next one to ask reads again, from the
+ * first step not done (a step done twice would count its events twice).
+ *
+ * @example
+ * const restorer = new Restorer([() => applyEvents(store.iterate({ fromTs }), fold.apply)]);
+ * restorer.start();
+ * await restorer.retry(); // before the first run
+ */
+export class Restorer {
+  private done = 0;
+  /** Set while an asynchronous store is being read. */
+  private restoring: Promise<void> | undefined;
+  /** Set after a failed read: starts it again. */
+  private failed: (() => Promise<void> | undefined) | undefined;
+
+  constructor(private readonly steps: readonly RestoreStep[]) {}
+
+  /** The read in progress, if any (a failed one is not retried). */
+  get pending(): Promise<void> | undefined {
+    return this.restoring;
+  }
+
+  /** The read in progress; after a failed one, a new attempt; `undefined` once all is read. */
+  retry(): Promise<void> | undefined {
+    if (!this.restoring && this.failed) void this.failed();
+    return this.restoring;
+  }
+
+  /** Starts reading (the steps not done yet). Throws when a synchronous read fails. */
+  start(): void {
+    const steps = this.steps.slice(this.done).map((step) => (): Awaitable<void> => {
+      const pending = step();
+      if (!pending) {
+        this.done++;
+        return;
+      }
+      return pending.then(() => {
+        this.done++;
+      });
+    });
+    const restored = inSequence(steps);
+    if (!restored) return;
+    this.failed = undefined;
+    this.restoring = restored.then(
+      () => {
+        this.restoring = undefined;
+      },
+      (error: unknown) => {
+        this.restoring = undefined;
+        this.failed = () => {
+          // Try again for whoever asks next, rather than failing forever.
+          this.start();
+          return this.restoring;
+        };
+        throw error;
+      },
+    );
+    // Reported to each waiting run (and to `rt.ready()`), not as an unhandled rejection.
+    this.restoring.catch(() => undefined);
+  }
+}
+
+/** Runs each step after the previous one: synchronously while they answer at once. */
+function inSequence(steps: readonly RestoreStep[]): Promise<void> | undefined {
+  for (let i = 0; i < steps.length; i++) {
+    const pending = (steps[i] as RestoreStep)();
+    if (pending) {
+      return steps.slice(i + 1).reduce<Promise<void>>((p, step) => p.then(step), pending);
+    }
+  }
+  return undefined;
 }
