@@ -354,62 +354,6 @@ export function isoTime(ms: number): string {
   return Number.isNaN(d.getTime()) ? `ts ${ms}` : `${d.toISOString()} (ts ${ms})`;
 }
 
-/** {@link ChainLookup}, answered asynchronously (a database across the network). */
-export interface AsyncChainLookup {
-  /** Some event after `afterSeq` has this `hash`. */
-  hashExistsAfter(hash: string, afterSeq: number): Promise<boolean>;
-  /** Some event after `afterSeq` has this `prevHash`. */
-  prevHashExistsAfter(prevHash: string, afterSeq: number): Promise<boolean>;
-}
-
-/**
- * Walks a log read asynchronously, page by page in seq order, through a {@link ChainVerifier}, and
- * reports the first break exactly as the verifier does for a synchronous reader. Look-ups are made
- * only for a row that does not link to its class chain, before that row is checked.
- *
- * @example
- * const result = await verifyChainPages(anchors, pagesOfRows(), {
- *   hashExistsAfter: (hash, seq) => exists('hash', hash, seq),
- *   prevHashExistsAfter: (prev, seq) => exists('prev_hash', prev, seq),
- * });
- */
-export async function verifyChainPages(
-  anchors: readonly AnchorClaim[],
-  pages: AsyncIterable<readonly ChainRow[]>,
-  lookup: AsyncChainLookup,
-): Promise<VerifyResult> {
-  const answers = new Map<string, boolean>();
-  const answer = (kind: string, hash: string, afterSeq: number): boolean => {
-    const known = answers.get(`${kind}:${hash}:${afterSeq}`);
-    // Unreachable while expectedPrevHash mirrors check(): every question is fetched beforehand.
-    if (known === undefined) throw new TypeError(`verifyChainPages: ${kind} look-up was not prefetched`);
-    return known;
-  };
-  const verifier = new ChainVerifier(anchors, {
-    hashExistsAfter: (hash, afterSeq) => answer('hash', hash, afterSeq),
-    prevHashExistsAfter: (prevHash, afterSeq) => answer('prev', prevHash, afterSeq),
-  });
-  for await (const page of pages) {
-    for (const row of page) {
-      const expected = verifier.expectedPrevHash(row[5]);
-      if (expected !== undefined && row[7] !== expected) {
-        const seq = row[0];
-        const [hashAfter, prevAfter] = await Promise.all([
-          lookup.hashExistsAfter(row[7], seq),
-          lookup.prevHashExistsAfter(expected, seq),
-        ]);
-        answers.set(`hash:${row[7]}:${seq}`, hashAfter);
-        answers.set(`prev:${expected}:${seq}`, prevAfter);
-      }
-      const failure = verifier.check(row);
-      if (failure !== undefined) return failure;
-    }
-  }
-  const implausible = verifier.finish();
-  if (implausible !== undefined) return implausible;
-  return { ok: true, events: verifier.events, heads: verifier.heads() };
-}
-
 /** A `log.anchor` row's claim together with its payload. */
 export interface StoredAnchorClaim extends AnchorClaim {
   payload: EventPayloads['log.anchor'];

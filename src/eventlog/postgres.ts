@@ -4,37 +4,40 @@
  * {@link openPostgresStore}.
  */
 import pg from 'pg';
-import { realClock, type Clock } from '../core/clock.js';
-import { ConfigError, isKeelError } from '../core/errors.js';
-import { GENESIS_HASH, anchorClaimOf, chainHash, latestAnchors, verifyChainPages } from './chain.js';
-import type { AsyncChainLookup, ChainRow, StoredAnchorClaim } from './chain.js';
+import type { PostgresStoreOptions, PostgresStoreStats } from './postgres-open.js';
+import { isKeelError } from '../core/errors.js';
+import type { ChainRow } from './chain.js';
+import { CommitListeners } from './commits.js';
+import { EventLogError, ReadOnlyDatabaseError, StoreClosedError } from './errors.js';
+import type { EventClass, KeelEvent, NewEvent } from './events.js';
+import { ensureSchema, quoteSchema } from './postgres-schema.js';
+import { checkStorable, resolveOptions, toStoreError, type ResolvedOptions } from './postgres-open.js';
+import { CHAINED_COLUMNS, EVENT_COLUMNS, postgresDialect, type SqlDialect } from './sql/dialect.js';
+import { runAsync, type SqlProgram, type Step } from './sql/program.js';
 import {
-  CorruptDatabaseError,
-  DiskFullError,
-  EventLogError,
-  EventValidationError,
-  ReadOnlyDatabaseError,
-  StoreAccessDeniedError,
-  StoreClosedError,
-  StoreUnavailableError,
-} from './errors.js';
-import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from './events.js';
-import type { EventClass, EventPayloads, KeelEvent, NewEvent } from './events.js';
-import { SCHEMA_NAME, ensureSchema, quoteSchema } from './postgres-schema.js';
-import {
-  CHAINED_COLUMNS,
-  EVENT_COLUMNS,
-  compileFilter,
+  KeysetPages,
+  checkFilter,
   mergeBySeq,
+  planFilter,
+  selectQuery,
   toChained,
   toEvent,
-} from './postgres-query.js';
-import { checkFilter, typeList } from './filter.js';
-import type { EventRow, SqlFilter } from './postgres-query.js';
+  typeList,
+  type EventRow,
+} from './sql/query.js';
+import {
+  anchorEvent,
+  checkPruneOptions,
+  headsFromEvents,
+  pruneResult,
+  prunePlan,
+  type ChainState,
+} from './sql/retention.js';
+import { verifyLog } from './sql/verify.js';
+import { chainHash } from './chain.js';
 import type {
   ChainHeads,
   ChainedEvent,
-  CommitInfo,
   CommitListener,
   EventFilter,
   EventStore,
@@ -43,52 +46,7 @@ import type {
 } from './store.js';
 import { canonicalPayloadJson, prepareEvents } from './validate.js';
 
-/** Options of {@link openPostgresStore}. */
-export interface PostgresStoreOptions {
-  /**
-   * `postgres://user:password@host:port/database` of the server. The database must exist; the
-   * store creates its schema (tables, indexes, triggers) in it on first use, unless `readonly`.
-   */
-  url: string;
-  /**
-   * Postgres schema (namespace) that holds the store's tables: lower-case letters, digits and `_`.
-   * Default `'keel'`. Runtimes that share one log use the same database and schema.
-   */
-  schema?: string;
-  /** Where anchor events (retention) read their `ts` from. Default {@link realClock}. */
-  clock?: Clock;
-  /**
-   * Open for reading only (auditors): queries and `verify` work, `append`/`prune` reject with
-   * `ReadOnlyDatabaseError`, every transaction is read-only on the server, and the schema must
-   * already exist. Default `false`.
-   */
-  readonly?: boolean;
-  /**
-   * How long to wait for a connection before failing with `StoreUnavailableError`, in ms: an
-   * unreachable server is an error, never a hang. Default 5000.
-   */
-  connectTimeoutMs?: number;
-  /**
-   * Most events one transaction commits, in events. Appends that arrive while a transaction is in
-   * flight wait for the next one; a single append is never split. Default 4096.
-   */
-  maxBatch?: number;
-  /**
-   * Further node-postgres pool settings (`max` connections, `ssl`, `statement_timeout`,
-   * `lock_timeout` …). `connectionString`, `connectionTimeoutMillis` and `types` are the store's.
-   */
-  pool?: pg.PoolConfig;
-  /** Receives errors thrown by `onCommit` listeners (they never break a commit). Default `console.error`. */
-  onListenerError?: (error: unknown, events: readonly KeelEvent[]) => void;
-}
-
-/** Counters of a {@link PostgresEventStore} since it was opened (this process only). */
-export interface PostgresStoreStats {
-  /** Write transactions committed (group commits and prunes). */
-  transactions: number;
-  /** Events committed, anchors included. */
-  events: number;
-}
+export type { PostgresStoreOptions, PostgresStoreStats } from './postgres-open.js';
 
 /** The Postgres {@link EventStore}: reads answer asynchronously. */
 export interface PostgresEventStore extends EventStore {
@@ -156,126 +114,6 @@ export function postgres(url: string, options: Omit<PostgresStoreOptions, 'url'>
 
 // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
-interface ResolvedOptions {
-  url: string;
-  target: string;
-  schema: string;
-  clock: Clock;
-  readonly: boolean;
-  connectTimeoutMs: number;
-  maxBatch: number;
-  pool: pg.PoolConfig;
-  onListenerError: (error: unknown, events: readonly KeelEvent[]) => void;
-}
-
-function resolveOptions(options: PostgresStoreOptions): ResolvedOptions {
-  const { url } = options;
-  const target = describeTarget(url);
-  const schema = options.schema ?? 'keel';
-  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
-    throw new ConfigError(
-      'schema',
-      `must be a lower-case Postgres identifier (letters, digits, _), got ${JSON.stringify(schema)}`,
-    );
-  }
-  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
-  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
-    throw new ConfigError('connectTimeoutMs', `must be an integer >= 1 (ms), got ${connectTimeoutMs}`);
-  }
-  const maxBatch = options.maxBatch ?? 4096;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
-    throw new ConfigError('maxBatch', `must be an integer >= 1 (events), got ${maxBatch}`);
-  }
-  const readonly = options.readonly ?? false;
-  const extra = options.pool ?? {};
-  const serverOptions = [extra.options, readonly ? '-c default_transaction_read_only=on' : undefined]
-    .filter((o) => o !== undefined && o !== '')
-    .join(' ');
-  return {
-    url,
-    target,
-    schema,
-    clock: options.clock ?? realClock,
-    readonly,
-    connectTimeoutMs,
-    maxBatch,
-    pool: {
-      application_name: 'keel',
-      keepAlive: true,
-      ...extra,
-      connectionString: url,
-      connectionTimeoutMillis: connectTimeoutMs,
-      types: PG_TYPES,
-      ...(serverOptions === '' ? {} : { options: serverOptions }),
-    },
-    onListenerError:
-      options.onListenerError ?? ((error) => console.error('keel: onCommit listener threw', error)),
-  };
-}
-
-/** `host:port/database` of a postgres:// URL, for messages (the password never appears). */
-function describeTarget(url: unknown): string {
-  let u: URL | undefined;
-  try {
-    u = typeof url === 'string' ? new URL(url) : undefined;
-  } catch {
-    u = undefined;
-  }
-  if (u === undefined || (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:')) {
-    throw new ConfigError(
-      'url',
-      `must be a postgres:// URL such as postgres://user@host:5432/database, got ${typeof url === 'string' ? JSON.stringify(url.replace(/:[^:@/]*@/, ':***@')) : typeof url}`,
-    );
-  }
-  const host = u.hostname || u.searchParams.get('host') || 'localhost';
-  const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username) || 'postgres';
-  return `${host}:${u.port || '5432'}/${database}`;
-}
-
-/** `bigint` columns (seq, v) arrive as numbers: seqs stay far below 2^53. */
-const INT8_OID = 20;
-const parseInt8 = (value: string): number => Number(value);
-const builtinParser = pg.types.getTypeParser as (oid: number, format?: 'text' | 'binary') => unknown;
-const PG_TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
-    oid === INT8_OID && format !== 'binary'
-      ? parseInt8
-      : builtinParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
-
-/** Rows per keyset page for `iterate` and `verify`. */
-const PAGE_SIZE = 1000;
-/** Named (server-side prepared) read statements kept per store. */
-const MAX_NAMED_STATEMENTS = 64;
-
-/** Node's network error codes that mean "no server there (now)". */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-]);
-
-/** node-postgres / pg-pool messages of a connection that failed, timed out or broke. */
-const CONNECTION_MESSAGE =
-  /timeout exceeded when trying to connect|Connection terminated|not queryable|connection error|Connection ended/i;
-
-interface Head {
-  seq: number;
-  hash: string;
-}
-
-interface ChainState {
-  seq: number;
-  audit: Head;
-  operational: Head;
-}
-
 interface HeadsRow {
   seq: number;
   audit_seq: number;
@@ -325,6 +163,9 @@ class RowBuffer {
   }
 }
 
+/** Named (server-side prepared) read statements kept per store. */
+const MAX_NAMED_STATEMENTS = 64;
+
 /** A client that breaks while held fails its next query; this keeps the break from crashing the process. */
 const ignoreClientError = (): void => undefined;
 
@@ -338,6 +179,8 @@ class PostgresStore implements PostgresEventStore {
   private readonly options: ResolvedOptions;
   private readonly pool: pg.Pool;
   private readonly sql: ReturnType<typeof statements>;
+  private readonly dialect: SqlDialect;
+  private readonly commits: CommitListeners;
   private readonly names = new Map<string, string>();
 
   private initialised = false;
@@ -349,12 +192,9 @@ class PostgresStore implements PostgresEventStore {
   private draining: Promise<void> | undefined;
   /** Tail of the write jobs (group commits, prunes) of this process: one runs at a time. */
   private writes: Promise<unknown> = Promise.resolve();
-  private listeners: CommitListener[] = [];
   private closed = false;
   private ended = false;
   private closing: Promise<void> | undefined;
-  private transactions = 0;
-  private committedEvents = 0;
 
   constructor(options: ResolvedOptions) {
     this.options = options;
@@ -362,6 +202,8 @@ class PostgresStore implements PostgresEventStore {
     this.target = options.target;
     this.schema = options.schema;
     this.sql = statements(quoteSchema(options.schema));
+    this.dialect = postgresDialect(quoteSchema(options.schema));
+    this.commits = new CommitListeners(options.onListenerError);
     this.pool = new pg.Pool(options.pool);
     // An idle connection that breaks (server restart) is dropped by the pool; the next query reconnects.
     this.pool.on('error', () => undefined);
@@ -415,15 +257,11 @@ class PostgresStore implements PostgresEventStore {
   }
 
   stats(): PostgresStoreStats {
-    return { transactions: this.transactions, events: this.committedEvents };
+    return { transactions: this.commits.transactions, events: this.commits.events };
   }
 
   onCommit(listener: CommitListener): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      const i = this.listeners.indexOf(listener);
-      if (i >= 0) this.listeners = [...this.listeners.slice(0, i), ...this.listeners.slice(i + 1)];
-    };
+    return this.commits.add(listener);
   }
 
   // ── writes ──────────────────────────────────────────────────────────────────────────────────
@@ -516,7 +354,7 @@ class PostgresStore implements PostgresEventStore {
       events = [];
       for (const p of batch) for (const e of p.events) events.push(e);
     }
-    this.committed(events, { commitMs: performance.now() - startedAt });
+    this.commits.committed(events, { commitMs: performance.now() - startedAt });
     for (const p of batch) p.resolve(p.events);
   }
 
@@ -543,7 +381,7 @@ class PostgresStore implements PostgresEventStore {
         operational: { seq: row.operational_seq, hash: row.operational_hash },
       };
     }
-    return this.headsFromEvents(client, max);
+    return this.run(client, headsFromEvents(this.dialect, max));
   }
 
   /** Inserts the buffered rows and moves the heads row to `state`, in one statement. */
@@ -573,25 +411,18 @@ class PostgresStore implements PostgresEventStore {
   prune(options: { olderThan: number; class: EventClass }): Promise<PruneResult> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.readonly) return Promise.reject(this.readOnlyError());
-    const { olderThan, class: cls } = options;
-    if (typeof olderThan !== 'number' || Number.isNaN(olderThan)) {
-      return Promise.reject(
-        new ConfigError('prune.olderThan', `must be a time in ms since epoch, got ${String(olderThan)}`),
-      );
-    }
-    if (cls !== 'audit' && cls !== 'operational') {
-      return Promise.reject(
-        new ConfigError('prune.class', `must be 'audit' or 'operational', got ${JSON.stringify(cls)}`),
-      );
+    try {
+      checkPruneOptions(options);
+    } catch (e) {
+      return Promise.reject(asError(e));
     }
     this.startDrain(); // appends queued before the prune commit before it
-    return this.exclusive(() => this.pruneNow(cls, olderThan));
+    return this.exclusive(() => this.pruneNow(options.class, options.olderThan));
   }
 
   /**
-   * Retention, in one transaction under the heads lock: removes every `cls` event before the first
-   * one at or after `olderThan`, through the sanctioned path (`SET LOCAL keel.retention`), and
-   * appends a `log.anchor` that the class chain continues from.
+   * Retention, in one transaction under the heads lock (see `prunePlan`): the gate is opened with
+   * `SET LOCAL keel.retention`, and the anchors are chained and inserted before COMMIT.
    */
   private async pruneNow(cls: EventClass, olderThan: number): Promise<PruneResult> {
     const startedAt = performance.now();
@@ -602,70 +433,28 @@ class PostgresStore implements PostgresEventStore {
       await this.ensureReady();
       result = await this.withClient(async (client) => {
         const state = await this.lockHeads(client);
-        const cut = await client.query<{ seq: number }>(this.sql.pruneCut, [cls, olderThan]);
-        const last = await client.query<Head>(this.sql.pruneLast, [
-          cls,
-          cut.rows[0]?.seq ?? Number.MAX_SAFE_INTEGER,
-        ]);
-        const through = last.rows[0];
-        if (through === undefined) {
+        const done = await this.run(client, prunePlan(this.dialect, cls, olderThan));
+        if (done === undefined) {
           await client.query('ROLLBACK');
-          return { class: cls, pruned: 0, throughSeq: 0 };
+          return pruneResult(cls, undefined);
         }
-        // Pruning audit may delete the anchor the operational chain starts from: carry it forward.
-        const carried =
-          cls === 'audit' ? latestAnchors(await this.loadAnchors(client)).operational : undefined;
-
-        await client.query("SET LOCAL keel.retention = 'on'");
-        const deleted = await client.query(this.sql.pruneDelete, [cls, through.seq]);
-        await client.query("SET LOCAL keel.retention = 'off'");
-
         const now = this.options.clock.now();
         const rows = new RowBuffer();
-        const anchor = (payload: EventPayloads['log.anchor']): KeelEvent => {
+        written = done.anchors.map((payload) => {
           const event = anchorEvent(now, payload);
           rows.chain(state, event, canonicalPayloadJson(payload));
           return event;
-        };
-        const pruned = deleted.rowCount ?? 0;
-        written = [
-          anchor({
-            prunedClass: cls,
-            prunedThroughSeq: through.seq,
-            lastPrunedHash: through.hash,
-            prunedCount: pruned,
-            olderThanTs: olderThan,
-          }),
-        ];
-        if (carried !== undefined && carried.intact && carried.seq <= through.seq) {
-          written.push(anchor(carried.payload));
-        }
+        });
         await this.insertRows(client, rows, state);
         commitSent = true;
         await client.query('COMMIT');
-        return { class: cls, pruned, throughSeq: through.seq, anchorSeq: (written[0] as KeelEvent).seq };
+        return pruneResult(cls, done, written[0]?.seq);
       });
     } catch (e) {
       throw this.toError(e, commitSent);
     }
-    if (written.length > 0) this.committed(written, { commitMs: performance.now() - startedAt });
+    if (written.length > 0) this.commits.committed(written, { commitMs: performance.now() - startedAt });
     return result;
-  }
-
-  private committed(events: readonly KeelEvent[], info?: CommitInfo): void {
-    this.transactions++;
-    this.committedEvents += events.length;
-    for (const listener of this.listeners) {
-      try {
-        listener(events, info);
-      } catch (error) {
-        try {
-          this.options.onListenerError(error, events);
-        } catch {
-          // A failing error reporter must not break the commit either.
-        }
-      }
-    }
   }
 
   // ── reads ───────────────────────────────────────────────────────────────────────────────────
@@ -674,22 +463,10 @@ class PostgresStore implements PostgresEventStore {
     this.assertOpen();
     checkFilter(filter);
     await this.ready();
-    const c = filter.limit === 0 ? undefined : await this.plan(filter);
+    const c = filter.limit === 0 ? undefined : await this.run(this.pool, planFilter(this.dialect, filter));
     if (c === undefined) return [];
-    const params = [...c.params];
-    const where = [...c.where];
-    if (c.afterSeq > 0) {
-      params.push(c.afterSeq);
-      where.push(`seq > $${params.length}`);
-    }
-    let sql = `SELECT ${EVENT_COLUMNS} FROM ${this.sql.events}`;
-    if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
-    sql += ' ORDER BY seq';
-    if (filter.limit !== undefined) {
-      params.push(filter.limit);
-      sql += ` LIMIT $${params.length}`;
-    }
-    const rows = await this.rows<EventRow>(this.pool, sql, params);
+    const q = selectQuery(this.dialect, EVENT_COLUMNS, c, filter.limit);
+    const rows = await this.rows<EventRow>(this.pool, q.sql, q.params);
     const out = new Array<KeelEvent>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = toEvent(rows[i] as EventRow);
     return out;
@@ -725,7 +502,7 @@ class PostgresStore implements PostgresEventStore {
     if (row !== undefined && row[0] === row[5]) {
       return { audit: { seq: row[1], hash: row[2] }, operational: { seq: row[3], hash: row[4] } };
     }
-    const state = await this.headsFromEvents(this.pool, row?.[5] ?? 0);
+    const state = await this.run(this.pool, headsFromEvents(this.dialect, row?.[5] ?? 0));
     return { audit: state.audit, operational: state.operational };
   }
 
@@ -738,29 +515,10 @@ class PostgresStore implements PostgresEventStore {
     await this.ready();
     return this.withClient(async (client) => {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const anchors = await this.loadAnchors(client);
-      const exists = async (sql: string, hash: string, afterSeq: number): Promise<boolean> =>
-        (await this.rows(client, sql, [hash, afterSeq])).length > 0;
-      const lookup: AsyncChainLookup = {
-        hashExistsAfter: (hash, afterSeq) => exists(this.sql.hashAfter, hash, afterSeq),
-        prevHashExistsAfter: (prevHash, afterSeq) => exists(this.sql.prevHashAfter, prevHash, afterSeq),
-      };
-      const result = await verifyChainPages(anchors, this.chainPages(client), lookup);
+      const result = await this.run(client, verifyLog(this.dialect));
       await client.query('COMMIT');
       return result;
     });
-  }
-
-  /** Every row in seq order, a keyset page at a time. */
-  private async *chainPages(client: Queryable): AsyncGenerator<ChainRow[]> {
-    let cursor = 0;
-    for (;;) {
-      this.assertOpen();
-      const rows = await this.rows<ChainRow>(client, this.sql.page, [cursor, PAGE_SIZE]);
-      yield rows;
-      if (rows.length < PAGE_SIZE) return;
-      cursor = (rows[rows.length - 1] as ChainRow)[0];
-    }
   }
 
   /** Streams matches in seq order; a list of types is read as one cursor per type, merged. */
@@ -792,83 +550,31 @@ class PostgresStore implements PostgresEventStore {
     columns: string,
     map: (row: R) => T,
   ): AsyncGenerator<T> {
-    const c = await this.plan(filter);
+    const c = await this.run(this.pool, planFilter(this.dialect, filter));
     if (c === undefined) return;
-    const n = c.params.length;
-    const sql = `SELECT ${columns} FROM ${this.sql.events} WHERE ${[...c.where, `seq > $${n + 1}`].join(' AND ')} ORDER BY seq LIMIT $${n + 2}`;
-    let cursor = c.afterSeq;
-    let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
-    while (remaining > 0) {
+    const pages = new KeysetPages(this.dialect, columns, c, filter.limit);
+    for (let q = pages.next(); q !== undefined; q = pages.next()) {
       this.assertOpen();
-      const size = Math.min(PAGE_SIZE, remaining);
-      const rows = await this.rows<R>(this.pool, sql, [...c.params, cursor, size]);
+      const rows = await this.rows<R>(this.pool, q.sql, q.params);
       for (let i = 0; i < rows.length; i++) yield map(rows[i] as R);
-      if (rows.length < size) return;
-      cursor = (rows[rows.length - 1] as R)[0];
-      remaining -= rows.length;
+      if (!pages.advance(rows)) return;
     }
-  }
-
-  /**
-   * Compiles a filter. A time window with no workflow or type narrows the scan to the seq range of
-   * the window, read once from the ts index, so pages walk the primary key instead of sorting.
-   */
-  private async plan(filter: EventFilter): Promise<SqlFilter | undefined> {
-    const c = compileFilter(filter);
-    if (c === undefined) return undefined;
-    const { fromTs, toTs } = filter;
-    if ((fromTs === undefined && toTs === undefined) || filter.workflowId !== undefined) return c;
-    if (filter.type !== undefined) return c;
-    const where: string[] = [];
-    const params: number[] = [];
-    if (fromTs !== undefined) {
-      params.push(fromTs);
-      where.push(`ts >= $${params.length}`);
-    }
-    if (toTs !== undefined) {
-      params.push(toTs);
-      where.push(`ts < $${params.length}`);
-    }
-    const [bounds] = await this.rows<[number | null, number | null]>(
-      this.pool,
-      `SELECT min(seq), max(seq) FROM ${this.sql.events} WHERE ${where.join(' AND ')}`,
-      params,
-    );
-    if (bounds === undefined || bounds[0] === null || bounds[1] === null) return undefined;
-    c.afterSeq = Math.max(c.afterSeq, bounds[0] - 1);
-    c.params.push(bounds[1]);
-    c.where.push(`seq <= $${c.params.length}`);
-    return c;
-  }
-
-  /**
-   * The heads rebuilt from the events: each class's last event, else its retention anchor's head,
-   * else genesis (found by walking back from the end, where both classes interleave densely).
-   */
-  private async headsFromEvents(runner: Queryable, maxSeq: number): Promise<ChainState> {
-    let anchors: Partial<Record<EventClass, StoredAnchorClaim>> | undefined;
-    const headOf = async (cls: EventClass): Promise<Head> => {
-      const [row] = await this.rows<[number, string]>(runner, this.sql.classHead, [cls]);
-      if (row !== undefined) return { seq: row[0], hash: row[1] };
-      anchors ??= latestAnchors(await this.loadAnchors(runner));
-      const a = anchors[cls];
-      return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
-    };
-    return { seq: maxSeq, audit: await headOf('audit'), operational: await headOf('operational') };
-  }
-
-  /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
-  private async loadAnchors(runner: Queryable): Promise<StoredAnchorClaim[]> {
-    const rows = await this.rows<ChainRow>(runner, this.sql.anchors, []);
-    const claims: StoredAnchorClaim[] = [];
-    for (const r of rows) {
-      const claim = anchorClaimOf(r);
-      if (claim !== undefined) claims.push(claim);
-    }
-    return claims;
   }
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** Runs a shared SQL procedure on `runner` (a connection in a transaction, or the pool). */
+  private run<T>(runner: Queryable, program: SqlProgram<T>): Promise<T> {
+    return runAsync(program, async (step: Step) => {
+      if (step.kind === 'rows') return this.rows(runner, step.sql, [...step.params]);
+      try {
+        const r = await runner.query(step.sql, step.params.length > 0 ? [...step.params] : undefined);
+        return r.rowCount ?? 0;
+      } catch (e) {
+        throw this.closed && !isKeelError(e) ? new StoreClosedError() : this.toError(e);
+      }
+    });
+  }
 
   /** Array rows of a query, through a named (prepared once per connection) statement. */
   private async rows<R extends readonly unknown[]>(
@@ -934,7 +640,7 @@ class PostgresStore implements PostgresEventStore {
   }
 }
 
-/** The SQL texts of one schema. */
+/** The SQL texts of the writer, for one schema. */
 function statements(s: string) {
   const events = `${s}.events`;
   return {
@@ -947,92 +653,7 @@ function statements(s: string) {
 UPDATE ${s}.heads SET seq = $10, audit_seq = $11, audit_hash = $12, operational_seq = $13, operational_hash = $14 WHERE id = 1`,
     lastSeq: `SELECT coalesce(max(seq), 0) FROM ${events}`,
     heads: `SELECT seq, audit_seq, audit_hash, operational_seq, operational_hash, (SELECT coalesce(max(seq), 0) FROM ${events}) FROM ${s}.heads WHERE id = 1`,
-    classHead: `SELECT seq, hash FROM ${events} WHERE class = $1 ORDER BY seq DESC LIMIT 1`,
-    anchors: `SELECT ${CHAINED_COLUMNS} FROM ${events} WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`,
-    page: `SELECT ${CHAINED_COLUMNS} FROM ${events} WHERE seq > $1 ORDER BY seq LIMIT $2`,
-    hashAfter: `SELECT 1 FROM ${events} WHERE hash = $1 AND seq > $2 LIMIT 1`,
-    prevHashAfter: `SELECT 1 FROM ${events} WHERE prev_hash = $1 AND seq > $2 LIMIT 1`,
-    pruneCut: `SELECT seq FROM ${events} WHERE class = $1 AND ts >= $2 ORDER BY seq LIMIT 1`,
-    pruneLast: `SELECT seq, hash FROM ${events} WHERE class = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1`,
-    pruneDelete: `DELETE FROM ${events} WHERE class = $1 AND seq <= $2`,
   };
-}
-
-function anchorEvent(ts: number, payload: EventPayloads['log.anchor']): KeelEvent<'log.anchor'> {
-  return {
-    seq: 0,
-    ts,
-    workflowId: SYSTEM_WORKFLOW_ID,
-    type: 'log.anchor',
-    v: EVENT_VERSIONS['log.anchor'],
-    class: 'audit',
-    payload,
-  };
-}
-
-/** What Postgres text cannot hold (payloads are JSON, which escapes NUL; workflow ids are raw). */
-function checkStorable(events: readonly KeelEvent[]): void {
-  for (let i = 0; i < events.length; i++) {
-    if ((events[i] as KeelEvent).workflowId.includes('\u0000')) {
-      throw new EventValidationError(
-        `events[${i}].workflowId`,
-        'contains a NUL character (\\u0000), which Postgres text cannot store',
-      );
-    }
-  }
-}
-
-/** Maps node-postgres and network errors to the event log's named errors; others pass through. */
-function toStoreError(e: unknown, target: string, connectTimeoutMs: number, commitSent: boolean): unknown {
-  if (isKeelError(e)) return e;
-  if (e instanceof pg.DatabaseError) {
-    const code = e.code ?? '';
-    if (code === '28P01' || code === '28000' || code === '42501') {
-      return new StoreAccessDeniedError(target, e.message, { cause: e });
-    }
-    if (code === '3D000')
-      return new StoreUnavailableError(target, `${e.message}; create it first`, { cause: e });
-    if (code.startsWith('08') || code.startsWith('57P') || code === '53300') {
-      return new StoreUnavailableError(target, e.message, { cause: e, outcomeUnknown: commitSent });
-    }
-    if (code === '25006') {
-      return new ReadOnlyDatabaseError(target, `the server refused the write: ${e.message}`, {
-        cause: e,
-        fix: 'Connect to the primary with a role that may INSERT into the schema, or open the store with { readonly: true } to audit it',
-      });
-    }
-    if (code === '53100') return new DiskFullError(target, { cause: e });
-    if (code === 'XX001' || code === 'XX002') return new CorruptDatabaseError(target, { cause: e });
-    return new EventLogError(
-      'EVENTLOG_POSTGRES',
-      `${target}: Postgres failed (${code}: ${e.message}); nothing of this operation was written and committed events are intact.`,
-      { cause: e },
-    );
-  }
-  const reason = connectionFailure(e, connectTimeoutMs);
-  if (reason !== undefined) {
-    return new StoreUnavailableError(target, reason, { cause: e, outcomeUnknown: commitSent });
-  }
-  return e;
-}
-
-/** Why a connection failed, in words, or `undefined` when `e` is not a connection failure. */
-function connectionFailure(e: unknown, connectTimeoutMs: number): string | undefined {
-  if (!(e instanceof Error)) return undefined;
-  const errors = e instanceof AggregateError ? (e.errors as unknown[]) : [e];
-  for (const err of errors) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) {
-      if (code === 'ECONNREFUSED') return 'connection refused: no server listens there';
-      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
-      return `${code}: ${(err as Error).message || 'the network failed'}`;
-    }
-  }
-  if (/timeout/i.test(e.message) && /connect/i.test(e.message)) {
-    return `no connection within connectTimeoutMs (${connectTimeoutMs} ms)`;
-  }
-  if (CONNECTION_MESSAGE.test(e.message)) return `the connection broke: ${e.message}`;
-  return undefined;
 }
 
 function asError(e: unknown): Error {

@@ -5,29 +5,13 @@
  * Internal to src/eventlog.
  */
 import type Database from 'better-sqlite3';
-import { GENESIS_HASH, chainHash, latestAnchors, parseAnchorPayload, rowHash } from './chain.js';
-import type { AnchorClaim, ChainRow } from './chain.js';
-import { SYSTEM_WORKFLOW_ID } from './events.js';
-import type { EventClass, EventPayloads } from './events.js';
-import type { ChainHeads } from './store.js';
+import { GENESIS_HASH, chainHash } from './chain.js';
+import type { EventClass } from './events.js';
+import { sqliteDialect } from './sql/dialect.js';
+import { runSync, type SqlProgram, type Step } from './sql/program.js';
+import { headsFromEvents, type ChainState, type Head } from './sql/retention.js';
 
-/** A chain head: the seq and hash of a class's last event. */
-export interface Head {
-  seq: number;
-  hash: string;
-}
-
-/** Highest seq and both heads: what a rolled-back transaction puts back. */
-export interface ChainState {
-  seq: number;
-  audit: Head;
-  operational: Head;
-}
-
-/** An anchor's claim plus its payload (to carry it forward when audit retention removes it). */
-export interface StoredAnchor extends AnchorClaim {
-  payload: EventPayloads['log.anchor'];
-}
+export type { ChainState, Head } from './sql/retention.js';
 
 /** A cached prepared statement of the connection (raw rows when `raw`). */
 export type StatementCache = (sql: string, raw?: boolean) => Database.Statement<unknown[], unknown>;
@@ -38,9 +22,6 @@ const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const COLUMNS_PER_ROW = 9;
 /** Rows per multi-row INSERT: one native call per 16 events is measurably cheaper than 16 calls. */
 const ROWS_PER_INSERT = 16;
-
-/** Columns of a chained row, in {@link ChainRow} order. */
-export const CHAINED_COLUMNS = 'seq, ts, workflow_id, type, v, class, payload, prev_hash, hash';
 
 /**
  * Chains and writes events on one connection. Call {@link ChainWriter.sync} first inside each write
@@ -148,57 +129,23 @@ export class ChainWriter {
 
   /** Reads the highest seq and both heads from the file. */
   load(): void {
-    this.seq = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
-    const heads = this.readHeads();
-    Object.assign(this.audit, heads.audit);
-    Object.assign(this.operational, heads.operational);
+    const max = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
+    const state = this.run(headsFromEvents(sqliteDialect, max));
+    this.seq = state.seq;
+    Object.assign(this.audit, state.audit);
+    Object.assign(this.operational, state.operational);
   }
 
-  /**
-   * The last event of each class, found by walking back from the end of the log (both classes
-   * interleave densely, so this is short); a class with no events left takes its retention anchor's
-   * head, or genesis. Only a log holding no events at all of one class walks it whole.
-   */
-  private readHeads(): ChainHeads {
-    let anchors: Partial<Record<EventClass, StoredAnchor>> | undefined;
-    const headOf = (cls: EventClass): Head => {
-      const row = this.stmt('SELECT seq, hash FROM events WHERE class = ? ORDER BY seq DESC LIMIT 1').get(
-        cls,
-      ) as Head | undefined;
-      if (row !== undefined) return { seq: row.seq, hash: row.hash };
-      anchors ??= latestAnchors(this.loadAnchors());
-      const a = anchors[cls];
-      return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
-    };
-    return { audit: headOf('audit'), operational: headOf('operational') };
+  /** Runs a shared SQL procedure on this connection. */
+  run<T>(program: SqlProgram<T>): T {
+    return runSync(program, sqliteStep(this.stmt));
   }
+}
 
-  /**
-   * Every `log.anchor` event's claim (there are few: audit retention removes old ones). The store
-   * writes anchors to the `_system` workflow, whose index finds them; an event of that type
-   * appended to any other workflow claims nothing.
-   */
-  loadAnchors(): StoredAnchor[] {
-    const rows = this.stmt(
-      `SELECT ${CHAINED_COLUMNS} FROM events WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`,
-      true,
-    ).all() as ChainRow[];
-    const claims: StoredAnchor[] = [];
-    for (const r of rows) {
-      const p = parseAnchorPayload(r[6]);
-      if (p === undefined) continue;
-      claims.push({
-        seq: r[0],
-        prunedClass: p.prunedClass,
-        prunedThroughSeq: p.prunedThroughSeq,
-        lastPrunedHash: p.lastPrunedHash,
-        intact: rowHash(r) === r[8],
-        ts: r[1],
-        prunedCount: p.prunedCount,
-        olderThanTs: p.olderThanTs,
-        payload: p,
-      });
-    }
-    return claims;
-  }
+/** Runs one step of a shared SQL procedure on a better-sqlite3 connection. */
+export function sqliteStep(stmt: StatementCache): (step: Step) => unknown {
+  return (step) =>
+    step.kind === 'rows'
+      ? stmt(step.sql, true).all(...step.params)
+      : stmt(step.sql).run(...step.params).changes;
 }
