@@ -123,6 +123,7 @@ export function fraudScreener(options: FraudScreenerOptions): Agent<Transaction,
   const provider = options.provider ?? simulatedFraudModel({ seed: `${options.seed ?? 0}:${name}` });
   return agent<Transaction, FraudVerdict>({
     ...policies,
+    providerName: provider.name,
     taskType: 'fraud',
     run: async (transaction: Transaction, context: AgentContext) => {
       const answer = await askModel(

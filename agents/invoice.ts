@@ -100,6 +100,7 @@ export function vendorExtraction(options: ReadyAgentOptions = {}): Agent<Invoice
   const name = policies.name;
   return agent<Invoice, VendorField>({
     ...policies,
+    providerName: provider.name,
     taskType: 'vendor',
     run: async (invoice: Invoice, context: AgentContext) => {
       const answer = await askModel(
@@ -137,6 +138,7 @@ export function amountExtraction(options: ReadyAgentOptions = {}): Agent<Invoice
   const name = policies.name;
   return agent<Invoice, AmountField>({
     ...policies,
+    providerName: provider.name,
     taskType: 'payment',
     validate: (field) =>
       field.amount > 0 || {
@@ -180,6 +182,7 @@ export function dateExtraction(options: ReadyAgentOptions = {}): Agent<Invoice, 
   const name = policies.name;
   return agent<Invoice, DateField>({
     ...policies,
+    providerName: provider.name,
     taskType: 'date',
     run: async (invoice: Invoice, context: AgentContext) => {
       const answer = await askModel(

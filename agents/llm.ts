@@ -127,6 +127,8 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
     // With a cap, the reservation's input part is the request this agent sends: the messages.
     estimateInputTokens: (input) => estimateTokens(messagesOf(input)),
     ...policies,
+    // Spans name who served the call (`gen_ai.provider.name`): the provider's own name by default.
+    providerName: policies.providerName ?? provider.name,
     run,
   });
 }

@@ -36,6 +36,7 @@ export function approvalRouting(options: ReadyAgentOptions = {}): Agent<RoutingQ
   const name = policies.name;
   return agent<RoutingQuery, Routing>({
     ...policies,
+    providerName: provider.name,
     taskType: 'routing',
     run: async (query: RoutingQuery, context: AgentContext) => {
       const list = APPROVERS[query.tier];

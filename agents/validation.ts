@@ -35,6 +35,7 @@ export function vendorValidation(options: ReadyAgentOptions = {}): Agent<VendorQ
   const name = policies.name;
   return agent<VendorQuery, VendorRecord>({
     ...policies,
+    providerName: provider.name,
     taskType: 'vendor_validation',
     run: async (query: VendorQuery, context: AgentContext) => {
       const answer = await askModel(

@@ -119,7 +119,15 @@ export interface EventPayloads {
   };
 
   // ── agents (one invocation = one actor) ─────────────────────────────────────────────────────
-  'agent.invoked': { path: NodePath; agent: string; agentVersion?: string; taskType: string; model: string };
+  'agent.invoked': {
+    path: NodePath;
+    agent: string;
+    agentVersion?: string;
+    taskType: string;
+    model: string;
+    /** Who serves the model (the agent's `providerName`, e.g. `openai`); absent when not declared. */
+    provider?: string;
+  };
   /**
    * The invocation finished with an accepted output. `output` is what replay feeds back instead of
    * calling the model; `costUsd` is the actual cost of all attempts.

@@ -76,3 +76,55 @@ export const KEEL_SPAN_EVENT = {
   /** On `invoke_workflow`: a cascade escalated to its next stage. */
   cascadeEscalated: 'keel.cascade.escalated',
 } as const;
+
+/**
+ * `gen_ai.provider.name` of a call whose agent does not say who serves its model (a `run()` of
+ * your own without `providerName`, and logs written before agents recorded it). Name it on the
+ * agent (`providerName`) or for the whole runtime (`tracing.providerName`).
+ */
+export const GEN_AI_PROVIDER_OTHER = '_OTHER';
+
+/** Provider ids of the Vercel AI SDK (`LanguageModel.provider`, before its first `.`) → GenAI registry names. */
+const AI_SDK_PROVIDERS: Readonly<Record<string, string>> = {
+  openai: 'openai',
+  anthropic: 'anthropic',
+  'amazon-bedrock': 'aws.bedrock',
+  bedrock: 'aws.bedrock',
+  'azure-openai': 'azure.ai.openai',
+  azure: 'azure.ai.openai',
+  google: 'gcp.gemini',
+  'google-vertex': 'gcp.vertex_ai',
+  vertex: 'gcp.vertex_ai',
+  mistral: 'mistral_ai',
+  xai: 'x_ai',
+  groq: 'groq',
+  deepseek: 'deepseek',
+  cohere: 'cohere',
+  perplexity: 'perplexity',
+};
+
+/** Names of the GenAI registry Keel passes through unchanged. */
+const REGISTRY = new Set([
+  ...Object.values(AI_SDK_PROVIDERS),
+  'gcp.gen_ai',
+  'azure.ai.inference',
+  'ibm.watsonx.ai',
+]);
+
+/**
+ * The `gen_ai.provider.name` of a provider's `name`: a GenAI registry name as is (`openai`,
+ * `aws.bedrock`, …); an AI SDK provider id as its registry name (`openai.chat` → `openai`,
+ * `amazon-bedrock` → `aws.bedrock`, `google.vertex.chat` → `gcp.vertex_ai`); any other name
+ * (`simulated`, your own) as is.
+ *
+ * @example
+ * genAiProviderName('anthropic.messages'); // 'anthropic'
+ * genAiProviderName('simulated'); // 'simulated'
+ */
+export function genAiProviderName(name: string): string {
+  if (REGISTRY.has(name)) return name;
+  if (name.startsWith('google.vertex')) return 'gcp.vertex_ai';
+  const dot = name.indexOf('.');
+  const id = dot < 0 ? name : name.slice(0, dot);
+  return Object.hasOwn(AI_SDK_PROVIDERS, id) ? (AI_SDK_PROVIDERS[id] as string) : name;
+}

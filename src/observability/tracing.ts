@@ -40,7 +40,9 @@ import {
   ATTR_KEEL_TASK_TYPE,
   ATTR_KEEL_WORKFLOW_ID,
   GEN_AI_OPERATION,
+  GEN_AI_PROVIDER_OTHER,
   KEEL_SPAN_EVENT,
+  genAiProviderName,
 } from './genai.js';
 
 /** Options of {@link createTracing}. */
@@ -53,8 +55,10 @@ export interface TracingOptions {
    */
   captureContent?: boolean;
   /**
-   * `gen_ai.provider.name` of the model calls: a fixed name (`'openai'`) or a function of the model
-   * id. Default: the attribute is omitted (events do not yet say which provider served a call).
+   * Overrides `gen_ai.provider.name` of the model calls: a fixed name (`'openai'`) or a function
+   * of the model id (`undefined`: no override for that model). Default: the provider the agent
+   * declared on `agent.invoked` (its `providerName`; `llmAgent` takes its provider's `name`), as a
+   * GenAI registry name (see `genAiProviderName`), else `_OTHER`. Spans always carry the attribute.
    */
   providerName?: string | ((model: string) => string | undefined);
 }
@@ -85,6 +89,8 @@ interface AgentState {
   readonly agent: string;
   /** Model of the current attempt (a budget downgrade changes it). */
   model: string;
+  /** The provider `agent.invoked` recorded, if any. */
+  readonly provider: string | undefined;
   /** 1-based number of the attempt in progress. */
   attempt: number;
   /** Event time (ms) the current attempt started. */
@@ -128,13 +134,11 @@ const messages = (role: 'user' | 'assistant', value: unknown): string =>
 export function createTracing(options: TracingOptions = {}): KeelTracing {
   const tracer = options.tracer ?? trace.getTracer('keel');
   const capture = options.captureContent === true;
-  const provider = options.providerName;
-  const providerOf =
-    provider === undefined
-      ? (): undefined => undefined
-      : typeof provider === 'string'
-        ? (): string => provider
-        : provider;
+  const override = options.providerName;
+  /** `gen_ai.provider.name` of a call of `model` whose agent recorded `recorded`: never undefined. */
+  const providerOf = (model: string, recorded: string | undefined): string =>
+    (typeof override === 'function' ? override(model) : override) ??
+    (recorded === undefined ? GEN_AI_PROVIDER_OTHER : genAiProviderName(recorded));
   const workflows = new Map<string, WorkflowState>();
 
   const fail = (span: Span, category: ErrorCategory, message?: string): void => {
@@ -157,8 +161,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       [ATTR_GEN_AI_AGENT_NAME]: a.agent,
       [ATTR_KEEL_ATTEMPT]: a.attempt,
     };
-    const providerName = providerOf(a.model);
-    if (providerName !== undefined) attributes[ATTR_GEN_AI_PROVIDER_NAME] = providerName;
+    attributes[ATTR_GEN_AI_PROVIDER_NAME] = providerOf(a.model, a.provider);
     const usage = a.usageAttempt === a.attempt ? a.usage : fallbackUsage;
     if (usage !== undefined) {
       attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS] = usage.inputTokens;
@@ -226,8 +229,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       [ATTR_KEEL_NODE_PATH]: p.path,
     };
     if (p.agentVersion !== undefined) attributes[ATTR_GEN_AI_AGENT_VERSION] = p.agentVersion;
-    const providerName = providerOf(p.model);
-    if (providerName !== undefined) attributes[ATTR_GEN_AI_PROVIDER_NAME] = providerName;
+    attributes[ATTR_GEN_AI_PROVIDER_NAME] = providerOf(p.model, p.provider);
     const span = tracer.startSpan(
       `${GEN_AI_OPERATION.invokeAgent} ${p.agent}`,
       { kind: SpanKind.INTERNAL, startTime: hrTime(event.ts), attributes },
@@ -238,6 +240,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       ctx: trace.setSpan(wf.ctx, span),
       agent: p.agent,
       model: p.model,
+      provider: p.provider,
       attempt: 1,
       attemptStartMs: event.ts,
       attemptOpen: true,

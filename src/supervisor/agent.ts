@@ -133,6 +133,13 @@ export interface AgentConfig<I, O> {
   taskType?: string;
   /** Model id, priced by the runtime's pricing table. */
   model: string;
+  /**
+   * Who serves `model`, for telemetry: recorded on `agent.invoked` and written to spans as
+   * `gen_ai.provider.name` (OpenTelemetry GenAI registry names such as `openai`, `anthropic`,
+   * `aws.bedrock`, `azure.ai.openai`, `gcp.gemini`). `llmAgent` sets it to its provider's `name`.
+   * Default: unset, and spans say `_OTHER` (see `tracing.providerName` to name it runtime-wide).
+   */
+  providerName?: string;
   /** Per-attempt timeout in ms (default 30_000). */
   timeoutMs?: number;
   retry?: RetryConfig;
@@ -252,6 +259,14 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
     throw new ConfigError(
       `${where}.cache.key`,
       `must be a function of the input returning what keys the cache, e.g. key: (input) => input.vendor; got ${typeof config.cache.key}`,
+    );
+  if (
+    config.providerName !== undefined &&
+    (typeof config.providerName !== 'string' || !NAME.test(config.providerName))
+  )
+    throw new ConfigError(
+      `${where}.providerName`,
+      'must be 1-128 characters of letters, digits, _ . : or -, e.g. "openai" or "aws.bedrock" (or left out)',
     );
   if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || !config.breaker.name))
     throw new ConfigError(`${where}.breaker.name`, 'must name the shared breaker, e.g. "openai"');

@@ -82,6 +82,7 @@ class AgentInvocation implements Invocation, InvocationState {
         agentVersion: agent.version,
         taskType: agent.taskType,
         model: agent.model,
+        ...(agent.providerName !== undefined ? { provider: agent.providerName } : {}),
       },
     });
     scope.stats.agentsCalled++;
