@@ -1,8 +1,9 @@
 /**
  * What the steps of one agent call share: the call's state ({@link CallState}) and the interface of
  * each step. `AgentCall` (./agent-call.ts) composes the steps in the order the agent machine asks
- * for them — admission, attempt, outcome, cost — the way cockatiel's `wrap` nests policies: each
- * step knows only the state and the interfaces of the others, never their files.
+ * for them — admission, attempt, outcome, cost — the way cockatiel's `wrap` nests policies: a step
+ * reaches another only through `call.steps` and this file's interfaces. The replay hooks
+ * (./replay.ts) and the shared success/failure records (./record.ts) are plain functions.
  */
 import type { AgentMachineEvent } from '../../../machines/agent.machine.js';
 import type { ErrorCategory, NewEvent, Usage } from '../../eventlog/events.js';
@@ -12,13 +13,16 @@ import { messageOf } from '../errors.js';
 import type { NodeContext, PermitLike, ReservationLike } from '../scope.js';
 import type { NodeResult } from '../topology.js';
 
+/** Any agent, as the supervisor runs it (input and output unchecked). */
 export type AnyAgent = Agent<never, unknown>;
 
+/** Usage of an answer that made no call (a cache hit, a recorded answer, a failure without usage). */
 export const ZERO_USAGE: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0 });
 /** What an agent without `estimate` is expected to use per call. */
 export const DEFAULT_ESTIMATE: Usage = Object.freeze({ inputTokens: 1000, outputTokens: 500 });
 /** Money comparisons tolerate float drift of one nano-dollar (as the budget machine does). */
 export const USD_EPSILON = 1e-9;
+/** The admission step's answer when the attempt may call the model. */
 export const PASS: AgentMachineEvent = Object.freeze({ type: 'GATE.PASS' });
 
 /** How an outcome is reported: to the invocation (hot path) or to a promise (a shared cache call). */
