@@ -40,16 +40,6 @@ import { Restorer } from './runtime/restore.js';
 import { Teardown } from './runtime/teardown.js';
 import type { Runtime, RuntimeEvents, RuntimeStats, RunOptions, WorkflowResult } from './runtime/types.js';
 import { Workflows } from './runtime/workflows.js';
-// Each topology file registers its executor on import.
-import './supervisor/sequential.js';
-import './supervisor/parallel.js';
-import './supervisor/vote.js';
-import './supervisor/cascade.js';
-import './supervisor/fallback.js';
-import './supervisor/branch.js';
-import './supervisor/map.js';
-import './supervisor/deadline.js';
-import './supervisor/canary.js';
 
 export type { RuntimeConfig } from './runtime/config.js';
 export type { Runtime, RuntimeEvents, RuntimeStats, RunOptions, WorkflowResult } from './runtime/types.js';
