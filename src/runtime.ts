@@ -15,9 +15,8 @@ import { realClock, type Clock } from './core/clock.js';
 import { ConfigError } from './core/errors.js';
 import { assertWellFormed } from './core/unicode.js';
 import { seededRandom } from './core/random.js';
-import { createCallPricer, createPricing, type Pricing } from './cost/pricing.js';
+import { createPricing, type Pricing } from './cost/pricing.js';
 import type { CanaryControl } from './monitor/canary-fold.js';
-import { cacheKeyer } from './cache/key.js';
 import { fingerprinter } from './compliance/key.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
 import type { MarkInterruptedOptions, MarkInterruptedResult } from './compliance/interrupted.js';
@@ -119,32 +118,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         changed: (change) => this.emit('breaker', change),
       }));
       teardown.push(() => breakers.stop());
-      const services: Services = (this.services = {
-        clock,
-        inspect: config.inspect,
-        breaker: (c) => breakers.forAgent(c),
+      const services = (this.services = parts.workflowServices({
+        ...{ clock, inspect: config.inspect, pricing, seed, hmacKey, breakers, cache, folds, record },
         budgets: budgets.budgets,
-        cache: cache && {
-          key: cacheKeyer(hmacKey),
-          get: (key, options) => cache.get(key, options),
-          set: (key, agent, value, ttlMs) => cache.set(key, agent, value, ttlMs),
-          singleFlight: (key, compute) => cache.singleFlight(key, compute),
-        },
-        price: (model, usage) => pricing.price(model, usage),
-        // An answered id with no price is logged once per id (`pricing.unknown_model`), never thrown.
-        priceCall: createCallPricer(pricing, {
-          onUnknownModel: (seen) =>
-            record({
-              ts: clock.now(),
-              workflowId: SYSTEM_WORKFLOW_ID,
-              type: 'pricing.unknown_model',
-              payload: seen,
-            }),
-        }),
-        learned: folds.learned,
-        seed,
-        canaries: folds.canaries,
-      });
+      }));
       const fanOut = (this.fanOut = new FanOut({
         clock,
         folds,
@@ -210,15 +187,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return replayWorkflows(
       {
         store: this.store,
-        services: (clock) => ({
-          ...this.services,
-          clock,
-          inspect: undefined,
-          budgets: undefined,
-          cache: undefined,
-          price: (model, usage) => (this.pricing.has(model) ? this.pricing.price(model, usage) : 0),
-          priceCall: createCallPricer(this.pricing),
-        }),
+        services: (clock) => parts.replayServices(this.services, this.pricing, clock),
         topology: (name) => workflows.topology(name),
         execute: (topology, input, run, env, onDone) => workflows.execute(topology, input, run, env, onDone),
       },

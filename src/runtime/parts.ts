@@ -9,6 +9,8 @@ import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { createBudgets, RESTORED_BUDGET_EVENTS, type BudgetDeps, type Budgets } from '../cost/budget.js';
 import { createCache, type Cache } from '../cache/cache.js';
+import { cacheKeyer } from '../cache/key.js';
+import { createCallPricer, type Pricing } from '../cost/pricing.js';
 import { isBudgetBackend, isCacheBackend, type SharedBudgetsLike } from '../backends.js';
 import { resolveRedactionKey } from '../compliance/key.js';
 import { resolveRedactorConfig } from '../compliance/config.js';
@@ -18,9 +20,13 @@ import { createEcsLogSink, type EcsLogSink } from '../observability/ecs.js';
 import { createMetrics, type KeelMetrics } from '../observability/metrics.js';
 import type { MetricsServer } from '../observability/serve.js';
 import { createTracing, type KeelTracing } from '../observability/tracing.js';
+import { SYSTEM_WORKFLOW_ID, type NewEvent } from '../eventlog/events.js';
 import { openSqliteStore } from '../eventlog/sqlite.js';
 import { withEvents, type EventStore } from '../eventlog/store.js';
+import type { Services } from '../supervisor/scope.js';
+import type { BreakerRegistry } from './breakers.js';
 import type { RuntimeConfig } from './config.js';
+import type { Folds } from './fan-out.js';
 import type { RestoreStep } from './restore.js';
 import type { Part } from './teardown.js';
 
@@ -243,5 +249,68 @@ export function openBudgets(
       if (reason === 'close') await fleet.flush();
       await shared.close();
     },
+  };
+}
+
+/** What {@link workflowServices} wires together. */
+export interface WorkflowServicesDeps {
+  clock: Clock;
+  inspect: RuntimeConfig['inspect'];
+  pricing: Pricing;
+  seed: string;
+  /** Keys cache entries (the redaction key). */
+  hmacKey: Buffer;
+  breakers: BreakerRegistry;
+  budgets: RuntimeBudgets['budgets'];
+  cache: Cache | undefined;
+  folds: Folds;
+  /** Appends a runtime-level event (`pricing.unknown_model`). */
+  record: (event: NewEvent) => void;
+}
+
+/** What a live workflow reaches: breakers, budgets, the cache, prices, learned reservations, canaries. */
+export function workflowServices(deps: WorkflowServicesDeps): Services {
+  const { clock, pricing, breakers, cache, record } = deps;
+  return {
+    clock,
+    inspect: deps.inspect,
+    breaker: (c) => breakers.forAgent(c),
+    budgets: deps.budgets,
+    cache: cache && {
+      key: cacheKeyer(deps.hmacKey),
+      get: (key, options) => cache.get(key, options),
+      set: (key, agent, value, ttlMs) => cache.set(key, agent, value, ttlMs),
+      singleFlight: (key, compute) => cache.singleFlight(key, compute),
+    },
+    price: (model, usage) => pricing.price(model, usage),
+    // An answered id with no price is logged once per id (`pricing.unknown_model`), never thrown.
+    priceCall: createCallPricer(pricing, {
+      onUnknownModel: (seen) =>
+        record({
+          ts: clock.now(),
+          workflowId: SYSTEM_WORKFLOW_ID,
+          type: 'pricing.unknown_model',
+          payload: seen,
+        }),
+    }),
+    learned: deps.folds.learned,
+    seed: deps.seed,
+    canaries: deps.folds.canaries,
+  };
+}
+
+/**
+ * What a replayed workflow reaches on `clock`: the live breakers and canaries, no inspector,
+ * budgets or cache, and prices that never throw (a model no longer priced costs 0).
+ */
+export function replayServices(live: Services, pricing: Pricing, clock: Clock): Services {
+  return {
+    ...live,
+    clock,
+    inspect: undefined,
+    budgets: undefined,
+    cache: undefined,
+    price: (model, usage) => (pricing.has(model) ? pricing.price(model, usage) : 0),
+    priceCall: createCallPricer(pricing),
   };
 }
