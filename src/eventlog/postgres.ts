@@ -34,7 +34,15 @@ import {
   type ChainState,
 } from './sql/retention.js';
 import { verifyLog } from './sql/verify.js';
-import { chainHash } from './chain.js';
+import {
+  RowBuffer,
+  chainBatch,
+  stateOf,
+  stateParams,
+  writerStatements,
+  type HeadsRow,
+  type PendingAppend,
+} from './postgres-writer.js';
 import type {
   ChainHeads,
   ChainedEvent,
@@ -114,55 +122,6 @@ export function postgres(url: string, options: Omit<PostgresStoreOptions, 'url'>
 
 // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
-interface HeadsRow {
-  seq: number;
-  audit_seq: number;
-  audit_hash: string;
-  operational_seq: number;
-  operational_hash: string;
-}
-
-interface PendingAppend {
-  events: KeelEvent[];
-  payloadJson: string[];
-  resolve: (events: KeelEvent[]) => void;
-  reject: (error: unknown) => void;
-}
-
-/** Column arrays of rows to insert (one `unnest` parameter each). */
-class RowBuffer {
-  readonly seq: number[] = [];
-  readonly ts: number[] = [];
-  readonly workflowId: string[] = [];
-  readonly type: string[] = [];
-  readonly v: number[] = [];
-  readonly cls: string[] = [];
-  readonly payload: string[] = [];
-  readonly prevHash: string[] = [];
-  readonly hash: string[] = [];
-
-  /** Assigns the next seq to `e`, chains it into its class and buffers its row. */
-  chain(state: ChainState, e: KeelEvent, payloadJson: string): void {
-    const head = e.class === 'audit' ? state.audit : state.operational;
-    const seq = state.seq + 1;
-    const prevHash = head.hash;
-    const hash = chainHash(prevHash, seq, e.ts, e.workflowId, e.type, e.v, e.class, payloadJson);
-    state.seq = seq;
-    head.seq = seq;
-    head.hash = hash;
-    e.seq = seq;
-    this.seq.push(seq);
-    this.ts.push(e.ts);
-    this.workflowId.push(e.workflowId);
-    this.type.push(e.type);
-    this.v.push(e.v);
-    this.cls.push(e.class);
-    this.payload.push(payloadJson);
-    this.prevHash.push(prevHash);
-    this.hash.push(hash);
-  }
-}
-
 /** Named (server-side prepared) read statements kept per store. */
 const MAX_NAMED_STATEMENTS = 64;
 
@@ -178,7 +137,9 @@ class PostgresStore implements PostgresEventStore {
 
   private readonly options: ResolvedOptions;
   private readonly pool: pg.Pool;
-  private readonly sql: ReturnType<typeof statements>;
+  private readonly sql: ReturnType<typeof writerStatements>;
+  /** The heads after this process's last commit, while no failure made them uncertain. */
+  private known: ChainState | undefined;
   private readonly dialect: SqlDialect;
   private readonly commits: CommitListeners;
   private readonly names = new Map<string, string>();
@@ -201,7 +162,7 @@ class PostgresStore implements PostgresEventStore {
     this.readonly = options.readonly;
     this.target = options.target;
     this.schema = options.schema;
-    this.sql = statements(quoteSchema(options.schema));
+    this.sql = writerStatements(quoteSchema(options.schema));
     this.dialect = postgresDialect(quoteSchema(options.schema));
     this.commits = new CommitListeners(options.onListenerError);
     this.pool = new pg.Pool(options.pool);
@@ -323,8 +284,11 @@ class PostgresStore implements PostgresEventStore {
   }
 
   /**
-   * One group commit: lock the heads, chain and insert every event of the batch, commit; then tell
-   * listeners and resolve. On failure every append of the batch rejects with the same named error.
+   * One group commit: chain the batch onto the heads this process knows and commit it in one
+   * statement if they are still the heads (see ./postgres-writer.ts); else chain it again onto the
+   * heads the statement found and try once more; else (or without known heads) lock the heads in
+   * an explicit transaction. Then tell listeners and resolve. On failure every append of the batch
+   * rejects with the same named error.
    */
   private async commitBatch(batch: readonly PendingAppend[]): Promise<void> {
     const startedAt = performance.now(); // commit duration for metrics only, never for logic
@@ -332,17 +296,24 @@ class PostgresStore implements PostgresEventStore {
     try {
       await this.ensureReady();
       await this.withClient(async (client) => {
-        const state = await this.lockHeads(client);
-        const rows = new RowBuffer();
-        for (const p of batch) {
-          const { events, payloadJson } = p;
-          for (let i = 0; i < events.length; i++) {
-            rows.chain(state, events[i] as KeelEvent, payloadJson[i] as string);
+        let from = this.known;
+        this.known = undefined; // unknown until this commit's outcome is
+        for (let attempt = 0; from !== undefined && attempt < 2; attempt++) {
+          const { rows, state } = chainBatch(batch, from);
+          commitSent = true;
+          const found = await this.appendIfHeads(client, rows, from, state);
+          if (found === 'written') {
+            this.known = state;
+            return;
           }
+          commitSent = false;
+          from = found;
         }
+        const { rows, state } = chainBatch(batch, await this.lockHeads(client));
         await this.insertRows(client, rows, state);
         commitSent = true;
         await client.query('COMMIT');
+        this.known = state;
       });
     } catch (e) {
       const error = this.toError(e, commitSent);
@@ -356,6 +327,29 @@ class PostgresStore implements PostgresEventStore {
     }
     this.commits.committed(events, { commitMs: performance.now() - startedAt });
     for (const p of batch) p.resolve(p.events);
+  }
+
+  /**
+   * The one-statement commit: writes `rows` and moves the heads to `to` when the heads are still
+   * `from`. Answers `'written'`, else the heads it found (to chain onto next), or `undefined`
+   * when they cannot be trusted (no heads row, or rows beyond them): the locked path sorts it out.
+   */
+  private async appendIfHeads(
+    client: pg.ClientBase,
+    rows: RowBuffer,
+    from: ChainState,
+    to: ChainState,
+  ): Promise<'written' | ChainState | undefined> {
+    const result = await client.query<HeadsRow & { ok: boolean; max: number }>({
+      name: 'keel_append_if_heads',
+      text: this.sql.appendIfHeads,
+      values: [...rows.columns(), ...stateParams(from), ...stateParams(to)],
+    });
+    const row = result.rows[0];
+    if (row?.ok === true) return 'written';
+    // No heads row, or rows beyond the heads: the locked path rebuilds them or names the problem.
+    if (row === undefined || row.max !== row.seq) return undefined;
+    return stateOf(row);
   }
 
   /**
@@ -374,13 +368,7 @@ class PostgresStore implements PostgresEventStore {
         `${this.target}: the heads row of schema "${this.schema}" is missing, so no append can be chained. Restore it from a backup or re-create the schema from a copy of the events; nothing was written.`,
       );
     }
-    if (row.seq === max) {
-      return {
-        seq: row.seq,
-        audit: { seq: row.audit_seq, hash: row.audit_hash },
-        operational: { seq: row.operational_seq, hash: row.operational_hash },
-      };
-    }
+    if (row.seq === max) return stateOf(row);
     return this.run(client, headsFromEvents(this.dialect, max));
   }
 
@@ -389,22 +377,7 @@ class PostgresStore implements PostgresEventStore {
     await client.query({
       name: 'keel_append',
       text: this.sql.append,
-      values: [
-        rows.seq,
-        rows.ts,
-        rows.workflowId,
-        rows.type,
-        rows.v,
-        rows.cls,
-        rows.payload,
-        rows.prevHash,
-        rows.hash,
-        state.seq,
-        state.audit.seq,
-        state.audit.hash,
-        state.operational.seq,
-        state.operational.hash,
-      ],
+      values: [...rows.columns(), ...stateParams(state)],
     });
   }
 
@@ -431,11 +404,13 @@ class PostgresStore implements PostgresEventStore {
     let result: PruneResult;
     try {
       await this.ensureReady();
+      this.known = undefined; // unknown until this prune's outcome is
       result = await this.withClient(async (client) => {
         const state = await this.lockHeads(client);
         const done = await this.run(client, prunePlan(this.dialect, cls, olderThan));
         if (done === undefined) {
           await client.query('ROLLBACK');
+          this.known = state;
           return pruneResult(cls, undefined);
         }
         const now = this.options.clock.now();
@@ -448,6 +423,7 @@ class PostgresStore implements PostgresEventStore {
         await this.insertRows(client, rows, state);
         commitSent = true;
         await client.query('COMMIT');
+        this.known = state;
         return pruneResult(cls, done, written[0]?.seq);
       });
     } catch (e) {
@@ -638,22 +614,6 @@ class PostgresStore implements PostgresEventStore {
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError();
   }
-}
-
-/** The SQL texts of the writer, for one schema. */
-function statements(s: string) {
-  const events = `${s}.events`;
-  return {
-    events,
-    beginAndLock: `BEGIN; SELECT seq, audit_seq, audit_hash, operational_seq, operational_hash FROM ${s}.heads WHERE id = 1 FOR UPDATE; SELECT max(seq) AS max FROM ${events}`,
-    append: `WITH inserted AS (
-  INSERT INTO ${events} (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash)
-  SELECT * FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-)
-UPDATE ${s}.heads SET seq = $10, audit_seq = $11, audit_hash = $12, operational_seq = $13, operational_hash = $14 WHERE id = 1`,
-    lastSeq: `SELECT coalesce(max(seq), 0) FROM ${events}`,
-    heads: `SELECT seq, audit_seq, audit_hash, operational_seq, operational_hash, (SELECT coalesce(max(seq), 0) FROM ${events}) FROM ${s}.heads WHERE id = 1`,
-  };
 }
 
 function asError(e: unknown): Error {
