@@ -10,7 +10,7 @@ import { isConfigError } from '../core/errors.js';
 import { createReportFold } from '../report/build.js';
 import { renderHtml } from '../report/html.js';
 import type { Report } from '../report/report.js';
-import { foldEvents } from '../report/stream.js';
+import { foldEvents } from '../eventlog/fold.js';
 import { formatReport } from '../report/terminal.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, type Io } from './io.js';
 import { fileModeArg, protectedFiles, refuseClash, writeAtomically } from './output.js';

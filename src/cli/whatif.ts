@@ -17,7 +17,7 @@ import {
   type VoteStop,
   type VoteWhatIf,
 } from '../replay/whatif-vote.js';
-import { foldEvents } from '../report/stream.js';
+import { foldEvents } from '../eventlog/fold.js';
 import {
   CliError,
   EXIT,
