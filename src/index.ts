@@ -159,5 +159,16 @@ export type {
   AlertSeverity,
   NodePath,
 } from './eventlog/events.js';
-export type * from './eventlog/store.js';
+export type {
+  EventStore,
+  EventStream,
+  EventFilter,
+  ChainedEvent,
+  ChainHeads,
+  CommitInfo,
+  CommitListener,
+  PruneResult,
+  VerifyResult,
+  Awaitable,
+} from './eventlog/store.js';
 export { withoutPassword } from './core/url.js';

@@ -69,4 +69,34 @@ describe('keel demo', () => {
     expect(await runCli(['demo'], io, { demos: demoRegistry })).toBe(2);
     expect(io.stderr.join('\n')).toMatch(/missing required argument 'demo'/);
   });
+
+  it('started without demos (the library does not import them), demo and replay say how to give them', async () => {
+    const db = tmpDb();
+    const demo = captured();
+    expect(await runCli(['demo', 'fraud', '--count', '5', '--db', db], demo)).toBe(3);
+    expect(demo.stderr.join('\n')).toContain('keel demo fraud: this keel was started without demos');
+    expect(demo.stderr.join('\n')).toContain('runCli(argv, io, { demos })');
+    expect(existsSync(db)).toBe(false);
+
+    const replay = captured();
+    expect(await runCli(['replay', 'all', '--db', db], replay)).toBe(3);
+    expect(replay.stderr.join('\n')).toContain('pass --topologies <module>');
+    expect(replay.stdout).toEqual([]);
+  });
+
+  it(
+    'replays a demo log with the demos it was given, no --topologies needed',
+    { timeout: 60_000 },
+    async () => {
+      const db = tmpDb();
+      const io = captured();
+      const options = { demos: demoRegistry };
+      expect(await runCli(['demo', 'fraud', '--count', '5', '--db', db, '--quiet'], io, options)).toBe(0);
+      const replay = captured();
+      expect(await runCli(['replay', 'all', '--db', db], replay, options)).toBe(0);
+      expect(replay.stdout.join('\n')).toMatch(
+        /10 workflow\(s\) replayed with 0 model calls: 10 identical, 0 diverged/,
+      );
+    },
+  );
 });
