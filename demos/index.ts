@@ -10,6 +10,7 @@ import { formatInvoiceDemo, runInvoiceDemo, type InvoiceDemoResult } from './inv
 import { CASCADE_WORKFLOW, GPT4_ONLY_WORKFLOW } from './cascade.js';
 import { CHAOS_BREAKER, CHAOS_WORKFLOW } from './chaos.js';
 import { named, vote, type Topology } from '../src/index.js';
+import type { DemoRegistry } from '../src/cli/demo.js';
 import { invoiceWorkflow } from '../agents/invoice-workflow.js';
 import { simulatedInvoiceModel } from '../agents/invoice-model.js';
 import { fraudScreeners } from '../agents/fraud.js';
@@ -134,3 +135,21 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
     [CHAOS_WORKFLOW]: vendorExtraction({ provider: model, cache: false, breaker: { ...CHAOS_BREAKER } }),
   };
 }
+
+/**
+ * The demos as the `keel` command takes them: bin/keel.js hands this to `runCli(argv, io, { demos })`
+ * (the library never imports the demos), so `keel demo <name>` runs them and `keel replay` replays
+ * their logs without `--topologies`.
+ */
+export const demoRegistry: DemoRegistry = Object.freeze({
+  names: DEMO_NAMES,
+  defaultCounts: DEFAULT_DEMO_COUNTS,
+  run: (name: string, options: DemoOptions): Promise<DemoResult> => {
+    if (!isDemoName(name)) {
+      return Promise.reject(new TypeError(`unknown demo "${name}": choose one of ${DEMO_NAMES.join(', ')}`));
+    }
+    return runDemo(name, options);
+  },
+  format: (result: { readonly demo: string }): string => formatDemo(result as DemoResult),
+  topologies: () => demoTopologies(),
+});

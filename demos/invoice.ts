@@ -11,10 +11,10 @@ import {
   DEFAULT_ERROR_TARGETS,
   SEED_PRICING,
   createPricing,
-  rca,
   type ErrorCategory,
   type KeelEvent,
 } from '../src/index.js';
+import { rca } from '../src/analysis.js';
 import {
   DEFAULT_CONCURRENCY,
   WEEKLY_VOLUME,

@@ -1,7 +1,19 @@
 /**
- * Keel's public API. Everything a user imports comes from here; nothing reaches into internals.
- * The AI SDK and OpenAI adapters live at `keel/providers/ai-sdk` and `keel/providers/openai` so that
- * their SDKs stay optional.
+ * `keel`: what an application needs to run agents — the runtime, the topology combinators, the
+ * providers' common types and `simulated()`, the errors a caller catches (with their guards), alert
+ * sinks, pricing, the SQLite log and clocks. Everything else lives at a documented subpath, each an
+ * entry file in this folder (README "Entry points"):
+ *
+ * - `keel/analysis` (src/analysis.ts): the report, what-ifs, replay analysis, RCA and the folds
+ *   the runtime and `keel report` share;
+ * - `keel/machines` (src/machines.ts): the XState machines and the stateful parts built on them
+ *   (breakers, budgets, monitors, the alert router, the canary judge);
+ * - `keel/observability` (src/observability.ts): metrics, tracing, ECS logs and their constants;
+ * - `keel/errors` (src/errors.ts): every error class and guard (the common ones are also here);
+ * - `keel/testing` (src/testing.ts): helpers for tests and simulations;
+ * - `keel/providers/ai-sdk`, `keel/providers/openai`, `keel/postgres`, `keel/redis`: optional peers.
+ *
+ * test/package/surface.test.ts snapshots every entry's names: a change here shows up in review.
  */
 
 // ── runtime ─────────────────────────────────────────────────────────────────────────────────────
@@ -18,15 +30,13 @@ export type {
 } from './runtime.js';
 
 // ── time and randomness ─────────────────────────────────────────────────────────────────────────
-export { realClock, simulatedClock, clockScheduler } from './core/clock.js';
+export { realClock, simulatedClock } from './core/clock.js';
 export type { Clock, SimulatedClock, TimerHandle } from './core/clock.js';
 export { seededRandom, hashSeed } from './core/random.js';
 export type { Random } from './core/random.js';
-export { canonicalJson } from './core/json.js';
-export { KeelError, isKeelError, ConfigError, isConfigError } from './core/errors.js';
 
 // ── topologies ──────────────────────────────────────────────────────────────────────────────────
-export { agent, AgentError, isAgentError, isUsage } from './supervisor/agent.js';
+export { agent } from './supervisor/agent.js';
 export type {
   Agent,
   AgentConfig,
@@ -53,51 +63,8 @@ export { canary } from './supervisor/canary.js';
 export type { CanaryOptions, CanaryControl, CanaryNode } from './supervisor/canary.js';
 export { named, supervise, describe as describeTopology } from './supervisor/topology.js';
 export type { Topology, Composite, OnError, InputOf, OutputOf, StageResult } from './supervisor/topology.js';
-export {
-  AgentFailedError,
-  AgentTimeoutError,
-  ValidationError,
-  WorkflowCancelledError,
-  isAgentFailedError,
-  isAgentTimeoutError,
-  isValidationError,
-  isWorkflowCancelledError,
-} from './supervisor/errors.js';
-export * from './runtime/errors.js';
-export { IllFormedUnicodeError, isIllFormedUnicodeError } from './core/unicode.js';
-export { JsonValueError, isJsonValueError } from './core/json.js';
-
-// ── breakers ────────────────────────────────────────────────────────────────────────────────────
-export {
-  createBreaker,
-  resolveBreakerConfig,
-  breakerRestoreFrom,
-  CircuitOpenError,
-  isCircuitOpenError,
-  BREAKER_IGNORED_CATEGORIES,
-} from './supervisor/breaker.js';
-export type {
-  Breaker,
-  BreakerPermit,
-  BreakerDeps,
-  BreakerTransitionInfo,
-  BreakerRestoreInput,
-} from './supervisor/breaker.js';
-export { circuitBreakerMachine } from '../machines/circuitBreaker.machine.js';
-export { agentMachine } from '../machines/agent.machine.js';
-export { budgetMachine } from '../machines/budget.machine.js';
 
 // ── providers ───────────────────────────────────────────────────────────────────────────────────
-export { ProviderError, isProviderError } from './providers/types.js';
-export { classifyError } from './providers/classify.js';
-export type { ErrorClassification } from './providers/classify.js';
-export type {
-  ModelProvider,
-  ModelRequest,
-  ModelResponse,
-  CallContext,
-  ChatMessage,
-} from './providers/types.js';
 export { simulated } from './providers/simulated.js';
 export type {
   SimulatedOptions,
@@ -112,123 +79,96 @@ export type {
   FaultWindow,
   FaultKind,
 } from './providers/simulated.js';
-
-// ── event log ───────────────────────────────────────────────────────────────────────────────────
-export * from './eventlog/events.js';
-export type * from './eventlog/store.js';
-export { collectEvents, withEvents } from './eventlog/store.js';
-export * from './eventlog/errors.js';
-export { openSqliteStore } from './eventlog/sqlite.js';
-export type { SqliteStoreOptions, SqliteEventStore } from './eventlog/sqlite.js';
-
-// ── replay ──────────────────────────────────────────────────────────────────────────────────────
-export { recordedSource, decisionsOf, compareDecisions } from './replay/recorded.js';
-export type { Divergence, Decision, RecordedSource } from './replay/recorded.js';
-export {
-  whatIfCascade,
-  whatIfVote,
-  whatIfCache,
-  createCascadeWhatIf,
-  createVoteWhatIf,
-  createCacheWhatIf,
-  projectVolume,
-  WEEKS_PER_YEAR,
-} from './replay/whatif.js';
+export { classifyError } from './providers/classify.js';
+export type { ErrorClassification } from './providers/classify.js';
 export type {
-  CascadeWhatIf,
-  CascadeWhatIfFold,
-  CascadeWhatIfOptions,
-  CascadeThresholdRow,
-  VoteWhatIf,
-  VoteWhatIfFold,
-  VoteWhatIfOptions,
-  VoteStop,
-  VoteStopRow,
-  CacheWhatIf,
-  CacheWhatIfFold,
-  CacheWhatIfOptions,
-  CacheTtlRow,
-  VolumeProjection,
-  Accuracy,
-} from './replay/whatif.js';
+  ModelProvider,
+  ModelRequest,
+  ModelResponse,
+  CallContext,
+  ChatMessage,
+} from './providers/types.js';
+export { isUsage } from './supervisor/agent.js';
+export { estimateTokens } from './cost/estimate.js';
 
-// ── report ──────────────────────────────────────────────────────────────────────────────────────
-export { buildReport, createReportFold, foldEvents, formatReport, renderHtml } from './report/index.js';
-export type * from './report/index.js';
+// ── errors a caller catches (every other one: keel/errors) ──────────────────────────────────────
+export { KeelError, isKeelError, ConfigError, isConfigError } from './core/errors.js';
+export { AgentError, isAgentError } from './supervisor/agent.js';
+export {
+  AgentFailedError,
+  AgentTimeoutError,
+  ValidationError,
+  WorkflowCancelledError,
+  isAgentFailedError,
+  isAgentTimeoutError,
+  isValidationError,
+  isWorkflowCancelledError,
+} from './supervisor/errors.js';
+export { CircuitOpenError, isCircuitOpenError } from './supervisor/breaker.js';
+export { BudgetExceededError, isBudgetExceededError } from './cost/errors.js';
+export { ProviderError, isProviderError } from './providers/types.js';
+export { EventLogError, isEventLogError } from './eventlog/errors.js';
+export { CacheError, isCacheError } from './cache/errors.js';
 
-// ── cost ────────────────────────────────────────────────────────────────────────────────────────
+// ── alert sinks ─────────────────────────────────────────────────────────────────────────────────
+export type { Alert, AlertStatus } from './monitor/alert.js';
+export type { AlertSink, SinkContext, DeliveryRetry } from './monitor/sink.js';
+export type { AlertRule, AlertMatch, SinkFailure } from './monitor/router.js';
+export { consoleSink } from './monitor/sinks/console.js';
+export type { ConsoleSinkOptions } from './monitor/sinks/console.js';
+export { jsonLinesSink } from './monitor/sinks/json-lines.js';
+export type { JsonLinesSinkOptions } from './monitor/sinks/json-lines.js';
+export { webhookSink } from './monitor/sinks/webhook.js';
+export type { WebhookSinkOptions } from './monitor/sinks/webhook.js';
+export { functionSink } from './monitor/sinks/function.js';
+export type { FunctionSinkOptions } from './monitor/sinks/function.js';
+export { pagerDutySink } from './monitor/sinks/pagerduty.js';
+export type { PagerDutyOptions, PagerDutySeverity, PagerDutySinkOptions } from './monitor/sinks/pagerduty.js';
+export { slackSink } from './monitor/sinks/slack.js';
+export type { SlackSinkOptions } from './monitor/sinks/slack.js';
+
+// ── policies' configuration ─────────────────────────────────────────────────────────────────────
 export { createPricing, DEFAULT_PRICING, SEED_PRICING, PRICING_AS_OF } from './cost/pricing.js';
 export type { ModelPrice, PricingTable, Pricing, PricingOptions } from './cost/pricing.js';
-export { createCostTracker } from './cost/tracker.js';
-export type { CostTracker, CostTrackerOptions, CostSummary } from './cost/tracker.js';
-export { formatCostDashboard } from './cost/dashboard.js';
-export { createBudgets, RESTORED_BUDGET_EVENTS } from './cost/budget.js';
-export { estimateTokens, CHARS_PER_TOKEN } from './cost/estimate.js';
-export { createReservationLearner } from './cost/reservations.js';
-export type { ReservationLearner, ReservationLearnerOptions } from './cost/reservations.js';
-export { createOverrunAlerts } from './cost/overrun.js';
-export type { OverrunAlerts } from './cost/overrun.js';
-export type { BudgetConfig, Budgets, ReserveRequest, ReserveResult, Reservation } from './cost/budget.js';
-export {
-  UnknownModelError,
-  isUnknownModelError,
-  InvalidUsageError,
-  isInvalidUsageError,
-  BudgetExceededError,
-  isBudgetExceededError,
-  BudgetsClosedError,
-  isBudgetsClosedError,
-  BudgetUnavailableError,
-  isBudgetUnavailableError,
-  UnrecordedCallError,
-  isUnrecordedCallError,
-} from './cost/errors.js';
-
-// ── cache and compliance ────────────────────────────────────────────────────────────────────────
-export { createCache } from './cache/cache.js';
-export type {
-  Cache,
-  LocalCache,
-  CacheConfig,
-  CacheHit,
-  CacheGetOptions,
-  CacheInvalidation,
-} from './cache/cache.js';
-// Scale-out: `keel/postgres` (event store) and `keel/redis` (cache, budget) implement these.
+export type { BudgetConfig } from './cost/budget.js';
+export { DEFAULT_ERROR_TARGETS, DEFAULT_BUDGET_ALERT_AT } from './monitor/error-budget.js';
+export type { ErrorTarget, ErrorTargets } from './monitor/error-budget.js';
+export type { CacheConfig, Cache, CacheHit, CacheGetOptions, CacheInvalidation } from './cache/cache.js';
 export type { CacheBackend, BudgetBackend } from './backends.js';
-export { cacheKey, cacheKeyer } from './cache/key.js';
-export type { CacheKeyer } from './cache/key.js';
-export { fingerprinter, RedactionKeyFileError, isRedactionKeyFileError } from './compliance/key.js';
-export { IdentifierPiiError, isIdentifierPiiError } from './compliance/identifiers.js';
-export type { Fingerprint } from './compliance/key.js';
-export * from './cache/errors.js';
-export { createRedactor } from './compliance/redact.js';
-export type { Redactor, RedactionResult, RedactedText, RedactionCounts } from './compliance/redact.js';
 export type {
   RedactorConfig,
   NameRedactionConfig,
   PhoneRedactionConfig,
   CustomPattern,
 } from './compliance/config.js';
-export { findOpenWorkflows, DEFAULT_INTERRUPTED_REASON } from './compliance/interrupted.js';
+
+// ── the event log ───────────────────────────────────────────────────────────────────────────────
+export { openSqliteStore } from './eventlog/sqlite.js';
+export type { SqliteStoreOptions, SqliteEventStore } from './eventlog/sqlite.js';
+export { SYSTEM_WORKFLOW_ID, ERROR_CATEGORIES } from './eventlog/events.js';
 export type {
-  OpenWorkflow,
-  FindOpenWorkflowsOptions,
-  MarkInterruptedOptions,
-  MarkInterruptedResult,
-  InterruptedWorkflow,
-} from './compliance/interrupted.js';
-
-// ── monitoring ──────────────────────────────────────────────────────────────────────────────────
-export * from './monitor/index.js';
-
-// ── observability ───────────────────────────────────────────────────────────────────────────────
-export { createMetrics, BREAKER_STATE_VALUE } from './observability/metrics.js';
-export type { MetricsOptions, KeelMetrics } from './observability/metrics.js';
-export { serveMetrics } from './observability/serve.js';
-export type { ServeMetricsOptions, MetricsServer } from './observability/serve.js';
-export { createTracing } from './observability/tracing.js';
-export type { TracingOptions, KeelTracing, TraceIds } from './observability/tracing.js';
-export { toEcs, toEsBulk, createEcsLogSink, ECS_VERSION } from './observability/ecs.js';
-export type { EcsDocument, EcsLabels, EcsLogLevel, EcsOutcome, EcsLogSink } from './observability/ecs.js';
-export * from './observability/genai.js';
+  KeelEvent,
+  KeelEventType,
+  NewEvent,
+  EventPayloads,
+  EventClass,
+  ErrorCategory,
+  Usage,
+  BreakerState,
+  AlertKind,
+  AlertSeverity,
+  NodePath,
+} from './eventlog/events.js';
+export type {
+  EventStore,
+  EventStream,
+  EventFilter,
+  ChainedEvent,
+  ChainHeads,
+  CommitInfo,
+  CommitListener,
+  PruneResult,
+  VerifyResult,
+  Awaitable,
+} from './eventlog/store.js';
+export { withoutPassword } from './core/url.js';

@@ -7,19 +7,21 @@ import type { Command } from 'commander';
 import {
   ERROR_CATEGORIES,
   SYSTEM_WORKFLOW_ID,
-  isKnownEventType,
+  createRuntime,
+  realClock,
+  type ChainHeads,
   type ErrorCategory,
+  type EventFilter,
+  type EventStream,
   type KeelEvent,
   type KeelEventType,
-} from '../eventlog/events.js';
-import type { ChainHeads, EventFilter, EventStream } from '../eventlog/store.js';
-import { realClock } from '../core/clock.js';
+} from '../index.js';
 import {
   DEFAULT_INTERRUPTED_REASON,
   findOpenWorkflows,
+  isKnownEventType,
   type OpenWorkflow,
-} from '../compliance/interrupted.js';
-import { createRuntime } from '../runtime.js';
+} from '../analysis.js';
 import {
   CliError,
   EXIT,

@@ -5,16 +5,46 @@
 import { serveLog } from './serve.js';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import {
-  DEFAULT_DEMO_COUNTS,
-  DEMO_NAMES,
-  formatDemo,
-  isDemoName,
-  runDemo,
-  type DemoName,
-  type DemoResult,
-} from '../../demos/index.js';
+import type { Topology } from '../index.js';
 import { CliError, EXIT, positiveInt, type Io } from './io.js';
+
+/** What `keel demo` is asked to run: the log to write, how many workflows, the seed. */
+export interface DemoRunOptions {
+  db: string;
+  count: number;
+  seed: number;
+  /** Called as workflows finish (drives the progress bar). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * The demos `keel demo` runs and `keel replay` replays by default. The library does not import
+ * them: whoever starts the CLI hands them over (`runCli(argv, io, { demos })`; bin/keel.js passes
+ * the repository's, `demoRegistry` of demos/index.ts).
+ */
+export interface DemoRegistry {
+  /** The demos, in the order `keel demo all` runs them. */
+  readonly names: readonly string[];
+  /** Workflows each demo runs without `--count`. */
+  readonly defaultCounts: Readonly<Record<string, number>>;
+  /** Runs one demo (`name` is one of `names`); its result has the demo's name as `demo`. */
+  run(name: string, options: DemoRunOptions): Promise<{ readonly demo: string }>;
+  /** A result's printed summary. */
+  format(result: { readonly demo: string }): string;
+  /** Every demo topology by workflow name (`keel replay`'s default registry). */
+  topologies(): Record<string, Topology<never, unknown>>;
+}
+
+/** Refuses to go on without demos, naming how to give them. */
+export function requireDemos(demos: DemoRegistry | undefined, what: string): DemoRegistry {
+  if (demos === undefined) {
+    throw new CliError(
+      `${what}: this keel was started without demos; start it with runCli(argv, io, { demos }) (bin/keel.js passes demos/index.ts's demoRegistry)`,
+      EXIT.error,
+    );
+  }
+  return demos;
+}
 
 interface DemoFlags {
   count?: string;
@@ -33,7 +63,7 @@ function seedArg(value: string): number {
 }
 
 /** A progress bar on stderr for one demo; started on the first report, so its total is known. */
-function progressBar(name: DemoName): {
+function progressBar(name: string): {
   onProgress: (done: number, total: number) => void;
   stop: () => void;
 } {
@@ -62,17 +92,21 @@ function progressBar(name: DemoName): {
 }
 
 /** Registers `keel demo`. */
-export function registerDemo(program: Command, io: Io, setExit: (code: number) => void): void {
+export function registerDemo(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  demos: DemoRegistry | undefined,
+): void {
+  const names = demos?.names ?? [];
+  const counts = demos?.defaultCounts ?? {};
   program
     .command('demo')
     .description(
       'run a demo topology on simulated models (virtual time, seeded) and print what its event log shows',
     )
-    .argument('<demo>', `one of ${DEMO_NAMES.join(', ')}, or all`)
-    .option(
-      '--count <n>',
-      `workflows to run (default ${DEMO_NAMES.map((n) => `${n} ${DEFAULT_DEMO_COUNTS[n]}`).join(', ')})`,
-    )
+    .argument('<demo>', `one of ${names.join(', ')}, or all`)
+    .option('--count <n>', `workflows to run (default ${names.map((n) => `${n} ${counts[n]}`).join(', ')})`)
     .option(
       '--seed <n>',
       'seed of every random draw: the same seed on a fresh file gives the same numbers',
@@ -86,10 +120,11 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       'then serve the log as Prometheus /metrics on 127.0.0.1:<port> until Ctrl-C',
     )
     .action(async (name: string, flags: DemoFlags) => {
-      const names: readonly DemoName[] | undefined =
-        name === 'all' ? DEMO_NAMES : isDemoName(name) ? [name] : undefined;
-      if (!names)
-        throw new CliError(`unknown demo "${name}": choose one of ${DEMO_NAMES.join(', ')}, or all`);
+      const registry = requireDemos(demos, `keel demo ${name}`);
+      const chosen: readonly string[] | undefined =
+        name === 'all' ? registry.names : registry.names.includes(name) ? [name] : undefined;
+      if (!chosen)
+        throw new CliError(`unknown demo "${name}": choose one of ${registry.names.join(', ')}, or all`);
       const count = flags.count === undefined ? undefined : positiveInt('--count', flags.count);
       if (
         flags.serveMetrics !== undefined &&
@@ -101,13 +136,13 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       }
       const seed = seedArg(flags.seed);
       const showBar = io.tty && !flags.quiet && !flags.json;
-      const results: DemoResult[] = [];
-      for (const demo of names) {
+      const results: { readonly demo: string }[] = [];
+      for (const demo of chosen) {
         const bar = showBar ? progressBar(demo) : undefined;
         try {
-          const result = await runDemo(demo, {
+          const result = await registry.run(demo, {
             db: flags.db,
-            count: count ?? DEFAULT_DEMO_COUNTS[demo],
+            count: count ?? registry.defaultCounts[demo] ?? 1_000,
             seed,
             ...(bar ? { onProgress: bar.onProgress } : {}),
           });
@@ -116,7 +151,7 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
           bar?.stop();
         }
         const last = results[results.length - 1];
-        if (!flags.json && last) io.out(`${formatDemo(last)}\n`);
+        if (!flags.json && last) io.out(`${registry.format(last)}\n`);
       }
       if (flags.json) {
         const body = name === 'all' ? Object.fromEntries(results.map((r) => [r.demo, r])) : results[0];

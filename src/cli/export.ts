@@ -7,9 +7,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { KeelEvent } from '../eventlog/events.js';
-import type { EventFilter } from '../eventlog/store.js';
-import { toEcs, toEsBulk } from '../observability/ecs.js';
+import type { EventFilter, KeelEvent } from '../index.js';
+import { toEcs, toEsBulk } from '../observability.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, timeArg, type Io } from './io.js';
 import { fileModeArg, protectedFiles, refuseClash, writeAtomically, type AtomicFile } from './output.js';
 

@@ -13,10 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
-import { isKeelError } from '../core/errors.js';
-import { withoutPassword } from '../core/url.js';
-import { openSqliteStore } from '../eventlog/sqlite.js';
-import type { EventStore } from '../eventlog/store.js';
+import { isKeelError, openSqliteStore, withoutPassword, type EventStore } from '../index.js';
 
 /** Documented exit codes of every `keel` command. */
 export const EXIT = {

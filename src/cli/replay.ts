@@ -1,8 +1,8 @@
 /**
  * `keel replay [id|all]`: re-runs recorded workflows with every model output taken from the log
  * (zero model calls) and lists each decision that differs, with the recorded and replayed value.
- * Topologies come from a registry module: by default the demos' (`demos/index.ts`, exporting
- * `demoTopologies(): Record<string, Topology>`), or any module given with `--topologies`.
+ * Topologies come from a module given with `--topologies` (exporting `demoTopologies()` or
+ * `topologies`), or by default from the demos the CLI was started with (`runCli(argv, io, { demos })`).
  *
  * Workflows cut off by a crash and marked `workflow.interrupted` (`keel audit interrupt`) are not
  * replayed: they are listed as INTERRUPTED and counted on their own in the summary.
@@ -13,12 +13,12 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { createPricing, type ModelPrice } from '../cost/pricing.js';
-import { createRuntime, type ReplayReport } from '../runtime.js';
-import { agentsOf, type Topology } from '../supervisor/topology.js';
+import { createPricing, createRuntime, type ModelPrice, type ReplayReport, type Topology } from '../index.js';
+import { agentsOf } from '../analysis.js';
+import { requireDemos, type DemoRegistry } from './demo.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /** A registry of topologies by workflow name, as `--topologies` modules export it. */
@@ -34,15 +34,6 @@ interface ReplayFlags {
   quiet?: boolean;
 }
 
-/** The demos' registry, next to `src/` (or `dist/src/` once built). */
-function defaultRegistry(): string | undefined {
-  for (const file of ['../../demos/index.ts', '../../demos/index.js']) {
-    const path = fileURLToPath(new URL(file, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  return undefined;
-}
-
 function isTopology(value: unknown): value is Topology<never, unknown> {
   if (typeof value !== 'object' || value === null) return false;
   const kind = (value as { kind?: unknown }).kind;
@@ -53,17 +44,20 @@ function isTopology(value: unknown): value is Topology<never, unknown> {
 
 /**
  * Loads topologies from a module exporting `demoTopologies()` (a function returning them) or a
- * `topologies` object, keyed by workflow name.
+ * `topologies` object, keyed by workflow name; without a module, the demos' topologies.
  */
-export async function loadTopologies(modulePath: string | undefined): Promise<TopologyRegistry> {
-  const path = modulePath !== undefined ? resolve(modulePath) : defaultRegistry();
-  if (path === undefined) {
-    throw new CliError(
-      'no topologies to replay with: the demos registry (demos/index.ts exporting demoTopologies()) is not there. ' +
-        'Pass --topologies <module> with a module exporting demoTopologies(): Record<string, Topology>.',
-      EXIT.error,
+export async function loadTopologies(
+  modulePath: string | undefined,
+  demos?: DemoRegistry,
+): Promise<TopologyRegistry> {
+  if (modulePath === undefined) {
+    const registry = requireDemos(
+      demos,
+      'no topologies to replay with: pass --topologies <module> with a module exporting demoTopologies(): Record<string, Topology>',
     );
+    return checked('the demos', registry.topologies());
   }
+  const path = resolve(modulePath);
   if (!existsSync(path)) {
     throw new CliError(
       `--topologies ${path} does not exist; pass the path of a .js or .ts module`,
@@ -90,11 +84,16 @@ export async function loadTopologies(modulePath: string | undefined): Promise<To
       EXIT.error,
     );
   }
+  return checked(path, registry);
+}
+
+/** `registry` with every entry checked to be a topology; `source` names where it came from. */
+function checked(source: string, registry: object): TopologyRegistry {
   const out: TopologyRegistry = {};
   for (const [name, t] of Object.entries(registry)) {
     if (!isTopology(t))
       throw new CliError(
-        `${path}: topology "${name}" is not a Keel topology (agent(), seq(), cascade(), ...)`,
+        `${source}: topology "${name}" is not a Keel topology (agent(), seq(), cascade(), ...)`,
         EXIT.error,
       );
     out[name] = t;
@@ -134,7 +133,12 @@ function formatReport(r: ReplayReport): string[] {
 }
 
 /** Registers `keel replay`. */
-export function registerReplay(program: Command, io: Io, setExit: (code: number) => void): void {
+export function registerReplay(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  demos: DemoRegistry | undefined,
+): void {
   program
     .command('replay')
     .description(
@@ -146,7 +150,7 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     .option('--schema <name>', SCHEMA_OPTION_HELP)
     .option(
       '--topologies <module>',
-      'module exporting demoTopologies(): Record<string, Topology> (default: the demos registry, demos/index.ts)',
+      "module exporting demoTopologies(): Record<string, Topology> (default: the demos' topologies)",
     )
     .option('--json', 'machine-readable output')
     .option('--verbose', 'with "all": a line for every workflow, identical ones included')
@@ -158,7 +162,7 @@ export function registerReplay(program: Command, io: Io, setExit: (code: number)
     )
     .action(async (target: string, o: ReplayFlags) => {
       if (target.trim() === '') throw new CliError('give a workflow id or "all"');
-      const registry = await loadTopologies(o.topologies);
+      const registry = await loadTopologies(o.topologies, demos);
       const store = await openLog(o);
       if (
         target !== 'all' &&

@@ -6,12 +6,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { isConfigError } from '../core/errors.js';
-import { createReportFold } from '../report/build.js';
-import { renderHtml } from '../report/html.js';
-import type { Report } from '../report/report.js';
-import { foldEvents } from '../report/stream.js';
-import { formatReport } from '../report/terminal.js';
+import { isConfigError } from '../index.js';
+import { createReportFold, foldEvents, formatReport, renderHtml, type Report } from '../analysis.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, openLog, type Io } from './io.js';
 import { fileModeArg, protectedFiles, refuseClash, writeAtomically } from './output.js';
 

@@ -9,9 +9,8 @@
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
-import { createMetrics, type KeelMetrics } from '../observability/metrics.js';
-import { serveMetrics, type MetricsServer } from '../observability/serve.js';
-import type { EventStore } from '../eventlog/store.js';
+import { createMetrics, serveMetrics, type KeelMetrics, type MetricsServer } from '../observability.js';
+import type { EventStore } from '../index.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /**

@@ -7,17 +7,21 @@
  * 3 the log could not be read.
  */
 import type { Command } from 'commander';
-import type { Accuracy } from '../replay/accuracy.js';
-import type { VolumeProjection } from '../replay/volume.js';
-import { createCacheWhatIf, type CacheFigures, type CacheWhatIf } from '../replay/whatif-cache.js';
-import { createCascadeWhatIf, type CascadeSiteWhatIf, type CascadeWhatIf } from '../replay/whatif-cascade.js';
 import {
+  createCacheWhatIf,
+  createCascadeWhatIf,
   createVoteWhatIf,
+  foldEvents,
+  type Accuracy,
+  type CacheFigures,
+  type CacheWhatIf,
+  type CascadeSiteWhatIf,
+  type CascadeWhatIf,
+  type VolumeProjection,
   type VoteSiteWhatIf,
   type VoteStop,
   type VoteWhatIf,
-} from '../replay/whatif-vote.js';
-import { foldEvents } from '../report/stream.js';
+} from '../analysis.js';
 import {
   CliError,
   EXIT,

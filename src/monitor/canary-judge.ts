@@ -6,9 +6,9 @@
  */
 import { build, type Histogram } from 'hdr-histogram-js';
 import { ConfigError } from '../core/errors.js';
-import { formatMs, grouped, percent1 } from './internal/format.js';
+import { formatMs, grouped, percent1 } from '../core/format.js';
 import { nearestRankIndex } from './internal/ring.js';
-import { checkInteger, checkPositive, checkRatio } from './internal/validate.js';
+import { checkInteger, checkPositive, checkRatio } from '../core/validate.js';
 
 /** Limits the candidate must stay within. At least one is required. */
 export interface CanaryTargets {

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { ALERT_SEVERITIES, type AlertSeverity } from '../eventlog/events.js';
-import { checkRatio } from './internal/validate.js';
+import { checkRatio } from '../core/validate.js';
 
 /** An error-rate target with the severity its alerts carry. */
 export interface ErrorTarget {

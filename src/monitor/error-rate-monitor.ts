@@ -5,7 +5,7 @@
  */
 import { errorRateMessage } from './internal/format.js';
 import { OutcomeWindow, SUCCESS_INDEX } from './internal/outcome-window.js';
-import { checkInteger, checkRatio } from './internal/validate.js';
+import { checkInteger, checkRatio } from '../core/validate.js';
 
 /** Configuration of an {@link ErrorRateMonitor}. */
 export interface ErrorRateMonitorConfig {

@@ -17,10 +17,13 @@ import {
   type ErrorTarget,
   type ErrorTargets,
 } from './error-budget.js';
-import { CATEGORY_LABELS, errorRateMessage, grouped, percent0, percent1 } from './internal/format.js';
-import { categoryIndex, failureCategory, isOutcomeEvent } from './internal/outcome.js';
+import { CATEGORY_LABELS } from '../eventlog/outcome.js';
+import { errorRateMessage } from './internal/format.js';
+import { grouped, percent0, percent1 } from '../core/format.js';
+import { categoryIndex } from './internal/outcome.js';
+import { failureCategory, isOutcomeEvent } from '../eventlog/outcome.js';
 import { OutcomeWindow, SUCCESS_INDEX } from './internal/outcome-window.js';
-import { checkInteger, checkPositive, checkRatio } from './internal/validate.js';
+import { checkInteger, checkPositive, checkRatio } from '../core/validate.js';
 import { weekCalendar } from './iso-week.js';
 
 /** Error-budget tracking: expected volume per task type over a fixed period. */

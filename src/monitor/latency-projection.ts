@@ -8,9 +8,9 @@ import { build, type Histogram } from 'hdr-histogram-js';
 import { ConfigError } from '../core/errors.js';
 import type { AlertSeverity, KeelEvent } from '../eventlog/events.js';
 import { NO_ALERTS, type Alert } from './alert.js';
-import { formatDuration, formatMs, grouped } from './internal/format.js';
+import { formatDuration, formatMs, grouped } from '../core/format.js';
 import { SampleRing, exactPercentile, nearestRankIndex } from './internal/ring.js';
-import { checkInteger, checkPositive, checkRatio } from './internal/validate.js';
+import { checkInteger, checkPositive, checkRatio } from '../core/validate.js';
 
 /** What a latency series measures. */
 export type LatencyScope = 'agent' | 'workflow';

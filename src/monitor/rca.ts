@@ -3,8 +3,10 @@
  * primary cause marked — the tutorial's `ErrorAnalyzer`, as a fold over the event log.
  */
 import { ERROR_CATEGORIES, type ErrorCategory, type KeelEvent } from '../eventlog/events.js';
-import { CATEGORY_LABELS, formatDuration, grouped, percent0, percent1 } from './internal/format.js';
-import { categoryIndex, failureCategory, isOutcomeEvent, topCategory } from './internal/outcome.js';
+import { CATEGORY_LABELS } from '../eventlog/outcome.js';
+import { formatDuration, grouped, percent0, percent1 } from '../core/format.js';
+import { categoryIndex, topCategory } from './internal/outcome.js';
+import { failureCategory, isOutcomeEvent } from '../eventlog/outcome.js';
 
 /** Which outcomes {@link rca} reads. Every field narrows; all are optional. */
 export interface RcaOptions {

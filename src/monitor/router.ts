@@ -10,7 +10,7 @@ import { ConfigError } from '../core/errors.js';
 import { ALERT_KINDS, ALERT_SEVERITIES, type AlertKind, type AlertSeverity } from '../eventlog/events.js';
 import type { Alert } from './alert.js';
 import { AlertDeliveryError, SinkTimeoutError } from './errors.js';
-import { checkInteger, checkPositive } from './internal/validate.js';
+import { checkInteger, checkPositive } from '../core/validate.js';
 import type { AlertSink, DeliveryRetry } from './sink.js';
 
 /** Which alerts a rule takes. Every given field must match; an empty match takes every alert. */

@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { DEFAULT_ERROR_TARGETS, checkTarget } from './error-budget.js';
-import { checkInteger, checkPositive } from './internal/validate.js';
+import { checkInteger, checkPositive } from '../core/validate.js';
 import { checkAlertRouting, type AlertRouterConfig } from './router.js';
 
 /** The monitoring fields of the runtime config, as given (not yet trusted). */

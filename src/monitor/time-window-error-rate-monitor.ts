@@ -4,7 +4,7 @@
  */
 import { errorRateMessage } from './internal/format.js';
 import { OutcomeWindow, SUCCESS_INDEX } from './internal/outcome-window.js';
-import { checkInteger, checkPositive, checkRatio } from './internal/validate.js';
+import { checkInteger, checkPositive, checkRatio } from '../core/validate.js';
 import type { ErrorRateReading, InsufficientData } from './error-rate-monitor.js';
 
 /** Configuration of a {@link TimeWindowErrorRateMonitor}. */

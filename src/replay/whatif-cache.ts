@@ -11,7 +11,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import type { KeelEvent } from '../eventlog/events.js';
-import { foldSync, type EventFold } from '../report/stream.js';
+import { foldSync, type EventFold } from '../eventlog/fold.js';
 import { perRun } from './internal/recorded-runs.js';
 import { projectVolume, type VolumeProjection } from './volume.js';
 

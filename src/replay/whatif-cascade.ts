@@ -10,7 +10,7 @@
 import { ConfigError } from '../core/errors.js';
 import { canonicalJson } from '../core/json.js';
 import type { KeelEvent } from '../eventlog/events.js';
-import { foldSync, type EventFold } from '../report/stream.js';
+import { foldSync, type EventFold } from '../eventlog/fold.js';
 import {
   AccuracyTally,
   AS_RECORDED,

@@ -19,8 +19,8 @@ import {
 } from '../monitor/alert-fold.js';
 import { DEFAULT_ERROR_TARGETS } from '../monitor/error-budget.js';
 import { createErrorRateProjection, type ErrorRateProjection } from '../monitor/error-rate-projection.js';
-import { failureCategory, isOutcomeEvent } from '../monitor/internal/outcome.js';
-import { checkInteger, checkRatio } from '../monitor/internal/validate.js';
+import { failureCategory, isOutcomeEvent } from '../eventlog/outcome.js';
+import { checkInteger, checkRatio } from '../core/validate.js';
 import {
   createLatencyProjection,
   type LatencyProjection,
@@ -45,7 +45,7 @@ import type {
   VoteStats,
   WorkflowCounts,
 } from './report.js';
-import { foldSync, type EventFold } from './stream.js';
+import { foldSync, type EventFold } from '../eventlog/fold.js';
 import { TimeBuckets } from './time-buckets.js';
 
 /** Most running workflows whose name is remembered at once (like the cost tracker's default). */

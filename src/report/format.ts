@@ -2,7 +2,8 @@
  * How the report writes numbers, money, durations and times, shared by the terminal and HTML
  * renderers so both say the same thing. Internal: not part of the public surface.
  */
-export { CATEGORY_LABELS, percent0 as causePct } from '../monitor/internal/format.js';
+export { CATEGORY_LABELS } from '../eventlog/outcome.js';
+export { percent0 as causePct } from '../core/format.js';
 
 /** An integer with thousands separators: 10000 → "10,000". */
 export function count(n: number): string {

@@ -6,8 +6,8 @@
  */
 export { buildReport, createReportFold } from './build.js';
 export type { ReportFold } from './build.js';
-export { foldEvents } from './stream.js';
-export type { EventFold } from './stream.js';
+export { foldEvents } from '../eventlog/fold.js';
+export type { EventFold } from '../eventlog/fold.js';
 export { formatReport } from './terminal.js';
 export type { FormatReportOptions } from './terminal.js';
 export { renderHtml } from './html.js';

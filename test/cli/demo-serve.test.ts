@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
+import { demoRegistry } from '../../demos/index.js';
 import { captureIo } from './io.js';
 import { tempDir } from './logs.js';
 
@@ -26,6 +27,7 @@ describe('keel demo --serve-metrics', () => {
     const code = await runCli(
       ['demo', 'fraud', '--count', '10', '--db', tmp.path('serve.db'), '--quiet', '--serve-metrics', '0'],
       cap.io,
+      { demos: demoRegistry },
     );
     expect(code).toBe(0);
     expect(scraped).toMatch(/llm_calls_total\{model="[^"]+",task_type="fraud"\} \d+/);
@@ -38,6 +40,7 @@ describe('keel demo --serve-metrics', () => {
       await runCli(
         ['demo', 'fraud', '--count', '5', '--db', tmp.path('bad.db'), '--serve-metrics', 'http'],
         cap.io,
+        { demos: demoRegistry },
       ),
     ).toBe(2);
     expect(cap.stderr()).toMatch(/--serve-metrics must be a port/);

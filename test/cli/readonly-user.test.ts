@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
+import { demoRegistry } from '../../demos/index.js';
 import { simulatedClock } from '../../src/core/clock.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { captureIo } from './io.js';
@@ -32,7 +33,9 @@ async function demoLog(): Promise<string> {
   fs.chmodSync(dir, 0o755);
   const db = join(dir, 'keel.db');
   const c = captureIo();
-  expect(await runCli(['demo', 'invoice', '--db', db, '--count', '3', '--quiet'], c.io)).toBe(0);
+  expect(
+    await runCli(['demo', 'invoice', '--db', db, '--count', '3', '--quiet'], c.io, { demos: demoRegistry }),
+  ).toBe(0);
   // The auditor may read it (a service would pass fileMode: 0o644 or 0o640 and a group).
   for (const f of [db, `${db}-wal`, `${db}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o644);
   return db;

@@ -273,12 +273,19 @@ describe('the npm package', () => {
         "const { postgres } = await import('keel/postgres');",
         "const { redis } = await import('keel/redis');",
         "const { startInvoiceService } = await import('keel/demos/embed');",
+        "const { createReportFold } = await import('keel/analysis');",
+        "const { circuitBreakerMachine } = await import('keel/machines');",
+        "const { createMetrics } = await import('keel/observability');",
+        "const { isStoreUnavailableError } = await import('keel/errors');",
+        "const { clockScheduler } = await import('keel/testing');",
         'console.log([typeof llmAgent, typeof openaiCompatible, typeof aiSdk, typeof postgres, typeof redis, typeof startInvoiceService].join(" "));',
+        'console.log([typeof createReportFold, typeof circuitBreakerMachine, typeof createMetrics, typeof isStoreUnavailableError, typeof clockScheduler].join(" "));',
       ].join('\n');
       writeFileSync(join(app, 'subpaths.mjs'), probe);
-      expect((await ok(process.execPath, ['subpaths.mjs'], app)).trim()).toBe(
+      expect((await ok(process.execPath, ['subpaths.mjs'], app)).trim().split('\n')).toEqual([
         'function function function function function function',
-      );
+        'function object function function function',
+      ]);
     },
     TEST_TIMEOUT_MS,
   );

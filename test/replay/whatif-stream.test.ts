@@ -9,7 +9,7 @@ import {
   whatIfCascade,
   whatIfVote,
 } from '../../src/replay/whatif.js';
-import { foldEvents, type EventFold } from '../../src/report/stream.js';
+import { foldEvents, type EventFold } from '../../src/eventlog/fold.js';
 import {
   invoices,
   recordCascade,

@@ -5,7 +5,7 @@ import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { rca } from '../../src/monitor/rca.js';
 import { buildReport, createReportFold } from '../../src/report/build.js';
 import type { Report, ReportOptions } from '../../src/report/report.js';
-import { foldEvents, type EventFold } from '../../src/report/stream.js';
+import { foldEvents, type EventFold } from '../../src/eventlog/fold.js';
 import { Log } from './events.js';
 import { asAsync, asyncFleetLog, reachableAfterGc } from './fleet-log.js';
 import { FIXTURE_SETTINGS, buildFixture, type Fixture } from './fixture.js';

@@ -1,33 +1,8 @@
 /**
- * What counts as an agent outcome. Every monitor (error windows, budgets, RCA) reads outcomes
- * through this one definition so the live monitors and `keel report` agree.
- * Internal: not part of the public surface.
+ * Error categories as array indexes, for the monitors' per-category counters. What counts as an
+ * outcome is the log's definition (`eventlog/outcome.ts`). Internal: not part of the public surface.
  */
-import { ERROR_CATEGORIES, type ErrorCategory, type KeelEvent } from '../../eventlog/events.js';
-
-/** An event that records how one agent invocation ended. */
-export type OutcomeEvent = KeelEvent<'agent.succeeded' | 'agent.failed' | 'agent.rejected'>;
-
-/**
- * True for `agent.succeeded`, `agent.failed` and `agent.rejected`. A failure with category
- * `cancelled` is not an outcome: the caller gave up, the agent did not fail.
- */
-export function isOutcomeEvent(event: KeelEvent): event is OutcomeEvent {
-  switch (event.type) {
-    case 'agent.succeeded':
-      return true;
-    case 'agent.failed':
-    case 'agent.rejected':
-      return event.payload.category !== 'cancelled';
-    default:
-      return false;
-  }
-}
-
-/** The failure category of an outcome, or `undefined` for a success. */
-export function failureCategory(event: OutcomeEvent): ErrorCategory | undefined {
-  return event.type === 'agent.succeeded' ? undefined : event.payload.category;
-}
+import { ERROR_CATEGORIES, type ErrorCategory } from '../../eventlog/events.js';
 
 const INDEX = new Map<ErrorCategory, number>(ERROR_CATEGORIES.map((c, i) => [c, i]));
 

@@ -6,7 +6,7 @@
 import { ConfigError } from '../../core/errors.js';
 import type { AlertSeverity } from '../../eventlog/events.js';
 import type { Alert } from '../alert.js';
-import { checkUrl } from '../internal/validate.js';
+import { checkUrl } from '../../core/validate.js';
 import type { AlertSink, DeliveryRetry } from '../sink.js';
 import { webhookSink } from './webhook.js';
 

@@ -4,7 +4,7 @@
  */
 import type { AlertKind } from '../../eventlog/events.js';
 import type { Alert } from '../alert.js';
-import { checkUrl } from '../internal/validate.js';
+import { checkUrl } from '../../core/validate.js';
 import type { AlertSink, DeliveryRetry } from '../sink.js';
 import { alertLine } from './text.js';
 import { webhookSink } from './webhook.js';

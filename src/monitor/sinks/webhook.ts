@@ -1,7 +1,7 @@
 /** A sink that POSTs each alert as JSON; the base of the PagerDuty and Slack sinks. */
 import type { Alert } from '../alert.js';
 import { WebhookStatusError } from '../errors.js';
-import { checkUrl } from '../internal/validate.js';
+import { checkUrl } from '../../core/validate.js';
 import type { AlertSink, DeliveryRetry } from '../sink.js';
 
 /** Options of {@link webhookSink}. */

@@ -4,8 +4,8 @@
  * synchronous iterator or Postgres's asynchronous one — with memory bounded by what the analysis
  * keeps, never by the log.
  */
-import type { KeelEvent } from '../eventlog/events.js';
-import type { EventStream } from '../eventlog/store.js';
+import type { KeelEvent } from './events.js';
+import type { EventStream } from './store.js';
 
 /**
  * An analysis fed the log one event at a time, oldest first, like the runtime's own projections

@@ -1,8 +1,8 @@
 /**
- * Config checks shared by the monitors. Each throws a {@link ConfigError} naming the field and
- * the fix. Internal: not part of the public surface.
+ * Config checks shared by the monitors and the report. Each throws a {@link ConfigError} naming the
+ * field and the fix. Internal: not part of the public surface.
  */
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError } from './errors.js';
 
 /** A ratio in [0, 1]. */
 export function checkRatio(field: string, value: unknown, hint: string): void {
