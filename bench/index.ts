@@ -10,7 +10,7 @@
  * of `par` by ~40%. `--tsx` runs the TypeScript sources through tsx instead.
  *
  * Child processes: agent, supervisor, workflows (its replay-scan rows come from the eventlog run
- * here instead of a second one), memory (with --expose-gc), breaker and eventlog. The last two are
+ * here instead of a second one), memory (with --expose-gc), limits, breaker and eventlog. The last two are
  * other scripts' own: `--quick` reaches them as a small iteration count and `KEEL_BENCH_EVENTS`.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -96,6 +96,7 @@ export function jobs(quick: boolean): Job[] {
       env: quick ? { KEEL_BENCH_EVENTS: '5000' } : {},
     },
     { name: 'scaleout', script: 'scaleout.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
+    { name: 'limits', script: 'limits.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
   ];
 }
 
