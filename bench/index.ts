@@ -10,8 +10,10 @@
  * of `par` by ~40%. `--tsx` runs the TypeScript sources through tsx instead.
  *
  * Child processes: agent, supervisor, workflows (its replay-scan rows come from the eventlog run
- * here instead of a second one), memory (with --expose-gc), breaker and eventlog. The last two are
+ * here instead of a second one), memory (with --expose-gc), limits, breaker and eventlog. The last two are
  * other scripts' own: `--quick` reaches them as a small iteration count and `KEEL_BENCH_EVENTS`.
+ * Then scaleout and postgres (Keel on Postgres vs on SQLite at 256 in flight), which start their
+ * own PostgreSQL unless `KEEL_BENCH_PG_URL` names one.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -96,6 +98,8 @@ export function jobs(quick: boolean): Job[] {
       env: quick ? { KEEL_BENCH_EVENTS: '5000' } : {},
     },
     { name: 'scaleout', script: 'scaleout.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
+    { name: 'postgres', script: 'postgres.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
+    { name: 'limits', script: 'limits.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
   ];
 }
 

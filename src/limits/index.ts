@@ -1,0 +1,2 @@
+/** Provider rate limits, bulkheads and tenant fair queueing. */
+export * from './limiter.js';
