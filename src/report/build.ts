@@ -171,7 +171,13 @@ class ReportBuilder implements ReportFold {
     const alerts = this.alerts;
     const derived = this.derived.apply(e);
     for (let i = 0; i < derived.length; i++) alerts.add(derived[i] as Alert, 'report');
-    if (isOutcomeEvent(e)) this.buckets.record(e.payload.taskType, e.ts, failureCategory(e) !== undefined);
+    if (isOutcomeEvent(e))
+      this.buckets.record(
+        e.payload.taskType,
+        e.ts,
+        failureCategory(e) !== undefined,
+        this.workflows.open.get(e.workflowId) ?? UNKNOWN_WORKFLOW,
+      );
 
     switch (e.type) {
       case 'workflow.started':
@@ -196,7 +202,10 @@ class ReportBuilder implements ReportFold {
       case 'agent.failed':
         // Like the latency projection: a cancelled call's duration says when it was cut short.
         if (e.type === 'agent.failed' && e.payload.category === 'cancelled') return;
-        histogramOf(this.agentHist, e.payload.agent).record(e.payload.latencyMs);
+        histogramOf(this.agentHist, e.payload.agent).record(
+          e.payload.latencyMs,
+          e.type === 'agent.succeeded' && e.payload.cached === true,
+        );
         return;
       case 'breaker.transitioned': {
         const p = e.payload;
@@ -245,33 +254,37 @@ class ReportBuilder implements ReportFold {
       agents: lat.agents.map((s) => latencyReport(s, agentHist, settings.slaP95Ms)).sort(byName),
     };
 
+    const taskTypes = this.errors
+      .snapshot(endTs)
+      .map((s) => {
+        const total: FailureBreakdown | undefined = causes.byTaskType[s.taskType];
+        const outcomes = total?.outcomes ?? 0;
+        const failures = total?.failures ?? 0;
+        const errorRate = outcomes === 0 ? 0 : failures / outcomes;
+        const cut = buckets.seriesOf(s.taskType);
+        return {
+          taskType: s.taskType,
+          target: s.target,
+          outcomes,
+          failures,
+          errorRate,
+          meetsTarget: s.target === undefined ? undefined : errorRate <= s.target,
+          primaryCause: total?.primary,
+          window: {
+            samples: s.samples,
+            failures: s.failures,
+            errorRate: s.errorRate,
+            alerting: s.alerting,
+          },
+          bucketMs: cut.bucketMs,
+          series: cut.series,
+          variants: cut.variants,
+        };
+      })
+      .sort((a, b) => compare(a.taskType, b.taskType));
     const errorSection: ErrorSection = {
-      bucketMs: buckets.bucketMs,
-      taskTypes: this.errors
-        .snapshot(endTs)
-        .map((s) => {
-          const total: FailureBreakdown | undefined = causes.byTaskType[s.taskType];
-          const outcomes = total?.outcomes ?? 0;
-          const failures = total?.failures ?? 0;
-          const errorRate = outcomes === 0 ? 0 : failures / outcomes;
-          return {
-            taskType: s.taskType,
-            target: s.target,
-            outcomes,
-            failures,
-            errorRate,
-            meetsTarget: s.target === undefined ? undefined : errorRate <= s.target,
-            primaryCause: total?.primary,
-            window: {
-              samples: s.samples,
-              failures: s.failures,
-              errorRate: s.errorRate,
-              alerting: s.alerting,
-            },
-            series: buckets.seriesOf(s.taskType),
-          };
-        })
-        .sort((a, b) => compare(a.taskType, b.taskType)),
+      bucketMs: taskTypes.reduce((w, t) => Math.max(w, t.bucketMs), 1_000),
+      taskTypes,
     };
 
     return {
@@ -349,7 +362,7 @@ function latencyReport(s: LatencyStats, hist: Map<string, LogHistogram>, slaP95M
     slaCompliance: s.slaCompliance,
     meetsSla: s.p95Ms <= slaP95Ms,
     alerting: s.window.alerting,
-    histogram: hist.get(s.name)?.toJSON() ?? { edgesMs: [], counts: [] },
+    histogram: hist.get(s.name)?.toJSON() ?? { edgesMs: [], counts: [], instantCount: 0, cachedCount: 0 },
   };
 }
 

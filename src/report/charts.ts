@@ -20,7 +20,9 @@ import type {
   BreakerTimeline,
   CascadeStats,
   CostSection,
+  ErrorBucket,
   LatencyReport,
+  SeriesVariant,
   TaskTypeErrors,
   VoteStats,
 } from './report.js';
@@ -33,8 +35,10 @@ import {
   axisY,
   chart,
   colour,
+  MUTED,
   empty,
   esc,
+  fit,
   frame,
   legend,
   linear,
@@ -47,6 +51,7 @@ import {
   textWidth,
   type Frame,
   type LegendItem,
+  type Scale,
 } from './svg.js';
 
 const BAR = '#8FB8DE';
@@ -72,9 +77,18 @@ function hline(f: Frame, y: number, stroke: string, label: string): string {
   );
 }
 
+/** Fill of the column of cache hits and sub-millisecond answers. */
+const INSTANT = '#BDBDBD';
+/** Width of that column and the room between it and the log-scale plot, px. */
+const INSTANT_W = 56;
+const INSTANT_GAP = 16;
+
 /**
- * Latency histogram of one workflow or agent: log-spaced buckets, P50/P95/P99 markers from the
- * latency projection, and the SLA line.
+ * Latency histogram of one workflow or agent: log-spaced buckets of the model latencies,
+ * P50/P95/P99 markers from the latency projection, and the SLA line. Cache hits and answers under
+ * 1 ms have no place on a log scale: they get a column of their own at the left, apart from the
+ * model latencies, and do not set the bars' scale (a column taller than the bars is drawn broken,
+ * with its count written in it).
  */
 export function latencyChart(
   l: LatencyReport,
@@ -85,14 +99,13 @@ export function latencyChart(
   const f = frame(width, 280);
   const verdict = l.meetsSla ? '✓' : '✗';
   const title = `${kind === 'workflow' ? 'Workflow' : 'Agent'} ${l.name}: P95 ${duration(l.p95Ms)} vs SLA ${duration(slaMs)} ${verdict}`;
-  const { edgesMs, counts } = l.histogram;
+  const { edgesMs, counts, instantCount, cachedCount } = l.histogram;
   const firstEdge = edgesMs[0];
   const lastEdge = edgesMs[edgesMs.length - 1];
-  if (counts.length === 0 || firstEdge === undefined || lastEdge === undefined) {
-    return empty('latency', f, title, 'No latencies recorded.');
-  }
-  let lo = firstEdge > 0 ? firstEdge : 0.5;
-  let hi = lastEdge;
+  const timed = counts.length > 0 && firstEdge !== undefined && lastEdge !== undefined;
+  if (!timed && instantCount === 0) return empty('latency', f, title, 'No latencies recorded.');
+  let lo = timed ? firstEdge : 1;
+  let hi = timed ? lastEdge : 10;
   const slaShown = slaMs <= hi * 20 && slaMs >= lo / 20;
   if (slaShown) {
     lo = Math.min(lo, slaMs / 1.2);
@@ -100,8 +113,10 @@ export function latencyChart(
   }
   lo /= 1.1;
   hi *= 1.1;
-  const x = log([lo, hi], [f.left, f.right]);
-  const yMax = niceMax(Math.max(...counts));
+  const plot: Frame = instantCount > 0 ? { ...f, left: f.left + INSTANT_W + INSTANT_GAP } : f;
+  const x = log([lo, hi], [plot.left, plot.right]);
+  const peak = timed ? Math.max(...counts) : instantCount;
+  const yMax = niceMax(peak);
   const y = linear([0, yMax], [f.bottom, f.top]);
 
   let bars = '';
@@ -115,10 +130,42 @@ export function latencyChart(
       `<title>${esc(`${duration(edgesMs[i] ?? 0)}–${duration(edgesMs[i + 1] ?? 0)}: ${count(c)}`)}</title></rect>`;
   });
 
+  const columnX = f.left + INSTANT_W / 2;
+  let column = '';
+  if (instantCount > 0) {
+    const other = instantCount - cachedCount;
+    const what =
+      cachedCount === 0
+        ? `${count(instantCount)} under 1 ms (no model time: fast-fails, steps without a model call)`
+        : `${count(cachedCount)} cache hits` +
+          (other > 0 ? ` and ${count(other)} other answers under 1 ms` : '');
+    const broken = instantCount > yMax;
+    const top = broken ? f.top : y(instantCount);
+    const bx = f.left + 8;
+    const bw = INSTANT_W - 16;
+    column +=
+      `<rect class="mark bar instant" x="${n(bx)}" y="${n(top)}" width="${n(bw)}" height="${n(f.bottom - top)}" fill="${INSTANT}">` +
+      `<title>${esc(`${what}: drawn apart from the model latencies`)}</title></rect>`;
+    if (broken) {
+      // Two white slashes across the bar: it is cut, its height is not to scale.
+      const by = f.top + (f.bottom - f.top) * 0.3;
+      column +=
+        `<path d="M${n(bx - 2)} ${n(by + 4)}L${n(bx + bw + 2)} ${n(by - 4)}M${n(bx - 2)} ${n(by + 10)}L${n(bx + bw + 2)} ${n(by + 2)}" stroke="#FFFFFF" stroke-width="3"/>` +
+        `<text x="${n(columnX)}" y="${n(f.top + 14)}" text-anchor="middle" font-size="11" class="instant-count">${esc(count(instantCount))}</text>`;
+    } else {
+      column += `<text x="${n(columnX)}" y="${n(top - 4)}" text-anchor="middle" font-size="11" class="instant-count">${esc(count(instantCount))}</text>`;
+    }
+    column +=
+      `<line x1="${n(f.left)}" y1="${n(f.bottom)}" x2="${n(f.left + INSTANT_W)}" y2="${n(f.bottom)}" stroke="${INK}"/>` +
+      `<text x="${n(columnX)}" y="${n(f.bottom + 18)}" text-anchor="middle">${cachedCount > 0 ? 'cached' : '&lt; 1 ms'}</text>`;
+  }
+
+  /** A percentile's x: on the log scale, or the column when it is under 1 ms (cache hits). */
+  const at = (ms: number): number => (ms < 1 && instantCount > 0 ? columnX : x(Math.max(ms, lo)));
   const markers =
-    vline(f, x(Math.max(l.p50Ms, lo)), P50, false, `P50 ${duration(l.p50Ms)}`) +
-    vline(f, x(Math.max(l.p95Ms, lo)), P95, false, `P95 ${duration(l.p95Ms)}`) +
-    vline(f, x(Math.max(l.p99Ms, lo)), P99, false, `P99 ${duration(l.p99Ms)}`) +
+    vline(f, at(l.p50Ms), P50, false, `P50 ${duration(l.p50Ms)}`) +
+    vline(f, at(l.p95Ms), P95, false, `P95 ${duration(l.p95Ms)}`) +
+    vline(f, at(l.p99Ms), P99, false, `P99 ${duration(l.p99Ms)}`) +
     (slaShown ? vline(f, x(slaMs), RED, true, `SLA: P95 ≤ ${duration(slaMs)}`) : '');
   const items: LegendItem[] = [
     { label: `${count(l.count)} requests`, colour: BAR },
@@ -135,7 +182,8 @@ export function latencyChart(
   if (xt.length > 9) xt = xt.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
   const body =
     axisY(f, y, niceTicks(0, yMax, 4), count, 'requests') +
-    axisX(f, x, xt, duration, 'latency (log scale)') +
+    axisX(plot, x, xt, duration, instantCount > 0 ? 'model latency (log scale)' : 'latency (log scale)') +
+    column +
     bars +
     markers +
     legend(f, items);
@@ -209,16 +257,16 @@ function timeTicks(
   t1: number,
   time: TimeFormat,
   max = 7,
+  multiDay = time(t0).slice(0, 10) !== time(t1).slice(0, 10),
 ): { ticks: number[]; label: (ms: number) => string } {
   const spanMs = Math.max(1, t1 - t0);
   const step = TIME_STEPS.find((s) => spanMs / s <= max) ?? spanMs / max;
   const ticks: number[] = [];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
-  const multiDay = time(t0).slice(0, 10) !== time(t1).slice(0, 10);
   const label = (ms: number): string => {
     const full = time(ms);
     if (step >= 86_400_000) return full.slice(5, 10);
-    if (step < 60_000) return full.slice(11, 19);
+    if (step < 60_000) return multiDay ? full.slice(5, 19) : full.slice(11, 19);
     return multiDay ? full.slice(5, 16) : full.slice(11, 16);
   };
   return { ticks, label };
@@ -232,9 +280,86 @@ function bucketLabel(ms: number): string {
   return `${ms / 86_400_000} d`;
 }
 
-/** Error rate of one task type per time bucket, against its target. */
-export function errorChart(t: TaskTypeErrors, bucketMs: number, time: TimeFormat, width: number): string {
-  const f = frame(width, 260);
+/** A stretch of time drawn on a stretch of the x axis. */
+interface Piece {
+  t0: number;
+  t1: number;
+  px0: number;
+  px1: number;
+}
+
+/** Room between two pieces of a cut time axis, px. */
+const CUT_PX = 18;
+
+/**
+ * A time axis cut at idle stretches: each active span of the series (buckets at most `bucketMs`
+ * apart) gets a piece of the axis as wide as its share of the active time.
+ */
+function cutAxis(
+  series: readonly ErrorBucket[],
+  bucketMs: number,
+  left: number,
+  right: number,
+): { x: Scale; pieces: Piece[] } {
+  const spans: { t0: number; t1: number }[] = [];
+  for (const b of series) {
+    const last = spans[spans.length - 1];
+    if (last !== undefined && b.startMs <= last.t1) last.t1 = b.startMs + bucketMs;
+    else spans.push({ t0: b.startMs, t1: b.startMs + bucketMs });
+  }
+  const active = spans.reduce((a, s) => a + (s.t1 - s.t0), 0);
+  const room = right - left - CUT_PX * (spans.length - 1);
+  let px = left;
+  const pieces = spans.map((s) => {
+    const w = (room * (s.t1 - s.t0)) / Math.max(1, active);
+    const piece = { ...s, px0: px, px1: px + w };
+    px += w + CUT_PX;
+    return piece;
+  });
+  const x = (t: number): number => {
+    const p = pieces.find((q) => t <= q.t1) ?? pieces[pieces.length - 1];
+    if (p === undefined) return left;
+    const c = Math.min(Math.max(t, p.t0), p.t1);
+    return p.px0 + ((c - p.t0) / Math.max(1, p.t1 - p.t0)) * (p.px1 - p.px0);
+  };
+  const first = pieces[0]?.t0 ?? 0;
+  const last = pieces[pieces.length - 1]?.t1 ?? 0;
+  return { x: Object.assign(x, { domain: [first, last] as const }), pieces };
+}
+
+/** Height of one row of the variant strip above an error-rate plot, px. */
+const VARIANT_ROW = 16;
+/** Most rows of variants drawn (concurrent variants stack). */
+const VARIANT_ROWS = 3;
+
+/** Stacks the variants' spans into rows where they do not overlap on the axis. */
+function variantRows(
+  variants: readonly SeriesVariant[],
+  x: Scale,
+): { v: SeriesVariant; x0: number; x1: number; row: number }[] {
+  const ends: number[] = [];
+  const out: { v: SeriesVariant; x0: number; x1: number; row: number }[] = [];
+  for (const v of variants) {
+    const x0 = x(v.firstTs);
+    const x1 = Math.max(x0 + 4, x(v.lastTs));
+    const row = ends.findIndex((end) => end + 6 <= x0);
+    const r = row >= 0 ? row : ends.length;
+    if (r >= VARIANT_ROWS) continue;
+    ends[r] = x1;
+    out.push({ v, x0, x1, row: r });
+  }
+  return out;
+}
+
+/**
+ * Error rate of one task type per time bucket, against its target. The buckets are as wide as the
+ * span this task type's outcomes cover needs (not the log's), the time axis is cut where it was
+ * idle, and when several workflows (a demo's variants) produced the outcomes, a strip above the
+ * plot shows which ran when.
+ */
+export function errorChart(t: TaskTypeErrors, time: TimeFormat, width: number): string {
+  const bucketMs = t.bucketMs;
+  const f0 = frame(width, 260);
   const verdict = t.meetsTarget === undefined ? '' : t.meetsTarget ? ' ✓' : ' ✗';
   const title =
     t.target === undefined
@@ -243,11 +368,12 @@ export function errorChart(t: TaskTypeErrors, bucketMs: number, time: TimeFormat
   const first = t.series[0];
   const last = t.series[t.series.length - 1];
   if (first === undefined || last === undefined || t.outcomes === 0) {
-    return empty('error-rate', f, title, 'No outcomes recorded.');
+    return empty('error-rate', f0, title, 'No outcomes recorded.');
   }
-  const t0 = first.startMs;
-  const t1 = last.startMs + bucketMs;
-  const x = linear([t0, t1], [f.left, f.right]);
+  const { x, pieces } = cutAxis(t.series, bucketMs, f0.left, f0.right);
+  const rows = t.variants.length > 1 ? variantRows(t.variants, x) : [];
+  const nRows = rows.reduce((m, r) => Math.max(m, r.row + 1), 0);
+  const f = frame(width, 260 + nRows * VARIANT_ROW, { top: 56 + nRows * VARIANT_ROW });
   let peak = 0;
   let peakVolume = 0;
   for (const b of t.series) {
@@ -262,23 +388,22 @@ export function errorChart(t: TaskTypeErrors, bucketMs: number, time: TimeFormat
   let volume = '';
   let path = '';
   let dots = '';
-  let pen = false;
-  const barW = Math.max(1, x(t0 + bucketMs) - x(t0) - 1);
+  let prevEnd: number | undefined;
   for (const b of t.series) {
     const bx = x(b.startMs);
-    if (b.outcomes === 0) {
-      pen = false;
-      continue;
-    }
+    const bw = Math.max(1, x(b.startMs + bucketMs) - bx - 1);
+    const cut = prevEnd !== undefined && b.startMs > prevEnd;
+    prevEnd = b.startMs + bucketMs;
+    if (b.outcomes === 0) continue;
     const vh = (b.outcomes / Math.max(1, peakVolume)) * volumeH;
-    volume += `<rect class="volume" x="${n(bx + 0.5)}" y="${n(f.bottom - vh)}" width="${n(barW)}" height="${n(vh)}" fill="#EEEEEE"/>`;
+    volume += `<rect class="volume" x="${n(bx + 0.5)}" y="${n(f.bottom - vh)}" width="${n(bw)}" height="${n(vh)}" fill="#EEEEEE"/>`;
     const rate = b.failures / b.outcomes;
     const px = x(b.startMs + bucketMs / 2);
     const py = y(rate);
-    path += `${pen ? 'L' : 'M'}${n(px)} ${n(py)}`;
-    pen = true;
+    // Empty buckets inside a span join their neighbours (no outcome, no rate); a cut breaks the line.
+    path += `${path === '' || cut ? 'M' : 'L'}${n(px)} ${n(py)}`;
     dots +=
-      `<circle class="mark point" cx="${n(px)}" cy="${n(py)}" r="3.5" fill="${colourOf(rate)}">` +
+      `<circle class="mark point" cx="${n(px)}" cy="${n(py)}" r="3" fill="${colourOf(rate)}">` +
       `<title>${esc(`${time(b.startMs)}: ${count(b.failures)} of ${count(b.outcomes)} failed (${pct1(rate)})`)}</title></circle>`;
   }
   const line =
@@ -286,21 +411,64 @@ export function errorChart(t: TaskTypeErrors, bucketMs: number, time: TimeFormat
       ? ''
       : `<path class="mark line" d="${path}" fill="none" stroke="${colour(0)}" stroke-width="2"/>`;
   const target = t.target !== undefined ? hline(f, y(t.target), RED, `target ${pct1(t.target)}`) : '';
-  const { ticks, label } = timeTicks(t0, t1, time);
+
+  // Ticks per piece, as many as its width holds; cuts marked on the axis with the idle time.
+  const multiDay = time(first.startMs).slice(0, 10) !== time(last.startMs + bucketMs).slice(0, 10);
+  const ticks: number[] = [];
+  const labels = new Map<number, string>();
+  let cuts = '';
+  pieces.forEach((p, i) => {
+    const room = Math.max(1, Math.floor((p.px1 - p.px0) / (multiDay ? 110 : 64)));
+    const tt = timeTicks(p.t0, p.t1, time, room, multiDay);
+    for (const tick of tt.ticks) {
+      ticks.push(tick);
+      labels.set(tick, tt.label(tick));
+    }
+    const next = pieces[i + 1];
+    if (next === undefined) return;
+    const cx = (p.px1 + next.px0) / 2;
+    cuts +=
+      `<g class="cut"><title>${esc(`no ${t.taskType} outcomes for ${duration(next.t0 - p.t1)}`)}</title>` +
+      `<rect x="${n(p.px1 + 2)}" y="${n(f.top)}" width="${n(CUT_PX - 4)}" height="${n(f.bottom - f.top)}" fill="#F4F5F7"/>` +
+      `<rect x="${n(cx - 5)}" y="${n(f.bottom - 3)}" width="10" height="6" fill="#FFFFFF"/>` +
+      `<path d="M${n(cx - 6)} ${n(f.bottom + 4)}L${n(cx - 1)} ${n(f.bottom - 4)}M${n(cx + 1)} ${n(f.bottom + 4)}L${n(cx + 6)} ${n(f.bottom - 4)}" stroke="${INK}"/></g>`;
+  });
+
+  let strip = '';
+  for (const r of rows) {
+    const ly = f.top - 6 - r.row * VARIANT_ROW;
+    const wPx = r.x1 - r.x0;
+    const name = wPx >= 24 ? fit(r.v.name, Math.max(24, wPx), 11) : '';
+    strip +=
+      `<g class="variant"><title>${esc(`${r.v.name}: ${count(r.v.outcomes)} outcomes, ${time(r.v.firstTs)} → ${time(r.v.lastTs)}`)}</title>` +
+      `<path d="M${n(r.x0)} ${n(ly + 4)}V${n(ly)}H${n(r.x1)}V${n(ly + 4)}" fill="none" stroke="${MUTED}"/>` +
+      (name === ''
+        ? ''
+        : `<text x="${n((r.x0 + r.x1) / 2)}" y="${n(ly - 3)}" text-anchor="middle" font-size="11" fill="${MUTED}">${esc(name)}</text>`) +
+      '</g>';
+  }
+
   const items: LegendItem[] = [
     { label: `error rate per ${bucketLabel(bucketMs)}`, colour: colour(0), line: 'solid' },
     { label: 'tasks per bucket', colour: '#DDDDDD' },
   ];
   if (t.target !== undefined) items.push({ label: 'target', colour: RED, line: 'dashed' });
   const yTicks = niceTicks(0, yMax, 4);
+  const legendFrame = { ...f, top: f.top - nRows * VARIANT_ROW };
+  const axisName =
+    pieces.length > 1
+      ? `time (${bucketLabel(bucketMs)} buckets; idle stretches cut)`
+      : `time (${bucketLabel(bucketMs)} buckets)`;
   const body =
     axisY(f, y, yTicks, pctTicks(yTicks), 'error rate') +
-    axisX(f, x, ticks, label, `time (${bucketLabel(bucketMs)} buckets)`) +
+    cuts +
+    axisX(f, x, ticks, (v) => labels.get(v) ?? '', axisName) +
     volume +
     line +
     dots +
     target +
-    legend(f, items);
+    strip +
+    legend(legendFrame, items);
   return chart('error-rate', f, title, body);
 }
 
@@ -318,8 +486,15 @@ export function breakerChart(
   const f = frame(width, 56 + breakers.length * (lane + 10) + 44, { left });
   const title = 'Circuit breaker state over time';
   if (breakers.length === 0) return empty('breakers', f, title, 'No breaker changed state.');
-  const t0 = Math.min(startTs, ...breakers.map((b) => b.transitions[0]?.ts ?? b.sinceTs));
-  const t1 = Math.max(endTs, t0 + 1);
+  // The span the transitions cover, with as much again on each side (at least a minute), inside the
+  // log: a breaker that tripped for a minute in a three-hour log is not drawn as a sliver.
+  const first = Math.min(...breakers.map((b) => b.transitions[0]?.ts ?? b.sinceTs));
+  const lastChange = Math.max(
+    ...breakers.map((b) => b.transitions[b.transitions.length - 1]?.ts ?? b.sinceTs),
+  );
+  const pad = Math.max(60_000, lastChange - first);
+  const t0 = Math.max(Math.min(startTs, first), first - pad);
+  const t1 = Math.max(Math.min(endTs, lastChange + pad), lastChange, t0 + 1);
   const x = linear([t0, t1], [f.left, f.right]);
   let body = '';
   breakers.forEach((b, i) => {

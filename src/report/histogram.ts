@@ -9,22 +9,36 @@ import type { LatencyHistogram } from './report.js';
 const PER_DECADE = 20;
 /** Decades above 1 ms: buckets reach 10^7 ms (about 2.8 hours); the last one also takes everything above. */
 const DECADES = 7;
-const BUCKETS = PER_DECADE * DECADES + 1;
+const BUCKETS = PER_DECADE * DECADES;
 
-/** Lower edge of bucket `i` in ms (bucket 0 is `[0, 1)`, bucket `i` is `[10^((i-1)/20), 10^(i/20))`). */
-const edge = (i: number): number => (i === 0 ? 0 : Math.pow(10, (i - 1) / PER_DECADE));
+/** Lower edge of bucket `i` in ms: bucket `i` is `[10^(i/20), 10^((i+1)/20))`. */
+const edge = (i: number): number => Math.pow(10, i / PER_DECADE);
 
-/** A log-bucket counter. */
+/**
+ * A log-bucket counter from 1 ms up. Samples under 1 ms (a cache hit, a breaker's fast-fail, a step
+ * that calls no model) are counted apart: on a log scale they have no place, and as a bar of their
+ * own they would dwarf the model latencies.
+ */
 export class LogHistogram {
   private readonly counts = new Uint32Array(BUCKETS);
   private total = 0;
+  private instant = 0;
+  private cached = 0;
 
-  /** Counts one sample in ms (negative and non-finite values are ignored, like the projection does). */
-  record(ms: number): void {
+  /**
+   * Counts one sample in ms (negative and non-finite values are ignored, like the projection does);
+   * `cached` marks an answer served from the cache, which is counted apart whatever its latency.
+   */
+  record(ms: number, cached = false): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) return;
-    const i = ms < 1 ? 0 : Math.min(BUCKETS - 1, 1 + Math.floor(Math.log10(ms) * PER_DECADE + 1e-9));
-    this.counts[i] = (this.counts[i] ?? 0) + 1;
     this.total++;
+    if (cached) this.cached++;
+    if (ms < 1 || cached) {
+      this.instant++;
+      return;
+    }
+    const i = Math.min(BUCKETS - 1, Math.floor(Math.log10(ms) * PER_DECADE + 1e-9));
+    this.counts[i] = (this.counts[i] ?? 0) + 1;
   }
 
   /** Samples counted. */
@@ -42,7 +56,8 @@ export class LogHistogram {
         hi = i;
       }
     }
-    if (lo < 0) return { edgesMs: [], counts: [] };
+    const apart = { instantCount: this.instant, cachedCount: this.cached };
+    if (lo < 0) return { edgesMs: [], counts: [], ...apart };
     const edgesMs: number[] = [];
     const counts: number[] = [];
     for (let i = lo; i <= hi; i++) {
@@ -50,7 +65,7 @@ export class LogHistogram {
       counts.push(this.counts[i] ?? 0);
     }
     edgesMs.push(round3(edge(hi + 1)));
-    return { edgesMs, counts };
+    return { edgesMs, counts, ...apart };
   }
 }
 

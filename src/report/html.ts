@@ -307,7 +307,7 @@ function errors(report: Report, time: TimeFormat): string {
   return (
     `<section id="errors"><h2>Error rates vs targets</h2>` +
     (list.length === 0 ? '<p class="muted">No agent outcomes in the log.</p>' : '') +
-    charts(list.slice(0, MAX_CHARTS).map((t) => (w: number) => errorChart(t, e.bucketMs, time, w))) +
+    charts(list.slice(0, MAX_CHARTS).map((t) => (w: number) => errorChart(t, time, w))) +
     (list.length > 0
       ? table(
           [

@@ -36,7 +36,10 @@ export interface ReportOptions {
    * runtime's default). Alerts the report detects use it; logged alerts are listed as recorded.
    */
   errorWindowSize?: number;
-  /** Most time buckets in an error-rate series (default 48; buckets widen to fit the log). */
+  /**
+   * Most time buckets in an error-rate series (default 48): each series' bucket width comes from the
+   * span its own outcomes cover, idle stretches left out.
+   */
   maxTimeBuckets?: number;
   /** Most alerts listed, newest kept (default 100; totals count them all). */
   maxAlerts?: number;
@@ -85,11 +88,20 @@ export interface WorkflowCounts {
   running: number;
 }
 
-/** A histogram with log-spaced buckets, for charts: `counts[i]` samples fell in `[edgesMs[i], edgesMs[i+1])`. */
+/**
+ * A histogram with log-spaced buckets, for charts: `counts[i]` samples fell in
+ * `[edgesMs[i], edgesMs[i+1])`. Cache hits and samples under 1 ms (breaker fast-fails, steps that
+ * call no model) are counted apart in `instantCount`, so they never pile into a bar of their own
+ * scale beside the model latencies.
+ */
 export interface LatencyHistogram {
-  /** Bucket edges in ms, ascending; one more than `counts`. */
+  /** Bucket edges in ms, ascending, from 1 ms up; one more than `counts`. */
   edgesMs: number[];
   counts: number[];
+  /** Cache hits (whatever their latency) and other samples under 1 ms; not in `counts`. */
+  instantCount: number;
+  /** Of those, answers served from the cache (`agent.succeeded` with `cached`; 0 for workflows). */
+  cachedCount: number;
 }
 
 /** Latency of one workflow name or agent, from the latency projection. */
@@ -176,13 +188,34 @@ export interface TaskTypeErrors {
   primaryCause: ErrorCategory | undefined;
   /** The rolling window of the error-rate monitor at the end of the log. */
   window: { samples: number; failures: number; errorRate: number; alerting: boolean };
-  /** One bucket per `bucketMs` from the first to the last outcome of the log (empty buckets included). */
+  /**
+   * Width of this series' buckets, ms: the narrowest round width whose points over the span this
+   * task type's outcomes cover fit `maxTimeBuckets`.
+   */
+  bucketMs: number;
+  /**
+   * One bucket per `bucketMs` over the spans where this task type had outcomes (empty buckets
+   * inside a span included). Idle stretches of 5 buckets or more between spans are left out: two
+   * consecutive buckets more than `bucketMs` apart mark a cut.
+   */
   series: ErrorBucket[];
+  /** The workflows (by name) these outcomes came from, by first outcome: a demo's variants. */
+  variants: SeriesVariant[];
+}
+
+/** The outcomes of one task type that one workflow name produced. */
+export interface SeriesVariant {
+  /** Workflow name (`(other)` past 20 names, `(unknown)` when its start is not in the log). */
+  name: string;
+  /** First and last outcome, ms since epoch. */
+  firstTs: number;
+  lastTs: number;
+  outcomes: number;
 }
 
 /** Error rates per task type over time. */
 export interface ErrorSection {
-  /** Width of each time bucket, ms. */
+  /** The widest bucket of the task types' series, ms (each series has its own `bucketMs`). */
   bucketMs: number;
   /** Sorted by task type. */
   taskTypes: TaskTypeErrors[];

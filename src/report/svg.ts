@@ -162,17 +162,37 @@ export function axisX(
   label: string,
 ): string {
   let out = `<g class="axis axis-x"><line x1="${n(f.left)}" y1="${n(f.bottom)}" x2="${n(f.right)}" y2="${n(f.bottom)}" stroke="${INK}"/>`;
+  let prevRight = -Infinity;
   for (const t of ticks) {
     const x = scale(t);
     if (x < f.left - 0.5 || x > f.right + 0.5) continue;
     out +=
       `<line x1="${n(x)}" y1="${n(f.top)}" x2="${n(x)}" y2="${n(f.bottom)}" stroke="${GRID}"/>` +
-      `<line x1="${n(x)}" y1="${n(f.bottom)}" x2="${n(x)}" y2="${n(f.bottom + 5)}" stroke="${INK}"/>` +
-      `<text x="${n(x)}" y="${n(f.bottom + 18)}" text-anchor="middle">${esc(fmt(t))}</text>`;
+      `<line x1="${n(x)}" y1="${n(f.bottom)}" x2="${n(x)}" y2="${n(f.bottom + 5)}" stroke="${INK}"/>`;
+    // Labels stay inside the chart (anchored at their tick's far side near an edge) and never overlap.
+    const text = fmt(t);
+    const w = textWidth(text) * LABEL_SLACK;
+    let anchor = 'middle';
+    let l = x - w / 2;
+    if (x + w / 2 > f.width - EDGE_PAD) {
+      anchor = 'end';
+      l = x - w;
+    } else if (l < EDGE_PAD) {
+      anchor = 'start';
+      l = x;
+    }
+    if (l < prevRight + 6) continue;
+    prevRight = anchor === 'end' ? x : anchor === 'start' ? x + w : x + w / 2;
+    out += `<text x="${n(x)}" y="${n(f.bottom + 18)}" text-anchor="${anchor}">${esc(text)}</text>`;
   }
   out += `<text class="axis-label" x="${n((f.left + f.right) / 2)}" y="${n(f.height - 6)}" text-anchor="middle">${esc(label)}</text></g>`;
   return out;
 }
+
+/** Estimated widths may run short by this factor (digits are wider than the average glyph). */
+const LABEL_SLACK = 1.15;
+/** Room kept between an axis label and the chart's edge, px. */
+const EDGE_PAD = 2;
 
 /** A left axis: baseline, ticks with labels, light horizontal grid lines, and a rotated label. */
 export function axisY(

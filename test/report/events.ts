@@ -60,6 +60,7 @@ export class Log {
     category?: ErrorCategory,
     agent = `${taskType}_agent`,
     latencyMs = 100,
+    workflowId = 'wf',
   ): void {
     const base = { path: agent, agent, taskType, model: 'm', attempts: 1, latencyMs, costUsd: 0 };
     if (category === undefined)
@@ -67,9 +68,9 @@ export class Log {
         'agent.succeeded',
         { ...base, output: 1, usage: { inputTokens: 1, outputTokens: 1 } },
         ts,
-        'wf',
+        workflowId,
       );
-    else this.add('agent.failed', { ...base, category, message: 'x' }, ts, 'wf');
+    else this.add('agent.failed', { ...base, category, message: 'x' }, ts, workflowId);
   }
 
   /** One priced attempt. */

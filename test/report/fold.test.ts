@@ -86,15 +86,16 @@ describe('buildReport: one fold over the log', () => {
       const ts = T0 + i * 10 * S; // 10 minutes, one outcome every 10 s
       const failed = i % 4 === 0;
       log.outcome(ts, 'vendor', failed ? 'ocr_error' : undefined);
-      const b = Math.floor(ts / 30_000) * 30_000;
+      const b = Math.floor(ts / 15_000) * 15_000;
       const cell = expected.get(b) ?? { outcomes: 0, failures: 0 };
       cell.outcomes++;
       if (failed) cell.failures++;
       expected.set(b, cell);
     }
     const report = buildReport(log.events);
-    expect(report.errors.bucketMs).toBe(30_000); // 10-s buckets would need 60 > 48 points
     const [vendor] = report.errors.taskTypes;
+    expect(vendor?.bucketMs).toBe(15_000); // 10-s buckets would need 60 > 48 points
+    expect(report.errors.bucketMs).toBe(15_000);
     expect(vendor?.series.map((b) => [b.startMs, { outcomes: b.outcomes, failures: b.failures }])).toEqual([
       ...expected,
     ]);
@@ -111,10 +112,100 @@ describe('buildReport: one fold over the log', () => {
       for (let h = 0; h < 24; h += 6) long.outcome(T0 + d * 86_400_000 + h * 3_600_000, 'routing');
     const wide = buildReport(long.events, { maxTimeBuckets: 12 });
     const series = wide.errors.taskTypes[0]?.series ?? [];
-    expect(wide.errors.bucketMs).toBe(86_400_000);
+    expect(wide.errors.taskTypes[0]?.bucketMs).toBe(86_400_000);
     expect(series.length).toBeLessThanOrEqual(12);
     expect(series.reduce((a, b) => a + b.outcomes, 0)).toBe(40);
     series.forEach((b, i) => expect(b.startMs).toBe((series[0]?.startMs ?? 0) + i * 86_400_000));
+  });
+
+  it("buckets each task type by the span its own outcomes cover, not the log's", () => {
+    // A two-minute demo inside a three-hour log: `date` ran only in the demo, `vendor` also ran in
+    // a four-minute burst three hours later (another variant, another workflow name).
+    const log = new Log();
+    let k = 0;
+    const burst = (start: number, seconds: number, name: string, taskTypes: string[]): void => {
+      for (let i = 0; i < seconds; i += 2) {
+        const id = `w${k++}`;
+        log.add('workflow.started', { name, topology: {}, input: {}, inputHash: 'h' }, start + i * S, id);
+        for (const t of taskTypes)
+          log.outcome(start + i * S, t, i % 10 === 0 ? 'ocr_error' : undefined, `${t}_agent`, 100, id);
+      }
+    };
+    burst(T0, 120, 'invoice', ['date', 'vendor']);
+    burst(T0 + 3 * 3_600_000, 240, 'chaos', ['vendor']);
+    log.cost(T0 + 4 * 3_600_000, 'gpt-4', 0.01); // the log goes on for another hour
+    const report = buildReport(log.events);
+    const date = report.errors.taskTypes.find((t) => t.taskType === 'date');
+    const vendor = report.errors.taskTypes.find((t) => t.taskType === 'vendor');
+
+    // date: 60 outcomes over 2 minutes, drawn in 5-s buckets (24 points), not one 5-min dot.
+    expect(date?.bucketMs).toBe(5_000);
+    expect(date?.series.length).toBe(24);
+    expect(date?.series.reduce((a, b) => a + b.outcomes, 0)).toBe(60);
+    expect(date?.variants).toEqual([{ name: 'invoice', firstTs: T0, lastTs: T0 + 118 * S, outcomes: 60 }]);
+
+    // vendor: two bursts three hours apart, the idle stretch between them cut out of the series.
+    const series = vendor?.series ?? [];
+    const width = vendor?.bucketMs ?? 0;
+    expect(width).toBeLessThanOrEqual(15_000);
+    expect(series.length).toBeGreaterThan(20);
+    expect(series.length).toBeLessThanOrEqual(48);
+    expect(series.reduce((a, b) => a + b.outcomes, 0)).toBe(180);
+    expect(series.reduce((a, b) => a + b.failures, 0)).toBe(12 + 24);
+    const cuts = series.filter((b, i) => i > 0 && b.startMs - (series[i - 1]?.startMs ?? 0) > width);
+    expect(cuts.map((b) => b.startMs)).toEqual([T0 + 3 * 3_600_000]);
+    expect(vendor?.variants.map((v) => [v.name, v.outcomes])).toEqual([
+      ['invoice', 60],
+      ['chaos', 120],
+    ]);
+  });
+
+  it('does not cut a sparse series into dots: ten outcomes scattered over three hours', () => {
+    const log = new Log();
+    const at = [0, 7, 31, 44, 58, 90, 121, 133, 160, 179].map((m) => T0 + m * 60_000);
+    for (const ts of at) log.outcome(ts, 'vendor', 'timeout');
+    const [vendor] = buildReport(log.events).errors.taskTypes;
+    const series = vendor?.series ?? [];
+    const width = vendor?.bucketMs ?? 0;
+    const spans =
+      1 + series.filter((b, i) => i > 0 && b.startMs - (series[i - 1]?.startMs ?? 0) > width).length;
+    expect(spans).toBeLessThanOrEqual(6);
+    expect(series.length).toBeLessThanOrEqual(48);
+    expect(series.reduce((a, b) => a + b.failures, 0)).toBe(10);
+  });
+
+  it('keeps memory bounded per task type: a week of outcomes, one every two minutes, widens and loses none', () => {
+    const log = new Log();
+    const total = 5_000;
+    for (let i = 0; i < total; i++)
+      log.outcome(T0 + i * 121 * S, 'routing', i % 50 === 0 ? 'timeout' : undefined);
+    const [routing] = buildReport(log.events).errors.taskTypes;
+    const series = routing?.series ?? [];
+    expect(series.length).toBeLessThanOrEqual(48);
+    expect(series.reduce((a, b) => a + b.outcomes, 0)).toBe(total);
+    expect(series.reduce((a, b) => a + b.failures, 0)).toBe(total / 50);
+    series.forEach((b, i) =>
+      expect(b.startMs).toBe((series[0]?.startMs ?? 0) + i * (routing?.bucketMs ?? 0)),
+    );
+  });
+
+  it('counts cache hits and answers under 1 ms apart from the model-latency histogram', () => {
+    const log = new Log();
+    for (let i = 0; i < 50; i++)
+      log.outcome(T0 + i, 'vendor', undefined, 'vendor_extraction', 2_000 + i * 10);
+    for (let i = 0; i < 400; i++) {
+      const before = log.events.length;
+      log.outcome(T0 + i, 'vendor', undefined, 'vendor_extraction', i < 399 ? 0 : 7); // a 7-ms cache read
+      (log.events[before]?.payload as { cached?: boolean }).cached = true;
+    }
+    for (let i = 0; i < 5; i++) log.outcome(T0 + i, 'vendor', 'circuit_open', 'vendor_extraction', 0); // fast-fails
+    const [agent] = buildReport(log.events).latency.agents;
+    const h = agent?.histogram;
+    expect(agent?.count).toBe(455);
+    expect(h?.instantCount).toBe(405);
+    expect(h?.cachedCount).toBe(400);
+    expect(h?.counts.reduce((a, b) => a + b, 0)).toBe(50);
+    expect(h?.edgesMs[0]).toBeGreaterThanOrEqual(1_000); // the bars start at the model latencies
   });
 
   it('lists an alert its own fold detects once, and marks it logged when the runtime recorded it', () => {
