@@ -1,16 +1,8 @@
 import { spawn } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
@@ -269,10 +261,6 @@ describe.skipIf(SKIP)('the HTML report in headless Chromium', () => {
     expect(bytes.subarray(1, 4).toString('latin1')).toBe('PNG');
     expect(bytes.readUInt32BE(16)).toBe(1280); // IHDR width
     expect(bytes.readUInt32BE(20)).toBe(2400);
-    if (process.env.KEEL_UPDATE_SCREENSHOT) {
-      const docs = resolve('docs');
-      mkdirSync(docs, { recursive: true });
-      copyFileSync(png, join(docs, 'report.png'));
-    }
+    // docs/report.png is the demo's report: test/report/demo-charts.test.ts writes it.
   }, 90_000);
 });
