@@ -4,13 +4,23 @@
  * tailing the log by seq on each scrape, so a runtime still writing to the file shows up live.
  * Binds to loopback unless `--allow-remote`; Ctrl-C (SIGINT/SIGTERM) stops it.
  *
+ * A finished log must fill the dashboard too, and Prometheus computes `rate()` and `increase()`
+ * from changes it scraped, never from a counter's first value. So the first `/metrics` answer has
+ * every counter and histogram at 0 (the state before the log), and every later one the log: the
+ * whole log arrives as one increase, and rate-based panels (quantiles, ratios, per-second rates)
+ * show it for their window (5 minutes), `increase(…[1h])` panels for an hour, and so on. The gauges
+ * a runtime sets from its config are set from the same defaults `keel report` uses: the SLA
+ * (`--sla-ms`), the tutorial's error targets with `error_rate_ratio` from the rolling windows
+ * (100 outcomes), and with `--budget-usd` the day's spend against it.
+ *
  * Exit codes: 0 stopped cleanly · 2 wrong arguments · 3 the log could not be read or the port bound.
  */
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
+import { createErrorRateProjection, type ErrorRateProjection } from '../analysis.js';
+import { DEFAULT_ERROR_TARGETS, type EventStore } from '../index.js';
 import { createMetrics, serveMetrics, type KeelMetrics, type MetricsServer } from '../observability.js';
-import type { EventStore } from '../index.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
 /**
@@ -30,6 +40,8 @@ export interface ServeFlags {
   host: string;
   allowRemote?: boolean;
   prefix?: string;
+  slaMs?: string;
+  budgetUsd?: string;
 }
 
 function isLoopback(host: string): boolean {
@@ -40,12 +52,16 @@ function isLoopback(host: string): boolean {
 /** A registry that folds the log's new events into the metrics before each scrape. */
 class TailingRegistry extends Registry {
   private metricsRef: KeelMetrics | undefined;
+  private errorRates: ErrorRateProjection | undefined;
   private lastSeq = 0;
+  private lastTs = 0;
+  private scraped = false;
   constructor(private readonly store: EventStore) {
     super();
   }
-  async attach(metrics: KeelMetrics): Promise<void> {
+  async attach(metrics: KeelMetrics, errorRates: ErrorRateProjection): Promise<void> {
     this.metricsRef = metrics;
+    this.errorRates = errorRates;
     await this.tail();
   }
   private tailing: Promise<number> | undefined;
@@ -58,19 +74,59 @@ class TailingRegistry extends Registry {
   }
   private async readNew(): Promise<number> {
     const m = this.metricsRef;
-    if (!m) return 0;
+    const errors = this.errorRates;
+    if (!m || !errors) return 0;
     let n = 0;
     for await (const e of this.store.iterate({ afterSeq: this.lastSeq })) {
       m.apply(e);
+      errors.apply(e);
       this.lastSeq = e.seq;
+      if (e.ts > this.lastTs) this.lastTs = e.ts;
       n++;
     }
+    // The error-rate gauges follow the rolling windows, as a runtime's do.
+    if (n > 0) for (const t of errors.snapshot(this.lastTs)) m.setErrorRate(t.taskType, t.errorRate);
     return n;
   }
   override async metrics(): Promise<string> {
     await this.tail();
-    return super.metrics();
+    const text = await super.metrics();
+    if (this.scraped) return text;
+    this.scraped = true;
+    return beforeTheLog(text);
   }
+}
+
+/**
+ * The exposition `text` with every counter and histogram sample at 0 (gauges as they are): what
+ * the first scrape answers, so Prometheus sees the log arrive as an increase.
+ */
+export function beforeTheLog(text: string): string {
+  const cumulative = new Set<string>();
+  return text
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('# TYPE ')) {
+        const [, , name, type] = line.split(' ');
+        if (name !== undefined && (type === 'counter' || type === 'histogram')) cumulative.add(name);
+        return line;
+      }
+      if (line === '' || line.startsWith('#')) return line;
+      const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0] ?? '';
+      const family = cumulative.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+      if (!cumulative.has(family)) return line;
+      const cut = line.lastIndexOf(' ');
+      return `${line.slice(0, cut)} 0`;
+    })
+    .join('\n');
+}
+
+/** A number option > 0, naming the option and an example when it is not. */
+function positive(option: string, value: string, example: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new CliError(`${option} must be a number > 0, e.g. ${example}; got "${value}"`);
+  return n;
 }
 
 /** Registers `keel serve`. */
@@ -85,6 +141,14 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
     .option('--host <address>', 'interface to bind', '127.0.0.1')
     .option('--allow-remote', 'allow a non-loopback --host: metrics reveal models, task types and spend')
     .option('--prefix <prefix>', 'prepended to every metric name, e.g. keel_')
+    .option(
+      '--sla-ms <n>',
+      'latency SLA exported as latency_sla_p95_seconds: P95 target in ms (default 10000)',
+    )
+    .option(
+      '--budget-usd <n>',
+      "daily budget in USD: exports budget_limit_usd and the last day's budget_spend_usd",
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 stopped with Ctrl-C, 2 wrong arguments, 3 the log could not be read or the port bound.',
@@ -110,14 +174,22 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
     );
   if (o.prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.prefix))
     throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
+  const slaP95Ms = o.slaMs === undefined ? 10_000 : positive('--sla-ms', o.slaMs, '10000');
+  const budgetUsd = o.budgetUsd === undefined ? undefined : positive('--budget-usd', o.budgetUsd, '100');
 
   const store = await openLog(o, { follow: true });
   let server: MetricsServer | undefined;
   let stopped = false;
   try {
     const registry = new TailingRegistry(store);
-    const metrics = createMetrics({ registry, ...(o.prefix !== undefined ? { prefix: o.prefix } : {}) });
-    await registry.attach(metrics);
+    const metrics = createMetrics({
+      registry,
+      slaP95Ms,
+      errorTargets: DEFAULT_ERROR_TARGETS,
+      ...(budgetUsd !== undefined ? { budgetLimitUsd: budgetUsd } : {}),
+      ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+    });
+    await registry.attach(metrics, createErrorRateProjection({ targets: DEFAULT_ERROR_TARGETS }));
     try {
       server = await serveMetrics({
         registry,

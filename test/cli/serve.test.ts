@@ -51,9 +51,14 @@ describe('keel serve', () => {
     await recordCascade(db, 0.9, invoices(3), 'none');
     const { url, exit } = await serve(db);
 
+    // The first answer is the state before the log (every counter at 0), so that Prometheus sees
+    // the log arrive as an increase; every later one is the log.
     let res = await fetch(`${url}/metrics`);
     expect(res.status).toBe(200);
     let body = await res.text();
+    expect(body).toMatch(/^llm_calls_total\{[^}]*model="gpt-4"[^}]*\} 0$/m);
+    expect(calls(body, 'gpt-4')).toBe(0);
+    body = await (await fetch(`${url}/metrics`)).text();
     expect(calls(body, 'gpt-3.5-turbo')).toBe(3);
     expect(calls(body, 'gpt-4')).toBe(3);
 
@@ -86,6 +91,8 @@ describe('keel serve', () => {
       [['serve', '--db', db, '--port', 'http'], '--port must be a whole number in [0, 65535]'],
       [['serve', '--db', db, '--port', '70000'], '--port must be a whole number in [0, 65535]'],
       [['serve', '--db', db, '--prefix', '9bad'], '--prefix must be a Prometheus name prefix'],
+      [['serve', '--db', db, '--budget-usd', 'lots'], '--budget-usd must be a number > 0, e.g. 100'],
+      [['serve', '--db', db, '--sla-ms', '-5'], '--sla-ms must be a number > 0, e.g. 10000'],
     ];
     for (const [argv, message] of cases) {
       const c = captureIo();
