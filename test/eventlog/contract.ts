@@ -393,7 +393,7 @@ const AWKWARD = {
 const USAGE = { inputTokens: 800, outputTokens: 200 };
 
 /** One payload per event type, the odd ones stressing serialisation (checked complete by the type). */
-const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
+export const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
   'workflow.started': {
     name: 'invoice',
     topology: {

@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_EVENT_CLASS,
+  EVENT_VERSIONS,
+  type KeelEvent,
+  type KeelEventType,
+} from '../../src/eventlog/events.js';
 import { createEcsLogSink, toEcs } from '../../src/observability/ecs.js';
+import { PAYLOADS } from '../eventlog/contract.js';
 import { syntheticStream } from './stream.js';
 
 interface Mapping {
@@ -48,8 +55,24 @@ function fieldsOf(doc: Record<string, unknown>, prefix = ''): Map<string, unknow
   return out;
 }
 
+/** One committed event of every type, with the event-log contract's payloads (awkward ones included). */
+function everyType(): KeelEvent[] {
+  return (Object.keys(PAYLOADS) as KeelEventType[]).map(
+    (type, i) =>
+      ({
+        seq: i + 1,
+        ts: Date.UTC(2026, 0, 1) + i,
+        workflowId: `wf-${i}`,
+        type,
+        v: EVENT_VERSIONS[type],
+        class: DEFAULT_EVENT_CLASS[type],
+        payload: PAYLOADS[type],
+      }) as KeelEvent,
+  );
+}
+
 describe('the ECS index template', () => {
-  const events = syntheticStream(2);
+  const events = [...syntheticStream(2), ...everyType()];
 
   it('is a composable index template for keel indices with explicit mappings', () => {
     expect(template.index_patterns).toContain('keel-*');
@@ -83,6 +106,9 @@ describe('the ECS index template', () => {
             expect(['keyword', 'match_only_text', 'date'], field).toContain(type);
         }
       expect([...unmapped]).toEqual([]);
+      expect(new Set(docs.map((d) => d['event.action'])).size).toBe(Object.keys(PAYLOADS).length);
+      // Every cost written is a number (never a string, never missing its type on a free event).
+      for (const c of costs) expect(typeof c).toBe('number');
       // Free events write an integral 0 first; the mapping must still hold fractional costs.
       expect(costs).toContain(0);
       expect(costs.some((c) => typeof c === 'number' && !Number.isInteger(c))).toBe(true);
