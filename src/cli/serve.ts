@@ -11,7 +11,8 @@
  * show it for their window (5 minutes), `increase(…[1h])` panels for an hour, and so on. The gauges
  * a runtime sets from its config are set from the same defaults `keel report` uses: the SLA
  * (`--sla-ms`), the tutorial's error targets with `error_rate_ratio` from the rolling windows
- * (100 outcomes), and with `--budget-usd` the day's spend against it.
+ * (100 outcomes), with `--budget-usd` the day's spend against it, and with `--weekly-volume` the
+ * error budgets left.
  *
  * Exit codes: 0 stopped cleanly · 2 wrong arguments · 3 the log could not be read or the port bound.
  */
@@ -42,6 +43,7 @@ export interface ServeFlags {
   prefix?: string;
   slaMs?: string;
   budgetUsd?: string;
+  weeklyVolume?: string;
 }
 
 function isLoopback(host: string): boolean {
@@ -84,8 +86,12 @@ class TailingRegistry extends Registry {
       if (e.ts > this.lastTs) this.lastTs = e.ts;
       n++;
     }
-    // The error-rate gauges follow the rolling windows, as a runtime's do.
-    if (n > 0) for (const t of errors.snapshot(this.lastTs)) m.setErrorRate(t.taskType, t.errorRate);
+    // The error-rate (and error-budget) gauges follow the rolling windows, as a runtime's do.
+    if (n > 0)
+      for (const t of errors.snapshot(this.lastTs)) {
+        m.setErrorRate(t.taskType, t.errorRate);
+        if (t.budget) m.setErrorBudgetRemaining(t.taskType, t.budget.remainingRatio);
+      }
     return n;
   }
   override async metrics(): Promise<string> {
@@ -121,6 +127,20 @@ export function beforeTheLog(text: string): string {
     .join('\n');
 }
 
+/** `vendor=10000,fraud=5000` as volumes per task type, naming the option and an example when it is not. */
+function volumes(value: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of value.split(',')) {
+    const m = /^\s*([^=\s]+)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m || Number(m[2]) <= 0)
+      throw new CliError(
+        `--weekly-volume must be task=tasks-per-week pairs, e.g. vendor=10000,fraud=5000; got "${value}"`,
+      );
+    out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
 /** A number option > 0, naming the option and an example when it is not. */
 function positive(option: string, value: string, example: string): number {
   const n = Number(value);
@@ -149,6 +169,10 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
       '--budget-usd <n>',
       "daily budget in USD: exports budget_limit_usd and the last day's budget_spend_usd",
     )
+    .option(
+      '--weekly-volume <task=n,...>',
+      'tasks per week per task type: exports error_budget_remaining_ratio',
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 stopped with Ctrl-C, 2 wrong arguments, 3 the log could not be read or the port bound.',
@@ -176,6 +200,7 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
     throw new CliError(`--prefix must be a Prometheus name prefix like keel_, got "${o.prefix}"`);
   const slaP95Ms = o.slaMs === undefined ? 10_000 : positive('--sla-ms', o.slaMs, '10000');
   const budgetUsd = o.budgetUsd === undefined ? undefined : positive('--budget-usd', o.budgetUsd, '100');
+  const weekly = o.weeklyVolume === undefined ? undefined : volumes(o.weeklyVolume);
 
   const store = await openLog(o, { follow: true });
   let server: MetricsServer | undefined;
@@ -189,7 +214,13 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
       ...(budgetUsd !== undefined ? { budgetLimitUsd: budgetUsd } : {}),
       ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
     });
-    await registry.attach(metrics, createErrorRateProjection({ targets: DEFAULT_ERROR_TARGETS }));
+    await registry.attach(
+      metrics,
+      createErrorRateProjection({
+        targets: DEFAULT_ERROR_TARGETS,
+        ...(weekly !== undefined ? { budget: { volumes: weekly } } : {}),
+      }),
+    );
     try {
       server = await serveMetrics({
         registry,

@@ -93,6 +93,10 @@ describe('keel serve', () => {
       [['serve', '--db', db, '--prefix', '9bad'], '--prefix must be a Prometheus name prefix'],
       [['serve', '--db', db, '--budget-usd', 'lots'], '--budget-usd must be a number > 0, e.g. 100'],
       [['serve', '--db', db, '--sla-ms', '-5'], '--sla-ms must be a number > 0, e.g. 10000'],
+      [
+        ['serve', '--db', db, '--weekly-volume', 'vendor'],
+        '--weekly-volume must be task=tasks-per-week pairs',
+      ],
     ];
     for (const [argv, message] of cases) {
       const c = captureIo();
