@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_NAMES, runDemo } from '../../demos/index.js';
+import { DEMO_NAMES, demoRegistry, runDemo } from '../../demos/index.js';
 import { beforeTheLog } from '../../src/cli/serve.js';
 import { runCli } from '../../src/cli/main.js';
 import { captureIo } from '../cli/io.js';
@@ -31,7 +31,7 @@ async function serving(argv: string[]): Promise<{ url: string; stop: () => Promi
       if (m) listening(m[1] as string);
     },
   });
-  const exit = runCli(argv, c.io);
+  const exit = runCli(argv, c.io, { demos: demoRegistry });
   const first = await Promise.race([url, exit.then((code) => `exited ${code}: ${c.stderr()}`)]);
   expect(first).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   return {
