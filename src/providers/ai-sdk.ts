@@ -213,7 +213,8 @@ async function streamed(
   name: string,
   onDelta: (text: string) => void,
 ): Promise<ModelResponse> {
-  const result = streamText(settings);
+  // Errors arrive as `error` parts (below); the SDK's default onError would also log them.
+  const result = streamText({ ...settings, onError: () => undefined });
   let text = '';
   const toolCalls: ToolCall[] = [];
   let finish: { reason: FinishReason | undefined; usage: Usage } | undefined;

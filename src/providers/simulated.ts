@@ -325,7 +325,16 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
       const next = (): void => {
         armed = false;
         if (signal.aborted) return;
-        onDelta(shown[i++] as string);
+        try {
+          onDelta(shown[i++] as string);
+        } catch (e) {
+          signal.removeEventListener('abort', onAbort);
+          reject(
+            new ProviderError('unknown', `${name}: the onDelta callback threw: ${String(e)}`, { cause: e }),
+          );
+          return;
+        }
+        if (signal.aborted) return; // the caller aborted from its delta handler
         if (i < shown.length) at(next, Math.round(first + gap * i) - Math.round(first + gap * (i - 1)));
         else at(finish, delayMs - Math.round(first + gap * (i - 1)));
       };

@@ -91,7 +91,7 @@ export interface CallContext {
    * still resolves with the whole response (text, tool calls, usage) once the stream ends; a stream
    * that breaks mid-way rejects with its category, like any failed call.
    */
-  onDelta?(text: string): void;
+  onDelta?: (text: string) => void;
 }
 
 /**
