@@ -17,13 +17,15 @@
  */
 
 // ── runtime ─────────────────────────────────────────────────────────────────────────────────────
-export { createRuntime } from './runtime.js';
+export { createRuntime, isRunDelta } from './runtime.js';
 export type {
   Runtime,
   RuntimeConfig,
   RuntimeEvents,
   RuntimeStats,
   RunOptions,
+  RunDelta,
+  RunItem,
   WorkflowResult,
   ReplayOptions,
   ReplayReport,

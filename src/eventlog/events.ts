@@ -178,6 +178,12 @@ export interface EventPayloads {
     reason: string;
   };
 
+  /**
+   * A streamed attempt's first text arrived (`rt.run$()` streams): `ttftMs` after the attempt
+   * started. One per streamed attempt; the text itself is not logged (the final output is).
+   */
+  'agent.first_token': { path: NodePath; agent: string; model: string; attempt: number; ttftMs: number };
+
   // ── tools (inside a tool-using agent's loop) ──────────────────────────────────────────────────
   /**
    * The model asked for a tool in step `step` (1-based model turn) of the agent at `path`, and the
@@ -386,6 +392,7 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'agent.retried': 1,
   'agent.timed_out': 1,
   'agent.rejected': 1,
+  'agent.first_token': 1,
   'tool.called': 1,
   'tool.succeeded': 1,
   'tool.failed': 1,
@@ -428,6 +435,7 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'agent.retried': 'operational',
   'agent.timed_out': 'operational',
   'agent.rejected': 'audit',
+  'agent.first_token': 'operational',
   'tool.called': 'audit',
   'tool.succeeded': 'audit',
   'tool.failed': 'audit',

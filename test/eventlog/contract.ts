@@ -482,6 +482,7 @@ const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
     category: 'circuit_open',
     reason: 'breaker open',
   },
+  'agent.first_token': { path: 'support/llm', agent: 'support', model: 'gpt-4o', attempt: 1, ttftMs: 312.5 },
   'tool.called': {
     path: 'support/llm',
     agent: 'support',

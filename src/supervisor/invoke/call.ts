@@ -48,18 +48,42 @@ function attemptContext(call: CallState, attempt: number, signal: AttemptSignal)
       if (signal.reason !== undefined) return; // the attempt ended: what it does now is not recorded
       scope.emit({ ts: scope.services.clock.now(), workflowId: scope.workflowId, type, payload } as NewEvent);
     },
-    ...(scope.delta !== undefined ? { onDelta: deltaTo(scope.delta, path, signal) } : {}),
+    ...(scope.delta !== undefined ? { onDelta: deltaTo(call, attempt, scope.delta, signal) } : {}),
   };
 }
 
-/** Text deltas of a live attempt go to the workflow's stream; an abandoned attempt's are dropped. */
+/**
+ * Text deltas of a live attempt go to the workflow's stream; an abandoned attempt's are dropped.
+ * The first one records the attempt's time to first token (`agent.first_token`).
+ */
 function deltaTo(
+  call: CallState,
+  attempt: number,
   delta: (path: string, text: string) => void,
-  path: string,
   signal: AttemptSignal,
 ): (text: string) => void {
+  const { scope, path } = call.ctx;
+  const clock = scope.services.clock;
+  const startedAt = clock.now();
+  let first = true;
   return (text) => {
-    if (signal.reason === undefined && typeof text === 'string' && text !== '') delta(path, text);
+    if (signal.reason !== undefined || typeof text !== 'string' || text === '') return;
+    if (first) {
+      first = false;
+      scope.emit({
+        ts: clock.now(),
+        workflowId: scope.workflowId,
+        type: 'agent.first_token',
+        payload: {
+          path,
+          agent: call.agent.name,
+          model: call.model,
+          attempt,
+          ttftMs: clock.now() - startedAt,
+        },
+      });
+    }
+    delta(path, text);
   };
 }
 
