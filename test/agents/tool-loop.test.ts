@@ -3,12 +3,17 @@
  * parallel calls, a tool timeout and breaker, the step limit, the idempotency key, every step in
  * the log, and replay with 0 model calls and 0 tool executions.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MockLanguageModelV3 } from 'ai/test';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { llmAgent } from '../../agents/llm.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import type { EventPayloads, KeelEvent, KeelEventType } from '../../src/eventlog/events.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import { aiSdk } from '../../src/providers/ai-sdk.js';
+import { openaiCompatible } from '../../src/providers/openai.js';
 import { simulated, type SimulatedToolCall } from '../../src/providers/simulated.js';
 import type { ModelProvider, ModelRequest } from '../../src/providers/types.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
@@ -389,5 +394,110 @@ describe('llmAgent with tools', () => {
         maxSteps: 0,
       }),
     ).toThrow(/maxSteps.*integer >= 1/);
+  });
+});
+
+describe('the 3-step tool loop through the real providers', () => {
+  const lookupThenRefund = (step: number): { name: string; args: unknown } | undefined =>
+    step === 1
+      ? { name: 'order_lookup', args: { orderId: 'A-1001' } }
+      : step === 2
+        ? { name: 'refund', args: { orderId: 'A-1001', amountUsd: 19.5 } }
+        : undefined;
+  const FINAL = '{"value":{"reply":"Refunded $19.50 for A-1001."},"confidence":0.9}';
+
+  it('AI SDK (MockLanguageModelV3): tool-call turns, then the JSON answer', async () => {
+    const { rt, clock } = open();
+    const turn = (step: number) => {
+      const call = lookupThenRefund(step);
+      return {
+        content: call
+          ? [
+              {
+                type: 'tool-call' as const,
+                toolCallId: `c${step}`,
+                toolName: call.name,
+                input: JSON.stringify(call.args),
+              },
+            ]
+          : [{ type: 'text' as const, text: FINAL }],
+        finishReason: call
+          ? { unified: 'tool-calls' as const, raw: 'tool_calls' }
+          : { unified: 'stop' as const, raw: 'stop' },
+        usage: {
+          inputTokens: { total: 300, noCache: 300, cacheRead: undefined, cacheWrite: undefined },
+          outputTokens: { total: 40, text: 40, reasoning: undefined },
+        },
+        warnings: [],
+      };
+    };
+    const model = new MockLanguageModelV3({ doGenerate: [turn(1), turn(2), turn(3)] });
+    const log = { executions: [] as string[], keys: [] as string[] };
+    const result = await settle(
+      clock,
+      rt.run(support(aiSdk(model), tools(log)), { question: 'Refund A-1001' }),
+    );
+    expect(result.value).toEqual({ reply: 'Refunded $19.50 for A-1001.' });
+    expect(model.doGenerateCalls).toHaveLength(3);
+    expect(log.executions).toEqual(['lookup:A-1001', 'refund:A-1001']);
+    const last = model.doGenerateCalls[2]?.prompt.map((m) => m.role);
+    expect(last).toEqual(['system', 'user', 'assistant', 'tool', 'assistant', 'tool']);
+  });
+
+  it('OpenAI-compatible (loopback server, chat-completions JSON)', async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (raw += c));
+      req.on('end', () => {
+        bodies.push(JSON.parse(raw) as Record<string, unknown>);
+        const call = lookupThenRefund(bodies.length);
+        const message = call
+          ? {
+              role: 'assistant',
+              content: null,
+              tool_calls: [
+                {
+                  id: `call_${bodies.length}`,
+                  type: 'function',
+                  function: { name: call.name, arguments: JSON.stringify(call.args) },
+                },
+              ],
+            }
+          : { role: 'assistant', content: FINAL };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            id: `chatcmpl-${bodies.length}`,
+            object: 'chat.completion',
+            created: 1741570283,
+            model: 'gpt-4o-2024-08-06',
+            choices: [{ index: 0, message, finish_reason: call ? 'tool_calls' : 'stop', logprobs: null }],
+            usage: { prompt_tokens: 300, completion_tokens: 40, total_tokens: 340 },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const { rt } = open();
+      const log = { executions: [] as string[], keys: [] as string[] };
+      // Real sockets: the simulated clock has no timers to advance here.
+      const result = await rt.run(support(openaiCompatible({ baseURL, apiKey: 'sk-test' }), tools(log)), {
+        question: 'Refund A-1001',
+      });
+      expect(result.value).toEqual({ reply: 'Refunded $19.50 for A-1001.' });
+      expect(bodies).toHaveLength(3);
+      expect(log.executions).toEqual(['lookup:A-1001', 'refund:A-1001']);
+      const third = bodies[2]?.messages as { role: string; tool_call_id?: string }[];
+      expect(third.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'assistant', 'tool']);
+      expect(third[3]?.tool_call_id).toBe('call_1');
+      expect((bodies[0]?.tools as unknown[]).length).toBe(2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
