@@ -1,13 +1,24 @@
 /**
- * `llmAgent()`: an agent whose work is one structured model call. It asks the provider for
+ * `llmAgent()`: an agent whose work is one structured model call — or, with `tools`, a tool loop
+ * (model → tools → model … → answer, machines/toolLoop.machine.ts). It asks the provider for
  * `{ "value": <schema>, "confidence": <0..1> }` as JSON, validates `value` with a zod schema and
  * hands Keel `{ value, confidence, usage, model }`.
  */
+import { createActor, fromPromise } from 'xstate';
 import { z } from 'zod';
+import {
+  toolLoopMachine,
+  type CallToolsInput,
+  type ToolLoopContext,
+  type ToolObservation,
+} from '../machines/toolLoop.machine.js';
+import { callTool } from '../src/tools/call.js';
+import { toolSpecs } from '../src/tools/tool.js';
 import {
   AgentError,
   ConfigError,
   ProviderError,
+  isProviderError,
   agent,
   estimateTokens,
   type Agent,
@@ -17,7 +28,9 @@ import {
   type ChatMessage,
   type ModelProvider,
   type SchemaLike,
+  type Tool,
   type Usage,
+  type ModelResponse,
 } from '../src/index.js';
 
 /** Everything that defines an {@link llmAgent}: the usual agent policies plus the model call. */
@@ -33,7 +46,27 @@ export interface LlmAgentConfig<I, O> extends Omit<AgentConfig<I, O>, 'run' | 's
   schema: SchemaLike<O>;
   /** Sampling temperature (default: the provider's). */
   temperature?: number;
+  /**
+   * Tools the model may call, by the name it calls them (`tool({ description, schema, execute })`).
+   * With tools, each attempt runs the tool loop: the model's tool calls of one turn run at once,
+   * their results go back as `tool` messages, and the model is asked again, until it answers or
+   * `maxSteps` turns have passed. Each call is logged (`tool.called`, `tool.succeeded`,
+   * `tool.failed`); a failed call is shown to the model as `{"error": …}`. Default: none.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each tool has its own argument type
+  tools?: Readonly<Record<string, Tool<any, unknown>>>;
+  /**
+   * Most model turns of one attempt, tool turns included (an integer >= 1; default 5). A model that
+   * still asks for tools on the last turn fails the attempt with `validation_error` (step limit).
+   */
+  maxSteps?: number;
 }
+
+/** The tools as the loop holds them (each with its own argument type). */
+type ToolSet = Readonly<Record<string, Tool<never, unknown>>>;
+
+/** Default {@link LlmAgentConfig.maxSteps}. */
+export const DEFAULT_MAX_STEPS = 5;
 
 /**
  * Defines an agent that makes one JSON model call per attempt. The provider is called with the
@@ -69,8 +102,20 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
   if (typeof config.schema?.safeParse !== 'function')
     throw new ConfigError(`${where}.schema`, 'must be a zod schema (or anything with safeParse) for "value"');
 
-  const { provider, prompt, schema, temperature, ...policies } = config;
+  const { provider, prompt, schema, temperature, tools, maxSteps, ...policies } = config;
   const name = config.name;
+  const specs = tools !== undefined ? toolSpecs(tools as ToolSet, where) : undefined;
+  const steps = maxSteps ?? DEFAULT_MAX_STEPS;
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw new ConfigError(
+      `${where}.maxSteps`,
+      `must be an integer >= 1 (model turns per attempt), got ${String(maxSteps)}`,
+    );
+  if (maxSteps !== undefined && specs === undefined)
+    throw new ConfigError(
+      `${where}.maxSteps`,
+      'only applies with tools; add tools: { ... } or drop maxSteps',
+    );
   const instructions: ChatMessage = { role: 'system', content: systemPrompt(schema) };
   const messagesOf = (input: I): ChatMessage[] => {
     const asked = prompt(input);
@@ -81,18 +126,26 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
 
   const run = async (input: I, context: AgentContext): Promise<AgentOutput<O>> => {
     const messages = messagesOf(input);
-    const response = await provider.call(
-      {
-        model: context.model,
-        input,
-        messages,
-        json: true,
-        maxOutputTokens: context.maxOutputTokens,
-        temperature,
-      },
-      { signal: context.signal, clock: context.clock },
-    );
-    const usage = response.usage;
+    const request = {
+      model: context.model,
+      input,
+      json: true,
+      maxOutputTokens: context.maxOutputTokens,
+      temperature,
+    };
+    const callContext = {
+      signal: context.signal,
+      clock: context.clock,
+      ...(context.onDelta !== undefined ? { onDelta: context.onDelta } : {}),
+    };
+    const { response, usage } =
+      specs === undefined || tools === undefined
+        ? await provider
+            .call({ ...request, messages }, callContext)
+            .then((r) => ({ response: r, usage: r.usage }))
+        : await toolLoop(name, tools as ToolSet, steps, messages, context, (turn) =>
+            provider.call({ ...request, messages: turn, tools: specs }, callContext),
+          );
     const output = asJson(response.output, name, usage);
     if (typeof output !== 'object' || output === null || Array.isArray(output) || !('value' in output))
       throw new AgentError(
@@ -132,6 +185,73 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
     run,
   });
 }
+
+/**
+ * Runs the tool loop of one attempt (machines/toolLoop.machine.ts): model turns through `turn`, the
+ * tool calls of a turn at once through `callTool`. Resolves with the answering turn and the usage
+ * of every turn; a failed turn rejects with its error, carrying the usage of every turn; the step
+ * limit rejects with `validation_error`.
+ */
+async function toolLoop(
+  name: string,
+  tools: Readonly<Record<string, Tool<never, unknown>>>,
+  maxSteps: number,
+  messages: readonly ChatMessage[],
+  context: AgentContext,
+  turn: (messages: readonly ChatMessage[]) => Promise<ModelResponse>,
+): Promise<{ response: ModelResponse; usage: Usage }> {
+  const scope = {
+    workflowId: context.workflowId,
+    path: context.path,
+    agent: name,
+    clock: context.clock,
+    signal: context.signal,
+    record: context.recordTool ?? (() => undefined),
+  };
+  const loop = toolLoopMachine.provide({
+    actors: {
+      modelTurn: fromPromise<ModelResponse, { messages: readonly ChatMessage[]; step: number }>(({ input }) =>
+        turn(input.messages),
+      ),
+      callTools: fromPromise<readonly ToolObservation[], CallToolsInput>(({ input }) =>
+        Promise.all(input.calls.map((call, index) => callTool(tools, call, input.step, index, scope))),
+      ),
+    },
+  });
+  const actor = createActor(loop, { input: { messages, maxSteps } });
+  const final = await new Promise<ToolLoopContext & { state: string }>((resolve, reject) => {
+    actor.subscribe({
+      complete: () => {
+        const snapshot = actor.getSnapshot();
+        resolve({ ...snapshot.context, state: String(snapshot.value) });
+      },
+      error: reject,
+    });
+    actor.start();
+  });
+  if (final.state === 'answered' && final.response !== undefined)
+    return { response: final.response, usage: final.usage };
+  if (final.state === 'stepLimit')
+    throw new AgentError(
+      'validation_error',
+      `${name}: step limit reached: the model still asked for tools at step ${final.step} of maxSteps ${maxSteps}; raise maxSteps, or tell the model in the prompt to answer once it has what it needs`,
+      { usage: final.usage },
+    );
+  // A model turn failed: the attempt fails with its category, charged every turn it made.
+  const error = final.error;
+  if (isProviderError(error)) {
+    const usage = error.details.usage ? sum(final.usage, error.details.usage) : final.usage;
+    throw new ProviderError(error.category, error.message, { ...error.details, usage, cause: error });
+  }
+  throw error instanceof Error
+    ? error
+    : new AgentError('unknown', `${name}: ${String(error)}`, { usage: final.usage });
+}
+
+const sum = (a: Usage, b: Usage): Usage => ({
+  inputTokens: a.inputTokens + b.inputTokens,
+  outputTokens: a.outputTokens + b.outputTokens,
+});
 
 /** The instruction every call carries; zod schemas are described as JSON Schema. */
 function systemPrompt(schema: SchemaLike<unknown>): string {

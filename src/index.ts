@@ -17,13 +17,15 @@
  */
 
 // ── runtime ─────────────────────────────────────────────────────────────────────────────────────
-export { createRuntime } from './runtime.js';
+export { createRuntime, isRunDelta } from './runtime.js';
 export type {
   Runtime,
   RuntimeConfig,
   RuntimeEvents,
   RuntimeStats,
   RunOptions,
+  RunDelta,
+  RunItem,
   WorkflowResult,
   ReplayOptions,
   ReplayReport,
@@ -78,6 +80,7 @@ export type {
   UsageSpec,
   FaultWindow,
   FaultKind,
+  SimulatedToolCall,
 } from './providers/simulated.js';
 export { classifyError } from './providers/classify.js';
 export type { ErrorClassification } from './providers/classify.js';
@@ -87,7 +90,12 @@ export type {
   ModelResponse,
   CallContext,
   ChatMessage,
+  ToolCall,
+  ToolSpec,
+  FinishReason,
 } from './providers/types.js';
+export { tool } from './tools/tool.js';
+export type { Tool, ToolConfig, ToolContext } from './tools/tool.js';
 export { isUsage } from './supervisor/agent.js';
 export { estimateTokens } from './cost/estimate.js';
 

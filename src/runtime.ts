@@ -37,11 +37,27 @@ import * as parts from './runtime/parts.js';
 import { Recorder } from './runtime/recorder.js';
 import { Restorer } from './runtime/restore.js';
 import { Teardown } from './runtime/teardown.js';
-import type { Runtime, RuntimeEvents, RuntimeStats, RunOptions, WorkflowResult } from './runtime/types.js';
+import type {
+  Runtime,
+  RuntimeEvents,
+  RuntimeStats,
+  RunItem,
+  RunOptions,
+  WorkflowResult,
+} from './runtime/types.js';
 import { Workflows } from './runtime/workflows.js';
 
 export type { RuntimeConfig } from './runtime/config.js';
-export type { Runtime, RuntimeEvents, RuntimeStats, RunOptions, WorkflowResult } from './runtime/types.js';
+export type {
+  Runtime,
+  RuntimeEvents,
+  RuntimeStats,
+  RunDelta,
+  RunItem,
+  RunOptions,
+  WorkflowResult,
+} from './runtime/types.js';
+export { isRunDelta } from './runtime/types.js';
 export type { ReplayOptions, ReplayReport } from './replay/engine.js';
 
 class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
@@ -172,7 +188,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return this.workflows.run(topology, input, options);
   }
 
-  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<KeelEvent> {
+  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<RunItem> {
     return this.workflows.run$(topology, input, options);
   }
 

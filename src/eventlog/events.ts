@@ -178,6 +178,51 @@ export interface EventPayloads {
     reason: string;
   };
 
+  /**
+   * A streamed attempt's first text arrived (`rt.run$()` streams): `ttftMs` after the attempt
+   * started. One per streamed attempt; the text itself is not logged (the final output is).
+   */
+  'agent.first_token': { path: NodePath; agent: string; model: string; attempt: number; ttftMs: number };
+
+  // ── tools (inside a tool-using agent's loop) ──────────────────────────────────────────────────
+  /**
+   * The model asked for a tool in step `step` (1-based model turn) of the agent at `path`, and the
+   * tool was started. `args` are redacted like every payload.
+   */
+  'tool.called': {
+    path: NodePath;
+    agent: string;
+    tool: string;
+    /** The model's call id, unique within the step. */
+    callId: string;
+    step: number;
+    args: unknown;
+  };
+  /** The tool answered; `result` (redacted) is what the model was shown and what replay feeds back. */
+  'tool.succeeded': {
+    path: NodePath;
+    agent: string;
+    tool: string;
+    callId: string;
+    step: number;
+    result: unknown;
+    latencyMs: number;
+    /** Attempts it took (retries included). */
+    attempts: number;
+  };
+  /** The tool failed (after its retries): the model is shown the error and may go on without it. */
+  'tool.failed': {
+    path: NodePath;
+    agent: string;
+    tool: string;
+    callId: string;
+    step: number;
+    category: ErrorCategory;
+    message: string;
+    latencyMs: number;
+    attempts: number;
+  };
+
   // ── cost and budget ─────────────────────────────────────────────────────────────────────────
   /** Estimated cost reserved against budgets before a call starts. */
   'cost.reserved': {
@@ -347,6 +392,10 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'agent.retried': 1,
   'agent.timed_out': 1,
   'agent.rejected': 1,
+  'agent.first_token': 1,
+  'tool.called': 1,
+  'tool.succeeded': 1,
+  'tool.failed': 1,
   'cost.reserved': 1,
   'cost.incurred': 1,
   'budget.alert': 1,
@@ -386,6 +435,10 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'agent.retried': 'operational',
   'agent.timed_out': 'operational',
   'agent.rejected': 'audit',
+  'agent.first_token': 'operational',
+  'tool.called': 'audit',
+  'tool.succeeded': 'audit',
+  'tool.failed': 'audit',
   'cost.reserved': 'operational',
   'cost.incurred': 'audit',
   'budget.alert': 'audit',

@@ -14,6 +14,9 @@ import type { BreakerState, KeelEvent } from '../eventlog/events.js';
 
 /** `llm_latency_seconds` buckets, from the seed (seconds). */
 export const LLM_LATENCY_BUCKETS_SECONDS: readonly number[] = [0.1, 0.5, 1, 2, 5, 10, 30];
+
+/** Buckets of `llm_time_to_first_token_seconds`. */
+export const TTFT_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 /** `workflow_duration_seconds` buckets (seconds); 10 s is the seed's P95 SLA. */
 export const WORKFLOW_DURATION_BUCKETS_SECONDS: readonly number[] = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 /** `vote_agents_used` buckets (agents). */
@@ -225,6 +228,12 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     ['model'],
     LLM_LATENCY_BUCKETS_SECONDS,
   );
+  const ttft = histogram(
+    'llm_time_to_first_token_seconds',
+    'Time from the start of a streamed attempt to its first text, in seconds (agent.first_token).',
+    ['model'],
+    TTFT_BUCKETS_SECONDS,
+  );
   const breakerState = gauge(
     'circuit_breaker_state',
     'Circuit breaker state (0=closed, 1=open, 2=half-open).',
@@ -293,6 +302,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   );
 
   const latencyBy = new Children((v) => latency.series(...v));
+  const ttftBy = new Children((v) => ttft.series(...v));
   const breakerBy = new Children((v) => breakerState.labels(...v));
   const workflowBy = new Children((v) => workflowDuration.series(...v));
   // Unlabelled histograms show their one (zero) series from the start, as prom-client's do.
@@ -343,6 +353,9 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         // Cut off by a crash: how long until someone marked it is no workflow duration.
         workflowNames.delete(event.workflowId);
         interrupted.inc();
+        break;
+      case 'agent.first_token':
+        ttftBy.get1(event.payload.model).observe(event.payload.ttftMs / 1000);
         break;
       case 'agent.succeeded': {
         const p = event.payload;

@@ -12,7 +12,12 @@ import {
   RetryError,
   TypeValidationError,
   generateText,
+  jsonSchema,
+  streamText,
+  tool,
+  type JSONSchema7,
   type LanguageModel,
+  type ToolSet,
   type ModelMessage,
   type SystemModelMessage,
 } from 'ai';
@@ -23,6 +28,7 @@ import {
   categoryForStatus,
   classifyError,
   confidenceOf,
+  parseJsonOutput,
   raceAbort,
   reportedUsage,
 } from './classify.js';
@@ -33,6 +39,8 @@ import {
   type ModelProvider,
   type ModelRequest,
   type ModelResponse,
+  type FinishReason,
+  type ToolCall,
 } from './types.js';
 import type { Usage } from '../eventlog/events.js';
 
@@ -72,17 +80,21 @@ export function aiSdk(
     const { signal } = context;
     const languageModel = typeof model === 'function' ? model(request.model) : model;
     const { system, messages } = toPrompt(request);
+    const tools = toolSetOf(request);
     const settings = {
       model: languageModel,
       system,
       messages,
+      ...(tools !== undefined ? { tools } : {}),
       maxRetries: 0,
       abortSignal: signal,
       maxOutputTokens: request.maxOutputTokens,
       temperature: request.temperature,
     };
     try {
-      if (request.json) {
+      if (context.onDelta !== undefined) return await streamed(settings, request, name, context.onDelta);
+      // JSON output is asked for only without tools: a turn that calls tools has no JSON to parse.
+      if (request.json && tools === undefined) {
         const result = await generateText({ ...settings, output: Output.json() });
         const output: unknown = result.output;
         return {
@@ -90,14 +102,27 @@ export function aiSdk(
           model: result.response.modelId || request.model,
           usage: reportedUsage(result.totalUsage.inputTokens, result.totalUsage.outputTokens, name),
           confidence: confidenceOf(output),
+          finishReason: finishOf(result.finishReason),
         };
       }
       const result = await generateText(settings);
-      return {
-        output: result.text,
+      const toolCalls = result.toolCalls.map((c): ToolCall => ({
+        id: c.toolCallId,
+        name: c.toolName,
+        args: c.input,
+      }));
+      const usage = reportedUsage(result.totalUsage.inputTokens, result.totalUsage.outputTokens, name);
+      const answer = {
         model: result.response.modelId || request.model,
-        usage: reportedUsage(result.totalUsage.inputTokens, result.totalUsage.outputTokens, name),
+        usage,
+        finishReason: finishOf(result.finishReason),
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
       };
+      if (request.json && toolCalls.length === 0) {
+        const output = parseJsonOutput(result.text, name, usage);
+        return { output, ...answer, confidence: confidenceOf(output) };
+      }
+      return { output: result.text, ...answer };
     } catch (e) {
       throw classify(e, name, signal, (context.clock ?? realClock).now());
     }
@@ -112,7 +137,10 @@ export function aiSdk(
   };
 }
 
-/** System messages go to the SDK's `system` option; no messages means the input as JSON. */
+/**
+ * System messages go to the SDK's `system` option; no messages means the input as JSON. Tool calls
+ * become `tool-call` parts of the assistant message, tool answers `tool-result` parts (as text).
+ */
 function toPrompt(request: ModelRequest): { system?: SystemModelMessage[]; messages: ModelMessage[] } {
   if (!request.messages || request.messages.length === 0)
     return { messages: [{ role: 'user', content: canonicalJson(request.input ?? null) }] };
@@ -120,9 +148,119 @@ function toPrompt(request: ModelRequest): { system?: SystemModelMessage[]; messa
   const messages: ModelMessage[] = [];
   for (const m of request.messages) {
     if (m.role === 'system') system.push({ role: 'system', content: m.content });
-    else messages.push({ role: m.role, content: m.content });
+    else if (m.role === 'user') messages.push({ role: 'user', content: m.content });
+    else if (m.role === 'tool')
+      messages.push({
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: m.toolCallId ?? '',
+            toolName: m.toolName ?? '',
+            output: { type: 'text', value: m.content },
+          },
+        ],
+      });
+    else if (m.toolCalls && m.toolCalls.length > 0)
+      messages.push({
+        role: 'assistant',
+        content: [
+          ...(m.content !== '' ? [{ type: 'text' as const, text: m.content }] : []),
+          ...m.toolCalls.map((c) => ({
+            type: 'tool-call' as const,
+            toolCallId: c.id,
+            toolName: c.name,
+            input: c.args,
+          })),
+        ],
+      });
+    else messages.push({ role: 'assistant', content: m.content });
   }
   return system.length > 0 ? { system, messages } : { messages };
+}
+
+/** The offered tools as an AI SDK tool set without `execute`: the SDK reports the calls and Keel runs them. */
+function toolSetOf(request: ModelRequest): ToolSet | undefined {
+  if (!request.tools || request.tools.length === 0) return undefined;
+  const set: ToolSet = {};
+  for (const spec of request.tools)
+    set[spec.name] = tool({
+      description: spec.description,
+      inputSchema: jsonSchema(spec.parameters as JSONSchema7),
+    });
+  return set;
+}
+
+const FINISH: Readonly<Record<string, FinishReason>> = {
+  stop: 'stop',
+  'tool-calls': 'tool_calls',
+  length: 'length',
+  'content-filter': 'content_filter',
+};
+
+function finishOf(reason: string | undefined): FinishReason | undefined {
+  return reason === undefined ? undefined : (FINISH[reason] ?? 'other');
+}
+
+/**
+ * `streamText`: text deltas go to `onDelta` as they arrive; tool calls and usage come with the
+ * stream's end. An `error` part (a broken stream) rejects with the error, classified by the caller;
+ * a stream that ends without its `finish` part broke mid-way (`provider_error`).
+ */
+async function streamed(
+  settings: Parameters<typeof streamText>[0],
+  request: ModelRequest,
+  name: string,
+  onDelta: (text: string) => void,
+): Promise<ModelResponse> {
+  // Errors arrive as `error` parts (below); the SDK's default onError would also log them.
+  const result = streamText({ ...settings, onError: () => undefined });
+  let text = '';
+  const toolCalls: ToolCall[] = [];
+  let finish: { reason: FinishReason | undefined; usage: Usage } | undefined;
+  let modelId: string | undefined;
+  for await (const part of result.fullStream) {
+    switch (part.type) {
+      case 'text-delta':
+        if (part.text !== '') {
+          text += part.text;
+          onDelta(part.text);
+        }
+        break;
+      case 'tool-call':
+        toolCalls.push({ id: part.toolCallId, name: part.toolName, args: part.input });
+        break;
+      case 'finish-step':
+        modelId = part.response.modelId || modelId;
+        break;
+      case 'finish':
+        finish = {
+          reason: finishOf(part.finishReason),
+          usage: reportedUsage(part.totalUsage.inputTokens, part.totalUsage.outputTokens, name),
+        };
+        break;
+      case 'error':
+        throw part.error;
+      default:
+        break;
+    }
+  }
+  if (finish === undefined)
+    throw new ProviderError(
+      'provider_error',
+      `${name}: the stream ended before the model finished; the partial answer was dropped`,
+    );
+  const answer = {
+    model: modelId || request.model,
+    usage: finish.usage,
+    ...(finish.reason !== undefined ? { finishReason: finish.reason } : {}),
+    ...(toolCalls.length > 0 ? { toolCalls } : {}),
+  };
+  if (request.json && toolCalls.length === 0) {
+    const output = parseJsonOutput(text, name, finish.usage);
+    return { output, ...answer, confidence: confidenceOf(output) };
+  }
+  return { output: text, ...answer };
 }
 
 function classify(error: unknown, name: string, signal: AbortSignal, nowMs: number): ProviderError {

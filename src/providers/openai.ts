@@ -10,6 +10,7 @@ import {
   OpenAI,
   type ClientOptions,
 } from 'openai';
+import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { realClock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { canonicalJson } from '../core/json.js';
@@ -29,6 +30,9 @@ import {
   type ModelProvider,
   type ModelRequest,
   type ModelResponse,
+  type ToolCall,
+  type ToolSpec,
+  type FinishReason,
 } from './types.js';
 import type { Usage } from '../eventlog/events.js';
 
@@ -92,23 +96,35 @@ export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvide
 
   const complete = async (request: ModelRequest, context: CallContext): Promise<ModelResponse> => {
     const { signal } = context;
+    const body = {
+      model: request.model,
+      messages: toMessages(request),
+      ...(request.tools && request.tools.length > 0 ? { tools: request.tools.map(toTool) } : {}),
+      ...(request.json ? { response_format: { type: 'json_object' as const } } : {}),
+      ...(request.maxOutputTokens !== undefined ? { max_completion_tokens: request.maxOutputTokens } : {}),
+      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+    };
     try {
-      const completion = await client.chat.completions.create(
-        {
-          model: request.model,
-          messages: toMessages(request),
-          ...(request.json ? { response_format: { type: 'json_object' as const } } : {}),
-          ...(request.maxOutputTokens !== undefined
-            ? { max_completion_tokens: request.maxOutputTokens }
-            : {}),
-          ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-        },
-        { signal },
-      );
-      const { text, model, usage } = answerOf(completion, name, request.model);
-      if (!request.json) return { output: text, model, usage };
+      const answer =
+        context.onDelta !== undefined
+          ? await streamed(
+              await client.chat.completions.create(
+                { ...body, stream: true, stream_options: { include_usage: true } },
+                { signal },
+              ),
+              name,
+              request.model,
+              context.onDelta,
+            )
+          : answerOf(await client.chat.completions.create(body, { signal }), name, request.model);
+      const { text, model, usage, toolCalls, finishReason } = answer;
+      const extra = {
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
+        ...(finishReason !== undefined ? { finishReason } : {}),
+      };
+      if (!request.json || toolCalls.length > 0) return { output: text, model, usage, ...extra };
       const output = parseJsonOutput(text, name, usage);
-      return { output, model, usage, confidence: confidenceOf(output) };
+      return { output, model, usage, confidence: confidenceOf(output), ...extra };
     } catch (e) {
       throw classify(e, name, signal, (context.clock ?? realClock).now());
     }
@@ -125,13 +141,163 @@ export function openaiCompatible(options: OpenAICompatibleOptions): ModelProvide
 
 const JSON_INSTRUCTION: ChatMessage = { role: 'system', content: 'Respond with a single JSON object.' };
 
-function toMessages(request: ModelRequest): ChatMessage[] {
+type WireMessage = ChatCompletionMessageParam;
+
+function toMessages(request: ModelRequest): WireMessage[] {
   const messages: ChatMessage[] =
     request.messages && request.messages.length > 0
-      ? request.messages.map((m) => ({ role: m.role, content: m.content }))
+      ? [...request.messages]
       : [{ role: 'user', content: canonicalJson(request.input ?? null) }];
   if (request.json && !messages.some((m) => /json/i.test(m.content))) messages.unshift(JSON_INSTRUCTION);
-  return messages;
+  return messages.map(toWire);
+}
+
+/** One Keel message in the chat-completions format (`tool_calls`, `tool` role with `tool_call_id`). */
+function toWire(m: ChatMessage): WireMessage {
+  switch (m.role) {
+    case 'tool':
+      return { role: 'tool', tool_call_id: m.toolCallId ?? '', content: m.content };
+    case 'assistant':
+      return m.toolCalls && m.toolCalls.length > 0
+        ? {
+            role: 'assistant',
+            content: m.content === '' ? null : m.content,
+            tool_calls: m.toolCalls.map((c) => ({
+              id: c.id,
+              type: 'function' as const,
+              function: { name: c.name, arguments: JSON.stringify(c.args ?? {}) },
+            })),
+          }
+        : { role: 'assistant', content: m.content };
+    default:
+      return { role: m.role, content: m.content };
+  }
+}
+
+function toTool(spec: ToolSpec): ChatCompletionTool {
+  return {
+    type: 'function',
+    function: { name: spec.name, description: spec.description, parameters: spec.parameters },
+  };
+}
+
+/** What one chat completion (whole or streamed) said. */
+interface Answer {
+  text: string;
+  model: string;
+  usage: Usage;
+  toolCalls: ToolCall[];
+  finishReason: FinishReason | undefined;
+}
+
+const FINISH_REASONS: Readonly<Record<string, FinishReason>> = {
+  stop: 'stop',
+  tool_calls: 'tool_calls',
+  function_call: 'tool_calls',
+  length: 'length',
+  content_filter: 'content_filter',
+};
+
+function finishOf(raw: unknown): FinishReason | undefined {
+  if (typeof raw !== 'string') return undefined;
+  return FINISH_REASONS[raw] ?? 'other';
+}
+
+/** Arguments as the model sent them: parsed JSON, or the raw text when it is not JSON (the tool's schema rejects it). */
+function argsOf(raw: unknown): unknown {
+  if (typeof raw !== 'string') return raw ?? {};
+  if (raw.trim() === '') return {};
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+/** The tool calls of a completion message (`tool_calls[].function`), checked. */
+function toolCallsOf(
+  message: Record<string, unknown>,
+  malformed: (what: string) => ProviderError,
+): ToolCall[] {
+  const raw = message.tool_calls;
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw malformed(`tool_calls = ${describe(raw)}, not an array`);
+  return raw.map((c: unknown, i) => {
+    const call = typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : {};
+    const fn =
+      typeof call.function === 'object' && call.function !== null
+        ? (call.function as Record<string, unknown>)
+        : {};
+    if (typeof call.id !== 'string' || typeof fn.name !== 'string')
+      throw malformed(`tool_calls[${i}] without a string id and function.name`);
+    return { id: call.id, name: fn.name, args: argsOf(fn.arguments) };
+  });
+}
+
+/**
+ * Reads a streamed completion (server-sent `chat.completion.chunk`s): text deltas go to `onDelta` as
+ * they arrive, tool-call fragments are joined by their `index`, and usage comes from the last chunk
+ * (`stream_options.include_usage`). A stream that ends without a finish reason broke mid-way: it
+ * is a `provider_error`, never a half answer.
+ */
+async function streamed(
+  stream: AsyncIterable<unknown>,
+  name: string,
+  requested: string,
+  onDelta: (text: string) => void,
+): Promise<Answer> {
+  let text = '';
+  let model: string | undefined;
+  let usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  let finishReason: FinishReason | undefined;
+  const calls = new Map<number, { id: string; name: string; args: string }>();
+  for await (const chunk of stream) {
+    const body = typeof chunk === 'object' && chunk !== null ? (chunk as Record<string, unknown>) : {};
+    if (typeof body.model === 'string' && body.model !== '') model = body.model;
+    const reported = body.usage;
+    if (typeof reported === 'object' && reported !== null) {
+      const counts = reported as Record<string, unknown>;
+      usage = reportedUsage(counts.prompt_tokens, counts.completion_tokens, name);
+    }
+    const choices = Array.isArray(body.choices) ? (body.choices as unknown[]) : [];
+    const first = choices[0];
+    if (typeof first !== 'object' || first === null) continue;
+    const choice = first as Record<string, unknown>;
+    finishReason = finishOf(choice.finish_reason) ?? finishReason;
+    const delta =
+      typeof choice.delta === 'object' && choice.delta !== null
+        ? (choice.delta as Record<string, unknown>)
+        : {};
+    if (typeof delta.content === 'string' && delta.content !== '') {
+      text += delta.content;
+      onDelta(delta.content);
+    }
+    if (Array.isArray(delta.tool_calls)) {
+      for (const part of delta.tool_calls as unknown[]) {
+        const p = typeof part === 'object' && part !== null ? (part as Record<string, unknown>) : {};
+        const index = typeof p.index === 'number' ? p.index : 0;
+        const fn =
+          typeof p.function === 'object' && p.function !== null
+            ? (p.function as Record<string, unknown>)
+            : {};
+        const call = calls.get(index) ?? { id: '', name: '', args: '' };
+        if (typeof p.id === 'string') call.id = p.id;
+        if (typeof fn.name === 'string') call.name += fn.name;
+        if (typeof fn.arguments === 'string') call.args += fn.arguments;
+        calls.set(index, call);
+      }
+    }
+  }
+  if (finishReason === undefined)
+    throw new ProviderError(
+      'provider_error',
+      `${name}: the stream ended before the model finished (no finish_reason); the partial answer was dropped`,
+      { usage },
+    );
+  const toolCalls = [...calls.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([, c]) => ({ id: c.id, name: c.name, args: argsOf(c.args) }));
+  return { text, model: model ?? requested, usage, toolCalls, finishReason };
 }
 
 /**
@@ -140,11 +306,7 @@ function toMessages(request: ModelRequest): ChatMessage[] {
  * >= 0 are `malformed_output` — a server's bad answer fails that attempt, never the process. The
  * usage is kept when it is sound, since the call cost it.
  */
-function answerOf(
-  completion: unknown,
-  name: string,
-  requested: string,
-): { text: string; model: string; usage: Usage } {
+function answerOf(completion: unknown, name: string, requested: string): Answer {
   const body =
     typeof completion === 'object' && completion !== null
       ? (completion as Record<string, unknown>)
@@ -171,12 +333,24 @@ function answerOf(
     typeof message === 'object' && message !== null
       ? (message as Record<string, unknown>).content
       : undefined;
-  if (typeof content !== 'string')
+  const toolCalls =
+    typeof message === 'object' && message !== null
+      ? toolCallsOf(message as Record<string, unknown>, malformed)
+      : [];
+  // With tool calls the content is often null: the turn is the calls.
+  if (typeof content !== 'string' && !(toolCalls.length > 0 && (content === null || content === undefined)))
     throw malformed(`choices[0].message.content = ${describe(content)}, not text`);
   const model = body.model;
   if (model !== undefined && model !== null && typeof model !== 'string')
     throw malformed(`model = ${describe(model)}`);
-  return { text: content, model: model || requested, usage };
+  const finishReason = finishOf((first as Record<string, unknown>).finish_reason);
+  return {
+    text: typeof content === 'string' ? content : '',
+    model: model || requested,
+    usage,
+    toolCalls,
+    finishReason,
+  };
 }
 
 function describe(v: unknown): string {

@@ -128,6 +128,22 @@ export interface SimulatedOptions extends SimulatedModelProfile {
    * requests `{ value: input }`, otherwise the text `echo:<canonical JSON of the input>`.
    */
   respond?: (request: ModelRequest, rng: Random) => unknown;
+  /**
+   * Scripts tool-using turns. Called for each request that offers `tools`, with the step (1 + the
+   * number of assistant turns in `request.messages`) and a seeded `Random`: return the tool calls
+   * the model makes this turn, or nothing to answer (with `respond`'s output). Call ids are drawn
+   * from the seed (`call_…`), so a run is reproducible. Default: no tool calls.
+   *
+   * @example
+   * toolTurn: (request, step) => step === 1 ? [{ name: 'order_lookup', args: { orderId: 'A-1' } }] : undefined
+   */
+  toolTurn?: (request: ModelRequest, step: number, rng: Random) => readonly SimulatedToolCall[] | undefined;
+}
+
+/** A tool call scripted by {@link SimulatedOptions.toolTurn}. */
+export interface SimulatedToolCall {
+  name: string;
+  args: unknown;
 }
 
 /** A simulated provider, with a call counter for tests and demos. */
@@ -178,6 +194,7 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
   const seedText = String(options.seed ?? 0);
   const faults = (options.faults ?? []).map((f, i) => checkFault(f, `simulated.faults[${i}]`));
   const respond = options.respond;
+  const toolTurn = options.toolTurn;
   const profiles = new Map<string, Resolved>();
   const base = resolve(options, {}, 'simulated');
   for (const [model, profile] of Object.entries(options.models ?? {})) {
@@ -262,6 +279,20 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
       });
     }
 
+    const onDelta = context.onDelta;
+    // Streamed text: the answer's text arrives in word-sized pieces between the first token (at 30%
+    // of the latency) and the end; a provider_error breaks the stream half-way.
+    const streamText =
+      onDelta === undefined
+        ? undefined
+        : response !== undefined
+          ? textOf(response.output)
+          : outcome === 'provider_error'
+            ? `echo:${inputText}`
+            : undefined;
+    const pieces = streamText === undefined ? [] : (streamText.match(/\s*\S+/g) ?? []);
+    const shown = response !== undefined ? pieces : pieces.slice(0, Math.ceil(pieces.length / 2));
+
     return new Promise<ModelResponse>((resolvePromise, reject) => {
       let timer: TimerHandle;
       let armed = false;
@@ -278,10 +309,36 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
         if (failure) reject(failure);
         else resolvePromise(response as ModelResponse);
       };
-      if (delayMs > 0) {
-        timer = clock.setTimeout(finish, delayMs);
-        armed = true;
-      } else queueMicrotask(finish);
+      const at = (fn: () => void, ms: number): void => {
+        if (ms > 0) {
+          timer = clock.setTimeout(fn, ms);
+          armed = true;
+        } else queueMicrotask(fn);
+      };
+      if (onDelta === undefined || shown.length === 0) {
+        at(finish, delayMs);
+        return;
+      }
+      const first = Math.round(delayMs * 0.3);
+      const gap = shown.length > 1 ? (delayMs - first) / shown.length : delayMs - first;
+      let i = 0;
+      const next = (): void => {
+        armed = false;
+        if (signal.aborted) return;
+        try {
+          onDelta(shown[i++] as string);
+        } catch (e) {
+          signal.removeEventListener('abort', onAbort);
+          reject(
+            new ProviderError('unknown', `${name}: the onDelta callback threw: ${String(e)}`, { cause: e }),
+          );
+          return;
+        }
+        if (signal.aborted) return; // the caller aborted from its delta handler
+        if (i < shown.length) at(next, Math.round(first + gap * i) - Math.round(first + gap * (i - 1)));
+        else at(finish, delayMs - Math.round(first + gap * (i - 1)));
+      };
+      at(next, first);
     });
   };
 
@@ -304,6 +361,26 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
         const spec = easy ? conf.easy : conf.hard;
         confidence = spec.mean + spec.stddev * zConfidence;
       } else confidence = conf.mean + conf.stddev * zConfidence;
+      const calls =
+        toolTurn !== undefined && request.tools !== undefined && request.tools.length > 0
+          ? toolTurn(request, stepOf(request), seededRandom((callSeed ^ 0x27d4eb2f) >>> 0))
+          : undefined;
+      if (calls !== undefined && calls.length > 0) {
+        const ids = seededRandom((callSeed ^ 0x165667b1) >>> 0);
+        const toolCalls = calls.map((c) => ({
+          id: `call_${Math.floor(ids.next() * 2 ** 32).toString(36)}`,
+          name: c.name,
+          args: c.args,
+        }));
+        return {
+          output: '',
+          model: request.model,
+          usage,
+          confidence: clamp01(confidence),
+          toolCalls,
+          finishReason: 'tool_calls',
+        };
+      }
       const output =
         respond !== undefined
           ? respond(request, seededRandom((callSeed ^ 0x9e3779b9) >>> 0))
@@ -320,6 +397,16 @@ export function simulated(options: SimulatedOptions = {}): SimulatedProvider {
   }
 
   return { name, call, calls: () => started };
+}
+
+/** The model turn a request asks for: 1 + the assistant turns already in its messages. */
+function stepOf(request: ModelRequest): number {
+  return 1 + (request.messages ?? []).filter((m) => m.role === 'assistant').length;
+}
+
+/** The text a streamed answer shows: a string as is, anything else as canonical JSON. */
+function textOf(output: unknown): string {
+  return typeof output === 'string' ? output : canonicalJson(output ?? null);
 }
 
 function tokens(spec: NormalSpec, z: number): number {

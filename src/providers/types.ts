@@ -6,11 +6,45 @@ import type { Clock } from '../core/clock.js';
 import { KeelError, isKeelError } from '../core/errors.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 
-/** One chat message. */
+/**
+ * One chat message. An assistant turn that asked for tools carries `toolCalls`; each tool's answer
+ * goes back as a `tool` message naming the call it answers (`toolCallId`, and `toolName`, which
+ * the AI SDK needs).
+ */
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  /** The text; for a `tool` message, the tool's result (JSON text, or an error message). */
   content: string;
+  /** Assistant turns only: the tool calls the model asked for. */
+  toolCalls?: readonly ToolCall[];
+  /** Tool messages only: the id of the call this message answers. */
+  toolCallId?: string;
+  /** Tool messages only: the name of the tool that answered. */
+  toolName?: string;
 }
+
+/** A tool call the model asked for. */
+export interface ToolCall {
+  /** The provider's call id (OpenAI `call_…`), unique within the turn; tool results name it. */
+  id: string;
+  /** The tool's name as offered in `ModelRequest.tools`. */
+  name: string;
+  /** The arguments, parsed from the model's JSON (unvalidated: the tool's schema checks them). */
+  args: unknown;
+}
+
+/** A tool offered to the model: its name, what it does, and its arguments as JSON Schema. */
+export interface ToolSpec {
+  /** Name the model calls it by: letters, digits, `_` and `-`, at most 64 characters. */
+  name: string;
+  /** What the tool does and when to use it (the model reads this). */
+  description: string;
+  /** JSON Schema of the arguments object. */
+  parameters: Record<string, unknown>;
+}
+
+/** Why the model stopped: with an answer, to call tools, at its output cap, or filtered. */
+export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' | 'other';
 
 /** What an agent asks of a model. */
 export interface ModelRequest {
@@ -26,6 +60,8 @@ export interface ModelRequest {
   maxOutputTokens?: number;
   /** Sampling temperature. */
   temperature?: number;
+  /** Tools the model may call (default: none). The answer then may carry `toolCalls`. */
+  tools?: readonly ToolSpec[];
 }
 
 /** A model's answer. */
@@ -37,6 +73,10 @@ export interface ModelResponse {
   usage: Usage;
   /** The model's own confidence in [0, 1], when it reports one. */
   confidence?: number;
+  /** Tool calls the model asked for (then `output` is the text it said beside them, often empty). */
+  toolCalls?: readonly ToolCall[];
+  /** Why the model stopped, when the provider says. */
+  finishReason?: FinishReason;
 }
 
 /** Per-call context. */
@@ -45,6 +85,13 @@ export interface CallContext {
   signal: AbortSignal;
   /** The runtime's clock (simulated providers take their latency from it). */
   clock?: Clock;
+  /**
+   * Stream the answer: when given, the provider asks for a streamed response (AI SDK `streamText`,
+   * OpenAI `stream: true`) and calls this with each piece of text as it arrives, in order. The call
+   * still resolves with the whole response (text, tool calls, usage) once the stream ends; a stream
+   * that breaks mid-way rejects with its category, like any failed call.
+   */
+  onDelta?: (text: string) => void;
 }
 
 /**

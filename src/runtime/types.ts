@@ -94,14 +94,37 @@ export interface RuntimeStats {
 }
 
 /**
+ * A piece of text an agent's model streamed, as `rt.run$()` emits it beside the logged events:
+ * `path` names the agent's node. Deltas are not written to the log (the agent's final output is),
+ * and a broken stream's deltas are followed by its retry's, from the start.
+ */
+export interface RunDelta {
+  type: 'delta';
+  workflowId: string;
+  path: string;
+  text: string;
+}
+
+/** What `rt.run$()` emits: committed events and streamed text. */
+export type RunItem = KeelEvent | RunDelta;
+
+/** True when a `rt.run$()` item is streamed text rather than a logged event. */
+export function isRunDelta(item: RunItem): item is RunDelta {
+  return item.type === 'delta';
+}
+
+/**
  * A running Keel runtime. `S` is its event store's type: the embedded SQLite store answers reads
  * synchronously (`rt.store.query(...)`), Postgres with promises.
  */
 export interface Runtime<S extends EventStore = EventStore> {
   /** Runs a topology; resolves after its events are committed (durable before acknowledged). */
   run<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Promise<WorkflowResult<O>>;
-  /** The same run as a cold stream of its committed events; unsubscribing cancels it. */
-  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<KeelEvent>;
+  /**
+   * The same run as a cold stream of its committed events, with the text agents stream as
+   * {@link RunDelta} items beside them (in arrival order; not logged). Unsubscribing cancels it.
+   */
+  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<RunItem>;
   /** Subscribes to runtime events (eventemitter3). */
   on: EventEmitter<RuntimeEvents>['on'];
   off: EventEmitter<RuntimeEvents>['off'];

@@ -81,6 +81,8 @@ export interface WorkflowRunInit {
   name: string;
   /** Aborting it cancels the run. */
   signal?: AbortSignal | undefined;
+  /** Set for a `run$` run: receives the text agents stream, by node path. */
+  delta?: ((path: string, text: string) => void) | undefined;
 }
 
 /**
@@ -135,6 +137,7 @@ export class WorkflowRun {
       replay: env.replay,
       emit: (event) => this.emit(event),
       committed: () => this.last,
+      ...(init.delta !== undefined ? { delta: init.delta } : {}),
     };
   }
 

@@ -24,7 +24,7 @@ import {
   isWorkflowIdConflictError,
   isWorkflowInProgressError,
 } from './errors.js';
-import type { RunOptions, WorkflowResult } from './types.js';
+import type { RunItem, RunOptions, WorkflowResult } from './types.js';
 import { checkTopologyStrings, checkWorkflowId, recordedWorkflow } from './workflow-ids.js';
 import { WorkflowRun, type Outcome, type WorkflowEnv, type WorkflowRunHost } from './workflow-run.js';
 
@@ -64,7 +64,7 @@ export interface WorkflowsDeps {
 export class Workflows {
   private readonly topologies = new Map<string, AnyTopology>();
   /** `run$` subscribers of live runs, by workflow id: sent each committed event of theirs. */
-  private readonly live = new Map<string, Subscriber<KeelEvent>>();
+  private readonly live = new Map<string, Subscriber<RunItem>>();
   /** Runs executing (cancellable), by workflow id. */
   private readonly running = new Map<string, WorkflowRun>();
   /**
@@ -156,8 +156,8 @@ export class Workflows {
     });
   }
 
-  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<KeelEvent> {
-    return new Observable<KeelEvent>((subscriber) => {
+  run$<I, O>(topology: Topology<I, O>, input: I, options?: RunOptions): Observable<RunItem> {
+    return new Observable<RunItem>((subscriber) => {
       let id: string | undefined;
       let done = false;
       this.start(
@@ -373,7 +373,18 @@ export class Workflows {
     const name = workflowName(topology, options);
     if (live) this.topologies.set(name, topology);
     const signal = options?.signal;
-    new WorkflowRun(this.host, env, { topology, input, inputJson, workflowId, name, signal }, onDone).start();
+    // A `run$` subscriber also gets the text agents stream, beside the committed events.
+    const delta =
+      live && this.live.has(workflowId)
+        ? (path: string, text: string): void =>
+            this.live.get(workflowId)?.next({ type: 'delta', workflowId, path, text })
+        : undefined;
+    new WorkflowRun(
+      this.host,
+      env,
+      { topology, input, inputJson, workflowId, name, signal, delta },
+      onDone,
+    ).start();
   }
 
   private newWorkflowId(): string {

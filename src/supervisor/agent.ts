@@ -9,6 +9,7 @@ import { assertWellFormed } from '../core/unicode.js';
 import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import type { OnError } from './topology.js';
+import type { RecordToolEvent } from '../tools/call.js';
 
 /** What an agent's `run` returns. */
 export interface AgentOutput<O> {
@@ -40,6 +41,17 @@ export interface AgentContext {
    * `maxOutputTokens`, OpenAI `max_completion_tokens`). Absent when the agent declares none.
    */
   maxOutputTokens?: number;
+  /**
+   * Writes a tool step of this attempt to the workflow's log (`tool.called`, `tool.succeeded`,
+   * `tool.failed`); `llmAgent({ tools })` does. Events of an attempt that already ended (timed out,
+   * cancelled) are dropped.
+   */
+  recordTool?: RecordToolEvent;
+  /**
+   * Present while a caller streams the workflow (`rt.run$()`): hand it the model's text as it
+   * arrives, in order (pass it to the provider as `CallContext.onDelta`; `llmAgent` does).
+   */
+  onDelta?: (text: string) => void;
 }
 
 /** Retry policy. */

@@ -161,6 +161,11 @@ export interface WorkflowScope {
   readonly stats: { costUsd: number; agentsCalled: number };
   /** Set while replaying: outcomes come from the log, and no model is called. */
   readonly replay: ReplaySource | undefined;
+  /**
+   * Set while a caller streams the workflow (`rt.run$()`): receives the text an agent's model
+   * streams, by node path, as it arrives. Not logged (the agent's final output is).
+   */
+  readonly delta?: (path: string, text: string) => void;
 }
 
 /** Where a node runs: its path and deadline (a node is cancelled by unsubscribing from it). */

@@ -64,6 +64,7 @@ describe('aiSdk provider', () => {
       output: 'Acme Corp',
       model: 'gpt-4o-2024-08-06',
       usage: { inputTokens: 120, outputTokens: 30 },
+      finishReason: 'stop',
     });
     const sent = model.doGenerateCalls[0];
     expect(sent?.prompt.map((m) => m.role)).toEqual(['system', 'user']);

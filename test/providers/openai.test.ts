@@ -93,6 +93,7 @@ describe('openaiCompatible provider', () => {
       output: 'Acme Corp',
       model: 'gpt-4-0613',
       usage: { inputTokens: 812, outputTokens: 64 },
+      finishReason: 'stop',
     });
     const [req] = received;
     expect(req?.path).toBe('/v1/chat/completions');

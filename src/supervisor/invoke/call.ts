@@ -5,6 +5,7 @@
  * abandoned here: its signal aborts, it is charged its reservation and its breaker permit returned.
  */
 import { seededRandom, type Random } from '../../core/random.js';
+import type { NewEvent } from '../../eventlog/events.js';
 import type { AgentContext, AgentOutput } from '../agent.js';
 import { replayOutcome } from './replay.js';
 import type { AnyAgent, AttemptStep, CallState } from './types.js';
@@ -43,6 +44,46 @@ function attemptContext(call: CallState, attempt: number, signal: AttemptSignal)
       return (rng ??= seededRandom(`${seed}:${attempt}`));
     },
     maxOutputTokens: call.agent.maxOutputTokens,
+    recordTool: (type, payload) => {
+      if (signal.reason !== undefined) return; // the attempt ended: what it does now is not recorded
+      scope.emit({ ts: scope.services.clock.now(), workflowId: scope.workflowId, type, payload } as NewEvent);
+    },
+    ...(scope.delta !== undefined ? { onDelta: deltaTo(call, attempt, scope.delta, signal) } : {}),
+  };
+}
+
+/**
+ * Text deltas of a live attempt go to the workflow's stream; an abandoned attempt's are dropped.
+ * The first one records the attempt's time to first token (`agent.first_token`).
+ */
+function deltaTo(
+  call: CallState,
+  attempt: number,
+  delta: (path: string, text: string) => void,
+  signal: AttemptSignal,
+): (text: string) => void {
+  const { scope, path } = call.ctx;
+  const clock = scope.services.clock;
+  const startedAt = clock.now();
+  let first = true;
+  return (text) => {
+    if (signal.reason !== undefined || typeof text !== 'string' || text === '') return;
+    if (first) {
+      first = false;
+      scope.emit({
+        ts: clock.now(),
+        workflowId: scope.workflowId,
+        type: 'agent.first_token',
+        payload: {
+          path,
+          agent: call.agent.name,
+          model: call.model,
+          attempt,
+          ttftMs: clock.now() - startedAt,
+        },
+      });
+    }
+    delta(path, text);
   };
 }
 
