@@ -129,7 +129,7 @@ function variantCost(events: readonly KeelEvent[], name: string): VariantCost & 
  * cascade, then through GPT-4 alone.
  *
  * @example
- * const result = await runCascadeDemo({ db: 'keel-demo.db', count: 1_000, seed: 42 });
+ * const result = await runCascadeDemo({ db: 'keel.db', count: 1_000, seed: 42 });
  * result.cascade.cheapShare; // ≈ 0.7
  */
 export async function runCascadeDemo(options: CascadeDemoOptions): Promise<CascadeDemoResult> {
@@ -227,7 +227,7 @@ export async function runCascadeDemo(options: CascadeDemoOptions): Promise<Casca
  * The cascade demo's summary, as printed by `keel demo cascade`.
  *
  * @example
- * console.log(formatCascadeDemo(await runCascadeDemo({ db: 'keel-demo.db', count: 500, seed: 1 })));
+ * console.log(formatCascadeDemo(await runCascadeDemo({ db: 'keel.db', count: 500, seed: 1 })));
  */
 export function formatCascadeDemo(r: CascadeDemoResult): string {
   const c = r.cascade;

@@ -54,7 +54,7 @@ export function checkDemoOptions(options: DemoOptions): void {
   if (typeof options?.db !== 'string' || options.db.length === 0 || options.db === ':memory:')
     throw new ConfigError(
       'db',
-      'must be the path of a SQLite file to write the event log to, e.g. "keel-demo.db"',
+      'must be the path of a SQLite file to write the event log to, e.g. "keel.db"',
     );
   if (!Number.isInteger(options.count) || options.count < 1)
     throw new ConfigError('count', `must be a whole number >= 1, got ${String(options.count)}`);

@@ -80,7 +80,7 @@ export function isDemoName(name: unknown): name is DemoName {
  * Runs one demo by name.
  *
  * @example
- * const result = await runDemo('cascade', { db: 'keel-demo.db', count: 500, seed: 42 });
+ * const result = await runDemo('cascade', { db: 'keel.db', count: 500, seed: 42 });
  * console.log(formatDemo(result));
  */
 export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResult> {
@@ -100,7 +100,7 @@ export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResul
  * A demo result's printed summary.
  *
  * @example
- * console.log(formatDemo(await runDemo('chaos', { db: 'keel-demo.db', count: 2_400, seed: 42 })));
+ * console.log(formatDemo(await runDemo('chaos', { db: 'keel.db', count: 2_400, seed: 42 })));
  */
 export function formatDemo(result: DemoResult): string {
   switch (result.demo) {

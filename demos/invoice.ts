@@ -235,7 +235,7 @@ function analyse(
  * pipeline (64 in flight), then through the sequential variant, and returns what the log shows.
  *
  * @example
- * const result = await runInvoiceDemo({ db: 'keel-demo.db', count: 1_000, seed: 42 });
+ * const result = await runInvoiceDemo({ db: 'keel.db', count: 1_000, seed: 42 });
  * console.log(formatInvoiceDemo(result)); // naive $1,500/week → optimized …, P95 … vs 10 s, RCA …
  */
 export async function runInvoiceDemo(options: DemoOptions): Promise<InvoiceDemoResult> {
@@ -285,7 +285,7 @@ export async function runInvoiceDemo(options: DemoOptions): Promise<InvoiceDemoR
  * The invoice demo's summary, as printed by `keel demo invoice`.
  *
  * @example
- * console.log(formatInvoiceDemo(await runInvoiceDemo({ db: 'keel-demo.db', count: 500, seed: 1 })));
+ * console.log(formatInvoiceDemo(await runInvoiceDemo({ db: 'keel.db', count: 500, seed: 1 })));
  */
 export function formatInvoiceDemo(r: InvoiceDemoResult): string {
   const c = r.cost;

@@ -112,7 +112,7 @@ export function registerDemo(
       'seed of every random draw: the same seed on a fresh file gives the same numbers',
       '42',
     )
-    .option('--db <file>', 'SQLite event log to write (appended to when it exists)', 'keel-demo.db')
+    .option('--db <file>', 'SQLite event log to write (appended to when it exists)', 'keel.db')
     .option('--json', 'print the results as JSON')
     .option('--quiet', 'no progress bar')
     .option(
