@@ -297,3 +297,31 @@ export function pct(ratio: number, digits = 1): string {
 export function ms(value: number): string {
   return value < 1_000 ? `${Math.round(value)} ms` : `${(value / 1_000).toFixed(1)} s`;
 }
+
+/** A figure measured from the log beside the tutorial's. */
+export interface TutorialFigure {
+  /** What the log shows. */
+  measured: number;
+  /** What the tutorial prints. */
+  tutorial: number;
+  /** (measured − tutorial) / tutorial: the relative difference (0 when both are 0). */
+  diff: number;
+}
+
+/** `measured` beside `tutorial`, with their relative difference. */
+export function vsTutorial(measured: number, tutorial: number): TutorialFigure {
+  const diff = tutorial === 0 ? (measured === 0 ? 0 : 1) : (measured - tutorial) / Math.abs(tutorial);
+  return { measured, tutorial, diff: round(diff) };
+}
+
+/** `+1.8%` / `−0.4%`: a relative difference. */
+export function signedPct(ratio: number): string {
+  const text = pct(Math.abs(ratio));
+  return ratio < 0 && text !== '0.0%' ? `−${text}` : `+${text}`;
+}
+
+/** `measured (tutorial X, +1.8%)`, each side formatted by `format`. */
+export function besideTutorial(f: TutorialFigure, format: (x: number) => string): string {
+  if (!Number.isFinite(f.measured)) return `unknown (tutorial ${format(f.tutorial)})`;
+  return `${format(f.measured)} (tutorial ${format(f.tutorial)}, ${signedPct(f.diff)})`;
+}

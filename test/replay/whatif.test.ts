@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isConfigError } from '../../src/core/errors.js';
+import { agent } from '../../src/supervisor/agent.js';
+import { cascade } from '../../src/supervisor/cascade.js';
+import { named } from '../../src/supervisor/topology.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import {
@@ -157,6 +160,45 @@ describe('whatIfCascade', () => {
     const changed = inputs.filter((x) => x.confidence >= 0.8 && x.confidence < 0.92).length;
     expect(verdict.rows[1]?.accuracy.unknown).toBe(changed);
     expect(verdict.rows[1]?.accuracy.ratio).toBeNull();
+  });
+
+  it('judges a run whose last stage failed as failed under every threshold that reaches it, not unknown', async () => {
+    const t = dir();
+    const db = t.path('last-fails.db');
+    const cheap = agent({
+      name: 'screen',
+      model: 'gpt-3.5-turbo',
+      run: (inv: { conf: number }) =>
+        Promise.resolve({
+          value: 'cheap',
+          confidence: inv.conf,
+          usage: { inputTokens: 500, outputTokens: 500 },
+        }),
+    });
+    // A plain Error, as user code throws: the cascade (and its workflow) fails at the last stage.
+    const expensive = agent({
+      name: 'escalate',
+      model: 'gpt-4',
+      run: (): Promise<{ value: string }> => Promise.reject(new Error('upstream said no')),
+    });
+    const rt = openRuntime(db);
+    try {
+      const topology = named('triage', cascade([cheap, expensive], { threshold: 0.95 }));
+      for (const conf of [0.99, 0.9, 0.8]) {
+        const id = `wf-${conf}`;
+        await rt.run(topology, { conf }, { workflowId: id }).catch(() => undefined);
+        await rt.feedback(id, { correct: conf >= 0.95, expected: 'cheap' });
+      }
+    } finally {
+      await rt.close();
+    }
+    const site = only((await read(db, (ev) => whatIfCascade(ev, { thresholds: [0.95, 0.85] }))).sites);
+    expect(site.recorded.failed).toBe(2);
+    // 0.95: as recorded (1 right, 2 failed). 0.85: the 0.9 run is answered by the cheap stage, right.
+    expect(site.rows.map((r) => [r.failed, r.accuracy.ratio])).toEqual([
+      [2, 1 / 3],
+      [1, 2 / 3],
+    ]);
   });
 
   it("projects the tutorial's Exercise 3: 20,000 invoices/week, 75% screened by GPT-3.5", async () => {
