@@ -262,15 +262,17 @@ export function workflowLatencies(events: readonly KeelEvent[], name: string): n
 /** Latency percentiles of a sample, ms. */
 export interface LatencySummary {
   p50Ms: number;
+  p90Ms: number;
   p95Ms: number;
   p99Ms: number;
   maxMs: number;
 }
 
-/** P50/P95/P99/max of ascending latencies. */
+/** P50/P90/P95/P99/max of ascending latencies. */
 export function latencySummary(sorted: readonly number[]): LatencySummary {
   return {
     p50Ms: percentile(sorted, 50),
+    p90Ms: percentile(sorted, 90),
     p95Ms: percentile(sorted, 95),
     p99Ms: percentile(sorted, 99),
     maxMs: sorted.length ? (sorted[sorted.length - 1] as number) : 0,

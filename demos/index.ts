@@ -16,9 +16,10 @@ import { simulatedInvoiceModel } from '../agents/invoice-model.js';
 import { fraudScreeners } from '../agents/fraud.js';
 import { expensiveVendorExtraction, vendorCascade } from '../agents/cascade.js';
 import { vendorExtraction } from '../agents/invoice.js';
+import { scenarioTopologies } from './invoice-scenarios.js';
 
-export { runInvoiceDemo, formatInvoiceDemo } from './invoice.js';
-export type { InvoiceDemoResult, SlaLatency, TaskErrorRate } from './invoice.js';
+export { runInvoiceDemo, formatInvoiceDemo, TUTORIAL_INVOICE_FIGURES } from './invoice.js';
+export type { InvoiceDemoResult, InvoiceRun, SlaLatency, TaskErrorRate } from './invoice.js';
 export { runFraudDemo, formatFraudDemo } from './fraud.js';
 export type { FraudDemoResult, VoteStats } from './fraud.js';
 export {
@@ -27,12 +28,14 @@ export {
   CASCADE_WORKFLOW,
   GPT4_ONLY_WORKFLOW,
   TUTORIAL_THRESHOLDS,
+  TUTORIAL_THRESHOLD_TABLE,
 } from './cascade.js';
 export type {
   CascadeDemoOptions,
   CascadeDemoResult,
   CascadeWhatIfContext,
   CascadeWhatIfRow,
+  ThresholdFigures,
   VariantCost,
 } from './cascade.js';
 export {
@@ -45,7 +48,7 @@ export {
 } from './chaos.js';
 export type { ChaosDemoResult, ChaosPhase, ChaosTransition } from './chaos.js';
 export { WEEKLY_VOLUME, DEFAULT_CONCURRENCY } from './harness.js';
-export type { DemoOptions, LatencySummary } from './harness.js';
+export type { DemoOptions, LatencySummary, TutorialFigure } from './harness.js';
 export { invoiceStream, TUTORIAL_INVOICE_MIX, CLEAN_INVOICE_MIX } from './invoices.js';
 export type { InvoiceMix, InvoiceStreamOptions } from './invoices.js';
 export { transactionStream, TUTORIAL_TRANSACTION_MIX } from './transactions.js';
@@ -128,6 +131,7 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
   return {
     invoice: invoiceWorkflow({ seed }),
     invoice_sequential: invoiceWorkflow({ seed, sequential: true }),
+    ...scenarioTopologies(seed),
     fraud_full: named('fraud_full', vote(fraudScreeners({ seed }), { stop: 'all', launch: 'parallel' })),
     fraud_adaptive: named('fraud_adaptive', vote(fraudScreeners({ seed }), { stop: 'decided' })),
     [CASCADE_WORKFLOW]: named(CASCADE_WORKFLOW, vendorCascade({ provider: model, threshold: 0.9 })),
