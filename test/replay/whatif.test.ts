@@ -1,8 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isConfigError } from '../../src/core/errors.js';
+import { simulatedClock } from '../../src/core/clock.js';
+import { SEED_PRICING } from '../../src/cost/pricing.js';
+import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { cascade } from '../../src/supervisor/cascade.js';
 import { named } from '../../src/supervisor/topology.js';
+import { seq } from '../../src/supervisor/sequential.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import {
@@ -22,6 +26,9 @@ import {
   recordLookups,
   recordVote,
   runAll,
+  vendorLookup,
+  VENDOR_GAP_MS,
+  VENDOR_SEQUENCE,
   tempDir,
   transactions,
   triage,
@@ -334,6 +341,44 @@ describe('whatIfVote', () => {
 });
 
 describe('whatIfCache', () => {
+  it('models one cache per workflow name when told so: two runtimes, each with its own memory cache, as keel demo runs its variants', async () => {
+    const t = dir();
+    const db = t.path('two-runtimes.db');
+    const hour = 3_600_000;
+    for (const [i, name] of ['parallel', 'sequential'].entries()) {
+      // The second runtime starts a day later, as keel demo's do after the log's last event.
+      const rt = createRuntime({
+        db,
+        clock: simulatedClock(Date.UTC(2026, 0, 1 + i)),
+        seed: 7,
+        pricing: { ...SEED_PRICING },
+        metrics: false,
+        tracing: false,
+        cache: { path: ':memory:' },
+      });
+      try {
+        await runAll(rt, named(name, seq(vendorLookup(hour))), VENDOR_SEQUENCE, VENDOR_GAP_MS);
+      } finally {
+        await rt.close();
+      }
+    }
+    const log = await read(db, (ev) => whatIfCache(ev, { ttlsMs: [hour, 2 * 86_400_000] }));
+    const perWorkflow = await read(db, (ev) =>
+      whatIfCache(ev, { ttlsMs: [hour, 2 * 86_400_000], scope: 'workflow' }),
+    );
+    expect(perWorkflow.scope).toBe('workflow');
+    // At the recorded TTL, per-workflow caches reproduce the record; one shared cache would have
+    // served the second runtime's first lookups from the first runtime's entries.
+    expect(perWorkflow.rows[0]).toMatchObject({ hits: perWorkflow.recorded.hits, estimatedLookups: 0 });
+    expect(log.scope).toBe('log');
+    expect(log.rows[0]!.hits).toBe(log.recorded.hits); // a day apart, a 1 h entry is gone either way
+    // With a 2-day TTL a shared cache would serve the second runtime from the first's entries.
+    expect(log.rows[1]!.hits).toBe(perWorkflow.rows[1]!.hits + 4);
+    expect(() => whatIfCache([], { ttlsMs: [hour], scope: 'runtime' as never })).toThrow(
+      /scope.*"log".*"workflow"/,
+    );
+  });
+
   it('recomputes hits, misses and cost for another TTL exactly as a live run with that TTL', async () => {
     const t = dir();
     const hour = 3_600_000;
