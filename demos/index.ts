@@ -64,8 +64,9 @@ export type DemoName = (typeof DEMO_NAMES)[number];
 export type DemoResult = InvoiceDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
 
 /**
- * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions (each run twice,
- * once per variant); 2,400 chaos requests (10 a second over four minutes).
+ * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions per run (fraud and
+ * cascade run twice, once per variant; invoice four times: production, latency parallel and
+ * sequential, caching); 2,400 chaos requests (10 a second over four minutes).
  */
 export const DEFAULT_DEMO_COUNTS: Readonly<Record<DemoName, number>> = Object.freeze({
   invoice: 1_000,
