@@ -10,11 +10,11 @@
 import type { Invoice, VendorField } from '../agents/invoice.js';
 import { expensiveVendorExtraction, vendorCascade } from '../agents/cascade.js';
 import { simulatedInvoiceModel } from '../agents/invoice-model.js';
+import { whatIfCascade } from '../src/analysis.js';
 import {
   hashSeed,
   named,
   seededRandom,
-  whatIfCascade,
   type KeelEvent,
   type ModelProvider,
   type Runtime,

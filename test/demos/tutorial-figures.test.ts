@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_DEMO_COUNTS } from '../../demos/index.js';
 import { runCascadeDemo, TUTORIAL_THRESHOLD_TABLE, type CascadeDemoResult } from '../../demos/cascade.js';
 import { runInvoiceDemo, type InvoiceDemoResult } from '../../demos/invoice.js';
-import { openSqliteStore, rca, whatIfCascade, type KeelEvent } from '../../src/index.js';
+import { rca, whatIfCascade } from '../../src/analysis.js';
+import { openSqliteStore, type KeelEvent } from '../../src/index.js';
 import { tmpDb } from './helpers.js';
 
 const SEED = 42;
