@@ -153,12 +153,14 @@ export function registerDemo(
         const last = results[results.length - 1];
         if (!flags.json && last) io.out(`${registry.format(last)}\n`);
       }
+      // keel.db is every command's default: no --db to repeat.
+      const dbFlag = flags.db === 'keel.db' ? '' : ` --db ${flags.db}`;
       if (flags.json) {
         const body = name === 'all' ? Object.fromEntries(results.map((r) => [r.demo, r])) : results[0];
         io.out(JSON.stringify(body, null, 2));
       } else {
         io.out(
-          `Event log: ${flags.db} — explore it with "keel report --db ${flags.db}" or "keel audit verify --db ${flags.db}".`,
+          `Event log: ${flags.db} — explore it with "keel report${dbFlag}", "keel whatif${dbFlag} --cascade-threshold 0.95,0.9,0.85" or "keel audit verify${dbFlag}".`,
         );
       }
       if (flags.serveMetrics !== undefined) {
