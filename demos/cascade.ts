@@ -1,12 +1,26 @@
 /**
  * Demo: the tutorial's model cascade. Vendor extraction on GPT-3.5 first, escalated to GPT-4 when
- * GPT-3.5's confidence is under 0.9, on a 70 % easy / 30 % hard mix — then the same invoices on
- * GPT-4 alone — and the log shows the share GPT-3.5 answered, the escalations and the cost of each.
+ * GPT-3.5's confidence is under the threshold — recorded at 0.95, the strictest of the tutorial's
+ * table, so every looser threshold can be re-evaluated exactly — then the same invoices on GPT-4
+ * alone. Every workflow's answer is checked against the invoice's true vendor and the verdict
+ * recorded (`rt.feedback`), so the log holds ground truth: the demo then reads the tutorial's
+ * threshold table (share, weekly cost, accuracy at 0.95 / 0.90 / 0.85) back from it, as
+ * `keel whatif --cascade-threshold 0.95,0.9,0.85` does.
  */
 import type { Invoice, VendorField } from '../agents/invoice.js';
 import { expensiveVendorExtraction, vendorCascade } from '../agents/cascade.js';
 import { simulatedInvoiceModel } from '../agents/invoice-model.js';
-import { named, type KeelEvent, type Runtime, type Topology } from '../src/index.js';
+import { whatIfCascade } from '../src/analysis.js';
+import {
+  hashSeed,
+  named,
+  seededRandom,
+  type KeelEvent,
+  type ModelProvider,
+  type Runtime,
+  type SimulatedModelProfile,
+  type Topology,
+} from '../src/index.js';
 import {
   DEFAULT_CONCURRENCY,
   WEEKLY_VOLUME,
@@ -22,9 +36,12 @@ import {
   round,
   runPool,
   usd,
+  vsTutorial,
+  besideTutorial,
   workflowLatencies,
   type DemoOptions,
   type LatencySummary,
+  type TutorialFigure,
 } from './harness.js';
 import { CLEAN_INVOICE_MIX, invoiceStream } from './invoices.js';
 import type { SqliteEventStore } from '../src/eventlog/sqlite.js';
@@ -35,6 +52,88 @@ export const CASCADE_WORKFLOW = 'cascade';
 export const GPT4_ONLY_WORKFLOW = 'gpt4_only';
 /** The tutorial's threshold table. */
 export const TUTORIAL_THRESHOLDS: readonly number[] = [0.95, 0.9, 0.85];
+
+/** The tutorial's "Confidence Threshold Tuning" table: GPT-3.5 share, accuracy, cost a week. */
+export const TUTORIAL_THRESHOLD_TABLE: readonly {
+  threshold: number;
+  cheapShare: number;
+  accuracy: number;
+  costPerWeekUsd: number;
+}[] = [
+  { threshold: 0.95, cheapShare: 0.5, accuracy: 0.98, costPerWeekUsd: 167 },
+  { threshold: 0.9, cheapShare: 0.7, accuracy: 0.96, costPerWeekUsd: 110 },
+  { threshold: 0.85, cheapShare: 0.8, accuracy: 0.92, costPerWeekUsd: 80 },
+];
+
+/**
+ * The demo's model of the world, GPT-3.5's side: 71 % of invoices are easy (clean OCR, a
+ * standard vendor; a few of them still escalate when a call fails) and GPT-3.5 is at least 0.90
+ * sure of them, 0.96 on average (σ 0.015); on the hard 29 % it is about 0.845 sure (σ 0.02). So
+ * about half its answers clear 0.95, 70 % clear 0.90 and 80 % clear 0.85 — the tutorial's
+ * splits, which the demo then measures from the log.
+ */
+export const CASCADE_GPT35_PROFILE: SimulatedModelProfile = {
+  confidence: { easyShare: 0.71, easy: { mean: 0.96, stddev: 0.015 }, hard: { mean: 0.845, stddev: 0.02 } },
+};
+
+/**
+ * How often each model misreads the vendor (answers a part of the name, which is on the invoice,
+ * so nothing downstream can tell): GPT-4 2 % whatever it says; GPT-3.5 by its confidence —
+ * 2 % at 0.95 or more, 12 % at 0.90–0.95, 42 % at 0.85–0.90, 60 % below. A calibrated cheap
+ * model: the less sure, the more often wrong. The demo checks every answer against the invoice's
+ * true vendor and records the verdict with `rt.feedback`.
+ */
+export function misreadRate(model: string, confidence: number): number {
+  if (model !== 'gpt-3.5-turbo') return 0.02;
+  if (confidence >= 0.95) return 0.02;
+  if (confidence >= 0.9) return 0.12;
+  if (confidence >= 0.85) return 0.42;
+  return 0.6;
+}
+
+/** `inner`, misreading vendor names at {@link misreadRate} (seeded by invoice and model). */
+function misreading(inner: ModelProvider, seed: number): ModelProvider {
+  return {
+    name: inner.name,
+    async call(request, context) {
+      const response = await inner.call(request, context);
+      const input = request.input as { task?: unknown; invoiceId?: unknown } | null | undefined;
+      const output = response.output as { value?: unknown } | null;
+      if (input?.task !== 'vendor' || typeof output?.value !== 'string') return response;
+      const vendor = output.value;
+      const u = seededRandom(
+        hashSeed(`${seed}\u0000misread\u0000${request.model}\u0000${String(input.invoiceId)}`),
+      ).next();
+      if (u >= misreadRate(request.model, response.confidence ?? 0) || !vendor.includes(' ')) return response;
+      return { ...response, output: { ...output, value: vendor.slice(0, vendor.indexOf(' ')) } };
+    },
+  };
+}
+
+/** The cascade demo's model: the invoice model with {@link CASCADE_GPT35_PROFILE}, misreading at {@link misreadRate}. */
+export function cascadeDemoModel(seed: number): ModelProvider {
+  return misreading(
+    simulatedInvoiceModel({ seed, models: { 'gpt-3.5-turbo': CASCADE_GPT35_PROFILE } }),
+    seed,
+  );
+}
+
+/** The vendor printed on a clean invoice: the ground truth the demo checks answers against. */
+function trueVendor(invoice: Invoice): string {
+  const m = /\nVendor: (.*)/.exec(invoice.text);
+  return m?.[1]?.trim() ?? '';
+}
+
+/** One row of the threshold table read from the log, beside the tutorial's. */
+export interface ThresholdFigures {
+  threshold: number;
+  /** Share of invoices GPT-3.5 answers. */
+  cheapShare: TutorialFigure;
+  /** Cost of 10,000 invoices a week, USD. */
+  costPerWeekUsd: TutorialFigure;
+  /** Share answered correctly (ground truth from `feedback.recorded`). */
+  accuracy: TutorialFigure;
+}
 
 /** One row of a what-if threshold table. */
 export interface CascadeWhatIfRow {
@@ -63,7 +162,10 @@ export interface CascadeWhatIfContext {
 
 /** Options of {@link runCascadeDemo}. */
 export interface CascadeDemoOptions extends DemoOptions {
-  /** Confidence GPT-3.5 needs for its answer to stand (default 0.9). */
+  /**
+   * Confidence GPT-3.5 needs for its answer to stand (default 0.95: the strictest of the
+   * tutorial's table, so the log can answer for every looser threshold exactly).
+   */
   threshold?: number;
   /**
    * Extension point for the what-if threshold table: called after the runs, before the runtime
@@ -103,6 +205,13 @@ export interface CascadeDemoResult {
   savingRatio: number;
   /** Rows from the `whatIf` option, when given. */
   whatIf?: CascadeWhatIfRow[];
+  /** Answers checked against the true vendor: recorded as `feedback.recorded` events. */
+  feedback: { cascade: { labeled: number; correct: number }; gpt4Only: { labeled: number; correct: number } };
+  /**
+   * The tutorial's threshold table read back from the log (`whatIfCascade` over the events this
+   * run wrote, the same fold as `keel whatif --cascade-threshold`), at 10,000 invoices a week.
+   */
+  thresholdTable: ThresholdFigures[];
 }
 
 function variantCost(events: readonly KeelEvent[], name: string): VariantCost & { ids: Set<string> } {
@@ -129,22 +238,20 @@ function variantCost(events: readonly KeelEvent[], name: string): VariantCost & 
  * cascade, then through GPT-4 alone.
  *
  * @example
- * const result = await runCascadeDemo({ db: 'keel-demo.db', count: 1_000, seed: 42 });
+ * const result = await runCascadeDemo({ db: 'keel.db', count: 1_000, seed: 42 });
  * result.cascade.cheapShare; // ≈ 0.7
  */
 export async function runCascadeDemo(options: CascadeDemoOptions): Promise<CascadeDemoResult> {
   checkDemoOptions(options);
-  const threshold = options.threshold ?? 0.9;
+  const threshold = options.threshold ?? 0.95;
   const clock = await demoClock(options);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const total = options.count * 2;
   const nowMs = clock.now();
   const topologyAt = (t: number): Topology<Invoice, VendorField> =>
-    named(
-      CASCADE_WORKFLOW,
-      vendorCascade({ provider: simulatedInvoiceModel({ seed: options.seed }), threshold: t }),
-    );
-  const baseline = expensiveVendorExtraction({ provider: simulatedInvoiceModel({ seed: options.seed }) });
+    named(CASCADE_WORKFLOW, vendorCascade({ provider: cascadeDemoModel(options.seed), threshold: t }));
+  const baseline = expensiveVendorExtraction({ provider: cascadeDemoModel(options.seed) });
+  const feedback = { cascade: { labeled: 0, correct: 0 }, gpt4Only: { labeled: 0, correct: 0 } };
   let whatIf: CascadeWhatIfRow[] | undefined;
   const { rt, startSeq } = await openDemoRuntime(options, clock);
   try {
@@ -165,13 +272,38 @@ export async function runCascadeDemo(options: CascadeDemoOptions): Promise<Casca
         nowMs,
       });
       const record = name === CASCADE_WORKFLOW ? workflowIds : undefined;
+      const tally = name === CASCADE_WORKFLOW ? feedback.cascade : feedback.gpt4Only;
+      // Ground truth: every answer checked against the vendor printed on the (clean) invoice.
+      const judge = async (
+        workflowId: string,
+        answer: string | undefined,
+        invoice: Invoice,
+      ): Promise<void> => {
+        const expected = trueVendor(invoice);
+        const correct = answer === expected;
+        await rt.feedback(workflowId, { correct, expected: { vendor: expected } });
+        tally.labeled++;
+        if (correct) tally.correct++;
+      };
+      let n = 0;
       await drive(
         clock,
         runPool(
           invoices,
           options.count,
           concurrency,
-          (invoice: Invoice) => rt.run(topology, invoice, { name }).then((r) => record?.push(r.workflowId)),
+          (invoice: Invoice) => {
+            // The log position this run started from makes the id unique in an appended log.
+            const workflowId = `${name}_${startSeq}_${++n}`;
+            record?.push(workflowId);
+            return rt.run(topology, invoice, { name, workflowId }).then(
+              (r) => judge(workflowId, r.value.vendor, invoice),
+              (e: unknown) =>
+                judge(workflowId, undefined, invoice).then(() => {
+                  throw e;
+                }),
+            );
+          },
           progress,
         ),
       );
@@ -191,6 +323,20 @@ export async function runCascadeDemo(options: CascadeDemoOptions): Promise<Casca
   const results = openResults(options);
   try {
     const events = readRange(results, startSeq, results.lastSeq());
+    const site = whatIfCascade(events, {
+      thresholds: TUTORIAL_THRESHOLD_TABLE.map((t) => t.threshold),
+      volumePerWeek: WEEKLY_VOLUME,
+      path: CASCADE_WORKFLOW,
+    }).sites[0];
+    const thresholdTable = TUTORIAL_THRESHOLD_TABLE.map((t, i): ThresholdFigures => {
+      const row = site?.rows[i];
+      return {
+        threshold: t.threshold,
+        cheapShare: vsTutorial(round(row?.cheapShare ?? 0), t.cheapShare),
+        costPerWeekUsd: vsTutorial(round(row?.volume?.costPerWeekUsd ?? Number.NaN, 2), t.costPerWeekUsd),
+        accuracy: vsTutorial(round(row?.accuracy.ratio ?? Number.NaN), t.accuracy),
+      };
+    });
     const { ids, ...cascadeCost } = variantCost(events, CASCADE_WORKFLOW);
     const { ids: _baselineIds, ...gpt4Only } = variantCost(events, GPT4_ONLY_WORKFLOW);
     let cheapAnswered = 0;
@@ -217,6 +363,8 @@ export async function runCascadeDemo(options: CascadeDemoOptions): Promise<Casca
         ? round(1 - cascadeCost.costPerInvoiceUsd / gpt4Only.costPerInvoiceUsd)
         : 0,
       ...(whatIf ? { whatIf } : {}),
+      feedback,
+      thresholdTable,
     };
   } finally {
     await results.close();
@@ -227,7 +375,7 @@ export async function runCascadeDemo(options: CascadeDemoOptions): Promise<Casca
  * The cascade demo's summary, as printed by `keel demo cascade`.
  *
  * @example
- * console.log(formatCascadeDemo(await runCascadeDemo({ db: 'keel-demo.db', count: 500, seed: 1 })));
+ * console.log(formatCascadeDemo(await runCascadeDemo({ db: 'keel.db', count: 500, seed: 1 })));
  */
 export function formatCascadeDemo(r: CascadeDemoResult): string {
   const c = r.cascade;
@@ -240,6 +388,18 @@ export function formatCascadeDemo(r: CascadeDemoResult): string {
     `  ${'GPT-4 only'.padEnd(12)} ${usd(r.gpt4Only.costPerInvoiceUsd, 4).padStart(12)} ${usd(r.gpt4Only.costPerWeekUsd).padStart(10)} ${ms(r.gpt4Only.latency.p95Ms).padStart(8)}`,
     `  saving: ${pct(r.savingRatio)}`,
   ];
+  const f = r.feedback.cascade;
+  lines.push(
+    `  ground truth: ${f.correct.toLocaleString('en-US')} of ${f.labeled.toLocaleString('en-US')} cascade answers correct (${pct(f.labeled ? f.correct / f.labeled : 0)}), recorded with rt.feedback`,
+    '',
+    `Confidence threshold tuning, read back from the log (keel whatif --cascade-threshold 0.95,0.9,0.85), ${WEEKLY_VOLUME.toLocaleString('en-US')} invoices/week`,
+    `  ${'threshold'.padEnd(9)}  ${'GPT-3.5 / GPT-4'.padEnd(33)}  ${'cost/week'.padEnd(30)}  accuracy`,
+    ...r.thresholdTable.map(
+      (t) =>
+        `  ${t.threshold.toFixed(2).padEnd(9)}  ${besideTutorial(t.cheapShare, (x) => `${Math.round(x * 100)}/${Math.round((1 - x) * 100)}`).padEnd(33)}  ${besideTutorial(t.costPerWeekUsd, (x) => usd(x, 0)).padEnd(30)}  ${besideTutorial(t.accuracy, (x) => pct(x, 1))}`,
+    ),
+    `  (recorded at ${r.threshold}: looser thresholds drop escalations the log holds, so every row is exact)`,
+  );
   if (r.whatIf?.length) {
     lines.push('', '  threshold   GPT-3.5 share   per week   accuracy');
     for (const w of r.whatIf)

@@ -180,7 +180,7 @@ function analyse(
  * outage to see the 5 failures that open the breaker.
  *
  * @example
- * const result = await runChaosDemo({ db: 'keel-demo.db', count: 2_400, seed: 42 }); // 10 requests a second
+ * const result = await runChaosDemo({ db: 'keel.db', count: 2_400, seed: 42 }); // 10 requests a second
  * result.breaker.transitions.map((t) => t.to); // ['open', 'halfOpen', 'closed']
  */
 export async function runChaosDemo(options: DemoOptions): Promise<ChaosDemoResult> {
@@ -227,7 +227,7 @@ export async function runChaosDemo(options: DemoOptions): Promise<ChaosDemoResul
  * The chaos demo's summary, as printed by `keel demo chaos`.
  *
  * @example
- * console.log(formatChaosDemo(await runChaosDemo({ db: 'keel-demo.db', count: 2_400, seed: 1 })));
+ * console.log(formatChaosDemo(await runChaosDemo({ db: 'keel.db', count: 2_400, seed: 1 })));
  */
 export function formatChaosDemo(r: ChaosDemoResult): string {
   const row = (label: string, p: ChaosPhase): string =>

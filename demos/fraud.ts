@@ -113,7 +113,7 @@ function voteStats(events: readonly KeelEvent[], name: string, decided: Map<stri
  * clear fraud, 30 % borderline) through five screeners voting in full, then adaptively.
  *
  * @example
- * const result = await runFraudDemo({ db: 'keel-demo.db', count: 1_000, seed: 42 });
+ * const result = await runFraudDemo({ db: 'keel.db', count: 1_000, seed: 42 });
  * result.decisions; // { compared: 1000, same: 1000 }
  */
 export async function runFraudDemo(options: DemoOptions): Promise<FraudDemoResult> {
@@ -184,7 +184,7 @@ export async function runFraudDemo(options: DemoOptions): Promise<FraudDemoResul
  * The fraud demo's summary, as printed by `keel demo fraud`.
  *
  * @example
- * console.log(formatFraudDemo(await runFraudDemo({ db: 'keel-demo.db', count: 500, seed: 1 })));
+ * console.log(formatFraudDemo(await runFraudDemo({ db: 'keel.db', count: 500, seed: 1 })));
  */
 export function formatFraudDemo(r: FraudDemoResult): string {
   const row = (label: string, s: VoteStats): string =>

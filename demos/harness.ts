@@ -54,7 +54,7 @@ export function checkDemoOptions(options: DemoOptions): void {
   if (typeof options?.db !== 'string' || options.db.length === 0 || options.db === ':memory:')
     throw new ConfigError(
       'db',
-      'must be the path of a SQLite file to write the event log to, e.g. "keel-demo.db"',
+      'must be the path of a SQLite file to write the event log to, e.g. "keel.db"',
     );
   if (!Number.isInteger(options.count) || options.count < 1)
     throw new ConfigError('count', `must be a whole number >= 1, got ${String(options.count)}`);
@@ -262,15 +262,17 @@ export function workflowLatencies(events: readonly KeelEvent[], name: string): n
 /** Latency percentiles of a sample, ms. */
 export interface LatencySummary {
   p50Ms: number;
+  p90Ms: number;
   p95Ms: number;
   p99Ms: number;
   maxMs: number;
 }
 
-/** P50/P95/P99/max of ascending latencies. */
+/** P50/P90/P95/P99/max of ascending latencies. */
 export function latencySummary(sorted: readonly number[]): LatencySummary {
   return {
     p50Ms: percentile(sorted, 50),
+    p90Ms: percentile(sorted, 90),
     p95Ms: percentile(sorted, 95),
     p99Ms: percentile(sorted, 99),
     maxMs: sorted.length ? (sorted[sorted.length - 1] as number) : 0,
@@ -296,4 +298,32 @@ export function pct(ratio: number, digits = 1): string {
 /** `850 ms` or `4.2 s`. */
 export function ms(value: number): string {
   return value < 1_000 ? `${Math.round(value)} ms` : `${(value / 1_000).toFixed(1)} s`;
+}
+
+/** A figure measured from the log beside the tutorial's. */
+export interface TutorialFigure {
+  /** What the log shows. */
+  measured: number;
+  /** What the tutorial prints. */
+  tutorial: number;
+  /** (measured − tutorial) / tutorial: the relative difference (0 when both are 0). */
+  diff: number;
+}
+
+/** `measured` beside `tutorial`, with their relative difference. */
+export function vsTutorial(measured: number, tutorial: number): TutorialFigure {
+  const diff = tutorial === 0 ? (measured === 0 ? 0 : 1) : (measured - tutorial) / Math.abs(tutorial);
+  return { measured, tutorial, diff: round(diff) };
+}
+
+/** `+1.8%` / `−0.4%`: a relative difference. */
+export function signedPct(ratio: number): string {
+  const text = pct(Math.abs(ratio));
+  return ratio < 0 && text !== '0.0%' ? `−${text}` : `+${text}`;
+}
+
+/** `measured (tutorial X, +1.8%)`, each side formatted by `format`. */
+export function besideTutorial(f: TutorialFigure, format: (x: number) => string): string {
+  if (!Number.isFinite(f.measured)) return `unknown (tutorial ${format(f.tutorial)})`;
+  return `${format(f.measured)} (tutorial ${format(f.tutorial)}, ${signedPct(f.diff)})`;
 }

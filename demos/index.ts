@@ -16,9 +16,10 @@ import { simulatedInvoiceModel } from '../agents/invoice-model.js';
 import { fraudScreeners } from '../agents/fraud.js';
 import { expensiveVendorExtraction, vendorCascade } from '../agents/cascade.js';
 import { vendorExtraction } from '../agents/invoice.js';
+import { scenarioTopologies } from './invoice-scenarios.js';
 
-export { runInvoiceDemo, formatInvoiceDemo } from './invoice.js';
-export type { InvoiceDemoResult, SlaLatency, TaskErrorRate } from './invoice.js';
+export { runInvoiceDemo, formatInvoiceDemo, TUTORIAL_INVOICE_FIGURES } from './invoice.js';
+export type { InvoiceDemoResult, InvoiceRun, SlaLatency, TaskErrorRate } from './invoice.js';
 export { runFraudDemo, formatFraudDemo } from './fraud.js';
 export type { FraudDemoResult, VoteStats } from './fraud.js';
 export {
@@ -27,12 +28,14 @@ export {
   CASCADE_WORKFLOW,
   GPT4_ONLY_WORKFLOW,
   TUTORIAL_THRESHOLDS,
+  TUTORIAL_THRESHOLD_TABLE,
 } from './cascade.js';
 export type {
   CascadeDemoOptions,
   CascadeDemoResult,
   CascadeWhatIfContext,
   CascadeWhatIfRow,
+  ThresholdFigures,
   VariantCost,
 } from './cascade.js';
 export {
@@ -45,7 +48,7 @@ export {
 } from './chaos.js';
 export type { ChaosDemoResult, ChaosPhase, ChaosTransition } from './chaos.js';
 export { WEEKLY_VOLUME, DEFAULT_CONCURRENCY } from './harness.js';
-export type { DemoOptions, LatencySummary } from './harness.js';
+export type { DemoOptions, LatencySummary, TutorialFigure } from './harness.js';
 export { invoiceStream, TUTORIAL_INVOICE_MIX, CLEAN_INVOICE_MIX } from './invoices.js';
 export type { InvoiceMix, InvoiceStreamOptions } from './invoices.js';
 export { transactionStream, TUTORIAL_TRANSACTION_MIX } from './transactions.js';
@@ -61,8 +64,9 @@ export type DemoName = (typeof DEMO_NAMES)[number];
 export type DemoResult = InvoiceDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
 
 /**
- * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions (each run twice,
- * once per variant); 2,400 chaos requests (10 a second over four minutes).
+ * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions per run (fraud and
+ * cascade run twice, once per variant; invoice four times: production, latency parallel and
+ * sequential, caching); 2,400 chaos requests (10 a second over four minutes).
  */
 export const DEFAULT_DEMO_COUNTS: Readonly<Record<DemoName, number>> = Object.freeze({
   invoice: 1_000,
@@ -80,7 +84,7 @@ export function isDemoName(name: unknown): name is DemoName {
  * Runs one demo by name.
  *
  * @example
- * const result = await runDemo('cascade', { db: 'keel-demo.db', count: 500, seed: 42 });
+ * const result = await runDemo('cascade', { db: 'keel.db', count: 500, seed: 42 });
  * console.log(formatDemo(result));
  */
 export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResult> {
@@ -100,7 +104,7 @@ export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResul
  * A demo result's printed summary.
  *
  * @example
- * console.log(formatDemo(await runDemo('chaos', { db: 'keel-demo.db', count: 2_400, seed: 42 })));
+ * console.log(formatDemo(await runDemo('chaos', { db: 'keel.db', count: 2_400, seed: 42 })));
  */
 export function formatDemo(result: DemoResult): string {
   switch (result.demo) {
@@ -128,6 +132,7 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
   return {
     invoice: invoiceWorkflow({ seed }),
     invoice_sequential: invoiceWorkflow({ seed, sequential: true }),
+    ...scenarioTopologies(seed),
     fraud_full: named('fraud_full', vote(fraudScreeners({ seed }), { stop: 'all', launch: 'parallel' })),
     fraud_adaptive: named('fraud_adaptive', vote(fraudScreeners({ seed }), { stop: 'decided' })),
     [CASCADE_WORKFLOW]: named(CASCADE_WORKFLOW, vendorCascade({ provider: model, threshold: 0.9 })),

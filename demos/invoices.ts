@@ -5,7 +5,7 @@
  * repeat, a few of them often.
  */
 import type { Invoice } from '../agents/invoice.js';
-import { seededRandom, type Random } from '../src/index.js';
+import { ConfigError, seededRandom, type Random } from '../src/index.js';
 
 /** Shares of each defect among invoices, each in [0, 1]; OCR, missing and edge shares are exclusive. */
 export interface InvoiceMix {
@@ -44,6 +44,8 @@ export interface InvoiceStreamOptions {
   mix?: InvoiceMix;
   /** "Today", ms since epoch: invoices are dated in the 60 days before it, future edge cases after it. */
   nowMs: number;
+  /** Vendors sending invoices, a whole number in [1, 200] (default 200); a few send most of them. */
+  vendors?: number;
 }
 
 const PREFIXES = [
@@ -88,11 +90,14 @@ const LOOKALIKE: Readonly<Record<string, string>> = {
 const LETTER = /^[A-Za-z]$/;
 const DAY_MS = 86_400_000;
 
-/** Vendor names by popularity: a few vendors send most invoices (Zipf, s = 1). */
-function vendorPicker(rng: Random): () => string {
+/** Vendor names by popularity: a few of `count` vendors send most invoices (Zipf, s = 1). */
+function vendorPicker(rng: Random, count: number): () => string {
   const vendors: string[] = [];
   for (const s of SUFFIXES) for (const p of PREFIXES) vendors.push(`${p} ${s}`);
-  const shuffled = vendors.map((v) => ({ v, k: rng.next() })).sort((a, b) => a.k - b.k);
+  const shuffled = vendors
+    .map((v) => ({ v, k: rng.next() }))
+    .sort((a, b) => a.k - b.k)
+    .slice(0, count);
   const cumulative: number[] = [];
   let total = 0;
   for (let i = 0; i < shuffled.length; i++) cumulative.push((total += 1 / (i + 1)));
@@ -171,7 +176,11 @@ function render(id: string, f: Fields): string {
 export function* invoiceStream(options: InvoiceStreamOptions): Generator<Invoice> {
   const rng = seededRandom(`${options.seed}:invoices`);
   const mix = options.mix ?? TUTORIAL_INVOICE_MIX;
-  const vendorOf = vendorPicker(rng.fork('vendors'));
+  const pool = PREFIXES.length * SUFFIXES.length;
+  const vendors = options.vendors ?? pool;
+  if (!Number.isInteger(vendors) || vendors < 1 || vendors > pool)
+    throw new ConfigError('vendors', `must be a whole number in [1, ${pool}], got ${String(vendors)}`);
+  const vendorOf = vendorPicker(rng.fork('vendors'), vendors);
   const recent: Invoice[] = [];
   let next = 1;
   for (let n = 0; n < options.count; n++) {

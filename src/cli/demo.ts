@@ -112,7 +112,7 @@ export function registerDemo(
       'seed of every random draw: the same seed on a fresh file gives the same numbers',
       '42',
     )
-    .option('--db <file>', 'SQLite event log to write (appended to when it exists)', 'keel-demo.db')
+    .option('--db <file>', 'SQLite event log to write (appended to when it exists)', 'keel.db')
     .option('--json', 'print the results as JSON')
     .option('--quiet', 'no progress bar')
     .option(
@@ -153,12 +153,14 @@ export function registerDemo(
         const last = results[results.length - 1];
         if (!flags.json && last) io.out(`${registry.format(last)}\n`);
       }
+      // keel.db is every command's default: no --db to repeat.
+      const dbFlag = flags.db === 'keel.db' ? '' : ` --db ${flags.db}`;
       if (flags.json) {
         const body = name === 'all' ? Object.fromEntries(results.map((r) => [r.demo, r])) : results[0];
         io.out(JSON.stringify(body, null, 2));
       } else {
         io.out(
-          `Event log: ${flags.db} — explore it with "keel report --db ${flags.db}" or "keel audit verify --db ${flags.db}".`,
+          `Event log: ${flags.db} — explore it with "keel report${dbFlag}", "keel whatif${dbFlag} --cascade-threshold 0.95,0.9,0.85" or "keel audit verify${dbFlag}".`,
         );
       }
       if (flags.serveMetrics !== undefined) {

@@ -43,6 +43,7 @@ interface WhatIfFlags {
   volume?: string;
   path?: string;
   agent?: string;
+  cacheScope?: string;
   json?: boolean;
 }
 
@@ -283,6 +284,9 @@ function formatCache(r: CacheWhatIf): string {
     ...volumeCells(f.volume, true),
   ];
   const notes = [
+    r.scope === 'log'
+      ? 'Assumes one cache shared by every workflow of the log (a cache file or Redis); runtimes that each had their own memory cache (keel demo runs each variant so) hit less: pass --cache-scope workflow.'
+      : 'Assumes one cache per workflow name (each variant run by a runtime with its own memory cache, as keel demo does); a cache shared by every workflow: --cache-scope log.',
     'Estimated: lookups that hit in the record but would miss under this TTL; their call is priced from the same key’s recorded call.',
   ];
   if (!withVolume) notes.push('Pass --volume 10000/week for weekly and yearly figures.');
@@ -318,6 +322,10 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
     .option('--volume <n/week>', 'runs per week to project costs to, e.g. 20000/week')
     .option('--path <node>', 'only the cascade or vote at this node path (as printed)')
     .option('--agent <name>', 'with --cache-ttl: only this cached agent')
+    .option(
+      '--cache-scope <log|workflow>',
+      'with --cache-ttl: one cache for the whole log (default), or one per workflow name',
+    )
     .option('--json', 'machine-readable output')
     .addHelpText(
       'after',
@@ -334,6 +342,12 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
       }
       if (o.agent !== undefined && o.cacheTtl === undefined)
         throw new CliError('--agent applies to --cache-ttl only');
+      if (o.cacheScope !== undefined && o.cacheTtl === undefined)
+        throw new CliError('--cache-scope applies to --cache-ttl only');
+      if (o.cacheScope !== undefined && o.cacheScope !== 'log' && o.cacheScope !== 'workflow')
+        throw new CliError(
+          `--cache-scope must be log (one cache for the whole log) or workflow (one per workflow name), got "${o.cacheScope}"`,
+        );
       if (o.path !== undefined && o.cacheTtl !== undefined)
         throw new CliError(
           '--path applies to --cascade-threshold and --vote-stop; use --agent with --cache-ttl',
@@ -372,6 +386,7 @@ export function registerWhatIf(program: Command, io: Io, setExit: (code: number)
             ttlsMs: ttls ?? [],
             ...vol,
             ...(o.agent !== undefined ? { agent: o.agent } : {}),
+            ...(o.cacheScope === 'workflow' || o.cacheScope === 'log' ? { scope: o.cacheScope } : {}),
           });
           const r = await foldEvents(fold, store.iterate());
           json = { whatIf: 'cache', ...r };

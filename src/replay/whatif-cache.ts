@@ -23,7 +23,17 @@ export interface CacheWhatIfOptions {
   volumePerWeek?: number;
   /** Only lookups of this agent; default: every cached agent. */
   agent?: string;
+  /**
+   * Which lookups share a cache: `log` (default) one cache for every workflow of the log, as a
+   * cache file or Redis shared by every runtime would be; `workflow` one cache per workflow name,
+   * as runtimes that each ran one workflow (variant) with their own memory cache — how `keel demo`
+   * runs its variants. The log does not record which runtime ran what: say which you had.
+   */
+  scope?: CacheScope;
 }
+
+/** Which recorded lookups share a cache in {@link CacheWhatIfOptions.scope}. */
+export type CacheScope = 'log' | 'workflow';
 
 /** Lookups and cost of the cached agents under one TTL (or as recorded). */
 export interface CacheFigures {
@@ -50,6 +60,8 @@ export interface CacheTtlRow extends CacheFigures {
 /** Result of {@link whatIfCache}. */
 export interface CacheWhatIf {
   volumePerWeek?: number;
+  /** The cache scope the TTL rows assume. */
+  scope: CacheScope;
   /** Cached agents whose lookups were replayed. */
   agents: string[];
   /** Workflows that looked up the cache at least once. */
@@ -94,6 +106,15 @@ interface KeyState {
   lastCostUsd: number | undefined;
   /** Per TTL: when the simulated entry was written, ms since epoch (NaN: never). */
   created: Float64Array;
+}
+
+function checkScope(scope: unknown): CacheScope {
+  if (scope === undefined) return 'log';
+  if (scope === 'log' || scope === 'workflow') return scope;
+  throw new ConfigError(
+    'scope',
+    `must be "log" (one cache for the whole log) or "workflow" (one per workflow name), got ${JSON.stringify(scope)}`,
+  );
 }
 
 function checkTtls(ttls: readonly number[]): void {
@@ -202,6 +223,9 @@ class CacheReplay implements CacheWhatIfFold {
   private readonly ttlsMs: readonly number[];
   private readonly volume: number | undefined;
   private readonly agent: string | undefined;
+  private readonly scope: CacheScope;
+  /** Names of running workflows, when the cache is scoped per workflow name. */
+  private readonly names = new Map<string, string>();
   /** Lookups in log order from the oldest one still open: each is replayed once all before it are. */
   private queue: Lookup[] = [];
   private head = 0;
@@ -225,6 +249,7 @@ class CacheReplay implements CacheWhatIfFold {
     if (this.volume !== undefined) projectVolume(0, this.volume);
     this.ttlsMs = [...options.ttlsMs];
     this.agent = options.agent;
+    this.scope = checkScope(options.scope);
     this.rows = this.ttlsMs.map(() => new Tally());
   }
 
@@ -235,6 +260,9 @@ class CacheReplay implements CacheWhatIfFold {
   apply(e: KeelEvent): void {
     if (e.ts > this.nowTs) this.nowTs = e.ts;
     switch (e.type) {
+      case 'workflow.started':
+        if (this.scope === 'workflow') this.names.set(e.workflowId, e.payload.name);
+        return;
       case 'cache.miss':
       case 'cache.hit': {
         if (this.agent !== undefined && e.payload.agent !== this.agent) return;
@@ -251,7 +279,10 @@ class CacheReplay implements CacheWhatIfFold {
         }
         const miss = e.type === 'cache.miss';
         const l: Lookup = {
-          key: e.payload.key,
+          key:
+            this.scope === 'workflow'
+              ? `${this.names.get(e.workflowId) ?? ''}\u0000${e.payload.key}`
+              : e.payload.key,
           ts: e.ts,
           kind: miss ? 'miss' : 'hit',
           ageMs: e.type === 'cache.hit' ? e.payload.ageMs : 0,
@@ -302,6 +333,7 @@ class CacheReplay implements CacheWhatIfFold {
       case 'workflow.interrupted':
         // Its lookups are counted; calls it cancelled may still log their outcome after this.
         this.workflows.delete(e.workflowId);
+        this.names.delete(e.workflowId);
         return;
       default:
         return;
@@ -398,6 +430,7 @@ class CacheReplay implements CacheWhatIfFold {
     });
     return {
       ...(volume !== undefined ? { volumePerWeek: volume } : {}),
+      scope: this.scope,
       agents: [...this.agents].sort(),
       runs,
       recorded,

@@ -346,7 +346,12 @@ class CascadeReader implements CascadeWhatIfFold, WorkflowFold<Tracked[]> {
           break;
         case 'agent.failed':
         case 'agent.rejected':
-          if (c.exact) (this.runOf(t, c.index).stages[c.index] as StageRec).ran = true;
+          if (c.exact) {
+            // A failed stage answers under no threshold: the last one fails the cascade.
+            const s = this.runOf(t, c.index).stages[c.index] as StageRec;
+            s.ran = true;
+            s.failed = true;
+          }
           break;
         default:
           break;

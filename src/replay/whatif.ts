@@ -33,6 +33,7 @@ export type {
   CacheWhatIf,
   CacheWhatIfFold,
   CacheWhatIfOptions,
+  CacheScope,
   CacheFigures,
   CacheTtlRow,
 } from './whatif-cache.js';

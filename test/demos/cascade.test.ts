@@ -16,6 +16,7 @@ describe('cascade demo (virtual time)', () => {
       db: tmpDb(),
       count: 200,
       seed: 5,
+      threshold: 0.9,
       clock: simulatedClock(),
       whatIf: (context) => {
         seen = context;
@@ -36,6 +37,17 @@ describe('cascade demo (virtual time)', () => {
     expect(r.gpt4Only.costPerInvoiceUsd).toBeCloseTo(0.03, 3);
     expect(r.cascade.costPerInvoiceUsd).toBeLessThan(r.gpt4Only.costPerInvoiceUsd / 2);
     expect(r.savingRatio).toBeGreaterThan(0.5);
+  });
+
+  it('records ground truth for every workflow, so the threshold table has accuracy', () => {
+    expect(r.feedback.cascade.labeled).toBe(200);
+    expect(r.feedback.gpt4Only.labeled).toBe(200);
+    // Recorded at 0.9: the 0.95 row needs GPT-4 answers the record never asked for.
+    expect(r.thresholdTable.map((t) => Number.isNaN(t.accuracy.measured))).toEqual([true, false, false]);
+    expect(r.thresholdTable[1]?.accuracy.measured).toBeCloseTo(
+      r.feedback.cascade.correct / r.feedback.cascade.labeled,
+      4,
+    );
   });
 
   it('hands the what-if extension the cascade workflows and the tutorial thresholds, and reports its rows', () => {

@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isConfigError } from '../../src/core/errors.js';
+import { simulatedClock } from '../../src/core/clock.js';
+import { SEED_PRICING } from '../../src/cost/pricing.js';
+import { createRuntime } from '../../src/runtime.js';
+import { agent } from '../../src/supervisor/agent.js';
+import { cascade } from '../../src/supervisor/cascade.js';
+import { named } from '../../src/supervisor/topology.js';
+import { seq } from '../../src/supervisor/sequential.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import {
@@ -19,6 +26,9 @@ import {
   recordLookups,
   recordVote,
   runAll,
+  vendorLookup,
+  VENDOR_GAP_MS,
+  VENDOR_SEQUENCE,
   tempDir,
   transactions,
   triage,
@@ -159,6 +169,45 @@ describe('whatIfCascade', () => {
     expect(verdict.rows[1]?.accuracy.ratio).toBeNull();
   });
 
+  it('judges a run whose last stage failed as failed under every threshold that reaches it, not unknown', async () => {
+    const t = dir();
+    const db = t.path('last-fails.db');
+    const cheap = agent({
+      name: 'screen',
+      model: 'gpt-3.5-turbo',
+      run: (inv: { conf: number }) =>
+        Promise.resolve({
+          value: 'cheap',
+          confidence: inv.conf,
+          usage: { inputTokens: 500, outputTokens: 500 },
+        }),
+    });
+    // A plain Error, as user code throws: the cascade (and its workflow) fails at the last stage.
+    const expensive = agent({
+      name: 'escalate',
+      model: 'gpt-4',
+      run: (): Promise<{ value: string }> => Promise.reject(new Error('upstream said no')),
+    });
+    const rt = openRuntime(db);
+    try {
+      const topology = named('triage', cascade([cheap, expensive], { threshold: 0.95 }));
+      for (const conf of [0.99, 0.9, 0.8]) {
+        const id = `wf-${conf}`;
+        await rt.run(topology, { conf }, { workflowId: id }).catch(() => undefined);
+        await rt.feedback(id, { correct: conf >= 0.95, expected: 'cheap' });
+      }
+    } finally {
+      await rt.close();
+    }
+    const site = only((await read(db, (ev) => whatIfCascade(ev, { thresholds: [0.95, 0.85] }))).sites);
+    expect(site.recorded.failed).toBe(2);
+    // 0.95: as recorded (1 right, 2 failed). 0.85: the 0.9 run is answered by the cheap stage, right.
+    expect(site.rows.map((r) => [r.failed, r.accuracy.ratio])).toEqual([
+      [2, 1 / 3],
+      [1, 2 / 3],
+    ]);
+  });
+
   it("projects the tutorial's Exercise 3: 20,000 invoices/week, 75% screened by GPT-3.5", async () => {
     const t = dir();
     // 15 of 20 invoices clean (confidence 0.95), 5 with OCR errors (0.6)
@@ -292,6 +341,44 @@ describe('whatIfVote', () => {
 });
 
 describe('whatIfCache', () => {
+  it('models one cache per workflow name when told so: two runtimes, each with its own memory cache, as keel demo runs its variants', async () => {
+    const t = dir();
+    const db = t.path('two-runtimes.db');
+    const hour = 3_600_000;
+    for (const [i, name] of ['parallel', 'sequential'].entries()) {
+      // The second runtime starts a day later, as keel demo's do after the log's last event.
+      const rt = createRuntime({
+        db,
+        clock: simulatedClock(Date.UTC(2026, 0, 1 + i)),
+        seed: 7,
+        pricing: { ...SEED_PRICING },
+        metrics: false,
+        tracing: false,
+        cache: { path: ':memory:' },
+      });
+      try {
+        await runAll(rt, named(name, seq(vendorLookup(hour))), VENDOR_SEQUENCE, VENDOR_GAP_MS);
+      } finally {
+        await rt.close();
+      }
+    }
+    const log = await read(db, (ev) => whatIfCache(ev, { ttlsMs: [hour, 2 * 86_400_000] }));
+    const perWorkflow = await read(db, (ev) =>
+      whatIfCache(ev, { ttlsMs: [hour, 2 * 86_400_000], scope: 'workflow' }),
+    );
+    expect(perWorkflow.scope).toBe('workflow');
+    // At the recorded TTL, per-workflow caches reproduce the record; one shared cache would have
+    // served the second runtime's first lookups from the first runtime's entries.
+    expect(perWorkflow.rows[0]).toMatchObject({ hits: perWorkflow.recorded.hits, estimatedLookups: 0 });
+    expect(log.scope).toBe('log');
+    expect(log.rows[0]!.hits).toBe(log.recorded.hits); // a day apart, a 1 h entry is gone either way
+    // With a 2-day TTL a shared cache would serve the second runtime from the first's entries.
+    expect(log.rows[1]!.hits).toBe(perWorkflow.rows[1]!.hits + 4);
+    expect(() => whatIfCache([], { ttlsMs: [hour], scope: 'runtime' as never })).toThrow(
+      /scope.*"log".*"workflow"/,
+    );
+  });
+
   it('recomputes hits, misses and cost for another TTL exactly as a live run with that TTL', async () => {
     const t = dir();
     const hour = 3_600_000;
