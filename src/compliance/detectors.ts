@@ -10,6 +10,9 @@
  * libphonenumber metadata); secret formats from gitleaks `config/gitleaks.toml` (MIT; rule ids are
  * cited next to each pattern, the regexes are written here from the documented formats).
  * Internal to `src/compliance`.
+ *
+ * Size (~670 lines, over the ~600 rule): the detector table is one reviewable list, each entry
+ * with its source cited, measured as one set by test/compliance/recall.test.ts.
  */
 import { isIPv6 } from 'node:net';
 import {

@@ -6,6 +6,9 @@
  * always agree. What those folds do not keep — workflow counts, chart histograms, error rates per
  * time bucket, breaker timelines, vote and cascade statistics, the alert list — is folded here with
  * memory bounded by names, paths and buckets, never by the number of events.
+ *
+ * Size (~670 lines, over the ~600 rule): one pass means one fold; its sections share the event
+ * switch, and splitting them would mean one switch per section.
  */
 import { ConfigError } from '../core/errors.js';
 import { createCostTracker, UNKNOWN_WORKFLOW, type CostTracker } from '../cost/tracker.js';
