@@ -66,11 +66,10 @@ export type { CanaryOptions, CanaryControl, CanaryNode } from './supervisor/cana
 export { named, supervise, describe as describeTopology } from './supervisor/topology.js';
 export type { Topology, Composite, OnError, InputOf, OutputOf, StageResult } from './supervisor/topology.js';
 
-// ── durable execution ───────────────────────────────────────────────────────────────────────────
+// ── durable execution (its errors: keel/errors) ─────────────────────────────────────────────────
 export { waitFor } from './durable/wait.js';
 export type { WaitForOptions } from './durable/wait.js';
-export * from './durable/errors.js';
-export { listWorkflows, structureHash, DEFAULT_LEASE_MS } from './durable/engine.js';
+export { listWorkflows } from './durable/engine.js';
 export type {
   DurableConfig,
   ResumeOptions,
@@ -80,7 +79,6 @@ export type {
   WorkflowListing,
   WorkflowStatus,
 } from './durable/engine.js';
-export { resumeSource } from './durable/resume-source.js';
 
 // ── providers ───────────────────────────────────────────────────────────────────────────────────
 export { simulated } from './providers/simulated.js';

@@ -2,8 +2,8 @@
  * `keel workflows`, `keel resume` and `keel signal`: durable execution from the command line.
  */
 import type { Command } from 'commander';
-import { listWorkflows, type WorkflowStatus } from '../durable/engine.js';
-import { createRuntime } from '../runtime.js';
+import { createRuntime, listWorkflows, type WorkflowStatus } from '../index.js';
+import type { DemoRegistry } from './demo.js';
 import { loadTopologies, replayPricing } from './replay.js';
 import {
   CliError,
@@ -32,7 +32,12 @@ interface Flags extends LogFlags {
 }
 
 /** Registers the durable-execution commands. */
-export function registerDurable(program: Command, io: Io, setExit: (code: number) => void): void {
+export function registerDurable(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  demos?: DemoRegistry,
+): void {
   program
     .command('workflows')
     .description(
@@ -87,7 +92,7 @@ export function registerDurable(program: Command, io: Io, setExit: (code: number
     .option('--mark-failed <workflowId>', 'close this workflow as failed instead (e.g. its topology changed)')
     .option('--json', 'machine-readable output')
     .action(async (o: Flags) => {
-      const registry = await loadTopologies(o.topologies);
+      const registry = await loadTopologies(o.topologies, demos);
       const store = await openLog(o, { writable: true });
       const rt = createRuntime({ store, pricing: replayPricing(registry), metrics: false, tracing: false });
       try {
@@ -132,7 +137,7 @@ export function registerDurable(program: Command, io: Io, setExit: (code: number
       } catch {
         throw new CliError(`the value must be JSON, e.g. '{"approved":true}'; got ${json}`);
       }
-      const registry = await loadTopologies(o.topologies);
+      const registry = await loadTopologies(o.topologies, demos);
       const store = await openLog(o, { writable: true });
       const rt = createRuntime({ store, pricing: replayPricing(registry), metrics: false, tracing: false });
       try {

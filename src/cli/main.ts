@@ -37,7 +37,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void, options: C
   registerWhatIf(program, io, setExit);
   registerExport(program, io, setExit);
   registerServe(program, io, setExit);
-  registerDurable(program, io, setExit);
+  registerDurable(program, io, setExit, options.demos);
   return program;
 }
 
