@@ -22,6 +22,7 @@ export {
 export { CircuitOpenError, isCircuitOpenError } from './supervisor/breaker.js';
 export { ProviderError, isProviderError } from './providers/types.js';
 export * from './runtime/errors.js';
+export * from './durable/errors.js';
 
 // ── cost ────────────────────────────────────────────────────────────────────────────────────────
 export {

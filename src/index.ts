@@ -66,6 +66,20 @@ export type { CanaryOptions, CanaryControl, CanaryNode } from './supervisor/cana
 export { named, supervise, describe as describeTopology } from './supervisor/topology.js';
 export type { Topology, Composite, OnError, InputOf, OutputOf, StageResult } from './supervisor/topology.js';
 
+// ── durable execution (its errors: keel/errors) ─────────────────────────────────────────────────
+export { waitFor } from './durable/wait.js';
+export type { WaitForOptions } from './durable/wait.js';
+export { listWorkflows } from './durable/engine.js';
+export type {
+  DurableConfig,
+  ResumeOptions,
+  ResumeReport,
+  ResumedWorkflow,
+  ResumeReason,
+  WorkflowListing,
+  WorkflowStatus,
+} from './durable/engine.js';
+
 // ── providers ───────────────────────────────────────────────────────────────────────────────────
 export { simulated } from './providers/simulated.js';
 export type {

@@ -46,6 +46,8 @@ import type {
   WorkflowResult,
 } from './runtime/types.js';
 import { Workflows } from './runtime/workflows.js';
+import { DurableEngine, type ResumeOptions, type ResumeReport } from './durable/engine.js';
+import { markFailed, resultOf } from './durable/results.js';
 
 export type { RuntimeConfig } from './runtime/config.js';
 export type {
@@ -73,6 +75,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly restorer: Restorer;
   private readonly breakers: BreakerRegistry;
   private readonly workflows: Workflows;
+  /** Lease, resume and signals (src/durable). */
+  private readonly durable: DurableEngine;
   /** What a live workflow reaches (replay swaps in its own clock, no budgets, no cache). */
   private readonly services: Services;
   private readonly servers: Set<MetricsServer>;
@@ -100,6 +104,19 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       // Built before the log, closed after it: the log's last commits still write ECS lines.
       const logSink = teardown.add(parts.openEcsLog(config));
       const store = (this.store = teardown.add(parts.openLog(config, clock)));
+      // Closed just before the log, after the workflows' end events: only then may another process take over.
+      const durable = (this.durable = new DurableEngine(
+        {
+          store,
+          clock,
+          topology: (name) => this.workflows.topology(name),
+          runsHere: (id) => this.workflows.unsettled(id),
+          continue: (plan) => this.workflows.continue(plan),
+          onError: (error) => this.emit('error', error),
+        },
+        config.durable,
+      ));
+      teardown.push((reason) => (reason === 'close' ? durable.retire() : undefined));
       const root: AnyActorRef = teardown.add(parts.startActorSystem(config, clock));
       const record = (e: NewEvent): void => this.recorder.record(e);
       const folds = (this.folds = createFolds(config, clock, record));
@@ -164,6 +181,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           rng: seededRandom(`${seed}:ids`),
           liveEnv: { services, append: appendOne ?? ((e) => store.append([e])), replay: undefined },
           restoring: () => restorer.retry(),
+          durable,
           ...(tracing ? { onLiveStart: (id: string) => fanOut.traceParent(id, otelContext.active()) } : {}),
         }),
         close: () => this.workflows.close(),
@@ -220,10 +238,41 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
     return this.folds.canaries.control(pathOrName);
   }
 
-  async ready(): Promise<void> {
+  async ready(options?: { resume?: boolean }): Promise<void> {
     await this.restorer.retry();
     await this.budgetsReady;
     await this.recorder.settled();
+    if (options?.resume === true) await this.resume();
+  }
+
+  async resume(options?: ResumeOptions): Promise<ResumeReport> {
+    await this.restorer.pending;
+    return this.durable.resume(options);
+  }
+
+  async signal(
+    workflowId: string,
+    name: string,
+    value: unknown,
+  ): Promise<{ workflowId: string; seq: number }> {
+    await this.restorer.pending;
+    const { seq, finished } = await this.durable.signal(workflowId, name, value);
+    // Its outcome reaches callers of rt.result(workflowId); nothing awaits this promise.
+    finished.catch(() => undefined);
+    return { workflowId, seq };
+  }
+
+  async result<O = unknown>(workflowId: string): Promise<WorkflowResult<O>> {
+    await this.restorer.pending;
+    return resultOf<O>(this.store, workflowId, this.workflows.joinable(workflowId));
+  }
+
+  async markFailed(
+    workflowId: string,
+    reason = 'marked failed by the operator (not resumable)',
+  ): Promise<void> {
+    await this.restorer.pending;
+    await markFailed(this.store, this.clock, workflowId, reason, this.workflows.unsettled(workflowId));
   }
 
   stats(): RuntimeStats {

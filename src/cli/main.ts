@@ -13,6 +13,7 @@ import { registerReplay } from './replay.js';
 import { registerWhatIf } from './whatif.js';
 import { registerExport } from './export.js';
 import { registerServe } from './serve.js';
+import { registerDurable } from './durable.js';
 import { EXIT, describeFailure, processIo, type Io } from './io.js';
 
 /** What the CLI is started with besides its arguments. */
@@ -36,6 +37,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void, options: C
   registerWhatIf(program, io, setExit);
   registerExport(program, io, setExit);
   registerServe(program, io, setExit);
+  registerDurable(program, io, setExit, options.demos);
   return program;
 }
 

@@ -102,7 +102,7 @@ function checked(source: string, registry: object): TopologyRegistry {
 }
 
 /** Prices for replay: costs are not compared, so models the default table lacks are priced at 0. */
-function replayPricing(registry: TopologyRegistry): Record<string, ModelPrice> {
+export function replayPricing(registry: TopologyRegistry): Record<string, ModelPrice> {
   const known = createPricing();
   const pricing: Record<string, ModelPrice> = {};
   for (const t of Object.values(registry)) {

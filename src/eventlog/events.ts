@@ -82,8 +82,45 @@ export type NodePath = string;
 /** Payload of each event type. The key is the event's `type`. */
 export interface EventPayloads {
   // ── workflows ────────────────────────────────────────────────────────────────────────────────
-  /** A topology run began. `topology` is the serialisable description replay re-runs. */
-  'workflow.started': { name: string; topology: unknown; input: unknown; inputHash: string };
+  /**
+   * A topology run began. `topology` is the serialisable description replay re-runs. `owner` is the
+   * runtime instance that runs it (`host:pid:random`) and `structureHash` the sha256 of
+   * `topology`'s canonical form: what `rt.resume()` checks before it continues the workflow
+   * (both absent in logs written before durable execution).
+   */
+  'workflow.started': {
+    name: string;
+    topology: unknown;
+    input: unknown;
+    inputHash: string;
+    owner?: string;
+    structureHash?: string;
+  };
+  /**
+   * A `waitFor` node suspended the workflow until `rt.signal(workflowId, name, value)` delivers a
+   * value or `timeoutAt` (ms since epoch) passes. No process holds the workflow meanwhile.
+   */
+  'workflow.waiting': { name: string; path: NodePath; timeoutAt?: number };
+  /** `rt.signal()` delivered a validated value to the `waitFor` node at `path`. */
+  'workflow.signalled': { name: string; path: NodePath; value: unknown; owner: string };
+  /**
+   * A runtime took over a workflow whose owner is gone (crash, deploy) or that a signal woke: the
+   * recorded agent outcomes are replayed, the rest runs live. `rerun` lists the agents that were in
+   * flight when it stopped (they run again: at-least-once for that attempt).
+   */
+  'workflow.resumed': {
+    owner: string;
+    /** The owner the log last recorded for it (absent in logs written before durable execution). */
+    previousOwner?: string;
+    /** Seq of its `workflow.started`. */
+    startedSeq: number;
+    /** Seq of its last event before this one. */
+    lastSeq: number;
+    /** Why: `orphaned` (its owner's lease lapsed), `signalled`, or `timed_out` (a wait passed its timeout). */
+    reason: 'orphaned' | 'signalled' | 'timed_out';
+    /** Paths of agents that were in flight and run again. */
+    rerun: NodePath[];
+  };
   'workflow.completed': {
     output: unknown;
     /** Confidence of the root result, when the topology reports one. */
@@ -386,6 +423,9 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'workflow.failed': 1,
   'workflow.cancelled': 1,
   'workflow.interrupted': 1,
+  'workflow.waiting': 1,
+  'workflow.signalled': 1,
+  'workflow.resumed': 1,
   'agent.invoked': 1,
   'agent.succeeded': 1,
   'agent.failed': 1,
@@ -429,6 +469,9 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'workflow.failed': 'audit',
   'workflow.cancelled': 'audit',
   'workflow.interrupted': 'audit',
+  'workflow.waiting': 'audit',
+  'workflow.signalled': 'audit',
+  'workflow.resumed': 'audit',
   'agent.invoked': 'audit',
   'agent.succeeded': 'audit',
   'agent.failed': 'audit',

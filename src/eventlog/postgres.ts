@@ -3,6 +3,8 @@
  * store, for runtimes in many processes on many hosts appending to one log. See
  * {@link openPostgresStore}.
  */
+import { postgresOwnership } from './postgres-owners.js';
+import type { OwnershipStore } from './store.js';
 import pg from 'pg';
 import type { PostgresStoreOptions, PostgresStoreStats } from './postgres-open.js';
 import { isKeelError } from '../core/errors.js';
@@ -84,6 +86,8 @@ export interface PostgresEventStore extends EventStore {
   verify(): Promise<VerifyResult>;
   /** Commit counters: `events / transactions` is the average group-commit size. */
   stats(): PostgresStoreStats;
+  /** Leases and claims of durable execution, in two small tables of its schema (`postgres-owners.ts`). */
+  ownership(): OwnershipStore;
 }
 
 /**
@@ -215,6 +219,19 @@ class PostgresStore implements PostgresEventStore {
       await this.draining;
     }
     await this.writes;
+  }
+
+  private owners: OwnershipStore | undefined;
+
+  ownership(): OwnershipStore {
+    return (this.owners ??= postgresOwnership({
+      schema: quoteSchema(this.schema),
+      readonly: this.readonly,
+      ready: () => this.ensureReady(),
+      withClient: (work) => this.withClient(work),
+      readOnlyError: () => this.readOnlyError(),
+      toError: (e) => this.toError(e),
+    }));
   }
 
   stats(): PostgresStoreStats {

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { KEEL_APPLICATION_ID } from '../core/files.js';
+import { OWNERSHIP_TABLES } from './sqlite-owners.js';
 
 /**
  * Version 1: the `events` table, its query indexes, the append-only triggers and the retention gate
@@ -137,7 +138,10 @@ function classifySnapshot(db: Database.Database): LogFileKind {
   // A newer Keel may have changed the tables: its version alone says what to do (upgrade Keel).
   if (appId === KEEL_APPLICATION_ID && version > SCHEMA_VERSION)
     return { kind: 'keel', version, stamped: true };
-  const tables = objects.filter((o) => o.type === 'table').map((o) => o.name);
+  // The ownership tables of durable execution (`sqlite-owners.ts`) are created on first use, beside these.
+  const tables = objects
+    .filter((o) => o.type === 'table' && !OWNERSHIP_TABLES.includes(o.name))
+    .map((o) => o.name);
   const expected = ['events', 'retention_gate'];
   if (tables.join() !== expected.join()) {
     const list = tables.length === 0 ? 'no tables' : `tables ${tables.map((t) => `"${t}"`).join(', ')}`;

@@ -54,6 +54,8 @@ import {
 } from './sqlite-open.js';
 import { WriterThread, packRows } from './sqlite-thread.js';
 import { triggerProblems } from './schema.js';
+import { sqliteOwnership } from './sqlite-owners.js';
+import type { OwnershipStore } from './store.js';
 
 export { MAX_THREAD_RESTARTS } from './sqlite-batch.js';
 
@@ -83,6 +85,8 @@ export interface SqliteEventStore extends EventStore {
    * force: SQLite never sets it below the current size. Raise it to resume after `DiskFullError`.
    */
   setMaxPageCount(pages: number): number;
+  /** Leases and claims of durable execution, in two small tables of the same file (`sqlite-owners.ts`). */
+  ownership(): OwnershipStore;
 }
 
 /**
@@ -358,6 +362,17 @@ class SqliteStore implements SqliteEventStore {
     return (this.closing = this.drained()
       .then(() => thread.close())
       .then(finish));
+  }
+
+  private owners: OwnershipStore | undefined;
+
+  ownership(): OwnershipStore {
+    return (this.owners ??= sqliteOwnership({
+      db: this.db,
+      assertWritable: () => this.assertWritable(),
+      assertOpen: () => this.assertOpen(),
+      run: (work) => this.sqlite(work),
+    }));
   }
 
   stats(): SqliteStoreStats {

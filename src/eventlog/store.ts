@@ -112,6 +112,64 @@ export interface EventStore {
   close(): Promise<void>;
   /** True when opened for reading only (auditors). */
   readonly readonly: boolean;
+  /**
+   * Leases and claims of durable execution (`rt.resume()`), kept beside the log in two small tables
+   * that are not part of the hash chain. Both stores have it; a custom store without it cannot resume.
+   */
+  ownership?(): OwnershipStore;
+}
+
+/** A runtime instance's lease: it is alive while `expiresAt` (ms since epoch) is in the future. */
+export interface OwnerLease {
+  owner: string;
+  expiresAt: number;
+}
+
+/** A workflow claimed for resumption by `owner` (held while the owner's lease is live). */
+export interface WorkflowClaim {
+  workflowId: string;
+  owner: string;
+  claimedAt: number;
+}
+
+/** A workflow `claim` may take over: its id and the owner the log records for it. */
+export interface ClaimCandidate {
+  workflowId: string;
+  /** The owner recorded at its start (or last resume); absent when it has none (older log, a wait). */
+  owner?: string;
+}
+
+/**
+ * Ownership of running workflows across processes. Each runtime renews one lease row
+ * (`heartbeat`: one upsert per interval, whatever the number of workflows it runs); a workflow it
+ * starts names it as `owner` in `workflow.started`. Only resumed workflows get a claim row.
+ *
+ * `claim` is atomic across processes: SQLite runs it in one `BEGIN IMMEDIATE` transaction; Postgres
+ * locks the candidates' claim rows with `FOR UPDATE SKIP LOCKED`, so processes claiming at once
+ * take disjoint sets. A claim whose owner's lease lapsed (the resumer died) can be claimed again.
+ */
+export interface OwnershipStore {
+  /** Creates or renews `owner`'s lease until `expiresAt` (ms since epoch). */
+  heartbeat(owner: string, expiresAt: number): Promise<void>;
+  /** Ends `owner`'s lease and drops its claims (a clean shutdown: its workflows ended or were cancelled). */
+  retire(owner: string): Promise<void>;
+  /**
+   * Claims for `claimant`, in order and at most `limit` (default all), the candidates whose recorded
+   * owner has no live lease at `now` and that no other live owner has claimed. Resolves with the ids
+   * claimed.
+   */
+  claim(
+    claimant: string,
+    candidates: readonly ClaimCandidate[],
+    now: number,
+    limit?: number,
+  ): Promise<string[]>;
+  /** Drops `claimant`'s claims on these workflows (they ended, or it gave them up). */
+  release(claimant: string, workflowIds: readonly string[]): Promise<void>;
+  /** Every lease row (live or lapsed). Empty when nothing was ever leased. */
+  leases(): Promise<OwnerLease[]>;
+  /** Every claim row. */
+  claims(): Promise<WorkflowClaim[]>;
 }
 
 /**

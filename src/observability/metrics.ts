@@ -282,6 +282,16 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     VOTE_AGENTS_BUCKETS,
   );
   const escalations = counter('cascade_escalations_total', 'Cascade escalations to a next stage.', []);
+  const resumed = counter(
+    'workflows_resumed_total',
+    'Workflows this process continued after their owner was gone, a signal woke them or their wait timed out (rt.resume, rt.signal).',
+    [],
+  );
+  const waiting = gauge(
+    'workflows_waiting',
+    'Workflows this process suspended in a waitFor node and not yet signalled or timed out (as this process saw them).',
+    [],
+  );
   const interrupted = counter(
     'workflows_interrupted_total',
     'Workflows cut off by a crash and marked interrupted (rt.markInterrupted, keel audit interrupt).',
@@ -319,6 +329,8 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
 
   /** Workflow names by id, dropped when the workflow ends so memory stays flat. */
   const workflowNames = new Map<string, string>();
+  /** Workflows suspended in a wait, until resumed. */
+  const waitingIds = new Set<string>();
   let spendDay = -1;
   let spentToday = 0;
 
@@ -348,6 +360,14 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       case 'workflow.failed':
       case 'workflow.cancelled':
         endWorkflow(event.workflowId, event.payload.latencyMs);
+        break;
+      case 'workflow.waiting':
+        waitingIds.add(event.workflowId);
+        waiting.set(waitingIds.size);
+        break;
+      case 'workflow.resumed':
+        resumed.inc();
+        if (waitingIds.delete(event.workflowId)) waiting.set(waitingIds.size);
         break;
       case 'workflow.interrupted':
         // Cut off by a crash: how long until someone marked it is no workflow duration.

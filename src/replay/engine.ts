@@ -179,6 +179,7 @@ export async function replayOne(
     rejection: (path) => source.rejection(path),
     settledBy: (path) => source.settledBy(path),
     cached: (path) => source.cached(path),
+    signal: (path) => source.signal(path),
   };
   const clock = simulatedClock(started.ts);
   const replayed: KeelEvent[] = [];

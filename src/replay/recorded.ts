@@ -24,6 +24,8 @@ export interface RecordedSource extends ReplaySource {
   settledBy(path: string): number | undefined;
   /** Outcomes recorded but not consumed by the replay. */
   unused(): { path: string; count: number }[];
+  /** The value signalled to the `waitFor` node at `path` (consumed), when the record has one. */
+  signal(path: string): { name: string; timeoutAt?: number; signalled?: { value: unknown } } | undefined;
 }
 
 type Step =
@@ -42,6 +44,7 @@ type Step =
  */
 export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
   const steps = new Map<string, Step[]>();
+  const waits = new Map<string, { name: string; timeoutAt?: number; signalled?: { value: unknown } }[]>();
   const costs = new Map<string, number[]>();
   const push = (path: string, step: Step): void => {
     let q = steps.get(path);
@@ -139,6 +142,20 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
         // pending until the same cancellation arrives; if not (cut during a backoff), it is unused.
         failed(e.payload.path, e.payload.category, e.payload.message, takeCost(e.payload.path));
         break;
+      case 'workflow.waiting': {
+        const q = waits.get(e.payload.path) ?? [];
+        q.push({
+          name: e.payload.name,
+          ...(e.payload.timeoutAt !== undefined ? { timeoutAt: e.payload.timeoutAt } : {}),
+        });
+        waits.set(e.payload.path, q);
+        break;
+      }
+      case 'workflow.signalled': {
+        const w = waits.get(e.payload.path)?.findLast((x) => x.signalled === undefined);
+        if (w) w.signalled = { value: e.payload.value };
+        break;
+      }
       case 'agent.rejected':
         push(e.payload.path, {
           kind: 'rejected',
@@ -151,6 +168,9 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
     }
   }
   return {
+    signal(path) {
+      return waits.get(path)?.shift();
+    },
     next(path) {
       const q = steps.get(path);
       const head = q?.[0];

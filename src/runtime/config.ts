@@ -2,6 +2,7 @@
  * The configuration of `createRuntime()`: its type, documented field by field, and the schema that
  * validates it at the boundary with a message naming the field and the fix.
  */
+import type { DurableConfig } from '../durable/engine.js';
 import type { Observer, InspectionEvent } from 'xstate';
 import { z } from 'zod';
 import type { Tracer } from '@opentelemetry/api';
@@ -116,6 +117,8 @@ export interface RuntimeConfig {
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Durable execution: the lease that tells other processes this runtime is alive (README "Durable execution"). */
+  durable?: DurableConfig;
 }
 
 const configSchema = z.strictObject({
@@ -222,6 +225,14 @@ const configSchema = z.strictObject({
     .loose()
     .optional(),
   inspect: z.unknown().optional(),
+  durable: z
+    .strictObject({
+      leaseMs: z
+        .number({ error: 'must be a number of ms >= 1000, e.g. 30_000' })
+        .min(1000, { error: 'must be a number of ms >= 1000, e.g. 30_000' })
+        .optional(),
+    })
+    .optional(),
 });
 
 /** Validates the runtime config, naming the field and the fix. */

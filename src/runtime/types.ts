@@ -2,6 +2,7 @@
  * The public types of a runtime: what `createRuntime()` returns (`Runtime`), what a run takes and
  * resolves to, and the events `rt.on()` delivers.
  */
+import type { ResumeOptions, ResumeReport } from '../durable/engine.js';
 import type { EventEmitter } from 'eventemitter3';
 import type { Observable } from 'rxjs';
 import type { Clock } from '../core/clock.js';
@@ -164,6 +165,34 @@ export interface Runtime<S extends EventStore = EventStore> {
    */
   markInterrupted(options: MarkInterruptedOptions): Promise<MarkInterruptedResult>;
   /**
+   * Continues the workflows of the log whose owner is gone (its lease lapsed, or its process is
+   * not running on this host), and those a signal woke or whose wait timed out: recorded agent
+   * outcomes are replayed, the agent in flight at the crash runs again (at-least-once: its
+   * `AgentContext.attempt` continues the count), the rest runs live. Each is claimed atomically, so
+   * several processes resuming at once never run one twice. Needs the topology registered under
+   * the workflow's name (`rt.register`); one whose structure changed is refused
+   * (`TopologyChangedError` in `refused`). Resolves once every resumed workflow ended or suspended.
+   */
+  resume(options?: ResumeOptions): Promise<ResumeReport>;
+  /**
+   * Delivers `value` to the `waitFor(name)` node a workflow waits in: validated by its schema,
+   * recorded (`workflow.signalled`), and the workflow continues in this runtime. Resolves once the
+   * signal is committed. Throws `UnknownWorkflowError`, `WorkflowFinishedError`,
+   * `WorkflowNotWaitingError`, `WaitTimedOutError`, `SignalValidationError` or `WorkflowBusyError`.
+   */
+  signal(workflowId: string, name: string, value: unknown): Promise<{ workflowId: string; seq: number }>;
+  /**
+   * The result of a workflow by id: waits for it while this runtime runs it; else what the log
+   * recorded (rejects with the recorded failure, `WorkflowWaitingError` while it waits,
+   * `WorkflowInProgressError` while another process runs it, `UnknownWorkflowError`).
+   */
+  result<O = unknown>(workflowId: string): Promise<WorkflowResult<O>>;
+  /**
+   * Closes a workflow that cannot be resumed (its topology changed): appends `workflow.failed`
+   * (category `unknown`, with `reason`). Throws `UnknownWorkflowError` or `WorkflowFinishedError`.
+   */
+  markFailed(workflowId: string, reason?: string): Promise<void>;
+  /**
    * Records ground truth for a finished workflow (was its answer correct?), for what-if accuracy.
    * Resolves once committed.
    */
@@ -186,9 +215,10 @@ export interface Runtime<S extends EventStore = EventStore> {
    * `await rt.run(…)` then `await rt.ready()`, every alert that run raised has been delivered to
    * `rt.on('alert')` (delivery follows the committed `alert.raised`, one commit after the event
    * that raised it). Immediate on SQLite; on an asynchronous store (Postgres) it rejects with the
-   * store's error (unreachable, wrong credentials …). Runs wait for it by themselves.
+   * store's error (unreachable, wrong credentials …). Runs wait for it by themselves. With
+   * `{ resume: true }` it then runs `rt.resume()` (durable execution) and resolves after it.
    */
-  ready(): Promise<void>;
+  ready(options?: { resume?: boolean }): Promise<void>;
   /**
    * Shuts the runtime down, in this order: cancels running workflows (their calls are charged);
    * stops breakers and budgets; waits for a shared (Redis) budget to answer every settle and

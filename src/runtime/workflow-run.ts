@@ -17,6 +17,9 @@
  * in `workflows.ts`, which admits runs. Replay runs the same class with a recorded
  * `WorkflowEnv.replay` source and a buffer as the log.
  */
+import type { ContinuePlan } from '../durable/engine.js';
+import { WorkflowWaitingError } from '../durable/errors.js';
+import { isWorkflowSuspension } from '../durable/wait.js';
 import { concatMap, from, type Observable, type Subscription } from 'rxjs';
 import type { Clock } from '../core/clock.js';
 import { isKeelError } from '../core/errors.js';
@@ -46,6 +49,8 @@ export interface WorkflowEnv {
   append: (event: NewEvent) => Promise<unknown>;
   /** Recorded outcomes fed instead of model calls; `undefined` for a live run. */
   replay: ReplaySource | undefined;
+  /** Set when continuing a workflow from its record (src/durable): live, with its record replayed. */
+  resume?: ContinuePlan;
 }
 
 /** The phases of a run (see the module comment). */
@@ -59,6 +64,10 @@ export interface WorkflowRunHost {
   readonly fingerprint: Fingerprint;
   /** The recorded description of a topology (`workflow.started.payload.topology`). */
   describe(topology: AnyTopology): unknown;
+  /** The runtime instance that owns the runs it starts (`workflow.started.payload.owner`). */
+  readonly owner?: string;
+  /** The topology's structure hash (`workflow.started.payload.structureHash`). */
+  structureHash?(topology: AnyTopology): string;
   /** False while the log refuses appends: a run then starts once its `workflow.started` commits. */
   storeHealthy(): boolean;
   /** The log refused an event (locked, full, read-only): later runs wait for it. */
@@ -129,12 +138,14 @@ export class WorkflowRun {
     this.replaying = env.replay !== undefined;
     this.redactor = this.replaying ? undefined : host.redactor;
     this.clock = env.services.clock;
-    this.startedAt = this.clock.now();
+    // A resumed workflow keeps its first start: its latency spans the interruption.
+    this.startedAt = env.resume ? env.resume.startedTs : this.clock.now();
     this.scope = {
       workflowId: init.workflowId,
       services: env.services,
       stats: this.stats,
       replay: env.replay,
+      ...(env.resume ? { resume: env.resume.source } : {}),
       emit: (event) => this.emit(event),
       committed: () => this.last,
       ...(init.delta !== undefined ? { delta: init.delta } : {}),
@@ -149,17 +160,23 @@ export class WorkflowRun {
   /** Emits `workflow.started` and executes the topology. Call once. */
   start(): void {
     const { topology, input, inputJson, signal } = this.init;
-    this.emit({
-      ts: this.startedAt,
-      workflowId: this.workflowId,
-      type: 'workflow.started',
-      payload: {
-        name: this.name,
-        topology: this.host.describe(topology),
-        input,
-        inputHash: this.host.fingerprint(inputJson),
-      },
-    });
+    const { owner } = this.host;
+    if (this.env.resume) this.emit(this.env.resume.resumed);
+    else {
+      this.emit({
+        ts: this.startedAt,
+        workflowId: this.workflowId,
+        type: 'workflow.started',
+        payload: {
+          name: this.name,
+          topology: this.host.describe(topology),
+          input,
+          inputHash: this.host.fingerprint(inputJson),
+          ...(owner !== undefined && !this.replaying ? { owner } : {}),
+          ...(this.host.structureHash ? { structureHash: this.host.structureHash(topology) } : {}),
+        },
+      });
+    }
     const ctx: NodeContext = { scope: this.scope, path: this.name, deadlineAt: undefined };
     // While the log is failing, a workflow runs only once its `workflow.started` is committed.
     const execution: Observable<NodeResult> =
@@ -172,6 +189,14 @@ export class WorkflowRun {
       },
       error: (error: unknown) => {
         if (!this.decide()) return;
+        if (isWorkflowSuspension(error)) {
+          // Suspended in a wait (`workflow.waiting` is written): not an end; a signal continues it.
+          this.settle({
+            ok: false,
+            error: new WorkflowWaitingError(this.workflowId, error.signal, error.timeoutAt),
+          });
+          return;
+        }
         this.emitFailed(error);
         this.settle({ ok: false, error });
       },
@@ -276,6 +301,8 @@ export class WorkflowRun {
     // Once the log refused one of its events the workflow has failed: a later event (an agent
     // cancelled by that failure) would only half-write it.
     if (this.appendError !== undefined) return;
+    // A resumed workflow does not write again a vote or cascade decision its record holds.
+    if (this.env.resume?.source.recorded(event)) return;
     let p: Promise<unknown>;
     try {
       p = this.append(event);

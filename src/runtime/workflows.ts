@@ -5,6 +5,7 @@
  * is `claimed`: the id is held while the log is asked what it recorded under it, so concurrent
  * duplicates join the one run instead of running twice.
  */
+import { structureHash, type ContinueOutcome, type ContinuePlan } from '../durable/engine.js';
 import { Observable, type Subscriber } from 'rxjs';
 import { canonicalJson, isJsonValueError } from '../core/json.js';
 import { assertWellFormed } from '../core/unicode.js';
@@ -51,6 +52,8 @@ export interface WorkflowsDeps {
   restoring(): Promise<void> | undefined;
   /** A live run is about to emit `workflow.started` (the caller's OTel context is still active). */
   onLiveStart?(workflowId: string): void;
+  /** Durable execution: the owner recorded in `workflow.started`, and the lease kept while runs are live. */
+  durable?: { owner: string; acquire(): void; release(): void };
 }
 
 /**
@@ -79,6 +82,8 @@ export class Workflows {
   private readonly unsettledIds = new Set<string>();
   private readonly checkedTopologies = new WeakSet<object>();
   private readonly descriptions = new WeakMap<object, unknown>();
+  /** Structure hashes of topologies run (`workflow.started.structureHash`). */
+  private readonly hashes = new WeakMap<object, string>();
   /** False after the log refused an append, until a commit succeeds again. */
   private storeHealthy = true;
   private idCounter = 0;
@@ -90,6 +95,8 @@ export class Workflows {
       redactor: deps.redactor,
       fingerprint: deps.fingerprint,
       describe: (topology) => this.describeOnce(topology),
+      ...(deps.durable ? { owner: deps.durable.owner } : {}),
+      structureHash: (topology) => this.hashOnce(topology),
       storeHealthy: () => this.storeHealthy,
       storeFailed: () => {
         this.storeHealthy = false;
@@ -101,7 +108,10 @@ export class Workflows {
         this.running.delete(run.workflowId);
       },
       ended: (run) => {
-        if (!run.replaying) this.unsettledIds.delete(run.workflowId);
+        if (!run.replaying) {
+          this.unsettledIds.delete(run.workflowId);
+          this.deps.durable?.release();
+        }
       },
     };
   }
@@ -367,7 +377,10 @@ export class Workflows {
   ): void {
     const workflowId = options?.workflowId ?? this.newWorkflowId();
     const live = !env.replay;
-    if (live) this.unsettledIds.add(workflowId);
+    if (live) {
+      this.unsettledIds.add(workflowId);
+      this.deps.durable?.acquire();
+    }
     if (live) this.deps.onLiveStart?.(workflowId);
     beforeStart?.(workflowId);
     const name = workflowName(topology, options);
@@ -404,6 +417,52 @@ export class Workflows {
     );
     if (this.deps.redactor) assertTopologyNamesHaveNoPii(topology, this.deps.redactor);
     this.checkedTopologies.add(topology);
+  }
+
+  private hashOnce(topology: AnyTopology): string {
+    let h = this.hashes.get(topology);
+    if (h === undefined) {
+      h = structureHash(topology, this.describeOnce(topology));
+      this.hashes.set(topology, h);
+    }
+    return h;
+  }
+
+  /** The outcome of a run this runtime holds under `workflowId` (running or being looked up), if any. */
+  joinable(workflowId: string): Promise<Outcome> | undefined {
+    return this.claims.get(workflowId)?.done;
+  }
+
+  /**
+   * Continues a workflow from its record (src/durable): held under its id like a caller-chosen one,
+   * so `rt.run(…, { workflowId })` and `rt.result(id)` join it; resolves after its end (or
+   * suspension) is committed.
+   */
+  continue(plan: ContinuePlan): Promise<ContinueOutcome> {
+    return new Promise((resolve) => {
+      const { workflowId, name, topology, input } = plan;
+      let settleClaim: (outcome: Outcome) => void = () => undefined;
+      const done = new Promise<Outcome>((r) => {
+        settleClaim = r;
+      });
+      this.claims.set(workflowId, { name, done });
+      const finish = (outcome: Outcome): void => {
+        this.claims.delete(workflowId);
+        settleClaim(outcome);
+        resolve(outcome.ok ? { ok: true } : { ok: false, error: outcome.error });
+      };
+      if (this.closed) {
+        finish({ ok: false, error: closedError() });
+        return;
+      }
+      try {
+        this.check(topology);
+        const env: WorkflowEnv = { ...this.deps.liveEnv, resume: plan };
+        this.begin(topology, input, { workflowId, name }, canonicalJson(input ?? null), env, finish);
+      } catch (error) {
+        finish({ ok: false, error });
+      }
+    });
   }
 
   private describeOnce(topology: AnyTopology): unknown {

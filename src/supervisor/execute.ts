@@ -18,6 +18,7 @@ import type { NodeContext } from './scope.js';
 import { executeSeq } from './sequential.js';
 import type { AnyTopology, Composite, CompositeKind, NodeResult } from './topology.js';
 import { executeVote } from './vote.js';
+import { executeWaitFor } from '../durable/wait.js';
 
 export { childContext, childSegment } from './children.js';
 
@@ -43,9 +44,20 @@ const EXECUTORS: Readonly<Record<CompositeKind, Executor>> = Object.freeze({
   map: executeMap,
   deadline: executeDeadline,
   canary: executeCanary,
+  waitFor: executeWaitFor,
 });
 
 function runAgent(agent: Agent<never, unknown>, input: unknown, ctx: NodeContext): Observable<NodeResult> {
+  // A resumed workflow replays what its record holds and runs the rest live (src/durable).
+  const resume = ctx.scope.resume;
+  return resume ? resume.runAgent(agent, input, ctx, runAgentLive) : runAgentLive(agent, input, ctx);
+}
+
+function runAgentLive(
+  agent: Agent<never, unknown>,
+  input: unknown,
+  ctx: NodeContext,
+): Observable<NodeResult> {
   // Unsubscribing cancels the invocation (a no-op once it has settled).
   return new Observable<NodeResult>((subscriber) => invokeAgent(agent, input, ctx, subscriber));
 }

@@ -8,7 +8,9 @@ import type { Clock } from '../core/clock.js';
 import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/events.js';
 import type { Awaitable } from '../eventlog/store.js';
 import type { CanaryFold } from '../monitor/canary-fold.js';
-import type { BreakerConfig } from './agent.js';
+import type { Observable } from 'rxjs';
+import type { Agent, BreakerConfig } from './agent.js';
+import type { NodeResult } from './topology.js';
 
 /** A permit to make one call through a breaker; settles once. */
 export interface PermitLike {
@@ -112,6 +114,8 @@ export interface ReplaySource {
    * deadline fires no earlier, since live every one of them came before it.
    */
   settledBy?(path: string): number | undefined;
+  /** The value signalled to the `waitFor` node at `path` (consumed), when the record has one. */
+  signal?(path: string): RecordedWait | undefined;
 }
 
 /** Runtime services shared by every workflow. */
@@ -166,6 +170,46 @@ export interface WorkflowScope {
    * streams, by node path, as it arrives. Not logged (the agent's final output is).
    */
   readonly delta?: (path: string, text: string) => void;
+  /**
+   * Set while resuming a workflow cut off by a crash or suspended by a wait (`src/durable`):
+   * recorded outcomes are replayed, the rest runs live.
+   */
+  readonly resume?: ResumeSource;
+}
+
+/** A finished agent invocation as recorded (what a resumed workflow replays instead of calling). */
+export type RecordedFinal =
+  | { ok: true; value: unknown; confidence?: number; costUsd: number }
+  | { ok: false; category: ErrorCategory; message: string; costUsd: number };
+
+/** A wait as recorded: when it times out, and the value signalled to it, if any. */
+export interface RecordedWait {
+  name: string;
+  timeoutAt?: number;
+  signalled?: { value: unknown };
+}
+
+/**
+ * What a resumed workflow reads back from its own record (built by `src/durable/resume-source.ts`).
+ */
+export interface ResumeSource {
+  /** The recorded final outcome of the next invocation at `path`, consumed; `undefined`: run it live. */
+  take(path: string): RecordedFinal | undefined;
+  /** Attempts already made by the invocation at `path` that was in flight at the crash. */
+  priorAttempts(path: string): number;
+  /** The recorded wait at `path`, consumed (a `waitFor` node that ran before). */
+  wait(path: string): RecordedWait | undefined;
+  /** True (and consumed) when this topology decision is already in the log: do not write it again. */
+  recorded(event: NewEvent): boolean;
+  /** Paths of agent invocations that were in flight at the crash (they run again). */
+  readonly inFlight: readonly string[];
+  /** Runs an agent node: its recorded outcome if any, else `live` (attempt numbers continuing). */
+  runAgent(
+    agent: Agent<never, unknown>,
+    input: unknown,
+    ctx: NodeContext,
+    live: (agent: Agent<never, unknown>, input: unknown, ctx: NodeContext) => Observable<NodeResult>,
+  ): Observable<NodeResult>;
 }
 
 /** Where a node runs: its path and deadline (a node is cancelled by unsubscribing from it). */

@@ -20,7 +20,7 @@ export type OnError<O = unknown> =
 
 /** Kinds of composite nodes. */
 export type CompositeKind =
-  'seq' | 'par' | 'vote' | 'cascade' | 'fallback' | 'branch' | 'map' | 'deadline' | 'canary';
+  'seq' | 'par' | 'vote' | 'cascade' | 'fallback' | 'branch' | 'map' | 'deadline' | 'canary' | 'waitFor';
 
 /** A composite node. `I`/`O` are phantom: they type the combinators' inputs and outputs. */
 export interface Composite<I = unknown, O = unknown> {

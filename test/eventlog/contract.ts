@@ -422,6 +422,21 @@ export const PAYLOADS: { [K in KeelEventType]: EventPayloads[K] } = {
   },
   'workflow.cancelled': { reason: AWKWARD.quotes, latencyMs: 1, costUsd: 0 },
   'workflow.interrupted': { reason: AWKWARD.unicode, startedSeq: 1, lastSeq: 2, markedBy: AWKWARD.sqlish },
+  'workflow.waiting': { name: AWKWARD.quotes, path: 'invoice/approval', timeoutAt: 1_700_000_000_000.5 },
+  'workflow.signalled': {
+    name: 'approval',
+    path: 'invoice/approval',
+    value: { approved: true, note: AWKWARD.controls },
+    owner: AWKWARD.sqlish,
+  },
+  'workflow.resumed': {
+    owner: 'host:1:abcd',
+    previousOwner: AWKWARD.unicode,
+    startedSeq: 1,
+    lastSeq: 9,
+    reason: 'orphaned',
+    rerun: ['invoice/par[1]/c'],
+  },
   'agent.invoked': {
     path: 'p',
     agent: 'vendor',
