@@ -91,6 +91,14 @@ function summary(e: KeelEvent): string {
       return pick('path', 'attempt', 'category', 'delayMs');
     case 'agent.rejected':
       return pick('path', 'category', 'reason');
+    case 'agent.first_token':
+      return pick('path', 'model', 'attempt', 'ttftMs');
+    case 'tool.called':
+      return pick('path', 'step', 'tool', 'callId', 'args');
+    case 'tool.succeeded':
+      return pick('path', 'step', 'tool', 'callId', 'result', 'latencyMs', 'attempts');
+    case 'tool.failed':
+      return pick('path', 'step', 'tool', 'callId', 'category', 'message', 'latencyMs', 'attempts');
     case 'cost.incurred':
       return pick('path', 'model', 'attempt', 'costUsd', 'usage');
     case 'cache.hit':

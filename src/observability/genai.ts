@@ -5,7 +5,7 @@
  * Keel's own `keel.*` attributes and span-event names.
  */
 
-/** `gen_ai.operation.name`: what the span does (`invoke_workflow`, `invoke_agent` or `chat`). */
+/** `gen_ai.operation.name`: what the span does (`invoke_workflow`, `invoke_agent`, `chat` or `execute_tool`). */
 export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
 /** `gen_ai.provider.name`: who serves the model, e.g. `openai`. */
 export const ATTR_GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
@@ -27,6 +27,16 @@ export const ATTR_GEN_AI_WORKFLOW_NAME = 'gen_ai.workflow.name';
 export const ATTR_GEN_AI_INPUT_MESSAGES = 'gen_ai.input.messages';
 /** `gen_ai.output.messages`: output content (only with `captureContent: true`). */
 export const ATTR_GEN_AI_OUTPUT_MESSAGES = 'gen_ai.output.messages';
+/** `gen_ai.tool.name`: the tool an `execute_tool` span ran. */
+export const ATTR_GEN_AI_TOOL_NAME = 'gen_ai.tool.name';
+/** `gen_ai.tool.call.id`: the model's id of the tool call. */
+export const ATTR_GEN_AI_TOOL_CALL_ID = 'gen_ai.tool.call.id';
+/** `gen_ai.tool.type`: `function` for Keel's tools (code run by the agent's process). */
+export const ATTR_GEN_AI_TOOL_TYPE = 'gen_ai.tool.type';
+/** `gen_ai.tool.call.arguments`: the call's (redacted) arguments (only with `captureContent: true`). */
+export const ATTR_GEN_AI_TOOL_CALL_ARGUMENTS = 'gen_ai.tool.call.arguments';
+/** `gen_ai.tool.call.result`: the call's (redacted) result (only with `captureContent: true`). */
+export const ATTR_GEN_AI_TOOL_CALL_RESULT = 'gen_ai.tool.call.result';
 /** `error.type`: the root-cause category of a failure (an `ErrorCategory`). */
 export const ATTR_ERROR_TYPE = 'error.type';
 
@@ -35,6 +45,7 @@ export const GEN_AI_OPERATION = {
   invokeWorkflow: 'invoke_workflow',
   invokeAgent: 'invoke_agent',
   chat: 'chat',
+  executeTool: 'execute_tool',
 } as const;
 
 /** A value of {@link ATTR_GEN_AI_OPERATION_NAME}. */
@@ -50,6 +61,8 @@ export const ATTR_KEEL_TASK_TYPE = 'keel.task_type';
 export const ATTR_KEEL_ATTEMPT = 'keel.attempt';
 /** `keel.attempts`: attempts an agent invocation made. */
 export const ATTR_KEEL_ATTEMPTS = 'keel.attempts';
+/** `keel.tool.step`: 1-based model turn of the tool loop that asked for an `execute_tool` span's call. */
+export const ATTR_KEEL_TOOL_STEP = 'keel.tool.step';
 /** `keel.cost_usd`: actual cost in USD of the span's work. */
 export const ATTR_KEEL_COST_USD = 'keel.cost_usd';
 /** `keel.confidence`: the accepted output's confidence in [0, 1]. */

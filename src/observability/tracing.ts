@@ -1,6 +1,7 @@
 /**
  * OpenTelemetry spans as a consumer of the event stream. Fed committed events in order, it opens
- * `invoke_workflow {name}` → `invoke_agent {agent}` → `chat {model}` (one per attempt) with the
+ * `invoke_workflow {name}` → `invoke_agent {agent}` → `chat {model}` (one per attempt) and
+ * `execute_tool {tool}` (one per tool call of a tool-using agent, `tool.called` to its outcome) with the
  * GenAI semantic-convention attributes, taking start and end times from the events' `ts`, so a
  * trace shows what the runtime's clock saw. Depends on `@opentelemetry/api` only: the SDK, the
  * exporter and the context manager are the user's.
@@ -28,6 +29,11 @@ import {
   ATTR_GEN_AI_PROVIDER_NAME,
   ATTR_GEN_AI_REQUEST_MODEL,
   ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
+  ATTR_GEN_AI_TOOL_CALL_ID,
+  ATTR_GEN_AI_TOOL_CALL_RESULT,
+  ATTR_GEN_AI_TOOL_NAME,
+  ATTR_GEN_AI_TOOL_TYPE,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_GEN_AI_WORKFLOW_NAME,
@@ -38,6 +44,7 @@ import {
   ATTR_KEEL_COST_USD,
   ATTR_KEEL_NODE_PATH,
   ATTR_KEEL_TASK_TYPE,
+  ATTR_KEEL_TOOL_STEP,
   ATTR_KEEL_WORKFLOW_ID,
   GEN_AI_OPERATION,
   GEN_AI_PROVIDER_OTHER,
@@ -99,6 +106,8 @@ interface AgentState {
   attemptOpen: boolean;
   usage: Usage | undefined;
   usageAttempt: number;
+  /** Open `execute_tool` spans, by `step:callId`. */
+  readonly tools: Map<string, Span>;
 }
 
 interface WorkflowState {
@@ -181,16 +190,20 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
   };
 
   const endAgent = (wf: WorkflowState, path: string, a: AgentState, endMs: number): void => {
+    for (const span of a.tools.values()) {
+      fail(span, 'cancelled', 'the agent ended before this tool call reported an outcome');
+      span.end(hrTime(endMs));
+    }
+    a.tools.clear();
     a.span.end(hrTime(endMs));
     wf.agents.delete(path);
   };
 
   const endWorkflow = (workflowId: string, wf: WorkflowState, endMs: number): void => {
-    for (const a of wf.agents.values()) {
+    for (const [path, a] of [...wf.agents]) {
       fail(a.span, 'cancelled', 'the workflow ended before this agent reported an outcome');
-      a.span.end(hrTime(endMs));
+      endAgent(wf, path, a, endMs);
     }
-    wf.agents.clear();
     wf.span.end(hrTime(endMs));
     workflows.delete(workflowId);
   };
@@ -246,6 +259,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       attemptOpen: true,
       usage: undefined,
       usageAttempt: 0,
+      tools: new Map(),
     });
     return span.spanContext();
   };
@@ -291,6 +305,43 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
             message: `attempt ${a.attempt} timed out after ${event.payload.timeoutMs} ms`,
           });
         break;
+      case 'tool.called': {
+        const p = event.payload;
+        const key = `${p.step}:${p.callId}`;
+        const previous = a.tools.get(key);
+        if (previous !== undefined) previous.end(hrTime(event.ts));
+        const attributes: Attributes = {
+          [ATTR_GEN_AI_OPERATION_NAME]: GEN_AI_OPERATION.executeTool,
+          [ATTR_GEN_AI_TOOL_NAME]: p.tool,
+          [ATTR_GEN_AI_TOOL_CALL_ID]: p.callId,
+          [ATTR_GEN_AI_TOOL_TYPE]: 'function',
+          [ATTR_GEN_AI_AGENT_NAME]: p.agent,
+          [ATTR_KEEL_TOOL_STEP]: p.step,
+        };
+        if (capture) attributes[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS] = JSON.stringify(p.args ?? null);
+        const span = tracer.startSpan(
+          `${GEN_AI_OPERATION.executeTool} ${p.tool}`,
+          { kind: SpanKind.INTERNAL, startTime: hrTime(event.ts), attributes },
+          a.ctx,
+        );
+        a.tools.set(key, span);
+        break;
+      }
+      case 'tool.succeeded':
+      case 'tool.failed': {
+        const p = event.payload;
+        const key = `${p.step}:${p.callId}`;
+        const span = a.tools.get(key);
+        if (span === undefined) break;
+        span.setAttribute(ATTR_KEEL_ATTEMPTS, p.attempts);
+        if (event.type === 'tool.succeeded') {
+          if (capture)
+            span.setAttribute(ATTR_GEN_AI_TOOL_CALL_RESULT, JSON.stringify(event.payload.result ?? null));
+        } else fail(span, event.payload.category, event.payload.message);
+        span.end(hrTime(event.ts));
+        a.tools.delete(key);
+        break;
+      }
       case 'agent.retried': {
         const p = event.payload;
         if (a.attemptOpen && p.attempt === a.attempt)
@@ -456,6 +507,9 @@ function agentPath(event: KeelEvent): string | undefined {
     case 'cache.hit':
     case 'cache.miss':
     case 'cache.stale_served':
+    case 'tool.called':
+    case 'tool.succeeded':
+    case 'tool.failed':
       return event.payload.path;
     default:
       return undefined;

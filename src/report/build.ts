@@ -31,6 +31,7 @@ import {
 } from '../monitor/latency-projection.js';
 import { createRcaFold, type FailureBreakdown } from '../monitor/rca.js';
 import { LogHistogram } from './histogram.js';
+import { PercentileFold } from './percentiles.js';
 import type {
   AlertSection,
   BreakerChange,
@@ -45,6 +46,7 @@ import type {
   ReportOptions,
   ReportSettings,
   ReportSpan,
+  ToolSection,
   VoteStats,
   WorkflowCounts,
 } from './report.js';
@@ -128,6 +130,12 @@ class ReportBuilder implements ReportFold {
   private readonly votes = new PathMap<VoteFold>(() => new VoteFold());
   private readonly cascades = new PathMap<CascadeFold>(() => new CascadeFold());
   private readonly maxTransitions: number;
+  /** Tool calls by `agent\u0000tool`, and TTFT by agent (bounded by names, like the histograms). */
+  private readonly toolCalls = new Map<
+    string,
+    { agent: string; tool: string; calls: number; failures: number; latency: PercentileFold }
+  >();
+  private readonly ttft = new Map<string, PercentileFold>();
   /**
    * Time of the last event of activity, the "now" the windows are aged to: a `workflow.interrupted`
    * written days after the crash is not activity, so it moves no window.
@@ -234,6 +242,29 @@ class ReportBuilder implements ReportFold {
         this.cascades.of(p.path).escalated(p.fromStage, p.toStage, p.fromAgent, p.toAgent);
         return;
       }
+      case 'tool.succeeded':
+      case 'tool.failed': {
+        const p = e.payload;
+        const key = `${p.agent}\u0000${p.tool}`;
+        let t = this.toolCalls.get(key);
+        if (t === undefined) {
+          t = { agent: p.agent, tool: p.tool, calls: 0, failures: 0, latency: new PercentileFold() };
+          this.toolCalls.set(key, t);
+        }
+        t.calls++;
+        t.latency.record(p.latencyMs);
+        if (e.type === 'tool.failed') t.failures++;
+        return;
+      }
+      case 'agent.first_token': {
+        let h = this.ttft.get(e.payload.agent);
+        if (h === undefined) {
+          h = new PercentileFold();
+          this.ttft.set(e.payload.agent, h);
+        }
+        h.record(e.payload.ttftMs);
+        return;
+      }
       case 'alert.raised':
       case 'alert.resolved': {
         const a = this.ledger.read(e);
@@ -243,6 +274,23 @@ class ReportBuilder implements ReportFold {
       default:
         return;
     }
+  }
+
+  private toolSection(): ToolSection {
+    const calls = [...this.toolCalls.values()]
+      .map((t) => ({
+        agent: t.agent,
+        tool: t.tool,
+        calls: t.calls,
+        failures: t.failures,
+        failureRate: t.failures / t.calls,
+        p95LatencyMs: t.latency.percentile(95),
+      }))
+      .sort((a, b) => compare(a.agent, b.agent) || compare(a.tool, b.tool));
+    const ttft = [...this.ttft]
+      .map(([agent, h]) => ({ agent, count: h.count, p50Ms: h.percentile(50), p95Ms: h.percentile(95) }))
+      .sort((a, b) => compare(a.agent, b.agent));
+    return { calls, ttft };
   }
 
   result(): Report {
@@ -302,6 +350,7 @@ class ReportBuilder implements ReportFold {
       breakers: [...this.breakers.values()].map((b) => b.timeline(endTs)).sort(byName),
       votes: this.votes.entries().map(([path, v]) => v.stats(path)),
       cascades: this.cascades.entries().map(([path, c]) => c.stats(path)),
+      tools: this.toolSection(),
       rootCauses: {
         overall: causes.overall,
         byTaskType: causes.byTaskType,

@@ -103,7 +103,8 @@ function card(label: string, value: string, sub: string, cls = ''): string {
 
 /**
  * Renders the report as a single HTML document (UTF-8 text): header cards, then latency, cost,
- * error rates, alerts, breakers, votes and cascades, and root causes, each a chart plus a table.
+ * error rates, alerts, breakers, votes and cascades, tool calls and time to first token, and root
+ * causes, each a chart or a table or both.
  *
  * @example
  * const report = buildReport(store.iterate(), { budgetUsd: 100 });
@@ -120,6 +121,7 @@ export function renderHtml(report: Report, options: RenderHtmlOptions = {}): str
     alerts(report, time),
     breakers(report, time),
     votes(report),
+    tools(report),
     rootCauses(report),
   ].join('\n');
   const s = report.span;
@@ -441,6 +443,36 @@ function votes(report: Report): string {
             num(count(x.escalations)),
             num(usd(x.savedUsd)),
           ]),
+        )
+      : '') +
+    '</section>'
+  );
+}
+
+function tools(report: Report): string {
+  const { calls, ttft } = report.tools;
+  return (
+    '<section id="tools"><h2>Tool calls and time to first token</h2>' +
+    (calls.length === 0 && ttft.length === 0
+      ? '<p class="muted">No tool calls or streamed model calls in the log.</p>'
+      : '') +
+    (calls.length > 0
+      ? table(
+          ['agent', 'tool', num('calls'), num('failed'), num('failure rate'), num('P95')],
+          calls.map((t) => [
+            t.agent,
+            t.tool,
+            num(count(t.calls)),
+            t.failures > 0 ? { text: count(t.failures), cls: 'num bad' } : num('0'),
+            num(pct1(t.failureRate)),
+            num(duration(t.p95LatencyMs)),
+          ]),
+        )
+      : '') +
+    (ttft.length > 0
+      ? table(
+          ['agent', num('streamed calls'), num('TTFT P50'), num('TTFT P95')],
+          ttft.map((t) => [t.agent, num(count(t.count)), num(duration(t.p50Ms)), num(duration(t.p95Ms))]),
         )
       : '') +
     '</section>'

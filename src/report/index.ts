@@ -1,6 +1,6 @@
 /**
  * `keel report`: the whole runtime's story — workflows, latency vs SLA, cost vs budget, error rates
- * vs targets, alerts, breakers, votes, cascades and root causes — rebuilt from the event log in one
+ * vs targets, alerts, breakers, votes, cascades, tool calls, time to first token and root causes — rebuilt from the event log in one
  * pass, printed as terminal tables or as one self-contained HTML file. `createReportFold` and
  * `foldEvents` stream it from any store, Postgres's asynchronous `iterate()` included.
  */

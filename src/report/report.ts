@@ -307,6 +307,37 @@ export interface CascadeStats {
   savedUsd: number;
 }
 
+/** Tool calls of one tool by one agent (`tool.succeeded` / `tool.failed`). */
+export interface ToolStats {
+  agent: string;
+  tool: string;
+  /** Calls that reported an outcome. */
+  calls: number;
+  /** Calls that failed after their retries. */
+  failures: number;
+  /** `failures / calls`. */
+  failureRate: number;
+  /** P95 of the calls' latency (retries included), ms, from an HDR histogram (within 0.1 %). */
+  p95LatencyMs: number;
+}
+
+/** Time to first token of one agent's streamed model calls (`agent.first_token`). */
+export interface TtftStats {
+  agent: string;
+  count: number;
+  /** From an HDR histogram (within 0.1 %), ms. */
+  p50Ms: number;
+  p95Ms: number;
+}
+
+/** Tool-using and streaming agents. */
+export interface ToolSection {
+  /** Sorted by agent, then tool. */
+  calls: ToolStats[];
+  /** Sorted by agent. */
+  ttft: TtftStats[];
+}
+
 /** Root causes, from `rca`. */
 export interface RootCauseSection {
   overall: FailureBreakdown;
@@ -334,5 +365,7 @@ export interface Report {
   votes: VoteStats[];
   /** Sorted by path. */
   cascades: CascadeStats[];
+  /** Tool calls per agent and tool, and time to first token per agent. */
+  tools: ToolSection;
   rootCauses: RootCauseSection;
 }

@@ -97,7 +97,8 @@ function table(
 
 /**
  * Renders the report as text, one section per concern: workflows, latency vs SLA, cost vs budget,
- * error rates vs targets, alerts, root causes, breakers, votes and cascades.
+ * error rates vs targets, alerts, root causes, breakers, votes and cascades, tool calls and time to
+ * first token.
  *
  * @example
  * const report = buildReport(store.iterate(), { slaP95Ms: 10_000, budgetUsd: 100 });
@@ -129,6 +130,7 @@ export function formatReport(report: Report, options: FormatReportOptions = {}):
   rootCauses(report, lines, section, style);
   breakers(report, lines, section, style, time, options.maxTransitions ?? 10);
   votesAndCascades(report, lines, section);
+  tools(report, lines, section, style);
   return `${lines.join('\n')}\n`;
 }
 
@@ -364,4 +366,38 @@ function votesAndCascades(report: Report, lines: string[], section: Section): vo
       `  ${clean(c.path)}: ${count(c.answered)} answered · ${stages} · ${count(c.escalations)} escalations · saved ${usd(c.savedUsd)}`,
     );
   }
+}
+
+function tools(report: Report, lines: string[], section: Section, style: Style): void {
+  const { calls, ttft } = report.tools;
+  section('TOOLS');
+  if (calls.length === 0) lines.push('  No tool calls in the log.');
+  else
+    lines.push(
+      ...table(
+        ['agent', 'tool', 'calls', 'failed', 'failure rate', 'P95'],
+        calls.map((t) => [
+          clean(t.agent),
+          clean(t.tool),
+          count(t.calls),
+          count(t.failures),
+          pct1(t.failureRate),
+          duration(t.p95LatencyMs),
+        ]),
+        'llrrrr',
+        style,
+        (r, c, cell) => (c === 3 && (calls[r]?.failures ?? 0) > 0 ? style.bad(cell) : cell),
+      ),
+    );
+  section('TIME TO FIRST TOKEN');
+  if (ttft.length === 0) lines.push('  No streamed model calls in the log.');
+  else
+    lines.push(
+      ...table(
+        ['agent', 'count', 'P50', 'P95'],
+        ttft.map((t) => [clean(t.agent), count(t.count), duration(t.p50Ms), duration(t.p95Ms)]),
+        'lrrr',
+        style,
+      ),
+    );
 }

@@ -26,6 +26,10 @@ import {
   ATTR_GEN_AI_PROVIDER_NAME,
   ATTR_GEN_AI_REQUEST_MODEL,
   ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
+  ATTR_GEN_AI_TOOL_CALL_ID,
+  ATTR_GEN_AI_TOOL_CALL_RESULT,
+  ATTR_GEN_AI_TOOL_NAME,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_GEN_AI_WORKFLOW_NAME,
@@ -281,5 +285,151 @@ describe('createTracing', () => {
     expect(ids[completed]?.spanId).toBe(root.spanContext().spanId);
     const breaker = events.findIndex((e) => e.type === 'breaker.transitioned');
     expect(ids[breaker]).toBeUndefined();
+  });
+
+  /** A support agent's tool loop: two calls in step 1 (one throws), a reused call id in step 2. */
+  function toolStream(): StreamBuilder {
+    const b = new StreamBuilder();
+    const wf = 'wf-support';
+    const path = 'support/agent';
+    const call = { path, agent: 'support' };
+    b.add('workflow.started', wf, { name: 'support', topology: {}, input: {}, inputHash: 'h' });
+    b.add('agent.invoked', wf, { path, agent: 'support', taskType: 'support', model: 'gpt-4o' }, 1);
+    b.add(
+      'tool.called',
+      wf,
+      { ...call, tool: 'lookup_order', callId: 'c1', step: 1, args: { id: 'A-1' } },
+      10,
+    );
+    b.add('tool.called', wf, { ...call, tool: 'refund', callId: 'c2', step: 1, args: { id: 'A-1' } }, 0);
+    b.add(
+      'tool.failed',
+      wf,
+      {
+        ...call,
+        tool: 'refund',
+        callId: 'c2',
+        step: 1,
+        category: 'provider_error',
+        message: 'Error: payments API down',
+        latencyMs: 7,
+        attempts: 2,
+      },
+      7,
+    );
+    b.add(
+      'tool.succeeded',
+      wf,
+      {
+        ...call,
+        tool: 'lookup_order',
+        callId: 'c1',
+        step: 1,
+        result: { status: 'shipped' },
+        latencyMs: 12,
+        attempts: 1,
+      },
+      5,
+    );
+    // Call ids are unique within a step only: step 2 reuses `c1`.
+    b.add(
+      'tool.called',
+      wf,
+      { ...call, tool: 'lookup_order', callId: 'c1', step: 2, args: { id: 'B-2' } },
+      20,
+    );
+    return b;
+  }
+
+  it('opens an execute_tool span per tool call under the agent span, timed by tool.called → outcome', () => {
+    const b = toolStream();
+    const path = 'support/agent';
+    b.add(
+      'tool.succeeded',
+      'wf-support',
+      {
+        path,
+        agent: 'support',
+        tool: 'lookup_order',
+        callId: 'c1',
+        step: 2,
+        result: { status: 'pending' },
+        latencyMs: 3,
+        attempts: 1,
+      },
+      3,
+    );
+    b.add(
+      'agent.succeeded',
+      'wf-support',
+      {
+        path,
+        agent: 'support',
+        taskType: 'support',
+        model: 'gpt-4o',
+        output: 'done',
+        attempts: 1,
+        latencyMs: 60,
+        usage: { inputTokens: 10, outputTokens: 5 },
+        costUsd: 0.001,
+      },
+      4,
+    );
+    b.add(
+      'workflow.completed',
+      'wf-support',
+      { output: 'done', latencyMs: 61, costUsd: 0.001, agentsCalled: 1 },
+      0,
+    );
+    feed(createTracing({ tracer }), b.events);
+    const { root, spans } = traceOf('wf-support');
+    const [agent] = childrenOf(spans, root);
+    const tools = childrenOf(spans, agent!).filter(
+      (s) => s.attributes[ATTR_GEN_AI_OPERATION_NAME] === 'execute_tool',
+    );
+    expect(
+      tools.map((s) => [s.name, s.attributes[ATTR_GEN_AI_TOOL_CALL_ID], s.attributes['keel.tool.step']]),
+    ).toEqual([
+      ['execute_tool refund', 'c2', 1],
+      ['execute_tool lookup_order', 'c1', 1],
+      ['execute_tool lookup_order', 'c1', 2],
+    ]);
+    const [refund, first, second] = tools as [ReadableSpan, ReadableSpan, ReadableSpan];
+    expect(refund.kind).toBe(SpanKind.INTERNAL);
+    expect(refund.attributes[ATTR_GEN_AI_TOOL_NAME]).toBe('refund');
+    expect(refund.attributes[ATTR_ERROR_TYPE]).toBe('provider_error');
+    expect(refund.status).toEqual({ code: SpanStatusCode.ERROR, message: 'Error: payments API down' });
+    expect(refund.attributes['keel.attempts']).toBe(2);
+    expect(refund.startTime).toEqual(hr(ts(b.events, 'wf-support', 'tool.called', 1)));
+    expect(refund.endTime).toEqual(hr(ts(b.events, 'wf-support', 'tool.failed')));
+    expect(first.status.code).toBe(SpanStatusCode.UNSET);
+    expect(first.startTime).toEqual(hr(ts(b.events, 'wf-support', 'tool.called', 0)));
+    expect(first.endTime).toEqual(hr(ts(b.events, 'wf-support', 'tool.succeeded', 0)));
+    expect(second.endTime).toEqual(hr(ts(b.events, 'wf-support', 'tool.succeeded', 1)));
+    // Content stays out unless asked for.
+    expect(first.attributes[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS]).toBeUndefined();
+    expect(first.attributes[ATTR_GEN_AI_TOOL_CALL_RESULT]).toBeUndefined();
+    expect(openSpans.open).toBe(0);
+
+    exporter.reset();
+    feed(createTracing({ tracer, captureContent: true }), b.events);
+    const shown = exporter.getFinishedSpans().find((s) => s.name === 'execute_tool lookup_order')!;
+    expect(JSON.parse(String(shown.attributes[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS]))).toEqual({ id: 'A-1' });
+    expect(JSON.parse(String(shown.attributes[ATTR_GEN_AI_TOOL_CALL_RESULT]))).toEqual({ status: 'shipped' });
+  });
+
+  it('closes a tool call that never reported, as cancelled, when its workflow ends', () => {
+    const b = toolStream();
+    const tracing = createTracing({ tracer });
+    feed(tracing, b.events);
+    expect(openSpans.open).toBe(3); // workflow, agent, the step-2 call
+    tracing.onEvent(
+      b.add('workflow.cancelled', 'wf-support', { reason: 'crash', latencyMs: 50, costUsd: 0 }, 9),
+    );
+    expect(openSpans.open).toBe(0);
+    expect(tracing.openWorkflows()).toBe(0);
+    const open = exporter.getFinishedSpans().filter((s) => s.attributes[ATTR_GEN_AI_TOOL_CALL_ID] === 'c1');
+    expect(open.map((s) => s.attributes[ATTR_ERROR_TYPE])).toEqual([undefined, 'cancelled']);
+    expect(open[1]!.endTime).toEqual(hr(ts(b.events, 'wf-support', 'workflow.cancelled')));
   });
 });
