@@ -368,19 +368,20 @@ export class DurableEngine {
   }
 
   /**
-   * Continues one claimed workflow: re-reads its events (it may have ended meanwhile), checks its
-   * topology, and runs it with its record replayed.
+   * Runs a workflow on from its recorded `events` (the record replayed, the rest live), logging
+   * `workflow.resumed` with who owned it before and which invocations run again.
    */
-  private async continueOne(workflowId: string, reason: ResumeReason): Promise<ResumedWorkflow | undefined> {
-    const events = await this.host.store.query({ workflowId });
-    const state = [...(await scanWorkflows({ iterate: () => events })).values()][0];
-    if (state === undefined || state.end !== undefined) return undefined;
-    const started = events.find((e): e is KeelEvent<'workflow.started'> => e.type === 'workflow.started');
-    if (!started) return undefined;
-    const topology = this.checkedTopology(workflowId, started);
+  private continueFrom(
+    events: readonly KeelEvent[],
+    started: KeelEvent<'workflow.started'>,
+    topology: AnyTopology,
+    previousOwner: string | undefined,
+    lastSeq: number,
+    reason: ResumeReason,
+  ): { source: ResumeSource; run: Promise<ContinueOutcome> } {
+    const workflowId = started.workflowId;
     const source = resumeSource(events);
-    const last = events.at(-1) ?? started;
-    const outcome = await this.host.continue({
+    const run = this.host.continue({
       workflowId,
       name: started.payload.name,
       topology,
@@ -393,14 +394,31 @@ export class DurableEngine {
         type: 'workflow.resumed',
         payload: {
           owner: this.owner,
-          ...(state.owner !== undefined ? { previousOwner: state.owner } : {}),
+          ...(previousOwner !== undefined ? { previousOwner } : {}),
           startedSeq: started.seq,
-          lastSeq: last.seq,
+          lastSeq,
           reason,
           rerun: [...source.inFlight],
         },
       },
     });
+    return { source, run };
+  }
+
+  /**
+   * Continues one claimed workflow: re-reads its events (it may have ended meanwhile), checks its
+   * topology, and runs it with its record replayed.
+   */
+  private async continueOne(workflowId: string, reason: ResumeReason): Promise<ResumedWorkflow | undefined> {
+    const events = await this.host.store.query({ workflowId });
+    const state = [...(await scanWorkflows({ iterate: () => events })).values()][0];
+    if (state === undefined || state.end !== undefined) return undefined;
+    const started = events.find((e): e is KeelEvent<'workflow.started'> => e.type === 'workflow.started');
+    if (!started) return undefined;
+    const topology = this.checkedTopology(workflowId, started);
+    const last = events.at(-1) ?? started;
+    const { source, run } = this.continueFrom(events, started, topology, state.owner, last.seq, reason);
+    const outcome = await run;
     this.host.onResumed?.(workflowId);
     const waiting =
       !outcome.ok && (outcome.error as { code?: string } | undefined)?.code === 'WORKFLOW_WAITING';
@@ -495,34 +513,18 @@ export class DurableEngine {
       await ownership.release(this.owner, [workflowId]).catch(() => undefined);
       throw e;
     }
-    const all = [...events, ...committed];
-    const source = resumeSource(all);
-    const finished = this.host
-      .continue({
-        workflowId,
-        name: started.payload.name,
-        topology,
-        input: started.payload.input,
-        startedTs: started.ts,
-        source,
-        resumed: {
-          ts: this.host.clock.now(),
-          workflowId,
-          type: 'workflow.resumed',
-          payload: {
-            owner: this.owner,
-            ...(state.owner !== undefined ? { previousOwner: state.owner } : {}),
-            startedSeq: started.seq,
-            lastSeq: committed[0]?.seq ?? state.lastSeq,
-            reason: 'signalled',
-            rerun: [...source.inFlight],
-          },
-        },
-      })
-      .finally(() => {
-        this.release();
-        return ownership.release(this.owner, [workflowId]).catch((e: unknown) => this.host.onError(e));
-      });
+    const { run } = this.continueFrom(
+      [...events, ...committed],
+      started,
+      topology,
+      state.owner,
+      committed[0]?.seq ?? state.lastSeq,
+      'signalled',
+    );
+    const finished = run.finally(() => {
+      this.release();
+      return ownership.release(this.owner, [workflowId]).catch((e: unknown) => this.host.onError(e));
+    });
     this.host.onResumed?.(workflowId);
     return { workflowId, seq: committed[0]?.seq ?? 0, finished };
   }

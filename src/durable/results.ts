@@ -10,17 +10,7 @@ import type { WorkflowResult } from '../runtime/types.js';
 import { recordedWorkflow } from '../runtime/workflow-ids.js';
 import type { Outcome } from '../runtime/workflow-run.js';
 import { UnknownWorkflowError, WorkflowFinishedError, WorkflowWaitingError } from './errors.js';
-
-const TYPES = [
-  'workflow.started',
-  'workflow.completed',
-  'workflow.failed',
-  'workflow.cancelled',
-  'workflow.interrupted',
-  'workflow.waiting',
-  'workflow.signalled',
-  'workflow.resumed',
-] as const;
+import { DURABLE_TYPES } from './scan.js';
 
 /**
  * The result of `workflowId`: the outcome of the run this runtime holds (`joinable`), else what
@@ -36,7 +26,7 @@ export async function resultOf<O>(
     if (outcome.ok) return outcome.result as WorkflowResult<O>;
     throw outcome.error;
   }
-  const events: readonly KeelEvent[] = await store.query({ workflowId, type: TYPES });
+  const events: readonly KeelEvent[] = await store.query({ workflowId, type: DURABLE_TYPES });
   if (events.length === 0) throw new UnknownWorkflowError(workflowId);
   const started = events.find((e) => e.type === 'workflow.started');
   const name = started?.type === 'workflow.started' ? started.payload.name : '';
@@ -67,7 +57,7 @@ export async function markFailed(
   reason: string,
   runsHere: boolean,
 ): Promise<void> {
-  const events: readonly KeelEvent[] = await store.query({ workflowId, type: TYPES });
+  const events: readonly KeelEvent[] = await store.query({ workflowId, type: DURABLE_TYPES });
   const started = events.find((e) => e.type === 'workflow.started');
   if (!started) throw new UnknownWorkflowError(workflowId);
   const end = events.find(
