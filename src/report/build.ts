@@ -209,6 +209,15 @@ class ReportBuilder implements ReportFold {
       case 'workflow.interrupted':
         this.workflows.end(e.workflowId, 'interrupted');
         return;
+      case 'workflow.waiting':
+        this.workflows.wait(e.workflowId);
+        return;
+      case 'workflow.signalled':
+        this.workflows.wake(e.workflowId);
+        return;
+      case 'workflow.resumed':
+        this.workflows.resume(e.workflowId);
+        return;
       case 'agent.succeeded':
       case 'agent.failed':
         // Like the latency projection: a cancelled call's duration says when it was cut short.
@@ -450,6 +459,8 @@ class WorkflowFold {
   /** Workflows marked interrupted, by id: their name, until a later real end takes the mark back. */
   private readonly marked = new Map<string, string>();
   private readonly byName = new Map<string, WorkflowCounts>();
+  /** Running workflows suspended by `waitFor`, by id: their name. */
+  private readonly waiting = new Map<string, string>();
 
   start(workflowId: string, name: string): void {
     remember(this.open, workflowId, name);
@@ -464,6 +475,7 @@ class WorkflowFold {
   end(workflowId: string, how: 'completed' | 'failed' | 'cancelled' | 'interrupted'): string | undefined {
     let name = this.open.get(workflowId);
     this.open.delete(workflowId);
+    this.waiting.delete(workflowId);
     if (how === 'interrupted') remember(this.marked, workflowId, name ?? UNKNOWN_WORKFLOW);
     else if (name === undefined) {
       const markedAs = this.marked.get(workflowId);
@@ -477,11 +489,31 @@ class WorkflowFold {
     return name;
   }
 
+  /** A running workflow suspended itself at a `waitFor` node. */
+  wait(workflowId: string): void {
+    const name = this.open.get(workflowId);
+    if (name !== undefined) remember(this.waiting, workflowId, name);
+  }
+
+  /** A signal reached a waiting workflow: it no longer waits (it runs again once resumed). */
+  wake(workflowId: string): void {
+    this.waiting.delete(workflowId);
+  }
+
+  /** A runtime took a workflow over (crash, signal, timed-out wait); counted by its name. */
+  resume(workflowId: string): void {
+    this.waiting.delete(workflowId);
+    this.of(this.open.get(workflowId) ?? this.marked.get(workflowId) ?? UNKNOWN_WORKFLOW).resumed++;
+  }
+
   counts(): WorkflowCounts[] {
+    const waiting = new Map<string, number>();
+    for (const name of this.waiting.values()) waiting.set(name, (waiting.get(name) ?? 0) + 1);
     return [...this.byName.values()]
       .map((c) => ({
         ...c,
         running: Math.max(0, c.started - c.completed - c.failed - c.cancelled - c.interrupted),
+        waiting: waiting.get(c.name) ?? 0,
       }))
       .sort(byName);
   }
@@ -489,7 +521,17 @@ class WorkflowFold {
   private of(name: string): WorkflowCounts {
     let c = this.byName.get(name);
     if (c === undefined) {
-      c = { name, started: 0, completed: 0, failed: 0, cancelled: 0, interrupted: 0, running: 0 };
+      c = {
+        name,
+        started: 0,
+        completed: 0,
+        failed: 0,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+        resumed: 0,
+        waiting: 0,
+      };
       this.byName.set(name, c);
     }
     return c;

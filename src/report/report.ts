@@ -86,6 +86,13 @@ export interface WorkflowCounts {
    * (`keel audit open` lists them).
    */
   running: number;
+  /**
+   * Resumptions of workflows of this name (`workflow.resumed`: after a crash, a signal or a timed-out
+   * wait); a workflow resumed twice counts twice.
+   */
+  resumed: number;
+  /** Of `running`, those suspended by a `waitFor` node at the end of the log, waiting for a signal. */
+  waiting: number;
 }
 
 /**

@@ -150,12 +150,14 @@ function workflows(report: Report, lines: string[], section: Section, style: Sty
     count(w.cancelled),
     count(w.interrupted),
     count(w.running),
+    count(w.waiting),
+    count(w.resumed),
   ]);
   lines.push(
     ...table(
-      ['name', 'started', 'completed', 'failed', 'cancelled', 'interrupted', 'running'],
+      ['name', 'started', 'completed', 'failed', 'cancelled', 'interrupted', 'running', 'waiting', 'resumed'],
       rows,
-      'lrrrrrr',
+      'lrrrrrrrr',
       style,
       (_r, c, cell) => (c === 3 && cell.trim() !== '0' ? style.bad(cell) : cell),
     ),

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isConfigError } from '../../src/core/errors.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { buildReport } from '../../src/report/build.js';
+import { formatReport } from '../../src/report/terminal.js';
 import { Log } from './events.js';
 
 const T0 = Date.UTC(2026, 0, 5, 8);
@@ -43,10 +44,101 @@ describe('buildReport: one fold over the log', () => {
     log.add('workflow.completed', { output: 1, latencyMs: 5, costUsd: 0, agentsCalled: 0 }, T0, 'pruned');
     const report = buildReport(log.events);
     expect(report.workflows).toEqual([
-      { name: '(unknown)', started: 0, completed: 1, failed: 0, cancelled: 0, interrupted: 0, running: 0 },
-      { name: 'fraud', started: 2, completed: 0, failed: 0, cancelled: 1, interrupted: 0, running: 1 },
-      { name: 'invoice', started: 3, completed: 2, failed: 1, cancelled: 0, interrupted: 0, running: 0 },
+      {
+        name: '(unknown)',
+        started: 0,
+        completed: 1,
+        failed: 0,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+        resumed: 0,
+        waiting: 0,
+      },
+      {
+        name: 'fraud',
+        started: 2,
+        completed: 0,
+        failed: 0,
+        cancelled: 1,
+        interrupted: 0,
+        running: 1,
+        resumed: 0,
+        waiting: 0,
+      },
+      {
+        name: 'invoice',
+        started: 3,
+        completed: 2,
+        failed: 1,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+        resumed: 0,
+        waiting: 0,
+      },
     ]);
+  });
+
+  it('counts resumed workflows and those still waiting for a signal, in the fold and the terminal table', () => {
+    const log = new Log();
+    const started = { name: 'invoice', topology: {}, input: {}, inputHash: 'h' };
+    const resumed = (reason: 'orphaned' | 'signalled' | 'timed_out') => ({
+      owner: 'host:2:b',
+      previousOwner: 'host:1:a',
+      startedSeq: 1,
+      lastSeq: 1,
+      reason,
+      rerun: [],
+    });
+    const waiting = { name: 'approval', path: 'invoice/approval' };
+    const done = { output: 1, latencyMs: 5, costUsd: 0, agentsCalled: 1 };
+    // r1: crashed, resumed, completed. w1: waits (still at the end). w2: waits, signalled, resumed,
+    // waits again, is resumed on its timeout and fails. r2: crashed and resumed twice, still running.
+    log.add('workflow.started', started, T0, 'r1');
+    log.add('workflow.resumed', resumed('orphaned'), T0 + S, 'r1');
+    log.add('workflow.completed', done, T0 + 2 * S, 'r1');
+    log.add('workflow.started', started, T0, 'w1');
+    log.add('workflow.waiting', waiting, T0 + S, 'w1');
+    log.add('workflow.started', started, T0, 'w2');
+    log.add('workflow.waiting', waiting, T0 + S, 'w2');
+    log.add(
+      'workflow.signalled',
+      { ...waiting, value: { approved: true }, owner: 'host:2:b' },
+      T0 + 2 * S,
+      'w2',
+    );
+    log.add('workflow.resumed', resumed('signalled'), T0 + 2 * S, 'w2');
+    log.add('workflow.waiting', { ...waiting, timeoutAt: T0 + 9 * S }, T0 + 3 * S, 'w2');
+    log.add('workflow.resumed', resumed('timed_out'), T0 + 9 * S, 'w2');
+    log.add(
+      'workflow.failed',
+      { message: 'timed out', category: 'timeout', latencyMs: 9 * S, costUsd: 0, agentsCalled: 0 },
+      T0 + 9 * S,
+      'w2',
+    );
+    log.add('workflow.started', started, T0, 'r2');
+    log.add('workflow.resumed', resumed('orphaned'), T0 + S, 'r2');
+    log.add('workflow.resumed', resumed('orphaned'), T0 + 2 * S, 'r2');
+    const report = buildReport(log.events);
+    expect(report.workflows).toEqual([
+      {
+        name: 'invoice',
+        started: 4,
+        completed: 1,
+        failed: 1,
+        cancelled: 0,
+        interrupted: 0,
+        running: 2,
+        resumed: 5,
+        waiting: 1,
+      },
+    ]);
+    const text = formatReport(report);
+    expect(text).toMatch(
+      /name\s+started\s+completed\s+failed\s+cancelled\s+interrupted\s+running\s+waiting\s+resumed/,
+    );
+    expect(text).toMatch(/invoice\s+4\s+1\s+1\s+0\s+0\s+2\s+1\s+5/);
   });
 
   it('counts a workflow marked interrupted that later really ends once, by its real end', () => {
@@ -74,8 +166,28 @@ describe('buildReport: one fold over the log', () => {
     );
     const report = buildReport(log.events);
     expect(report.workflows).toEqual([
-      { name: '(unknown)', started: 0, completed: 0, failed: 1, cancelled: 0, interrupted: 0, running: 0 },
-      { name: 'invoice', started: 2, completed: 1, failed: 0, cancelled: 0, interrupted: 1, running: 0 },
+      {
+        name: '(unknown)',
+        started: 0,
+        completed: 0,
+        failed: 1,
+        cancelled: 0,
+        interrupted: 0,
+        running: 0,
+        resumed: 0,
+        waiting: 0,
+      },
+      {
+        name: 'invoice',
+        started: 2,
+        completed: 1,
+        failed: 0,
+        cancelled: 0,
+        interrupted: 1,
+        running: 0,
+        resumed: 0,
+        waiting: 0,
+      },
     ]);
   });
 

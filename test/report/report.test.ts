@@ -68,11 +68,23 @@ describe('keel report over a log written by real topologies', () => {
     const names = new Map(ofType('workflow.started').map((e) => [e.workflowId, e.payload.name]));
     const expected = new Map<
       string,
-      { started: number; completed: number; failed: number; cancelled: number; interrupted: number }
+      {
+        started: number;
+        completed: number;
+        failed: number;
+        cancelled: number;
+        interrupted: number;
+        resumed: number;
+        waiting: number;
+      }
     >();
     const row = (name: string) => {
       let r = expected.get(name);
-      if (!r) expected.set(name, (r = { started: 0, completed: 0, failed: 0, cancelled: 0, interrupted: 0 }));
+      if (!r)
+        expected.set(
+          name,
+          (r = { started: 0, completed: 0, failed: 0, cancelled: 0, interrupted: 0, resumed: 0, waiting: 0 }),
+        );
       return r;
     };
     for (const e of events) {

@@ -108,6 +108,8 @@ describe('keel report as a push-based fold', () => {
         cancelled: 0,
         interrupted: 0,
         running: 0,
+        resumed: 0,
+        waiting: 0,
       },
       {
         name: 'triage',
@@ -117,6 +119,8 @@ describe('keel report as a push-based fold', () => {
         cancelled: 0,
         interrupted: 0,
         running: 0,
+        resumed: 0,
+        waiting: 0,
       },
     ]);
     expect(report.cascades[0]?.answered).toBe(10_000);
