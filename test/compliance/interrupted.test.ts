@@ -343,7 +343,7 @@ describe('rt.markInterrupted', () => {
     expect(row).toMatchObject({ started: 10, completed: 4, failed: 3, interrupted: 0, running: 3 });
     expect(is.workflows).toEqual([{ ...row, interrupted: dead.length, running: 0 }]);
     expect(formatReport(is)).toMatch(
-      /cancelled\s+interrupted\s+running\n.*invoice\s+10\s+4\s+3\s+0\s+3\s+0/s,
+      /cancelled\s+interrupted\s+running\s+waiting\s+resumed\n.*invoice\s+10\s+4\s+3\s+0\s+3\s+0\s+0\s+0/s,
     );
   });
 });
