@@ -5,6 +5,7 @@
  * {@link DurableHost}; this file holds no workflow state beyond the lease.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { canonicalJson } from '../core/json.js';
@@ -42,9 +43,26 @@ export const DEFAULT_LEASE_MS = 30_000;
 
 /** Instance ids of the runtimes alive in this process (a local owner not in it is gone). */
 const LIVE_INSTANCES = new Set<string>();
-const HOST = hostname();
 
-/** A new runtime instance id: `host:pid:random`. */
+/**
+ * Which pid space a pid belongs to, when Linux can say: the boot (`boot_id`, one per machine boot)
+ * and the pid namespace (one per container). A hostname alone is not it — cloned VMs and container
+ * replicas share hostnames while their pids mean different processes.
+ */
+function pidSpace(): string | undefined {
+  try {
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const ns = fs.readlinkSync('/proc/self/ns/pid');
+    return createHash('sha256').update(`${boot}\n${ns}`).digest('hex').slice(0, 8);
+  } catch {
+    return undefined;
+  }
+}
+const PID_SPACE = pidSpace();
+/** `hostname/pidspace` where the pid space is known, else the hostname alone. */
+const HOST = PID_SPACE === undefined ? hostname() : `${hostname()}/${PID_SPACE}`;
+
+/** A new runtime instance id: `host:pid:random` (`host` is `hostname/pidspace` on Linux). */
 export function newInstanceId(): string {
   const id = `${HOST}:${process.pid}:${randomBytes(4).toString('hex')}`;
   LIVE_INSTANCES.add(id);
@@ -52,14 +70,16 @@ export function newInstanceId(): string {
 }
 
 /**
- * True when `owner` is provably gone without waiting for its lease: a runtime of this host whose
- * process is not running, or of this very process that is no longer alive.
+ * True when `owner` is provably gone without waiting for its lease: a runtime of this very pid
+ * space (same machine boot and pid namespace) whose process is not running, or of this process that
+ * is no longer alive. Anywhere else (another machine or container, a platform that cannot name its
+ * pid space) only the lease can tell.
  */
 export function ownerIsGone(owner: string): boolean {
   const [host, pidText] = owner.split(':');
-  if (host !== HOST || pidText === undefined) return false;
+  if (PID_SPACE === undefined || host !== HOST || pidText === undefined) return false;
+  if (!/^[1-9][0-9]{0,9}$/.test(pidText)) return false;
   const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return !LIVE_INSTANCES.has(owner);
   try {
     process.kill(pid, 0);
