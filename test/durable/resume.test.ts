@@ -154,4 +154,30 @@ describe('rt.resume(): a workflow cut off by a crash', () => {
     rt2.register('inv', invoice().topology);
     expect((await rt2.resume()).resumed).toEqual([]);
   });
+
+  it("ends a resumed workflow as failed when the re-run agent is the user's own run() throwing a plain Error", async () => {
+    const { file, workflowId } = await crashMidway();
+    const a = counting('a', (i) => ({ a: i }));
+    const b = counting('b', (i) => ({ b: i }));
+    const c = counting('c', (i) => ({ c: i }), { fail: true });
+    const d = counting('d', (i) => ({ d: i }));
+    const rt2 = open(file, {}, T0 + 120_000);
+    rt2.register('inv', named('inv', seq(a.agent, par(b.agent, c.agent), d.agent)));
+
+    const report = await rt2.resume();
+
+    expect(report.resumed).toMatchObject([{ workflowId, rerun: ['inv/par[1]/c'], outcome: 'failed' }]);
+    expect([a.calls(), b.calls(), d.calls()]).toEqual([0, 0, 0]);
+    expect(c.calls()).toBeGreaterThanOrEqual(1);
+    const ends = rt2.store
+      .query({ workflowId })
+      .filter((e) => e.type.startsWith('workflow.') && e.type !== 'workflow.started');
+    expect(ends.map((e) => e.type)).toEqual(['workflow.resumed', 'workflow.failed']);
+    const failed = rt2.store.query({ workflowId, type: 'agent.failed' }).at(-1);
+    expect(failed?.payload).toMatchObject({ path: 'inv/par[1]/c' });
+    expect(JSON.stringify(failed?.payload)).toContain('c exploded');
+    await expect(rt2.result(workflowId)).rejects.toThrow();
+    expect(rt2.store.verify().ok).toBe(true);
+    expect((await rt2.resume()).resumed).toEqual([]);
+  });
 });
