@@ -40,7 +40,10 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
   const finals = new Map<string, RecordedFinal[]>();
   const invoked = new Map<string, number>();
   const finished = new Map<string, number>();
+  /** Attempts reserved (`cost.reserved`: written when a budget is configured) since the last final. */
   const attemptsSinceFinal = new Map<string, number>();
+  /** Invocations started (`agent.invoked`) and attempts retried (`agent.retried`) since the last final. */
+  const startedSinceFinal = new Map<string, number>();
   const waits = new Map<string, RecordedWait[]>();
   const decisions = new Map<string, number>();
   const costs = new Map<string, number>();
@@ -56,12 +59,17 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
     push(finals, path, f);
     inc(finished, path);
     attemptsSinceFinal.set(path, 0);
+    startedSinceFinal.set(path, 0);
     costs.set(path, 0);
   };
   for (const e of events) {
     switch (e.type) {
       case 'agent.invoked':
         inc(invoked, e.payload.path);
+        inc(startedSinceFinal, e.payload.path);
+        break;
+      case 'agent.retried':
+        inc(startedSinceFinal, e.payload.path);
         break;
       case 'cost.reserved':
         inc(attemptsSinceFinal, e.payload.path);
@@ -80,6 +88,7 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
         if (e.payload.category === 'cancelled') {
           inc(invoked, e.payload.path, -1);
           attemptsSinceFinal.set(e.payload.path, 0);
+          startedSinceFinal.set(e.payload.path, 0);
           break;
         }
         final(e.payload.path, {
@@ -126,7 +135,10 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
       return finals.get(path)?.shift();
     },
     priorAttempts(path) {
-      return (finals.get(path)?.length ?? 0) === 0 ? (attemptsSinceFinal.get(path) ?? 0) : 0;
+      // Without a budget no attempt is reserved: each invocation the log saw start made at least
+      // one attempt, and each retry one more (the count may run one ahead, never behind).
+      if ((finals.get(path)?.length ?? 0) > 0) return 0;
+      return Math.max(attemptsSinceFinal.get(path) ?? 0, startedSinceFinal.get(path) ?? 0);
     },
     wait(path) {
       return waits.get(path)?.shift();

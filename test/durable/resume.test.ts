@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { isTopologyChangedError, isTopologyNotRegisteredError } from '../../src/durable/errors.js';
-import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime, type RuntimeConfig } from '../../src/runtime.js';
 import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
@@ -15,14 +15,19 @@ afterEach(async () => {
   cleanupDirs();
 });
 
-function open(db: string, config: RuntimeConfig = {}, startMs = T0): Runtime<SqliteEventStore> {
+function open(
+  db: string,
+  config: RuntimeConfig = {},
+  startMs = T0,
+  budgeted = true,
+): Runtime<SqliteEventStore> {
   const rt = createRuntime({
     db,
     clock: simulatedClock(startMs),
     seed: 7,
     pricing: PRICING,
     cache: false,
-    budget: { dailyUsd: 100 },
+    ...(budgeted ? { budget: { dailyUsd: 100 } } : {}),
     ...config,
   }) as Runtime<SqliteEventStore>;
   runtimes.push(rt);
@@ -40,9 +45,9 @@ function invoice(hangC = false) {
 }
 
 /** Runs the workflow until `b` is done and `c` in flight, then "kills" the process: its log as left. */
-async function crashMidway(): Promise<{ file: string; workflowId: string; lastTs: number }> {
+async function crashMidway(budgeted = true): Promise<{ file: string; workflowId: string; lastTs: number }> {
   const first = invoice(true);
-  const rt1 = open(tempDb());
+  const rt1 = open(tempDb(), {}, T0, budgeted);
   const run = rt1.run(first.topology, { n: 1 }, { workflowId: 'wf-1' });
   run.catch(() => undefined);
   for (let i = 0; i < 10; i++) await settle();
@@ -57,7 +62,37 @@ async function crashMidway(): Promise<{ file: string; workflowId: string; lastTs
   return { file, workflowId: 'wf-1', lastTs: all.at(-1)?.ts ?? T0 };
 }
 
+/** The event types of a log file. */
+async function eventTypesOf(file: string): Promise<string[]> {
+  const store = openSqliteStore({ path: file });
+  try {
+    return store.query().map((e) => e.type);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('rt.resume(): a workflow cut off by a crash', () => {
+  it('without a budget (no cost.reserved in the log) the re-run still continues the attempt count: 2, then 3 after a second crash', async () => {
+    const { file, workflowId } = await crashMidway(false);
+    expect(await eventTypesOf(file)).not.toContain('cost.reserved');
+    // The first resumer crashes too, with c in flight again.
+    const again = invoice(true);
+    const rt2 = open(file, {}, T0 + 120_000, false);
+    rt2.register('inv', again.topology);
+    void rt2.resume().catch(() => undefined);
+    for (let i = 0; i < 10 && again.c.calls() === 0; i++) await settle();
+    expect(again.c.attempts).toEqual([2]);
+    const second = await crashedLog(rt2.store.query());
+
+    const last = invoice();
+    const rt3 = open(second, {}, T0 + 240_000, false);
+    rt3.register('inv', last.topology);
+    const report = await rt3.resume();
+    expect(report.resumed).toMatchObject([{ workflowId, rerun: ['inv/par[1]/c'], outcome: 'completed' }]);
+    expect([last.a.calls(), last.b.calls(), last.c.attempts, last.d.attempts]).toEqual([0, 0, [3], [1]]);
+  });
+
   it('replays a and b, runs c once (attempt 2) and d once, and ends like a run that never crashed', async () => {
     const { file, workflowId } = await crashMidway();
     const second = invoice();
