@@ -16,8 +16,9 @@
  * Time comes from the injected {@link Clock}; at most one timer per key is pending, and only while
  * calls wait. {@link Limiter.close} sheds every waiting call and clears them.
  */
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { ConfigError, KeelError } from '../core/errors.js';
+import { FairQueue, KeyTimer } from './queue.js';
 
 /** Limits of one provider/model key. Every field is optional; an absent one does not limit. */
 export interface LimitSpec {
@@ -154,16 +155,6 @@ function waitFor(b: Bucket, need: number): number {
   return Math.max(1, Math.ceil((need - b.level) / b.rate));
 }
 
-interface Waiter {
-  readonly seq: number;
-  readonly tag: number;
-  readonly tenant: string | undefined;
-  readonly tokens: number;
-  readonly enqueuedAt: number;
-  done: boolean;
-  resolve: (r: AcquireResult) => void;
-}
-
 /** One key's state. */
 class KeyLimiter {
   readonly requests: Bucket | undefined;
@@ -172,24 +163,12 @@ class KeyLimiter {
   readonly maxQueue: number;
   readonly maxQueueMs: number;
   inFlight = 0;
-  queued = 0;
   started = 0;
   waitedCount = 0;
   shedCount = 0;
   pausedUntil = 0;
-  /** Waiting calls by fair-queueing tag (min-heap). */
-  private heap: Waiter[] = [];
-  /** Waiting calls in arrival order (their deadlines are in the same order). */
-  private fifo: Waiter[] = [];
-  private fifoHead = 0;
-  private seq = 0;
-  /** WFQ virtual time: the tag of the last call started from the queue. */
-  private vtime = 0;
-  /** Last tag given to each tenant with calls waiting. */
-  private lastTag = new Map<string | undefined, number>();
-  private waitingOf = new Map<string | undefined, number>();
-  private timer: TimerHandle = undefined;
-  private timerAt = Infinity;
+  private readonly queue = new FairQueue();
+  private readonly timer: KeyTimer;
 
   constructor(
     readonly key: string,
@@ -202,29 +181,28 @@ class KeyLimiter {
     this.concurrency = spec.concurrency ?? Infinity;
     this.maxQueue = spec.maxQueue ?? DEFAULT_MAX_QUEUE;
     this.maxQueueMs = spec.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
+    this.timer = new KeyTimer(owner.clock, () => this.pump());
+  }
+
+  get queued(): number {
+    return this.queue.size;
   }
 
   acquire(tokens: number, tenant: string | undefined): AcquireResult | Promise<AcquireResult> {
     const now = this.owner.clock.now();
-    if (this.queued === 0 && this.wait(tokens, now) === 0) return { ok: true, permit: this.start(tokens) };
-    if (this.queued >= this.maxQueue || this.maxQueueMs === 0) {
+    if (this.queue.size === 0 && this.wait(tokens, now) === 0)
+      return { ok: true, permit: this.start(tokens) };
+    if (this.queue.size >= this.maxQueue || this.maxQueueMs === 0) {
       return this.shedResult(
         tenant,
         0,
         'queue_full',
-        `${this.queued} calls already waiting (maxQueue ${this.maxQueue})`,
+        `${this.queue.size} calls already waiting (maxQueue ${this.maxQueue})`,
       );
     }
     return new Promise<AcquireResult>((resolve) => {
-      const weight = this.owner.weight(tenant);
       const cost = this.tokenBucket ? Math.max(1, tokens) : 1;
-      const tag = Math.max(this.vtime, this.lastTag.get(tenant) ?? 0) + cost / weight;
-      this.lastTag.set(tenant, tag);
-      this.waitingOf.set(tenant, (this.waitingOf.get(tenant) ?? 0) + 1);
-      const w: Waiter = { seq: this.seq++, tag, tenant, tokens, enqueuedAt: now, done: false, resolve };
-      this.push(w);
-      this.fifo.push(w);
-      this.queued++;
+      this.queue.enqueue(tenant, tokens, cost, this.owner.weight(tenant), now, resolve);
       this.pump();
     });
   }
@@ -260,7 +238,7 @@ class KeyLimiter {
           refill(tb, this.owner.clock.now());
           tb.level = Math.min(tb.burst, tb.level + tokens - actualTokens);
         }
-        if (this.queued > 0) this.pump();
+        if (this.queue.size > 0) this.pump();
       },
     };
   }
@@ -270,43 +248,28 @@ class KeyLimiter {
     const now = this.owner.clock.now();
     this.expire(now);
     let next = Infinity;
-    for (let w = this.peek(); w !== undefined; w = this.peek()) {
+    for (let w = this.queue.peek(); w !== undefined; w = this.queue.peek()) {
       const ms = this.wait(w.tokens, now);
       if (ms !== 0) {
         next = ms;
         break;
       }
-      this.pop();
-      this.settleWaiter(w);
-      this.vtime = w.tag;
+      this.queue.takeHead();
       this.waitedCount++;
       const permit = this.start(w.tokens);
       this.owner.emit({ type: 'waited', key: this.key, tenant: w.tenant, waitedMs: now - w.enqueuedAt });
       w.resolve({ ok: true, permit });
     }
-    const oldest = this.oldest();
-    const deadline = oldest ? oldest.enqueuedAt + this.maxQueueMs - now : Infinity;
-    this.arm(Math.min(next, deadline), now);
-  }
-
-  private arm(ms: number, now: number): void {
-    const at = ms === Infinity ? Infinity : now + Math.max(0, ms);
-    if (at === this.timerAt) return;
-    if (this.timer !== undefined) this.owner.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = at;
-    if (at === Infinity) return;
-    this.timer = this.owner.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.pump();
-    }, at - now);
+    this.timer.arm(Math.min(next, this.queue.deadlineIn(now, this.maxQueueMs)), now);
   }
 
   /** Sheds waiters whose `maxQueueMs` passed. */
   private expire(now: number): void {
-    for (let w = this.oldest(); w !== undefined && now - w.enqueuedAt >= this.maxQueueMs; w = this.oldest()) {
-      this.settleWaiter(w);
+    for (
+      let w = this.queue.expireOne(now, this.maxQueueMs);
+      w;
+      w = this.queue.expireOne(now, this.maxQueueMs)
+    ) {
       w.resolve(
         this.shedResult(
           w.tenant,
@@ -316,17 +279,6 @@ class KeyLimiter {
         ),
       );
     }
-  }
-
-  /** Removes a waiter from the books (lazily from the heap and the fifo). */
-  private settleWaiter(w: Waiter): void {
-    w.done = true;
-    this.queued--;
-    const left = (this.waitingOf.get(w.tenant) ?? 1) - 1;
-    if (left === 0) {
-      this.waitingOf.delete(w.tenant);
-      this.lastTag.delete(w.tenant);
-    } else this.waitingOf.set(w.tenant, left);
   }
 
   shedResult(
@@ -341,70 +293,17 @@ class KeyLimiter {
   }
 
   close(): void {
-    if (this.timer !== undefined) this.owner.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    this.timer.clear();
     const now = this.owner.clock.now();
-    for (let w = this.oldest(); w !== undefined; w = this.oldest()) {
-      this.settleWaiter(w);
+    for (let w = this.queue.removeOldest(); w !== undefined; w = this.queue.removeOldest()) {
       w.resolve(this.shedResult(w.tenant, now - w.enqueuedAt, 'closed', 'the runtime closed'));
     }
-    this.heap = [];
   }
 
   pause(ms: number): void {
     const now = this.owner.clock.now();
     this.pausedUntil = Math.max(this.pausedUntil, now + ms);
-    if (this.queued > 0) this.pump();
-  }
-
-  private oldest(): Waiter | undefined {
-    const f = this.fifo;
-    while (this.fifoHead < f.length && f[this.fifoHead]!.done) this.fifoHead++;
-    if (this.fifoHead > 1024 && this.fifoHead * 2 > f.length) {
-      this.fifo = f.slice(this.fifoHead);
-      this.fifoHead = 0;
-    }
-    return this.fifo[this.fifoHead];
-  }
-
-  private peek(): Waiter | undefined {
-    while (this.heap.length > 0 && this.heap[0]!.done) this.pop();
-    return this.heap[0];
-  }
-
-  private static before(a: Waiter, b: Waiter): boolean {
-    return a.tag < b.tag || (a.tag === b.tag && a.seq < b.seq);
-  }
-
-  private push(w: Waiter): void {
-    const h = this.heap;
-    h.push(w);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!KeyLimiter.before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && KeyLimiter.before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && KeyLimiter.before(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
+    if (this.queue.size > 0) this.pump();
   }
 }
 
