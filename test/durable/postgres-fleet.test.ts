@@ -21,8 +21,11 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-/** seq(a, b) whose agents count their calls by workflow id; `hang` keeps b in flight. */
-function flow(calls: Map<string, number>, hang = false): AnyTopology {
+/**
+ * seq(a, b) whose agents count their calls by workflow id; `hang` keeps b in flight. `onCall` sees
+ * the count of calls after each one.
+ */
+function flow(calls: Map<string, number>, hang = false, onCall?: (count: number) => void): AnyTopology {
   const mk = (name: string, hangs: boolean) =>
     agent({
       name,
@@ -30,6 +33,7 @@ function flow(calls: Map<string, number>, hang = false): AnyTopology {
       run: (input: unknown, ctx) => {
         const key = `${name}:${ctx.workflowId}`;
         calls.set(key, (calls.get(key) ?? 0) + 1);
+        onCall?.(calls.size);
         if (hangs) {
           return new Promise<AgentOutput<unknown>>((_, reject) =>
             ctx.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }),
@@ -96,14 +100,19 @@ describePostgres('Postgres fleet: resuming interrupted workflows', () => {
     closers.push(() => deadStore.close());
     const doomed = runtime(deadView, start);
     doomed.rt.on('error', () => undefined);
-    doomed.rt.register('job', flow(deadCalls, true));
-    void doomed.rt.resume({ batch: 10 }).catch(() => undefined);
-    const owners = deadStore.ownership();
-    for (let k = 0; k < 200 && (await owners.claims()).length < 10; k++)
-      await new Promise((r) => setTimeout(r, 20));
-    expect((await owners.claims()).length).toBe(10);
-    for (let k = 0; k < 100 && [...deadCalls.values()].length < 10; k++)
-      await new Promise((r) => setTimeout(r, 20));
+    // Its batch is claimed before any b runs: once b was called 10 times, the 10 claims are held.
+    const tenInFlight = new Promise<void>((resolve) => {
+      doomed.rt.register(
+        'job',
+        flow(deadCalls, true, (n) => n === 10 && resolve()),
+      );
+    });
+    const doomedRun = doomed.rt.resume({ batch: 10 }).then(
+      () => new Error('the doomed resumer finished'),
+      (e: unknown) => e,
+    );
+    expect(await Promise.race([tenInFlight, doomedRun])).toBeUndefined();
+    expect((await deadStore.ownership().claims()).length).toBe(10);
     dead = true;
 
     // Three live runtimes start at once.
