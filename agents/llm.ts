@@ -216,6 +216,7 @@ async function toolLoop(
     clock: context.clock,
     signal: context.signal,
     record: context.recordTool ?? (() => undefined),
+    ...(context.toolBreaker !== undefined ? { breaker: context.toolBreaker } : {}),
   };
   const loop = toolLoopMachine.provide({
     actors: {

@@ -10,6 +10,7 @@ import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import type { OnError } from './topology.js';
 import type { RecordToolEvent } from '../tools/call.js';
+import type { BreakerLike } from './scope.js';
 
 /** What an agent's `run` returns. */
 export interface AgentOutput<O> {
@@ -47,6 +48,11 @@ export interface AgentContext {
    * cancelled) are dropped.
    */
   recordTool?: RecordToolEvent;
+  /**
+   * The runtime's shared breaker for a tool's breaker config, named `tool:<name>` (its transitions
+   * are logged and restored after a restart); `llmAgent({ tools })` uses it.
+   */
+  toolBreaker?: (config: BreakerConfig) => BreakerLike;
   /**
    * Meters one model turn of a multi-turn attempt (a tool loop; `llmAgent({ tools })` uses it) as a
    * call of its own: before `call` runs, the turn takes the agent's breaker permit and reserves its

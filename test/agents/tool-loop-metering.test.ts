@@ -177,7 +177,7 @@ describe('each model turn of a tool loop is a metered call', () => {
     const failed = payloads(events, 'agent.failed')[0];
     expect(failed).toMatchObject({ category: 'budget_exceeded', attempts: 1 });
     expect(failed?.costUsd).toBeCloseTo(TURN_USD, 12);
-    // The budget counts it after a restart too: it is a fold of cost.incurred.
+    // The report (a fold of the log, as the budget is) counts the turn that was made.
     expect(buildReport(rt.store.query({})).cost.summary.actualUsd).toBeCloseTo(TURN_USD, 12);
     expect(RESERVED_USD).toBeLessThan(0.008);
     expect(TURN_USD + RESERVED_USD).toBeGreaterThan(0.008);

@@ -9,6 +9,7 @@ import type { NewEvent } from '../../eventlog/events.js';
 import type { AgentContext, AgentOutput } from '../agent.js';
 import { replayOutcome } from './replay.js';
 import { modelTurn } from './turn.js';
+import { toolBreakerName } from '../../tools/call.js';
 import type { AnyAgent, AttemptStep, CallState } from './types.js';
 import { AttemptSignal, safeMessage } from './types.js';
 
@@ -53,6 +54,7 @@ function attemptContext(call: CallState, attempt: number, signal: AttemptSignal)
       scope.emit({ ts: scope.services.clock.now(), workflowId: scope.workflowId, type, payload } as NewEvent);
     },
     turn: modelTurn(call, attempt, signal),
+    toolBreaker: (config) => scope.services.breaker({ ...config, name: toolBreakerName(config.name) }),
     ...(scope.delta !== undefined ? { onDelta: deltaTo(call, attempt, scope.delta, signal) } : {}),
   };
 }
