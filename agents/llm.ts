@@ -51,7 +51,11 @@ export interface LlmAgentConfig<I, O> extends Omit<AgentConfig<I, O>, 'run' | 's
    * With tools, each attempt runs the tool loop: the model's tool calls of one turn run at once,
    * their results go back as `tool` messages, and the model is asked again, until it answers or
    * `maxSteps` turns have passed. Each call is logged (`tool.called`, `tool.succeeded`,
-   * `tool.failed`); a failed call is shown to the model as `{"error": …}`. Default: none.
+   * `tool.failed`); a failed call is shown to the model as `{"error": …}`. Each model turn is
+   * metered as a call of its own (`AgentContext.turn`): it reserves from the budget before it is
+   * made, goes through the agent's breaker and is charged its own usage (`cost.incurred` with
+   * `step`). A turn the budget or the breaker refuses ends the attempt with `budget_exceeded` /
+   * `circuit_open`. Default: none.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each tool has its own argument type
   tools?: Readonly<Record<string, Tool<any, unknown>>>;
@@ -143,9 +147,14 @@ export function llmAgent<I, O>(config: LlmAgentConfig<I, O>): Agent<I, O> {
         ? await provider
             .call({ ...request, messages }, callContext)
             .then((r) => ({ response: r, usage: r.usage }))
-        : await toolLoop(name, tools as ToolSet, steps, messages, context, (turn) =>
-            provider.call({ ...request, messages: turn, tools: specs }, callContext),
-          );
+        : await toolLoop(name, tools as ToolSet, steps, messages, context, (turn, step) => {
+            const call = (model: string): Promise<ModelResponse> =>
+              provider.call({ ...request, model, messages: turn, tools: specs }, callContext);
+            // Each turn is metered as a call of its own: reserved, breaker-guarded, charged.
+            return context.turn !== undefined
+              ? context.turn(step, call, { inputTokens: estimateTokens(turn) })
+              : call(context.model);
+          });
     const output = asJson(response.output, name, usage);
     if (typeof output !== 'object' || output === null || Array.isArray(output) || !('value' in output))
       throw new AgentError(
@@ -198,7 +207,7 @@ async function toolLoop(
   maxSteps: number,
   messages: readonly ChatMessage[],
   context: AgentContext,
-  turn: (messages: readonly ChatMessage[]) => Promise<ModelResponse>,
+  turn: (messages: readonly ChatMessage[], step: number) => Promise<ModelResponse>,
 ): Promise<{ response: ModelResponse; usage: Usage }> {
   const scope = {
     workflowId: context.workflowId,
@@ -207,11 +216,12 @@ async function toolLoop(
     clock: context.clock,
     signal: context.signal,
     record: context.recordTool ?? (() => undefined),
+    ...(context.toolBreaker !== undefined ? { breaker: context.toolBreaker } : {}),
   };
   const loop = toolLoopMachine.provide({
     actors: {
       modelTurn: fromPromise<ModelResponse, { messages: readonly ChatMessage[]; step: number }>(({ input }) =>
-        turn(input.messages),
+        turn(input.messages, input.step),
       ),
       callTools: fromPromise<readonly ToolObservation[], CallToolsInput>(({ input }) =>
         Promise.all(input.calls.map((call, index) => callTool(tools, call, input.step, index, scope))),

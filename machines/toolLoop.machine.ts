@@ -39,7 +39,7 @@ export interface ToolLoopContext {
   readonly maxSteps: number;
   /** The current (or last) model turn, 1-based. */
   readonly step: number;
-  /** Usage of every model turn so far. */
+  /** Usage of every model turn so far (what each reported; a turn that reported none counts 0). */
   readonly usage: Usage;
   /** The last model answer. */
   readonly response: ModelResponse | undefined;
@@ -64,10 +64,13 @@ export interface CallToolsInput {
 const notProvided = (name: string) => () =>
   Promise.reject(new Error(`toolLoopMachine: provide the "${name}" actor with machine.provide({ actors })`));
 
-const add = (a: Usage, b: Usage): Usage => ({
-  inputTokens: a.inputTokens + b.inputTokens,
-  outputTokens: a.outputTokens + b.outputTokens,
-});
+/** Adds a turn's usage; a turn that reported none (or a malformed one) adds nothing. */
+const add = (a: Usage, b: Usage | undefined): Usage => {
+  const input = (b as { inputTokens?: unknown } | undefined)?.inputTokens;
+  const output = (b as { outputTokens?: unknown } | undefined)?.outputTokens;
+  const count = (n: unknown): number => (typeof n === 'number' && n >= 0 && Number.isFinite(n) ? n : 0);
+  return { inputTokens: a.inputTokens + count(input), outputTokens: a.outputTokens + count(output) };
+};
 
 /**
  * The tool-loop machine.

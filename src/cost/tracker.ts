@@ -102,7 +102,7 @@ export interface CostSummary {
   timeZone: string;
   /** Actual cost of every attempt, USD. */
   actualUsd: number;
-  /** Attempts that incurred cost. */
+  /** Model calls that incurred cost: attempts, and each model turn of a tool loop. */
   calls: number;
   /** Sum of the estimates of those same attempts, USD (compare with `actualUsd`). */
   estimatedUsd: number;

@@ -270,14 +270,24 @@ export interface EventPayloads {
     estimateUsd: number;
     /** The attempt it was reserved for (absent in logs written before it was recorded). */
     attempt?: number;
+    /**
+     * The model turn of a tool loop it was reserved for (1-based; present from turn 2 on: the
+     * first turn goes out on the attempt's own reservation).
+     */
+    step?: number;
   };
-  /** Actual cost of one attempt, from the provider's reported usage. */
+  /**
+   * Actual cost of one model call, from the provider's reported usage: one per attempt, or one per
+   * model turn of a tool loop (with `step`).
+   */
   'cost.incurred': {
     path: NodePath;
     agent: string;
     model: string;
     taskType: string;
     attempt: number;
+    /** The model turn of a tool loop (1-based); absent for an attempt that is one call. */
+    step?: number;
     usage: Usage;
     costUsd: number;
     estimateUsd: number;
@@ -320,6 +330,8 @@ export interface EventPayloads {
     model: string;
     taskType: string;
     attempt: number;
+    /** The model turn of a tool loop (1-based); absent for an attempt that is one call. */
+    step?: number;
     reservedUsd: number;
     actualUsd: number;
     overrunUsd: number;

@@ -294,10 +294,20 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
           hrTime(event.ts),
         );
         break;
-      case 'cost.incurred':
-        a.usage = event.payload.usage;
+      case 'cost.incurred': {
+        // A tool loop charges each model turn: the attempt's usage is their sum.
+        const u = event.payload.usage;
+        const step = event.payload.step;
+        a.usage =
+          step !== undefined && step > 1 && a.usageAttempt === event.payload.attempt && a.usage !== undefined
+            ? {
+                inputTokens: a.usage.inputTokens + u.inputTokens,
+                outputTokens: a.usage.outputTokens + u.outputTokens,
+              }
+            : u;
         a.usageAttempt = event.payload.attempt;
         break;
+      }
       case 'agent.timed_out':
         if (a.attemptOpen && event.payload.attempt === a.attempt)
           writeChat(a, event.ts, {

@@ -36,7 +36,7 @@ type Step =
 
 /**
  * Builds the per-path queue of recorded attempt outcomes of one workflow: each failed attempt from
- * `agent.retried` (and its `cost.incurred`), the final one from `agent.succeeded` / `agent.failed`,
+ * `agent.retried` (and its `cost.incurred`, summed over a tool loop's turns), the final one from `agent.succeeded` / `agent.failed`,
  * refusals from `agent.rejected`.
  *
  * @example
@@ -86,7 +86,11 @@ export function recordedSource(events: readonly KeelEvent[]): RecordedSource {
       case 'cost.incurred': {
         let q = costs.get(e.payload.path);
         if (!q) costs.set(e.payload.path, (q = []));
-        q.push(e.payload.costUsd);
+        // A tool loop's turns after the first (`step` > 1) add to their attempt's cost.
+        const step = e.payload.step;
+        if (step !== undefined && step > 1 && q.length > 0)
+          q[q.length - 1] = (q[q.length - 1] ?? 0) + e.payload.costUsd;
+        else q.push(e.payload.costUsd);
         break;
       }
       case 'agent.retried':

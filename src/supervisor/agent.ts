@@ -10,6 +10,7 @@ import type { Random } from '../core/random.js';
 import type { ErrorCategory, Usage } from '../eventlog/events.js';
 import type { OnError } from './topology.js';
 import type { RecordToolEvent } from '../tools/call.js';
+import type { BreakerLike } from './scope.js';
 
 /** What an agent's `run` returns. */
 export interface AgentOutput<O> {
@@ -48,11 +49,52 @@ export interface AgentContext {
    */
   recordTool?: RecordToolEvent;
   /**
+   * The runtime's shared breaker for a tool's breaker config, named `tool:<name>` (its transitions
+   * are logged and restored after a restart); `llmAgent({ tools })` uses it.
+   */
+  toolBreaker?: (config: BreakerConfig) => BreakerLike;
+  /**
+   * Meters one model turn of a multi-turn attempt (a tool loop; `llmAgent({ tools })` uses it) as a
+   * call of its own: before `call` runs, the turn takes the agent's breaker permit and reserves its
+   * estimate from the budget (`cost.reserved` with `step`; the first turn uses what the attempt
+   * took), waiting until the log has committed it; after, it is charged what it reported
+   * (`cost.incurred` with `step`, its reservation when it reported none) and the breaker counts
+   * it. A turn the budget refuses rejects with `BudgetExceededError`, one an open breaker refuses
+   * with `CircuitOpenError`: end the loop with that error (turns already made stay charged). Once
+   * an attempt used `turn`, the `usage` its `run` returns is not charged again. Absent in replay.
+   */
+  turn?: ModelTurn;
+  /**
    * Present while a caller streams the workflow (`rt.run$()`): hand it the model's text as it
    * arrives, in order (pass it to the provider as `CallContext.onDelta`; `llmAgent` does).
    */
   onDelta?: (text: string) => void;
 }
+
+/** What a metered model turn resolves with: the usage it cost and the model that answered. */
+export interface TurnAnswer {
+  usage?: Usage;
+  model?: string;
+}
+
+/** Options of one metered model turn. */
+export interface TurnOptions {
+  /**
+   * Input tokens of this turn's request (with `maxOutputTokens`, the turn reserves this plus the
+   * cap; a tool loop's later turns carry the tool results). Default: the attempt's estimate.
+   */
+  inputTokens?: number;
+}
+
+/**
+ * {@link AgentContext.turn}: runs `call` (given the model to ask, which a budget downgrade may
+ * change) as model turn `step` (1-based) of the attempt, metered; turns run one after another.
+ */
+export type ModelTurn = <R extends TurnAnswer>(
+  step: number,
+  call: (model: string) => Promise<R>,
+  options?: TurnOptions,
+) => Promise<R>;
 
 /** Retry policy. */
 export interface RetryConfig {

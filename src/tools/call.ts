@@ -9,7 +9,9 @@ import type { ErrorCategory, EventPayloads } from '../eventlog/events.js';
 import { classifyError, messageOfThrown } from '../providers/classify.js';
 import type { ToolCall } from '../providers/types.js';
 import { DEFAULT_RETRY_ON, retryDelay } from '../../machines/agent.machine.js';
+import type { BreakerConfig } from '../supervisor/agent.js';
 import { createBreaker, type Breaker } from '../supervisor/breaker.js';
+import type { BreakerLike } from '../supervisor/scope.js';
 import type { Tool } from './tool.js';
 
 /** The tool events, by type. */
@@ -27,6 +29,16 @@ export interface ToolCallScope {
   /** The agent attempt's signal: aborting it aborts every tool call in flight. */
   signal: AbortSignal;
   record: RecordToolEvent;
+  /**
+   * The runtime's shared breaker for a tool's config (named `tool:<name>`: its transitions are
+   * logged and restored after a restart like an agent's). Absent: a breaker of the tool object's own.
+   */
+  breaker?: (config: BreakerConfig) => BreakerLike;
+}
+
+/** The name a tool's breaker has among the runtime's breakers: `tool:<breaker name>`. */
+export function toolBreakerName(name: string): string {
+  return `tool:${name}`;
 }
 
 /** How a tool call ended: what the model is shown as the `tool` message. */
@@ -34,11 +46,16 @@ export type ToolOutcome =
   | { ok: true; call: ToolCall; result: unknown; content: string }
   | { ok: false; call: ToolCall; category: ErrorCategory; message: string; content: string };
 
-/** The breaker of each tool object, per clock (one runtime's clock, one breaker). */
+/**
+ * The breaker of each tool object, per clock, for a tool loop run outside a runtime (one clock,
+ * one breaker); in a runtime, tools use its shared, logged breakers (`ToolCallScope.breaker`).
+ */
 const breakers = new WeakMap<Tool<never, unknown>, WeakMap<Clock, Breaker>>();
 
-function breakerOf(t: Tool<never, unknown>, clock: Clock): Breaker | undefined {
+function breakerOf(t: Tool<never, unknown>, scope: ToolCallScope): BreakerLike | undefined {
   if (t.breaker === undefined) return undefined;
+  if (scope.breaker !== undefined) return scope.breaker(t.breaker);
+  const clock = scope.clock;
   let byClock = breakers.get(t);
   if (byClock === undefined) breakers.set(t, (byClock = new WeakMap()));
   let b = byClock.get(clock);
@@ -86,7 +103,7 @@ export async function callTool(
       0,
     );
 
-  const breaker = breakerOf(t, clock);
+  const breaker = breakerOf(t, scope);
   const idempotencyKey = `${scope.workflowId}/${path}/${step}/${index}`;
   const policy = {
     agent: call.name,
@@ -102,7 +119,7 @@ export async function callTool(
     if (scope.signal.aborted) return fail('cancelled', 'the agent attempt was aborted', attempt - 1);
     const permit = breaker?.acquire();
     if (breaker !== undefined && permit === undefined) {
-      const inMs = breaker.retryInMs();
+      const inMs = breaker.retryInMs?.();
       return fail(
         'circuit_open',
         `breaker "${breaker.name}" is open${inMs !== undefined ? `; it lets a probe through in ${inMs} ms` : ''}`,

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { BreakerConfig, RetryConfig, SchemaLike } from '../supervisor/agent.js';
+import { resolveBreakerConfig } from '../supervisor/breaker.js';
 import type { ToolSpec } from '../providers/types.js';
 
 /** What `execute` is handed with each call. */
@@ -56,7 +57,11 @@ export interface ToolConfig<A, R> {
   timeoutMs?: number;
   /** Retries of this tool (default: one attempt). */
   retry?: RetryConfig;
-  /** A breaker around this tool, shared by every agent (and workflow) that uses this tool object. */
+  /**
+   * A breaker around this tool. In a runtime it is one of the runtime's breakers, named
+   * `tool:<breaker.name>` (shared by every tool and workflow naming it; `rt.breaker('tool:payments')`):
+   * its transitions are logged as `breaker.transitioned` and it is restored after a restart.
+   */
   breaker?: BreakerConfig;
 }
 
@@ -106,8 +111,11 @@ export function tool<A, R>(config: ToolConfig<A, R>): Tool<A, R> {
       'tool.retry.attempts',
       `must be an integer >= 1, got ${String(config.retry.attempts)}`,
     );
-  if (config.breaker !== undefined && (typeof config.breaker.name !== 'string' || config.breaker.name === ''))
-    throw new ConfigError('tool.breaker.name', 'must be a non-empty string, e.g. the tool or service name');
+  if (config.breaker !== undefined) {
+    if (typeof config.breaker.name !== 'string' || config.breaker.name === '')
+      throw new ConfigError('tool.breaker.name', 'must be a non-empty string, e.g. the tool or service name');
+    resolveBreakerConfig(config.breaker); // the rest of it, checked now rather than at the first call
+  }
   return Object.freeze({
     ...config,
     kind: 'tool' as const,

@@ -89,6 +89,9 @@ class AgentCall implements CallState, AgentListener, Cancellable {
   pricingFailure = '';
   worst: Usage | undefined;
   attempt: AttemptSignal | undefined;
+  turns = 0;
+  step: number | undefined;
+  turnCalling = false;
   lastResult: CallResult | undefined;
   lastOutput: unknown;
   rejection: Error | undefined;

@@ -8,6 +8,8 @@ import { seededRandom, type Random } from '../../core/random.js';
 import type { NewEvent } from '../../eventlog/events.js';
 import type { AgentContext, AgentOutput } from '../agent.js';
 import { replayOutcome } from './replay.js';
+import { modelTurn } from './turn.js';
+import { toolBreakerName } from '../../tools/call.js';
 import type { AnyAgent, AttemptStep, CallState } from './types.js';
 import { AttemptSignal, safeMessage } from './types.js';
 
@@ -16,6 +18,9 @@ function start(call: CallState, attempt: number): void {
   const { scope, path } = ctx;
   const signal = new AttemptSignal();
   call.attempt = signal;
+  call.turns = 0;
+  call.step = undefined;
+  call.turnCalling = false;
   const work: Promise<AgentOutput<unknown>> = scope.replay
     ? replayOutcome(scope.replay.next(path), agent.name, path, scope.services.clock)
     : runAgent(agent, call.input, attemptContext(call, attempt, signal));
@@ -48,6 +53,8 @@ function attemptContext(call: CallState, attempt: number, signal: AttemptSignal)
       if (signal.reason !== undefined) return; // the attempt ended: what it does now is not recorded
       scope.emit({ ts: scope.services.clock.now(), workflowId: scope.workflowId, type, payload } as NewEvent);
     },
+    turn: modelTurn(call, attempt, signal),
+    toolBreaker: (config) => scope.services.breaker({ ...config, name: toolBreakerName(config.name) }),
     ...(scope.delta !== undefined ? { onDelta: deltaTo(call, attempt, scope.delta, signal) } : {}),
   };
 }
@@ -106,7 +113,13 @@ function abandon(call: CallState, attempt: number, cancelled: boolean): void {
   if (signal === undefined) return;
   signal.abort(cancelled ? 'cancelled' : 'timeout');
   call.attempt = undefined;
-  call.steps.cost.chargeEstimate(call, attempt);
+  if (call.turns > 0 && !call.turnCalling) {
+    // A tool loop between model turns (or admitting one): no model call is out to pay for.
+    call.reservation?.release();
+    call.reservation = undefined;
+    call.permit?.release();
+    call.permit = undefined;
+  } else call.steps.cost.chargeEstimate(call, attempt);
   if (cancelled) {
     call.permit?.release();
     call.permit = undefined;

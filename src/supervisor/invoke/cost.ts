@@ -1,7 +1,8 @@
 /**
  * Cost step: charges each attempt what it used (`cost.incurred`), settles the attempt's budget
  * reservation with it, and records a charge above the reservation as `budget.overrun`. An attempt
- * without usable usage is charged its reservation, marked `estimated`.
+ * without usable usage is charged its reservation, marked `estimated`. A tool loop's model turns
+ * are charged one by one through the same functions (./turn.ts), their events carrying `step`.
  */
 import type { Usage } from '../../eventlog/events.js';
 import type { CallState, CostStep } from './types.js';
@@ -42,6 +43,7 @@ function charge(call: CallState, attempt: number, usage: Usage, answeredModel: s
       model: answeredModel,
       taskType: call.agent.taskType,
       attempt,
+      ...(call.step !== undefined ? { step: call.step } : {}),
       usage,
       costUsd: usd,
       estimateUsd: call.estimate,
@@ -58,6 +60,7 @@ function charge(call: CallState, attempt: number, usage: Usage, answeredModel: s
         model: answeredModel,
         taskType: call.agent.taskType,
         attempt,
+        ...(call.step !== undefined ? { step: call.step } : {}),
         reservedUsd: call.estimate,
         actualUsd: usd,
         overrunUsd: usd - call.estimate,
@@ -92,6 +95,7 @@ function chargeEstimate(call: CallState, attempt: number, model: string = call.m
       model,
       taskType: call.agent.taskType,
       attempt,
+      ...(call.step !== undefined ? { step: call.step } : {}),
       usage: ZERO_USAGE,
       costUsd: usd,
       estimateUsd: call.estimate,

@@ -84,7 +84,9 @@ function judge(call: CallState, attempt: number, out: unknown): void {
   const answeredModel = answer.model ?? call.model;
   const reported = problem === undefined ? answer.usage : (out as { usage?: unknown } | null)?.usage;
   let failure: string | undefined = problem;
-  if (reported === undefined) {
+  if (call.turns > 0) {
+    // A tool loop: each model turn was charged as it ended (./turn.ts); nothing more to charge.
+  } else if (reported === undefined) {
     cost.chargeEstimate(call, attempt, answeredModel);
     if (failure === undefined && call.agent.onMissingUsage === 'fail')
       failure = `run() reported no usage, and the agent has onMissingUsage: 'fail'; return usage: { inputTokens, outputTokens } from run() (it was charged its reservation, $${call.estimate.toFixed(6)})`;
@@ -129,7 +131,9 @@ function threw(call: CallState, signal: AttemptSignal, attempt: number, e: unkno
   const { cost } = call.steps;
   try {
     const f = classifyError(e, call.now());
-    if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
+    if (call.turns > 0) {
+      // A tool loop: its turns were charged (and counted by the breaker) as they ended.
+    } else if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
     else if (!isUsage(f.usage)) cost.chargeEstimate(call, attempt);
     else cost.charge(call, attempt, f.usage, call.model);
     call.permit?.failure(f.category);

@@ -119,6 +119,15 @@ export interface CallState {
   /** The attempt in flight; cleared when its outcome arrives or it is abandoned. */
   attempt: AttemptSignal | undefined;
   lastResult: CallResult | undefined;
+  /**
+   * Model turns the attempt in flight metered through `context.turn` (a tool loop); when > 0 its
+   * turns were charged one by one, and the attempt's own usage is not charged again.
+   */
+  turns: number;
+  /** The turn being admitted, made or charged (its `step`, written on its cost events). */
+  step: number | undefined;
+  /** True while a metered turn's model call is out (an abandoned attempt is charged for it). */
+  turnCalling: boolean;
   /** The last unusable output (recorded on `agent.failed`). */
   lastOutput: unknown;
   /** The error a gate refusal rejects the invocation with. */
