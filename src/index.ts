@@ -173,6 +173,8 @@ export type {
   KeelEventType,
   NewEvent,
   EventPayloads,
+  EventPayloadFields,
+  TenantStamp,
   EventClass,
   ErrorCategory,
   Usage,
