@@ -176,6 +176,8 @@ export type {
   KeelEventType,
   NewEvent,
   EventPayloads,
+  EventPayloadFields,
+  TenantStamp,
   EventClass,
   ErrorCategory,
   Usage,

@@ -43,6 +43,10 @@ const NAME_FIX =
 const ID_FIX =
   'workflow ids are stored and exported as they are, so use an opaque id (e.g. a UUID, or an HMAC of your own key) and keep identifying data in the input';
 
+/** How to fix a tenant id that carries PII. */
+const TENANT_FIX =
+  'tenant ids label every event, metric, span and log line of the workflow, so use an internal customer id (e.g. "cust_4821"), never an email address, phone number or name';
+
 /** The default detectors, for names checked where no runtime (and so no redaction config) exists yet. */
 let defaults: Redactor | undefined;
 
@@ -77,4 +81,14 @@ export function assertNameHasNoPii(field: string, name: string, redactor?: Redac
 export function assertWorkflowIdHasNoPii(workflowId: string, redactor: Redactor): void {
   const kinds = kindsIn(redactor, workflowId);
   if (kinds.length > 0) throw new IdentifierPiiError('workflowId', kinds, ID_FIX);
+}
+
+/**
+ * Throws {@link IdentifierPiiError} naming `field` (default `RunOptions.tenant`) when a tenant id
+ * carries PII by `redactor`'s detectors, or by the default ones when none is given (redaction off,
+ * or config time): a tenant id is exported as it is, so it is checked even when redaction is off.
+ */
+export function assertTenantHasNoPii(tenant: string, redactor?: Redactor, field = 'RunOptions.tenant'): void {
+  const kinds = kindsIn(redactor ?? (defaults ??= createRedactor()), tenant);
+  if (kinds.length > 0) throw new IdentifierPiiError(field, kinds, TENANT_FIX);
 }

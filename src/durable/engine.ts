@@ -106,6 +106,8 @@ export interface ContinuePlan {
   topology: AnyTopology;
   input: unknown;
   startedTs: number;
+  /** The tenant recorded in its `workflow.started` (stamped on the events it writes now). */
+  tenant?: string;
   source: ResumeSource;
   /** The `workflow.resumed` event to write instead of `workflow.started`. */
   resumed: NewEvent<'workflow.resumed'>;
@@ -407,6 +409,7 @@ export class DurableEngine {
       topology,
       input: started.payload.input,
       startedTs: started.ts,
+      ...(started.payload.tenant !== undefined ? { tenant: started.payload.tenant } : {}),
       source,
       resumed: {
         ts: this.host.clock.now(),

@@ -79,8 +79,11 @@ export const ALERT_KINDS: readonly AlertKind[] = [
 /** Where in a topology tree an event happened, e.g. `invoice/par[0]/vendor_extraction`. */
 export type NodePath = string;
 
-/** Payload of each event type. The key is the event's `type`. */
-export interface EventPayloads {
+/**
+ * Payload of each event type, as emitted (the key is the event's `type`); every one of them may
+ * also carry the workflow's tenant ({@link TenantStamp}): see {@link EventPayloads}.
+ */
+export interface EventPayloadFields {
   // ── workflows ────────────────────────────────────────────────────────────────────────────────
   /**
    * A topology run began. `topology` is the serialisable description replay re-runs. `owner` is the
@@ -425,8 +428,11 @@ export interface EventPayloads {
   };
 }
 
+/** Payload of each event type: its own fields, and the tenant of a tenant's workflow. */
+export type EventPayloads = { [K in keyof EventPayloadFields]: EventPayloadFields[K] & TenantStamp };
+
 /** Every event type name. */
-export type KeelEventType = keyof EventPayloads;
+export type KeelEventType = keyof EventPayloadFields;
 
 /** Current schema version of each event type (bump when a payload changes shape). */
 export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
@@ -522,6 +528,19 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
 
 /** Workflow id used for events that belong to the runtime rather than one workflow (breakers, budgets). */
 export const SYSTEM_WORKFLOW_ID = '_system';
+
+/**
+ * What every event of a tenant's workflow carries besides its own payload fields: the workflow's
+ * tenant (`rt.run(t, input, { tenant })`), stamped on each event the workflow emits — its
+ * `workflow.started`, agent, cost, budget, tool, cache, vote and cascade events and its end. Absent
+ * (no bytes) on the events of a workflow run without a tenant and on the runtime's own events
+ * (`_system`), except `budget.alert` of a tenant's budget scope (`tenant:<id>`), which names it.
+ */
+// A type alias, not an interface: payloads stay assignable to `Record<string, unknown>`.
+export type TenantStamp = {
+  /** The tenant id (1–64 letters, digits, `_-.:`), validated and free of PII. */
+  tenant?: string;
+};
 
 /** An event as committed to the log. */
 export type KeelEvent<T extends KeelEventType = KeelEventType> = {

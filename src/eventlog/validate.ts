@@ -3,6 +3,7 @@
  * chained (`seq` still 0) plus their canonical payload text, or refuses the whole append with an
  * {@link EventValidationError} naming the field.
  */
+import { TENANT_ID_FIX, tenantIdProblem } from '../core/tenant.js';
 import { loneSurrogateIndex } from '../core/unicode.js';
 import { fastCanonicalJson } from '../core/json.js';
 import { EventValidationError, MalformedStringError } from './errors.js';
@@ -80,6 +81,13 @@ export function prepareEvent(e: unknown, index: number, events: KeelEvent[], pay
       `events[${i}].payload`,
       `must be a plain object, got ${describe(payload)}`,
     );
+  }
+  const tenant = payload.tenant;
+  if (tenant !== undefined) {
+    // The tenant stamp labels metrics, spans and log lines: only a well-formed tenant id is stored.
+    const problem = tenantIdProblem(tenant);
+    if (problem !== undefined)
+      throw new EventValidationError(`events[${i}].payload.tenant`, `${problem}; ${TENANT_ID_FIX}`);
   }
   let json: string;
   try {

@@ -61,11 +61,11 @@ export interface ReplayHost {
   services(clock: Clock): Services;
   /** Topologies the runtime has run or registered, by workflow name. */
   topology(name: string): AnyTopology | undefined;
-  /** Runs a workflow under its recorded id and name in `env`; `onDone` runs once, when it ended. */
+  /** Runs a workflow under its recorded id, name and tenant in `env`; `onDone` runs once, when it ended. */
   execute(
     topology: AnyTopology,
     input: unknown,
-    options: { workflowId: string; name: string },
+    options: { workflowId: string; name: string; tenant?: string },
     env: ReplayEnv,
     onDone: () => void,
   ): void;
@@ -197,7 +197,9 @@ export async function replayOne(
     replay: counting,
   };
   let done = false;
-  host.execute(topology, started.payload.input, { workflowId, name }, env, () => {
+  const tenant = started.payload.tenant;
+  const recordedAs = { workflowId, name, ...(tenant !== undefined ? { tenant } : {}) };
+  host.execute(topology, started.payload.input, recordedAs, env, () => {
     done = true;
   });
   // Every recorded answer is delivered by the record's last timestamp; a day past it, whatever is

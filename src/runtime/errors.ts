@@ -4,6 +4,7 @@
  * recorded failure of a workflow that already ran under the same id.
  */
 import { KEEL_ERROR, KeelError, isKeelError } from '../core/errors.js';
+import { TENANT_ID_FIX } from '../core/tenant.js';
 import type { ErrorCategory } from '../eventlog/events.js';
 import { AgentFailedError } from '../supervisor/errors.js';
 
@@ -27,6 +28,29 @@ export class InvalidWorkflowIdError extends TypeError {
 /** True when `e` is an {@link InvalidWorkflowIdError}. */
 export function isInvalidWorkflowIdError(e: unknown): e is InvalidWorkflowIdError {
   return isKeelError(e) && (e as { code?: unknown }).code === 'WORKFLOW_ID_INVALID';
+}
+
+/**
+ * `RunOptions.tenant` is not a valid tenant id: a string of 1 to 64 letters, digits, `_`, `-`, `.`
+ * or `:` (no spaces, no `@`, no control characters, no lone surrogates). A `TypeError`: the
+ * caller's argument is wrong. Nothing was written.
+ */
+export class InvalidTenantError extends TypeError {
+  readonly [KEEL_ERROR] = true;
+  readonly code = 'TENANT_INVALID';
+  constructor(
+    /** Where the id was given, e.g. `RunOptions.tenant`. */
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field} ${problem}; ${TENANT_ID_FIX}. Nothing was written.`);
+    this.name = 'InvalidTenantError';
+  }
+}
+
+/** True when `e` is an {@link InvalidTenantError}. */
+export function isInvalidTenantError(e: unknown): e is InvalidTenantError {
+  return isKeelError(e) && (e as { code?: unknown }).code === 'TENANT_INVALID';
 }
 
 /**

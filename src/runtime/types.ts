@@ -61,6 +61,17 @@ export interface RunOptions {
   workflowId?: string;
   /** Aborting it cancels the workflow. */
   signal?: AbortSignal;
+  /**
+   * The customer this workflow runs for: an internal customer id (`'acme'`, `'cust_4821'`), 1 to 64
+   * letters, digits, `_`, `-`, `.` or `:`. Every event of the workflow carries it
+   * (`payload.tenant`), its calls reserve in the tenant's budget (`budget.perTenant`), and cost,
+   * errors, latency, metrics (`tenant` label, top-N + `other`), spans (`keel.tenant`), ECS lines
+   * (`organization.id`) and `keel report --tenant` break down by it. An id the redactor's detectors
+   * read as personal data (an email address, a phone number, a name) is refused with
+   * `IdentifierPiiError`, a malformed one with `InvalidTenantError` — nothing is written. Absent:
+   * the workflow has no tenant (no per-tenant budget applies; reported as `(none)`).
+   */
+  tenant?: string;
 }
 
 /** Events `rt.on()` delivers. */

@@ -3,10 +3,12 @@
  * strings of a topology that end up in the log, and what the log already says about an id — a
  * `workflowId` is an idempotency key, so a run under a recorded id gets the recorded outcome.
  */
+import { tenantIdProblem } from '../core/tenant.js';
 import { assertWellFormed } from '../core/unicode.js';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { AnyTopology } from '../supervisor/topology.js';
 import {
+  InvalidTenantError,
   InvalidWorkflowIdError,
   RESERVED_WORKFLOW_ID_PREFIX,
   RecordedWorkflowFailureError,
@@ -27,6 +29,18 @@ export function checkWorkflowId(id: unknown): string {
   assertWellFormed('RunOptions.workflowId', id);
   if (id.startsWith(RESERVED_WORKFLOW_ID_PREFIX)) throw new ReservedWorkflowIdError(id);
   return id;
+}
+
+/**
+ * Checks a caller's `tenant`: 1 to 64 letters, digits, `_`, `-`, `.` or `:`, starting with a letter
+ * or digit (so no NUL, spaces, `@` or lone surrogates). PII is checked apart, by the detectors.
+ *
+ * @throws InvalidTenantError naming the problem and the fix.
+ */
+export function checkTenant(tenant: unknown, field = 'RunOptions.tenant'): string {
+  const problem = tenantIdProblem(tenant);
+  if (problem !== undefined) throw new InvalidTenantError(field, problem);
+  return tenant as string;
 }
 
 /**

@@ -90,6 +90,8 @@ export interface WorkflowRunInit {
   name: string;
   /** Aborting it cancels the run. */
   signal?: AbortSignal | undefined;
+  /** The workflow's tenant (`RunOptions.tenant`, or the recorded one when resumed or replayed). */
+  tenant?: string | undefined;
   /** Set for a `run$` run: receives the text agents stream, by node path. */
   delta?: ((path: string, text: string) => void) | undefined;
 }
@@ -106,6 +108,8 @@ export class WorkflowRun {
   readonly workflowId: string;
   readonly name: string;
   readonly replaying: boolean;
+  /** The tenant stamped on every event of the run (`payload.tenant`), if any. */
+  private readonly tenant: string | undefined;
   private phaseNow: WorkflowPhase = 'running';
   private readonly clock: Clock;
   private readonly startedAt: number;
@@ -140,8 +144,10 @@ export class WorkflowRun {
     this.clock = env.services.clock;
     // A resumed workflow keeps its first start: its latency spans the interruption.
     this.startedAt = env.resume ? env.resume.startedTs : this.clock.now();
+    this.tenant = init.tenant;
     this.scope = {
       workflowId: init.workflowId,
+      ...(init.tenant !== undefined ? { tenant: init.tenant } : {}),
       services: env.services,
       stats: this.stats,
       replay: env.replay,
@@ -319,10 +325,15 @@ export class WorkflowRun {
     this.last = p;
   }
 
+  /**
+   * Redacts the event, stamps the workflow's tenant on its payload (after redaction: the id was
+   * checked free of PII at admission) and hands it to the log.
+   */
   private append(event: NewEvent): Promise<unknown> {
     const redactor = this.redactor;
-    if (!redactor) return this.env.append(event);
-    const payload = redactor.redactInto(event.payload, this.redactions);
+    const tenant = this.tenant;
+    let payload = redactor ? redactor.redactInto(event.payload, this.redactions) : event.payload;
+    if (tenant !== undefined) payload = { ...payload, tenant };
     return this.env.append(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
   }
 

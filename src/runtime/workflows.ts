@@ -11,7 +11,11 @@ import { canonicalJson, isJsonValueError } from '../core/json.js';
 import { assertWellFormed } from '../core/unicode.js';
 import type { Random } from '../core/random.js';
 import type { Pricing } from '../cost/pricing.js';
-import { assertNameHasNoPii, assertWorkflowIdHasNoPii } from '../compliance/identifiers.js';
+import {
+  assertNameHasNoPii,
+  assertTenantHasNoPii,
+  assertWorkflowIdHasNoPii,
+} from '../compliance/identifiers.js';
 import type { Fingerprint } from '../compliance/key.js';
 import type { Redactor } from '../compliance/redact.js';
 import type { KeelEvent } from '../eventlog/events.js';
@@ -26,7 +30,7 @@ import {
   isWorkflowInProgressError,
 } from './errors.js';
 import type { RunItem, RunOptions, WorkflowResult } from './types.js';
-import { checkTopologyStrings, checkWorkflowId, recordedWorkflow } from './workflow-ids.js';
+import { checkTenant, checkTopologyStrings, checkWorkflowId, recordedWorkflow } from './workflow-ids.js';
 import { WorkflowRun, type Outcome, type WorkflowEnv, type WorkflowRunHost } from './workflow-run.js';
 
 /** End events of a workflow, and its start: what the idempotency lookup reads of an id. */
@@ -221,7 +225,7 @@ export class Workflows {
   execute(
     topology: AnyTopology,
     input: unknown,
-    options: { workflowId: string; name: string },
+    options: { workflowId: string; name: string; tenant?: string },
     env: WorkflowEnv,
     onDone: () => void,
   ): void {
@@ -247,6 +251,7 @@ export class Workflows {
         // Replay re-runs what the log holds under its recorded id and name: only live runs are checked.
         if (options?.workflowId !== undefined) checkWorkflowId(options.workflowId);
         if (options?.name !== undefined) assertWellFormed('RunOptions.name', options.name);
+        if (options?.tenant !== undefined) checkTenant(options.tenant);
       }
       inputJson = canonicalJson(input ?? null);
     } catch (error) {
@@ -273,6 +278,9 @@ export class Workflows {
     try {
       this.check(topology);
       if (!env.replay && redactor) assertRunIdentifiersHaveNoPii(options, redactor);
+      // A tenant id is exported as it is everywhere: checked by the default detectors even with
+      // redaction off.
+      if (!env.replay && options?.tenant !== undefined) assertTenantHasNoPii(options.tenant, redactor);
     } catch (error) {
       onDone({ ok: false, error });
       return;
@@ -395,7 +403,7 @@ export class Workflows {
     new WorkflowRun(
       this.host,
       env,
-      { topology, input, inputJson, workflowId, name, signal, delta },
+      { topology, input, inputJson, workflowId, name, signal, delta, tenant: options?.tenant },
       onDone,
     ).start();
   }
@@ -440,7 +448,7 @@ export class Workflows {
    */
   continue(plan: ContinuePlan): Promise<ContinueOutcome> {
     return new Promise((resolve) => {
-      const { workflowId, name, topology, input } = plan;
+      const { workflowId, name, topology, input, tenant } = plan;
       let settleClaim: (outcome: Outcome) => void = () => undefined;
       const done = new Promise<Outcome>((r) => {
         settleClaim = r;
@@ -458,7 +466,14 @@ export class Workflows {
       try {
         this.check(topology);
         const env: WorkflowEnv = { ...this.deps.liveEnv, resume: plan };
-        this.begin(topology, input, { workflowId, name }, canonicalJson(input ?? null), env, finish);
+        this.begin(
+          topology,
+          input,
+          { workflowId, name, ...(tenant !== undefined ? { tenant } : {}) },
+          canonicalJson(input ?? null),
+          env,
+          finish,
+        );
       } catch (error) {
         finish({ ok: false, error });
       }

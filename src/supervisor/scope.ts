@@ -44,6 +44,8 @@ export interface BudgetsLike {
     taskType: string;
     estimateUsd: number;
     usage?: Usage;
+    /** The workflow's tenant: the call also reserves in its `budget.perTenant` scope. */
+    tenant?: string;
   }): Awaitable<ReserveLikeResult>;
 }
 
@@ -152,6 +154,8 @@ export interface Services {
 /** One running workflow. */
 export interface WorkflowScope {
   readonly workflowId: string;
+  /** The tenant the workflow runs for (`RunOptions.tenant`), when it has one. */
+  readonly tenant?: string;
   readonly services: Services;
   /** Records an event for the log (committed in order, group-committed). */
   emit(event: NewEvent): void;

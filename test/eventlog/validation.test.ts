@@ -40,6 +40,9 @@ const cases: [string, number, unknown, string][] = [
   ],
   ['circular payload', 0, { ...valid, payload: circular }, 'events[0].payload.self.back'],
   ['not an object', 2, 'feedback', 'events[2]'],
+  ['numeric tenant stamp', 1, { ...valid, payload: { tenant: 42 } }, 'events[1].payload.tenant'],
+  ['email as tenant stamp', 0, { ...valid, payload: { tenant: 'a@b.co' } }, 'events[0].payload.tenant'],
+  ['NUL in tenant stamp', 2, { ...valid, payload: { tenant: 'ac\u0000me' } }, 'events[2].payload.tenant'],
   [
     'payload that serialises to a non-object',
     0,

@@ -54,6 +54,7 @@ function admit(call: CallState, attempt: number): void {
       taskType: agent.taskType,
       estimateUsd: call.estimate,
       usage,
+      ...(scope.tenant !== undefined ? { tenant: scope.tenant } : {}),
     });
     if (isPromise(r)) {
       // A budget shared across processes answers asynchronously; the machine waits in `gated`.
