@@ -414,6 +414,7 @@ class RedisKey {
         },
         (e: unknown) => {
           this.busy = false;
+          if (this.owner.closed) return; // the waiters were shed by close()
           // The script may still run: make the fleet's count of our calls in flight exact again.
           if (this.concurrency > 0) this.owner.reconcile(this);
           this.unavailable(this.owner.describe(e));
