@@ -1,2 +1,3 @@
 /** Provider rate limits, bulkheads and tenant fair queueing. */
 export * from './limiter.js';
+export * from './backend.js';

@@ -18,7 +18,14 @@
  */
 import type { Clock } from '../core/clock.js';
 import { ConfigError, KeelError } from '../core/errors.js';
-import { FairQueue, KeyTimer } from './queue.js';
+import {
+  bucketShape,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_MAX_QUEUE_MS,
+  FairQueue,
+  FREE_RESULT,
+  KeyTimer,
+} from './queue.js';
 
 /** Limits of one provider/model key. Every field is optional; an absent one does not limit. */
 export interface LimitSpec {
@@ -50,8 +57,11 @@ export type LimiterEvent =
   | { type: 'waited'; key: string; tenant: string | undefined; waitedMs: number }
   | { type: 'shed'; key: string; tenant: string | undefined; waitedMs: number; reason: ShedReason };
 
-/** Why a call was shed: the queue was full, it waited `maxQueueMs`, or the limiter closed. */
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'closed';
+/**
+ * Why a call was shed: the queue was full, it waited `maxQueueMs`, the limiter closed, or (a limiter
+ * shared on Redis with `onUnavailable: 'shed'`) the shared buckets could not be reached.
+ */
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'closed' | 'unavailable';
 
 /** One call's request to start. */
 export interface AcquireRequest {
@@ -119,14 +129,6 @@ export function isRateLimitedError(e: unknown): e is RateLimitedError {
   return e instanceof KeelError && e.code === 'RATE_LIMITED';
 }
 
-const DEFAULT_MAX_QUEUE = 1_000;
-const DEFAULT_MAX_QUEUE_MS = 30_000;
-const MINUTE = 60_000;
-
-/** A shared permit for keys without limits: nothing to release. */
-const FREE: LimitPermit = Object.freeze({ release() {} });
-const FREE_RESULT: AcquireResult = Object.freeze({ ok: true, permit: FREE });
-
 /** A refilling bucket; `level` may go negative (borrowed tokens, settled charges). */
 interface Bucket {
   readonly burst: number;
@@ -137,8 +139,7 @@ interface Bucket {
 }
 
 function bucketOf(perMinute: number, now: number): Bucket {
-  const burst = Math.max(1, Math.floor(perMinute / 60));
-  const rate = (perMinute > burst ? perMinute - burst : perMinute) / MINUTE;
+  const { burst, rate } = bucketShape(perMinute);
   return { burst, rate, level: burst, at: now };
 }
 

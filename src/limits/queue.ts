@@ -6,7 +6,28 @@
  * module only decides *who* is the head, who waited too long, and when to look again.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
-import type { AcquireResult } from './limiter.js';
+import type { AcquireResult, LimitPermit } from './limiter.js';
+
+/** Calls that may wait on a key unless its spec says otherwise. */
+export const DEFAULT_MAX_QUEUE = 1_000;
+/** How long a call may wait unless its spec says otherwise, ms. */
+export const DEFAULT_MAX_QUEUE_MS = 30_000;
+
+/** A shared permit for calls that hold nothing: nothing to release. */
+export const FREE: LimitPermit = Object.freeze({ release() {} });
+export const FREE_RESULT: AcquireResult = Object.freeze({ ok: true, permit: FREE });
+
+/**
+ * The shape of a bucket of `perMinute` (requests or tokens): it holds `burst = max(1,
+ * floor(perMinute / 60))` (one second's worth) and refills `rate` per ms, `(perMinute - burst)` per
+ * `minuteMs`, so no more than `perMinute` start in any half-open window of `minuteMs` (for
+ * `perMinute >= 2`). `minuteMs` is 60_000 but for tests that shorten the window.
+ */
+export function bucketShape(perMinute: number, minuteMs = 60_000): { burst: number; rate: number } {
+  const burst = Math.max(1, Math.floor(perMinute / 60));
+  const rate = (perMinute > burst ? perMinute - burst : perMinute) / minuteMs;
+  return { burst, rate };
+}
 
 /** One waiting call. */
 export interface Waiter {

@@ -1,5 +1,6 @@
 /**
- * `keel/redis`: the cache and the budget shared by every runtime process through one Redis.
+ * `keel/redis`: the cache, the budget and the rate limits shared by every runtime process through
+ * one Redis.
  *
  * @example
  * import { createRuntime } from 'keel';
@@ -10,11 +11,14 @@
 import type { BudgetBackend, CacheBackend, SharedBudgetsLike } from '../backends.js';
 import type { Cache } from '../cache/cache.js';
 import type { Clock } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
 import type { BudgetConfig, BudgetDeps } from '../cost/budget.js';
+import type { LimitsBackend, LimitsBackendDeps, SharedLimiter } from '../limits/backend.js';
 import { createSharedBudgets, type SharedBudgetOptions } from './budget.js';
 import { createRedisCache, type RedisCacheOptions } from './cache.js';
 import { RedisConnection, type RedisConnectionOptions } from './connection.js';
+import { createRedisLimiter, resolveOptions, type RedisLimitsOptions } from './limits.js';
 
 /** Options of {@link redis}: the connection's, plus how the cache and the budget on it behave. */
 export interface RedisBackendOptions extends RedisConnectionOptions {
@@ -22,18 +26,23 @@ export interface RedisBackendOptions extends RedisConnectionOptions {
   cache?: Omit<RedisCacheOptions, 'clock' | 'onError'>;
   /** The shared budget's settings (reservation TTL, timeout, `onUnavailable: 'admit'` to fail open). */
   budget?: Omit<SharedBudgetOptions, 'onError'>;
+  /** The shared rate limits' settings (concurrency lease, timeout, `onUnavailable: 'shed'` to fail closed). */
+  limits?: RedisLimitsOptions;
 }
 
-/** A Redis that runtimes share for their cache and budget. */
-export class RedisBackend extends RedisConnection implements CacheBackend, BudgetBackend {
+/** A Redis that runtimes share for their cache, budget and rate limits. */
+export class RedisBackend extends RedisConnection implements CacheBackend, BudgetBackend, LimitsBackend {
   private readonly cacheOptions: Omit<RedisCacheOptions, 'clock' | 'onError'>;
   private readonly budgetOptions: Omit<SharedBudgetOptions, 'onError'>;
+  private readonly limitsOptions: RedisLimitsOptions;
 
   constructor(url: string, options: RedisBackendOptions = {}) {
-    const { cache, budget, ...connection } = options;
+    const { cache, budget, limits, ...connection } = options;
     super(url, connection);
     this.cacheOptions = cache ?? {};
     this.budgetOptions = budget ?? {};
+    this.limitsOptions = limits ?? {};
+    resolveOptions(this.limitsOptions); // a bad option fails here, at config time
   }
 
   get description(): string {
@@ -62,6 +71,10 @@ export class RedisBackend extends RedisConnection implements CacheBackend, Budge
       onError: (e) => deps.onError(e),
     });
   }
+
+  openLimiter(deps: LimitsBackendDeps): SharedLimiter {
+    return createRedisLimiter(this, deps, this.limitsOptions);
+  }
 }
 
 /**
@@ -79,7 +92,45 @@ export function redis(url: string, options: RedisBackendOptions = {}): RedisBack
   return new RedisBackend(url, options);
 }
 
+/**
+ * Rate limits shared by a fleet on Redis, for `createRuntime({ limits: { shared: redisLimits(url),
+ * 'openai:gpt-4': { rpm: 600 } } })`. Given a URL it opens its own connection (closed by
+ * `rt.close()`); given a connection (e.g. the `redis(url)` the cache and budget use) it shares it
+ * and leaves closing it to its owner. `redis(url)` itself also works as `limits.shared`.
+ *
+ * @example
+ * const shared = redis('redis://127.0.0.1:6379', { keyPrefix: 'invoices:' });
+ * const limits = { shared: redisLimits(shared, { leaseMs: 30_000 }), 'openai:gpt-4': { rpm: 600 } };
+ */
+export function redisLimits(
+  target: string | RedisConnection,
+  options: RedisLimitsOptions & RedisConnectionOptions = {},
+): LimitsBackend {
+  const { keyPrefix, redis: ioredis, onError, ...limits } = options;
+  if (typeof target === 'string')
+    return new RedisBackend(target, { keyPrefix, redis: ioredis, onError, limits });
+  if (!(target instanceof RedisConnection)) {
+    throw new ConfigError(
+      'limits.shared',
+      "redisLimits() takes a redis:// URL or a connection from redis(url), e.g. redisLimits('redis://127.0.0.1:6379')",
+    );
+  }
+  if (keyPrefix !== undefined || ioredis !== undefined || onError !== undefined) {
+    throw new ConfigError(
+      'limits.shared',
+      'keyPrefix, redis and onError belong to the connection passed to redisLimits(); set them there',
+    );
+  }
+  const settings = resolveOptions(limits);
+  return {
+    description: withoutPassword(target.url),
+    openLimiter: (deps) => createRedisLimiter(target, deps, settings),
+    close: () => Promise.resolve(),
+  };
+}
+
 export { RedisConnection, type RedisConnectionOptions } from './connection.js';
+export { createRedisLimiter, RateLimitsUnavailableError, type RedisLimitsOptions } from './limits.js';
 export { createRedisCache, type RedisCache, type RedisCacheOptions } from './cache.js';
 export {
   createSharedBudgets,
