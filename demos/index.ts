@@ -7,9 +7,16 @@ import { formatChaosDemo, runChaosDemo, type ChaosDemoResult } from './chaos.js'
 import { formatFraudDemo, runFraudDemo, type FraudDemoResult } from './fraud.js';
 import type { DemoOptions } from './harness.js';
 import { formatInvoiceDemo, runInvoiceDemo, type InvoiceDemoResult } from './invoice.js';
+import {
+  APPROVAL_WORKFLOW,
+  formatInvoiceApprovalDemo,
+  invoiceApprovalWorkflow,
+  runInvoiceApprovalDemo,
+  type InvoiceApprovalDemoResult,
+} from './invoice-approval.js';
 import { CASCADE_WORKFLOW, GPT4_ONLY_WORKFLOW } from './cascade.js';
 import { CHAOS_BREAKER, CHAOS_WORKFLOW } from './chaos.js';
-import { named, vote, type Topology } from '../src/index.js';
+import { ConfigError, named, vote, type Topology } from '../src/index.js';
 import type { DemoRegistry } from '../src/cli/demo.js';
 import { invoiceWorkflow } from '../agents/invoice-workflow.js';
 import { simulatedInvoiceModel } from '../agents/invoice-model.js';
@@ -20,6 +27,22 @@ import { scenarioTopologies } from './invoice-scenarios.js';
 
 export { runInvoiceDemo, formatInvoiceDemo, TUTORIAL_INVOICE_FIGURES } from './invoice.js';
 export type { InvoiceDemoResult, InvoiceRun, SlaLatency, TaskErrorRate } from './invoice.js';
+export {
+  runInvoiceApprovalDemo,
+  formatInvoiceApprovalDemo,
+  invoiceApprovalWorkflow,
+  APPROVAL_WORKFLOW,
+  APPROVAL_TIMEOUT_MS,
+  APPROVAL_SCHEMA,
+} from './invoice-approval.js';
+export type {
+  InvoiceApprovalDemoOptions,
+  InvoiceApprovalDemoResult,
+  WaitingInvoice,
+  ApprovalRequest,
+  ApprovedInvoice,
+  ApprovalDecision,
+} from './invoice-approval.js';
 export { runFraudDemo, formatFraudDemo } from './fraud.js';
 export type { FraudDemoResult, VoteStats } from './fraud.js';
 export {
@@ -61,7 +84,14 @@ export const DEMO_NAMES = ['invoice', 'fraud', 'cascade', 'chaos'] as const;
 export type DemoName = (typeof DEMO_NAMES)[number];
 
 /** Any demo's result (`demo` tells which). */
-export type DemoResult = InvoiceDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
+export type DemoResult =
+  InvoiceDemoResult | InvoiceApprovalDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
+
+/** What {@link runDemo} takes: every demo's options; `approveAbove` turns the invoice demo into its approval scenario. */
+export interface RunDemoOptions extends DemoOptions {
+  /** Invoice demo only: invoices above this amount wait for a person (`waitFor('approval')`). */
+  approveAbove?: number;
+}
 
 /**
  * Workflows each demo runs unless told otherwise: 1,000 invoices or transactions per run (fraud and
@@ -87,10 +117,20 @@ export function isDemoName(name: unknown): name is DemoName {
  * const result = await runDemo('cascade', { db: 'keel.db', count: 500, seed: 42 });
  * console.log(formatDemo(result));
  */
-export function runDemo(name: DemoName, options: DemoOptions): Promise<DemoResult> {
+export function runDemo(name: DemoName, options: RunDemoOptions): Promise<DemoResult> {
+  const { approveAbove, ...rest } = options;
+  if (approveAbove !== undefined && name !== 'invoice')
+    return Promise.reject(
+      new ConfigError(
+        'approveAbove',
+        `applies to the invoice demo only, not "${name}"; drop it or run the invoice demo`,
+      ),
+    );
   switch (name) {
     case 'invoice':
-      return runInvoiceDemo(options);
+      return approveAbove === undefined
+        ? runInvoiceDemo(rest)
+        : runInvoiceApprovalDemo({ ...rest, approveAbove });
     case 'fraud':
       return runFraudDemo(options);
     case 'cascade':
@@ -110,6 +150,8 @@ export function formatDemo(result: DemoResult): string {
   switch (result.demo) {
     case 'invoice':
       return formatInvoiceDemo(result);
+    case 'invoice_approval':
+      return formatInvoiceApprovalDemo(result);
     case 'fraud':
       return formatFraudDemo(result);
     case 'cascade':
@@ -132,6 +174,7 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
   return {
     invoice: invoiceWorkflow({ seed }),
     invoice_sequential: invoiceWorkflow({ seed, sequential: true }),
+    [APPROVAL_WORKFLOW]: invoiceApprovalWorkflow({ seed }),
     ...scenarioTopologies(seed),
     fraud_full: named('fraud_full', vote(fraudScreeners({ seed }), { stop: 'all', launch: 'parallel' })),
     fraud_adaptive: named('fraud_adaptive', vote(fraudScreeners({ seed }), { stop: 'decided' })),
@@ -149,7 +192,7 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
 export const demoRegistry: DemoRegistry = Object.freeze({
   names: DEMO_NAMES,
   defaultCounts: DEFAULT_DEMO_COUNTS,
-  run: (name: string, options: DemoOptions): Promise<DemoResult> => {
+  run: (name: string, options: RunDemoOptions): Promise<DemoResult> => {
     if (!isDemoName(name)) {
       return Promise.reject(new TypeError(`unknown demo "${name}": choose one of ${DEMO_NAMES.join(', ')}`));
     }

@@ -5,7 +5,7 @@
 import { serveLog } from './serve.js';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import type { Topology } from '../index.js';
+import type { Clock, Topology } from '../index.js';
 import { CliError, EXIT, positiveInt, type Io } from './io.js';
 
 /** What `keel demo` is asked to run: the log to write, how many workflows, the seed. */
@@ -15,6 +15,10 @@ export interface DemoRunOptions {
   seed: number;
   /** Called as workflows finish (drives the progress bar). */
   onProgress?: (done: number, total: number) => void;
+  /** Invoice demo: invoices above this amount wait for a person (`--approve-above`). */
+  approveAbove?: number;
+  /** Source of time (tests); default: each demo's virtual time. */
+  clock?: Clock;
 }
 
 /**
@@ -53,6 +57,14 @@ interface DemoFlags {
   json?: boolean;
   quiet?: boolean;
   serveMetrics?: string;
+  approveAbove?: string;
+}
+
+function amountArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n))
+    throw new CliError(`--approve-above must be an amount >= 0, e.g. --approve-above 10000; got "${value}"`);
+  return n;
 }
 
 function seedArg(value: string): number {
@@ -97,6 +109,7 @@ export function registerDemo(
   io: Io,
   setExit: (code: number) => void,
   demos: DemoRegistry | undefined,
+  clock?: Clock,
 ): void {
   const names = demos?.names ?? [];
   const counts = demos?.defaultCounts ?? {};
@@ -119,6 +132,10 @@ export function registerDemo(
       '--serve-metrics <port>',
       'then serve the log as Prometheus /metrics on 127.0.0.1:<port> until Ctrl-C',
     )
+    .option(
+      '--approve-above <amount>',
+      'invoice demo: invoices above this amount wait for a person (waitFor); prints the keel signal commands that approve them',
+    )
     .action(async (name: string, flags: DemoFlags) => {
       const registry = requireDemos(demos, `keel demo ${name}`);
       const chosen: readonly string[] | undefined =
@@ -135,6 +152,11 @@ export function registerDemo(
         );
       }
       const seed = seedArg(flags.seed);
+      const approveAbove = flags.approveAbove === undefined ? undefined : amountArg(flags.approveAbove);
+      if (approveAbove !== undefined && name !== 'invoice')
+        throw new CliError(
+          `--approve-above applies to the invoice demo only: keel demo invoice --approve-above ${flags.approveAbove}`,
+        );
       const showBar = io.tty && !flags.quiet && !flags.json;
       const results: { readonly demo: string }[] = [];
       for (const demo of chosen) {
@@ -142,8 +164,10 @@ export function registerDemo(
         try {
           const result = await registry.run(demo, {
             db: flags.db,
-            count: count ?? registry.defaultCounts[demo] ?? 1_000,
+            count: count ?? (approveAbove !== undefined ? 200 : (registry.defaultCounts[demo] ?? 1_000)),
             seed,
+            ...(approveAbove !== undefined ? { approveAbove } : {}),
+            ...(clock ? { clock } : {}),
             ...(bar ? { onProgress: bar.onProgress } : {}),
           });
           results.push(result);

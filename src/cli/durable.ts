@@ -2,7 +2,15 @@
  * `keel workflows`, `keel resume` and `keel signal`: durable execution from the command line.
  */
 import type { Command } from 'commander';
-import { createRuntime, listWorkflows, type WorkflowStatus } from '../index.js';
+import { createRuntime, listWorkflows, realClock, type Clock, type WorkflowStatus } from '../index.js';
+import {
+  isSignalValidationError,
+  isUnknownWorkflowError,
+  isWaitTimedOutError,
+  isWorkflowFinishedError,
+  isWorkflowNotWaitingError,
+  isWorkflowWaitingError,
+} from '../errors.js';
 import type { DemoRegistry } from './demo.js';
 import { loadTopologies, replayPricing } from './replay.js';
 import {
@@ -14,6 +22,17 @@ import {
   type Io,
   type LogFlags,
 } from './io.js';
+
+/** Errors of `rt.signal` that mean the arguments are wrong (exit 2), not that keel could not run. */
+function isWrongSignal(e: unknown): e is Error {
+  return (
+    isSignalValidationError(e) ||
+    isUnknownWorkflowError(e) ||
+    isWorkflowFinishedError(e) ||
+    isWorkflowNotWaitingError(e) ||
+    isWaitTimedOutError(e)
+  );
+}
 
 const STATUSES: readonly WorkflowStatus[] = [
   'running',
@@ -37,6 +56,7 @@ export function registerDurable(
   io: Io,
   setExit: (code: number) => void,
   demos?: DemoRegistry,
+  clock: Clock = realClock,
 ): void {
   program
     .command('workflows')
@@ -54,7 +74,7 @@ export function registerDurable(
       }
       const store = await openLog(o);
       try {
-        const now = Date.now(); // eslint-disable-line no-restricted-properties -- the CLI reads the wall clock
+        const now = clock.now();
         const rows = (await listWorkflows(store, now)).filter(
           (w) => o.status === undefined || w.status === o.status,
         );
@@ -94,7 +114,13 @@ export function registerDurable(
     .action(async (o: Flags) => {
       const registry = await loadTopologies(o.topologies, demos);
       const store = await openLog(o, { writable: true });
-      const rt = createRuntime({ store, pricing: replayPricing(registry), metrics: false, tracing: false });
+      const rt = createRuntime({
+        store,
+        clock,
+        pricing: replayPricing(registry),
+        metrics: false,
+        tracing: false,
+      });
       try {
         for (const [name, t] of Object.entries(registry)) rt.register(name, t);
         if (o.markFailed !== undefined) {
@@ -139,16 +165,30 @@ export function registerDurable(
       }
       const registry = await loadTopologies(o.topologies, demos);
       const store = await openLog(o, { writable: true });
-      const rt = createRuntime({ store, pricing: replayPricing(registry), metrics: false, tracing: false });
+      const rt = createRuntime({
+        store,
+        clock,
+        pricing: replayPricing(registry),
+        metrics: false,
+        tracing: false,
+      });
       try {
         for (const [n, t] of Object.entries(registry)) rt.register(n, t);
-        const { seq } = await rt.signal(workflowId, name, value);
+        const { seq } = await rt.signal(workflowId, name, value).catch((e: unknown) => {
+          // The operator named the wrong workflow, wait or value: a usage error, nothing recorded.
+          if (isWrongSignal(e)) throw new CliError(`${e.name}: ${e.message}`, EXIT.usage);
+          throw e;
+        });
         io.out(`${workflowId}: signal "${name}" recorded at seq ${seq}\n`);
         const result = await rt.result(workflowId).then(
-          (r) => `completed: ${JSON.stringify(r.value)}`,
-          (e: unknown) => (e instanceof Error ? e.message : String(e)),
+          (r) => ({ text: `completed: ${JSON.stringify(r.value)}`, failed: false }),
+          (e: unknown) => ({
+            text: e instanceof Error ? e.message : String(e),
+            failed: !isWorkflowWaitingError(e),
+          }),
         );
-        io.out(`${workflowId}: ${result}\n`);
+        io.out(`${workflowId}: ${result.text}\n`);
+        if (result.failed) setExit(EXIT.failed);
       } finally {
         await rt.close();
       }

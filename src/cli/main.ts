@@ -15,11 +15,17 @@ import { registerExport } from './export.js';
 import { registerServe } from './serve.js';
 import { registerDurable } from './durable.js';
 import { EXIT, describeFailure, processIo, type Io } from './io.js';
+import type { Clock } from '../index.js';
 
 /** What the CLI is started with besides its arguments. */
 export interface CliOptions {
   /** The demos `keel demo` runs and `keel replay` replays by default (bin/keel.js: demos/index.ts). */
   demos?: DemoRegistry;
+  /**
+   * Source of time of the durable commands (`workflows`, `resume`, `signal`) and the demos (tests
+   * inject a simulated one). Default: the wall clock (demos: their virtual time).
+   */
+  clock?: Clock;
 }
 
 /** Builds the program (exported for tests). */
@@ -31,13 +37,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void, options: C
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerAudit(program, io, setExit);
-  registerDemo(program, io, setExit, options.demos);
+  registerDemo(program, io, setExit, options.demos, options.clock);
   registerReport(program, io, setExit);
   registerReplay(program, io, setExit, options.demos);
   registerWhatIf(program, io, setExit);
   registerExport(program, io, setExit);
   registerServe(program, io, setExit);
-  registerDurable(program, io, setExit, options.demos);
+  registerDurable(program, io, setExit, options.demos, options.clock);
   return program;
 }
 
