@@ -32,8 +32,12 @@ const sha256Hex: (text: string) => string =
  * - `payloadJson` is `canonicalJson(payload)` (src/core/json.ts: object keys sorted by UTF-16 code
  *   unit, no whitespace, `undefined` members dropped) and is byte for byte the `payload` column.
  *
- * Every field is exactly what the `events` table stores, so anyone can recompute the chain with
- * `sqlite3` and `sha256sum`.
+ * Every field but `prevHash` is exactly what the `events` table stores. From schema version 3 a row
+ * keeps its `hash` as 32 raw bytes and has no `prev_hash` column: `prevHash` is the `hash` of the
+ * previous row of the same class (the retention anchor's `lastPrunedHash` for the first row after a
+ * prune, else genesis), so anyone can still recompute the chain with `sqlite3` and `sha256sum`:
+ * {@link CHAIN_RECIPE_SQL} gives each row's stored hash and the bytes it hashes (docs/architecture.md
+ * has the shell loop).
  */
 export function chainHash(
   prevHash: string,
@@ -65,8 +69,23 @@ export function chainHash(
 }
 
 /**
- * One stored row, in the `events` table's column order: `seq, ts, workflow_id, type, v, class,
- * payload, prev_hash, hash` (a tuple: the verifier reads raw rows, which is twice as fast as objects).
+ * SQL (SQLite) that answers, per row of a schema-3 log in seq order, its stored hash as lowercase hex
+ * and, as hex, the exact bytes {@link chainHash} hashes: `printf '%s' <form> | xxd -r -p | sha256sum`
+ * must print the stored hash. The previous hash comes from `lag()` over the row's class; the first
+ * row of a class after a prune chains from its anchor's `lastPrunedHash` instead of the genesis
+ * this SQL assumes.
+ */
+export const CHAIN_RECIPE_SQL = `SELECT seq, lower(hex(hash)) AS hash, hex(
+  coalesce(lag(lower(hex(hash))) OVER (PARTITION BY class ORDER BY seq), '${'0'.repeat(64)}')
+  || char(10) || seq || char(10) || ts || char(10) || workflow_id || char(10) || type
+  || char(10) || v || char(10) || class || char(10) || payload) AS form
+FROM events ORDER BY seq`;
+
+/**
+ * One row as the chain reads it: `seq, ts, workflow_id, type, v, class, payload, prev_hash, hash`
+ * (a tuple: the verifier reads raw rows, which is twice as fast as objects). `prevHash` is the stored
+ * column of a schema-2 file, and `null` where it is derived (schema 3: the verifier chains each row
+ * onto the previous one of its class). Hashes are lowercase hex (see {@link hexOf} for the stored form).
  */
 export type ChainRow = readonly [
   seq: number,
@@ -76,13 +95,42 @@ export type ChainRow = readonly [
   v: number,
   cls: string,
   payloadJson: string,
-  prevHash: string,
+  prevHash: string | null,
   hash: string,
 ];
 
-/** Recomputes a stored row's hash from its columns. */
-export function rowHash(row: ChainRow): string {
-  return chainHash(row[7], row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
+/** A stored hash as lowercase hex: schema 3 stores 32 raw bytes (a Buffer), schema 2 hex text. */
+export function hexOf(stored: unknown): string {
+  if (typeof stored === 'string') return stored;
+  if (stored instanceof Uint8Array)
+    return Buffer.from(stored.buffer, stored.byteOffset, stored.length).toString('hex');
+  return String(stored);
+}
+
+/** A hex hash as the 32 bytes schema 3 stores (a malformed one keeps its bytes, so it fails verify). */
+export function hashBytes(hex: string): Buffer {
+  return /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : Buffer.from(hex, 'utf8');
+}
+
+/** A fetched row with its hash(es) as hex (rows come back with raw bytes from schema-3 files). */
+export function chainRowOf(raw: readonly unknown[]): ChainRow {
+  const r = raw as unknown[];
+  return [
+    r[0] as number,
+    r[1] as number,
+    r[2] as string,
+    r[3] as string,
+    r[4] as number,
+    r[5] as string,
+    r[6] as string,
+    r[7] === null || r[7] === undefined ? null : hexOf(r[7]),
+    hexOf(r[8]),
+  ];
+}
+
+/** Recomputes a row's hash from its columns, chained onto `prevHash` (default: its stored one). */
+export function rowHash(row: ChainRow, prevHash: string = row[7] ?? GENESIS_HASH): string {
+  return chainHash(prevHash, row[0], row[1], row[2], row[3], row[4], row[5], row[6]);
 }
 
 /** What a `log.anchor` event claims, plus whether the anchor row itself is intact. */
@@ -111,8 +159,13 @@ export const ANCHOR_CLOCK_SKEW_MS = 300_000;
 export interface ChainLookup {
   /** Some event after `afterSeq` has this `hash`. */
   hashExistsAfter(hash: string, afterSeq: number): boolean;
-  /** Some event after `afterSeq` has this `prevHash`. */
+  /** Some event after `afterSeq` has this `prevHash` (schema 2: stored `prev_hash`). */
   prevHashExistsAfter(prevHash: string, afterSeq: number): boolean;
+  /**
+   * Schema 3 (no stored `prevHash`): some later event of class `cls` hashes correctly as the event
+   * at `seq` chained onto `prevHash` — it belongs here, so rows were moved.
+   */
+  laterRowFits?(cls: string, seq: number, prevHash: string): boolean;
 }
 
 type Failure = Extract<VerifyResult, { ok: false }>;
@@ -180,8 +233,11 @@ export class ChainVerifier {
     return this.count;
   }
 
-  /** Checks the next row; returns the failure when the chain breaks here. */
-  check(row: ChainRow): Failure | undefined {
+  /**
+   * Checks the next row; returns the failure when the chain breaks here. `derivedHash`: the row's
+   * hash chained onto {@link expectedPrevHash}, when the caller computed it already (no stored prevHash).
+   */
+  check(row: ChainRow, derivedHash?: string): Failure | undefined {
     const seq = row[0];
     const cls = row[5];
     const prevHash = row[7];
@@ -191,6 +247,7 @@ export class ChainVerifier {
       const range = first === seq - 1 ? `seq ${first} is` : `seqs ${first}..${seq - 1} are`;
       return this.fail(first, 'missing', `${range} missing and no retention anchor covers them`);
     }
+    const gapFrom = seq > this.lastSeq + 1 ? this.lastSeq + 1 : undefined;
     if (seq > this.lastSeq + 1) this.missing += Math.min(seq - 1, this.coveredThroughSeq) - this.lastSeq;
     this.lastSeq = seq;
 
@@ -220,6 +277,25 @@ export class ChainVerifier {
       }
     }
 
+    if (prevHash === null) {
+      // Schema 3: the row chains onto `expected` by definition; its hash says whether it belongs.
+      const derived = derivedHash ?? rowHash(row, expected);
+      if (derived !== hash) {
+        if (this.lookup.laterRowFits?.(cls, seq, expected) === true) {
+          return this.fail(seq, 'reordered', `an event stored later belongs here: rows are out of order`);
+        }
+        if (gapFrom !== undefined) {
+          const range = gapFrom === seq - 1 ? `seq ${gapFrom}` : `seqs ${gapFrom}..${seq - 1}`;
+          return this.fail(
+            gapFrom,
+            'missing',
+            `${range} ${gapFrom === seq - 1 ? 'is' : 'are'} gone and seq ${seq} does not chain onto ${linkName}: events were removed`,
+          );
+        }
+        return this.fail(seq, 'modified', `its content does not match its hash (chained onto ${linkName})`);
+      }
+      return this.linked(cls as EventClass, seq, row[1], hash);
+    }
     const computed = rowHash(row);
     if (prevHash !== expected) {
       if (
@@ -236,11 +312,17 @@ export class ChainVerifier {
     if (computed !== hash) {
       return this.fail(seq, 'modified', `its content does not match its hash`);
     }
+    return this.linked(cls as EventClass, seq, row[1], hash);
+  }
+
+  /** A row that links: it becomes its class's head. */
+  private linked(cls: EventClass, seq: number, ts: number, hash: string): Failure | undefined {
+    const state = this.states[cls];
     state.seen = true;
     state.seq = seq;
     state.hash = hash;
     this.count++;
-    return seq <= this.coveredThroughSeq ? this.checkClaims(seq, row[1]) : undefined;
+    return seq <= this.coveredThroughSeq ? this.checkClaims(seq, ts) : undefined;
   }
 
   /** A kept row inside a pruned range: it must not contradict an anchor's claims. */
@@ -363,7 +445,7 @@ export interface StoredAnchorClaim extends AnchorClaim {
  * Reads a stored `log.anchor` row (see {@link ChainRow}) as an {@link AnchorClaim}; `undefined` when
  * its payload is not a well-formed anchor (the verifier then reports the row itself).
  */
-export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
+export function anchorClaimOf(row: ChainRow, prevHash?: string): StoredAnchorClaim | undefined {
   const payload = parseAnchorPayload(row[6]);
   if (!payload) return undefined;
   return {
@@ -371,12 +453,32 @@ export function anchorClaimOf(row: ChainRow): StoredAnchorClaim | undefined {
     prunedClass: payload.prunedClass,
     prunedThroughSeq: payload.prunedThroughSeq,
     lastPrunedHash: payload.lastPrunedHash,
-    intact: rowHash(row) === row[8],
+    intact: rowHash(row, row[7] ?? prevHash ?? GENESIS_HASH) === row[8],
     ts: row[1],
     prunedCount: payload.prunedCount,
     olderThanTs: payload.olderThanTs,
     payload,
   };
+}
+
+/**
+ * The `prevHash` of each anchor row that has neither a stored nor a derived one (schema 3: no earlier
+ * row of its class is left), by seq: the `lastPrunedHash` of the anchor (of that class) that pruned
+ * furthest below it, else genesis — what the verifier chains the first row of a class onto.
+ */
+export function anchorRowPrevs(rows: readonly ChainRow[]): Map<number, string> {
+  const payloads = rows.map((r) => [r, parseAnchorPayload(r[6])] as const);
+  const out = new Map<number, string>();
+  for (const [row] of payloads) {
+    if (row[7] !== null) continue;
+    let best: EventPayloads['log.anchor'] | undefined;
+    for (const [, p] of payloads) {
+      if (p === undefined || p.prunedClass !== row[5] || p.prunedThroughSeq >= row[0]) continue;
+      if (best === undefined || p.prunedThroughSeq >= best.prunedThroughSeq) best = p;
+    }
+    out.set(row[0], best?.lastPrunedHash ?? GENESIS_HASH);
+  }
+  return out;
 }
 
 /** The payload of a `log.anchor` row, or undefined when it is not a well-formed anchor. */

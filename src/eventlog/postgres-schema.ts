@@ -75,7 +75,28 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON ${s}.events
 `;
 }
 
-const MIGRATIONS: readonly ((schema: string) => string)[] = [v1];
+/**
+ * Version 2: compact rows (issue 26). `hash` is 32 raw bytes (`bytea`) instead of 64 hex
+ * characters, and `prev_hash` is gone: it is the `hash` of the previous row of the same class (or
+ * the retention anchor's `lastPrunedHash` for the first row after a prune), derived when read, and
+ * the chain covers exactly the same fields as before (`src/eventlog/chain.ts`). `events_by_type`
+ * is dropped: type queries within a time window scan the window's seq range (as SQLite does since
+ * its version 2), the runtime's other type queries name a workflow. `ALTER TABLE` rewrites the
+ * table in the migration's transaction (the row triggers do not fire: it is not an UPDATE).
+ */
+function v2(s: string): string {
+  return `
+ALTER TABLE ${s}.events DROP COLUMN prev_hash;
+ALTER TABLE ${s}.events ALTER COLUMN hash TYPE bytea USING decode(hash, 'hex');
+ALTER TABLE ${s}.events ADD CONSTRAINT events_hash_32 CHECK (octet_length(hash) = 32);
+DROP INDEX IF EXISTS ${s}.events_by_type;
+`;
+}
+
+const MIGRATIONS: readonly ((schema: string) => string)[] = [v1, v2];
+
+/** Oldest version a read-only store reads as it is (version 1 stores `prev_hash` and hex hashes). */
+export const PG_MIN_READABLE_VERSION = 1;
 
 /** Schema version this Keel writes and understands. */
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -94,6 +115,7 @@ export function quoteSchema(schema: string): string {
 /**
  * Checks the store's schema on an open connection and, unless `readonly`, creates or migrates it in
  * one transaction under an advisory lock (so processes opening a new database at once do not race).
+ * Answers the version the store then reads (a read-only store reads an older one as it is).
  *
  * @throws SchemaConflictError when the schema holds our table names without Keel's `meta` row,
  *   SchemaVersionError when it is newer than this Keel, EventLogError when a read-only store finds
@@ -104,7 +126,7 @@ export async function ensureSchema(
   target: string,
   schema: string,
   readonly: boolean,
-): Promise<void> {
+): Promise<number> {
   await client.query(readonly ? 'BEGIN READ ONLY' : 'BEGIN');
   try {
     if (!readonly) {
@@ -116,10 +138,11 @@ export async function ensureSchema(
     for (let v = found; v < PG_SCHEMA_VERSION && !readonly; v++) {
       await client.query((MIGRATIONS[v] as (schema: string) => string)(s));
     }
-    if (!readonly && found > 0 && found < PG_SCHEMA_VERSION) {
+    if (!readonly && found < PG_SCHEMA_VERSION) {
       await client.query(`UPDATE ${s}.meta SET version = $1 WHERE id = 1`, [PG_SCHEMA_VERSION]);
     }
     await client.query('COMMIT');
+    return readonly ? found : PG_SCHEMA_VERSION;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;
@@ -133,7 +156,7 @@ function checkReadable(found: number, target: string, schema: string): void {
       `${target} holds no Keel event log in schema "${schema}"; a read-only store opens an existing log. Check the URL and the schema option.`,
     );
   }
-  if (found < PG_SCHEMA_VERSION) {
+  if (found < PG_MIN_READABLE_VERSION) {
     throw new EventLogError(
       'EVENTLOG_NEEDS_MIGRATION',
       `${target} (schema "${schema}") has schema version ${found}, but this Keel reads version ${PG_SCHEMA_VERSION}, and a read-only store cannot migrate it. Open it once writable (without readonly) to migrate.`,

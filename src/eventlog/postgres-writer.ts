@@ -30,15 +30,14 @@ export class RowBuffer {
   readonly v: number[] = [];
   readonly cls: string[] = [];
   readonly payload: string[] = [];
-  readonly prevHash: string[] = [];
+  /** Hex: the statement stores `decode(hash, 'hex')`, 32 bytes. */
   readonly hash: string[] = [];
 
   /** Assigns the next seq to `e`, chains it into its class and buffers its row. */
   chain(state: ChainState, e: KeelEvent, payloadJson: string): void {
     const head = e.class === 'audit' ? state.audit : state.operational;
     const seq = state.seq + 1;
-    const prevHash = head.hash;
-    const hash = chainHash(prevHash, seq, e.ts, e.workflowId, e.type, e.v, e.class, payloadJson);
+    const hash = chainHash(head.hash, seq, e.ts, e.workflowId, e.type, e.v, e.class, payloadJson);
     state.seq = seq;
     head.seq = seq;
     head.hash = hash;
@@ -50,23 +49,12 @@ export class RowBuffer {
     this.v.push(e.v);
     this.cls.push(e.class);
     this.payload.push(payloadJson);
-    this.prevHash.push(prevHash);
     this.hash.push(hash);
   }
 
-  /** The nine column parameters, `$1` … `$9`. */
+  /** The eight column parameters, `$1` … `$8`. */
   columns(): unknown[] {
-    return [
-      this.seq,
-      this.ts,
-      this.workflowId,
-      this.type,
-      this.v,
-      this.cls,
-      this.payload,
-      this.prevHash,
-      this.hash,
-    ];
+    return [this.seq, this.ts, this.workflowId, this.type, this.v, this.cls, this.payload, this.hash];
   }
 }
 
@@ -116,29 +104,31 @@ export function stateOf(row: HeadsRow): ChainState {
 export function writerStatements(s: string) {
   const events = `${s}.events`;
   const heads = 'seq, audit_seq, audit_hash, operational_seq, operational_hash';
-  const insert = `INSERT INTO ${events} (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash)
-  SELECT * FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])`;
+  const insert = `INSERT INTO ${events} (seq, ts, workflow_id, type, v, class, payload, hash)
+  SELECT u.s, u.t, u.w, u.y, u.v, u.c, u.p, decode(u.h, 'hex')
+    FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+      AS u(s, t, w, y, v, c, p, h)`;
   return {
     events,
     beginAndLock: `BEGIN; SELECT ${heads} FROM ${s}.heads WHERE id = 1 FOR UPDATE; SELECT max(seq) AS max FROM ${events}`,
-    /** In the explicit transaction: the rows, and the heads moved to `$10` … `$14`. */
+    /** In the explicit transaction: the rows, and the heads moved to `$9` … `$13`. */
     append: `WITH inserted AS (${insert})
-UPDATE ${s}.heads SET seq = $10, audit_seq = $11, audit_hash = $12, operational_seq = $13, operational_hash = $14 WHERE id = 1`,
+UPDATE ${s}.heads SET seq = $9, audit_seq = $10, audit_hash = $11, operational_seq = $12, operational_hash = $13 WHERE id = 1`,
     /**
-     * One statement, one implicit transaction: when the locked heads are `$10` … `$14` and no row
-     * lies beyond them, the rows and the heads moved to `$15` … `$19`. Answers whether it wrote,
+     * One statement, one implicit transaction: when the locked heads are `$9` … `$13` and no row
+     * lies beyond them, the rows and the heads moved to `$14` … `$18`. Answers whether it wrote,
      * the heads it found and the last seq of the table.
      */
     appendIfHeads: `WITH h AS (SELECT ${heads} FROM ${s}.heads WHERE id = 1 FOR UPDATE),
 m AS (SELECT coalesce(max(seq), 0) AS max FROM ${events}),
 ok AS (
-  SELECT h.seq = $10 AND h.audit_seq = $11 AND h.audit_hash = $12 AND h.operational_seq = $13
-     AND h.operational_hash = $14 AND m.max = $10 AS ok
+  SELECT h.seq = $9 AND h.audit_seq = $10 AND h.audit_hash = $11 AND h.operational_seq = $12
+     AND h.operational_hash = $13 AND m.max = $9 AS ok
     FROM h, m
 ),
 inserted AS (${insert} WHERE (SELECT ok FROM ok)),
 moved AS (
-  UPDATE ${s}.heads SET seq = $15, audit_seq = $16, audit_hash = $17, operational_seq = $18, operational_hash = $19
+  UPDATE ${s}.heads SET seq = $14, audit_seq = $15, audit_hash = $16, operational_seq = $17, operational_hash = $18
    WHERE id = 1 AND (SELECT ok FROM ok)
 )
 SELECT ok.ok, h.seq, h.audit_seq, h.audit_hash, h.operational_seq, h.operational_hash, m.max FROM h, m, ok`,

@@ -8,16 +8,16 @@ import type { OwnershipStore } from './store.js';
 import pg from 'pg';
 import type { PostgresStoreOptions, PostgresStoreStats } from './postgres-open.js';
 import { isKeelError } from '../core/errors.js';
-import type { ChainRow } from './chain.js';
 import { CommitListeners } from './commits.js';
 import { EventLogError, ReadOnlyDatabaseError, StoreClosedError } from './errors.js';
 import type { EventClass, KeelEvent, NewEvent } from './events.js';
 import { ensureSchema, quoteSchema } from './postgres-schema.js';
 import { checkStorable, resolveOptions, toStoreError, type ResolvedOptions } from './postgres-open.js';
-import { CHAINED_COLUMNS, EVENT_COLUMNS, postgresDialect, type SqlDialect } from './sql/dialect.js';
+import { EVENT_COLUMNS, postgresDialect, type SqlDialect } from './sql/dialect.js';
 import { runAsync, type SqlProgram, type Step } from './sql/program.js';
 import {
   KeysetPages,
+  anchorHeads,
   checkFilter,
   mergeBySeq,
   planFilter,
@@ -31,6 +31,7 @@ import {
   anchorEvent,
   checkPruneOptions,
   headsFromEvents,
+  loadAnchors,
   pruneResult,
   prunePlan,
   type ChainState,
@@ -144,7 +145,8 @@ class PostgresStore implements PostgresEventStore {
   private readonly sql: ReturnType<typeof writerStatements>;
   /** The heads after this process's last commit, while no failure made them uncertain. */
   private known: ChainState | undefined;
-  private readonly dialect: SqlDialect;
+  /** The SQL of the log's schema version (set again once `ready`: a read-only store reads older ones). */
+  private dialect: SqlDialect;
   private readonly commits: CommitListeners;
   private readonly names = new Map<string, string>();
 
@@ -197,7 +199,10 @@ class PostgresStore implements PostgresEventStore {
   }
 
   private async initialise(): Promise<void> {
-    await this.withClient((client) => ensureSchema(client, this.target, this.schema, this.options.readonly));
+    const version = await this.withClient((client) =>
+      ensureSchema(client, this.target, this.schema, this.options.readonly),
+    );
+    this.dialect = postgresDialect(quoteSchema(this.schema), version);
   }
 
   close(): Promise<void> {
@@ -474,7 +479,7 @@ class PostgresStore implements PostgresEventStore {
   iterateChained(filter: EventFilter = {}): AsyncIterableIterator<ChainedEvent> {
     this.assertOpen();
     checkFilter(filter);
-    return this.select<ChainRow, ChainedEvent>(filter, CHAINED_COLUMNS, toChained);
+    return this.selectChained(filter);
   }
 
   async lastSeq(): Promise<number> {
@@ -514,8 +519,16 @@ class PostgresStore implements PostgresEventStore {
     });
   }
 
+  private async *selectChained(filter: EventFilter): AsyncGenerator<ChainedEvent> {
+    await this.ready();
+    const anchored = anchorHeads(await this.run(this.pool, loadAnchors(this.dialect)));
+    yield* this.select<unknown[], ChainedEvent>(filter, this.dialect.chainedColumns, (r) =>
+      toChained(r, anchored),
+    );
+  }
+
   /** Streams matches in seq order; a list of types is read as one cursor per type, merged. */
-  private async *select<R extends EventRow | ChainRow, T>(
+  private async *select<R extends readonly unknown[], T>(
     filter: EventFilter,
     columns: string,
     map: (row: R) => T,
@@ -538,7 +551,7 @@ class PostgresStore implements PostgresEventStore {
   }
 
   /** Keyset pagination: one short query per page, so memory stays flat and writes interleave. */
-  private async *pages<R extends EventRow | ChainRow, T>(
+  private async *pages<R extends readonly unknown[], T>(
     filter: EventFilter,
     columns: string,
     map: (row: R) => T,

@@ -7,6 +7,19 @@ import type Database from 'better-sqlite3';
 import { KEEL_APPLICATION_ID } from '../core/files.js';
 import { OWNERSHIP_TABLES } from './sqlite-owners.js';
 
+/** The append-only triggers' SQL (see {@link APPEND_ONLY_TRIGGERS}). */
+const APPEND_ONLY_TRIGGERS_SQL: Readonly<Record<string, string>> = {
+  events_no_update: `CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'keel: events are append-only; UPDATE is refused (the hash chain would break)');
+END`,
+  events_no_delete: `CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
+BEGIN
+  SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
+END`,
+};
+
 /**
  * Version 1: the `events` table, its query indexes, the append-only triggers and the retention gate
  * the DELETE trigger consults (only `prune` opens it, inside its own transaction).
@@ -60,14 +73,52 @@ const V2 = `
 DROP INDEX IF EXISTS events_by_type;
 `;
 
-const MIGRATIONS: readonly string[] = [V1, V2];
+/**
+ * Version 3: compact rows (issue 26). `hash` is 32 raw bytes instead of 64 hex characters, and
+ * `prev_hash` is gone: it is the `hash` of the previous row of the same class (the retention
+ * anchor's `lastPrunedHash` for the first row after a prune, else genesis), derived by the verifier
+ * and by `iterateChained`. The chain is unchanged: every row keeps its hash over the same eight
+ * fields (`src/eventlog/chain.ts`), so nothing the audit trail proves is lost; a row's `prev_hash`
+ * was redundant with its class chain (a v2 file whose `prev_hash` column alone was altered no
+ * longer shows it after migrating: the rows it would have linked are what verify checks).
+ *
+ * SQLite cannot change a column's type in place, so the table is copied (in seq order) into a new
+ * one in the migration's transaction: a crash midway leaves the file at version 2, and the copy
+ * needs free disk about the size of the events table until the old pages are reused (`VACUUM`
+ * returns them to the file system at once). A hash that is not 64 hex digits keeps its bytes, so
+ * verify still reports that row as modified.
+ */
+const V3 = `
+CREATE TABLE events_v3 (
+  seq         INTEGER PRIMARY KEY,
+  ts          INTEGER NOT NULL,
+  workflow_id TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  v           INTEGER NOT NULL,
+  class       TEXT    NOT NULL CHECK (class IN ('audit', 'operational')),
+  payload     TEXT    NOT NULL,
+  hash        BLOB    NOT NULL
+);
+INSERT INTO events_v3 (seq, ts, workflow_id, type, v, class, payload, hash)
+  SELECT seq, ts, workflow_id, type, v, class, payload,
+         CASE WHEN length(hash) = 64 AND unhex(hash) IS NOT NULL THEN unhex(hash) ELSE CAST(hash AS BLOB) END
+    FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_by_workflow ON events (workflow_id);
+CREATE INDEX events_by_ts       ON events (ts);
+${Object.values(APPEND_ONLY_TRIGGERS_SQL).join(';\n')};
+`;
+
+const MIGRATIONS: readonly string[] = [V1, V2, V3];
 
 /** Schema version this Keel writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
  * Oldest version this Keel reads without migrating (a read-only store cannot migrate). Version 1
- * differs from 2 only by an extra index, which reads do not need.
+ * differs from 2 only by an extra index, which reads do not need; versions 1–2 store `prev_hash`
+ * and hex hashes, which the reads and `verify` of a read-only store use as they are.
  */
 export const MIN_READABLE_SCHEMA_VERSION = 1;
 
@@ -75,23 +126,15 @@ export const MIN_READABLE_SCHEMA_VERSION = 1;
 export { KEEL_APPLICATION_ID };
 
 /**
- * The append-only triggers, by name, exactly as version 1 creates them. `verify` checks they are
- * present and unaltered; a writable open re-creates a missing one (and logs `log.maintained`).
+ * The append-only triggers, by name, exactly as version 1 creates them (version 3 re-creates them
+ * on its new table). `verify` checks they are present and unaltered; a writable open re-creates a
+ * missing one (and logs `log.maintained`).
  */
-export const APPEND_ONLY_TRIGGERS: Readonly<Record<string, string>> = {
-  events_no_update: `CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; UPDATE is refused (the hash chain would break)');
-END`,
-  events_no_delete: `CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
-END`,
-};
+export const APPEND_ONLY_TRIGGERS: Readonly<Record<string, string>> = APPEND_ONLY_TRIGGERS_SQL;
 
-/** Columns of `events` and `retention_gate`, in order, as every version has them. */
-const EVENT_COLUMNS = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'prev_hash', 'hash'];
+/** Columns of `events` in versions 1–2, and from version 3 on; `retention_gate`'s in every version. */
+const EVENT_COLUMNS_V1 = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'prev_hash', 'hash'];
+const EVENT_COLUMNS = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'hash'];
 const GATE_COLUMNS = ['id', 'open'];
 
 /** Reads `PRAGMA user_version` (a read: never modifies the file). */
@@ -150,7 +193,7 @@ function classifySnapshot(db: Database.Database): LogFileKind {
   const columns = (table: string): string[] =>
     db.prepare<[], string>(`SELECT name FROM pragma_table_info('${table}') ORDER BY cid`).pluck().all();
   const ec = columns('events');
-  if (ec.join() !== EVENT_COLUMNS.join()) {
+  if (ec.join() !== (version >= 3 ? EVENT_COLUMNS : EVENT_COLUMNS_V1).join()) {
     return { kind: 'foreign', why: `its "events" table has columns ${ec.join(', ')}, not Keel's` };
   }
   if (columns('retention_gate').join() !== GATE_COLUMNS.join()) {

@@ -5,9 +5,9 @@
  * Internal to src/eventlog.
  */
 import type Database from 'better-sqlite3';
-import { GENESIS_HASH, chainHash } from './chain.js';
+import { GENESIS_HASH, chainHash, hashBytes } from './chain.js';
 import type { EventClass } from './events.js';
-import { sqliteDialect } from './sql/dialect.js';
+import { sqliteDialect, type SqlDialect } from './sql/dialect.js';
 import { runSync, type SqlProgram, type Step } from './sql/program.js';
 import { headsFromEvents, type ChainState, type Head } from './sql/retention.js';
 
@@ -16,10 +16,9 @@ export type { ChainState, Head } from './sql/retention.js';
 /** A cached prepared statement of the connection (raw rows when `raw`). */
 export type StatementCache = (sql: string, raw?: boolean) => Database.Statement<unknown[], unknown>;
 
-const INSERT_SQL =
-  'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES ';
-const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-const COLUMNS_PER_ROW = 9;
+const INSERT_SQL = 'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES ';
+const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?)';
+const COLUMNS_PER_ROW = 8;
 /** Rows per multi-row INSERT: one native call per 16 events is measurably cheaper than 16 calls. */
 const ROWS_PER_INSERT = 16;
 
@@ -40,7 +39,14 @@ export class ChainWriter {
   private readonly rowArgs = new Array<unknown>(ROWS_PER_INSERT * COLUMNS_PER_ROW);
   private bufferedRows = 0;
 
-  constructor(private readonly stmt: StatementCache) {
+  /**
+   * `dialect`: the file's (a read-only store reads an older schema; writes need the current one,
+   * which every writable open migrates to).
+   */
+  constructor(
+    private readonly stmt: StatementCache,
+    private readonly dialect: SqlDialect = sqliteDialect,
+  ) {
     this.load();
   }
 
@@ -58,8 +64,7 @@ export class ChainWriter {
   ): number {
     const head = cls === 'audit' ? this.audit : this.operational;
     const seq = this.seq + 1;
-    const prevHash = head.hash;
-    const hash = chainHash(prevHash, seq, ts, workflowId, type, v, cls, payloadJson);
+    const hash = chainHash(head.hash, seq, ts, workflowId, type, v, cls, payloadJson);
     this.seq = seq;
     head.seq = seq;
     head.hash = hash;
@@ -72,8 +77,7 @@ export class ChainWriter {
     a[o++] = v;
     a[o++] = cls;
     a[o++] = payloadJson;
-    a[o++] = prevHash;
-    a[o] = hash;
+    a[o] = hashBytes(hash);
     if (++this.bufferedRows === ROWS_PER_INSERT) {
       this.multiInsert ??= this.stmt(
         INSERT_SQL + new Array<string>(ROWS_PER_INSERT).fill(INSERT_ROW).join(', '),
@@ -90,17 +94,7 @@ export class ChainWriter {
     this.singleInsert ??= this.stmt(INSERT_SQL + INSERT_ROW);
     for (let r = 0; r < this.bufferedRows; r++) {
       const o = r * COLUMNS_PER_ROW;
-      this.singleInsert.run(
-        a[o],
-        a[o + 1],
-        a[o + 2],
-        a[o + 3],
-        a[o + 4],
-        a[o + 5],
-        a[o + 6],
-        a[o + 7],
-        a[o + 8],
-      );
+      this.singleInsert.run(a[o], a[o + 1], a[o + 2], a[o + 3], a[o + 4], a[o + 5], a[o + 6], a[o + 7]);
     }
     this.bufferedRows = 0;
   }
@@ -130,7 +124,7 @@ export class ChainWriter {
   /** Reads the highest seq and both heads from the file. */
   load(): void {
     const max = (this.stmt('SELECT MAX(seq) FROM events').pluck().get() as number | null) ?? 0;
-    const state = this.run(headsFromEvents(sqliteDialect, max));
+    const state = this.run(headsFromEvents(this.dialect, max));
     this.seq = state.seq;
     Object.assign(this.audit, state.audit);
     Object.assign(this.operational, state.operational);

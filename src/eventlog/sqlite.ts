@@ -19,10 +19,11 @@ import type {
 } from './store.js';
 import { canonicalPayloadJson, prepareEvent, prepareEvents } from './validate.js';
 import { CommitListeners } from './commits.js';
-import { CHAINED_COLUMNS, EVENT_COLUMNS, sqliteDialect as dialect } from './sql/dialect.js';
+import { EVENT_COLUMNS, sqliteDialectFor, type SqlDialect } from './sql/dialect.js';
 import type { SqlProgram } from './sql/program.js';
 import {
   KeysetPages,
+  anchorHeads,
   checkFilter,
   planFilter,
   selectQuery,
@@ -30,8 +31,7 @@ import {
   toEvent,
   type EventRow,
 } from './sql/query.js';
-import type { ChainRow } from './chain.js';
-import { anchorEvent, checkPruneOptions, pruneResult, prunePlan } from './sql/retention.js';
+import { anchorEvent, checkPruneOptions, loadAnchors, pruneResult, prunePlan } from './sql/retention.js';
 import { verifyLog } from './sql/verify.js';
 import {
   AUTO_FULL_IN_A_ROW,
@@ -53,7 +53,7 @@ import {
   type ResolvedOptions,
 } from './sqlite-open.js';
 import { WriterThread, packRows } from './sqlite-thread.js';
-import { triggerProblems } from './schema.js';
+import { SCHEMA_VERSION, triggerProblems } from './schema.js';
 import { sqliteOwnership } from './sqlite-owners.js';
 import type { OwnershipStore } from './store.js';
 
@@ -140,7 +140,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
     } else if (kind.kind === 'empty') {
       throw new ForeignDatabaseError(o.path, 'it is empty: no event log was written to it yet');
     }
-    return new SqliteStore(db, o, readOnlyReason);
+    // A writable store has migrated the file; a read-only one reads an older version as it is.
+    const version = readOnlyReason === undefined || kind.kind !== 'keel' ? SCHEMA_VERSION : kind.version;
+    return new SqliteStore(db, o, readOnlyReason, sqliteDialectFor(version));
   } catch (e) {
     db.close();
     throw toStoreError(e, o.path, o.busyTimeoutMs);
@@ -188,7 +190,12 @@ class SqliteStore implements SqliteEventStore {
   private readonly flushNow = (): void => this.flush();
   private readonly writeBatch: Database.Transaction<(batch: Batch) => void>;
 
-  constructor(db: Database.Database, options: ResolvedOptions, readOnlyReason: string | undefined) {
+  constructor(
+    db: Database.Database,
+    options: ResolvedOptions,
+    readOnlyReason: string | undefined,
+    private readonly dialect: SqlDialect,
+  ) {
     this.db = db;
     this.options = options;
     this.path = options.path;
@@ -205,7 +212,7 @@ class SqliteStore implements SqliteEventStore {
       }
       chain.flushRows();
     });
-    this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw));
+    this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw), dialect);
     this.pageCap = options.maxPageCount;
     const writable = readOnlyReason === undefined;
     this.autoThread = options.writer === 'auto' && writable && options.path !== ':memory:';
@@ -480,7 +487,7 @@ class SqliteStore implements SqliteEventStore {
       [result, written] = this.db
         .transaction((): [PruneResult, KeelEvent[]] => {
           this.chain.sync();
-          const done = this.chain.run(prunePlan(dialect, cls, olderThan));
+          const done = this.chain.run(prunePlan(this.dialect, cls, olderThan));
           const now = this.options.clock.now();
           const anchors = (done?.anchors ?? []).map((payload) => {
             const event = anchorEvent(now, payload);
@@ -511,9 +518,9 @@ class SqliteStore implements SqliteEventStore {
   query(filter: EventFilter = {}): KeelEvent[] {
     this.assertOpen();
     checkFilter(filter);
-    const c = filter.limit === 0 ? undefined : this.run(planFilter(dialect, filter));
+    const c = filter.limit === 0 ? undefined : this.run(planFilter(this.dialect, filter));
     if (c === undefined) return [];
-    const q = selectQuery(dialect, EVENT_COLUMNS, c, filter.limit);
+    const q = selectQuery(this.dialect, EVENT_COLUMNS, c, filter.limit);
     const rows = this.sqlite(() => this.stmt(q.sql, true).all(...q.params) as EventRow[]);
     const out = new Array<KeelEvent>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = toEvent(rows[i] as EventRow);
@@ -529,7 +536,10 @@ class SqliteStore implements SqliteEventStore {
   iterateChained(filter: EventFilter = {}): IterableIterator<ChainedEvent> {
     this.assertOpen();
     checkFilter(filter);
-    return this.pages<ChainRow, ChainedEvent>(filter, CHAINED_COLUMNS, toChained);
+    const anchored = anchorHeads(this.run(loadAnchors(this.dialect)));
+    return this.pages<unknown[], ChainedEvent>(filter, this.dialect.chainedColumns, (r) =>
+      toChained(r, anchored),
+    );
   }
 
   lastSeq(): number {
@@ -547,7 +557,7 @@ class SqliteStore implements SqliteEventStore {
   verify(): VerifyResult {
     this.assertOpen();
     return this.sqlite(() => {
-      const result = this.chain.run(verifyLog(dialect));
+      const result = this.chain.run(verifyLog(this.dialect));
       if (!result.ok) return result;
       const schema = triggerProblems(this.db);
       if (!retentionGateClosed(this.db)) schema.push('the retention gate is left open (DELETE is allowed)');
@@ -566,14 +576,14 @@ class SqliteStore implements SqliteEventStore {
    * Streams matches in seq order by keyset pagination: one short query per page, so writes can
    * interleave and memory stays flat.
    */
-  private *pages<R extends EventRow | ChainRow, T>(
+  private *pages<R extends readonly unknown[], T>(
     filter: EventFilter,
     columns: string,
     map: (row: R) => T,
   ): Generator<T> {
-    const c = this.run(planFilter(dialect, filter));
+    const c = this.run(planFilter(this.dialect, filter));
     if (c === undefined) return;
-    const pages = new KeysetPages(dialect, columns, c, filter.limit);
+    const pages = new KeysetPages(this.dialect, columns, c, filter.limit);
     for (let q = pages.next(); q !== undefined; q = pages.next()) {
       this.assertOpen();
       const { sql, params } = q;

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
-import { chainHash, type ChainRow } from '../../src/eventlog/chain.js';
+import { chainHash, chainRowOf, type ChainRow } from '../../src/eventlog/chain.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { seq } from '../../src/supervisor/sequential.js';
@@ -67,10 +67,13 @@ async function cli(args: string[]): Promise<{ code: number; out: string }> {
  */
 function forgeAnchors(db: string, through: number, classes: readonly string[]): void {
   const raw = new Database(db);
-  const rows = raw
-    .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, prev_hash, hash FROM events ORDER BY seq')
-    .raw(true)
-    .all() as ChainRow[];
+  // Compact rows: the hash is 32 raw bytes, the previous hash is the class's previous row's.
+  const rows = (
+    raw
+      .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events ORDER BY seq')
+      .raw(true)
+      .all() as unknown[][]
+  ).map(chainRowOf);
   const doomed = rows.filter((r) => r[0] <= through && classes.includes(r[5]));
   raw.exec('UPDATE retention_gate SET open = 1');
   const del = raw.prepare('DELETE FROM events WHERE seq = ?');
@@ -80,7 +83,7 @@ function forgeAnchors(db: string, through: number, classes: readonly string[]): 
   let prev = (auditRows[auditRows.length - 1] as ChainRow)[8];
   let nextSeq = (rows[rows.length - 1] as ChainRow)[0] + 1;
   const ts = (rows[rows.length - 1] as ChainRow)[1] + 1;
-  const insert = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const insert = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   for (const cls of classes) {
     const last = doomed.filter((r) => r[5] === cls).at(-1);
     if (last === undefined) throw new Error(`no ${cls} event among seqs 1..${through}`);
@@ -92,7 +95,7 @@ function forgeAnchors(db: string, through: number, classes: readonly string[]): 
       prunedThroughSeq: last[0],
     });
     const hash = chainHash(prev, nextSeq, ts, '_system', 'log.anchor', 1, 'audit', payload);
-    insert.run(nextSeq, ts, '_system', 'log.anchor', 1, 'audit', payload, prev, hash);
+    insert.run(nextSeq, ts, '_system', 'log.anchor', 1, 'audit', payload, Buffer.from(hash, 'hex'));
     prev = hash;
     nextSeq++;
   }

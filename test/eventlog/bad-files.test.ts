@@ -13,7 +13,7 @@ import {
   isEventLogError,
 } from '../../src/eventlog/errors.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
-import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
+import { KEEL_APPLICATION_ID, SCHEMA_VERSION } from '../../src/eventlog/schema.js';
 import { auditEvent, mixedEvents, open, tempDb, tempDir } from './helpers.js';
 
 /** A closed log file holding `n` events. */
@@ -72,7 +72,7 @@ describe('bad files', () => {
     const error = thrown(() => open({ path: file }));
 
     expect(error).toBeInstanceOf(SchemaVersionError);
-    expect(error).toMatchObject({ found: 99, supported: 2 });
+    expect(error).toMatchObject({ found: 99, supported: SCHEMA_VERSION });
     expect(fs.readFileSync(file)).toEqual(before);
   });
 

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
-import { chainHash, type ChainRow } from '../../src/eventlog/chain.js';
+import { chainHash, chainRowOf, type ChainRow } from '../../src/eventlog/chain.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import type { EventStore } from '../../src/eventlog/store.js';
@@ -59,9 +59,10 @@ function history(): NewEvent[] {
  * as older than the epoch: the anchor itself is consistent, only wf-1's kept end contradicts it.
  */
 async function forgeAnchor(b: Backend): Promise<void> {
-  const rows = (await b.raw(
-    'SELECT seq, ts, workflow_id, type, v, class, payload, prev_hash, hash FROM events ORDER BY seq',
-  )) as unknown as ChainRow[];
+  // Compact rows (SQLite 3, Postgres 2): the hash is 32 raw bytes and the previous hash is not stored.
+  const rows = (
+    await b.raw('SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events ORDER BY seq')
+  ).map(chainRowOf);
   const first = rows[0] as ChainRow;
   await b.deleteThroughGate([first[0]]);
   const lastAudit = rows.filter((r) => r[5] === 'audit').at(-1) as ChainRow;
@@ -76,7 +77,7 @@ async function forgeAnchor(b: Backend): Promise<void> {
   const seq = Number(last[0]) + 1;
   const ts = Number(last[1]) + 1;
   const hash = chainHash(lastAudit[8], seq, ts, '_system', 'log.anchor', 1, 'audit', payload);
-  await b.raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+  await b.raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
     seq,
     ts,
     '_system',
@@ -84,8 +85,7 @@ async function forgeAnchor(b: Backend): Promise<void> {
     1,
     'audit',
     payload,
-    lastAudit[8],
-    hash,
+    Buffer.from(hash, 'hex'),
   ]);
 }
 

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
+import { KEEL_APPLICATION_ID, SCHEMA_VERSION } from '../../src/eventlog/schema.js';
 import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
 
 /** A log written by the demos with schema version 1 (see test/replay/golden.test.ts). */
 const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden.db');
 
 describe('opening a store', () => {
-  it('creates the schema at user_version 2, in WAL mode, with the query indexes and triggers', async () => {
+  it('creates the schema at user_version 3, in WAL mode, with compact rows, the query indexes and triggers', async () => {
     const path = tempDb();
     await open({ path }).close();
 
@@ -22,9 +22,19 @@ describe('opening a store', () => {
           .pluck()
           .all(type) as string[]
       ).filter((n) => !n.startsWith('sqlite_'));
-    expect(raw.pragma('user_version', { simple: true })).toBe(2);
+    expect(raw.pragma('user_version', { simple: true })).toBe(3);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names('table')).toEqual(['events', 'retention_gate']);
+    expect(raw.prepare("SELECT name FROM pragma_table_info('events') ORDER BY cid").pluck().all()).toEqual([
+      'seq',
+      'ts',
+      'workflow_id',
+      'type',
+      'v',
+      'class',
+      'payload',
+      'hash',
+    ]);
     expect(names('index')).toEqual(['events_by_ts', 'events_by_workflow']);
     expect(names('trigger')).toEqual(['events_no_delete', 'events_no_update']);
     raw.close();
@@ -68,13 +78,13 @@ describe('opening a store', () => {
     expect(after.at(-1)).toMatchObject({
       workflowId: '_system',
       type: 'log.maintained',
-      payload: { action: 'migrated', fromVersion: 1, toVersion: 2 },
+      payload: { action: 'migrated', fromVersion: 1, toVersion: SCHEMA_VERSION },
     });
     expect(writer.verify()).toMatchObject({ ok: true, events: all.length + 1 });
     await writer.append([auditEvent(1)]);
     expect(writer.verify()).toMatchObject({ ok: true, events: all.length + 2 });
     await writer.close();
-    expect(indexes()).toEqual({ version: 2, indexes: ['events_by_ts', 'events_by_workflow'] });
+    expect(indexes()).toEqual({ version: SCHEMA_VERSION, indexes: ['events_by_ts', 'events_by_workflow'] });
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('application_id', { simple: true })).toBe(KEEL_APPLICATION_ID);
     raw.close();

@@ -13,7 +13,7 @@ import {
   MalformedStringError,
   isForeignDatabaseError,
 } from '../../src/eventlog/errors.js';
-import { KEEL_APPLICATION_ID } from '../../src/eventlog/schema.js';
+import { KEEL_APPLICATION_ID, SCHEMA_VERSION } from '../../src/eventlog/schema.js';
 import { CacheForeignDatabaseError } from '../../src/cache/errors.js';
 import { openSqliteTier } from '../../src/cache/sqlite-tier.js';
 import { simulatedClock } from '../../src/core/clock.js';
@@ -142,7 +142,7 @@ END;`);
 
     const writer = open({ path: file });
     expect(writer.query({ workflowId: '_system' })).toMatchObject([
-      { type: 'log.maintained', payload: { action: 'migrated', fromVersion: 2, toVersion: 2 } },
+      { type: 'log.maintained', payload: { action: 'migrated', fromVersion: 2, toVersion: SCHEMA_VERSION } },
     ]);
     expect(writer.verify()).toMatchObject({ ok: true, events: 5 });
     await writer.close();

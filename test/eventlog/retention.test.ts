@@ -142,7 +142,7 @@ describe('retention (prune)', () => {
 
     const e = seq2?.event;
     raw
-      .prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(
         e?.seq,
         e?.ts,
@@ -151,8 +151,7 @@ describe('retention (prune)', () => {
         e?.v,
         e?.class,
         canonicalJson(e?.payload),
-        seq2?.prevHash,
-        seq2?.hash,
+        Buffer.from(seq2?.hash ?? '', 'hex'),
       );
     expect(store.verify()).toMatchObject({ ok: false, reason: 'anchor_mismatch', seq: 2 });
     raw.prepare('DELETE FROM events WHERE seq = 2').run();

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { CHAIN_RECIPE_SQL } from '../../src/eventlog/chain.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { mixedEvents, open, tempDb } from './helpers.js';
 
@@ -37,18 +38,23 @@ describe('hash chain and verify()', () => {
   it('stores hashes an auditor can recompute from the columns with sha256 alone', async () => {
     const { store, raw } = await logWith(20);
     const rows = raw
-      .prepare(
-        'SELECT seq, ts, workflow_id, type, v, class, payload, prev_hash, hash FROM events ORDER BY seq',
-      )
+      .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, hash FROM events ORDER BY seq')
       .raw()
-      .all() as [number, number, string, string, number, string, string, string, string][];
+      .all() as [number, number, string, string, number, string, string, Buffer][];
+    const recipe = raw.prepare(CHAIN_RECIPE_SQL).raw().all() as [number, string, string][];
     raw.close();
     const last: Record<string, string> = { audit: '0'.repeat(64), operational: '0'.repeat(64) };
-    for (const [seq, ts, wf, type, v, cls, payload, prev, hash] of rows) {
-      expect(prev).toBe(last[cls]);
-      const form = [prev, seq, ts, wf, type, v, cls, payload].join('\n');
+    for (const [seq, ts, wf, type, v, cls, payload, stored] of rows) {
+      expect(stored).toHaveLength(32); // raw bytes, no prev_hash column: it is the class's previous hash
+      const hash = stored.toString('hex');
+      const form = [last[cls], seq, ts, wf, type, v, cls, payload].join('\n');
       expect(hash).toBe(createHash('sha256').update(form, 'utf8').digest('hex'));
       last[cls] = hash;
+    }
+    // The documented sqlite3 recipe: each row's stored hash is sha256 of the bytes the SQL spells out.
+    expect(recipe).toHaveLength(20);
+    for (const [, hash, form] of recipe) {
+      expect(createHash('sha256').update(Buffer.from(form, 'hex')).digest('hex')).toBe(hash);
     }
     expect(store.heads()).toEqual({
       audit: { seq: 19, hash: last.audit },
@@ -74,7 +80,7 @@ describe('hash chain and verify()', () => {
     expect(store.verify()).toMatchObject({ ok: false, reason: 'modified', seq: 1_502, events: 1_501 });
   });
 
-  it('detects a modified ts and a modified prevHash', async () => {
+  it('detects a modified ts and a modified hash', async () => {
     const { store, raw } = await logWith(10);
     dropTriggers(raw);
     raw.prepare('UPDATE events SET ts = ts + 1 WHERE seq = 4').run();
@@ -82,7 +88,7 @@ describe('hash chain and verify()', () => {
     raw.prepare('UPDATE events SET ts = ts - 1 WHERE seq = 4').run();
     // The chains are whole again, but the triggers are still gone: verify says so.
     expect(store.verify()).toMatchObject({ ok: false, reason: 'schema', seq: 0 });
-    raw.prepare(`UPDATE events SET prev_hash = '${'1'.repeat(64)}' WHERE seq = 6`).run();
+    raw.prepare(`UPDATE events SET hash = randomblob(32) WHERE seq = 6`).run();
     raw.close();
     expect(store.verify()).toMatchObject({ ok: false, reason: 'modified', seq: 6 });
   });
@@ -115,8 +121,8 @@ describe('hash chain and verify()', () => {
     const { store, raw } = await logWith(4);
     raw
       .prepare(
-        `INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash)
-         SELECT 5, ts, workflow_id, type, v, class, '{"correct":true}', hash, hash FROM events WHERE seq = 3`,
+        `INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash)
+         SELECT 5, ts, workflow_id, type, v, class, '{"correct":true}', hash FROM events WHERE seq = 3`,
       )
       .run();
     raw.close();

@@ -5,7 +5,6 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
-import type { ChainRow } from '../../src/eventlog/chain.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore, type PostgresEventStore } from '../../src/eventlog/postgres.js';
 import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
@@ -13,7 +12,11 @@ import { collectEvents } from '../../src/eventlog/store.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-const COLUMNS = 'seq, ts, workflow_id, type, v, class, payload, prev_hash, hash';
+/** The stored columns of compact rows (SQLite 3, Postgres 2): the hash as 32 bytes, no prev_hash. */
+const COLUMNS = 'seq, ts, workflow_id, type, v, class, payload, hash';
+
+/** A stored row: the event's columns and its 32-byte hash. */
+type StoredRow = [number, number, string, string, number, string, string, Buffer];
 
 const dirs: string[] = [];
 const closers: (() => Promise<void>)[] = [];
@@ -71,13 +74,13 @@ async function sqliteLog(): Promise<{ file: string; store: SqliteEventStore }> {
   return { file, store };
 }
 
-async function insertIntoPostgres(url: string, rows: readonly ChainRow[]): Promise<void> {
+async function insertIntoPostgres(url: string, rows: readonly StoredRow[]): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const cols = Array.from({ length: 9 }, (_, c) => rows.map((r) => r[c]));
+    const cols = Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c]));
     await client.query(
-      `INSERT INTO keel.events (${COLUMNS}) SELECT * FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])`,
+      `INSERT INTO keel.events (${COLUMNS}) SELECT * FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])`,
       cols,
     );
   } finally {
@@ -122,7 +125,7 @@ describePostgres('a log copied between SQLite and Postgres', () => {
     const file = tempFile();
     await sqliteAt(file).close(); // creates the schema
     const db = new Database(file);
-    const insert = db.prepare(`INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const insert = db.prepare(`INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     db.transaction(() => {
       for (const r of copied) insert.run(...r);
     })();
@@ -136,17 +139,17 @@ describePostgres('a log copied between SQLite and Postgres', () => {
   });
 });
 
-function readSqliteRows(file: string): ChainRow[] {
+function readSqliteRows(file: string): StoredRow[] {
   const db = new Database(file, { readonly: true });
   try {
-    return db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY seq`).raw().all() as ChainRow[];
+    return db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY seq`).raw().all() as StoredRow[];
   } finally {
     db.close();
   }
 }
 
 /** Every row of a Postgres log, as SQLite stores them (bigint columns as numbers). */
-async function pgRows(url: string): Promise<ChainRow[]> {
+async function pgRows(url: string): Promise<StoredRow[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -154,7 +157,7 @@ async function pgRows(url: string): Promise<ChainRow[]> {
       text: `SELECT ${COLUMNS} FROM keel.events ORDER BY seq`,
       rowMode: 'array',
     });
-    return result.rows.map((r): ChainRow => [
+    return result.rows.map((r): StoredRow => [
       Number(r[0]),
       Number(r[1]),
       String(r[2]),
@@ -162,8 +165,7 @@ async function pgRows(url: string): Promise<ChainRow[]> {
       Number(r[4]),
       String(r[5]),
       String(r[6]),
-      String(r[7]),
-      String(r[8]),
+      r[7] as Buffer,
     ]);
   } finally {
     await client.end();

@@ -6,6 +6,11 @@
  */
 import { SYSTEM_WORKFLOW_ID } from '../events.js';
 
+/** Columns of an {@link EventRow}, in the table's order. */
+export const EVENT_COLUMNS = 'seq, ts, workflow_id, type, v, class, payload';
+/** Columns of a `ChainRow` in a log that stores `prev_hash`. */
+const STORED_CHAINED_COLUMNS = `${EVENT_COLUMNS}, prev_hash, hash`;
+
 /** The SQL of one store. */
 export interface SqlDialect {
   /** `'sqlite'` or `'postgres'` (for messages). */
@@ -31,43 +36,73 @@ export interface SqlDialect {
   /** Statements that open and close the retention gate inside a prune's transaction. */
   readonly openGate: string;
   readonly closeGate: string;
+  /**
+   * The log stores each row's `prev_hash` (schema versions before the compact rows: SQLite 1–2,
+   * Postgres 1). Otherwise it is the previous row of the class's `hash`, derived when read.
+   */
+  readonly storedPrev: boolean;
+  /** Columns of a `ChainRow` (./chain.ts): an event row, its previous hash and its hash. */
+  readonly chainedColumns: string;
+  /** The same for the verify walk, which derives `prev_hash` itself (`NULL` unless stored). */
+  readonly verifyColumns: string;
 }
 
-/** SQLite (better-sqlite3): positional `?`, an `IN` list, the `retention_gate` row. */
-export const sqliteDialect: SqlDialect = {
-  name: 'sqlite',
-  events: 'events',
-  param: () => '?',
-  typeIn: (types, add) => `type IN (${types.map((t) => add(t)).join(', ')})`,
-  windowFrom: 'events INDEXED BY events_by_ts',
-  unindexed: (condition) => `+${condition}`,
-  narrowTypedWindow: true,
-  openGate: 'UPDATE retention_gate SET open = 1 WHERE id = 1',
-  closeGate: 'UPDATE retention_gate SET open = 0 WHERE id = 1',
-};
+/** Columns of a chained row: `prev_hash` stored, or the previous row of its class's `hash` (NULL at the start). */
+function chained(events: string, storedPrev: boolean): { chainedColumns: string; verifyColumns: string } {
+  if (storedPrev) return { chainedColumns: STORED_CHAINED_COLUMNS, verifyColumns: STORED_CHAINED_COLUMNS };
+  const prev = `(SELECT p.hash FROM ${events} p WHERE p.class = events.class AND p.seq < events.seq ORDER BY p.seq DESC LIMIT 1)`;
+  return {
+    chainedColumns: `${EVENT_COLUMNS}, ${prev} AS prev_hash, hash`,
+    verifyColumns: `${EVENT_COLUMNS}, NULL AS prev_hash, hash`,
+  };
+}
 
-/** Postgres (node-postgres) with the store's tables in `schema` (already quoted). */
-export function postgresDialect(schema: string): SqlDialect {
+/**
+ * SQLite (better-sqlite3): positional `?`, an `IN` list, the `retention_gate` row; `version` is the
+ * file's schema version (a read-only store reads an older file as it is).
+ */
+export function sqliteDialectFor(version: number): SqlDialect {
+  return {
+    name: 'sqlite',
+    events: 'events',
+    param: () => '?',
+    typeIn: (types, add) => `type IN (${types.map((t) => add(t)).join(', ')})`,
+    windowFrom: 'events INDEXED BY events_by_ts',
+    unindexed: (condition) => `+${condition}`,
+    narrowTypedWindow: true,
+    openGate: 'UPDATE retention_gate SET open = 1 WHERE id = 1',
+    closeGate: 'UPDATE retention_gate SET open = 0 WHERE id = 1',
+    storedPrev: version < 3,
+    ...chained('events', version < 3),
+  };
+}
+
+/** The SQLite dialect of the current schema (what writable stores use). */
+export const sqliteDialect: SqlDialect = sqliteDialectFor(3);
+
+/**
+ * Postgres (node-postgres) with the store's tables in `schema` (already quoted), at schema `version`
+ * (default: the compact rows of version 2).
+ */
+export function postgresDialect(schema: string, version = 2): SqlDialect {
   const events = `${schema}.events`;
   return {
+    storedPrev: version < 2,
+    ...chained(events, version < 2),
     name: 'postgres',
     events,
     param: (n) => `$${n}`,
     typeIn: (types, add) => `type = ANY(${add([...types])}::text[])`,
     windowFrom: events,
     unindexed: (condition) => condition,
-    narrowTypedWindow: false,
+    // Version 2 dropped the type index: a typed window scans the window's seq range, as in SQLite.
+    narrowTypedWindow: version >= 2,
     openGate: "SET LOCAL keel.retention = 'on'",
     closeGate: "SET LOCAL keel.retention = 'off'",
   };
 }
 
-/** Columns of an {@link EventRow}, in the table's order. */
-export const EVENT_COLUMNS = 'seq, ts, workflow_id, type, v, class, payload';
-/** Columns of a `ChainRow` (./chain.ts): an event row and its hashes. */
-export const CHAINED_COLUMNS = `${EVENT_COLUMNS}, prev_hash, hash`;
-
 /** The `_system` workflow's anchors, in seq order (the workflow index finds them). */
 export function anchorsSql(d: SqlDialect): string {
-  return `SELECT ${CHAINED_COLUMNS} FROM ${d.events} WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`;
+  return `SELECT ${d.chainedColumns} FROM ${d.events} WHERE workflow_id = '${SYSTEM_WORKFLOW_ID}' AND type = 'log.anchor' ORDER BY seq`;
 }

@@ -5,8 +5,8 @@
  * Internal to src/eventlog.
  */
 import { ConfigError } from '../../core/errors.js';
-import type { ChainRow } from '../chain.js';
-import type { KeelEvent, KeelEventType } from '../events.js';
+import { GENESIS_HASH, chainRowOf, latestAnchors, type AnchorClaim, type ChainRow } from '../chain.js';
+import type { EventClass, KeelEvent, KeelEventType } from '../events.js';
 import type { ChainedEvent, EventFilter } from '../store.js';
 import type { SqlDialect } from './dialect.js';
 import { row, type SqlProgram } from './program.js';
@@ -38,9 +38,29 @@ export function toEvent(r: EventRow | ChainRow): KeelEvent {
   } as KeelEvent;
 }
 
-/** A chained row as an event with its hashes. */
-export function toChained(r: ChainRow): ChainedEvent {
-  return { event: toEvent(r), prevHash: r[7], hash: r[8] };
+/**
+ * A chained row (as fetched: hashes hex or raw bytes) as an event with its hashes. A row with no
+ * previous row of its class (`prev_hash` NULL: none is stored, and none is left before it) chains
+ * from its class's latest retention anchor, else genesis: `heads` gives those ({@link anchorHeads}).
+ */
+export function toChained(
+  raw: readonly unknown[],
+  anchored: Partial<Record<EventClass, string>>,
+): ChainedEvent {
+  const r = chainRowOf(raw);
+  const prevHash = r[7] ?? anchored[r[5] as EventClass] ?? GENESIS_HASH;
+  return { event: toEvent(r), prevHash, hash: r[8] };
+}
+
+/** Each class's latest anchor's `lastPrunedHash`: what its first kept row chains from. */
+export function anchorHeads(anchors: readonly AnchorClaim[]): Partial<Record<EventClass, string>> {
+  const latest = latestAnchors(anchors);
+  const out: Partial<Record<EventClass, string>> = {};
+  for (const cls of ['audit', 'operational'] as const) {
+    const a = latest[cls];
+    if (a !== undefined) out[cls] = a.lastPrunedHash;
+  }
+  return out;
 }
 
 /** Refuses a malformed filter with a {@link ConfigError} naming the field. */
@@ -187,16 +207,16 @@ export class KeysetPages {
   }
 
   /** After a page's rows: whether another page may follow. */
-  advance(rows: readonly (EventRow | ChainRow)[]): boolean {
+  advance(rows: readonly (readonly unknown[])[]): boolean {
     if (rows.length < this.size) return false;
-    this.cursor = (rows[rows.length - 1] as EventRow | ChainRow)[0];
+    this.cursor = (rows[rows.length - 1] as readonly unknown[])[0] as number;
     this.remaining -= rows.length;
     return true;
   }
 }
 
 /** Merges seq-ordered row streams into one seq-ordered stream. */
-export async function* mergeBySeq<R extends EventRow | ChainRow>(
+export async function* mergeBySeq<R extends readonly unknown[]>(
   sources: readonly AsyncIterator<R>[],
 ): AsyncGenerator<R> {
   const current = await Promise.all(sources.map((s) => s.next()));
@@ -205,9 +225,9 @@ export async function* mergeBySeq<R extends EventRow | ChainRow>(
     let bestSeq = Number.POSITIVE_INFINITY;
     for (let i = 0; i < current.length; i++) {
       const c = current[i] as IteratorResult<R>;
-      if (c.done !== true && c.value[0] < bestSeq) {
+      if (c.done !== true && (c.value[0] as number) < bestSeq) {
         best = i;
-        bestSeq = c.value[0];
+        bestSeq = c.value[0] as number;
       }
     }
     if (best < 0) return;

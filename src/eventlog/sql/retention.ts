@@ -9,9 +9,11 @@ import {
   ANCHOR_CLOCK_SKEW_MS,
   GENESIS_HASH,
   anchorClaimOf,
+  anchorRowPrevs,
+  chainRowOf,
+  hexOf,
   isoTime,
   latestAnchors,
-  type ChainRow,
   type StoredAnchorClaim,
 } from '../chain.js';
 import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from '../events.js';
@@ -37,8 +39,10 @@ export interface ChainState {
 /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
 export function* loadAnchors(d: SqlDialect): SqlProgram<StoredAnchorClaim[]> {
   const claims: StoredAnchorClaim[] = [];
-  for (const r of yield* rows<ChainRow>(anchorsSql(d))) {
-    const claim = anchorClaimOf(r);
+  const found = (yield* rows<unknown[]>(anchorsSql(d))).map(chainRowOf);
+  const prevs = anchorRowPrevs(found);
+  for (const r of found) {
+    const claim = anchorClaimOf(r, prevs.get(r[0]));
     if (claim !== undefined) claims.push(claim);
   }
   return claims;
@@ -53,8 +57,8 @@ export function* headsFromEvents(d: SqlDialect, maxSeq: number): SqlProgram<Chai
   let anchors: Partial<Record<EventClass, StoredAnchorClaim>> | undefined;
   const sql = `SELECT seq, hash FROM ${d.events} WHERE class = ${d.param(1)} ORDER BY seq DESC LIMIT 1`;
   function* headOf(cls: EventClass): SqlProgram<Head> {
-    const last = yield* row<[number, string]>(sql, [cls]);
-    if (last !== undefined) return { seq: last[0], hash: last[1] };
+    const last = yield* row<[number, unknown]>(sql, [cls]);
+    if (last !== undefined) return { seq: last[0], hash: hexOf(last[1]) };
     anchors ??= latestAnchors(yield* loadAnchors(d));
     const a = anchors[cls];
     return a ? { seq: a.prunedThroughSeq, hash: a.lastPrunedHash } : { seq: 0, hash: GENESIS_HASH };
@@ -95,12 +99,13 @@ export function* prunePlan(
     `SELECT seq FROM ${e} WHERE class = ${d.param(1)} AND ${d.unindexed('ts')} >= ${d.param(2)} ORDER BY seq LIMIT 1`,
     [cls, olderThan],
   );
-  const last = yield* row<[number, string]>(
+  const last = yield* row<[number, unknown]>(
     `SELECT seq, hash FROM ${e} WHERE class = ${d.param(1)} AND seq < ${d.param(2)} ORDER BY seq DESC LIMIT 1`,
     [cls, cut?.[0] ?? Number.MAX_SAFE_INTEGER],
   );
   if (last === undefined) return undefined;
-  const [throughSeq, lastPrunedHash] = last;
+  const throughSeq = last[0];
+  const lastPrunedHash = hexOf(last[1]);
   // Pruning audit may delete the anchor that the operational chain starts from: carry it forward.
   const carried = cls === 'audit' ? latestAnchors(yield* loadAnchors(d)).operational : undefined;
 

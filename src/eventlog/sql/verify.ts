@@ -4,12 +4,15 @@
  * that does not link to its class chain, before that row is checked. Then the anchors' plausibility
  * against the kept rows. Internal to src/eventlog.
  */
-import { ChainVerifier, type ChainRow } from '../chain.js';
+import { ChainVerifier, chainHash, chainRowOf, rowHash, type ChainRow } from '../chain.js';
 import type { VerifyResult } from '../store.js';
-import { CHAINED_COLUMNS, type SqlDialect } from './dialect.js';
+import type { SqlDialect } from './dialect.js';
 import { PAGE_SIZE } from './query.js';
 import { loadAnchors, prunedStartEvidence } from './retention.js';
 import { rows, type SqlProgram } from './program.js';
+
+/** Later rows of a class a moved row is looked for among (only after a break, once). */
+const FIT_WINDOW = 10_000;
 
 /** Walks the whole log and reports its first break (schema checks are the store's own). */
 export function* verifyLog(d: SqlDialect): SqlProgram<VerifyResult> {
@@ -24,22 +27,32 @@ export function* verifyLog(d: SqlDialect): SqlProgram<VerifyResult> {
   const verifier = new ChainVerifier(anchors, {
     hashExistsAfter: (hash, afterSeq) => answer('hash', hash, afterSeq),
     prevHashExistsAfter: (prevHash, afterSeq) => answer('prev', prevHash, afterSeq),
+    laterRowFits: (cls, seq, prevHash) => answer('fits', `${cls}:${prevHash}`, seq),
   });
   const e = d.events;
-  const page = `SELECT ${CHAINED_COLUMNS} FROM ${e} WHERE seq > ${d.param(1)} ORDER BY seq LIMIT ${d.param(2)}`;
+  const page = `SELECT ${d.verifyColumns} FROM ${e} WHERE seq > ${d.param(1)} ORDER BY seq LIMIT ${d.param(2)}`;
   const hashAfter = `SELECT 1 FROM ${e} WHERE hash = ${d.param(1)} AND seq > ${d.param(2)} LIMIT 1`;
   const prevAfter = `SELECT 1 FROM ${e} WHERE prev_hash = ${d.param(1)} AND seq > ${d.param(2)} LIMIT 1`;
+  const later = `SELECT ${d.verifyColumns} FROM ${e} WHERE class = ${d.param(1)} AND seq > ${d.param(2)} ORDER BY seq LIMIT ${d.param(3)}`;
   let cursor = 0;
   for (;;) {
-    const chunk = yield* rows<ChainRow>(page, [cursor, PAGE_SIZE]);
+    const chunk = (yield* rows<unknown[]>(page, [cursor, PAGE_SIZE])).map(chainRowOf);
     for (const r of chunk) {
       const expected = verifier.expectedPrevHash(r[5]);
-      if (expected !== undefined && r[7] !== expected) {
-        const seq = r[0];
+      const seq = r[0];
+      const derived = expected !== undefined && r[7] === null ? rowHash(r, expected) : undefined;
+      if (expected !== undefined && r[7] !== null && r[7] !== expected) {
         answers.set(`hash:${r[7]}:${seq}`, (yield* rows(hashAfter, [r[7], seq])).length > 0);
         answers.set(`prev:${expected}:${seq}`, (yield* rows(prevAfter, [expected, seq])).length > 0);
+      } else if (expected !== undefined && derived !== undefined && derived !== r[8]) {
+        // A row that does not chain: does a later row of its class belong here (rows moved)?
+        const candidates = (yield* rows<unknown[]>(later, [r[5], seq, FIT_WINDOW])).map(chainRowOf);
+        const fits = candidates.some(
+          (c) => chainHash(expected, seq, c[1], c[2], c[3], c[4], c[5], c[6]) === c[8],
+        );
+        answers.set(`fits:${r[5]}:${expected}:${seq}`, fits);
       }
-      const failure = verifier.check(r);
+      const failure = verifier.check(r, derived);
       if (failure !== undefined) return failure;
     }
     if (chunk.length < PAGE_SIZE) break;
