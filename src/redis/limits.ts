@@ -383,43 +383,45 @@ class RedisKey {
     this.timer.clear();
     const [rb, rr, tb, tr, conc] = this.shape;
     const s = this.owner.settings;
-    this.owner
-      .run(
-        ACQUIRE,
-        [this.state, this.slots, this.leases],
-        [this.owner.holder, s.leaseMs, rb, rr, tb, tr, conc, head.tokens],
-      )
-      .then(
-        ([started = 0, waitMs = 0, pausedMs = 0]) => {
-          this.busy = false;
-          this.owner.available();
-          const at = this.owner.clock.now();
-          if (pausedMs > 0) this.pausedUntil = Math.max(this.pausedUntil, at + pausedMs);
-          if (started === 1) {
-            if (this.owner.closed || head.done) {
-              // Closed (or shed) while the script ran: give the slot and tokens straight back.
-              this.sendRelease(this.concurrency > 0, head.tokens, 0);
-            } else {
-              this.queue.takeHead();
-              this.begin(head, true, at);
+    this.owner.track(
+      this.owner
+        .run(
+          ACQUIRE,
+          [this.state, this.slots, this.leases],
+          [this.owner.holder, s.leaseMs, rb, rr, tb, tr, conc, head.tokens],
+        )
+        .then(
+          ([started = 0, waitMs = 0, pausedMs = 0]) => {
+            this.busy = false;
+            this.owner.available();
+            const at = this.owner.clock.now();
+            if (pausedMs > 0) this.pausedUntil = Math.max(this.pausedUntil, at + pausedMs);
+            if (started === 1) {
+              if (this.owner.closed || head.done) {
+                // Closed (or shed) while the script ran: give the slot and tokens straight back.
+                this.sendRelease(this.concurrency > 0, head.tokens, 0);
+              } else {
+                this.queue.takeHead();
+                this.begin(head, true, at);
+              }
+              this.pump();
+              return;
             }
-            this.pump();
-            return;
-          }
-          this.refusals++;
-          this.expire(at);
-          if (this.queue.size === 0) return;
-          const retry = waitMs < 0 ? s.pollMs : Math.max(1, waitMs);
-          this.timer.arm(Math.min(retry, this.queue.deadlineIn(at, this.maxQueueMs)), at);
-        },
-        (e: unknown) => {
-          this.busy = false;
-          if (this.owner.closed) return; // the waiters were shed by close()
-          // The script may still run: make the fleet's count of our calls in flight exact again.
-          if (this.concurrency > 0) this.owner.reconcile(this);
-          this.unavailable(this.owner.describe(e));
-        },
-      );
+            this.refusals++;
+            this.expire(at);
+            if (this.queue.size === 0) return;
+            const retry = waitMs < 0 ? s.pollMs : Math.max(1, waitMs);
+            this.timer.arm(Math.min(retry, this.queue.deadlineIn(at, this.maxQueueMs)), at);
+          },
+          (e: unknown) => {
+            this.busy = false;
+            if (this.owner.closed) return; // the waiters were shed by close()
+            // The script may still run: make the fleet's count of our calls in flight exact again.
+            if (this.concurrency > 0) this.owner.reconcile(this);
+            this.unavailable(this.owner.describe(e));
+          },
+        ),
+    );
   }
 
   /** Redis could not be asked: every waiting call starts unguarded, or is shed (`onUnavailable`). */
@@ -698,8 +700,14 @@ class RedisLimiter implements SharedLimiter {
       (e: unknown) =>
         this.onError(new RateLimitsUnavailableError(this.store, `${what} not written: ${this.describe(e)}`)),
     );
-    this.pending.add(p);
-    void p.then(() => this.pending.delete(p));
+    this.track(p);
+  }
+
+  /** Tracks work for `flush()` (acquire scripts too: a start after close gives its slot back). */
+  track(p: Promise<unknown>): void {
+    const q = p.catch((e: unknown) => this.onError(e instanceof Error ? e : new Error(String(e))));
+    this.pending.add(q);
+    void q.then(() => this.pending.delete(q));
   }
 
   /** A key started holding slots: keep this holder's leases renewed. */

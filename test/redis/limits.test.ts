@@ -307,6 +307,24 @@ describeRedis('rate limits shared on Redis', () => {
     r.permit.release();
   });
 
+  it('close() while a script is in flight sheds the call and gives its slot back to the fleet', async () => {
+    const prefix = redisPrefix();
+    const m = member(prefix, { concurrency: 1, tpm: 6_000 }, { minuteMs: SLOW_MINUTE });
+    await m.opened.ready();
+    const pending = m.limiter.acquire({ key: KEY, tokens: 50, tenant: 'acme' });
+    m.limiter.close(); // before Redis answered
+    const r = await pending;
+    expect(!r.ok && r.error.reason).toBe('closed');
+    await vi.waitFor(() => expect(m.limiter.stats(KEY).queued).toBe(0));
+    await m.opened.close(); // flushes the give-back
+    // Another process finds the slot and the tokens free.
+    const other = member(prefix, { concurrency: 1, tpm: 6_000, maxQueueMs: 0 }, { minuteMs: SLOW_MINUTE });
+    const again = await other.limiter.acquire({ key: KEY, tokens: 100 });
+    expect(again.ok).toBe(true);
+    // After close, calls are not limited and never touch Redis.
+    expect(m.limiter.acquire({ key: KEY })).toMatchObject({ ok: true });
+  });
+
   for (const onUnavailable of ['allow', 'shed'] as const) {
     it(`Redis going away mid-run: onUnavailable '${onUnavailable}'`, async () => {
       const proxy = await redisProxy();
@@ -335,6 +353,16 @@ describeRedis('rate limits shared on Redis', () => {
       expect(m.errors).toHaveLength(1);
       expect(m.errors[0]).toBeInstanceOf(RateLimitsUnavailableError);
       expect(m.errors[0]?.message).toContain(proxy.url.replace('redis://', ''));
+
+      // Redis is back: calls are guarded again (the fleet counts this one's slot).
+      await proxy.reopen();
+      const connection = m.opened.backend as unknown as RedisConnection;
+      await vi.waitFor(() => expect(connection.client().status).toBe('ready'), { timeout: 10_000 });
+      const back = ok(await m.limiter.acquire({ key: KEY }));
+      const slots = await connection.client().hvals(connection.key('limits', 'slots', KEY));
+      expect(slots.map(Number)).toEqual([1]);
+      back.permit.release();
+      expect(m.errors).toHaveLength(1);
     });
   }
 
@@ -447,7 +475,7 @@ function spawnChild(
 }
 
 /** A TCP proxy to the test Redis that `cut()` severs (and keeps refusing), as an outage would. */
-async function redisProxy(): Promise<{ url: string; cut(): Promise<void> }> {
+async function redisProxy(): Promise<{ url: string; cut(): Promise<void>; reopen(): Promise<void> }> {
   const target = new URL(redisUrl());
   const sockets = new Set<Socket>();
   const proxy: Server = createServer((client) => {
@@ -476,8 +504,13 @@ async function redisProxy(): Promise<{ url: string; cut(): Promise<void> }> {
     for (const s of sockets) s.destroy();
     await closed;
   };
+  const reopen = async (): Promise<void> => {
+    proxy.listen(port, '127.0.0.1');
+    await once(proxy, 'listening');
+    open = true;
+  };
   cleanups.push(cut);
-  return { url: `redis://127.0.0.1:${port}`, cut };
+  return { url: `redis://127.0.0.1:${port}`, cut, reopen };
 }
 
 /** A server that accepts connections and never answers. */
