@@ -17,7 +17,9 @@ import { assertWellFormed } from './core/unicode.js';
 import { seededRandom } from './core/random.js';
 import { createPricing, type Pricing } from './cost/pricing.js';
 import type { CanaryControl } from './monitor/canary-fold.js';
+import { assertTenantHasNoPii } from './compliance/identifiers.js';
 import { fingerprinter } from './compliance/key.js';
+import { DEFAULT_TENANT_KEY } from './cost/budget-policy.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
 import type { MarkInterruptedOptions, MarkInterruptedResult } from './compliance/interrupted.js';
 import type { KeelMetrics } from './observability/metrics.js';
@@ -127,6 +129,10 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       const redactor = (this.redactor =
         config.redact !== false ? createRedactor({ ...config.redact, hmacKey }) : undefined);
       if (redactor) assertConfigNamesHaveNoPii(config, redactor);
+      // Tenant ids label metrics and spans as they are: checked even with redaction off.
+      for (const tenant of Object.keys(config.budget?.perTenant ?? {}))
+        if (tenant !== DEFAULT_TENANT_KEY)
+          assertTenantHasNoPii(tenant, redactor, `budget.perTenant.${tenant}`);
       const onError = (error: unknown): void => {
         this.emit('error', error);
       };

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { budgetThresholds } from '../../machines/budget.machine.js';
 import { ConfigError } from '../core/errors.js';
+import { TENANT_ID_FIX, tenantIdProblem } from '../core/tenant.js';
 import type { Usage } from '../eventlog/events.js';
 import type { Reservation, ReserveResult } from './budget.js';
 import { dayCalendar, type DayCalendar } from './day.js';
@@ -32,7 +33,22 @@ export interface BudgetConfig {
   perModel?: Record<string, number>;
   /** Extra daily limits per task type, USD. */
   perTaskType?: Record<string, number>;
+  /**
+   * Extra daily limits per tenant (`RunOptions.tenant`), USD: `{ default: 20, acme: 100 }`. A listed
+   * tenant gets its own limit; `default` applies to each tenant not listed, each on its own (twenty
+   * tenants at `default: 20` may spend 20 each). Workflows without a tenant are not limited by it,
+   * nor are tenants not listed when there is no `default`. Scopes are named `tenant:<id>`; like the
+   * others they alert at `alertAt`, refuse (or downgrade) at 100% and are restored from the log
+   * after a restart. Keys are tenant ids (1–64 letters, digits, `_-.:`, no PII) or `default`.
+   */
+  perTenant?: Record<string, number>;
 }
+
+/** Key of `budget.perTenant` whose limit applies to every tenant not listed. */
+export const DEFAULT_TENANT_KEY = 'default';
+
+/** Prefix of a tenant's budget scope: `tenant:acme`. */
+export const TENANT_SCOPE_PREFIX = 'tenant:';
 
 /** The validated rules of a budget. */
 export interface BudgetPolicy {
@@ -44,8 +60,16 @@ export interface BudgetPolicy {
   readonly alertAt: number;
   /** Days in the budget's time zone. */
   readonly calendar: DayCalendar;
-  /** The scopes a call on `model` for `taskType` reserves in: `global`, then its limited model and task type. */
-  scopesOf(model: string, taskType: string): string[];
+  /**
+   * The scopes a call on `model` for `taskType` (in a workflow of `tenant`) reserves in: `global`,
+   * then its limited model, task type and tenant.
+   */
+  scopesOf(model: string, taskType: string, tenant?: string): string[];
+  /**
+   * A scope's daily limit, USD: those of {@link limits}, and `tenant:<id>` for every tenant
+   * `perTenant` limits (by name or by `default`); undefined for a scope that has none.
+   */
+  limitOf(scope: string): number | undefined;
   /**
    * The next step after `model` was refused: the cheaper model and the estimate re-priced for it,
    * or undefined when there is none (`onExhausted: 'reject'`, or the end of the downgrade chain).
@@ -85,6 +109,12 @@ const configSchema = z.strictObject(
     perTaskType: z
       .record(z.string(), limitSchema, { error: 'must map task types to USD, e.g. { vendor: 20 }' })
       .optional(),
+    perTenant: z
+      .record(z.string(), limitSchema, {
+        error:
+          'must map tenant ids to USD, with "default" for every other tenant, e.g. { default: 20, acme: 100 }',
+      })
+      .optional(),
   },
   { error: 'must be an object like { dailyUsd: 100, alertAt: 0.8 }' },
 );
@@ -113,18 +143,42 @@ export function budgetPolicy(config: BudgetConfig, pricing: Pricing): BudgetPoli
     limits.set(`taskType:${taskType}`, usd);
   }
 
+  const perTenant = new Map<string, number>();
+  let tenantDefault: number | undefined;
+  for (const [tenant, usd] of Object.entries(cfg.perTenant ?? {})) {
+    if (tenant === DEFAULT_TENANT_KEY) {
+      tenantDefault = usd;
+      continue;
+    }
+    const problem = tenantIdProblem(tenant);
+    if (problem !== undefined)
+      throw new ConfigError(
+        `budget.perTenant.${tenant}`,
+        `the key ${problem}: keys are tenant ids as given to rt.run(…, { tenant }), or "default"; ${TENANT_ID_FIX}`,
+      );
+    perTenant.set(tenant, usd);
+  }
+  const tenantLimit = (tenant: string): number | undefined => perTenant.get(tenant) ?? tenantDefault;
+
   return {
     limits,
     alertAt,
     thresholds: budgetThresholds(alertAt),
     calendar,
-    scopesOf(model, taskType) {
+    scopesOf(model, taskType, tenant) {
       const scopes = ['global'];
       const m = modelScopes.get(model);
       if (m !== undefined) scopes.push(m);
       const t = taskTypeScopes.get(taskType);
       if (t !== undefined) scopes.push(t);
+      if (tenant !== undefined && tenantLimit(tenant) !== undefined)
+        scopes.push(TENANT_SCOPE_PREFIX + tenant);
       return scopes;
+    },
+    limitOf(scope) {
+      const fixed = limits.get(scope);
+      if (fixed !== undefined || !scope.startsWith(TENANT_SCOPE_PREFIX)) return fixed;
+      return tenantLimit(scope.slice(TENANT_SCOPE_PREFIX.length));
     },
     downgrade(model, estimateUsd, usage) {
       const cheaper = downgrading ? downgradeTo.get(model) : undefined;

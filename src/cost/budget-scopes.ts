@@ -7,12 +7,12 @@
 import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import { budgetMachine, type BudgetAlertEmitted } from '../../machines/budget.machine.js';
 import type { EventPayloads } from '../eventlog/events.js';
-import type { BudgetPolicy } from './budget-policy.js';
+import { TENANT_SCOPE_PREFIX, type BudgetPolicy } from './budget-policy.js';
 import type { DaySpan } from './day.js';
 
 /** Where a scope stands today. */
 export interface BudgetScopeState {
-  /** `global`, `model:<id>` or `taskType:<name>`. */
+  /** `global`, `model:<id>`, `taskType:<name>` or `tenant:<id>`. */
   scope: string;
   /** `stopped` once the budgets were stopped. */
   level: 'within' | 'warning' | 'exhausted' | 'stopped';
@@ -42,26 +42,42 @@ export function startScopeActors(
   onAlert?: (alert: EventPayloads['budget.alert']) => void,
 ): Map<string, BudgetActor> {
   const actors = new Map<string, BudgetActor>();
-  for (const [scope, limitUsd] of policy.limits) {
-    const actor = createActor(budgetMachine, {
-      ...(parent ? { parent } : {}),
-      systemId: `budget:${scope}`,
-      input: { scope, limitUsd, alertAt: policy.alertAt, day },
-    });
-    if (onAlert)
-      actor.on('alert', (a: BudgetAlertEmitted) =>
-        onAlert({
-          scope: a.scope,
-          threshold: a.threshold,
-          spentUsd: a.spentUsd,
-          limitUsd: a.limitUsd,
-          day: a.day,
-        }),
-      );
-    actor.start();
-    actors.set(scope, actor);
-  }
+  for (const [scope, limitUsd] of policy.limits)
+    actors.set(scope, startScopeActor(scope, limitUsd, policy, day, parent, onAlert));
   return actors;
+}
+
+/**
+ * Starts the actor of one scope (a tenant's, `tenant:<id>`, is started on its tenant's first call).
+ * A tenant scope's alerts name the tenant (`budget.alert.payload.tenant`).
+ */
+export function startScopeActor(
+  scope: string,
+  limitUsd: number,
+  policy: BudgetPolicy,
+  day: string,
+  parent: AnyActorRef | undefined,
+  onAlert?: (alert: EventPayloads['budget.alert']) => void,
+): BudgetActor {
+  const actor = createActor(budgetMachine, {
+    ...(parent ? { parent } : {}),
+    systemId: `budget:${scope}`,
+    input: { scope, limitUsd, alertAt: policy.alertAt, day },
+  });
+  const tenant = scope.startsWith(TENANT_SCOPE_PREFIX) ? scope.slice(TENANT_SCOPE_PREFIX.length) : undefined;
+  if (onAlert)
+    actor.on('alert', (a: BudgetAlertEmitted) =>
+      onAlert({
+        scope: a.scope,
+        threshold: a.threshold,
+        spentUsd: a.spentUsd,
+        limitUsd: a.limitUsd,
+        day: a.day,
+        ...(tenant !== undefined ? { tenant } : {}),
+      }),
+    );
+  actor.start();
+  return actor;
 }
 
 /** A scope's actor read as a {@link BudgetScopeState}. */

@@ -1,6 +1,6 @@
 /**
  * Daily budgets that hold under concurrency. Each scope (the global budget, each `perModel` and
- * `perTaskType` limit) is a long-lived budget actor in the runtime's XState system; a call reserves
+ * `perTaskType` limit, and each tenant `perTenant` limits) is a long-lived budget actor in the runtime's XState system; a call reserves
  * its estimate in every scope it touches before it starts, and settles the actual cost after.
  * Because admission counts in-flight reservations, 100 concurrent calls against a nearly spent
  * budget admit exactly as many as fit.
@@ -9,7 +9,13 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { EventPayloads, KeelEvent, KeelEventType, Usage } from '../eventlog/events.js';
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from './budget-policy.js';
-import { scopeView, startScopeActors, type BudgetActor, type BudgetScopeState } from './budget-scopes.js';
+import {
+  scopeView,
+  startScopeActor,
+  startScopeActors,
+  type BudgetActor,
+  type BudgetScopeState,
+} from './budget-scopes.js';
 import type { DaySpan } from './day.js';
 import { BudgetExceededError, BudgetsClosedError } from './errors.js';
 import type { Pricing } from './pricing.js';
@@ -35,6 +41,7 @@ interface OpenReservation {
   usd: number;
   model: string;
   taskType: string;
+  tenant: string | undefined;
 }
 
 /** What budgets need from the runtime. */
@@ -57,6 +64,8 @@ export interface ReserveRequest {
   estimateUsd: number;
   /** Expected usage; when given, a downgraded call is re-priced from it (else scaled by price ratio). */
   usage?: Usage;
+  /** The workflow's tenant: the call also reserves in its `budget.perTenant` scope (`tenant:<id>`). */
+  tenant?: string;
 }
 
 /** Budget held for one call. Settle or release it exactly once; later calls are ignored. */
@@ -141,9 +150,20 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
   const { clock } = deps;
   let span = policy.calendar.spanOf(clock.now());
   let stopped = false;
-  const actors = startScopeActors(policy, span.day, deps.parent, (a) => deps.onAlert(a));
-  const actorsOf = (model: string, taskType: string): BudgetActor[] =>
-    policy.scopesOf(model, taskType).map((name) => actors.get(name) as BudgetActor);
+  const onAlert = (a: EventPayloads['budget.alert']): void => deps.onAlert(a);
+  const actors = startScopeActors(policy, span.day, deps.parent, onAlert);
+  /** A scope's actor; a tenant's is started on first use (`tenant:<id>`, limited by `perTenant`). */
+  const actorOf = (scope: string): BudgetActor => {
+    let actor = actors.get(scope);
+    if (actor === undefined) {
+      const limitUsd = policy.limitOf(scope) as number;
+      actor = startScopeActor(scope, limitUsd, policy, span.day, deps.parent, onAlert);
+      actors.set(scope, actor);
+    }
+    return actor;
+  };
+  const actorsOf = (model: string, taskType: string, tenant: string | undefined): BudgetActor[] =>
+    policy.scopesOf(model, taskType, tenant).map(actorOf);
 
   /** Starts a new budget day in every scope once the clock passes midnight in the time zone. */
   const rollDay = (): void => {
@@ -158,9 +178,10 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
     model: string,
     taskType: string,
     usd: number,
+    tenant: string | undefined,
   ): { ok: true; reservation: Reservation } | { ok: false; scope: string; error: BudgetExceededError } => {
     const id = `r${++nextId}`;
-    const scopes = actorsOf(model, taskType);
+    const scopes = actorsOf(model, taskType, tenant);
     for (let i = 0; i < scopes.length; i++) {
       const actor = scopes[i] as BudgetActor;
       actor.send({ type: 'RESERVE', id, usd });
@@ -218,7 +239,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       let usd = request.estimateUsd;
       let refusedScope: string | undefined;
       for (;;) {
-        const r = tryReserve(model, request.taskType, usd);
+        const r = tryReserve(model, request.taskType, usd, request.tenant);
         if (r.ok) return admitted(r.reservation, request.model, refusedScope);
         const next = policy.downgrade(model, usd, request.usage);
         if (next === undefined) return r;
@@ -232,21 +253,22 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       const spent = new Map<string, number>();
       const alerted = new Map<string, number[]>();
       const open = new Map<string, Map<string, OpenReservation>>();
-      const charge = (model: string, taskType: string, usd: number): void => {
-        for (const scope of policy.scopesOf(model, taskType)) spent.set(scope, (spent.get(scope) ?? 0) + usd);
+      const charge = (model: string, taskType: string, usd: number, tenant: string | undefined): void => {
+        for (const scope of policy.scopesOf(model, taskType, tenant))
+          spent.set(scope, (spent.get(scope) ?? 0) + usd);
       };
       for (const e of events) {
         if (e.type === 'cost.incurred') {
           open.get(e.workflowId)?.delete(`${e.payload.path}#${e.payload.attempt}`);
           if (e.ts < span.startMs || e.ts >= span.endMs) continue;
-          const { costUsd, model, taskType } = e.payload;
-          charge(model, taskType, costUsd);
+          const { costUsd, model, taskType, tenant } = e.payload;
+          charge(model, taskType, costUsd, tenant);
         } else if (e.type === 'cost.reserved') {
-          const { attempt, path, estimateUsd, model, taskType } = e.payload;
+          const { attempt, path, estimateUsd, model, taskType, tenant } = e.payload;
           if (attempt === undefined || e.ts < span.startMs || e.ts >= span.endMs) continue;
           let calls = open.get(e.workflowId);
           if (calls === undefined) open.set(e.workflowId, (calls = new Map<string, OpenReservation>()));
-          calls.set(`${path}#${attempt}`, { usd: estimateUsd, model, taskType });
+          calls.set(`${path}#${attempt}`, { usd: estimateUsd, model, taskType, tenant });
         } else if (
           e.type === 'workflow.completed' ||
           e.type === 'workflow.failed' ||
@@ -257,14 +279,17 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
           open.delete(e.workflowId);
         } else if (e.type === 'budget.alert' && e.payload.day === span.day) {
           const { scope, threshold } = e.payload;
-          if (!actors.has(scope)) continue;
+          if (policy.limitOf(scope) === undefined) continue;
           const list = alerted.get(scope) ?? [];
           if (!list.includes(threshold)) list.push(threshold);
           alerted.set(scope, list);
         }
       }
       // Workflows cut off mid-call (a crash, or marked `workflow.interrupted`): charge their reservations.
-      for (const calls of open.values()) for (const r of calls.values()) charge(r.model, r.taskType, r.usd);
+      for (const calls of open.values())
+        for (const r of calls.values()) charge(r.model, r.taskType, r.usd, r.tenant);
+      // Tenants that spent or were alerted today get their scope back before their next call.
+      for (const scope of [...spent.keys(), ...alerted.keys()]) actorOf(scope);
       for (const [scope, actor] of actors) {
         actor.send({
           type: 'RESTORE',

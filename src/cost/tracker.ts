@@ -1,7 +1,7 @@
 /**
  * Cost as a fold over the event stream. The same tracker runs live (fed committed events) and in
  * `keel report` (fed the log), so both always agree. It attributes the actual cost of every attempt
- * (`cost.incurred`: retries cost money) to model, task type, agent, workflow name and day; keeps
+ * (`cost.incurred`: retries cost money) to model, task type, agent, workflow name, tenant and day; keeps
  * estimates (`cost.reserved`) apart from actuals; and credits savings to their source — cache hits,
  * early-stopped votes, accepted cheap cascade stages — so a report can say what the same workload
  * would have cost without them.
@@ -67,6 +67,17 @@ export interface WorkflowCost {
   withoutSavingsUsd: number;
 }
 
+/** Cost of one tenant (`RunOptions.tenant`). */
+export interface TenantCost {
+  tenant: string;
+  /** Workflows of this tenant started in the period. */
+  runs: number;
+  calls: number;
+  usd: number;
+  /** Share of the period's actual cost, 0–100. */
+  sharePct: number;
+}
+
 /** Cost of one day. */
 export interface DayCost {
   day: string;
@@ -125,6 +136,11 @@ export interface CostSummary {
   byDay: DayCost[];
   /** The most expensive workflows by name (at most `top`). */
   topWorkflows: WorkflowCost[];
+  /**
+   * Cost by tenant, most expensive first: every tenant with a workflow or a cost in the period.
+   * Workflows run without a tenant are not listed (their cost is `actualUsd` minus these).
+   */
+  byTenant: TenantCost[];
   savings: SavingsSummary;
   /** Budget alerts in the period, oldest first. */
   alerts: BudgetAlertRecord[];
@@ -175,6 +191,8 @@ interface Bucket {
   byTaskType: Map<string, Line>;
   byAgent: Map<string, Line>;
   byWorkflow: Map<string, WorkflowLine>;
+  /** Tenant → its runs (in `runs`), calls and cost. */
+  byTenant: Map<string, WorkflowLine>;
   savings: Record<SavingsSource, SourceSavings>;
 }
 
@@ -192,6 +210,7 @@ const newBucket = (): Bucket => ({
   byTaskType: new Map(),
   byAgent: new Map(),
   byWorkflow: new Map(),
+  byTenant: new Map(),
   savings: { cache: { usd: 0, events: 0 }, vote: { usd: 0, events: 0 }, cascade: { usd: 0, events: 0 } },
 });
 
@@ -218,7 +237,7 @@ const byUsdDesc = <T extends { usd: number }>(a: T, b: T): number => b.usd - a.u
 
 /**
  * Creates the cost fold. Memory is bounded by the number of distinct days, models, task types,
- * agents and workflow names — not by the number of workflows.
+ * agents, workflow names and tenants — not by the number of workflows.
  *
  * @example
  * const tracker = createCostTracker({ timeZone: 'Europe/Paris' });
@@ -271,6 +290,11 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
     const w = workflowLine(b.byWorkflow, workflow);
     w.calls += 1;
     w.usd += costUsd;
+    if (p.tenant !== undefined) {
+      const tl = workflowLine(b.byTenant, p.tenant);
+      tl.calls += 1;
+      tl.usd += costUsd;
+    }
   };
 
   const credit = (b: Bucket, workflow: string, source: SavingsSource, usd: number): void => {
@@ -295,6 +319,10 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
         open.set(e.workflowId, e.payload.name);
         workflowLine(all.byWorkflow, e.payload.name).runs += 1;
         workflowLine(dayBucket(e.ts).byWorkflow, e.payload.name).runs += 1;
+        if (e.payload.tenant !== undefined) {
+          workflowLine(all.byTenant, e.payload.tenant).runs += 1;
+          workflowLine(dayBucket(e.ts).byTenant, e.payload.tenant).runs += 1;
+        }
         return;
       }
       case 'workflow.completed':
@@ -363,6 +391,15 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
       .filter((w) => w.usd > 0 || w.savedUsd > 0)
       .sort(byUsdDesc)
       .slice(0, top);
+    const byTenant: TenantCost[] = [...b.byTenant]
+      .map(([tenant, t]) => ({
+        tenant,
+        runs: t.runs,
+        calls: t.calls,
+        usd: t.usd,
+        sharePct: share(t.usd, total),
+      }))
+      .sort((x, y) => y.usd - x.usd || (x.tenant < y.tenant ? -1 : 1));
     const daysList = day !== undefined ? [day] : [...days.keys()].sort();
     const byDay: DayCost[] = daysList.map((d) => {
       const db = days.get(d) ?? newBucket();
@@ -387,6 +424,7 @@ export function createCostTracker(options: CostTrackerOptions = {}): CostTracker
       byAgent: named(b.byAgent),
       byDay,
       topWorkflows: workflows,
+      byTenant,
       savings: {
         totalUsd: saved,
         bySource: {

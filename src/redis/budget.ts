@@ -24,8 +24,14 @@ import type { TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { KeelEvent } from '../eventlog/events.js';
 import type { BudgetDeps, BudgetView, Reservation, ReserveRequest, ReserveResult } from '../cost/budget.js';
-import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from '../cost/budget-policy.js';
-import { scopeView, startScopeActors } from '../cost/budget-scopes.js';
+import {
+  TENANT_SCOPE_PREFIX,
+  admitted,
+  assertUsd,
+  budgetPolicy,
+  type BudgetConfig,
+} from '../cost/budget-policy.js';
+import { scopeView, startScopeActor, startScopeActors } from '../cost/budget-scopes.js';
 import { BudgetExceededError, BudgetsClosedError, BudgetUnavailableError } from '../cost/errors.js';
 import { withoutPassword } from '../core/url.js';
 import type { RedisConnection } from './connection.js';
@@ -278,11 +284,27 @@ export function createSharedBudgets(
   let stopped = false;
   const actors = startScopeActors(policy, span.day, deps.parent);
 
-  const limits = new Map<string, { limitUsd: number; micros: number; thresholds: number[] }>();
-  for (const [scope, limitUsd] of policy.limits) {
+  type ScopeLimit = { limitUsd: number; micros: number; thresholds: number[] };
+  const limits = new Map<string, ScopeLimit>();
+  const limitOf = (limitUsd: number): ScopeLimit => {
     const micros = toMicros(limitUsd);
-    limits.set(scope, { limitUsd, micros, thresholds: policy.thresholds.map((t) => Math.round(micros * t)) });
-  }
+    return { limitUsd, micros, thresholds: policy.thresholds.map((t) => Math.round(micros * t)) };
+  };
+  for (const [scope, limitUsd] of policy.limits) limits.set(scope, limitOf(limitUsd));
+  /**
+   * The scopes a call reserves in. A tenant's scope (`tenant:<id>`, limited by `perTenant`) gets
+   * its limit and mirror actor here, on the tenant's first call in this process.
+   */
+  const scopesOf = (model: string, taskType: string, tenant: string | undefined): string[] => {
+    const scopes = policy.scopesOf(model, taskType, tenant);
+    const last = scopes[scopes.length - 1] as string;
+    if (tenant !== undefined && !limits.has(last)) {
+      const limitUsd = policy.limitOf(last) as number;
+      limits.set(last, limitOf(limitUsd));
+      actors.set(last, startScopeActor(last, limitUsd, policy, span.day, deps.parent));
+    }
+    return scopes;
+  };
   const thresholdLabels = policy.thresholds.map(String);
   /** `alertedPrefix[k]`: the thresholds a scope has reached once its spend passed `k` of them. */
   const alertedPrefix = Array.from({ length: policy.thresholds.length + 1 }, (_, k) =>
@@ -447,7 +469,16 @@ export function createSharedBudgets(
                 const limitUsd = limits.get(scope)?.limitUsd ?? 0;
                 policy.thresholds.forEach((threshold, j) => {
                   if (crossed & (1 << j))
-                    deps.onAlert({ scope, threshold, spentUsd: spent / MICROS, limitUsd, day: settleDay });
+                    deps.onAlert({
+                      scope,
+                      threshold,
+                      spentUsd: spent / MICROS,
+                      limitUsd,
+                      day: settleDay,
+                      ...(scope.startsWith(TENANT_SCOPE_PREFIX)
+                        ? { tenant: scope.slice(TENANT_SCOPE_PREFIX.length) }
+                        : {}),
+                    });
                 });
               }
             },
@@ -464,9 +495,14 @@ export function createSharedBudgets(
   };
 
   type Attempt = { ok: true; reservation: Reservation } | Exclude<SharedReserveResult, { ok: true }>;
-  const tryReserve = async (model: string, taskType: string, usd: number): Promise<Attempt> => {
+  const tryReserve = async (
+    model: string,
+    taskType: string,
+    usd: number,
+    tenant: string | undefined,
+  ): Promise<Attempt> => {
     const id = `${instance}:${++nextId}`;
-    const scopes = policy.scopesOf(model, taskType);
+    const scopes = scopesOf(model, taskType, tenant);
     const { day, endMs } = span;
     const isDown = down();
     if (isDown !== undefined)
@@ -509,12 +545,12 @@ export function createSharedBudgets(
     let usd = request.estimateUsd;
     let refusedScope: string | undefined;
     for (;;) {
-      const r = await tryReserve(model, request.taskType, usd);
+      const r = await tryReserve(model, request.taskType, usd, request.tenant);
       if (r.ok) return admitted(r.reservation, request.model, refusedScope);
       if (r.error instanceof BudgetUnavailableError) {
         if (onUnavailable === 'reject') return r;
         report(r.error);
-        const scopes = policy.scopesOf(model, request.taskType);
+        const scopes = scopesOf(model, request.taskType, request.tenant);
         const unguarded = makeReservation(`${instance}:${++nextId}`, model, usd, scopes, span.day);
         return admitted(unguarded, request.model, refusedScope);
       }
@@ -537,7 +573,7 @@ export function createSharedBudgets(
       const isDown = down();
       if (isDown !== undefined) throw new BudgetUnavailableError(store, isDown);
       try {
-        await returnHeld('', span.day, [...policy.limits.keys()]);
+        await returnHeld('', span.day, [...limits.keys()]);
       } catch (e) {
         throw unavailable(e);
       }
