@@ -102,7 +102,8 @@ function card(label: string, value: string, sub: string, cls = ''): string {
 }
 
 /**
- * Renders the report as a single HTML document (UTF-8 text): header cards, then latency, cost,
+ * Renders the report as a single HTML document (UTF-8 text): header cards, then workflows by
+ * status (with the resumed and the waiting, as the terminal report), latency, cost,
  * error rates, alerts, breakers, votes and cascades, tool calls and time to first token, and root
  * causes, each a chart or a table or both.
  *
@@ -115,6 +116,7 @@ export function renderHtml(report: Report, options: RenderHtmlOptions = {}): str
   const time = timeFormat(report.settings.timeZone);
   const body = [
     header(report, title, time),
+    workflows(report),
     latency(report),
     cost(report),
     errors(report, time),
@@ -154,6 +156,8 @@ function header(report: Report, title: string, time: TimeFormat): string {
   const failed = wf.reduce((a, w) => a + w.failed, 0);
   const completed = wf.reduce((a, w) => a + w.completed, 0);
   const interrupted = wf.reduce((a, w) => a + w.interrupted, 0);
+  const waiting = wf.reduce((a, w) => a + w.waiting, 0);
+  const resumed = wf.reduce((a, w) => a + w.resumed, 0);
   const worst = report.latency.workflows.reduce<LatencyReport | undefined>(
     (w, l) => (w === undefined || l.p95Ms > w.p95Ms ? l : w),
     undefined,
@@ -168,7 +172,9 @@ function header(report: Report, title: string, time: TimeFormat): string {
       'Workflows',
       count(started),
       `${count(completed)} completed · ${count(failed)} failed` +
-        (interrupted > 0 ? ` · ${count(interrupted)} interrupted` : ''),
+        (interrupted > 0 ? ` · ${count(interrupted)} interrupted` : '') +
+        (waiting > 0 ? ` · ${count(waiting)} waiting` : '') +
+        (resumed > 0 ? ` · ${count(resumed)} resumed` : ''),
     ),
     worst === undefined
       ? card('Latency', '–', 'no workflow latencies')
@@ -206,6 +212,40 @@ function header(report: Report, title: string, time: TimeFormat): string {
     ),
   ];
   return `<header><h1>${esc(title)}</h1><p class="meta">${esc(meta)}</p><div class="cards">${cards.join('')}</div></header>`;
+}
+
+/** Workflows by name and status: the terminal report's WORKFLOWS table. */
+function workflows(report: Report): string {
+  const wf = report.workflows;
+  if (wf.length === 0)
+    return '<section id="workflows"><h2>Workflows</h2><p class="muted">No workflows in the log.</p></section>';
+  const head = [
+    'started',
+    'completed',
+    'failed',
+    'cancelled',
+    'interrupted',
+    'running',
+    'waiting',
+    'resumed',
+  ];
+  const rows = wf.map((w) => [
+    w.name,
+    num(count(w.started)),
+    num(count(w.completed)),
+    w.failed > 0 ? { text: count(w.failed), cls: 'num bad' } : num(count(w.failed)),
+    num(count(w.cancelled)),
+    num(count(w.interrupted)),
+    num(count(w.running)),
+    num(count(w.waiting)),
+    num(count(w.resumed)),
+  ]);
+  return (
+    '<section id="workflows"><h2>Workflows</h2>' +
+    '<p class="muted">waiting: of the running, suspended in waitFor until a signal · resumed: continued after a crash, a signal or a timed-out wait</p>' +
+    table(['workflow', ...head.map(num)], rows) +
+    '</section>'
+  );
 }
 
 function latencyRows(list: readonly LatencyReport[], sla: number): Cell[][] {
