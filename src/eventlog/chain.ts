@@ -76,7 +76,7 @@ export function chainHash(
  * this SQL assumes.
  */
 export const CHAIN_RECIPE_SQL = `SELECT seq, lower(hex(hash)) AS hash, hex(
-  coalesce(lag(lower(hex(hash))) OVER (PARTITION BY class ORDER BY seq), '${'0'.repeat(64)}')
+  coalesce(lag(lower(hex(hash))) OVER (PARTITION BY class ORDER BY seq), printf('%064d', 0))
   || char(10) || seq || char(10) || ts || char(10) || workflow_id || char(10) || type
   || char(10) || v || char(10) || class || char(10) || payload) AS form
 FROM events ORDER BY seq`;

@@ -95,6 +95,16 @@ DROP INDEX IF EXISTS ${s}.events_by_type;
 
 const MIGRATIONS: readonly ((schema: string) => string)[] = [v1, v2];
 
+/**
+ * The SQL of migration `from` → `from + 1` for the (quoted) schema `s`: tests build logs of older
+ * versions with it. Not for applications: opening a store migrates.
+ */
+export function pgMigrationSql(from: number, s: string): string {
+  const m = MIGRATIONS[from];
+  if (m === undefined) throw new RangeError(`no Postgres migration from version ${from}`);
+  return m(s);
+}
+
 /** Oldest version a read-only store reads as it is (version 1 stores `prev_hash` and hex hashes). */
 export const PG_MIN_READABLE_VERSION = 1;
 
