@@ -20,7 +20,7 @@
 import type { ContinuePlan } from '../durable/engine.js';
 import { WorkflowWaitingError } from '../durable/errors.js';
 import { isWorkflowSuspension } from '../durable/wait.js';
-import { concatMap, from, type Observable, type Subscription } from 'rxjs';
+import { concatMap, from, type Unsubscribable } from 'rxjs';
 import type { Clock } from '../core/clock.js';
 import { isKeelError } from '../core/errors.js';
 import { findUnstorable } from '../core/json.js';
@@ -30,7 +30,14 @@ import type { KeelEvent, NewEvent } from '../eventlog/events.js';
 import { EventValidationError } from '../eventlog/errors.js';
 import { WorkflowCancelledError, categoryOf, messageOf } from '../supervisor/errors.js';
 import { exec } from '../supervisor/execute.js';
-import type { NodeContext, ReplaySource, Services, WorkflowScope } from '../supervisor/scope.js';
+import { runChild } from '../supervisor/run-child.js';
+import type {
+  NodeContext,
+  ReplaySource,
+  ResumeSource,
+  Services,
+  WorkflowScope,
+} from '../supervisor/scope.js';
 import type { AnyTopology, NodeResult } from '../supervisor/topology.js';
 import { UnstorableOutputError } from './errors.js';
 import type { WorkflowResult } from './types.js';
@@ -97,27 +104,35 @@ export interface WorkflowRunInit {
 }
 
 /**
- * One workflow's run (see the module comment for its phases).
+ * One workflow's run (see the module comment for its phases). It is also the workflow's
+ * {@link WorkflowScope}: what its nodes reach (one object per workflow, no closures).
  *
  * @example
  * const run = new WorkflowRun(host, env, { topology, input, inputJson, workflowId, name }, (outcome) => …);
  * run.start();
  * run.cancel('runtime closed');
  */
-export class WorkflowRun {
+export class WorkflowRun implements WorkflowScope {
   readonly workflowId: string;
   readonly name: string;
   readonly replaying: boolean;
   /** The tenant stamped on every event of the run (`payload.tenant`), if any. */
-  private readonly tenant: string | undefined;
+  readonly tenant: string | undefined;
+  readonly services: Services;
+  readonly stats = { costUsd: 0, agentsCalled: 0 };
+  readonly replay: ReplaySource | undefined;
+  readonly resume: ResumeSource | undefined;
+  readonly delta: ((path: string, text: string) => void) | undefined;
   private phaseNow: WorkflowPhase = 'running';
   private readonly clock: Clock;
   private readonly startedAt: number;
-  private readonly stats = { costUsd: 0, agentsCalled: 0 };
-  private readonly scope: WorkflowScope;
   private readonly redactor: Redactor | undefined;
-  /** Findings of this workflow's redactions, by kind (empty when nothing was found). */
-  private redactions: Record<string, number> = {};
+  /** Findings of this workflow's redactions, by kind; made on the first finding. */
+  private redactions: Record<string, number> | undefined;
+  /** What started the run: dropped once it started (the input's JSON is not kept while it runs). */
+  private init: WorkflowRunInit | undefined;
+  /** Aborting it cancels the run. */
+  private readonly signal: AbortSignal | undefined;
   /** The first error the log answered an append with (not a content refusal). */
   private appendError: unknown;
   /** The last append's commit: what the run waits for before it ends. */
@@ -127,35 +142,36 @@ export class WorkflowRun {
   /** Replaces the outcome when the log refused the content of the `workflow.completed` event. */
   private refusedOutcome: Outcome | undefined;
   /** The execution's subscription, once it exists (a refusal before it is handled after). */
-  private subscription: Subscription | undefined;
+  private subscription: Unsubscribable | undefined;
   private result: { value: unknown; confidence?: number } | undefined;
-  private readonly onAbort = (): void => this.cancel(String(this.init.signal?.reason ?? 'aborted'));
+  /** Listens to `signal`, while the run is running. */
+  private onAbort: (() => void) | undefined;
 
   constructor(
     private readonly host: WorkflowRunHost,
     private readonly env: WorkflowEnv,
-    private readonly init: WorkflowRunInit,
+    init: WorkflowRunInit,
     private readonly onDone: (outcome: Outcome) => void,
   ) {
     this.workflowId = init.workflowId;
     this.name = init.name;
     this.replaying = env.replay !== undefined;
+    this.services = env.services;
+    this.replay = env.replay;
+    this.resume = env.resume?.source;
+    this.delta = init.delta;
     this.redactor = this.replaying ? undefined : host.redactor;
     this.clock = env.services.clock;
     // A resumed workflow keeps its first start: its latency spans the interruption.
     this.startedAt = env.resume ? env.resume.startedTs : this.clock.now();
     this.tenant = init.tenant;
-    this.scope = {
-      workflowId: init.workflowId,
-      ...(init.tenant !== undefined ? { tenant: init.tenant } : {}),
-      services: env.services,
-      stats: this.stats,
-      replay: env.replay,
-      ...(env.resume ? { resume: env.resume.source } : {}),
-      emit: (event) => this.emit(event),
-      committed: () => this.last,
-      ...(init.delta !== undefined ? { delta: init.delta } : {}),
-    };
+    this.init = init;
+    this.signal = init.signal;
+  }
+
+  /** Settles once every event emitted so far is committed (the scope's write-ahead wait). */
+  committed(): Promise<unknown> {
+    return this.last;
   }
 
   /** The run's phase. */
@@ -165,7 +181,10 @@ export class WorkflowRun {
 
   /** Emits `workflow.started` and executes the topology. Call once. */
   start(): void {
-    const { topology, input, inputJson, signal } = this.init;
+    if (this.init === undefined) throw new Error('WorkflowRun.start(): the run was started already');
+    const { topology, input, inputJson } = this.init;
+    this.init = undefined;
+    const { signal } = this;
     const { owner } = this.host;
     if (this.env.resume) this.emit(this.env.resume.resumed);
     else {
@@ -183,43 +202,53 @@ export class WorkflowRun {
         },
       });
     }
-    const ctx: NodeContext = { scope: this.scope, path: this.name, deadlineAt: undefined };
+    const ctx: NodeContext = { scope: this, path: this.name, deadlineAt: undefined };
+    const observer = new ExecutionObserver(this);
     // While the log is failing, a workflow runs only once its `workflow.started` is committed.
-    const execution: Observable<NodeResult> =
+    this.subscription =
       this.host.storeHealthy() || this.replaying
-        ? exec(topology, input, ctx)
-        : from(this.last.then(() => undefined)).pipe(concatMap(() => exec(topology, input, ctx)));
-    const subscription = execution.subscribe({
-      next: (r) => {
-        this.result = r;
-      },
-      error: (error: unknown) => {
-        if (!this.decide()) return;
-        if (isWorkflowSuspension(error)) {
-          // Suspended in a wait (`workflow.waiting` is written): not an end; a signal continues it.
-          this.settle({
-            ok: false,
-            error: new WorkflowWaitingError(this.workflowId, error.signal, error.timeoutAt),
-          });
-          return;
-        }
-        this.emitFailed(error);
-        this.settle({ ok: false, error });
-      },
-      complete: () => {
-        if (!this.decide()) return;
-        this.complete();
-      },
-    });
-    this.subscription = subscription;
+        ? runChild(exec, topology, input, ctx, observer)
+        : from(this.last.then(() => undefined))
+            .pipe(concatMap(() => exec(topology, input, ctx)))
+            .subscribe(observer);
     if (this.appendError !== undefined) this.abort(this.appendError);
     if (this.phaseNow === 'running') {
       this.host.running(this);
       if (signal) {
-        if (signal.aborted) this.onAbort();
-        else signal.addEventListener('abort', this.onAbort, { once: true });
+        const onAbort = (): void => this.cancel(String(signal.reason ?? 'aborted'));
+        if (signal.aborted) onAbort();
+        else {
+          this.onAbort = onAbort;
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
       }
     }
+  }
+
+  /** The execution gave its result. */
+  executed(r: NodeResult): void {
+    this.result = r;
+  }
+
+  /** The execution failed (or suspended in a wait). */
+  executionFailed(error: unknown): void {
+    if (!this.decide()) return;
+    if (isWorkflowSuspension(error)) {
+      // Suspended in a wait (`workflow.waiting` is written): not an end; a signal continues it.
+      this.settle({
+        ok: false,
+        error: new WorkflowWaitingError(this.workflowId, error.signal, error.timeoutAt),
+      });
+      return;
+    }
+    this.emitFailed(error);
+    this.settle({ ok: false, error });
+  }
+
+  /** The execution completed. */
+  executionCompleted(): void {
+    if (!this.decide()) return;
+    this.complete();
   }
 
   /** Cancels a running run: `workflow.cancelled`, and the caller gets `WorkflowCancelledError`. */
@@ -303,7 +332,7 @@ export class WorkflowRun {
   }
 
   /** Appends one event of the run (redacted), keeping its commit as `last`. */
-  private emit(event: NewEvent): void {
+  emit(event: NewEvent): void {
     // Once the log refused one of its events the workflow has failed: a later event (an agent
     // cancelled by that failure) would only half-write it.
     if (this.appendError !== undefined) return;
@@ -332,9 +361,26 @@ export class WorkflowRun {
   private append(event: NewEvent): Promise<unknown> {
     const redactor = this.redactor;
     const tenant = this.tenant;
-    let payload = redactor ? redactor.redactInto(event.payload, this.redactions) : event.payload;
+    let payload = event.payload;
+    if (redactor) {
+      try {
+        payload = redactor.redactInto(payload, FOUND);
+      } finally {
+        if (hasKeys(FOUND)) this.takeFindings();
+      }
+    }
     if (tenant !== undefined) payload = { ...payload, tenant };
     return this.env.append(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
+  }
+
+  /** Moves what the last redaction found into this run's counts. */
+  private takeFindings(): void {
+    const counts = (this.redactions ??= {});
+    for (const k in FOUND) {
+      if (!Object.hasOwn(FOUND, k)) continue;
+      counts[k] = (counts[k] ?? 0) + (FOUND[k] ?? 0);
+      delete FOUND[k];
+    }
   }
 
   private onAppendError(e: unknown, type: KeelEvent['type']): void {
@@ -394,9 +440,9 @@ export class WorkflowRun {
   /** `settling`: records what redaction found, then ends once the last event is committed. */
   private settle(outcome: Outcome): void {
     this.host.settling(this);
-    if (hasKeys(this.redactions)) {
+    if (this.redactions !== undefined) {
       const counts = this.redactions;
-      this.redactions = {};
+      this.redactions = undefined;
       this.emit({
         ts: this.clock.now(),
         workflowId: this.workflowId,
@@ -404,7 +450,10 @@ export class WorkflowRun {
         payload: { counts },
       });
     }
-    this.init.signal?.removeEventListener('abort', this.onAbort);
+    if (this.onAbort !== undefined) {
+      this.signal?.removeEventListener('abort', this.onAbort);
+      this.onAbort = undefined;
+    }
     this.drain(outcome);
   }
 
@@ -428,6 +477,26 @@ export class WorkflowRun {
       );
     };
     final.then(next, next);
+  }
+}
+
+/**
+ * What one redaction found, by kind: one object for every run (a redaction is synchronous), moved
+ * into the run's counts when not empty, so a run that never redacts anything keeps no counts.
+ */
+const FOUND: Record<string, number> = {};
+
+/** Where a run's execution reports (one small object, not three closures). */
+class ExecutionObserver {
+  constructor(private readonly run: WorkflowRun) {}
+  next(r: NodeResult): void {
+    this.run.executed(r);
+  }
+  error(error: unknown): void {
+    this.run.executionFailed(error);
+  }
+  complete(): void {
+    this.run.executionCompleted();
   }
 }
 

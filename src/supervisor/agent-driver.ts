@@ -155,7 +155,7 @@ interface RaiseParams {
   delay: number | undefined;
 }
 
-/** A delayed event on the clock (the machine has at most one at a time; a list keeps it general). */
+/** A delayed event on the clock beyond the first (the machine has at most one at a time). */
 interface Delayed {
   id: string;
   handle: TimerHandle;
@@ -171,7 +171,17 @@ class SteppedDriver implements AgentDriver {
   private broken = false;
   /** The snapshot is shared by other invocations (see {@link sharedSteps}). */
   private shared = true;
-  private timers: Delayed[] | undefined;
+  /**
+   * The pending delayed event (the attempt timeout, or the retry backoff), held in fields rather
+   * than a list: one per running agent, so it is the hot path's memory. A second one at once (no
+   * state of this machine asks for it) goes to `moreTimers`.
+   */
+  private timerId: string | undefined;
+  private timerEvent: AgentMachineEvent | undefined;
+  private timerHandle: TimerHandle;
+  /** Fires the pending delayed event: made once per driver that schedules one. */
+  private fire: (() => void) | undefined;
+  private moreTimers: Delayed[] | undefined;
 
   /** Starts from the input's initial snapshot (a throwing context factory throws here) and hands it over. */
   constructor(
@@ -260,20 +270,44 @@ class SteppedDriver implements AgentDriver {
 
   private schedule(id: string, event: AgentMachineEvent, delayMs: number): void {
     this.cancel(id);
+    if (this.timerId === undefined) {
+      this.timerId = id;
+      this.timerEvent = event;
+      this.timerHandle = this.clock.setTimeout((this.fire ??= this.onTimer.bind(this)), delayMs);
+      return;
+    }
     const handle = this.clock.setTimeout(() => {
       this.forget(id);
       this.send(event);
     }, delayMs);
-    (this.timers ??= []).push({ id, handle });
+    (this.moreTimers ??= []).push({ id, handle });
+  }
+
+  /** The pending delayed event is due. */
+  private onTimer(): void {
+    const event = this.timerEvent;
+    this.timerId = undefined;
+    this.timerEvent = undefined;
+    this.timerHandle = undefined;
+    if (event !== undefined) this.send(event);
   }
 
   private cancel(id: string): void {
+    if (this.timerId === id) {
+      const handle = this.timerHandle;
+      this.timerId = undefined;
+      this.timerEvent = undefined;
+      this.timerHandle = undefined;
+      this.clock.clearTimeout(handle);
+      return;
+    }
     const t = this.forget(id);
     if (t !== undefined) this.clock.clearTimeout(t.handle);
   }
 
+  /** Removes (and returns) the timer `id` of `moreTimers`. */
   private forget(id: string): Delayed | undefined {
-    const timers = this.timers;
+    const timers = this.moreTimers;
     if (timers === undefined) return undefined;
     for (let i = 0; i < timers.length; i++) {
       const t = timers[i] as Delayed;
@@ -286,9 +320,10 @@ class SteppedDriver implements AgentDriver {
   }
 
   private clearTimers(): void {
-    if (this.timers === undefined) return;
-    for (const t of this.timers) this.clock.clearTimeout(t.handle);
-    this.timers = undefined;
+    if (this.timerId !== undefined) this.cancel(this.timerId);
+    if (this.moreTimers === undefined) return;
+    for (const t of this.moreTimers) this.clock.clearTimeout(t.handle);
+    this.moreTimers = undefined;
   }
 
   /** A transition threw: like an actor, stop (keeping no timers) and report the error. */

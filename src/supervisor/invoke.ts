@@ -26,7 +26,10 @@ export { estimateUsd } from './invoke/record.js';
 /** The CANCEL reason of an invocation whose subscriber went away. */
 const UNSUBSCRIBED = new WorkflowCancelledError('unsubscribed').message;
 
-/** Where an invocation's outcome goes: an RxJS subscriber fits. */
+/**
+ * Where an invocation's outcome goes: an RxJS subscriber fits. It hears nothing once the
+ * invocation was unsubscribed.
+ */
 export interface InvocationSink {
   next(result: NodeResult): void;
   complete(): void;
@@ -113,6 +116,7 @@ class AgentInvocation implements Invocation, InvocationState {
   }
 
   private deliver(): void {
+    if (this.cancelReason !== undefined) return; // unsubscribed: the sink wants nothing more
     if (this.failure !== undefined) this.sink.error(this.failure);
     else {
       this.sink.next(this.result as NodeResult);
@@ -125,11 +129,13 @@ class AgentInvocation implements Invocation, InvocationState {
     work.then(
       (result) => {
         this.settled = true;
+        if (this.cancelReason !== undefined) return;
         this.sink.next(result);
         this.sink.complete();
       },
       (error: unknown) => {
         this.settled = true;
+        if (this.cancelReason !== undefined) return;
         this.sink.error(error);
       },
     );

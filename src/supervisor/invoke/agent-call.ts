@@ -79,7 +79,6 @@ class AgentCall implements CallState, AgentListener, Cancellable {
   driver!: AgentDriver;
   readonly startedAt: number;
   readonly timeoutMs: number;
-  readonly seed: string;
   model: string;
   costUsd = 0;
   usageTotal: Usage = ZERO_USAGE;
@@ -106,15 +105,20 @@ class AgentCall implements CallState, AgentListener, Cancellable {
     readonly cacheWrite: CacheWrite | undefined,
     readonly steps: CallSteps,
   ) {
-    const { scope, path } = ctx;
+    const { scope } = ctx;
     const { services } = scope;
     this.startedAt = services.clock.now();
     const remaining = ctx.deadlineAt !== undefined ? Math.max(1, ctx.deadlineAt - this.startedAt) : Infinity;
     // In replay an attempt times out when its recorded outcome says so (delivered at the recorded
     // time): a timer of its own would race recorded times that include the live run's delays.
     this.timeoutMs = scope.replay ? REPLAY_NO_TIMEOUT_MS : Math.min(agent.timeoutMs, remaining);
-    this.seed = `${services.seed}:${scope.workflowId}:${path}`;
     this.model = agent.model;
+  }
+
+  /** Made when asked for (jitter, `context.rng`), not kept: most calls never need it. */
+  get seed(): string {
+    const { scope, path } = this.ctx;
+    return `${scope.services.seed}:${scope.workflowId}:${path}`;
   }
 
   /** The machine's input: the agent's policy, one object per agent (and per deadline-cut timeout). */
