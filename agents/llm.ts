@@ -217,6 +217,7 @@ async function toolLoop(
     signal: context.signal,
     record: context.recordTool ?? (() => undefined),
     ...(context.toolBreaker !== undefined ? { breaker: context.toolBreaker } : {}),
+    ...(context.recordedToolResult !== undefined ? { recorded: context.recordedToolResult } : {}),
   };
   const loop = toolLoopMachine.provide({
     actors: {

@@ -7,6 +7,7 @@
  * record runs live.
  */
 import { Observable } from 'rxjs';
+import { canonicalJson } from '../core/json.js';
 import type { KeelEvent } from '../eventlog/events.js';
 import { decisionsOf } from '../replay/recorded.js';
 import type { Agent } from '../supervisor/agent.js';
@@ -55,7 +56,9 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
   const inc = (m: Map<string, number>, k: string, by = 1): void => {
     m.set(k, (m.get(k) ?? 0) + by);
   };
+  const tools = new RecordedTools();
   const final = (path: string, f: RecordedFinal): void => {
+    tools.finished(path);
     push(finals, path, f);
     inc(finished, path);
     attemptsSinceFinal.set(path, 0);
@@ -67,12 +70,24 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
       case 'agent.invoked':
         inc(invoked, e.payload.path);
         inc(startedSinceFinal, e.payload.path);
+        tools.attemptEnded(e.payload.path);
+        break;
+      case 'cost.reserved':
+        // One per attempt; a tool loop's later turns (`step`) reserve within their attempt.
+        if (e.payload.step === undefined) inc(attemptsSinceFinal, e.payload.path);
         break;
       case 'agent.retried':
         inc(startedSinceFinal, e.payload.path);
+        tools.attemptEnded(e.payload.path);
         break;
-      case 'cost.reserved':
-        inc(attemptsSinceFinal, e.payload.path);
+      case 'agent.timed_out':
+        tools.attemptEnded(e.payload.path);
+        break;
+      case 'tool.called':
+        tools.called(e.payload);
+        break;
+      case 'tool.succeeded':
+        tools.succeeded(e.payload);
         break;
       case 'agent.succeeded':
         final(e.payload.path, {
@@ -134,6 +149,9 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
     take(path) {
       return finals.get(path)?.shift();
     },
+    toolResult(path, step, index, tool, args) {
+      return tools.result(path, step, index, tool, args);
+    },
     priorAttempts(path) {
       // Without a budget no attempt is reserved: each invocation the log saw start made at least
       // one attempt, and each retry one more (the count may run one ahead, never behind).
@@ -151,9 +169,86 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
       decisions.set(key, n - 1);
       return true;
     },
+    hasToolResults(path) {
+      return tools.has(path);
+    },
     inFlight,
   };
   return source;
+}
+
+/**
+ * The tool calls a tool loop in flight at the crash already made, by path: each `tool.succeeded`
+ * by its call's position (`step`, index in the turn — the order of its `tool.called`), from the
+ * invocation's latest attempt. A later attempt's calls replace an earlier one's.
+ */
+class RecordedTools {
+  /** By path: `step/index` → the recorded call (name, arguments, result once it succeeded). */
+  private readonly calls = new Map<string, Map<string, { tool: string; args: string; result?: unknown }>>();
+  /** By path: `step/callId` → `step/index`, and the next index in each step, of the current attempt. */
+  private readonly positions = new Map<string, Map<string, string>>();
+  private readonly counts = new Map<string, Map<number, number>>();
+
+  /** A new attempt (or invocation) at `path`: its calls are numbered afresh. */
+  attemptEnded(path: string): void {
+    this.positions.delete(path);
+    this.counts.delete(path);
+  }
+
+  /** The invocation at `path` finished: nothing of it is fed to a later one. */
+  finished(path: string): void {
+    this.attemptEnded(path);
+    this.calls.delete(path);
+  }
+
+  called(p: { path: string; step: number; callId: string; tool: string; args: unknown }): void {
+    let counts = this.counts.get(p.path);
+    if (!counts) this.counts.set(p.path, (counts = new Map<number, number>()));
+    const index = counts.get(p.step) ?? 0;
+    counts.set(p.step, index + 1);
+    let positions = this.positions.get(p.path);
+    if (!positions) this.positions.set(p.path, (positions = new Map<string, string>()));
+    const at = `${p.step}/${index}`;
+    positions.set(`${p.step}/${p.callId}`, at);
+    let calls = this.calls.get(p.path);
+    if (!calls)
+      this.calls.set(p.path, (calls = new Map<string, { tool: string; args: string; result?: unknown }>()));
+    calls.set(at, { tool: p.tool, args: canonicalJson(p.args) });
+  }
+
+  succeeded(p: { path: string; step: number; callId: string; result: unknown }): void {
+    const at = this.positions.get(p.path)?.get(`${p.step}/${p.callId}`);
+    const call = at === undefined ? undefined : this.calls.get(p.path)?.get(at);
+    if (call) call.result = p.result;
+  }
+
+  has(path: string): boolean {
+    for (const c of this.calls.get(path)?.values() ?? []) if ('result' in c) return true;
+    return false;
+  }
+
+  /**
+   * The recorded result of the call at `step`/`index` when it succeeded and the re-run asks for the
+   * same tool with the same arguments (as logged); else undefined (the call runs live).
+   */
+  result(
+    path: string,
+    step: number,
+    index: number,
+    tool: string,
+    args: unknown,
+  ): { result: unknown } | undefined {
+    const call = this.calls.get(path)?.get(`${step}/${index}`);
+    if (call === undefined || !('result' in call) || call.tool !== tool) return undefined;
+    let asked: string;
+    try {
+      asked = canonicalJson(args);
+    } catch {
+      return undefined;
+    }
+    if (call.args !== asked) return undefined;
+    return { result: call.result };
+  }
 }
 
 /**
@@ -172,12 +267,24 @@ export function resumeAgent(
   const recorded = source.take(ctx.path);
   if (recorded === undefined) {
     const prior = source.priorAttempts(ctx.path);
-    if (prior === 0) return live(agent, input, ctx);
+    const path = ctx.path;
+    const toolResults = source.toolResult !== undefined && source.hasToolResults?.(path) === true;
+    if (prior === 0 && !toolResults) return live(agent, input, ctx);
     const run = agent.run;
     const shifted: Agent<never, unknown> = Object.freeze({
       ...agent,
       run: (i: never, context: Parameters<typeof run>[1]) =>
-        run(i, { ...context, attempt: context.attempt + prior }),
+        run(i, {
+          ...context,
+          attempt: context.attempt + prior,
+          // A tool loop cut off mid-way: the tool calls it already made answer from the log.
+          ...(toolResults
+            ? {
+                recordedToolResult: (step: number, index: number, tool: string, args: unknown) =>
+                  source.toolResult?.(path, step, index, tool, args),
+              }
+            : {}),
+        }),
     });
     return live(shifted, input, ctx);
   }

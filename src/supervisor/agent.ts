@@ -54,6 +54,18 @@ export interface AgentContext {
    */
   toolBreaker?: (config: BreakerConfig) => BreakerLike;
   /**
+   * Present when a workflow cut off by a crash resumes (`rt.resume()`) an agent whose tool loop
+   * was in flight: the logged result of the tool call at `step`/`index` (its position in the model
+   * turn) when it succeeded before the crash and the model asks for the same tool with the same
+   * arguments — fed back instead of running the tool again (`llmAgent({ tools })` does).
+   */
+  recordedToolResult?: (
+    step: number,
+    index: number,
+    tool: string,
+    args: unknown,
+  ) => { result: unknown } | undefined;
+  /**
    * Meters one model turn of a multi-turn attempt (a tool loop; `llmAgent({ tools })` uses it) as a
    * call of its own: before `call` runs, the turn takes the agent's breaker permit and reserves its
    * estimate from the budget (`cost.reserved` with `step`; the first turn uses what the attempt

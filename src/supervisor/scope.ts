@@ -201,6 +201,19 @@ export interface ResumeSource {
   take(path: string): RecordedFinal | undefined;
   /** Attempts already made by the invocation at `path` that was in flight at the crash. */
   priorAttempts(path: string): number;
+  /**
+   * The logged result of the tool call at `step`/`index` of the tool loop at `path` that was in
+   * flight at the crash, when it succeeded and is asked for again with the same tool and arguments.
+   */
+  toolResult?(
+    path: string,
+    step: number,
+    index: number,
+    tool: string,
+    args: unknown,
+  ): { result: unknown } | undefined;
+  /** True when the invocation at `path` has logged tool results to feed back. */
+  hasToolResults?(path: string): boolean;
   /** The recorded wait at `path`, consumed (a `waitFor` node that ran before). */
   wait(path: string): RecordedWait | undefined;
   /** True (and consumed) when this topology decision is already in the log: do not write it again. */

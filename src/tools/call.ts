@@ -34,6 +34,11 @@ export interface ToolCallScope {
    * logged and restored after a restart like an agent's). Absent: a breaker of the tool object's own.
    */
   breaker?: (config: BreakerConfig) => BreakerLike;
+  /**
+   * Resuming a tool loop cut off by a crash: the logged result of the call at `step`/`index` when
+   * it succeeded before the crash and the model asks for the same tool with the same arguments.
+   */
+  recorded?: (step: number, index: number, tool: string, args: unknown) => { result: unknown } | undefined;
 }
 
 /** The name a tool's breaker has among the runtime's breakers: `tool:<breaker name>`. */
@@ -80,6 +85,12 @@ export async function callTool(
   scope: ToolCallScope,
 ): Promise<ToolOutcome> {
   const { clock, record, path, agent } = scope;
+  // Resumed after a crash: a call that already succeeded answers from the log, not run (or logged) again.
+  const logged = scope.recorded?.(step, index, call.name, call.args);
+  if (logged !== undefined) {
+    const content = contentOf(logged.result);
+    if (content !== undefined) return { ok: true, call, result: logged.result, content };
+  }
   const started = clock.now();
   const base = { path, agent, tool: call.name, callId: call.id, step };
   record('tool.called', { ...base, args: call.args });

@@ -1,0 +1,165 @@
+/**
+ * Durable execution inside a tool loop: a workflow cut off by a crash after the loop's first tool
+ * call succeeded resumes (`rt.resume()`) with that call answered from the log — the tool is not
+ * executed again — while the model turns are made again, and the idempotency key each `execute`
+ * sees is the one the uncrashed run used.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { llmAgent } from '../../agents/llm.js';
+import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
+import type { KeelEvent } from '../../src/eventlog/events.js';
+import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import { simulated } from '../../src/providers/simulated.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { named, type AnyTopology } from '../../src/supervisor/topology.js';
+import { tool, type ToolContext } from '../../src/tools/tool.js';
+import { cleanupDirs, crashedLog, tempDb } from '../durable/helpers.js';
+
+const T0 = Date.UTC(2026, 5, 1);
+const runtimes: Runtime<SqliteEventStore>[] = [];
+afterEach(async () => {
+  for (const rt of runtimes.splice(0)) await rt.close();
+  cleanupDirs();
+});
+
+function open(db: string, clock: SimulatedClock): Runtime<SqliteEventStore> {
+  const rt = createRuntime({
+    db,
+    clock,
+    seed: 7,
+    pricing: { 'gpt-4o': { inputPer1K: 0.0025, outputPer1K: 0.01 } },
+    cache: false,
+    budget: { dailyUsd: 100 },
+  });
+  runtimes.push(rt);
+  return rt;
+}
+
+/** A support workflow (lookup, then refund, then the answer), counting tool executions and keys. */
+function supportFlow() {
+  const executions: string[] = [];
+  const keys: Record<string, string> = {};
+  const provider = simulated({
+    seed: 7,
+    latencyMs: { p50: 400, p95: 400 },
+    toolTurn: (_request, step) =>
+      step === 1
+        ? [{ name: 'order_lookup', args: { orderId: 'A-1001' } }]
+        : step === 2
+          ? [{ name: 'refund', args: { orderId: 'A-1001', amountUsd: 19.5 } }]
+          : undefined,
+    respond: () => ({ value: { reply: 'Refunded $19.50 for A-1001.' }, confidence: 0.9 }),
+  });
+  const record = (name: string, ctx: ToolContext): void => {
+    executions.push(name);
+    keys[name] = ctx.idempotencyKey;
+  };
+  const support = llmAgent({
+    name: 'support',
+    model: 'gpt-4o',
+    provider,
+    prompt: (q: string) => q,
+    schema: z.object({ reply: z.string() }),
+    tools: {
+      order_lookup: tool({
+        description: 'Looks an order up by id',
+        schema: z.object({ orderId: z.string() }),
+        execute: ({ orderId }: { orderId: string }, ctx: ToolContext) => {
+          record('order_lookup', ctx);
+          return { orderId, status: 'delivered', totalUsd: 19.5 };
+        },
+      }),
+      refund: tool({
+        description: 'Refunds an order',
+        schema: z.object({ orderId: z.string(), amountUsd: z.number() }),
+        execute: ({ orderId, amountUsd }: { orderId: string; amountUsd: number }, ctx: ToolContext) => {
+          record('refund', ctx);
+          return { refundId: `R-${orderId}`, amountUsd };
+        },
+      }),
+    },
+  });
+  const topology = named('support', support) as unknown as AnyTopology;
+  return { topology, provider, executions, keys };
+}
+
+async function advancing<T>(clock: SimulatedClock, p: Promise<T>): Promise<T> {
+  const settled = p.then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  await clock.advanceAsync(60_000);
+  const r = await settled;
+  if (!r.ok) throw r.e;
+  return r.v;
+}
+
+describe('resuming a workflow cut off inside its tool loop', () => {
+  it('feeds the recorded tool result back (not executed again), re-runs the model turns, keeps the key', async () => {
+    // The uncrashed run, on a file as a process writes it.
+    const whole = supportFlow();
+    const clock1 = simulatedClock(T0);
+    const rt1 = open(tempDb(), clock1);
+    const expected = await advancing(
+      clock1,
+      rt1.run(whole.topology, 'Refund A-1001', { workflowId: 'wf-1' }),
+    );
+    expect(whole.executions).toEqual(['order_lookup', 'refund']);
+    const all = rt1.store.query();
+
+    // The crash: the log up to the first tool.succeeded (step 1's lookup), as a killed process left it.
+    const cut = all.findIndex((e) => e.type === 'tool.succeeded') + 1;
+    expect(cut).toBeGreaterThan(0);
+    const kept: KeelEvent[] = all.slice(0, cut);
+    expect(kept.some((e) => e.type === 'agent.succeeded')).toBe(false);
+    const file = await crashedLog(kept);
+
+    const again = supportFlow();
+    const clock2 = simulatedClock(T0 + 120_000);
+    const rt2 = open(file, clock2);
+    rt2.register('support', again.topology);
+    const report = await advancing(clock2, rt2.resume());
+    expect(report.refused).toEqual([]);
+    expect(report.resumed).toMatchObject([{ workflowId: 'wf-1', outcome: 'completed' }]);
+
+    // The lookup that succeeded before the crash is not executed again; the refund runs once.
+    expect(again.executions).toEqual(['refund']);
+    // The model turns are made again (the model's answers are not in the log: 3 turns).
+    expect(again.provider.calls()).toBe(3);
+    // The refund's idempotency key is the one the uncrashed run used.
+    expect(again.keys.refund).toBe(whole.keys.refund);
+    expect(again.keys.refund).toMatch(/^wf-1\/.+\/2\/0$/);
+
+    const result = await rt2.result('wf-1');
+    expect(result.value).toEqual(expected.value);
+    const events = rt2.store.query({ workflowId: 'wf-1' });
+    // The log holds the lookup once (before the crash) and the refund once (after it).
+    const called = events.filter((e) => e.type === 'tool.called').map((e) => e.payload.tool);
+    expect(called).toEqual(['order_lookup', 'refund']);
+    expect(rt2.store.verify().ok).toBe(true);
+  });
+
+  it('runs a call again when the resumed model asks for different arguments at that position', async () => {
+    const whole = supportFlow();
+    const clock1 = simulatedClock(T0);
+    const rt1 = open(tempDb(), clock1);
+    await advancing(clock1, rt1.run(whole.topology, 'Refund A-1001', { workflowId: 'wf-2' }));
+    const all = rt1.store.query();
+    const cut = all.findIndex((e) => e.type === 'tool.succeeded') + 1;
+    // The log says the lookup was of another order: the resumed model's call does not match it.
+    const kept = all
+      .slice(0, cut)
+      .map((e) =>
+        e.type === 'tool.called' ? { ...e, payload: { ...e.payload, args: { orderId: 'B-2' } } } : e,
+      );
+    const file = await crashedLog(kept);
+    const again = supportFlow();
+    const clock2 = simulatedClock(T0 + 120_000);
+    const rt2 = open(file, clock2);
+    rt2.register('support', again.topology);
+    await advancing(clock2, rt2.resume());
+    expect(again.executions).toEqual(['order_lookup', 'refund']);
+    expect(again.keys.order_lookup).toBe(whole.keys.order_lookup);
+  });
+});
