@@ -112,20 +112,18 @@ export function hashBytes(hex: string): Buffer {
   return /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : Buffer.from(hex, 'utf8');
 }
 
-/** A fetched row with its hash(es) as hex (rows come back with raw bytes from schema-3 files). */
+/**
+ * A fetched row (in {@link ChainRow} column order) with its hash(es) as hex: rows come back with raw
+ * bytes from compact files. Converts the driver's fresh array in place (the verify walk reads every
+ * row of the log through here).
+ */
 export function chainRowOf(raw: readonly unknown[]): ChainRow {
   const r = raw as unknown[];
-  return [
-    r[0] as number,
-    r[1] as number,
-    r[2] as string,
-    r[3] as string,
-    r[4] as number,
-    r[5] as string,
-    r[6] as string,
-    r[7] === null || r[7] === undefined ? null : hexOf(r[7]),
-    hexOf(r[8]),
-  ];
+  const prev = r[7];
+  if (prev === undefined) r[7] = null;
+  else if (prev !== null && typeof prev !== 'string') r[7] = hexOf(prev);
+  if (typeof r[8] !== 'string') r[8] = hexOf(r[8]);
+  return r as unknown as ChainRow;
 }
 
 /** Recomputes a row's hash from its columns, chained onto `prevHash` (default: its stored one). */
