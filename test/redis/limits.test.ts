@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { realClock, simulatedClock, type Clock, type SimulatedClock } from '../../src/core/clock.js';
 import { isConfigError } from '../../src/core/errors.js';
+import { isRateLimitsUnavailableError } from '../../src/errors.js';
 import {
   isRateLimitedError,
   openLimits,
@@ -167,6 +168,8 @@ describeRedis('rate limits shared on Redis', () => {
     expect(message).not.toContain('s3cret');
     expect(message).toMatch(/Check that Redis is running/);
     expect((error as RateLimitsUnavailableError).code).toBe('RATE_LIMITS_UNAVAILABLE');
+    expect(isRateLimitsUnavailableError(error)).toBe(true);
+    expect(isRateLimitsUnavailableError(new Error(message))).toBe(false);
   });
 
   it('one request bucket for every process: what one took, another waits for', async () => {
