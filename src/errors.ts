@@ -41,6 +41,9 @@ export {
 } from './cost/errors.js';
 export type { BudgetExceededDetails } from './cost/errors.js';
 
+// ── rate limits ─────────────────────────────────────────────────────────────────────────────────
+export { RateLimitsUnavailableError, isRateLimitsUnavailableError } from './limits/backend.js';
+
 // ── the event log, the cache, redaction ─────────────────────────────────────────────────────────
 export * from './eventlog/errors.js';
 export * from './cache/errors.js';

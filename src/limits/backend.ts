@@ -5,7 +5,7 @@
  * wires one {@link Limiter} whichever it is.
  */
 import type { Clock } from '../core/clock.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, KeelError, isKeelError } from '../core/errors.js';
 import { createLimiter, validateLimits, type LimitSpec, type Limiter, type LimiterEvent } from './limiter.js';
 
 /** What a limits backend needs from the runtime. */
@@ -121,4 +121,28 @@ export function openLimits(
       await shared.close();
     },
   };
+}
+
+/** The shared rate limits could not be reached: `ready()` failed, or (with `onUnavailable: 'allow'`) calls ran unguarded. */
+export class RateLimitsUnavailableError extends KeelError {
+  constructor(
+    /** Where the limits live, without credentials, e.g. `redis://10.0.0.5:6379`. */
+    readonly store: string,
+    /** What went wrong: the Redis error, or that no reply came within the timeout. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'RATE_LIMITS_UNAVAILABLE',
+      `The shared rate limits at ${store} could not be reached (${reason}). ` +
+        'Check that Redis is running and the URL, password and TLS settings are right; while it is ' +
+        "down, calls are started unguarded (onUnavailable: 'allow') or shed (onUnavailable: 'shed').",
+      options,
+    );
+  }
+}
+
+/** True when `e` is a {@link RateLimitsUnavailableError}. */
+export function isRateLimitsUnavailableError(e: unknown): e is RateLimitsUnavailableError {
+  return isKeelError(e) && e.code === 'RATE_LIMITS_UNAVAILABLE';
 }

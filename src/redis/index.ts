@@ -130,7 +130,8 @@ export function redisLimits(
 }
 
 export { RedisConnection, type RedisConnectionOptions } from './connection.js';
-export { createRedisLimiter, RateLimitsUnavailableError, type RedisLimitsOptions } from './limits.js';
+export { createRedisLimiter, type RedisLimitsOptions } from './limits.js';
+export { RateLimitsUnavailableError } from '../limits/backend.js';
 export { createRedisCache, type RedisCache, type RedisCacheOptions } from './cache.js';
 export {
   createSharedBudgets,

@@ -41,9 +41,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { ConfigError, KeelError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
-import type { LimitsBackendDeps, SharedLimiter } from '../limits/backend.js';
+import { RateLimitsUnavailableError, type LimitsBackendDeps, type SharedLimiter } from '../limits/backend.js';
 import {
   RateLimitedError,
   type AcquireRequest,
@@ -90,25 +90,6 @@ export interface RedisLimitsOptions {
    * bucket's window so a test can watch a window end. Leave it unset in production.
    */
   minuteMs?: number;
-}
-
-/** The shared rate limits could not be reached: `ready()` failed, or (with `onUnavailable: 'allow'`) calls ran unguarded. */
-export class RateLimitsUnavailableError extends KeelError {
-  constructor(
-    /** Where the limits live, without credentials, e.g. `redis://10.0.0.5:6379`. */
-    readonly store: string,
-    /** What went wrong: the Redis error, or that no reply came within the timeout. */
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      'RATE_LIMITS_UNAVAILABLE',
-      `The shared rate limits at ${store} could not be reached (${reason}). ` +
-        'Check that Redis is running and the URL, password and TLS settings are right; while it is ' +
-        "down, calls are started unguarded (onUnavailable: 'allow') or shed (onUnavailable: 'shed').",
-      options,
-    );
-  }
 }
 
 /** Reads Redis's clock, in integer ms; allows writes after TIME on Redis < 5 (effects replication). */

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { realClock, simulatedClock, type Clock, type SimulatedClock } from '../../src/core/clock.js';
 import { isConfigError } from '../../src/core/errors.js';
+import { isRateLimitsUnavailableError } from '../../src/errors.js';
 import {
   isRateLimitedError,
   openLimits,
@@ -153,6 +154,20 @@ describe('shared rate limits config', () => {
   });
 });
 
+describe('openLimits without a shared backend', () => {
+  it('opens the in-process limiter: synchronous answers, nothing to wait for', async () => {
+    const clock = simulatedClock();
+    const opened = openLimits({ [KEY]: { rpm: 60, maxQueueMs: 0 } }, { clock, onError: () => {} });
+    expect(opened.backend).toBeUndefined();
+    await opened.ready();
+    const first = opened.limiter.acquire({ key: KEY });
+    expect(first).toMatchObject({ ok: true }); // not a promise
+    const second = opened.limiter.acquire({ key: KEY });
+    expect(!(second instanceof Promise) && !second.ok && second.error.reason).toBe('queue_full');
+    await opened.close();
+  });
+});
+
 describeRedis('rate limits shared on Redis', () => {
   it('ready() fails with the server (no password) and the fix when Redis is unreachable', async () => {
     const port = await closedPort();
@@ -167,6 +182,8 @@ describeRedis('rate limits shared on Redis', () => {
     expect(message).not.toContain('s3cret');
     expect(message).toMatch(/Check that Redis is running/);
     expect((error as RateLimitsUnavailableError).code).toBe('RATE_LIMITS_UNAVAILABLE');
+    expect(isRateLimitsUnavailableError(error)).toBe(true);
+    expect(isRateLimitsUnavailableError(new Error(message))).toBe(false);
   });
 
   it('one request bucket for every process: what one took, another waits for', async () => {
@@ -204,6 +221,22 @@ describeRedis('rate limits shared on Redis', () => {
     // Keys without limits are not limited and never touch Redis.
     expect(b.limiter.acquire({ key: 'other:model' })).toMatchObject({ ok: true });
     expect(b.limiter.limits('other:model')).toBe(false);
+  });
+
+  it("redisLimits(connection) shares the caller's connection and leaves closing it to its owner", async () => {
+    const prefix = redisPrefix();
+    const connection = new RedisConnection(redisUrl(), { keyPrefix: prefix });
+    cleanups.push(() => connection.close());
+    const opened = openLimits(
+      { shared: redisLimits(connection, { minuteMs: SLOW_MINUTE }), [KEY]: { rpm: 60, maxQueueMs: 0 } },
+      { clock: simulatedClock(), onError: (e) => expect.unreachable(e.message) },
+    );
+    await opened.ready();
+    ok(await opened.limiter.acquire({ key: KEY })).permit.release();
+    await opened.close();
+    expect(connection.client().status).toBe('ready');
+    // The bucket it used lives under the connection's prefix.
+    expect(await connection.client().exists(connection.key('limits', 'state', KEY))).toBe(1);
   });
 
   it('tpm: a call settled below its reservation gives the tokens back to the whole fleet', async () => {
