@@ -307,6 +307,39 @@ export class DurableEngine {
         .catch((e: unknown) => this.host.onError(e));
   }
 
+  // ── starts under a caller-chosen id ───────────────────────────────────────────────────────
+
+  /**
+   * Claims a caller-chosen workflow id before its first start, on a log shared by processes: one
+   * claim row per id (`keel_claims`, as a resume takes), so two processes starting the same id at
+   * once cannot both run it. Resolves true when this runtime holds the id (the lease is kept while
+   * it does; {@link releaseStart} lets go), false when another live runtime holds it.
+   */
+  async claimStart(workflowId: string): Promise<boolean> {
+    const ownership = this.host.store.ownership?.();
+    if (ownership === undefined || this.host.store.readonly) return true;
+    this.acquire();
+    try {
+      await this.beat;
+      const got = await ownership.claim(this.owner, [{ workflowId }], this.host.clock.now());
+      if (got.length > 0) return true;
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+    this.release();
+    return false;
+  }
+
+  /** Lets go of an id {@link claimStart} took (its run ended, or it was not started after all). */
+  async releaseStart(workflowId: string): Promise<void> {
+    this.release();
+    await this.host.store
+      .ownership?.()
+      .release(this.owner, [workflowId])
+      .catch((e: unknown) => this.host.onError(e));
+  }
+
   // ── resume ────────────────────────────────────────────────────────────────────────────────
 
   /**

@@ -6,6 +6,7 @@
  * duplicates join the one run instead of running twice.
  */
 import { structureHash, type ContinueOutcome, type ContinuePlan } from '../durable/engine.js';
+import { WorkflowBusyError } from '../durable/errors.js';
 import { Observable, type Subscriber } from 'rxjs';
 import { canonicalJson, isJsonValueError } from '../core/json.js';
 import { assertWellFormed } from '../core/unicode.js';
@@ -57,7 +58,14 @@ export interface WorkflowsDeps {
   /** A live run is about to emit `workflow.started` (the caller's OTel context is still active). */
   onLiveStart?(workflowId: string): void;
   /** Durable execution: the owner recorded in `workflow.started`, and the lease kept while runs are live. */
-  durable?: { owner: string; acquire(): void; release(): void };
+  durable?: {
+    owner: string;
+    acquire(): void;
+    release(): void;
+    /** Claims a caller-chosen id on a log shared by processes; false when another holds it. */
+    claimStart?(workflowId: string): Promise<boolean>;
+    releaseStart?(workflowId: string): Promise<void>;
+  };
 }
 
 /**
@@ -369,8 +377,49 @@ export class Workflows {
       finish({ ok: false, error });
       return;
     }
-    if (events instanceof Promise) events.then(decide, (error: unknown) => finish({ ok: false, error }));
-    else decide(events);
+    if (events instanceof Promise) {
+      // An asynchronous log (Postgres) is shared by processes: another may start this id between
+      // our read and our start. The id's claim row decides which one runs it.
+      const durable = this.deps.durable;
+      const claimStart = durable?.claimStart?.bind(durable);
+      const releaseStart = durable?.releaseStart?.bind(durable);
+      if (!claimStart || !releaseStart) {
+        events.then(decide, (error: unknown) => finish({ ok: false, error }));
+        return;
+      }
+      const read = (): Promise<KeelEvent[]> =>
+        Promise.resolve(this.deps.store.query({ workflowId, type: LIFECYCLE_TYPES }));
+      events
+        .then(async (first) => {
+          if (recordedWorkflow(workflowId, name, first) !== undefined || this.closed) return decide(first);
+          if (!(await claimStart(workflowId))) {
+            // Another live runtime holds the id: its start, once committed, answers; until then, busy.
+            const now = await read();
+            if (recordedWorkflow(workflowId, name, now) !== undefined) return decide(now);
+            return finish({ ok: false, error: new WorkflowBusyError(workflowId) });
+          }
+          // Re-read under the claim: the other process may have run it to its end meanwhile.
+          let held: KeelEvent[];
+          try {
+            held = await read();
+          } catch (error) {
+            await releaseStart(workflowId);
+            throw error;
+          }
+          if (recordedWorkflow(workflowId, name, held) !== undefined || this.closed) {
+            await releaseStart(workflowId);
+            return decide(held);
+          }
+          const onDone = finish;
+          const release = (outcome: Outcome): void => {
+            void releaseStart(workflowId).then(() => onDone(outcome));
+          };
+          this.begin(topology, input, options, inputJson, this.deps.liveEnv, release, beforeStart);
+        })
+        .catch((error: unknown) => finish({ ok: false, error }));
+      return;
+    }
+    decide(events);
   }
 
   /** Runs a workflow that passed every check, from its `workflow.started` to its end event. */
