@@ -1,11 +1,10 @@
 /**
- * The four demo topologies, runnable from code (`runDemo('fraud', options)`) and from the CLI
+ * The demo topologies, runnable from code (`runDemo('fraud', options)`) and from the CLI
  * (`keel demo fraud`). Each writes its event log to a SQLite file and returns what that log shows.
  */
 import { formatCascadeDemo, runCascadeDemo, type CascadeDemoResult } from './cascade.js';
 import { formatChaosDemo, runChaosDemo, type ChaosDemoResult } from './chaos.js';
 import { formatFraudDemo, runFraudDemo, type FraudDemoResult } from './fraud.js';
-import type { DemoOptions } from './harness.js';
 import { formatInvoiceDemo, runInvoiceDemo, type InvoiceDemoResult } from './invoice.js';
 import {
   APPROVAL_WORKFLOW,
@@ -14,6 +13,14 @@ import {
   runInvoiceApprovalDemo,
   type InvoiceApprovalDemoResult,
 } from './invoice-approval.js';
+import {
+  SUPPORT_WORKFLOW,
+  formatSupportDemo,
+  runSupportDemo,
+  supportTopology,
+  type SupportDemoOptions,
+  type SupportDemoResult,
+} from './support.js';
 import { CASCADE_WORKFLOW, GPT4_ONLY_WORKFLOW } from './cascade.js';
 import { CHAOS_BREAKER, CHAOS_WORKFLOW } from './chaos.js';
 import { ConfigError, named, vote, type Topology } from '../src/index.js';
@@ -70,6 +77,8 @@ export {
   CHAOS_TIMELINE_MS,
 } from './chaos.js';
 export type { ChaosDemoResult, ChaosPhase, ChaosTransition } from './chaos.js';
+export { runSupportDemo, formatSupportDemo, SUPPORT_WORKFLOW, SUPPORT_BREAKER } from './support.js';
+export type { SupportDemoOptions, SupportDemoResult, SupportConversation } from './support.js';
 export { WEEKLY_VOLUME, DEFAULT_CONCURRENCY } from './harness.js';
 export type { DemoOptions, LatencySummary, TutorialFigure } from './harness.js';
 export { invoiceStream, TUTORIAL_INVOICE_MIX, CLEAN_INVOICE_MIX } from './invoices.js';
@@ -80,15 +89,23 @@ export type { TransactionMix } from './transactions.js';
 /** The demos, in the order `keel demo all` runs them. */
 export const DEMO_NAMES = ['invoice', 'fraud', 'cascade', 'chaos'] as const;
 
+/** Demos beside those: run by name only (`keel demo support`), not by `keel demo all`. */
+export const MORE_DEMO_NAMES = ['support'] as const;
+
 /** A demo's name. */
-export type DemoName = (typeof DEMO_NAMES)[number];
+export type DemoName = (typeof DEMO_NAMES)[number] | (typeof MORE_DEMO_NAMES)[number];
 
 /** Any demo's result (`demo` tells which). */
 export type DemoResult =
-  InvoiceDemoResult | InvoiceApprovalDemoResult | FraudDemoResult | CascadeDemoResult | ChaosDemoResult;
+  | InvoiceDemoResult
+  | InvoiceApprovalDemoResult
+  | FraudDemoResult
+  | CascadeDemoResult
+  | ChaosDemoResult
+  | SupportDemoResult;
 
 /** What {@link runDemo} takes: every demo's options; `approveAbove` turns the invoice demo into its approval scenario. */
-export interface RunDemoOptions extends DemoOptions {
+export interface RunDemoOptions extends SupportDemoOptions {
   /** Invoice demo only: invoices above this amount wait for a person (`waitFor('approval')`). */
   approveAbove?: number;
 }
@@ -103,11 +120,16 @@ export const DEFAULT_DEMO_COUNTS: Readonly<Record<DemoName, number>> = Object.fr
   fraud: 1_000,
   cascade: 1_000,
   chaos: 2_400,
+  support: 4,
 });
 
 /** True when `name` is a demo's name. */
 export function isDemoName(name: unknown): name is DemoName {
-  return typeof name === 'string' && (DEMO_NAMES as readonly string[]).includes(name);
+  return (
+    typeof name === 'string' &&
+    ((DEMO_NAMES as readonly string[]).includes(name) ||
+      (MORE_DEMO_NAMES as readonly string[]).includes(name))
+  );
 }
 
 /**
@@ -137,6 +159,8 @@ export function runDemo(name: DemoName, options: RunDemoOptions): Promise<DemoRe
       return runCascadeDemo(options);
     case 'chaos':
       return runChaosDemo(options);
+    case 'support':
+      return runSupportDemo(rest);
   }
 }
 
@@ -158,6 +182,8 @@ export function formatDemo(result: DemoResult): string {
       return formatCascadeDemo(result);
     case 'chaos':
       return formatChaosDemo(result);
+    case 'support':
+      return formatSupportDemo(result);
   }
 }
 
@@ -181,6 +207,7 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
     [CASCADE_WORKFLOW]: named(CASCADE_WORKFLOW, vendorCascade({ provider: model, threshold: 0.9 })),
     [GPT4_ONLY_WORKFLOW]: expensiveVendorExtraction({ provider: model }),
     [CHAOS_WORKFLOW]: vendorExtraction({ provider: model, cache: false, breaker: { ...CHAOS_BREAKER } }),
+    [SUPPORT_WORKFLOW]: supportTopology(seed),
   };
 }
 
@@ -190,11 +217,16 @@ export function demoTopologies(seed = 42): Record<string, Topology<never, unknow
  * their logs without `--topologies`.
  */
 export const demoRegistry: DemoRegistry = Object.freeze({
-  names: DEMO_NAMES,
+  names: [...DEMO_NAMES, ...MORE_DEMO_NAMES],
+  all: DEMO_NAMES,
   defaultCounts: DEFAULT_DEMO_COUNTS,
   run: (name: string, options: RunDemoOptions): Promise<DemoResult> => {
     if (!isDemoName(name)) {
-      return Promise.reject(new TypeError(`unknown demo "${name}": choose one of ${DEMO_NAMES.join(', ')}`));
+      return Promise.reject(
+        new TypeError(
+          `unknown demo "${name}": choose one of ${[...DEMO_NAMES, ...MORE_DEMO_NAMES].join(', ')}`,
+        ),
+      );
     }
     return runDemo(name, options);
   },

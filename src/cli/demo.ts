@@ -19,6 +19,8 @@ export interface DemoRunOptions {
   approveAbove?: number;
   /** Source of time (tests); default: each demo's virtual time. */
   clock?: Clock;
+  /** Receives text a demo streams as it is generated (a support agent's answer), unless `--json`. */
+  onText?: (text: string) => void;
 }
 
 /**
@@ -29,6 +31,8 @@ export interface DemoRunOptions {
 export interface DemoRegistry {
   /** The demos, in the order `keel demo all` runs them. */
   readonly names: readonly string[];
+  /** The demos `keel demo all` runs, when not every one of `names`. */
+  readonly all?: readonly string[];
   /** Workflows each demo runs without `--count`. */
   readonly defaultCounts: Readonly<Record<string, number>>;
   /** Runs one demo (`name` is one of `names`); its result has the demo's name as `demo`. */
@@ -103,6 +107,24 @@ function progressBar(name: string): {
   };
 }
 
+/**
+ * Streamed text to `io`: written as it arrives where the Io can write without a line end
+ * (`io.write`), else a line at a time.
+ */
+function streamTo(io: Io): (text: string) => void {
+  if (io.write) return (text) => io.write?.(text);
+  let line = '';
+  return (text) => {
+    line += text;
+    let at = line.indexOf('\n');
+    while (at >= 0) {
+      io.out(line.slice(0, at));
+      line = line.slice(at + 1);
+      at = line.indexOf('\n');
+    }
+  };
+}
+
 /** Registers `keel demo`. */
 export function registerDemo(
   program: Command,
@@ -139,7 +161,11 @@ export function registerDemo(
     .action(async (name: string, flags: DemoFlags) => {
       const registry = requireDemos(demos, `keel demo ${name}`);
       const chosen: readonly string[] | undefined =
-        name === 'all' ? registry.names : registry.names.includes(name) ? [name] : undefined;
+        name === 'all'
+          ? (registry.all ?? registry.names)
+          : registry.names.includes(name)
+            ? [name]
+            : undefined;
       if (!chosen)
         throw new CliError(`unknown demo "${name}": choose one of ${registry.names.join(', ')}, or all`);
       const count = flags.count === undefined ? undefined : positiveInt('--count', flags.count);
@@ -169,6 +195,7 @@ export function registerDemo(
             ...(approveAbove !== undefined ? { approveAbove } : {}),
             ...(clock ? { clock } : {}),
             ...(bar ? { onProgress: bar.onProgress } : {}),
+            ...(flags.json ? {} : { onText: streamTo(io) }),
           });
           results.push(result);
         } finally {

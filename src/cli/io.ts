@@ -42,6 +42,8 @@ export class CliError extends Error {
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Writes `text` to stdout as is (no line end added): streamed text. Absent: `out` per line. */
+  write?(text: string): void;
   /** True when stdout is a terminal (progress bars, colours). */
   readonly tty: boolean;
 }
@@ -54,6 +56,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 /** The process's stdout/stderr. */
 export const processIo: Io = {
   out: (t) => void process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  write: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
   tty: Boolean(process.stdout.isTTY),
 };

@@ -306,6 +306,54 @@ describe('each model turn of a tool loop is a metered call', () => {
     expect(failed?.costUsd).toBeCloseTo(TURN_USD, 12);
   });
 
+  it("an attempt that times out during a model turn is charged that turn's reservation; during its tools, nothing more", async () => {
+    // Turn 2 never answers: the attempt times out while it is out.
+    const { rt, clock } = open();
+    let turns = 0;
+    const hanging: ModelProvider = {
+      name: 'in-house',
+      call: (request, context) => {
+        if (++turns === 1)
+          return ownModel(() => ({ inputTokens: 100, outputTokens: 10 })).call(request, context);
+        return new Promise<never>((_resolve, reject) =>
+          context.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
+      },
+    };
+    const error = await settle(clock, rt.run(support(hanging, [], { timeoutMs: 1_000 }), 'refund A-1001'));
+    expect(error).toMatchObject({ category: 'timeout' });
+    const incurred = payloads(rt.store.query({}), 'cost.incurred');
+    expect(incurred.map((c) => [c.step, c.estimated ?? false])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
+    expect(incurred[1]?.costUsd).toBeCloseTo(RESERVED_USD, 12);
+
+    // The lookup takes 5 s: the attempt times out between turns, with no model call out.
+    const { rt: rt2, clock: clock2 } = open();
+    const slow = llmAgent({
+      name: 'support',
+      model: 'gpt-4o',
+      provider: ownModel(() => ({ inputTokens: 100, outputTokens: 10 })),
+      prompt: (q: string) => q,
+      schema: Answer,
+      timeoutMs: 1_000,
+      estimate: { inputTokens: 1000, outputTokens: 500 },
+      tools: {
+        order_lookup: tool({
+          description: 'Looks an order up (slowly)',
+          schema: z.object({ orderId: z.string() }),
+          execute: (_a: { orderId: string }, ctx) =>
+            new Promise((r) => ctx.clock.setTimeout(() => r('late'), 5_000)),
+        }),
+      },
+    });
+    const error2 = await settle(clock2, rt2.run(slow, 'refund A-1001'));
+    expect(error2).toMatchObject({ category: 'timeout' });
+    const incurred2 = payloads(rt2.store.query({}), 'cost.incurred');
+    expect(incurred2.map((c) => [c.step, c.estimated ?? false])).toEqual([[1, false]]);
+  });
+
   it('a tool loop replays with 0 calls, its figures matching the record', async () => {
     const { rt, clock } = open({ budget: { dailyUsd: 10 } });
     const executions: string[] = [];

@@ -51,7 +51,10 @@ describe('keel demo', () => {
   });
 
   it.each([
-    [['demo', 'invoices'], 'unknown demo "invoices": choose one of invoice, fraud, cascade, chaos, or all'],
+    [
+      ['demo', 'invoices'],
+      'unknown demo "invoices": choose one of invoice, fraud, cascade, chaos, support, or all',
+    ],
     [['demo', 'fraud', '--count', 'many'], '--count must be a positive whole number, got "many"'],
     [['demo', 'fraud', '--count', '0'], '--count must be a positive whole number, got "0"'],
     [['demo', 'fraud', '--seed', 'abc'], '--seed must be a whole number >= 0, e.g. --seed 42; got "abc"'],
