@@ -2,7 +2,9 @@
  * Latency as a fold over the event stream: HDR histograms (P50/P90/P95/P99/max) per agent and per
  * workflow name, SLA compliance (share of requests within the P95 target), and a rolling-time
  * window SLA monitor that raises ONE alert when the window's P95 passes the target (the tutorial's
- * 10 s) and ONE resolve when it recovers.
+ * 10 s) and ONE resolve when it recovers. With `ttftP95Ms`, streaming agents' time to first token
+ * (`agent.first_token`) is a series of its own per agent (scope `ttft`), judged against that target
+ * by the same window rules.
  */
 import { build, type Histogram } from 'hdr-histogram-js';
 import { ConfigError } from '../core/errors.js';
@@ -12,8 +14,11 @@ import { formatDuration, formatMs, grouped } from '../core/format.js';
 import { SampleRing, exactPercentile, nearestRankIndex } from './internal/ring.js';
 import { checkInteger, checkPositive, checkRatio } from '../core/validate.js';
 
-/** What a latency series measures. */
-export type LatencyScope = 'agent' | 'workflow';
+/**
+ * What a latency series measures: an agent's call latency, a workflow's end-to-end latency, or a
+ * streaming agent's time to first token (`ttft`, only with `ttftP95Ms`).
+ */
+export type LatencyScope = 'agent' | 'workflow' | 'ttft';
 
 /** Configuration of {@link createLatencyProjection}. */
 export interface LatencyProjectionConfig {
@@ -28,6 +33,12 @@ export interface LatencyProjectionConfig {
    * (default 0.9), so a P95 hovering at the target does not flap.
    */
   resolveRatio?: number;
+  /**
+   * A second SLA, on streaming agents' time to first token: P95 of `agent.first_token`'s `ttftMs`
+   * per agent must stay at or under this many ms. Unset (default): TTFT is not judged (nor kept here;
+   * the report and the `llm_time_to_first_token_seconds` histogram still show it).
+   */
+  ttftP95Ms?: number;
   /** Which series the SLA monitor watches (default `workflow`; stats are kept for both). */
   monitor?: LatencyScope | 'both';
   /** Severity of SLA alerts (default `high`). */
@@ -70,6 +81,10 @@ export interface LatencySnapshot {
   openWorkflows: number;
   agents: LatencyStats[];
   workflows: LatencyStats[];
+  /** TTFT series per streaming agent (empty without `ttftP95Ms`). */
+  ttft: LatencyStats[];
+  /** The TTFT target, ms (absent without `ttftP95Ms`). */
+  ttftP95Ms?: number;
 }
 
 /** A fold from events to latency statistics and SLA alerts. */
@@ -93,6 +108,9 @@ interface Series {
   name: string;
   histogram: Histogram;
   maxMs: number;
+  /** This series' target and resolve level, ms. */
+  target: number;
+  resolveAt: number;
   withinSla: number;
   window: SampleRing;
   overTarget: number;
@@ -118,9 +136,12 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
     monitor = 'workflow',
     severity = 'high',
     significantDigits = 3,
+    ttftP95Ms,
   } = config;
   checkPositive('slaP95Ms', slaP95Ms, 'the P95 latency target in ms, e.g. 10_000');
   checkPositive('windowMs', windowMs, 'the SLA window in ms, e.g. 3_600_000');
+  if (ttftP95Ms !== undefined)
+    checkPositive('ttftP95Ms', ttftP95Ms, 'the P95 time-to-first-token target in ms, e.g. 2_000');
   checkInteger('minSamples', minSamples, 1, 'samples needed before judging, e.g. 20');
   checkRatio('resolveRatio', resolveRatio, 'e.g. 0.9 to resolve at 90 % of the target');
   checkInteger('significantDigits', significantDigits, 1, 'HDR precision, 1 to 5');
@@ -129,17 +150,20 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
   if (!['agent', 'workflow', 'both'].includes(monitor)) {
     throw new ConfigError('monitor', `must be 'workflow', 'agent' or 'both', got ${String(monitor)}.`);
   }
-  const resolveMs = slaP95Ms * resolveRatio;
 
   const agents = new Map<string, Series>();
   const workflows = new Map<string, Series>();
+  const ttfts = new Map<string, Series>();
+  const mapOf = (scope: LatencyScope): Map<string, Series> =>
+    scope === 'agent' ? agents : scope === 'workflow' ? workflows : ttfts;
   const workflowNames = new Map<string, string>();
   let lastTs = 0;
 
   const seriesOf = (scope: LatencyScope, name: string): Series => {
-    const map = scope === 'agent' ? agents : workflows;
+    const map = mapOf(scope);
     let s = map.get(name);
     if (s === undefined) {
+      const target = scope === 'ttft' ? (ttftP95Ms ?? slaP95Ms) : slaP95Ms;
       s = {
         scope,
         name,
@@ -152,11 +176,13 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
           useWebAssembly: false,
         }),
         maxMs: 0,
+        target,
+        resolveAt: target * resolveRatio,
         withinSla: 0,
         window: new SampleRing(),
         overTarget: 0,
         overResolve: 0,
-        monitored: monitor === 'both' || monitor === scope,
+        monitored: scope === 'ttft' || monitor === 'both' || monitor === scope,
         openAlertId: undefined,
       };
       map.set(name, s);
@@ -169,8 +195,8 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
     while (s.window.size > 0 && s.window.oldestTs() <= cutoff) {
       const v = s.window.oldestValue();
       s.window.shift();
-      if (v > slaP95Ms) s.overTarget--;
-      if (v > resolveMs) s.overResolve--;
+      if (v > s.target) s.overTarget--;
+      if (v > s.resolveAt) s.overResolve--;
     }
   };
 
@@ -184,7 +210,7 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
       scope: s.scope,
       name: s.name,
       p95Ms: exactPercentile(s.window.valuesCopy(), 95),
-      slaP95Ms,
+      slaP95Ms: s.target,
       samples: n,
       slower: s.overTarget,
       windowMs,
@@ -202,14 +228,15 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
     const s = seriesOf(scope, name);
     s.histogram.recordValue(Math.round(latencyMs));
     if (latencyMs > s.maxMs) s.maxMs = latencyMs;
-    if (latencyMs <= slaP95Ms) s.withinSla++;
+    if (latencyMs <= s.target) s.withinSla++;
     expire(s, event.ts);
     s.window.push(event.ts, latencyMs);
-    if (latencyMs > slaP95Ms) s.overTarget++;
-    if (latencyMs > resolveMs) s.overResolve++;
+    if (latencyMs > s.target) s.overTarget++;
+    if (latencyMs > s.resolveAt) s.overResolve++;
     if (!s.monitored) return undefined;
     const n = s.window.size;
     if (n < minSamples) return undefined;
+    const what = scope === 'ttft' ? 'P95 time to first token' : 'P95 latency';
     if (s.openAlertId === undefined && p95Above(n, s.overTarget)) {
       s.openAlertId = `sla:${scope}:${name}:${event.seq}`;
       const data = windowData(s);
@@ -217,7 +244,7 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
         id: s.openAlertId,
         kind: 'sla',
         severity,
-        title: `${name}: P95 latency ${formatMs(data.p95Ms ?? 0)} exceeds SLA ${formatMs(slaP95Ms)} over last ${formatDuration(windowMs)} (${grouped(s.overTarget)} of ${grouped(n)} slower)`,
+        title: `${name}: ${what} ${formatMs(data.p95Ms ?? 0)} exceeds SLA ${formatMs(s.target)} over last ${formatDuration(windowMs)} (${grouped(s.overTarget)} of ${grouped(n)} slower)`,
         data,
         ts: event.ts,
         status: 'firing',
@@ -231,7 +258,7 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
         id,
         kind: 'sla',
         severity,
-        title: `${name} recovered: P95 latency ${formatMs(data.p95Ms ?? 0)} within SLA ${formatMs(slaP95Ms)} over last ${formatDuration(windowMs)}`,
+        title: `${name} recovered: ${what} ${formatMs(data.p95Ms ?? 0)} within SLA ${formatMs(s.target)} over last ${formatDuration(windowMs)}`,
         data,
         ts: event.ts,
         status: 'resolved',
@@ -277,6 +304,9 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
           // it ran says when the cancellation came, not how fast the agent answers.
           if (event.payload.category === 'cancelled') return NO_ALERTS;
           return one(record('agent', event.payload.agent, event.payload.latencyMs, event));
+        case 'agent.first_token':
+          if (ttftP95Ms === undefined) return NO_ALERTS;
+          return one(record('ttft', event.payload.agent, event.payload.ttftMs, event));
         case 'workflow.started':
           workflowNames.set(event.workflowId, event.payload.name);
           return NO_ALERTS;
@@ -297,7 +327,7 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
     },
 
     stats(scope, name, nowMs = lastTs) {
-      const s = (scope === 'agent' ? agents : workflows).get(name);
+      const s = mapOf(scope).get(name);
       return s === undefined ? undefined : statsOf(s, nowMs);
     },
 
@@ -307,6 +337,8 @@ export function createLatencyProjection(config: LatencyProjectionConfig = {}): L
         openWorkflows: workflowNames.size,
         agents: [...agents.values()].map((s) => statsOf(s, nowMs)),
         workflows: [...workflows.values()].map((s) => statsOf(s, nowMs)),
+        ttft: [...ttfts.values()].map((s) => statsOf(s, nowMs)),
+        ...(ttftP95Ms !== undefined ? { ttftP95Ms } : {}),
       };
     },
   };

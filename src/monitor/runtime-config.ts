@@ -93,6 +93,8 @@ function checkSla(sla: unknown): void {
     throw new ConfigError('sla', 'must be an object, e.g. { p95Ms: 10_000, windowMs: 3_600_000 }.');
   }
   checkPositive('sla.p95Ms', sla.p95Ms, 'the P95 latency target in ms, e.g. 10_000');
+  if (sla.ttftP95Ms !== undefined)
+    checkPositive('sla.ttftP95Ms', sla.ttftP95Ms, 'the P95 time-to-first-token target in ms, e.g. 2_000');
   if (sla.windowMs !== undefined)
     checkPositive('sla.windowMs', sla.windowMs, 'the SLA window in ms, e.g. 3_600_000 for one hour');
   if (sla.minSamples !== undefined)

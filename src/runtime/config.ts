@@ -80,8 +80,12 @@ export interface RuntimeConfig {
     /** IANA time zone of the error budgets' weeks, e.g. `Europe/Paris` (default `UTC`). */
     timeZone?: string;
   };
-  /** Latency SLA: P95 of workflow latency over a rolling window (default 10 s over 1 h). */
-  sla?: { p95Ms: number; windowMs?: number; minSamples?: number };
+  /**
+   * Latency SLA: P95 of workflow latency over a rolling window (default 10 s over 1 h). With
+   * `ttftP95Ms`, streaming agents' P95 time to first token per agent is a second SLA, alerting the
+   * same way (alert `kind: 'sla'`, `data.scope: 'ttft'`).
+   */
+  sla?: { p95Ms: number; windowMs?: number; minSamples?: number; ttftP95Ms?: number };
   /** Where alerts go: rules match by severity/kind and deliver to sinks (console, file, webhook, PagerDuty, Slack). */
   alerts?: { rules: readonly AlertRule[]; timeoutMs?: number; onSinkError?: (failure: SinkFailure) => void };
   /**
@@ -167,6 +171,7 @@ const configSchema = z.strictObject({
       p95Ms: z.unknown().optional(),
       windowMs: z.unknown().optional(),
       minSamples: z.unknown().optional(),
+      ttftP95Ms: z.unknown().optional(),
     })
     .optional(),
   alerts: z

@@ -71,6 +71,7 @@ export function createFolds(config: RuntimeConfig, clock: Clock, record: (event:
     slaP95Ms: config.sla?.p95Ms ?? 10_000,
     ...(config.sla?.windowMs !== undefined ? { windowMs: config.sla.windowMs } : {}),
     ...(config.sla?.minSamples !== undefined ? { minSamples: config.sla.minSamples } : {}),
+    ...(config.sla?.ttftP95Ms !== undefined ? { ttftP95Ms: config.sla.ttftP95Ms } : {}),
   });
   const alertFold = createAlertFold({ errorRates, latency });
   const canaries = createCanaryFold({
