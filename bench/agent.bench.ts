@@ -314,14 +314,6 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           keel.cpuUs - floor.cpuUs,
         ),
         goal(
-          `${mode}: (context) raw commit floor <= 50 us/invocation`,
-          floor.wallUs,
-          '<=',
-          50,
-          us,
-          floor.cpuUs,
-        ),
-        goal(
           `${mode}: breaker gate overhead <= opossum's`,
           gate('keelGate') / gate('opossum'),
           '<=',
