@@ -302,14 +302,16 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           x,
           keel.cpuUs / handWired2.cpuUs,
         ),
-        goal(`${mode}: rt.run(agent) <= 50 us/invocation`, keel.wallUs, '<=', 50, us, keel.cpuUs),
+        // Issue 26: what Keel adds above the least a durable-before-ack call costs on this disk,
+        // measured in the same run (the old absolute <= 50 us was withdrawn: sequentially it is
+        // below the commit floor). Judged at 256 in flight; sequentially it is context.
         goal(
-          `${mode}: (context) raw commit floor <= 50 us/invocation`,
-          floor.wallUs,
+          `${mode === 'concurrent' ? '' : '(context) '}${mode}: rt.run(agent) above the raw commit floor <= 50 us`,
+          keel.wallUs - floor.wallUs,
           '<=',
-          50,
+          mode === 'concurrent' ? 50 : Infinity,
           us,
-          floor.cpuUs,
+          keel.cpuUs - floor.cpuUs,
         ),
         goal(
           `${mode}: breaker gate overhead <= opossum's`,

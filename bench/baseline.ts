@@ -61,7 +61,7 @@ class GroupCommitLog {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.insert = this.db.prepare(
-      'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.commit = this.db.transaction((events: readonly PendingEvent[]) => {
       for (const e of events) {
@@ -69,7 +69,8 @@ class GroupCommitLog {
         const seq = ++this.seq;
         const prev = this.head;
         const hash = sha256Hex(`${prev}\n${seq}\n${e.ts}\n${e.workflowId}\n${e.type}\n1\naudit\n${json}`);
-        this.insert.run(seq, e.ts, e.workflowId, e.type, 1, 'audit', json, prev, hash);
+        // Keel's schema (v3): the hash as 32 raw bytes, no prev_hash column (it is the previous row's).
+        this.insert.run(seq, e.ts, e.workflowId, e.type, 1, 'audit', json, Buffer.from(hash, 'hex'));
         this.head = hash;
       }
     });
@@ -226,9 +227,9 @@ export async function createCommitFloor(
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   const insert = db.prepare(
-    'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const hash = sha256Hex('floor');
+  const hash = Buffer.from(sha256Hex('floor'), 'hex');
   const payload = canonicalJson({ agent: 'bench', path: 'bench', output: 'ok', confidence: 0.9 });
   let seq = 0;
   let pending: string[] = [];
@@ -236,8 +237,8 @@ export async function createCommitFloor(
   const commit = db.transaction((ids: readonly string[]) => {
     const ts = Date.now();
     for (const id of ids) {
-      insert.run(++seq, ts, id, 'agent.invoked', 1, 'audit', payload, hash, hash);
-      insert.run(++seq, ts, id, 'agent.succeeded', 1, 'audit', payload, hash, hash);
+      insert.run(++seq, ts, id, 'agent.invoked', 1, 'audit', payload, hash);
+      insert.run(++seq, ts, id, 'agent.succeeded', 1, 'audit', payload, hash);
     }
   });
   const flush = (): void => {

@@ -89,6 +89,7 @@ export function jobs(quick: boolean): Job[] {
       env: {},
     },
     { name: 'memory', script: 'memory.bench.ts', nodeArgs: ['--expose-gc'], args: [...q, '--json'], env: {} },
+    { name: 'bytes', script: 'bytes.bench.ts', nodeArgs: [], args: [...q, '--json'], env: {} },
     { name: 'breaker', script: 'breaker.bench.ts', nodeArgs: [], args: quick ? ['2000'] : [], env: {} },
     {
       name: 'eventlog',

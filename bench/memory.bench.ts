@@ -12,6 +12,9 @@
  * `--expose-gc` too: the bench turns the flag on at run time.)
  */
 import { agent, type Agent } from '../src/supervisor/agent.js';
+import { par } from '../src/supervisor/parallel.js';
+import { seq } from '../src/supervisor/sequential.js';
+import type { Topology } from '../src/supervisor/topology.js';
 import type { Runtime } from '../src/runtime.js';
 import { benchRuntime, cleanup } from './agent.bench.js';
 import {
@@ -33,29 +36,37 @@ const OUTPUT = Object.freeze({
   usage: Object.freeze({ inputTokens: 10, outputTokens: 5 }),
 });
 
-/** An agent whose calls wait for the bench to open its gate, counting how many are waiting. */
-export function heldAgent(): {
+/** Agents whose calls wait for the bench to open their gate, counting how many are waiting. */
+export interface HeldAgents {
+  /** The first agent (`held`). */
   agent: Agent<unknown, string>;
+  /** An agent of another name on the same gate. */
+  named(name: string): Agent<unknown, string>;
   hold(): void;
   release(): void;
   waiting(): number;
-} {
+}
+
+/** An agent whose calls wait for the bench to open its gate, counting how many are waiting. */
+export function heldAgent(): HeldAgents {
   let gate: Promise<void> = Promise.resolve();
   let open: (() => void) | undefined;
   let waiting = 0;
-  const held = agent({
-    name: 'held',
-    model: 'bench-model',
-    breaker: { name: 'bench', failureThreshold: 5 },
-    run: async () => {
-      waiting++;
-      await gate;
-      waiting--;
-      return OUTPUT;
-    },
-  });
+  const named = (name: string): Agent<unknown, string> =>
+    agent({
+      name,
+      model: 'bench-model',
+      breaker: { name: 'bench', failureThreshold: 5 },
+      run: async () => {
+        waiting++;
+        await gate;
+        waiting--;
+        return OUTPUT;
+      },
+    });
   return {
-    agent: held,
+    agent: named('held'),
+    named,
     hold: () => {
       gate = new Promise<void>((resolve) => (open = resolve));
     },
@@ -90,19 +101,45 @@ export interface InFlightMemory {
   resourcesAfter: Record<string, number>;
 }
 
-/** Starts `n` workflows that wait inside their agent; measures the heap they hold. */
-export async function heapPerInFlight(n: number): Promise<InFlightMemory> {
+/** What {@link heapPerInFlight} runs: one agent, or issue 26's 5-agent invoice workflow. */
+export type InFlightShape = 'one-agent' | 'invoice';
+
+/**
+ * The workflow of a shape and how many of its calls wait at once: the invoice workflow
+ * `seq(par(vendor, amount, date), validate, route)` waits in its three extractions.
+ */
+export function shapeOf(
+  shape: InFlightShape,
+  h: HeldAgents,
+): { topology: Topology<unknown, unknown>; parked: number } {
+  if (shape === 'one-agent') return { topology: h.agent, parked: 1 };
+  return {
+    topology: seq(
+      par(h.named('vendor'), h.named('amount'), h.named('date')),
+      h.named('validate'),
+      h.named('route'),
+    ),
+    parked: 3,
+  };
+}
+
+/** Starts `n` workflows of `shape` that wait inside their agents; measures the heap they hold. */
+export async function heapPerInFlight(
+  n: number,
+  shape: InFlightShape = 'one-agent',
+): Promise<InFlightMemory> {
   const gc = getGc();
   const rt: Runtime = benchRuntime('default');
   const h = heldAgent();
+  const { topology, parked } = shapeOf(shape, h);
   try {
-    for (let i = 0; i < 200; i++) await rt.run(h.agent, i); // warm-up: JIT, prepared statements, breaker
+    for (let i = 0; i < 200; i++) await rt.run(topology, i); // warm-up: JIT, prepared statements, breaker
     await drain();
     const heapBeforeBytes = settledHeap(gc);
     h.hold();
     const runs: Promise<unknown>[] = new Array<Promise<unknown>>(n);
-    for (let i = 0; i < n; i++) runs[i] = rt.run(h.agent, i);
-    while (h.waiting() < n) await drain(1);
+    for (let i = 0; i < n; i++) runs[i] = rt.run(topology, i);
+    while (h.waiting() < n * parked) await drain(1);
     await drain(); // the started/invoked events commit
     const heapInFlightBytes = settledHeap(gc);
     const resourcesInFlight = activeResources();
@@ -165,10 +202,15 @@ const resources = (r: Record<string, number>): string =>
     .join(', ') || 'none';
 
 /** Sizes of a run. */
-export function sizes(quick: boolean): { inFlight: number; checkpoints: number[]; poolSize: number } {
+export function sizes(quick: boolean): {
+  inFlight: number;
+  invoicesInFlight: number;
+  checkpoints: number[];
+  poolSize: number;
+} {
   return quick
-    ? { inFlight: 200, checkpoints: [500, 1_500], poolSize: 20 }
-    : { inFlight: 10_000, checkpoints: [10_000, 50_000, 100_000], poolSize: 100 };
+    ? { inFlight: 200, invoicesInFlight: 100, checkpoints: [500, 1_500], poolSize: 20 }
+    : { inFlight: 10_000, invoicesInFlight: 5_000, checkpoints: [10_000, 50_000, 100_000], poolSize: 100 };
 }
 
 /** Runs the benchmark and returns its report. */
@@ -176,6 +218,7 @@ export async function runBench(flags: BenchFlags): Promise<BenchReport> {
   const s = sizes(flags.quick);
   try {
     const m = await heapPerInFlight(s.inFlight);
+    const inv = await heapPerInFlight(s.invoicesInFlight, 'invoice');
     const cps = await flatness(s.checkpoints, s.poolSize);
     const first = cps[0];
     const last = cps[cps.length - 1];
@@ -185,7 +228,13 @@ export async function runBench(flags: BenchFlags): Promise<BenchReport> {
         : NaN;
     const inFlightRows: BenchRow[] = [
       {
-        name: 'heap per in-flight workflow',
+        name: 'heap per in-flight invoice workflow',
+        value: inv.bytesPerWorkflow / 1024,
+        unit: 'KB',
+        note: `seq(par(vendor, amount, date), validate, route), 3 agents waiting; ${inv.workflows.toLocaleString('en-US')} at once`,
+      },
+      {
+        name: 'heap per in-flight one-agent workflow',
         value: m.bytesPerWorkflow / 1024,
         unit: 'KB',
         note: `${m.workflows.toLocaleString('en-US')} waiting at once`,
@@ -230,7 +279,8 @@ export async function runBench(flags: BenchFlags): Promise<BenchReport> {
         { title: 'flatness across sequential workflows', rows: flatRows },
       ],
       goals: [
-        goal('heap per in-flight workflow <= 10 KB', m.bytesPerWorkflow, '<=', 10 * 1024, kb),
+        goal('heap per in-flight invoice workflow <= 10 KB', inv.bytesPerWorkflow, '<=', 10 * 1024, kb),
+        goal('(context) heap per in-flight one-agent workflow', m.bytesPerWorkflow, '<=', 10 * 1024, kb),
         goal(
           'no heap growth per finished workflow (< 16 bytes)',
           growthPerWorkflow,

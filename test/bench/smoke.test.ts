@@ -102,6 +102,9 @@ describe('memory bench', () => {
     const m = await heapPerInFlight(20);
     expect(m.workflows).toBe(20);
     expect(Number.isFinite(m.bytesPerWorkflow)).toBe(true);
+    const inv = await heapPerInFlight(10, 'invoice');
+    expect(inv.workflows).toBe(10);
+    expect(Number.isFinite(inv.bytesPerWorkflow)).toBe(true);
     const cps = await flatness([20, 40], 5);
     expect(cps.map((c) => c.workflows)).toEqual([20, 40]);
     for (const c of cps) expect(Number.isFinite(c.heapBytes) && c.heapBytes > 0).toBe(true);
