@@ -32,6 +32,8 @@ export interface EcsLabels {
   breaker?: string;
   /** Topology path, e.g. `invoice/par[0]/vendor_extraction`. */
   node_path?: string;
+  /** The workflow's tenant (`RunOptions.tenant`), also in ECS `organization.id`. */
+  tenant?: string;
 }
 
 /** One Keel event as an ECS document. */
@@ -55,6 +57,11 @@ export interface EcsDocument {
   'event.duration'?: number;
   'trace.id'?: string;
   'span.id'?: string;
+  /**
+   * The workflow's tenant (`RunOptions.tenant`): ECS's field for multi-tenant data. Some Elastic
+   * ingest pipelines set `organization.id` themselves; filter on `labels.tenant` there.
+   */
+  'organization.id'?: string;
   /** Root-cause category of a failure. */
   'error.type'?: ErrorCategory;
   'error.message'?: string;
@@ -188,6 +195,7 @@ interface CommonPayload {
   message?: unknown;
   latencyMs?: unknown;
   costUsd?: unknown;
+  tenant?: unknown;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -210,6 +218,8 @@ function eventFields(
   if (breaker !== undefined) labels.breaker = breaker;
   const path = str(p.path);
   if (path !== undefined) labels.node_path = path;
+  const tenant = str(p.tenant);
+  if (tenant !== undefined) labels.tenant = tenant;
 
   const doc: Omit<EcsDocument, EnvelopeKey> = {
     '@timestamp': new Date(event.ts).toISOString(),
@@ -224,6 +234,7 @@ function eventFields(
   if (typeof p.latencyMs === 'number') doc['event.duration'] = Math.round(p.latencyMs * 1e6);
   if (ids?.traceId !== undefined) doc['trace.id'] = ids.traceId;
   if (ids?.spanId !== undefined) doc['span.id'] = ids.spanId;
+  if (tenant !== undefined) doc['organization.id'] = tenant;
   const category =
     event.type === 'agent.timed_out'
       ? 'timeout'

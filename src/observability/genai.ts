@@ -53,6 +53,8 @@ export type GenAiOperation = (typeof GEN_AI_OPERATION)[keyof typeof GEN_AI_OPERA
 
 /** `keel.workflow.id`: the workflow id (high cardinality: a span attribute, never a metric label). */
 export const ATTR_KEEL_WORKFLOW_ID = 'keel.workflow.id';
+/** `keel.tenant`: the workflow's tenant (`RunOptions.tenant`), on workflow and agent spans. */
+export const ATTR_KEEL_TENANT = 'keel.tenant';
 /** `keel.node.path`: where in the topology tree the agent ran, e.g. `invoice/par[0]/vendor`. */
 export const ATTR_KEEL_NODE_PATH = 'keel.node.path';
 /** `keel.task_type`: the agent's task type (error targets and cost attribution). */

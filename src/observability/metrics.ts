@@ -61,14 +61,30 @@ export interface MetricsOptions {
   errorTargets?: Readonly<Record<string, number>>;
   /** Workflow P95 latency SLA in ms, exported as `latency_sla_p95_seconds` (default: not exported). */
   slaP95Ms?: number;
+  /**
+   * Tenants that get their own `tenant` label on `llm_calls_total`, `llm_cost_usd_total` and
+   * `llm_cost_estimated_usd_total` (default 20): the first `tenantLabels` distinct tenants this
+   * instance sees keep their id; every later one is counted under `tenant="other"`. First seen, not
+   * top spenders: a counter's labels cannot move later, and first-seen is stable for the life of the
+   * process (a restart starts over; `keel report` breaks every tenant down exactly). Series of
+   * workflows without a tenant carry no `tenant` label. `0`: no tenant label at all.
+   */
+  tenantLabels?: number;
 }
+
+/** Default of {@link MetricsOptions.tenantLabels}. */
+export const DEFAULT_TENANT_LABELS = 20;
+
+/** The `tenant` label of every tenant past the first {@link MetricsOptions.tenantLabels}. */
+export const OTHER_TENANT_LABEL = 'other';
 
 /**
  * The runtime's Prometheus metrics. Series (names shown without `prefix`):
- * - `llm_calls_total{model,task_type}`: model calls (attempts; cache hits excluded)
+ * - `llm_calls_total{model,task_type,tenant}`: model calls (attempts; cache hits excluded); `tenant`
+ *   only on calls of a tenant's workflows, bounded by `tenantLabels` (the rest: `other`)
  * - `llm_latency_seconds{model}`: histogram of an invocation's model time, all attempts
- * - `llm_cost_usd_total{model,task_type}`, `llm_tokens_total{model,type}` (`type` input|output)
- * - `llm_cost_estimated_usd_total{model,task_type}`: of that cost, what was charged from the
+ * - `llm_cost_usd_total{model,task_type,tenant}`, `llm_tokens_total{model,type}` (`type` input|output)
+ * - `llm_cost_estimated_usd_total{model,task_type,tenant}`: of that cost, what was charged from the
  *   estimate because no usage was reported (a `run` without usage, a timeout, a cancellation)
  * - `llm_errors_total{task_type,category}`: failed or rejected invocations by root cause
  * - `circuit_breaker_state{breaker}`: 0 closed, 1 open, 2 half-open
@@ -108,6 +124,17 @@ class Children<C> {
     if (child === undefined) {
       child = this.make([a]);
       this.map.set(a, child);
+    }
+    return child;
+  }
+  /** Three-label children, by one key (the third label is rarer: a tenant's series). */
+  private readonly map3 = new Map<string, C>();
+  get3(a: string, b: string, c: string): C {
+    const key = `${a}\u0000${b}\u0000${c}`;
+    let child = this.map3.get(key);
+    if (child === undefined) {
+      child = this.make([a, b, c]);
+      this.map3.set(key, child);
     }
     return child;
   }
@@ -164,6 +191,12 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   const limitUsd = options.budgetLimitUsd;
   if (limitUsd !== undefined && !(limitUsd > 0 && Number.isFinite(limitUsd)))
     throw new ConfigError('budgetLimitUsd', `must be a positive number of USD per day, got ${limitUsd}`);
+  const maxTenantLabels = options.tenantLabels ?? DEFAULT_TENANT_LABELS;
+  if (!(Number.isInteger(maxTenantLabels) && maxTenantLabels >= 0))
+    throw new ConfigError(
+      'tenantLabels',
+      `must be a whole number of tenants >= 0 (default ${DEFAULT_TENANT_LABELS}), got ${maxTenantLabels}`,
+    );
   const sla = options.slaP95Ms;
   if (sla !== undefined && !(sla > 0 && Number.isFinite(sla)))
     throw new ConfigError('slaP95Ms', `must be a positive number of milliseconds, got ${sla}`);
@@ -203,7 +236,10 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
       },
     });
     return new Children((v) => {
-      const p = new PendingCount(c.labels(...v));
+      // Fewer values than label names: the last labels are left off the series (no `tenant`).
+      const labels: Partial<Record<T, string>> = {};
+      v.forEach((value, i) => (labels[labelNames[i] as T] = value));
+      const p = new PendingCount(c.labels(labels));
       series.push(p);
       return p;
     });
@@ -221,6 +257,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   const callsBy = summedCounter('llm_calls_total', 'Model calls (attempts; cache hits excluded).', [
     'model',
     'task_type',
+    'tenant',
   ]);
   const latency = histogram(
     'llm_latency_seconds',
@@ -239,11 +276,15 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     'Circuit breaker state (0=closed, 1=open, 2=half-open).',
     ['breaker'],
   );
-  const costBy = summedCounter('llm_cost_usd_total', 'Actual model cost in USD.', ['model', 'task_type']);
+  const costBy = summedCounter('llm_cost_usd_total', 'Actual model cost in USD.', [
+    'model',
+    'task_type',
+    'tenant',
+  ]);
   const estimatedCostBy = summedCounter(
     'llm_cost_estimated_usd_total',
     'Of llm_cost_usd_total, USD charged from the estimate because no usage was reported.',
-    ['model', 'task_type'],
+    ['model', 'task_type', 'tenant'],
   );
   const tokensBy = summedCounter('llm_tokens_total', 'Tokens used, by type (input or output).', [
     'model',
@@ -340,8 +381,34 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
   };
   if (limitUsd !== undefined) setBudget(0, limitUsd);
 
-  const observeLlm = (model: string, taskType: string, attempts: number, latencyMs: number): void => {
-    if (attempts > 0) callsBy.get2(model, taskType).inc(attempts);
+  /** Tenants with a label of their own, in the order first seen (at most `maxTenantLabels`). */
+  const labelledTenants = new Set<string>();
+  /** The `tenant` label of an event's tenant: its id, `other` past the first N, none without one. */
+  const tenantLabel = (tenant: string | undefined): string | undefined => {
+    if (tenant === undefined || maxTenantLabels === 0) return undefined;
+    if (labelledTenants.has(tenant)) return tenant;
+    if (labelledTenants.size < maxTenantLabels) {
+      labelledTenants.add(tenant);
+      return tenant;
+    }
+    return OTHER_TENANT_LABEL;
+  };
+  const by = (
+    children: Children<PendingCount>,
+    model: string,
+    taskType: string,
+    tenant: string | undefined,
+  ): PendingCount =>
+    tenant === undefined ? children.get2(model, taskType) : children.get3(model, taskType, tenant);
+
+  const observeLlm = (
+    model: string,
+    taskType: string,
+    tenant: string | undefined,
+    attempts: number,
+    latencyMs: number,
+  ): void => {
+    if (attempts > 0) by(callsBy, model, taskType, tenant).inc(attempts);
     latencyBy.get1(model).observe(latencyMs / 1000);
   };
 
@@ -379,7 +446,8 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         break;
       case 'agent.succeeded': {
         const p = event.payload;
-        if (p.cached !== true) observeLlm(p.model, p.taskType, p.attempts, p.latencyMs);
+        if (p.cached !== true)
+          observeLlm(p.model, p.taskType, tenantLabel(p.tenant), p.attempts, p.latencyMs);
         break;
       }
       case 'agent.failed': {
@@ -387,8 +455,9 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         if (p.attempts > 0) {
           // A cancelled call was cut short by a sibling or its workflow: its duration is not the
           // model's latency (it still counts as a call).
-          if (p.category === 'cancelled') callsBy.get2(p.model, p.taskType).inc(p.attempts);
-          else observeLlm(p.model, p.taskType, p.attempts, p.latencyMs);
+          const tenant = tenantLabel(p.tenant);
+          if (p.category === 'cancelled') by(callsBy, p.model, p.taskType, tenant).inc(p.attempts);
+          else observeLlm(p.model, p.taskType, tenant, p.attempts, p.latencyMs);
         }
         errorsBy.get2(p.taskType, p.category).inc();
         break;
@@ -398,8 +467,10 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         break;
       case 'cost.incurred': {
         const p = event.payload;
-        if (p.costUsd > 0) costBy.get2(p.model, p.taskType).inc(p.costUsd);
-        if (p.estimated === true && p.costUsd > 0) estimatedCostBy.get2(p.model, p.taskType).inc(p.costUsd);
+        const tenant = tenantLabel(p.tenant);
+        if (p.costUsd > 0) by(costBy, p.model, p.taskType, tenant).inc(p.costUsd);
+        if (p.estimated === true && p.costUsd > 0)
+          by(estimatedCostBy, p.model, p.taskType, tenant).inc(p.costUsd);
         if (p.usage.inputTokens > 0) tokensBy.get2(p.model, 'input').inc(p.usage.inputTokens);
         if (p.usage.outputTokens > 0) tokensBy.get2(p.model, 'output').inc(p.usage.outputTokens);
         if (limitUsd !== undefined && p.costUsd > 0) {

@@ -44,6 +44,7 @@ import {
   ATTR_KEEL_COST_USD,
   ATTR_KEEL_NODE_PATH,
   ATTR_KEEL_TASK_TYPE,
+  ATTR_KEEL_TENANT,
   ATTR_KEEL_TOOL_STEP,
   ATTR_KEEL_WORKFLOW_ID,
   GEN_AI_OPERATION,
@@ -217,6 +218,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       [ATTR_GEN_AI_WORKFLOW_NAME]: p.name,
       [ATTR_KEEL_WORKFLOW_ID]: event.workflowId,
     };
+    if (p.tenant !== undefined) attributes[ATTR_KEEL_TENANT] = p.tenant;
     if (capture) attributes[ATTR_GEN_AI_INPUT_MESSAGES] = messages('user', p.input);
     const span = tracer.startSpan(
       `${GEN_AI_OPERATION.invokeWorkflow} ${p.name}`,
@@ -242,6 +244,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       [ATTR_KEEL_NODE_PATH]: p.path,
     };
     if (p.agentVersion !== undefined) attributes[ATTR_GEN_AI_AGENT_VERSION] = p.agentVersion;
+    if (p.tenant !== undefined) attributes[ATTR_KEEL_TENANT] = p.tenant;
     attributes[ATTR_GEN_AI_PROVIDER_NAME] = providerOf(p.model, p.provider);
     const span = tracer.startSpan(
       `${GEN_AI_OPERATION.invokeAgent} ${p.agent}`,

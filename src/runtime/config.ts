@@ -108,8 +108,13 @@ export interface RuntimeConfig {
    * `rt.applyRetention()` or `keel retention apply` through the log's one sanctioned prune path.
    */
   retention?: { operationalDays?: number; auditDays?: number };
-  /** Prometheus metrics in a registry the runtime owns (`rt.metrics`); `false` turns them off. */
-  metrics?: false | { prefix?: string };
+  /**
+   * Prometheus metrics in a registry the runtime owns (`rt.metrics`); `false` turns them off.
+   * `tenantLabels`: how many tenants get their own `tenant` label on the call and cost counters
+   * (default 20; the first tenants seen by this process, later ones share `tenant="other"`; 0: no
+   * tenant label). See `MetricsOptions.tenantLabels`.
+   */
+  metrics?: false | { prefix?: string; tenantLabels?: number };
   /**
    * OpenTelemetry spans (`invoke_workflow` → `invoke_agent` → `chat`, GenAI attributes) on the given
    * tracer, or the global one (`trace.getTracer('keel')`; a no-op until you register an SDK).
@@ -191,6 +196,8 @@ const configSchema = z.strictObject({
             error: 'must be a Prometheus name prefix of letters, digits and _ (e.g. "keel_")',
           })
           .optional(),
+        // Checked below, so the error names metrics.tenantLabels (a union reports only `metrics`).
+        tenantLabels: z.unknown().optional(),
       }),
     ])
     .optional(),
@@ -253,6 +260,15 @@ export function parseConfig(config: unknown): RuntimeConfig {
     throw new ConfigError(field, message);
   }
   checkMonitoringConfig(parsed.data);
+  const tenantLabels = parsed.data.metrics === false ? undefined : parsed.data.metrics?.tenantLabels;
+  if (
+    tenantLabels !== undefined &&
+    !(typeof tenantLabels === 'number' && Number.isInteger(tenantLabels) && tenantLabels >= 0)
+  )
+    throw new ConfigError(
+      'metrics.tenantLabels',
+      `must be a whole number of tenants >= 0 (default 20; 0 drops the tenant label), got ${JSON.stringify(tenantLabels) ?? String(tenantLabels)}`,
+    );
   return config as RuntimeConfig;
 }
 

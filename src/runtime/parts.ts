@@ -82,6 +82,7 @@ export function createRuntimeMetrics(config: RuntimeConfig): KeelMetrics | undef
   }
   return createMetrics({
     ...(config.metrics?.prefix !== undefined ? { prefix: config.metrics.prefix } : {}),
+    ...(config.metrics?.tenantLabels !== undefined ? { tenantLabels: config.metrics.tenantLabels } : {}),
     errorTargets: targets,
     slaP95Ms: config.sla?.p95Ms ?? 10_000,
     // A bad limit is left to createBudgets, which names it `budget.dailyUsd`.
