@@ -267,7 +267,7 @@ export function parseConfig(config: unknown): RuntimeConfig {
   )
     throw new ConfigError(
       'metrics.tenantLabels',
-      `must be a whole number of tenants >= 0 (default 20; 0 drops the tenant label), got ${JSON.stringify(tenantLabels) ?? String(tenantLabels)}`,
+      `must be a whole number of tenants >= 0 (default 20; 0 drops the tenant label), got ${typeof tenantLabels === 'number' ? String(tenantLabels) : typeof tenantLabels}`,
     );
   return config as RuntimeConfig;
 }
