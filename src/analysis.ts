@@ -33,7 +33,7 @@ export { agentsOf } from './supervisor/topology.js';
 export { buildReport, createReportFold, formatReport, renderHtml } from './report/index.js';
 export type * from './report/index.js';
 export { createCostTracker } from './cost/tracker.js';
-export type { CostTracker, CostTrackerOptions, CostSummary } from './cost/tracker.js';
+export type { CostTracker, CostTrackerOptions, CostSummary, TenantCost } from './cost/tracker.js';
 export { formatCostDashboard } from './cost/dashboard.js';
 
 // ── monitoring folds: alerts, error rates, budgets, latency, root causes ────────────────────────

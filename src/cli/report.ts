@@ -21,6 +21,7 @@ interface ReportFlags {
   slaMs?: string;
   budgetUsd?: string;
   timeZone?: string;
+  tenant?: string;
 }
 
 /** A number option > 0, naming the option and an example when it is not. */
@@ -51,6 +52,7 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
     .option('--sla-ms <n>', 'latency SLA: P95 target in ms (default 10000)')
     .option('--budget-usd <n>', 'daily budget in USD to compare spend with')
     .option('--time-zone <tz>', 'IANA time zone of days and times (default UTC)')
+    .option('--tenant <id>', "only this tenant's workflows (rt.run(…, { tenant })), e.g. acme")
     .action(async (o: ReportFlags) => {
       const slaP95Ms = o.slaMs === undefined ? undefined : positiveNumber('--sla-ms', o.slaMs, '10000');
       const budgetUsd =
@@ -64,9 +66,15 @@ export function registerReport(program: Command, io: Io, setExit: (code: number)
           ...(slaP95Ms !== undefined ? { slaP95Ms } : {}),
           ...(budgetUsd !== undefined ? { budgetUsd } : {}),
           ...(o.timeZone !== undefined ? { timeZone: o.timeZone } : {}),
+          ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
         });
         report = await foldEvents(fold, store.iterate());
       } catch (e) {
+        if (isConfigError(e) && e.field === 'tenant') {
+          throw new CliError(
+            `--tenant ${JSON.stringify(o.tenant ?? '')} is not a tenant id: ${e.message.replace(/^Invalid Keel config at "tenant": /, '')}`,
+          );
+        }
         if (isConfigError(e) && e.field === 'timeZone') {
           throw new CliError(
             `--time-zone "${o.timeZone ?? ''}" is not an IANA time zone; use e.g. UTC, Europe/Paris or America/New_York`,

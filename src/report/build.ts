@@ -52,6 +52,8 @@ import type {
 } from './report.js';
 import { foldSync, type EventFold } from '../eventlog/fold.js';
 import { TimeBuckets } from './time-buckets.js';
+import { TenantFold } from './tenants.js';
+import { tenantIdProblem } from '../core/tenant.js';
 
 /** Most running workflows whose name is remembered at once (like the cost tracker's default). */
 const MAX_OPEN_WORKFLOWS = 100_000;
@@ -141,9 +143,13 @@ class ReportBuilder implements ReportFold {
    * written days after the crash is not activity, so it moves no window.
    */
   private activityTs: number | undefined;
+  private readonly tenants = new TenantFold();
+  /** Only this tenant's events are reported, when set. */
+  private readonly tenant: string | undefined;
 
   constructor(options: ReportOptions) {
     this.settings = settingsOf(options);
+    this.tenant = this.settings.tenant;
     const maxAlerts = options.maxAlerts ?? 100;
     this.maxTransitions = options.maxBreakerTransitions ?? 500;
     const maxTimeBuckets = options.maxTimeBuckets ?? 48;
@@ -166,6 +172,8 @@ class ReportBuilder implements ReportFold {
   }
 
   apply(e: KeelEvent): void {
+    if (this.tenant !== undefined && e.payload.tenant !== this.tenant) return;
+    this.tenants.apply(e);
     const span = this.span;
     span.events++;
     span.firstSeq ??= e.seq;
@@ -366,6 +374,7 @@ class ReportBuilder implements ReportFold {
         byAgent: causes.byAgent,
         text: causes.format(),
       },
+      tenants: this.tenants.rows(this.cost.summary().byTenant),
     };
   }
 }
@@ -388,7 +397,14 @@ function settingsOf(options: ReportOptions): ReportSettings {
     1,
     "outcomes per window, the runtime's monitor.windowSize",
   );
+  const { tenant } = options;
+  if (tenant !== undefined) {
+    const problem = tenantIdProblem(tenant);
+    if (problem !== undefined)
+      throw new ConfigError('tenant', `${problem}; pass a tenant id as given to rt.run`);
+  }
   return {
+    ...(tenant !== undefined ? { tenant } : {}),
     slaP95Ms: options.slaP95Ms ?? 10_000,
     budgetUsd,
     budgetAlertAt,

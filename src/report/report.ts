@@ -15,6 +15,9 @@ import type {
 } from '../eventlog/events.js';
 import type { ErrorTargets } from '../monitor/error-budget.js';
 import type { FailureBreakdown } from '../monitor/rca.js';
+import type { TenantRow } from './tenants.js';
+
+export type { TenantRow } from './tenants.js';
 
 /** Options of {@link buildReport}. Every field is optional. */
 export interface ReportOptions {
@@ -45,6 +48,12 @@ export interface ReportOptions {
   maxAlerts?: number;
   /** Most transitions kept per breaker, newest kept (default 500; totals count them all). */
   maxBreakerTransitions?: number;
+  /**
+   * Report one tenant only (`keel report --tenant acme`): the events of that tenant's workflows
+   * (and its `budget.alert`s); events of other tenants, of untenanted workflows and the runtime's
+   * own (breakers) are left out.
+   */
+  tenant?: string;
 }
 
 /** What was read. */
@@ -70,6 +79,8 @@ export interface ReportSettings {
   timeZone: string;
   errorTargets: ErrorTargets;
   errorWindowSize: number;
+  /** Set when the report covers one tenant only. */
+  tenant?: string;
 }
 
 /** Workflows of one name, by how they ended. */
@@ -375,4 +386,6 @@ export interface Report {
   /** Tool calls per agent and tool, and time to first token per agent. */
   tools: ToolSection;
   rootCauses: RootCauseSection;
+  /** Workflows, calls, cost, errors and P95 latency per tenant, most expensive first. */
+  tenants: TenantRow[];
 }

@@ -126,6 +126,7 @@ export function formatReport(report: Report, options: FormatReportOptions = {}):
   latency(report, lines, section, style);
   cost(report, lines, section, style);
   errors(report, lines, section, style);
+  tenants(report, lines, section, style);
   alerts(report, lines, section, style, time, options.maxAlerts ?? 20);
   rootCauses(report, lines, section, style);
   breakers(report, lines, section, style, time, options.maxTransitions ?? 10);
@@ -269,6 +270,32 @@ function errors(report: Report, lines: string[], section: Section, style: Style)
         if (c === 5 && t?.window.alerting) return style.bad(cell);
         return cell;
       },
+    ),
+  );
+}
+
+/** Per-tenant table (only when the log has tenant workflows). */
+function tenants(report: Report, lines: string[], section: Section, style: Style): void {
+  // Older report JSON has no tenant table.
+  const rows = (report.tenants as Report['tenants'] | undefined) ?? [];
+  if (rows.length === 0) return;
+  section(
+    report.settings.tenant !== undefined ? `TENANT ${clean(report.settings.tenant)}` : 'TENANTS (by cost)',
+  );
+  lines.push(
+    ...table(
+      ['tenant', 'workflows', 'calls', 'cost', 'errors', 'error rate', 'P95 latency'],
+      rows.map((t) => [
+        clean(t.tenant),
+        count(t.workflows),
+        count(t.calls),
+        usd(t.costUsd),
+        `${count(t.errors)} of ${count(t.outcomes)}`,
+        pct1(t.errorRate),
+        t.p95LatencyMs === 0 ? '–' : duration(t.p95LatencyMs),
+      ]),
+      'lrrrrrr',
+      style,
     ),
   );
 }
