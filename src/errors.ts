@@ -21,6 +21,8 @@ export {
 } from './supervisor/errors.js';
 export { CircuitOpenError, isCircuitOpenError } from './supervisor/breaker.js';
 export { ProviderError, isProviderError } from './providers/types.js';
+export { RateLimitedError, isRateLimitedError } from './limits/limiter.js';
+export { BulkheadRejectedError, isBulkheadRejectedError } from './limits/bulkheads.js';
 export * from './runtime/errors.js';
 export * from './durable/errors.js';
 

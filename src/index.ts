@@ -134,6 +134,8 @@ export { BudgetExceededError, isBudgetExceededError } from './cost/errors.js';
 export { ProviderError, isProviderError } from './providers/types.js';
 export { EventLogError, isEventLogError } from './eventlog/errors.js';
 export { CacheError, isCacheError } from './cache/errors.js';
+export { RateLimitedError, isRateLimitedError } from './limits/limiter.js';
+export { BulkheadRejectedError, isBulkheadRejectedError } from './limits/bulkheads.js';
 
 // ── alert sinks ─────────────────────────────────────────────────────────────────────────────────
 export type { Alert, AlertStatus } from './monitor/alert.js';
@@ -160,6 +162,7 @@ export { DEFAULT_ERROR_TARGETS, DEFAULT_BUDGET_ALERT_AT } from './monitor/error-
 export type { ErrorTarget, ErrorTargets } from './monitor/error-budget.js';
 export type { CacheConfig, Cache, CacheHit, CacheGetOptions, CacheInvalidation } from './cache/cache.js';
 export type { CacheBackend, BudgetBackend } from './backends.js';
+export type { LimitSpec } from './limits/limiter.js';
 export type {
   RedactorConfig,
   NameRedactionConfig,

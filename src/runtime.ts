@@ -149,6 +149,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         parts.openBudgets(config, store, { clock, pricing, parent: root, onAlert }, onError),
       );
       this.budgetsReady = budgets.ready;
+      // Closed after the workflows (built later): calls still waiting are shed, not left pending.
+      const limiter = teardown.add(parts.openLimiter(config, clock));
+      const bulkheads = teardown.add(parts.openBulkheads(clock));
       const breakers = (this.breakers = new BreakerRegistry({
         clock,
         parent: root,
@@ -160,6 +163,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       const services = (this.services = parts.workflowServices({
         ...{ clock, inspect: config.inspect, pricing, seed, hmacKey, breakers, cache, folds, record },
         budgets: budgets.budgets,
+        limiter,
+        bulkheads,
       }));
       const fanOut = (this.fanOut = new FanOut({
         clock,

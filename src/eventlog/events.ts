@@ -359,6 +359,36 @@ export interface EventPayloadFields {
     resetTimeoutMs?: number;
   };
 
+  // ── rate limits and bulkheads ───────────────────────────────────────────────────────────────
+  /**
+   * An attempt waited `waitedMs` for the rate limit of `key` (`config.limits`: its requests or
+   * tokens a minute, its concurrency, or a 429's pause) before it went on to the provider.
+   */
+  'ratelimit.waited': { path: NodePath; agent: string; key: string; waitedMs: number };
+  /**
+   * An attempt was shed by the rate limit of `key` and never reached the provider: `queue_full`
+   * (`maxQueue` calls were waiting), `queue_timeout` (it waited `maxQueueMs`), `closed` (the
+   * runtime closed) or `unavailable` (buckets shared on Redis could not be reached, with
+   * `onUnavailable: 'shed'`). The invocation fails with `rate_limited`.
+   */
+  'ratelimit.shed': {
+    path: NodePath;
+    agent: string;
+    key: string;
+    reason: 'queue_full' | 'queue_timeout' | 'closed' | 'unavailable';
+    waitedMs: number;
+  };
+  /**
+   * An attempt was turned away by its agent's bulkhead (`agent({ concurrency, maxQueue,
+   * maxQueueMs })`) and never reached the provider; reasons as for `ratelimit.shed`.
+   */
+  'bulkhead.rejected': {
+    path: NodePath;
+    agent: string;
+    reason: 'queue_full' | 'queue_timeout' | 'closed' | 'unavailable';
+    waitedMs: number;
+  };
+
   // ── topologies ──────────────────────────────────────────────────────────────────────────────
   'vote.cast': { path: NodePath; agent: string; value: unknown; weight: number; index: number };
   /** The vote stopped before every agent ran because the majority could no longer change. */
@@ -464,6 +494,9 @@ export const EVENT_VERSIONS: { readonly [K in KeelEventType]: number } = {
   'cache.miss': 1,
   'cache.stale_served': 1,
   'breaker.transitioned': 1,
+  'ratelimit.waited': 1,
+  'ratelimit.shed': 1,
+  'bulkhead.rejected': 1,
   'vote.cast': 1,
   'vote.early_stop': 1,
   'vote.decided': 1,
@@ -510,6 +543,9 @@ export const DEFAULT_EVENT_CLASS: { readonly [K in KeelEventType]: EventClass } 
   'cache.miss': 'operational',
   'cache.stale_served': 'audit',
   'breaker.transitioned': 'audit',
+  'ratelimit.waited': 'operational',
+  'ratelimit.shed': 'audit',
+  'bulkhead.rejected': 'audit',
   'vote.cast': 'audit',
   'vote.early_stop': 'audit',
   'vote.decided': 'audit',

@@ -21,6 +21,7 @@ import type { Redactor } from '../compliance/redact.js';
 import type { EcsLogLevel } from '../observability/ecs.js';
 import type { EventStore } from '../eventlog/store.js';
 import type { BreakerConfig } from '../supervisor/agent.js';
+import type { LimitSpec } from '../limits/limiter.js';
 
 /** Configuration of {@link createRuntime}. Every field is optional. */
 export interface RuntimeConfig {
@@ -122,6 +123,19 @@ export interface RuntimeConfig {
   tracing?: false | { tracer?: Tracer; captureContent?: boolean; providerName?: string };
   /** Elasticsearch-ready ECS JSON lines (pino + @elastic/ecs-pino-format), correlated with the spans. */
   logs?: { destination: string | DestinationStream; serviceName?: string; level?: EcsLogLevel };
+  /**
+   * Provider rate limits by key, shared by every workflow of the runtime (README "Rate limits").
+   * A key is `provider:model` — the agent's `providerName` (which `llmAgent` sets to its
+   * provider's `name`) and the model the call goes to, e.g. `'openai:gpt-4'` — or a bare model id,
+   * e.g. `'gpt-4'`, which limits that model whoever serves it. A call takes the `provider:model`
+   * key when it has limits, else the bare model's; a call whose keys have no limits is not limited.
+   * Each key: `rpm` (requests a minute), `tpm` (tokens a minute: the budget's usage estimate,
+   * settled to the reported usage), `concurrency` (calls in flight), `maxQueue` (calls that may
+   * wait, default 1,000) and `maxQueueMs` (longest wait, default 30,000). A call that cannot wait
+   * is shed: it fails with `RateLimitedError` (category `rate_limited`) and never reaches the
+   * provider.
+   */
+  limits?: Readonly<Record<string, LimitSpec>>;
   /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
@@ -129,6 +143,24 @@ export interface RuntimeConfig {
   /** Durable execution: the lease that tells other processes this runtime is alive (README "Durable execution"). */
   durable?: DurableConfig;
 }
+
+/** A number field of a limit: `what` names the unit and gives an example. */
+function limitNumber(what: string, min: 0 | 1, whole: boolean) {
+  const error = `must be ${whole ? 'a whole number of ' : ''}${what}`;
+  const n = z.number({ error }).min(min, { error });
+  return (whole ? n.int({ error }) : n.positive({ error })).optional();
+}
+
+const limitSpecSchema = z.strictObject(
+  {
+    rpm: limitNumber('requests per minute > 0, e.g. 600', 0, false),
+    tpm: limitNumber('tokens per minute > 0, e.g. 90_000', 0, false),
+    concurrency: limitNumber('calls in flight >= 1, e.g. 20', 1, true),
+    maxQueue: limitNumber('calls that may wait >= 0 (0: shed at once), e.g. 1000', 0, true),
+    maxQueueMs: limitNumber('ms a call may wait >= 0 (0: shed at once), e.g. 30_000', 0, true),
+  },
+  { error: 'must be { rpm?, tpm?, concurrency?, maxQueue?, maxQueueMs? }, e.g. { rpm: 600, tpm: 90_000 }' },
+);
 
 const configSchema = z.strictObject({
   db: z.string().min(1).optional(),
@@ -159,6 +191,14 @@ const configSchema = z.strictObject({
   seed: z.union([z.number(), z.string()]).optional(),
   pricing: z.record(z.string(), z.unknown()).optional(),
   breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  limits: z
+    .record(z.string(), limitSpecSchema, {
+      error: "must be an object of limits by key, e.g. { 'openai:gpt-4': { rpm: 600 } }",
+    })
+    .refine((limits) => !Object.hasOwn(limits, ''), {
+      error: 'has an empty key; a key names a model, e.g. "openai:gpt-4" (provider:model) or "gpt-4"',
+    })
+    .optional(),
   budget: z.record(z.string(), z.unknown()).optional(),
   // errorTargets, monitor, sla and alerts: values checked by checkMonitoringConfig, by their paths here.
   errorTargets: z.unknown().optional(),
@@ -255,7 +295,7 @@ export function parseConfig(config: unknown): RuntimeConfig {
     const field = issue?.path.length ? issue.path.join('.') : 'config';
     const message =
       issue?.code === 'unrecognized_keys'
-        ? `unknown option(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; see RuntimeConfig for the supported ones`
+        ? `unknown option(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; ${issue.path[0] === 'limits' ? 'a limit takes rpm, tpm, concurrency, maxQueue and maxQueueMs' : 'see RuntimeConfig for the supported ones'}`
         : (issue?.message ?? 'invalid');
     throw new ConfigError(field, message);
   }
@@ -278,4 +318,5 @@ export function assertConfigNamesHaveNoPii(config: RuntimeConfig, redactor: Reda
   for (const k of Object.keys(config.monitor?.weeklyVolume ?? {}))
     assertNameHasNoPii('monitor.weeklyVolume', k, redactor);
   for (const k of Object.keys(config.breakers ?? {})) assertNameHasNoPii('breakers', k, redactor);
+  for (const k of Object.keys(config.limits ?? {})) assertNameHasNoPii('limits', k, redactor);
 }

@@ -24,6 +24,8 @@ import { SYSTEM_WORKFLOW_ID, type NewEvent } from '../eventlog/events.js';
 import { openSqliteStore } from '../eventlog/sqlite.js';
 import { withEvents, type EventStore } from '../eventlog/store.js';
 import type { Services } from '../supervisor/scope.js';
+import { createBulkheads, type Bulkheads } from '../limits/bulkheads.js';
+import { createLimiter, type Limiter } from '../limits/limiter.js';
 import type { BreakerRegistry } from './breakers.js';
 import type { RuntimeConfig } from './config.js';
 import type { Folds } from './fan-out.js';
@@ -253,6 +255,23 @@ export function openBudgets(
   };
 }
 
+/**
+ * Provider rate limits (`config.limits`), or none when no key has limits (then calls skip the
+ * limiter entirely). Closing sheds the calls still waiting (`closed`).
+ */
+export function openLimiter(config: RuntimeConfig, clock: Clock): Part<Limiter | undefined> {
+  if (config.limits === undefined || Object.keys(config.limits).length === 0)
+    return { part: undefined, close: () => undefined };
+  const limiter = createLimiter({ clock, limits: config.limits });
+  return { part: limiter, close: () => limiter.close() };
+}
+
+/** Per-agent bulkheads (`agent({ concurrency })`), made on each agent's first call. */
+export function openBulkheads(clock: Clock): Part<Bulkheads> {
+  const bulkheads = createBulkheads(clock);
+  return { part: bulkheads, close: () => bulkheads.close() };
+}
+
 /** What {@link workflowServices} wires together. */
 export interface WorkflowServicesDeps {
   clock: Clock;
@@ -265,6 +284,8 @@ export interface WorkflowServicesDeps {
   budgets: RuntimeBudgets['budgets'];
   cache: Cache | undefined;
   folds: Folds;
+  limiter: Limiter | undefined;
+  bulkheads: Bulkheads | undefined;
   /** Appends a runtime-level event (`pricing.unknown_model`). */
   record: (event: NewEvent) => void;
 }
@@ -295,6 +316,8 @@ export function workflowServices(deps: WorkflowServicesDeps): Services {
         }),
     }),
     learned: deps.folds.learned,
+    ...(deps.limiter !== undefined ? { limiter: deps.limiter } : {}),
+    ...(deps.bulkheads !== undefined ? { bulkheads: deps.bulkheads } : {}),
     seed: deps.seed,
     canaries: deps.folds.canaries,
   };
@@ -302,11 +325,13 @@ export function workflowServices(deps: WorkflowServicesDeps): Services {
 
 /**
  * What a replayed workflow reaches on `clock`: the live breakers and canaries, no inspector,
- * budgets or cache, and prices that never throw (a model no longer priced costs 0).
+ * budgets, cache, rate limits or bulkheads, and prices that never throw (a model no longer priced
+ * costs 0).
  */
 export function replayServices(live: Services, pricing: Pricing, clock: Clock): Services {
+  const { limiter: _limiter, bulkheads: _bulkheads, ...rest } = live;
   return {
-    ...live,
+    ...rest,
     clock,
     inspect: undefined,
     budgets: undefined,

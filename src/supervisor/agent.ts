@@ -208,6 +208,16 @@ export interface AgentConfig<I, O> {
   providerName?: string;
   /** Per-attempt timeout in ms (default 30_000). */
   timeoutMs?: number;
+  /**
+   * Bulkhead: calls of this agent in flight at once across every workflow of the runtime (an
+   * integer >= 1). A call past it waits for a slot; one that cannot wait is rejected with
+   * `BulkheadRejectedError` (category `rate_limited`) before reaching the provider. Default: no cap.
+   */
+  concurrency?: number;
+  /** With `concurrency`: calls that may wait for a slot, an integer >= 0 (default 1,000; 0: reject at once). */
+  maxQueue?: number;
+  /** With `concurrency`: longest a call waits for a slot, in ms, an integer >= 0 (default 30_000). */
+  maxQueueMs?: number;
   retry?: RetryConfig;
   breaker?: BreakerConfig;
   cache?: CachePolicy<I>;
@@ -289,6 +299,32 @@ export function isUsage(u: unknown): u is Usage {
   );
 }
 
+/** Checks an agent's bulkhead options (`concurrency`, `maxQueue`, `maxQueueMs`). */
+function checkBulkhead(config: AgentConfig<never, unknown>, where: string): void {
+  const { concurrency, maxQueue, maxQueueMs } = config;
+  const whole = (v: unknown, min: number): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+  if (concurrency !== undefined && !whole(concurrency, 1))
+    throw new ConfigError(
+      `${where}.concurrency`,
+      `must be a whole number of calls in flight >= 1, e.g. 4 (or left out: no cap), got ${String(concurrency)}`,
+    );
+  if (maxQueue !== undefined && !whole(maxQueue, 0))
+    throw new ConfigError(
+      `${where}.maxQueue`,
+      `must be a whole number of waiting calls >= 0, e.g. 100 (0: reject at once), got ${String(maxQueue)}`,
+    );
+  if (maxQueueMs !== undefined && !whole(maxQueueMs, 0))
+    throw new ConfigError(
+      `${where}.maxQueueMs`,
+      `must be a whole number of ms >= 0, e.g. 5_000 (0: reject at once), got ${String(maxQueueMs)}`,
+    );
+  if (concurrency === undefined && (maxQueue !== undefined || maxQueueMs !== undefined))
+    throw new ConfigError(
+      `${where}.${maxQueue !== undefined ? 'maxQueue' : 'maxQueueMs'}`,
+      'bounds the wait for a bulkhead slot, so it needs concurrency too, e.g. { concurrency: 4, maxQueue: 100 }',
+    );
+}
+
 /**
  * Defines an agent.
  *
@@ -314,6 +350,7 @@ export function agent<I, O>(config: AgentConfig<I, O>): Agent<I, O> {
       `${where}.timeoutMs`,
       `must be a positive number of milliseconds, got ${config.timeoutMs}`,
     );
+  checkBulkhead(config, where);
   if (config.retry !== undefined && (!Number.isInteger(config.retry.attempts) || config.retry.attempts < 1))
     throw new ConfigError(`${where}.retry.attempts`, `must be an integer >= 1, got ${config.retry.attempts}`);
   if (config.cache && !(config.cache.ttlMs > 0))

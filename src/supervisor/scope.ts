@@ -9,6 +9,8 @@ import type { BreakerState, ErrorCategory, NewEvent, Usage } from '../eventlog/e
 import type { Awaitable } from '../eventlog/store.js';
 import type { CanaryFold } from '../monitor/canary-fold.js';
 import type { Observable } from 'rxjs';
+import type { Bulkheads } from '../limits/bulkheads.js';
+import type { Limiter } from '../limits/limiter.js';
 import type { Agent, BreakerConfig } from './agent.js';
 import type { NodeResult } from './topology.js';
 
@@ -145,6 +147,13 @@ export interface Services {
    * model (`src/cost/reservations.ts`); absent: the static estimate.
    */
   learned?: { reserveUsd(agent: string, model: string, estimateUsd: number): number };
+  /**
+   * Provider rate limits (`config.limits`), shared by every workflow; absent when none are
+   * configured (and in replay: a recorded outcome is never limited).
+   */
+  limiter?: Limiter;
+  /** Per-agent bulkheads (`agent({ concurrency })`); absent in replay. */
+  bulkheads?: Bulkheads;
   /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
   seed: string;
   /** The runtime's canary judgements, by node path. */

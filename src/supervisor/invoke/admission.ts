@@ -1,23 +1,29 @@
 /**
  * Admission step (`gated`): whether an attempt may call the model, and what it holds while it does.
- * In order: the workflow deadline, a refusal the record made (replay), the breaker's permit, the
- * cost estimate, the budget's reservation (a shared budget answers asynchronously), and the
- * write-ahead wait for the log. Answers the machine with `GATE.PASS` or `GATE.REJECT`.
+ * In order: the workflow deadline, a refusal the record made (replay), the agent's bulkhead slot,
+ * the breaker's permit, the cost estimate, the budget's reservation (a shared budget answers
+ * asynchronously), the rate limit's permit (taken last, so a call shed by the limiter gives back
+ * its breaker permit and reservation, and never holds a slot others could use while it waits for
+ * the breaker or the budget), and the write-ahead wait for the log. Answers the machine with
+ * `GATE.PASS` or `GATE.REJECT`. Replay takes no bulkhead slot or rate-limit permit: a recorded
+ * outcome is never limited.
  */
 import { estimateTokens } from '../../cost/estimate.js';
 import { UnrecordedCallError } from '../../cost/errors.js';
-import type { Usage } from '../../eventlog/events.js';
+import type { ErrorCategory, Usage } from '../../eventlog/events.js';
+import type { AcquireResult } from '../../limits/limiter.js';
+import type { BulkheadResult } from '../../limits/bulkheads.js';
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
+import { limitKeyOf, releaseLimits } from './limits.js';
 import { refuseIfRecorded } from './replay.js';
 import type { AdmissionStep, CallState } from './types.js';
-import { DEFAULT_ESTIMATE, PASS, describeValue, isPromise, safeMessage } from './types.js';
+import { DEFAULT_ESTIMATE, PASS, ZERO_USAGE, describeValue, isPromise, safeMessage } from './types.js';
 
 function admit(call: CallState, attempt: number): void {
   const { agent, ctx, driver } = call;
   const { scope } = ctx;
-  const { services } = scope;
   const t = call.now();
   // In replay a deadline refusal comes from the record (below), like every other time-bound decision.
   if (ctx.deadlineAt !== undefined && t >= ctx.deadlineAt && !scope.replay) {
@@ -25,12 +31,45 @@ function admit(call: CallState, attempt: number): void {
     return;
   }
   if (refuseIfRecorded(call, t)) return;
+  const bulkheads = scope.services.bulkheads;
+  if (agent.concurrency !== undefined && bulkheads !== undefined && !scope.replay) {
+    const r = bulkheads.acquire(agent, scope.tenant);
+    if (isPromise(r)) {
+      // The machine waits in `gated` for a slot; a cancel meanwhile gets it back on arrival.
+      r.then(
+        (result) => {
+          if (!gated(call)) {
+            if (result.ok) result.permit.release();
+            return;
+          }
+          if (bulkheadAdmitted(call, result)) gate(call, attempt);
+        },
+        (e: unknown) => refuseAfterWait(call, 'rate_limited', e),
+      );
+      return;
+    }
+    if (!bulkheadAdmitted(call, r)) return;
+  }
+  gate(call, attempt);
+}
+
+/** True while the machine still waits for this admission (a cancel moves it on). */
+function gated(call: CallState): boolean {
+  return call.driver.getSnapshot().value === 'gated';
+}
+
+/** The breaker, the estimate, the budget, then the rate limit. */
+function gate(call: CallState, attempt: number): void {
+  const { agent, ctx } = call;
+  const { scope } = ctx;
+  const { services } = scope;
+  const t = call.now();
   if (agent.breaker && !scope.replay) {
     const breaker = services.breaker(agent.breaker);
     call.permit = breaker.acquire();
     if (!call.permit) {
-      call.rejection = new CircuitOpenError(breaker.name, breaker.retryInMs?.());
-      driver.send({ type: 'GATE.REJECT', category: 'circuit_open', reason: call.rejection.message });
+      const error = new CircuitOpenError(breaker.name, breaker.retryInMs?.());
+      refuse(call, 'circuit_open', error.message, error);
       return;
     }
   }
@@ -39,13 +78,11 @@ function admit(call: CallState, attempt: number): void {
     usage = expectedUsage(call);
     call.estimate = reservationUsd(call, usage);
   } catch (e) {
-    call.permit?.release();
-    call.permit = undefined;
-    driver.send({
-      type: 'GATE.REJECT',
-      category: 'validation_error',
-      reason: `agent "${agent.name}": the call's cost could not be estimated before it was made (${safeMessage(e)}); fix estimateInputTokens, estimate or the pricing table`,
-    });
+    refuse(
+      call,
+      'validation_error',
+      `agent "${agent.name}": the call's cost could not be estimated before it was made (${safeMessage(e)}); fix estimateInputTokens, estimate or the pricing table`,
+    );
     return;
   }
   if (services.budgets && !scope.replay) {
@@ -60,28 +97,131 @@ function admit(call: CallState, attempt: number): void {
       // A budget shared across processes answers asynchronously; the machine waits in `gated`.
       r.then(
         (result) => {
-          if (driver.getSnapshot().value !== 'gated') {
+          if (!gated(call)) {
             // Cancelled (or the deadline passed) while the reservation was on its way.
             if (result.ok) result.reservation.release();
             call.permit?.release();
             call.permit = undefined;
+            releaseLimits(call, ZERO_USAGE);
             return;
           }
-          if (admitted(call, result, call.now(), attempt)) passWhenRecorded(call);
+          if (admitted(call, result, call.now(), attempt)) limit(call, usage);
         },
-        (e: unknown) => {
-          if (driver.getSnapshot().value !== 'gated') return;
-          call.permit?.release();
-          call.permit = undefined;
-          call.rejection = e instanceof Error ? e : new Error(messageOf(e));
-          driver.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: call.rejection.message });
-        },
+        (e: unknown) => refuseAfterWait(call, 'budget_exceeded', e),
       );
       return;
     }
     if (!admitted(call, r, t, attempt)) return;
   }
-  passWhenRecorded(call);
+  limit(call, usage);
+}
+
+/**
+ * Refuses the attempt with `category`: gives back everything it holds (breaker permit, budget
+ * reservation, bulkhead slot, rate-limit permit, none of them used) and tells the machine.
+ */
+function refuse(call: CallState, category: ErrorCategory, reason: string, error?: Error): void {
+  call.permit?.release();
+  call.permit = undefined;
+  call.reservation?.release();
+  call.reservation = undefined;
+  releaseLimits(call, ZERO_USAGE);
+  if (error !== undefined) call.rejection = error;
+  call.driver.send({ type: 'GATE.REJECT', category, reason });
+}
+
+/** An asynchronous answer failed (a shared budget or limiter could not answer): refuses, if still gated. */
+function refuseAfterWait(call: CallState, category: ErrorCategory, e: unknown): void {
+  if (!gated(call)) return;
+  const error = e instanceof Error ? e : new Error(messageOf(e));
+  refuse(call, category, error.message, error);
+}
+
+/** Applies the bulkhead's answer; false when it rejected the call (recorded, the machine told). */
+function bulkheadAdmitted(call: CallState, r: BulkheadResult): boolean {
+  if (r.ok) {
+    call.bulkhead = r.permit;
+    return true;
+  }
+  const { scope, path } = call.ctx;
+  const { error } = r;
+  call.emit({
+    ts: call.now(),
+    workflowId: scope.workflowId,
+    type: 'bulkhead.rejected',
+    payload: {
+      path,
+      agent: call.agent.name,
+      reason: error.reason,
+      waitedMs: error.waitedMs,
+      ...(scope.tenant !== undefined ? { tenant: scope.tenant } : {}),
+    },
+  });
+  refuse(call, 'rate_limited', error.message, error);
+  return false;
+}
+
+/**
+ * The rate limit of the call's key (`config.limits`), asked for the tokens the budget expects the
+ * call to use; a call that must wait waits in `gated`. Unlimited keys go straight on.
+ */
+function limit(call: CallState, usage: Usage): void {
+  const { scope } = call.ctx;
+  const limiter = scope.services.limiter;
+  const key = limiter === undefined || scope.replay ? undefined : limitKeyOf(call);
+  call.limitKey = key;
+  if (key === undefined || limiter === undefined) {
+    passWhenRecorded(call);
+    return;
+  }
+  const t = call.now();
+  const r = limiter.acquire({
+    key,
+    tokens: usage.inputTokens + usage.outputTokens,
+    ...(scope.tenant !== undefined ? { tenant: scope.tenant } : {}),
+  });
+  if (isPromise(r)) {
+    r.then(
+      (result) => {
+        if (!gated(call)) {
+          // Cancelled while it waited: the permit comes back unused (its tokens refunded).
+          if (result.ok) result.permit.release(0);
+          return;
+        }
+        if (limited(call, key, result, t)) passWhenRecorded(call);
+      },
+      (e: unknown) => refuseAfterWait(call, 'rate_limited', e),
+    );
+    return;
+  }
+  if (limited(call, key, r, t)) passWhenRecorded(call);
+}
+
+/** Applies the limiter's answer (asked at `askedAt`); false when it shed the call (recorded, the machine told). */
+function limited(call: CallState, key: string, r: AcquireResult, askedAt: number): boolean {
+  const { scope, path } = call.ctx;
+  const waitedMs = call.now() - askedAt;
+  const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
+  if (!r.ok) {
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.shed',
+      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
+    });
+    refuse(call, 'rate_limited', r.error.message, r.error);
+    return false;
+  }
+  call.limit = r.permit;
+  if (waitedMs > 0) {
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.waited',
+      payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
+    });
+  }
+  return true;
 }
 
 /**
@@ -117,10 +257,7 @@ function reservationUsd(call: CallState, usage: Usage): number {
 function admitted(call: CallState, r: ReserveLikeResult, t: number, attempt: number): boolean {
   const { agent, ctx } = call;
   if (!r.ok) {
-    call.rejection = r.error;
-    call.permit?.release();
-    call.permit = undefined;
-    call.driver.send({ type: 'GATE.REJECT', category: 'budget_exceeded', reason: r.error.message });
+    refuse(call, 'budget_exceeded', r.error.message, r.error);
     return false;
   }
   call.reservation = r.reservation;
@@ -171,16 +308,12 @@ function passWhenRecorded(call: CallState): void {
   }
   committed.then(
     () => {
-      if (driver.getSnapshot().value === 'gated') driver.send(PASS);
+      if (gated(call)) driver.send(PASS);
     },
     (e: unknown) => {
-      if (driver.getSnapshot().value !== 'gated') return;
-      call.permit?.release();
-      call.permit = undefined;
-      call.reservation?.release();
-      call.reservation = undefined;
-      call.rejection = new UnrecordedCallError(call.agent.name, e);
-      driver.send({ type: 'GATE.REJECT', category: 'log_unavailable', reason: call.rejection.message });
+      if (!gated(call)) return;
+      const error = new UnrecordedCallError(call.agent.name, e);
+      refuse(call, 'log_unavailable', error.message, error);
     },
   );
 }

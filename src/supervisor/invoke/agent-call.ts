@@ -13,6 +13,7 @@ import {
 import { hashSeed } from '../../core/random.js';
 import type { NewEvent, Usage } from '../../eventlog/events.js';
 import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from '../agent-driver.js';
+import type { LimitPermit } from '../../limits/limiter.js';
 import type { NodeContext, PermitLike, ReservationLike } from '../scope.js';
 import { admission } from './admission.js';
 import { callCache } from './cache.js';
@@ -84,6 +85,9 @@ class AgentCall implements CallState, AgentListener, Cancellable {
   usageTotal: Usage = ZERO_USAGE;
   permit: PermitLike | undefined;
   reservation: ReservationLike | undefined;
+  limit: LimitPermit | undefined;
+  bulkhead: LimitPermit | undefined;
+  limitKey: string | undefined;
   estimate = 0;
   pricingFailure = '';
   worst: Usage | undefined;

@@ -7,6 +7,7 @@
 import { seededRandom, type Random } from '../../core/random.js';
 import type { NewEvent } from '../../eventlog/events.js';
 import type { AgentContext, AgentOutput } from '../agent.js';
+import { releaseLimits } from './limits.js';
 import { replayOutcome } from './replay.js';
 import { modelTurn } from './turn.js';
 import { toolBreakerName } from '../../tools/call.js';
@@ -120,6 +121,8 @@ function abandon(call: CallState, attempt: number, cancelled: boolean): void {
     call.permit?.release();
     call.permit = undefined;
   } else call.steps.cost.chargeEstimate(call, attempt);
+  // The provider may have served (and billed) it: its token reservation stands.
+  releaseLimits(call);
   if (cancelled) {
     call.permit?.release();
     call.permit = undefined;

@@ -9,6 +9,7 @@ import { classifyError } from '../../providers/classify.js';
 import type { AgentSnapshot } from '../agent-driver.js';
 import { isUsage, type AgentOutput } from '../agent.js';
 import { AgentFailedError, AgentTimeoutError, ValidationError, WorkflowCancelledError } from '../errors.js';
+import { pauseLimit, releaseLimits } from './limits.js';
 import { succeeded } from './record.js';
 import { answerStaleIfRecorded } from './replay.js';
 import type { AnyAgent, AttemptSignal, CallState, OutcomeStep } from './types.js';
@@ -83,6 +84,8 @@ function judge(call: CallState, attempt: number, out: unknown): void {
   const answer = (problem === undefined ? out : {}) as AgentOutput<unknown>;
   const answeredModel = answer.model ?? call.model;
   const reported = problem === undefined ? answer.usage : (out as { usage?: unknown } | null)?.usage;
+  // The provider answered: its rate-limit tokens settle to what it reported (kept when it did not).
+  releaseLimits(call, isUsage(reported) ? reported : undefined);
   let failure: string | undefined = problem;
   if (call.turns > 0) {
     // A tool loop: each model turn was charged as it ended (./turn.ts); nothing more to charge.
@@ -131,6 +134,9 @@ function threw(call: CallState, signal: AttemptSignal, attempt: number, e: unkno
   const { cost } = call.steps;
   try {
     const f = classifyError(e, call.now());
+    // A 429 with retry-after pauses the key for every caller before a waiting call is let go.
+    if (f.category === 'rate_limited' && f.retryAfterMs !== undefined) pauseLimit(call, f.retryAfterMs);
+    releaseLimits(call, f.usage === undefined ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
     if (call.turns > 0) {
       // A tool loop: its turns were charged (and counted by the breaker) as they ended.
     } else if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
@@ -163,6 +169,7 @@ function crashed(call: CallState, attempt: number, error: unknown): void {
   try {
     call.permit?.release();
     call.permit = undefined;
+    releaseLimits(call);
     if (call.driver.getSnapshot().value === 'calling') {
       call.driver.send({ type: 'CALL.FAILED', category: 'malformed_output', message });
       return;
@@ -189,6 +196,8 @@ function finish(call: CallState, snap: AgentSnapshot): void {
   call.permit = undefined;
   call.reservation?.release();
   call.reservation = undefined;
+  // Only an attempt still gated can hold these here: it never reached the provider.
+  releaseLimits(call, ZERO_USAGE);
   const latencyMs = call.now() - call.startedAt;
   const c = snap.context;
   const lastResult = call.lastResult;

@@ -9,6 +9,7 @@ import type { AgentMachineEvent } from '../../../machines/agent.machine.js';
 import type { ErrorCategory, NewEvent, Usage } from '../../eventlog/events.js';
 import type { AgentDriver, AgentSnapshot } from '../agent-driver.js';
 import type { Agent } from '../agent.js';
+import type { LimitPermit } from '../../limits/limiter.js';
 import { messageOf } from '../errors.js';
 import type { NodeContext, PermitLike, ReservationLike } from '../scope.js';
 import type { NodeResult } from '../topology.js';
@@ -110,6 +111,11 @@ export interface CallState {
   /** The breaker permit and budget reservation the attempt holds. */
   permit: PermitLike | undefined;
   reservation: ReservationLike | undefined;
+  /** The attempt's rate-limit permit (`config.limits`) and bulkhead slot; see ./limits.ts. */
+  limit: LimitPermit | undefined;
+  bulkhead: LimitPermit | undefined;
+  /** The limits key of the last attempt that took a rate-limit permit (a 429 pauses it). */
+  limitKey: string | undefined;
   /** What the attempt reserved, USD. */
   estimate: number;
   /** Why the last answer could not be priced (set by `cost.charge` when it returns false). */
@@ -136,7 +142,10 @@ export interface CallState {
   emit(event: NewEvent): void;
 }
 
-/** Gate of one attempt (`gated`): deadline, breaker, cost estimate, budget, write-ahead. */
+/**
+ * Gate of one attempt (`gated`): deadline, bulkhead, breaker, cost estimate, budget, rate limit,
+ * write-ahead.
+ */
 export interface AdmissionStep {
   /** Answers the machine with `GATE.PASS` or `GATE.REJECT` (now or once an async answer arrives). */
   admit(call: CallState, attempt: number): void;

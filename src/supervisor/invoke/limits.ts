@@ -1,0 +1,51 @@
+/**
+ * What an attempt holds of the runtime's rate limits and its agent's bulkhead, and how it gives
+ * them back. Admission (./admission.ts) takes them; every step that ends an attempt — the outcome,
+ * a timeout or cancellation (./call.ts), a refusal, the end of the invocation — calls
+ * {@link releaseLimits}, settling the token reservation to the usage the provider reported.
+ */
+import type { Usage } from '../../eventlog/events.js';
+import type { CallState } from './types.js';
+
+/**
+ * The limits key of the call's next attempt, or undefined when it is not limited: the agent's
+ * `providerName:model` when that key has limits, else the bare model id when it has. The model is
+ * the one the attempt calls (after a budget downgrade, the cheaper one).
+ */
+export function limitKeyOf(call: CallState): string | undefined {
+  const limiter = call.ctx.scope.services.limiter;
+  if (limiter === undefined) return undefined;
+  const { providerName } = call.agent;
+  if (providerName !== undefined) {
+    const key = `${providerName}:${call.model}`;
+    if (limiter.limits(key)) return key;
+  }
+  return limiter.limits(call.model) ? call.model : undefined;
+}
+
+/**
+ * Gives back the attempt's rate-limit permit and bulkhead slot (idempotent). `usage`: what the
+ * provider reported, to settle the token reservation to; absent, the reservation stands (a call
+ * that timed out or reported nothing may still have been billed).
+ */
+export function releaseLimits(call: CallState, usage?: Usage): void {
+  const limit = call.limit;
+  if (limit !== undefined) {
+    call.limit = undefined;
+    limit.release(usage !== undefined ? usage.inputTokens + usage.outputTokens : undefined);
+  }
+  const bulkhead = call.bulkhead;
+  if (bulkhead !== undefined) {
+    call.bulkhead = undefined;
+    bulkhead.release();
+  }
+}
+
+/**
+ * A 429 said `retry-after`: no call of the attempt's key starts for `retryAfterMs`, whichever
+ * workflow asks (the provider is telling every caller, not just this one).
+ */
+export function pauseLimit(call: CallState, retryAfterMs: number): void {
+  const key = call.limitKey;
+  if (key !== undefined) call.ctx.scope.services.limiter?.pause(key, retryAfterMs);
+}
