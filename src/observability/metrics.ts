@@ -19,6 +19,10 @@ export const LLM_LATENCY_BUCKETS_SECONDS: readonly number[] = [0.1, 0.5, 1, 2, 5
 export const TTFT_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 /** `workflow_duration_seconds` buckets (seconds); 10 s is the seed's P95 SLA. */
 export const WORKFLOW_DURATION_BUCKETS_SECONDS: readonly number[] = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
+/** `ratelimit_wait_seconds` buckets (seconds): a wait for a token to a minute's pause and more. */
+export const RATELIMIT_WAIT_BUCKETS_SECONDS: readonly number[] = [
+  0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120,
+];
 /** `vote_agents_used` buckets (agents). */
 export const VOTE_AGENTS_BUCKETS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20];
 /** `event_log_commit_seconds` buckets (seconds). */
@@ -93,6 +97,9 @@ export const OTHER_TENANT_LABEL = 'other';
  * - `budget_spend_usd{scope}`, `budget_limit_usd{scope}`
  * - `error_rate_ratio{task_type}`, `error_rate_target_ratio{task_type}`,
  *   `error_budget_remaining_ratio{task_type}`, `latency_sla_p95_seconds`
+ * - `ratelimit_wait_seconds{key}`: histogram of the waits for a rate limit that ended in a call
+ * - `ratelimit_shed_total{key,reason}`: calls shed by a rate limit (never reached the provider)
+ * - `bulkhead_rejected_total{agent,reason}`: calls rejected by an agent's bulkhead
  * - `alerts_total{kind,severity}`, `vote_agents_used` (histogram), `cascade_escalations_total`,
  *   `cascade_accepted_total{stage}`, `event_log_commit_seconds` (histogram)
  */
@@ -345,6 +352,22 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
     'task_type',
     'category',
   ]);
+  const rateWait = histogram(
+    'ratelimit_wait_seconds',
+    'Time a call waited for its rate limit before it went to the provider, in seconds (ratelimit.waited).',
+    ['key'],
+    RATELIMIT_WAIT_BUCKETS_SECONDS,
+  );
+  const shedBy = summedCounter(
+    'ratelimit_shed_total',
+    'Calls shed by a rate limit before reaching the provider, by key and reason (queue_full, queue_timeout, closed).',
+    ['key', 'reason'],
+  );
+  const bulkheadBy = summedCounter(
+    'bulkhead_rejected_total',
+    "Calls rejected by their agent's bulkhead before reaching the provider, by agent and reason.",
+    ['agent', 'reason'],
+  );
   const commit = histogram(
     'event_log_commit_seconds',
     'Event-log commit (transaction) duration in seconds.',
@@ -354,6 +377,7 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
 
   const latencyBy = new Children((v) => latency.series(...v));
   const ttftBy = new Children((v) => ttft.series(...v));
+  const rateWaitBy = new Children((v) => rateWait.series(...v));
   const breakerBy = new Children((v) => breakerState.labels(...v));
   const workflowBy = new Children((v) => workflowDuration.series(...v));
   // Unlabelled histograms show their one (zero) series from the start, as prom-client's do.
@@ -500,6 +524,15 @@ export function createMetrics(options: MetricsOptions = {}): KeelMetrics {
         break;
       case 'breaker.transitioned':
         breakerBy.get1(event.payload.breaker).set(BREAKER_STATE_VALUE[event.payload.to]);
+        break;
+      case 'ratelimit.waited':
+        rateWaitBy.get1(event.payload.key).observe(event.payload.waitedMs / 1000);
+        break;
+      case 'ratelimit.shed':
+        shedBy.get2(event.payload.key, event.payload.reason).inc();
+        break;
+      case 'bulkhead.rejected':
+        bulkheadBy.get2(event.payload.agent, event.payload.reason).inc();
         break;
       case 'vote.decided':
         voteAgentsUsed.observe(event.payload.agentsUsed);

@@ -39,6 +39,7 @@ import type {
   CascadeStats,
   CostSection,
   ErrorSection,
+  LimitsSection,
   LatencyReport,
   LatencySection,
   Report,
@@ -138,6 +139,12 @@ class ReportBuilder implements ReportFold {
     { agent: string; tool: string; calls: number; failures: number; latency: PercentileFold }
   >();
   private readonly ttft = new Map<string, PercentileFold>();
+  /** Rate-limit waits and sheds by key, bulkhead rejections by agent (bounded by config names). */
+  private readonly rateLimits = new Map<
+    string,
+    { waited: number; wait: PercentileFold; maxWaitMs: number; shed: number; shedBy: Record<string, number> }
+  >();
+  private readonly bulkheads = new Map<string, { rejected: number; rejectedBy: Record<string, number> }>();
   /**
    * Time of the last event of activity, the "now" the windows are aged to: a `workflow.interrupted`
    * written days after the crash is not activity, so it moves no window.
@@ -282,6 +289,26 @@ class ReportBuilder implements ReportFold {
         h.record(e.payload.ttftMs);
         return;
       }
+      case 'ratelimit.waited': {
+        const r = this.rateLimitOf(e.payload.key);
+        r.waited++;
+        r.wait.record(e.payload.waitedMs);
+        r.maxWaitMs = Math.max(r.maxWaitMs, e.payload.waitedMs);
+        return;
+      }
+      case 'ratelimit.shed': {
+        const r = this.rateLimitOf(e.payload.key);
+        r.shed++;
+        r.shedBy[e.payload.reason] = (r.shedBy[e.payload.reason] ?? 0) + 1;
+        return;
+      }
+      case 'bulkhead.rejected': {
+        let b = this.bulkheads.get(e.payload.agent);
+        if (b === undefined) this.bulkheads.set(e.payload.agent, (b = { rejected: 0, rejectedBy: {} }));
+        b.rejected++;
+        b.rejectedBy[e.payload.reason] = (b.rejectedBy[e.payload.reason] ?? 0) + 1;
+        return;
+      }
       case 'alert.raised':
       case 'alert.resolved': {
         const a = this.ledger.read(e);
@@ -291,6 +318,33 @@ class ReportBuilder implements ReportFold {
       default:
         return;
     }
+  }
+
+  private rateLimitOf(key: string) {
+    let r = this.rateLimits.get(key);
+    if (r === undefined) {
+      r = { waited: 0, wait: new PercentileFold(), maxWaitMs: 0, shed: 0, shedBy: {} };
+      this.rateLimits.set(key, r);
+    }
+    return r;
+  }
+
+  private limitsSection(): LimitsSection {
+    return {
+      rateLimits: [...this.rateLimits]
+        .map(([key, r]) => ({
+          key,
+          waited: r.waited,
+          p95WaitMs: r.waited > 0 ? r.wait.percentile(95) : 0,
+          maxWaitMs: r.maxWaitMs,
+          shed: r.shed,
+          shedBy: r.shedBy,
+        }))
+        .sort((a, b) => compare(a.key, b.key)),
+      bulkheads: [...this.bulkheads]
+        .map(([agent, b]) => ({ agent, rejected: b.rejected, rejectedBy: b.rejectedBy }))
+        .sort((a, b) => compare(a.agent, b.agent)),
+    };
   }
 
   private toolSection(): ToolSection {
@@ -368,6 +422,7 @@ class ReportBuilder implements ReportFold {
       votes: this.votes.entries().map(([path, v]) => v.stats(path)),
       cascades: this.cascades.entries().map(([path, c]) => c.stats(path)),
       tools: this.toolSection(),
+      limits: this.limitsSection(),
       rootCauses: {
         overall: causes.overall,
         byTaskType: causes.byTaskType,

@@ -124,6 +124,7 @@ export function renderHtml(report: Report, options: RenderHtmlOptions = {}): str
     breakers(report, time),
     votes(report),
     tools(report),
+    limits(report),
     rootCauses(report),
   ].join('\n');
   const s = report.span;
@@ -513,6 +514,43 @@ function tools(report: Report): string {
       ? table(
           ['agent', num('streamed calls'), num('TTFT P50'), num('TTFT P95')],
           ttft.map((t) => [t.agent, num(count(t.count)), num(duration(t.p50Ms)), num(duration(t.p95Ms))]),
+        )
+      : '') +
+    '</section>'
+  );
+}
+
+/** Reasons and their counts, e.g. `queue_timeout 12, queue_full 3`. */
+function reasons(by: Record<string, number>): string {
+  return Object.entries(by)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([reason, n]) => `${reason} ${count(n)}`)
+    .join(', ');
+}
+
+/** Rate limits and bulkheads; empty when the log has no wait, shed or rejection. */
+function limits(report: Report): string {
+  const { rateLimits, bulkheads } = report.limits;
+  if (rateLimits.length === 0 && bulkheads.length === 0) return '';
+  return (
+    '<section id="limits"><h2>Rate limits and bulkheads</h2>' +
+    (rateLimits.length > 0
+      ? table(
+          ['key', num('waited'), num('P95 wait'), num('max wait'), num('shed'), 'why shed'],
+          rateLimits.map((r) => [
+            r.key,
+            num(count(r.waited)),
+            num(duration(r.p95WaitMs)),
+            num(duration(r.maxWaitMs)),
+            r.shed > 0 ? { text: count(r.shed), cls: 'num bad' } : num('0'),
+            reasons(r.shedBy),
+          ]),
+        )
+      : '') +
+    (bulkheads.length > 0
+      ? table(
+          ['agent', num('rejected'), 'why'],
+          bulkheads.map((b) => [b.agent, { text: count(b.rejected), cls: 'num bad' }, reasons(b.rejectedBy)]),
         )
       : '') +
     '</section>'

@@ -356,6 +356,35 @@ export interface ToolSection {
   ttft: TtftStats[];
 }
 
+/** Waits and sheds of one rate-limit key (`ratelimit.waited`, `ratelimit.shed`). */
+export interface RateLimitStats {
+  key: string;
+  /** Calls that waited for the limit and then went to the provider. */
+  waited: number;
+  /** From an HDR histogram (within 0.1 %), ms; 0 without waits. */
+  p95WaitMs: number;
+  maxWaitMs: number;
+  /** Calls shed (never reached the provider), and by reason (`queue_full`, `queue_timeout`, `closed`). */
+  shed: number;
+  shedBy: Record<string, number>;
+}
+
+/** Calls one agent's bulkhead rejected (`bulkhead.rejected`). */
+export interface BulkheadStats {
+  agent: string;
+  rejected: number;
+  /** By reason (`queue_full`, `queue_timeout`, `closed`). */
+  rejectedBy: Record<string, number>;
+}
+
+/** Rate limits and bulkheads: who waited, who was shed. */
+export interface LimitsSection {
+  /** Sorted by key. */
+  rateLimits: RateLimitStats[];
+  /** Sorted by agent. */
+  bulkheads: BulkheadStats[];
+}
+
 /** Root causes, from `rca`. */
 export interface RootCauseSection {
   overall: FailureBreakdown;
@@ -385,6 +414,8 @@ export interface Report {
   cascades: CascadeStats[];
   /** Tool calls per agent and tool, and time to first token per agent. */
   tools: ToolSection;
+  /** Waits and sheds per rate-limit key, rejections per bulkhead. */
+  limits: LimitsSection;
   rootCauses: RootCauseSection;
   /** Workflows, calls, cost, errors and P95 latency per tenant, most expensive first. */
   tenants: TenantRow[];

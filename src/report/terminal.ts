@@ -132,6 +132,7 @@ export function formatReport(report: Report, options: FormatReportOptions = {}):
   breakers(report, lines, section, style, time, options.maxTransitions ?? 10);
   votesAndCascades(report, lines, section);
   tools(report, lines, section, style);
+  limits(report, lines, section, style);
   return `${lines.join('\n')}\n`;
 }
 
@@ -429,4 +430,48 @@ function tools(report: Report, lines: string[], section: Section, style: Style):
         style,
       ),
     );
+}
+
+/** Reasons and their counts, e.g. `queue_timeout 12, queue_full 3`. */
+function reasons(by: Record<string, number>): string {
+  return Object.entries(by)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([reason, n]) => `${clean(reason)} ${count(n)}`)
+    .join(', ');
+}
+
+/** Rate limits and bulkheads; printed only when the log has a wait, a shed or a rejection. */
+function limits(report: Report, lines: string[], section: Section, style: Style): void {
+  const { rateLimits, bulkheads } = report.limits;
+  if (rateLimits.length > 0) {
+    section('RATE LIMITS');
+    lines.push(
+      ...table(
+        ['key', 'waited', 'P95 wait', 'max wait', 'shed', 'why shed'],
+        rateLimits.map((r) => [
+          clean(r.key),
+          count(r.waited),
+          duration(r.p95WaitMs),
+          duration(r.maxWaitMs),
+          count(r.shed),
+          reasons(r.shedBy),
+        ]),
+        'lrrrrl',
+        style,
+        (r, c, cell) => (c === 4 && (rateLimits[r]?.shed ?? 0) > 0 ? style.bad(cell) : cell),
+      ),
+    );
+  }
+  if (bulkheads.length > 0) {
+    section('BULKHEADS');
+    lines.push(
+      ...table(
+        ['agent', 'rejected', 'why'],
+        bulkheads.map((b) => [clean(b.agent), count(b.rejected), reasons(b.rejectedBy)]),
+        'lrl',
+        style,
+        (_r, c, cell) => (c === 1 ? style.bad(cell) : cell),
+      ),
+    );
+  }
 }
