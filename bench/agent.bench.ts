@@ -58,6 +58,13 @@ export const RUNTIME_CONFIGS = {
   default: {},
   /** Only the core pipeline: actor, breaker, events, group commit, cost/latency folds. */
   lean: { redact: false, metrics: false, tracing: false, cache: false },
+  /**
+   * The defaults plus a rate limit on the agent's model that never limits (issue 24): every call
+   * takes a permit, reserves and settles its tokens, and gives it back.
+   */
+  limited: {
+    limits: { 'bench-model': { rpm: 1e12, tpm: 1e15, concurrency: 1e9 } },
+  },
 } satisfies Record<string, RuntimeConfig>;
 
 /** Where each measurement's database lives (created on first use); removed by {@link cleanup}. */
@@ -134,7 +141,16 @@ export async function measureHandWired(events: 2 | 5 | 'floor', n: number, inFli
   }
 }
 
-const HEAVY = ['keel', 'keelInline', 'keelThread', 'keelLean', 'handWired2', 'handWired5', 'floor'] as const;
+const HEAVY = [
+  'keel',
+  'keelInline',
+  'keelThread',
+  'keelLean',
+  'keelLimited',
+  'handWired2',
+  'handWired5',
+  'floor',
+] as const;
 const LIGHT = ['bare', 'cockatiel', 'opossum', 'keelGate'] as const;
 type Heavy = (typeof HEAVY)[number];
 type Light = (typeof LIGHT)[number];
@@ -195,6 +211,8 @@ async function measureMode(
         return measureKeel('default', s.heavy, inFlight, 'thread');
       case 'keelLean':
         return measureKeel('lean', s.heavy, inFlight);
+      case 'keelLimited':
+        return measureKeel('limited', s.heavy, inFlight);
       case 'handWired2':
         return measureHandWired(2, s.heavy, inFlight);
       case 'handWired5':
@@ -227,7 +245,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
       ['concurrent', s.inFlight],
     ] as const) {
       const { heavy, light } = await measureMode(s, inFlight);
-      const { keel, keelInline, keelThread, keelLean, handWired2, handWired5, floor } = heavy;
+      const { keel, keelInline, keelThread, keelLean, keelLimited, handWired2, handWired5, floor } = heavy;
       const gate = (name: Light, k: keyof Cost = 'wallUs'): number => light[name][k] - light.bare[k];
       const gateNote = (name: Light): string =>
         `cpu ${light[name].cpuUs.toFixed(3)} us; overhead ${gate(name).toFixed(3)} us wall, ${gate(name, 'cpuUs').toFixed(3)} us cpu`;
@@ -256,6 +274,14 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           value: keelLean.wallUs,
           unit: 'us',
           note: vs(keelLean, handWired2, handWired5),
+        },
+        {
+          name: 'rt.run(agent), limits configured, not limiting',
+          value: keelLimited.wallUs,
+          unit: 'us',
+          note:
+            `cpu ${keelLimited.cpuUs.toFixed(1)} us; vs default runtime ${x(keelLimited.wallUs / keel.wallUs)} wall, ` +
+            `${x(keelLimited.cpuUs / keel.cpuUs)} cpu (a rate-limit permit per call)`,
         },
         {
           name: 'hand-wired, 2 events (issue baseline)',

@@ -33,6 +33,7 @@ describe('agent bench', () => {
   it('measures rt.run(agent) on both runtime presets, sequential and concurrent', async () => {
     expectFiniteCost(await measureKeel('default', 10, 1));
     expectFiniteCost(await measureKeel('lean', 10, 4));
+    expectFiniteCost(await measureKeel('limited', 10, 4));
   });
 
   it('measures the hand-wired baseline with 2 and 5 events, and the raw commit floor', async () => {
