@@ -188,19 +188,19 @@ function limit(call: CallState, usage: Usage): void {
           if (result.ok) result.permit.release(0);
           return;
         }
-        if (limited(call, key, result, t)) passWhenRecorded(call);
+        if (limited(call, key, result, call.now() - t)) passWhenRecorded(call);
       },
       (e: unknown) => refuseAfterWait(call, 'rate_limited', e),
     );
     return;
   }
-  if (limited(call, key, r, t)) passWhenRecorded(call);
+  // Answered at once: no wait, whatever the clock read meanwhile.
+  if (limited(call, key, r, 0)) passWhenRecorded(call);
 }
 
-/** Applies the limiter's answer (asked at `askedAt`); false when it shed the call (recorded, the machine told). */
-function limited(call: CallState, key: string, r: AcquireResult, askedAt: number): boolean {
+/** Applies the limiter's answer after `waitedMs`; false when it shed the call (recorded, the machine told). */
+function limited(call: CallState, key: string, r: AcquireResult, waitedMs: number): boolean {
   const { scope, path } = call.ctx;
-  const waitedMs = call.now() - askedAt;
   const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
   if (!r.ok) {
     call.emit({
