@@ -84,6 +84,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly servers: Set<MetricsServer>;
   private readonly redactor: Redactor | undefined;
   private readonly budgetsReady: Promise<void> | undefined;
+  /** A shared (Redis) limiter's first answer, for `rt.ready()`. */
+  private readonly limitsReady: Promise<void> | undefined;
   private readonly retention: NonNullable<RuntimeConfig['retention']>;
   private closed = false;
 
@@ -150,7 +152,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       );
       this.budgetsReady = budgets.ready;
       // Closed after the workflows (built later): calls still waiting are shed, not left pending.
-      const limiter = teardown.add(parts.openLimiter(config, clock));
+      const limits = teardown.add(parts.openLimiter(config, clock, onError));
+      const limiter = limits.limiter;
+      this.limitsReady = limits.ready;
       const bulkheads = teardown.add(parts.openBulkheads(clock));
       const breakers = (this.breakers = new BreakerRegistry({
         clock,
@@ -252,6 +256,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   async ready(options?: { resume?: boolean }): Promise<void> {
     await this.restorer.retry();
     await this.budgetsReady;
+    await this.limitsReady;
     await this.recorder.settled();
     if (options?.resume === true) await this.resume();
   }

@@ -21,7 +21,7 @@ import type { Redactor } from '../compliance/redact.js';
 import type { EcsLogLevel } from '../observability/ecs.js';
 import type { EventStore } from '../eventlog/store.js';
 import type { BreakerConfig } from '../supervisor/agent.js';
-import type { LimitSpec } from '../limits/limiter.js';
+import { isLimitsBackend, type LimitsConfig } from '../limits/backend.js';
 
 /** Configuration of {@link createRuntime}. Every field is optional. */
 export interface RuntimeConfig {
@@ -133,9 +133,9 @@ export interface RuntimeConfig {
    * settled to the reported usage), `concurrency` (calls in flight), `maxQueue` (calls that may
    * wait, default 1,000) and `maxQueueMs` (longest wait, default 30,000). A call that cannot wait
    * is shed: it fails with `RateLimitedError` (category `rate_limited`) and never reaches the
-   * provider.
+   * provider. `shared: redis(url)` (from `keel/redis`) keeps the buckets on Redis for the fleet.
    */
-  limits?: Readonly<Record<string, LimitSpec>>;
+  limits?: LimitsConfig;
   /** Defaults for breakers by name; an agent's own `breaker` fields override them. */
   breakers?: Record<string, Omit<BreakerConfig, 'name'>>;
   /** XState inspection observer (e.g. `createBrowserInspector().inspect` or `@statelyai/inspect`'s WebSocket inspector). */
@@ -192,9 +192,17 @@ const configSchema = z.strictObject({
   pricing: z.record(z.string(), z.unknown()).optional(),
   breakers: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   limits: z
-    .record(z.string(), limitSpecSchema, {
-      error: "must be an object of limits by key, e.g. { 'openai:gpt-4': { rpm: 600 } }",
-    })
+    .object(
+      {
+        shared: z
+          .custom((v) => isLimitsBackend(v), {
+            error: "must be a shared limits backend, e.g. redis('redis://127.0.0.1:6379') from 'keel/redis'",
+          })
+          .optional(),
+      },
+      { error: "must be an object of limits by key, e.g. { 'openai:gpt-4': { rpm: 600 } }" },
+    )
+    .catchall(limitSpecSchema)
     .refine((limits) => !Object.hasOwn(limits, ''), {
       error: 'has an empty key; a key names a model, e.g. "openai:gpt-4" (provider:model) or "gpt-4"',
     })
@@ -318,5 +326,6 @@ export function assertConfigNamesHaveNoPii(config: RuntimeConfig, redactor: Reda
   for (const k of Object.keys(config.monitor?.weeklyVolume ?? {}))
     assertNameHasNoPii('monitor.weeklyVolume', k, redactor);
   for (const k of Object.keys(config.breakers ?? {})) assertNameHasNoPii('breakers', k, redactor);
-  for (const k of Object.keys(config.limits ?? {})) assertNameHasNoPii('limits', k, redactor);
+  for (const k of Object.keys(config.limits ?? {}))
+    if (k !== 'shared') assertNameHasNoPii('limits', k, redactor);
 }

@@ -25,7 +25,8 @@ import { openSqliteStore } from '../eventlog/sqlite.js';
 import { withEvents, type EventStore } from '../eventlog/store.js';
 import type { Services } from '../supervisor/scope.js';
 import { createBulkheads, type Bulkheads } from '../limits/bulkheads.js';
-import { createLimiter, type Limiter } from '../limits/limiter.js';
+import { openLimits } from '../limits/backend.js';
+import type { Limiter } from '../limits/limiter.js';
 import type { BreakerRegistry } from './breakers.js';
 import type { RuntimeConfig } from './config.js';
 import type { Folds } from './fan-out.js';
@@ -256,14 +257,27 @@ export function openBudgets(
 }
 
 /**
- * Provider rate limits (`config.limits`), or none when no key has limits (then calls skip the
- * limiter entirely). Closing sheds the calls still waiting (`closed`).
+ * Provider rate limits (`config.limits`): in the process, or on `limits.shared` (Redis) for the
+ * fleet; none when no key has limits (then calls skip the limiter entirely). Closing sheds the
+ * calls still waiting (`closed`), waits for a shared limiter's writes and closes its connection.
  */
-export function openLimiter(config: RuntimeConfig, clock: Clock): Part<Limiter | undefined> {
-  if (config.limits === undefined || Object.keys(config.limits).length === 0)
-    return { part: undefined, close: () => undefined };
-  const limiter = createLimiter({ clock, limits: config.limits });
-  return { part: limiter, close: () => limiter.close() };
+export function openLimiter(
+  config: RuntimeConfig,
+  clock: Clock,
+  onError: (error: Error) => void,
+): Part<{ limiter: Limiter | undefined; ready: Promise<void> | undefined }> {
+  const limits = config.limits;
+  if (limits === undefined || Object.keys(limits).every((k) => k === 'shared')) {
+    if (limits?.shared !== undefined) void limits.shared.close();
+    return { part: { limiter: undefined, ready: undefined }, close: () => undefined };
+  }
+  const opened = openLimits(limits, { clock, onError });
+  let ready: Promise<void> | undefined;
+  if (opened.backend !== undefined) {
+    ready = opened.ready();
+    ready.catch(onError);
+  }
+  return { part: { limiter: opened.limiter, ready }, close: () => opened.close() };
 }
 
 /** Per-agent bulkheads (`agent({ concurrency })`), made on each agent's first call. */

@@ -97,6 +97,9 @@ describe('limits config', () => {
     expect(bad({ 'gpt-4': { maxQueueMs: -1 } })).toMatch(/limits\.gpt-4\.maxQueueMs/);
     expect(bad({ 'gpt-4': { rpmm: 5 } })).toMatch(/"rpmm".*rpm, tpm, concurrency, maxQueue and maxQueueMs/);
     expect(bad({ 'gpt-4': 600 })).toMatch(/limits\.gpt-4.*\{ rpm\?, tpm\?/);
+    expect(bad({ shared: 'redis://127.0.0.1:6379', 'gpt-4': { rpm: 1 } })).toMatch(
+      /limits\.shared.*redis\('redis:\/\/127\.0\.0\.1:6379'\) from 'keel\/redis'/,
+    );
     expect(bad([1])).toMatch(/^.*limits.*object of limits by key/);
     expect(bad({ '': { rpm: 1 } })).toMatch(/"limits".*empty key.*"openai:gpt-4" \(provider:model\)/);
   });
