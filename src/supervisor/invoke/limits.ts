@@ -29,16 +29,23 @@ export function limitKeyOf(call: CallState): string | undefined {
  * that timed out or reported nothing may still have been billed).
  */
 export function releaseLimits(call: CallState, usage?: Usage): void {
-  const limit = call.limit;
-  if (limit !== undefined) {
-    call.limit = undefined;
-    limit.release(usage !== undefined ? usage.inputTokens + usage.outputTokens : undefined);
-  }
+  settleLimit(call, usage);
   const bulkhead = call.bulkhead;
   if (bulkhead !== undefined) {
     call.bulkhead = undefined;
     bulkhead.release();
   }
+}
+
+/**
+ * Gives back the rate-limit permit of the call's current model call only (a tool loop's turn ends;
+ * the attempt keeps its bulkhead slot), settling its tokens to `usage` as {@link releaseLimits} does.
+ */
+export function settleLimit(call: CallState, usage?: Usage): void {
+  const limit = call.limit;
+  if (limit === undefined) return;
+  call.limit = undefined;
+  limit.release(usage !== undefined ? usage.inputTokens + usage.outputTokens : undefined);
 }
 
 /**

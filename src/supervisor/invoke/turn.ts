@@ -1,8 +1,10 @@
 /**
  * Turn step: one model turn of a multi-turn attempt (a tool loop), metered like a call of its own.
  * Before the turn: the agent's breaker permit, the turn's budget reservation (`cost.reserved` with
- * `step`) and the write-ahead wait for the log; the attempt's first turn uses what admission took
- * for the attempt. After it: the turn is charged what it reported (`cost.incurred` with `step`,
+ * `step`), the rate limit's permit for the turn's model (`config.limits`; a shed turn ends the loop
+ * with `rate_limited`) and the write-ahead wait for the log; the attempt's first turn uses what
+ * admission took for the attempt, and each turn settles its rate-limit tokens to what it reported.
+ * The attempt's bulkhead slot is held across all its turns. After it: the turn is charged what it reported (`cost.incurred` with `step`,
  * `budget.overrun` above its reservation) and its permit settled (a failed turn counts against the
  * breaker). An attempt that metered its turns is not charged again when it ends (see the outcome
  * step): its usage is the sum of its turns.
@@ -14,8 +16,9 @@ import { AgentError, isUsage, type ModelTurn, type TurnAnswer, type TurnOptions 
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
+import { limitKeyOf, pauseLimit, settleLimit } from './limits.js';
 import type { AttemptSignal, CallState } from './types.js';
-import { DEFAULT_ESTIMATE, ZERO_USAGE, safeMessage } from './types.js';
+import { DEFAULT_ESTIMATE, ZERO_USAGE, isPromise, safeMessage } from './types.js';
 
 /** The attempt ended (timed out, cancelled) while a turn was being admitted. */
 class AttemptEndedError extends AgentError {
@@ -142,6 +145,7 @@ async function admitTurn(
       },
     });
   }
+  await limitTurn(call, usage, signal);
   // Write-ahead: the turn is made once its reservation is committed.
   const committed = call.estimate > 0 ? ctx.scope.committed?.() : undefined;
   if (committed === undefined) return;
@@ -183,7 +187,50 @@ function reservationUsd(call: CallState, usage: Usage): number {
   return services.learned.reserveUsd(agent.name, call.model, usd);
 }
 
+/**
+ * The rate limit of the turn's model (after a downgrade, the cheaper one's key): waits for a permit
+ * like admission does; a shed turn is recorded (`ratelimit.shed`) and ends the loop with
+ * `RateLimitedError`, giving back the turn's breaker permit and reservation.
+ */
+async function limitTurn(call: CallState, usage: Usage, signal: AttemptSignal): Promise<void> {
+  const { scope, path } = call.ctx;
+  const limiter = scope.services.limiter;
+  const key = limiter === undefined || scope.replay ? undefined : limitKeyOf(call);
+  call.limitKey = key;
+  if (key === undefined || limiter === undefined) return;
+  const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
+  const t = call.now();
+  const answer = limiter.acquire({ key, tokens: usage.inputTokens + usage.outputTokens, ...tenant });
+  const r = isPromise(answer) ? await answer : answer;
+  const waitedMs = isPromise(answer) ? call.now() - t : 0;
+  if (signal.reason !== undefined) {
+    if (r.ok) r.permit.release(0);
+    releaseHolds(call);
+    throw new AttemptEndedError(signal.reason);
+  }
+  if (!r.ok) {
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.shed',
+      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
+    });
+    releaseHolds(call);
+    throw r.error;
+  }
+  call.limit = r.permit;
+  if (waitedMs > 0)
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.waited',
+      payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
+    });
+}
+
 function releaseHolds(call: CallState): void {
+  // A turn refused before it was made: its rate-limit tokens come back whole.
+  settleLimit(call, ZERO_USAGE);
   call.permit?.release();
   call.permit = undefined;
   call.reservation?.release();
@@ -204,6 +251,7 @@ function turnAnswered(call: CallState, attempt: number, answer: TurnAnswer): voi
   call.turnCalling = false;
   call.permit?.success();
   call.permit = undefined;
+  settleLimit(call, isUsage(reported) ? reported : undefined);
   const name = call.agent.name;
   if (reported === undefined) {
     cost.chargeEstimate(call, attempt, model);
@@ -231,6 +279,9 @@ function turnFailed(call: CallState, attempt: number, e: unknown): void {
   try {
     const f = classifyError(e, call.now());
     category = f.category;
+    // A 429 with retry-after pauses the key for every caller, as for a single call.
+    if (f.category === 'rate_limited' && f.retryAfterMs !== undefined) pauseLimit(call, f.retryAfterMs);
+    settleLimit(call, f.usage === undefined ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
     if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
     else if (!isUsage(f.usage)) cost.chargeEstimate(call, attempt);
     else cost.charge(call, attempt, f.usage, call.model);
