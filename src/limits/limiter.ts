@@ -17,15 +17,10 @@
  * calls wait. {@link Limiter.close} sheds every waiting call and clears them.
  */
 import type { Clock } from '../core/clock.js';
-import { ConfigError, KeelError } from '../core/errors.js';
-import {
-  bucketShape,
-  DEFAULT_MAX_QUEUE,
-  DEFAULT_MAX_QUEUE_MS,
-  FairQueue,
-  FREE_RESULT,
-  KeyTimer,
-} from './queue.js';
+import { ConfigError } from '../core/errors.js';
+import { RateLimitedError } from './errors.js';
+import { bucketShape, FREE_RESULT } from './queue.js';
+import { QueuedKey } from './queued-key.js';
 
 /** Limits of one provider/model key. Every field is optional; an absent one does not limit. */
 export interface LimitSpec {
@@ -111,23 +106,7 @@ export interface Limiter {
   close(): void;
 }
 
-/** A call shed by a rate limit: it never reached the provider. Category `rate_limited`. */
-export class RateLimitedError extends KeelError {
-  readonly category = 'rate_limited' as const;
-  constructor(
-    readonly key: string,
-    readonly reason: ShedReason,
-    readonly tenant: string | undefined,
-    detail: string,
-  ) {
-    super('RATE_LIMITED', `rate limit "${key}": call shed before reaching the provider (${detail})`);
-  }
-}
-
-/** True when `e` is a {@link RateLimitedError}. */
-export function isRateLimitedError(e: unknown): e is RateLimitedError {
-  return e instanceof KeelError && e.code === 'RATE_LIMITED';
-}
+export { RateLimitedError, isRateLimitedError } from './errors.js';
 
 /** A refilling bucket; `level` may go negative (borrowed tokens, settled charges). */
 interface Bucket {
@@ -157,36 +136,26 @@ function waitFor(b: Bucket, need: number): number {
 }
 
 /** One key's state. */
-class KeyLimiter {
+class KeyLimiter extends QueuedKey {
   readonly requests: Bucket | undefined;
   readonly tokenBucket: Bucket | undefined;
   readonly concurrency: number;
-  readonly maxQueue: number;
-  readonly maxQueueMs: number;
   inFlight = 0;
-  started = 0;
-  waitedCount = 0;
-  shedCount = 0;
-  pausedUntil = 0;
-  private readonly queue = new FairQueue();
-  private readonly timer: KeyTimer;
 
   constructor(
-    readonly key: string,
+    key: string,
     spec: LimitSpec,
     private readonly owner: LimiterImpl,
   ) {
+    super(key, spec, owner);
     const now = owner.clock.now();
     this.requests = spec.rpm !== undefined ? bucketOf(spec.rpm, now) : undefined;
     this.tokenBucket = spec.tpm !== undefined ? bucketOf(spec.tpm, now) : undefined;
     this.concurrency = spec.concurrency ?? Infinity;
-    this.maxQueue = spec.maxQueue ?? DEFAULT_MAX_QUEUE;
-    this.maxQueueMs = spec.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
-    this.timer = new KeyTimer(owner.clock, () => this.pump());
   }
 
-  get queued(): number {
-    return this.queue.size;
+  protected onTimer(): void {
+    this.pump();
   }
 
   acquire(tokens: number, tenant: string | undefined): AcquireResult | Promise<AcquireResult> {
@@ -262,43 +231,6 @@ class KeyLimiter {
       w.resolve({ ok: true, permit });
     }
     this.timer.arm(Math.min(next, this.queue.deadlineIn(now, this.maxQueueMs)), now);
-  }
-
-  /** Sheds waiters whose `maxQueueMs` passed. */
-  private expire(now: number): void {
-    for (
-      let w = this.queue.expireOne(now, this.maxQueueMs);
-      w;
-      w = this.queue.expireOne(now, this.maxQueueMs)
-    ) {
-      w.resolve(
-        this.shedResult(
-          w.tenant,
-          now - w.enqueuedAt,
-          'queue_timeout',
-          `waited ${now - w.enqueuedAt} ms (maxQueueMs ${this.maxQueueMs})`,
-        ),
-      );
-    }
-  }
-
-  shedResult(
-    tenant: string | undefined,
-    waitedMs: number,
-    reason: ShedReason,
-    detail: string,
-  ): AcquireResult {
-    this.shedCount++;
-    this.owner.emit({ type: 'shed', key: this.key, tenant, waitedMs, reason });
-    return { ok: false, error: new RateLimitedError(this.key, reason, tenant, detail) };
-  }
-
-  close(): void {
-    this.timer.clear();
-    const now = this.owner.clock.now();
-    for (let w = this.queue.removeOldest(); w !== undefined; w = this.queue.removeOldest()) {
-      w.resolve(this.shedResult(w.tenant, now - w.enqueuedAt, 'closed', 'the runtime closed'));
-    }
   }
 
   pause(ms: number): void {

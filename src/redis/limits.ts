@@ -45,24 +45,15 @@ import { ConfigError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
 import { RateLimitsUnavailableError, type LimitsBackendDeps, type SharedLimiter } from '../limits/backend.js';
 import {
-  RateLimitedError,
   type AcquireRequest,
   type AcquireResult,
   type LimitPermit,
   type LimitSpec,
   type LimiterEvent,
   type LimiterStats,
-  type ShedReason,
 } from '../limits/limiter.js';
-import {
-  bucketShape,
-  DEFAULT_MAX_QUEUE,
-  DEFAULT_MAX_QUEUE_MS,
-  FairQueue,
-  FREE_RESULT,
-  KeyTimer,
-  type Waiter,
-} from '../limits/queue.js';
+import { bucketShape, FREE_RESULT, type Waiter } from '../limits/queue.js';
+import { QueuedKey } from '../limits/queued-key.js';
 import type { RedisConnection } from './connection.js';
 
 /** How rate limits shared on Redis behave. */
@@ -261,37 +252,31 @@ interface Settings {
 }
 
 /** One key's shared buckets, seen from this process. */
-class RedisKey {
+class RedisKey extends QueuedKey {
   readonly state: string;
   readonly slots: string;
   readonly leases: string;
   /** Script args of the buckets: request burst, rate, token burst, rate, concurrency (0 = none). */
   readonly shape: [number, number, number, number, number];
   readonly concurrency: number;
-  readonly maxQueue: number;
-  readonly maxQueueMs: number;
   /** This process's calls in flight (guarded or not). */
   inFlight = 0;
   /** This process's calls holding a slot in Redis. */
   held = 0;
-  started = 0;
-  waitedCount = 0;
-  shedCount = 0;
-  /** This process's view of the pause end (its clock), from its own pauses and script replies. */
-  pausedUntil = 0;
+  // pausedUntil (QueuedKey): this process's view of the pause end (its clock), from its own pauses
+  // and script replies.
   /** A script for the head is in flight. */
   private busy = false;
   /** Counts refusals, so a start knows whether its call was held back (then it "waited"). */
   private refusals = 0;
   private readonly marks = new WeakMap<Waiter, number>();
-  private readonly queue = new FairQueue();
-  private readonly timer: KeyTimer;
 
   constructor(
-    readonly key: string,
+    key: string,
     spec: LimitSpec,
     private readonly owner: RedisLimiter,
   ) {
+    super(key, spec, owner);
     this.state = owner.connection.key('limits', 'state', key);
     this.slots = owner.connection.key('limits', 'slots', key);
     this.leases = owner.connection.key('limits', 'leases', key);
@@ -300,13 +285,10 @@ class RedisKey {
     const t = spec.tpm !== undefined ? bucketShape(spec.tpm, minute) : { burst: 0, rate: 0 };
     this.concurrency = spec.concurrency ?? 0;
     this.shape = [r.burst, r.rate, t.burst, t.rate, this.concurrency];
-    this.maxQueue = spec.maxQueue ?? DEFAULT_MAX_QUEUE;
-    this.maxQueueMs = spec.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
-    this.timer = new KeyTimer(owner.clock, () => this.pump(true));
   }
 
-  get queued(): number {
-    return this.queue.size;
+  protected onTimer(): void {
+    this.pump(true);
   }
 
   get hasTokens(): boolean {
@@ -466,35 +448,6 @@ class RedisKey {
     );
   }
 
-  /** Sheds waiters whose `maxQueueMs` passed. */
-  private expire(now: number): void {
-    for (
-      let w = this.queue.expireOne(now, this.maxQueueMs);
-      w;
-      w = this.queue.expireOne(now, this.maxQueueMs)
-    ) {
-      w.resolve(
-        this.shedResult(
-          w.tenant,
-          now - w.enqueuedAt,
-          'queue_timeout',
-          `waited ${now - w.enqueuedAt} ms (maxQueueMs ${this.maxQueueMs})`,
-        ),
-      );
-    }
-  }
-
-  shedResult(
-    tenant: string | undefined,
-    waitedMs: number,
-    reason: ShedReason,
-    detail: string,
-  ): AcquireResult {
-    this.shedCount++;
-    this.owner.emit({ type: 'shed', key: this.key, tenant, waitedMs, reason });
-    return { ok: false, error: new RateLimitedError(this.key, reason, tenant, detail) };
-  }
-
   pause(ms: number): void {
     const now = this.owner.clock.now();
     this.pausedUntil = Math.max(this.pausedUntil, now + ms);
@@ -505,14 +458,6 @@ class RedisKey {
   /** The holder's exact count of slots here, or -1 while an acquire script is in flight. */
   renewCount(): number {
     return this.busy ? -1 : this.held;
-  }
-
-  close(): void {
-    this.timer.clear();
-    const now = this.owner.clock.now();
-    for (let w = this.queue.removeOldest(); w !== undefined; w = this.queue.removeOldest()) {
-      w.resolve(this.shedResult(w.tenant, now - w.enqueuedAt, 'closed', 'the runtime closed'));
-    }
   }
 }
 

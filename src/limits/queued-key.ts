@@ -1,0 +1,86 @@
+/**
+ * What the in-process limiter's keys (`createLimiter`) and the Redis-shared ones (`keel/redis`)
+ * have in common: the key's queue limits and counters, its fair wait queue and timer, and how a
+ * waiting call is shed (past `maxQueueMs`, or when the limiter closes). Each subclass decides how
+ * its head may start (a local bucket, or a Lua script on Redis).
+ */
+import type { Clock } from '../core/clock.js';
+import { RateLimitedError } from './errors.js';
+import type { AcquireResult, LimiterEvent, LimitSpec, ShedReason } from './limiter.js';
+import { DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_MS, FairQueue, KeyTimer } from './queue.js';
+
+/** What a key needs of its limiter: the clock and where its events go. */
+export interface KeyOwner {
+  readonly clock: Clock;
+  emit(event: LimiterEvent): void;
+}
+
+/** One rate-limit key's queue, counters and shedding. */
+export abstract class QueuedKey {
+  readonly maxQueue: number;
+  readonly maxQueueMs: number;
+  started = 0;
+  waitedCount = 0;
+  shedCount = 0;
+  /** When the key's pause ends, by the owner's clock (0: not paused). */
+  pausedUntil = 0;
+  protected readonly queue = new FairQueue();
+  protected readonly timer: KeyTimer;
+
+  constructor(
+    readonly key: string,
+    spec: LimitSpec,
+    protected readonly base: KeyOwner,
+  ) {
+    this.maxQueue = spec.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.maxQueueMs = spec.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
+    this.timer = new KeyTimer(base.clock, () => this.onTimer());
+  }
+
+  /** The key's timer fired: look at the queue again. */
+  protected abstract onTimer(): void;
+
+  get queued(): number {
+    return this.queue.size;
+  }
+
+  /** Counts and reports a shed call; the answer its `acquire` gives. */
+  shedResult(
+    tenant: string | undefined,
+    waitedMs: number,
+    reason: ShedReason,
+    detail: string,
+  ): AcquireResult {
+    this.shedCount++;
+    this.base.emit({ type: 'shed', key: this.key, tenant, waitedMs, reason });
+    return { ok: false, error: new RateLimitedError(this.key, reason, tenant, detail) };
+  }
+
+  /** Sheds waiters whose `maxQueueMs` passed. */
+  protected expire(now: number): void {
+    for (
+      let w = this.queue.expireOne(now, this.maxQueueMs);
+      w;
+      w = this.queue.expireOne(now, this.maxQueueMs)
+    ) {
+      const waited = now - w.enqueuedAt;
+      w.resolve(
+        this.shedResult(
+          w.tenant,
+          waited,
+          'queue_timeout',
+          `waited ${waited} ms (maxQueueMs ${this.maxQueueMs})`,
+        ),
+      );
+    }
+  }
+
+  /** Sheds every waiting call (`closed`) and clears the timer. */
+  close(): void {
+    this.timer.clear();
+    const now = this.base.clock.now();
+    for (let w = this.queue.removeOldest(); w !== undefined; w = this.queue.removeOldest()) {
+      w.resolve(this.shedResult(w.tenant, now - w.enqueuedAt, 'closed', 'the runtime closed'));
+    }
+  }
+}
