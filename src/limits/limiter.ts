@@ -20,7 +20,7 @@ import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { RateLimitedError } from './errors.js';
 import { bucketShape, FREE_RESULT } from './queue.js';
-import { QueuedKey } from './queued-key.js';
+import { IDLE_STATS, QueuedKey } from './queued-key.js';
 
 /** Limits of one provider/model key. Every field is optional; an absent one does not limit. */
 export interface LimitSpec {
@@ -140,7 +140,6 @@ class KeyLimiter extends QueuedKey {
   readonly requests: Bucket | undefined;
   readonly tokenBucket: Bucket | undefined;
   readonly concurrency: number;
-  inFlight = 0;
 
   constructor(
     key: string,
@@ -275,17 +274,7 @@ class LimiterImpl implements Limiter {
   }
 
   stats(key: string): LimiterStats {
-    const k = this.keys.get(key);
-    if (k === undefined)
-      return { inFlight: 0, queued: 0, started: 0, waited: 0, shed: 0, pausedUntil: undefined };
-    return {
-      inFlight: k.inFlight,
-      queued: k.queued,
-      started: k.started,
-      waited: k.waitedCount,
-      shed: k.shedCount,
-      pausedUntil: k.pausedUntil > this.clock.now() ? k.pausedUntil : undefined,
-    };
+    return this.keys.get(key)?.stats(this.clock.now()) ?? IDLE_STATS;
   }
 
   close(): void {

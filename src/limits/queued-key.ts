@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { RateLimitedError } from './errors.js';
-import type { AcquireResult, LimiterEvent, LimitSpec, ShedReason } from './limiter.js';
+import type { AcquireResult, LimiterEvent, LimiterStats, LimitSpec, ShedReason } from './limiter.js';
 import { DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_MS, FairQueue, KeyTimer } from './queue.js';
 
 /** What a key needs of its limiter: the clock and where its events go. */
@@ -15,10 +15,22 @@ export interface KeyOwner {
   emit(event: LimiterEvent): void;
 }
 
+/** The counters of a key nobody has limits for. */
+export const IDLE_STATS: LimiterStats = Object.freeze({
+  inFlight: 0,
+  queued: 0,
+  started: 0,
+  waited: 0,
+  shed: 0,
+  pausedUntil: undefined,
+});
+
 /** One rate-limit key's queue, counters and shedding. */
 export abstract class QueuedKey {
   readonly maxQueue: number;
   readonly maxQueueMs: number;
+  /** This process's calls of the key in flight. */
+  inFlight = 0;
   started = 0;
   waitedCount = 0;
   shedCount = 0;
@@ -42,6 +54,17 @@ export abstract class QueuedKey {
 
   get queued(): number {
     return this.queue.size;
+  }
+
+  stats(now: number): LimiterStats {
+    return {
+      inFlight: this.inFlight,
+      queued: this.queue.size,
+      started: this.started,
+      waited: this.waitedCount,
+      shed: this.shedCount,
+      pausedUntil: this.pausedUntil > now ? this.pausedUntil : undefined,
+    };
   }
 
   /** Counts and reports a shed call; the answer its `acquire` gives. */

@@ -53,7 +53,7 @@ import {
   type LimiterStats,
 } from '../limits/limiter.js';
 import { bucketShape, FREE_RESULT, type Waiter } from '../limits/queue.js';
-import { QueuedKey } from '../limits/queued-key.js';
+import { IDLE_STATS, QueuedKey } from '../limits/queued-key.js';
 import type { RedisConnection } from './connection.js';
 
 /** How rate limits shared on Redis behave. */
@@ -259,8 +259,6 @@ class RedisKey extends QueuedKey {
   /** Script args of the buckets: request burst, rate, token burst, rate, concurrency (0 = none). */
   readonly shape: [number, number, number, number, number];
   readonly concurrency: number;
-  /** This process's calls in flight (guarded or not). */
-  inFlight = 0;
   /** This process's calls holding a slot in Redis. */
   held = 0;
   // pausedUntil (QueuedKey): this process's view of the pause end (its clock), from its own pauses
@@ -509,17 +507,7 @@ class RedisLimiter implements SharedLimiter {
   }
 
   stats(key: string): LimiterStats {
-    const k = this.keys.get(key);
-    if (k === undefined)
-      return { inFlight: 0, queued: 0, started: 0, waited: 0, shed: 0, pausedUntil: undefined };
-    return {
-      inFlight: k.inFlight,
-      queued: k.queued,
-      started: k.started,
-      waited: k.waitedCount,
-      shed: k.shedCount,
-      pausedUntil: k.pausedUntil > this.clock.now() ? k.pausedUntil : undefined,
-    };
+    return this.keys.get(key)?.stats(this.clock.now()) ?? IDLE_STATS;
   }
 
   async ready(): Promise<void> {
