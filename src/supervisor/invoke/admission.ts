@@ -16,7 +16,7 @@ import type { BulkheadResult } from '../../limits/bulkheads.js';
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
-import { limitKeyOf, releaseLimits } from './limits.js';
+import { applyLimit, limitKeyOf, releaseLimits } from './limits.js';
 import { refuseIfRecorded } from './replay.js';
 import type { AdmissionStep, CallState } from './types.js';
 import { DEFAULT_ESTIMATE, PASS, ZERO_USAGE, describeValue, isPromise, safeMessage } from './types.js';
@@ -200,28 +200,10 @@ function limit(call: CallState, usage: Usage): void {
 
 /** Applies the limiter's answer after `waitedMs`; false when it shed the call (recorded, the machine told). */
 function limited(call: CallState, key: string, r: AcquireResult, waitedMs: number): boolean {
-  const { scope, path } = call.ctx;
-  const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
-  if (!r.ok) {
-    call.emit({
-      ts: call.now(),
-      workflowId: scope.workflowId,
-      type: 'ratelimit.shed',
-      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
-    });
-    refuse(call, 'rate_limited', r.error.message, r.error);
-    return false;
-  }
-  call.limit = r.permit;
-  if (waitedMs > 0) {
-    call.emit({
-      ts: call.now(),
-      workflowId: scope.workflowId,
-      type: 'ratelimit.waited',
-      payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
-    });
-  }
-  return true;
+  const shed = applyLimit(call, key, r, waitedMs);
+  if (shed === undefined) return true;
+  refuse(call, 'rate_limited', shed.message, shed);
+  return false;
 }
 
 /**

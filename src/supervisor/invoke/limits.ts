@@ -5,6 +5,7 @@
  * {@link releaseLimits}, settling the token reservation to the usage the provider reported.
  */
 import type { Usage } from '../../eventlog/events.js';
+import type { AcquireResult, RateLimitedError } from '../../limits/limiter.js';
 import type { CallState } from './types.js';
 
 /**
@@ -55,4 +56,37 @@ export function settleLimit(call: CallState, usage?: Usage): void {
 export function pauseLimit(call: CallState, retryAfterMs: number): void {
   const key = call.limitKey;
   if (key !== undefined) call.ctx.scope.services.limiter?.pause(key, retryAfterMs);
+}
+
+/**
+ * Applies the limiter's answer for the call's next model call after `waitedMs`: a permit is held
+ * on the call (`ratelimit.waited` recorded when it waited); a shed call is recorded
+ * (`ratelimit.shed`) and its error returned for the caller to refuse with.
+ */
+export function applyLimit(
+  call: CallState,
+  key: string,
+  r: AcquireResult,
+  waitedMs: number,
+): RateLimitedError | undefined {
+  const { scope, path } = call.ctx;
+  const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
+  if (!r.ok) {
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.shed',
+      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
+    });
+    return r.error;
+  }
+  call.limit = r.permit;
+  if (waitedMs > 0)
+    call.emit({
+      ts: call.now(),
+      workflowId: scope.workflowId,
+      type: 'ratelimit.waited',
+      payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
+    });
+  return undefined;
 }

@@ -16,7 +16,7 @@ import { AgentError, isUsage, type ModelTurn, type TurnAnswer, type TurnOptions 
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
-import { limitKeyOf, pauseLimit, settleLimit } from './limits.js';
+import { applyLimit, limitKeyOf, pauseLimit, settleLimit } from './limits.js';
 import type { AttemptSignal, CallState } from './types.js';
 import { DEFAULT_ESTIMATE, ZERO_USAGE, isPromise, safeMessage } from './types.js';
 
@@ -193,7 +193,7 @@ function reservationUsd(call: CallState, usage: Usage): number {
  * `RateLimitedError`, giving back the turn's breaker permit and reservation.
  */
 async function limitTurn(call: CallState, usage: Usage, signal: AttemptSignal): Promise<void> {
-  const { scope, path } = call.ctx;
+  const { scope } = call.ctx;
   const limiter = scope.services.limiter;
   const key = limiter === undefined || scope.replay ? undefined : limitKeyOf(call);
   call.limitKey = key;
@@ -208,24 +208,11 @@ async function limitTurn(call: CallState, usage: Usage, signal: AttemptSignal): 
     releaseHolds(call);
     throw new AttemptEndedError(signal.reason);
   }
-  if (!r.ok) {
-    call.emit({
-      ts: call.now(),
-      workflowId: scope.workflowId,
-      type: 'ratelimit.shed',
-      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
-    });
+  const shed = applyLimit(call, key, r, waitedMs);
+  if (shed !== undefined) {
     releaseHolds(call);
-    throw r.error;
+    throw shed;
   }
-  call.limit = r.permit;
-  if (waitedMs > 0)
-    call.emit({
-      ts: call.now(),
-      workflowId: scope.workflowId,
-      type: 'ratelimit.waited',
-      payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
-    });
 }
 
 function releaseHolds(call: CallState): void {
