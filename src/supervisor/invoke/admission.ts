@@ -237,14 +237,32 @@ function reservationUsd(call: CallState, usage: Usage): number {
 
 /** Applies a budget's answer for attempt `attempt`; false when it refused (the machine was told). */
 function admitted(call: CallState, r: ReserveLikeResult, t: number, attempt: number): boolean {
-  const { agent, ctx } = call;
+  const { agent } = call;
   if (!r.ok) {
     refuse(call, 'budget_exceeded', r.error.message, r.error);
     return false;
   }
+  holdReservation(call, r, t, agent.model, attempt);
+  return true;
+}
+
+/**
+ * Holds a budget's reservation for the call's next model call (an attempt, or a tool loop's turn
+ * `step`): a downgrade from `fromModel` is recorded (`budget.downgraded`) and switches the call's
+ * model; then `cost.reserved`, which the write-ahead wait makes durable before the call.
+ */
+export function holdReservation(
+  call: CallState,
+  r: Extract<ReserveLikeResult, { ok: true }>,
+  t: number,
+  fromModel: string,
+  attempt: number,
+  step?: number,
+): void {
+  const { agent, ctx } = call;
   call.reservation = r.reservation;
   if (r.estimateUsd !== undefined) call.estimate = r.estimateUsd;
-  if (r.model !== agent.model) {
+  if (r.model !== fromModel) {
     call.emit({
       ts: t,
       workflowId: ctx.scope.workflowId,
@@ -252,7 +270,7 @@ function admitted(call: CallState, r: ReserveLikeResult, t: number, attempt: num
       payload: {
         path: ctx.path,
         agent: agent.name,
-        fromModel: agent.model,
+        fromModel,
         toModel: r.model,
         scope: r.downgradeScope ?? 'global',
       },
@@ -270,9 +288,9 @@ function admitted(call: CallState, r: ReserveLikeResult, t: number, attempt: num
       taskType: agent.taskType,
       estimateUsd: call.estimate,
       attempt,
+      ...(step !== undefined ? { step } : {}),
     },
   });
-  return true;
 }
 
 /**

@@ -16,6 +16,7 @@ import { AgentError, isUsage, type ModelTurn, type TurnAnswer, type TurnOptions 
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
+import { holdReservation } from './admission.js';
 import { applyLimit, limitKeyOf, pauseLimit, settleLimit } from './limits.js';
 import type { AttemptSignal, CallState } from './types.js';
 import { DEFAULT_ESTIMATE, ZERO_USAGE, isPromise, safeMessage } from './types.js';
@@ -112,38 +113,7 @@ async function admitTurn(
       releaseHolds(call);
       throw r.error;
     }
-    call.reservation = r.reservation;
-    if (r.estimateUsd !== undefined) call.estimate = r.estimateUsd;
-    const t = call.now();
-    if (r.model !== call.model) {
-      call.emit({
-        ts: t,
-        workflowId: ctx.scope.workflowId,
-        type: 'budget.downgraded',
-        payload: {
-          path: ctx.path,
-          agent: agent.name,
-          fromModel: call.model,
-          toModel: r.model,
-          scope: r.downgradeScope ?? 'global',
-        },
-      });
-      call.model = r.model;
-    }
-    call.emit({
-      ts: t,
-      workflowId: ctx.scope.workflowId,
-      type: 'cost.reserved',
-      payload: {
-        path: ctx.path,
-        agent: agent.name,
-        model: call.model,
-        taskType: agent.taskType,
-        estimateUsd: call.estimate,
-        attempt,
-        step,
-      },
-    });
+    holdReservation(call, r, call.now(), call.model, attempt, step);
   }
   await limitTurn(call, usage, signal);
   // Write-ahead: the turn is made once its reservation is committed.
