@@ -145,12 +145,11 @@ const updateHeads = (s: string): string =>
 const insertRows = (s: string, rows: number): string => {
   const values: string[] = [];
   for (let r = 0; r < rows; r++) {
-    const o = r * 9;
-    values.push(
-      `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8}, $${o + 9})`,
-    );
+    const o = r * 8;
+    values.push(`($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8})`);
   }
-  return `INSERT INTO "${s}".events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES ${values.join(', ')}`;
+  // Schema 2: the hash as 32 raw bytes, no prev_hash column (it is the previous row's hash).
+  return `INSERT INTO "${s}".events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES ${values.join(', ')}`;
 };
 
 /**
@@ -209,7 +208,7 @@ export async function rawAppend(
             operational = digest;
             operationalSeq = seq;
           }
-          args.push(seq, e.ts, e.workflowId, e.type, v, cls, json, prev, digest);
+          args.push(seq, e.ts, e.workflowId, e.type, v, cls, json, Buffer.from(digest, 'hex'));
         }
         await client.query({ name: `raw_insert_${eventsPerAppend}`, text: insertSql, values: args });
         // A class without events in this append keeps its head seq: read it back in the UPDATE.

@@ -63,7 +63,7 @@ describePostgres('Postgres commit path', () => {
     await client.connect();
     try {
       await client.query(
-        `INSERT INTO keel.events SELECT 4, ts, 'copied', type, v, class, payload, hash, hash FROM keel.events WHERE seq = 3`,
+        `INSERT INTO keel.events SELECT 4, ts, 'copied', type, v, class, payload, hash FROM keel.events WHERE seq = 3`,
       );
     } finally {
       await client.end();

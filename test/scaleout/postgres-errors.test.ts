@@ -14,6 +14,7 @@ import {
 } from '../../src/eventlog/errors.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore, postgres, type PostgresEventStore } from '../../src/eventlog/postgres.js';
+import { PG_SCHEMA_VERSION } from '../../src/eventlog/postgres-schema.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 const stores: PostgresEventStore[] = [];
@@ -196,7 +197,7 @@ describePostgres('Postgres store errors', () => {
       .catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(SchemaVersionError);
-    expect(error).toMatchObject({ found: 99, supported: 1 });
+    expect(error).toMatchObject({ found: 99, supported: PG_SCHEMA_VERSION });
   });
 
   it('keeps separate logs in separate schemas of one database, created concurrently', async () => {
