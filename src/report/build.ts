@@ -31,7 +31,7 @@ import {
 } from '../monitor/latency-projection.js';
 import { createRcaFold, type FailureBreakdown } from '../monitor/rca.js';
 import { LogHistogram } from './histogram.js';
-import { PercentileFold } from './percentiles.js';
+import { PercentileFold } from '../monitor/percentiles.js';
 import type {
   AlertSection,
   BreakerChange,
@@ -53,7 +53,7 @@ import type {
 } from './report.js';
 import { foldSync, type EventFold } from '../eventlog/fold.js';
 import { TimeBuckets } from './time-buckets.js';
-import { TenantFold } from './tenants.js';
+import { TenantFold } from '../monitor/tenant-fold.js';
 import { tenantIdProblem } from '../core/tenant.js';
 
 /** Most running workflows whose name is remembered at once (like the cost tracker's default). */

@@ -15,9 +15,9 @@ import type {
 } from '../eventlog/events.js';
 import type { ErrorTargets } from '../monitor/error-budget.js';
 import type { FailureBreakdown } from '../monitor/rca.js';
-import type { TenantRow } from './tenants.js';
+import type { TenantRow } from '../monitor/tenant-fold.js';
 
-export type { TenantRow } from './tenants.js';
+export type { TenantRow } from '../monitor/tenant-fold.js';
 
 /** Options of {@link buildReport}. Every field is optional. */
 export interface ReportOptions {

@@ -20,6 +20,7 @@ import { DEFAULT_ERROR_TARGETS } from '../monitor/error-budget.js';
 import { createErrorRateProjection, type ErrorRateProjection } from '../monitor/error-rate-projection.js';
 import { weekCalendar, type WeekCalendar } from '../monitor/iso-week.js';
 import { createLatencyProjection, type LatencyProjection } from '../monitor/latency-projection.js';
+import { TenantFold } from '../monitor/tenant-fold.js';
 import type { AlertRouter } from '../monitor/router.js';
 import type { EcsLogSink } from '../observability/ecs.js';
 import type { KeelMetrics } from '../observability/metrics.js';
@@ -34,6 +35,8 @@ import type { RuntimeEvents, RuntimeStats } from './types.js';
 export interface Folds {
   readonly errorRates: ErrorRateProjection;
   readonly latency: LatencyProjection;
+  /** Workflows, outcomes, error rate and P95 latency per tenant (bounded by the tenant count). */
+  readonly tenants: TenantFold;
   readonly cost: CostTracker;
   /** What uncapped calls reserve, learned from committed `cost.incurred` (warmed from the log). */
   readonly learned: ReservationLearner;
@@ -93,6 +96,7 @@ export function createFolds(config: RuntimeConfig, clock: Clock, record: (event:
   return {
     errorRates,
     latency,
+    tenants: new TenantFold(),
     cost: createCostTracker(),
     learned: createReservationLearner(),
     overruns: createOverrunAlerts(),
@@ -190,13 +194,15 @@ export class FanOut {
     if (workflowsEnded) this.refreshErrorGauges();
   }
 
-  /** Live cost, error-rate and latency figures. */
+  /** Live cost, error-rate, latency and per-tenant figures. */
   stats(): RuntimeStats {
     const { folds, clock } = this.deps;
+    const cost = folds.cost.summary();
     return {
-      cost: folds.cost.summary(),
+      cost,
       errorRates: folds.errorRates.snapshot(clock.now()),
       latency: folds.latency.snapshot(clock.now()),
+      tenants: folds.tenants.rows(cost.byTenant),
     };
   }
 
@@ -211,6 +217,7 @@ export class FanOut {
     folds.learned.apply(e);
     folds.overruns.apply(e);
     folds.alertFold.apply(e);
+    folds.tenants.apply(e);
     folds.alertLedger.read(e);
     folds.canaries.apply(e);
   }
@@ -229,6 +236,7 @@ export class FanOut {
     if (overrun !== undefined) this.deps.record(alertToEvent(overrun));
     const derived = folds.alertFold.apply(e);
     for (let i = 0; i < derived.length; i++) this.deps.record(alertToEvent(derived[i] as Alert));
+    folds.tenants.apply(e);
     folds.canaries.apply(e);
     if (e.type === 'alert.raised' || e.type === 'alert.resolved') this.deliver(e);
     this.deps.metrics?.apply(e);

@@ -2,6 +2,7 @@
  * The public types of a runtime: what `createRuntime()` returns (`Runtime`), what a run takes and
  * resolves to, and the events `rt.on()` delivers.
  */
+import type { TenantRow } from '../monitor/tenant-fold.js';
 import type { ResumeOptions, ResumeReport } from '../durable/engine.js';
 import type { EventEmitter } from 'eventemitter3';
 import type { Observable } from 'rxjs';
@@ -103,6 +104,13 @@ export interface RuntimeStats {
   cost: CostSummary;
   errorRates: TaskTypeErrorState[];
   latency: LatencySnapshot;
+  /**
+   * Per tenant (`RunOptions.tenant`), most expensive first: workflows, model calls and cost (as
+   * `cost` counts them), agent outcomes, errors and error rate, and workflow P95 latency — the
+   * report's tenant table, live. Rebuilt from the log after a restart (over the restore window:
+   * the current budget week, at least 7 days; `keel report --since` covers any range).
+   */
+  tenants: TenantRow[];
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Percentiles of one series of durations in fixed memory: an HDR histogram configured like the
  * latency projection's (1 ms to an hour, 3 significant digits), for the report's tool and TTFT
- * tables. Internal: not part of the public surface.
+ * tables and the tenant fold. Internal: not part of the public surface.
  */
 import { build, type Histogram } from 'hdr-histogram-js';
 

@@ -1,6 +1,7 @@
 /**
- * The report's per-tenant table: for each tenant (`RunOptions.tenant`) its workflows, model calls
- * and cost (from the cost tracker), failed agent outcomes and error rate, and workflow P95 latency.
+ * Figures per tenant (`RunOptions.tenant`) — the report's tenant table and the live
+ * `rt.stats().tenants`: its workflows, model calls and cost (from the cost tracker), failed agent
+ * outcomes and error rate, and workflow P95 latency.
  * Memory is bounded by the number of tenants (at most {@link MAX_TENANTS}; later ones are counted
  * together under {@link OTHER_TENANTS}), never by the number of events.
  */
