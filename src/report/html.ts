@@ -119,6 +119,7 @@ export function renderHtml(report: Report, options: RenderHtmlOptions = {}): str
     workflows(report),
     latency(report),
     cost(report),
+    tenants(report),
     errors(report, time),
     alerts(report, time),
     breakers(report, time),
@@ -526,6 +527,39 @@ function reasons(by: Record<string, number>): string {
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     .map(([reason, n]) => `${reason} ${count(n)}`)
     .join(', ');
+}
+
+/** The terminal report's TENANTS table; empty when no workflow ran for a tenant. */
+function tenants(report: Report): string {
+  const rows = report.tenants;
+  if (rows.length === 0) return '';
+  const one = report.settings.tenant;
+  return (
+    `<section id="tenants"><h2>${one !== undefined ? `Tenant ${esc(one)}` : 'Tenants (by cost)'}</h2>` +
+    table(
+      [
+        'tenant',
+        num('workflows'),
+        num('calls'),
+        num('cost'),
+        num('errors'),
+        num('error rate'),
+        num('P95 latency'),
+      ],
+      rows.map((t) => [
+        t.tenant,
+        num(count(t.workflows)),
+        num(count(t.calls)),
+        num(usd(t.costUsd)),
+        t.errors > 0
+          ? { text: `${count(t.errors)} of ${count(t.outcomes)}`, cls: 'num bad' }
+          : num(`0 of ${count(t.outcomes)}`),
+        num(pct1(t.errorRate)),
+        num(t.p95LatencyMs === 0 ? '–' : duration(t.p95LatencyMs)),
+      ]),
+    ) +
+    '</section>'
+  );
 }
 
 /** Rate limits and bulkheads; empty when the log has no wait, shed or rejection. */

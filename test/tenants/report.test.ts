@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, type Io } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/main.js';
 import { simulatedClock } from '../../src/core/clock.js';
+import { renderHtml } from '../../src/report/html.js';
 import type { Report } from '../../src/report/report.js';
 import { createRuntime } from '../../src/runtime.js';
 import { PRICING, cleanupDirs, counting, tempDb } from '../durable/helpers.js';
@@ -25,6 +26,13 @@ beforeAll(async () => {
   await rt.close();
 });
 afterAll(() => cleanupDirs());
+
+async function reportOf(tenant?: string): Promise<Report> {
+  const io = capture();
+  const args = ['report', '--db', db, '--json', ...(tenant !== undefined ? ['--tenant', tenant] : [])];
+  expect(await runCli(args, io)).toBe(EXIT.ok);
+  return JSON.parse(io.stdout()) as Report;
+}
 
 function capture(): Io & { stdout: () => string; stderr: () => string } {
   const out: string[] = [];
@@ -75,6 +83,19 @@ describe('keel report and tenants', () => {
     expect(await runCli(['report', '--db', db, '--tenant', 'acme'], text)).toBe(EXIT.ok);
     expect(text.stdout()).toContain('TENANT acme');
     expect(text.stdout()).not.toContain('globex');
+  });
+
+  it('the HTML report has the same tenant table, and --tenant narrows it to one', async () => {
+    const all = renderHtml(await reportOf());
+    const section = /<section id="tenants">.*?<\/section>/s.exec(all)?.[0] ?? '';
+    expect(section).toContain('Tenants (by cost)');
+    expect(section).toMatch(/<td>acme<\/td><td class="num">3<\/td><td class="num">3<\/td>/);
+    expect(section).toMatch(
+      /<td>globex<\/td><td class="num">2<\/td>.*<td class="num bad">2 of 2<\/td><td class="num">100\.0%<\/td>/,
+    );
+    const one = renderHtml(await reportOf('acme'));
+    expect(one).toContain('<h2>Tenant acme</h2>');
+    expect(one).not.toContain('globex');
   });
 
   it('refuses a malformed --tenant naming the problem', async () => {
