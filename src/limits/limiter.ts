@@ -20,7 +20,7 @@ import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { RateLimitedError } from './errors.js';
 import { bucketShape, FREE_RESULT } from './queue.js';
-import { IDLE_STATS, QueuedKey } from './queued-key.js';
+import { IDLE_STATS, QueuedKey, tokensOf } from './queued-key.js';
 
 /** Limits of one provider/model key. Every field is optional; an absent one does not limit. */
 export interface LimitSpec {
@@ -257,11 +257,7 @@ class LimiterImpl implements Limiter {
   acquire(request: AcquireRequest): AcquireResult | Promise<AcquireResult> {
     const k = this.keys.get(request.key);
     if (k === undefined || this.closed) return FREE_RESULT;
-    const tokens = request.tokens ?? 0;
-    if (!(tokens >= 0) || !Number.isFinite(tokens)) {
-      throw new TypeError(`limiter.acquire: tokens must be a finite number >= 0, got ${String(tokens)}`);
-    }
-    return k.acquire(tokens, request.tenant);
+    return k.acquire(tokensOf(request), request.tenant);
   }
 
   pause(key: string, retryAfterMs: number): void {

@@ -6,13 +6,29 @@
  */
 import type { Clock } from '../core/clock.js';
 import { RateLimitedError } from './errors.js';
-import type { AcquireResult, LimiterEvent, LimiterStats, LimitSpec, ShedReason } from './limiter.js';
+import type {
+  AcquireRequest,
+  AcquireResult,
+  LimiterEvent,
+  LimiterStats,
+  LimitSpec,
+  ShedReason,
+} from './limiter.js';
 import { DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_MS, FairQueue, KeyTimer } from './queue.js';
 
 /** What a key needs of its limiter: the clock and where its events go. */
 export interface KeyOwner {
   readonly clock: Clock;
   emit(event: LimiterEvent): void;
+}
+
+/** The tokens a request asks for (default 0); anything but a finite number >= 0 is a bug. */
+export function tokensOf(request: AcquireRequest): number {
+  const tokens = request.tokens ?? 0;
+  if (!(tokens >= 0) || !Number.isFinite(tokens)) {
+    throw new TypeError(`limiter.acquire: tokens must be a finite number >= 0, got ${String(tokens)}`);
+  }
+  return tokens;
 }
 
 /** The counters of a key nobody has limits for. */

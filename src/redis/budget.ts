@@ -18,8 +18,7 @@
  * `reserved`, `r:<id>` per held reservation, `a:<threshold>` per alerted threshold) and
  * `budget:<day>:held:<scope>` (sorted set of reservation ids by deadline).
  */
-import { createHash, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import type { TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { KeelEvent } from '../eventlog/events.js';
@@ -34,7 +33,7 @@ import {
 import { scopeView, startScopeActor, startScopeActors } from '../cost/budget-scopes.js';
 import { BudgetExceededError, BudgetsClosedError, BudgetUnavailableError } from '../cost/errors.js';
 import { withoutPassword } from '../core/url.js';
-import type { RedisConnection } from './connection.js';
+import { luaScript, type LuaScript, type RedisConnection } from './connection.js';
 
 /** How a shared budget behaves around Redis. */
 export interface SharedBudgetOptions {
@@ -218,17 +217,9 @@ end
 return reply
 `;
 
-interface Script {
-  source: string;
-  sha: string;
-}
-const script = (source: string): Script => ({
-  source,
-  sha: createHash('sha1').update(source).digest('hex'),
-});
-const RESERVE = script(RESERVE_LUA);
-const SETTLE = script(SETTLE_LUA);
-const RETURN = script(RETURN_LUA);
+const RESERVE = luaScript(RESERVE_LUA);
+const SETTLE = luaScript(SETTLE_LUA);
+const RETURN = luaScript(RETURN_LUA);
 
 /** Raised inside when no reply came in time. */
 class NoReply extends Error {}
@@ -361,21 +352,8 @@ export function createSharedBudgets(
   };
 
   /** Runs a script (loading it if Redis lacks it), failing with NoReply after `timeoutMs`. */
-  const run = (s: Script, keys: string[], args: (string | number)[]): Promise<number[]> => {
-    let redis: Redis;
-    try {
-      redis = connection.client();
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-    const reply = redis
-      .evalsha(s.sha, keys.length, ...keys, ...args)
-      .catch((e: unknown) => {
-        if (e instanceof Error && e.message.startsWith('NOSCRIPT'))
-          return redis.eval(s.source, keys.length, ...keys, ...args);
-        throw e;
-      })
-      .then(integers);
+  const run = (s: LuaScript, keys: string[], args: (string | number)[]): Promise<number[]> => {
+    const reply = connection.evalScript(s, keys, args).then(integers);
     return new Promise<number[]>((resolve, reject) => {
       const timer: TimerHandle = clock.setTimeout(() => reject(new NoReply()), timeoutMs);
       reply.then(

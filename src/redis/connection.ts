@@ -3,8 +3,20 @@
  * (`cache: redis(url)`) and the shared budget (`budget: { shared: redis(url) }`). The ioredis client
  * is created on first use, every key Keel writes starts with `keyPrefix`, and closing is idempotent.
  */
+import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ConfigError } from '../core/errors.js';
+
+/** A Lua script and the SHA-1 `EVALSHA` names it by. */
+export interface LuaScript {
+  readonly source: string;
+  readonly sha: string;
+}
+
+/** Names a Lua script by its SHA-1, once, at module load. */
+export function luaScript(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
 
 /** Options of {@link RedisConnection}. */
 export interface RedisConnectionOptions {
@@ -56,6 +68,28 @@ export class RedisConnection {
       this.redis = client;
     }
     return this.redis;
+  }
+
+  /**
+   * Runs `script` with `EVALSHA`, sending its source with `EVAL` when Redis answers `NOSCRIPT` (a
+   * restarted or flushed server). A closed connection rejects rather than throws.
+   */
+  evalScript(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    let redis: Redis;
+    try {
+      redis = this.client();
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    return redis.evalsha(script.sha, keys.length, ...keys, ...args).catch((e: unknown) => {
+      if (e instanceof Error && e.message.startsWith('NOSCRIPT'))
+        return redis.eval(script.source, keys.length, ...keys, ...args);
+      throw e;
+    });
   }
 
   /** `keyPrefix` + `parts` joined with `:`. */

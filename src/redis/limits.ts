@@ -38,8 +38,7 @@
  *
  * Every process must use the same limits for a key: the bucket sizes travel with each script call.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { withoutPassword } from '../core/url.js';
@@ -53,8 +52,8 @@ import {
   type LimiterStats,
 } from '../limits/limiter.js';
 import { bucketShape, FREE_RESULT, type Waiter } from '../limits/queue.js';
-import { IDLE_STATS, QueuedKey } from '../limits/queued-key.js';
-import type { RedisConnection } from './connection.js';
+import { IDLE_STATS, QueuedKey, tokensOf } from '../limits/queued-key.js';
+import { luaScript, type LuaScript, type RedisConnection } from './connection.js';
 
 /** How rate limits shared on Redis behave. */
 export interface RedisLimitsOptions {
@@ -225,18 +224,10 @@ end
 return 1
 `;
 
-interface Script {
-  source: string;
-  sha: string;
-}
-const script = (source: string): Script => ({
-  source,
-  sha: createHash('sha1').update(source).digest('hex'),
-});
-const ACQUIRE = script(ACQUIRE_LUA);
-const RELEASE = script(RELEASE_LUA);
-const PAUSE = script(PAUSE_LUA);
-const RENEW = script(RENEW_LUA);
+const ACQUIRE = luaScript(ACQUIRE_LUA);
+const RELEASE = luaScript(RELEASE_LUA);
+const PAUSE = luaScript(PAUSE_LUA);
+const RENEW = luaScript(RENEW_LUA);
 const SCRIPTS = [ACQUIRE, RELEASE, PAUSE, RENEW];
 
 /** Raised inside when no reply came in time. */
@@ -490,11 +481,7 @@ class RedisLimiter implements SharedLimiter {
   acquire(request: AcquireRequest): AcquireResult | Promise<AcquireResult> {
     const k = this.keys.get(request.key);
     if (k === undefined || this.closed) return FREE_RESULT;
-    const tokens = request.tokens ?? 0;
-    if (!(tokens >= 0) || !Number.isFinite(tokens)) {
-      throw new TypeError(`limiter.acquire: tokens must be a finite number >= 0, got ${String(tokens)}`);
-    }
-    return k.acquire(tokens, request.tenant);
+    return k.acquire(tokensOf(request), request.tenant);
   }
 
   pause(key: string, retryAfterMs: number): void {
@@ -573,21 +560,8 @@ class RedisLimiter implements SharedLimiter {
   }
 
   /** Runs a script (loading it if Redis lacks it), failing with NoReply after `timeoutMs`. */
-  run(s: Script, keys: string[], args: (string | number)[]): Promise<number[]> {
-    let redis: Redis;
-    try {
-      redis = this.connection.client();
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-    const reply = redis
-      .evalsha(s.sha, keys.length, ...keys, ...args)
-      .catch((e: unknown) => {
-        if (e instanceof Error && e.message.startsWith('NOSCRIPT'))
-          return redis.eval(s.source, keys.length, ...keys, ...args);
-        throw e;
-      })
-      .then(integers);
+  run(s: LuaScript, keys: string[], args: (string | number)[]): Promise<number[]> {
+    const reply = this.connection.evalScript(s, keys, args).then(integers);
     return this.withTimeout(reply);
   }
 
@@ -608,7 +582,7 @@ class RedisLimiter implements SharedLimiter {
   }
 
   /** A write nobody waits for (release, pause, renewal): tracked for `flush()`, failures to `onError`. */
-  write(s: Script, keys: string[], args: (string | number)[], what: string): void {
+  write(s: LuaScript, keys: string[], args: (string | number)[], what: string): void {
     const p = this.run(s, keys, args).then(
       () => undefined,
       (e: unknown) =>
