@@ -118,8 +118,9 @@ async function rawAppend(
   const db = new Database(await schemaFile(durability));
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
-  const sql = 'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, prev_hash, hash) VALUES ';
-  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  // Schema v3: the hash as 32 raw bytes, no prev_hash column (it is the previous row's hash).
+  const sql = 'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES ';
+  const row = '(?, ?, ?, ?, ?, ?, ?, ?)';
   const single = db.prepare(sql + row);
   const multi = db.prepare(sql + new Array<string>(rowsPerInsert).fill(row).join(', '));
   const heads = { audit: '0'.repeat(64), operational: '0'.repeat(64) };
@@ -134,13 +135,13 @@ async function rawAppend(
       seq++;
       const hash = hash256(`${prev}\n${seq}\n${e.ts}\n${e.workflowId}\n${e.type}\n${v}\n${cls}\n${json}`);
       heads[cls] = hash;
-      args.push(seq, e.ts, e.workflowId, e.type, v, cls, json, prev, hash);
-      if (args.length === rowsPerInsert * 9) {
+      args.push(seq, e.ts, e.workflowId, e.type, v, cls, json, Buffer.from(hash, 'hex'));
+      if (args.length === rowsPerInsert * 8) {
         multi.run(args);
         args = [];
       }
     }
-    for (let o = 0; o < args.length; o += 9) single.run(args.slice(o, o + 9));
+    for (let o = 0; o < args.length; o += 8) single.run(args.slice(o, o + 8));
   });
   const t = await measure(() => {
     for (let i = 0; i < events.length; i += BATCH) writeBatch.immediate(events.slice(i, i + BATCH));
