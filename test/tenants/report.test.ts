@@ -4,7 +4,8 @@
  * runtime wrote, with a tenant whose agent fails, one that succeeds and untenanted work beside them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT, type Io } from '../../src/cli/io.js';
+import { EXIT } from '../../src/cli/io.js';
+import { captureIo } from '../cli/io.js';
 import { runCli } from '../../src/cli/main.js';
 import { simulatedClock } from '../../src/core/clock.js';
 import { renderHtml } from '../../src/report/html.js';
@@ -28,28 +29,16 @@ beforeAll(async () => {
 afterAll(() => cleanupDirs());
 
 async function reportOf(tenant?: string): Promise<Report> {
-  const io = capture();
+  const io = captureIo();
   const args = ['report', '--db', db, '--json', ...(tenant !== undefined ? ['--tenant', tenant] : [])];
-  expect(await runCli(args, io)).toBe(EXIT.ok);
+  expect(await runCli(args, io.io)).toBe(EXIT.ok);
   return JSON.parse(io.stdout()) as Report;
-}
-
-function capture(): Io & { stdout: () => string; stderr: () => string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out: (t) => void out.push(t),
-    err: (t) => void err.push(t),
-    tty: false,
-    stdout: () => out.join('\n'),
-    stderr: () => err.join('\n'),
-  };
 }
 
 describe('keel report and tenants', () => {
   it('lists every tenant with its workflows, calls, cost, errors and P95 latency', async () => {
-    const io = capture();
-    expect(await runCli(['report', '--db', db, '--json'], io)).toBe(EXIT.ok);
+    const io = captureIo();
+    expect(await runCli(['report', '--db', db, '--json'], io.io)).toBe(EXIT.ok);
     const report = JSON.parse(io.stdout()) as Report;
     const acme = report.tenants.find((t) => t.tenant === 'acme');
     const globex = report.tenants.find((t) => t.tenant === 'globex');
@@ -63,15 +52,15 @@ describe('keel report and tenants', () => {
       ['ok', 4],
     ]);
 
-    const text = capture();
-    expect(await runCli(['report', '--db', db], text)).toBe(EXIT.ok);
+    const text = captureIo();
+    expect(await runCli(['report', '--db', db], text.io)).toBe(EXIT.ok);
     expect(text.stdout()).toContain('TENANTS (by cost)');
     expect(text.stdout()).toMatch(/globex +2 +\d+ +\$[\d.]+ +2 of 2 +100\.0%/);
   });
 
   it("--tenant acme reports acme's workflows only", async () => {
-    const io = capture();
-    expect(await runCli(['report', '--db', db, '--json', '--tenant', 'acme'], io)).toBe(EXIT.ok);
+    const io = captureIo();
+    expect(await runCli(['report', '--db', db, '--json', '--tenant', 'acme'], io.io)).toBe(EXIT.ok);
     const report = JSON.parse(io.stdout()) as Report;
     expect(report.settings.tenant).toBe('acme');
     expect(report.workflows.map((w) => [w.name, w.started, w.failed])).toEqual([['ok', 3, 0]]);
@@ -79,8 +68,8 @@ describe('keel report and tenants', () => {
     expect(report.cost.summary.calls).toBe(3);
     expect(report.rootCauses.overall.failures).toBe(0);
 
-    const text = capture();
-    expect(await runCli(['report', '--db', db, '--tenant', 'acme'], text)).toBe(EXIT.ok);
+    const text = captureIo();
+    expect(await runCli(['report', '--db', db, '--tenant', 'acme'], text.io)).toBe(EXIT.ok);
     expect(text.stdout()).toContain('TENANT acme');
     expect(text.stdout()).not.toContain('globex');
   });
@@ -99,8 +88,8 @@ describe('keel report and tenants', () => {
   });
 
   it('refuses a malformed --tenant naming the problem', async () => {
-    const io = capture();
-    expect(await runCli(['report', '--db', db, '--tenant', 'bob@example.com'], io)).toBe(EXIT.usage);
+    const io = captureIo();
+    expect(await runCli(['report', '--db', db, '--tenant', 'bob@example.com'], io.io)).toBe(EXIT.usage);
     expect(io.stderr()).toMatch(/--tenant "bob@example.com" is not a tenant id: .*contains "@"/);
   });
 });
