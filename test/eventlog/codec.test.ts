@@ -1,0 +1,381 @@
+import fs from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { stubInvoice } from '../../bench/footprint-bytes.js';
+import { canonicalJson } from '../../src/core/json.js';
+import {
+  PAYLOAD_KEYS,
+  codable,
+  decodePayload,
+  decodePayloadJson,
+  encodePayload,
+  isPayloadDecodeError,
+  payloadKeys,
+  type Dictionary,
+  type KeyKind,
+} from '../../src/eventlog/codec.js';
+import { EVENT_VERSIONS } from '../../src/eventlog/events.js';
+import { SEED_PRICING, createRuntime, simulatedClock } from '../../src/index.js';
+
+/** A file's dictionary, in memory: ids from 1 in order of first use; a missing id throws. */
+class MemoryDictionary implements Dictionary {
+  readonly strings: string[] = [];
+  private readonly ids = new Map<string, number>();
+  code(value: string): number {
+    if (!codable(value))
+      throw new Error(`the codec asked to code a string codable() refuses: ${JSON.stringify(value)}`);
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      this.strings.push(value);
+      id = this.strings.length;
+      this.ids.set(value, id);
+    }
+    return id;
+  }
+  lookup(id: number): string {
+    const s = this.strings[id - 1];
+    if (s === undefined) throw new Error(`dictionary has no id ${id}`);
+    return s;
+  }
+}
+
+const utf8 = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/** Encodes, decodes (with a second dictionary object over the same strings, as a reader would) and compares canonical forms. */
+function roundTrip(type: string, payload: Record<string, unknown>, dict = new MemoryDictionary()): string {
+  const stored = encodePayload(type, payload, dict);
+  const reader: Dictionary = {
+    code: () => {
+      throw new Error('a reader never codes');
+    },
+    lookup: (id) => dict.lookup(id),
+  };
+  expect(decodePayloadJson(type, stored, reader)).toBe(canonicalJson(payload));
+  expect(canonicalJson(decodePayload(type, stored, reader))).toBe(canonicalJson(payload));
+  return stored;
+}
+
+// ── arbitraries ──────────────────────────────────────────────────────────────────────────────────
+
+/** Strings the codec must not mistake for anything: ids, arrays, hashes, JSON, hostile text. */
+const tricky = fc.constantFrom(
+  '',
+  '1',
+  '0',
+  '-1',
+  '[1]',
+  '[]',
+  '{}',
+  'null',
+  '"',
+  '\\',
+  '\0',
+  'a\0b',
+  '\ud800',
+  'x\udfffy',
+  '\u{1F600}',
+  '\u2028',
+  'é',
+  'a'.repeat(2049),
+  '0123456789abcdef'.repeat(4),
+  '0123456789ABCDEF'.repeat(4),
+  'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+  'ap-manager@example.com',
+  'https://example.com/a?b=c#d',
+  '__proto__',
+  'constructor',
+  'toJSON',
+);
+const str = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 6 }), tricky);
+const hostileKey = fc.oneof(
+  fc.string({ maxLength: 6 }),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'toJSON',
+    'prototype',
+    'a@b.example',
+    'https://x.example/?q=1',
+    '',
+    '\ud800',
+  ),
+);
+const num = fc.oneof(
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.integer(),
+  fc.constantFrom(-0, 0, 1, 5e-324, Number.MAX_VALUE, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, 1e21, -1, 0.1),
+);
+/** An object built with own data properties, so "__proto__" is a key and not the prototype. */
+const object = <T>(value: fc.Arbitrary<T>): fc.Arbitrary<Record<string, T | undefined>> =>
+  fc
+    .array(fc.tuple(hostileKey, fc.option(value, { nil: undefined, freq: 6 })), { maxLength: 5 })
+    .map((entries) => Object.fromEntries(entries));
+const jsonish = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    str,
+    num,
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie('value'), { maxLength: 4 }),
+    object(tie('value')),
+  ),
+})).value;
+const usageLike = fc.oneof(
+  fc.record({ inputTokens: num, outputTokens: num }),
+  fc.record({ inputTokens: jsonish, outputTokens: jsonish }),
+  fc.record({ inputTokens: num, outputTokens: num, cachedTokens: num }),
+  fc.record({ inputTokens: num }),
+  fc.record({ inputTokens: fc.constant(undefined), outputTokens: num }),
+  jsonish,
+);
+const hashLike = fc.oneof(
+  fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex')),
+  jsonish,
+);
+/** A value for a key of `kind`: mostly what that kind codes, often what it must escape. */
+function valueOf(kind: KeyKind): fc.Arbitrary<unknown> {
+  switch (kind) {
+    case 'dict':
+      return fc.oneof(str, jsonish);
+    case 'json':
+      return jsonish;
+    case 'usage':
+      return usageLike;
+    case 'hash':
+      return hashLike;
+    default:
+      return jsonish;
+  }
+}
+
+const knownTypes = Object.keys(EVENT_VERSIONS);
+
+/** A payload of `type`: any subset of its keys (some undefined), values of every kind, extra keys. */
+function payloadOf(type: string): fc.Arbitrary<Record<string, unknown>> {
+  const kinds = (PAYLOAD_KEYS as Record<string, Record<string, KeyKind> | undefined>)[type] ?? {};
+  const known = Object.entries(kinds).map(([key, kind]) =>
+    fc.option(
+      valueOf(kind).map((v) => [key, v] as const),
+      { nil: undefined, freq: 4 },
+    ),
+  );
+  return fc
+    .tuple(fc.tuple(...known), fc.array(fc.tuple(hostileKey, jsonish), { maxLength: 3 }), fc.boolean())
+    .map(([present, extra, undefinedMember]) => {
+      const entries: (readonly [string, unknown])[] = present.filter((e) => e !== undefined);
+      entries.push(...extra);
+      if (undefinedMember) entries.push(['gone', undefined]);
+      return Object.fromEntries(entries);
+    });
+}
+
+// ── tests ────────────────────────────────────────────────────────────────────────────────────────
+
+describe('payload codec (schema 4)', () => {
+  it('round-trips the canonical form of random payloads of every known type', () => {
+    const dict = new MemoryDictionary();
+    const typed = fc
+      .constantFrom(...knownTypes)
+      .chain((type) => payloadOf(type).map((p) => [type, p] as const));
+    fc.assert(
+      fc.property(typed, ([type, payload]) => {
+        roundTrip(type, payload, dict);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('round-trips payloads of types it has no key list for (stored whole)', () => {
+    const type = fc.oneof(
+      fc.string({ maxLength: 12 }),
+      fc.constantFrom('__proto__', 'toString', 'agent.invoked2'),
+    );
+    fc.assert(
+      fc.property(type, object(jsonish), (t, payload) => {
+        fc.pre(!Object.hasOwn(EVENT_VERSIONS, t));
+        const stored = roundTrip(t, payload);
+        expect(stored).toBe(canonicalJson(payload));
+      }),
+    );
+  });
+
+  it('reads a row stored whole under a type that has a key list now (written when it had none)', () => {
+    const payload = { path: 'p', agent: 'a', taskType: 't', model: 'm', later: [1] };
+    const stored = encodePayload('type.unknown_then', payload, new MemoryDictionary());
+    expect(stored).toBe(canonicalJson(payload));
+    expect(decodePayloadJson('agent.invoked', stored, new MemoryDictionary())).toBe(canonicalJson(payload));
+  });
+
+  it('round-trips members canonical JSON reads through toJSON(), drops, or turns to null', () => {
+    const at = new Date(Date.UTC(2026, 0, 2));
+    class Money {
+      constructor(readonly cents: number) {}
+      toJSON(): string {
+        return `${this.cents / 100} EUR`;
+      }
+    }
+    const payloads: [string, Record<string, unknown>][] = [
+      [
+        'agent.invoked',
+        { path: at, agent: new Money(125), model: () => 1, taskType: Symbol('t'), extra: at },
+      ],
+      ['agent.succeeded', { output: [undefined, () => 1, at], usage: { inputTokens: at, outputTokens: 1 } }],
+      [
+        'workflow.started',
+        { topology: { toJSON: () => ({ kind: 'seq', children: [] }) }, input: new Money(1) },
+      ],
+      [
+        'workflow.started',
+        { topology: { toJSON: () => undefined }, inputHash: { toJSON: () => 'f'.repeat(64) } },
+      ],
+      ['cost.incurred', { usage: { inputTokens: 1, outputTokens: 2, cachedTokens: undefined } }],
+      ['cost.incurred', { usage: { inputTokens: 1, outputTokens: undefined } }],
+      ['agent.invoked', { toJSON: () => ({ agent: 'a', path: 'p' }) }],
+      ['agent.invoked', { toJSON: () => ['not', 'an', 'object'] }],
+      [
+        'agent.invoked',
+        Object.fromEntries<unknown>([
+          ['__proto__', { agent: 'x' }],
+          ['agent', 'y'],
+        ]),
+      ],
+    ];
+    for (const [type, payload] of payloads) roundTrip(type, payload);
+  });
+
+  it('codes Keel strings as dictionary ids and keeps values that look like ids apart from them', () => {
+    const dict = new MemoryDictionary();
+    const a = encodePayload(
+      'agent.invoked',
+      { path: 'p', agent: 'vendor', taskType: 'vendor', model: 'gpt-4' },
+      dict,
+    );
+    expect(a).toBe('[27,1,2,2,3]');
+    expect(dict.strings).toEqual(['p', 'vendor', 'gpt-4']);
+    // A number, an array, a string of digits in a coded key: never read back as an id.
+    for (const agent of [2, [2], '2', [[2]], null, 'a\0b', '\ud800']) {
+      const stored = roundTrip('agent.invoked', { agent }, dict);
+      expect(decodePayload('agent.invoked', stored, dict).agent).toEqual(agent);
+    }
+    expect(dict.strings).toEqual(['p', 'vendor', 'gpt-4', '2']);
+  });
+
+  it('stores one dictionary entry per topology, shared by every workflow of it', () => {
+    const dict = new MemoryDictionary();
+    const topology = {
+      kind: 'seq',
+      name: 'invoice',
+      children: [{ kind: 'agent', name: 'a', model: 'gpt-4' }],
+    };
+    const first = encodePayload('workflow.started', { name: 'invoice', topology, input: { n: 1 } }, dict);
+    const again = encodePayload(
+      'workflow.started',
+      { name: 'invoice', topology: structuredClone(topology), input: { n: 2 } },
+      dict,
+    );
+    expect(dict.strings).toEqual(['invoice', canonicalJson(topology)]);
+    expect(first).toBe('[7,1,2,{"n":1}]');
+    expect(again).toBe('[7,1,2,{"n":2}]');
+  });
+
+  it('keeps the stored key order of every type: lists only grow at the end (test/fixtures/codec-keys.json)', () => {
+    const pinned = JSON.parse(
+      fs.readFileSync(new URL('../fixtures/codec-keys.json', import.meta.url), 'utf8'),
+    ) as Record<string, string[]>;
+    for (const type of knownTypes) {
+      const keys = payloadKeys(type);
+      expect(keys, `${type} has no key list`).toBeDefined();
+      const written = pinned[type];
+      expect(
+        written,
+        `${type} is not pinned: add its key list to test/fixtures/codec-keys.json`,
+      ).toBeDefined();
+      // A reordered, renamed or removed key would misread every row written before.
+      expect(keys?.slice(0, written?.length), `${type}: keys may only be appended`).toEqual(written);
+    }
+    expect(payloadKeys('no.such_type')).toBeUndefined();
+    expect(payloadKeys('__proto__')).toBeUndefined();
+  });
+
+  it('says which type and what is wrong when a stored payload cannot be read', () => {
+    const dict = new MemoryDictionary();
+    const stored = encodePayload('agent.invoked', { path: 'p', agent: 'a', taskType: 't', model: 'm' }, dict);
+    const cases: [string, string, RegExp][] = [
+      ['agent.invoked', stored.slice(0, -3), /"agent\.invoked" event .*not JSON/],
+      ['agent.invoked', '[27,1,2]', /"agent\.invoked".*holds 2 values where its key mask 27 names 4/],
+      ['agent.invoked', '[27,1,2,3,4,5,6]', /holds 6 values where its key mask 27 names 4/],
+      ['agent.invoked', '[27,1,2,3,4,[5]]', /last element is \[5\], not the object of extra keys/],
+      ['agent.invoked', '[128,1]', /mask bit 7 is beyond the 7 keys this Keel knows.*newer Keel/],
+      ['agent.invoked', '[2147483648,1]', /mask bit 31 is beyond the 7 keys/],
+      ['agent.invoked', '["27",1]', /key mask is "27", not a non-negative integer/],
+      ['agent.invoked', '[1.5,1]', /key mask is 1.5/],
+      ['agent.invoked', '[2,99]', /key "agent" refers to dictionary id 99.*dictionary has no id 99/],
+      ['agent.invoked', '[2,0]', /key "agent" holds 0, not a dictionary id/],
+      ['agent.invoked', '[2,1.5]', /key "agent" holds 1.5, not a dictionary id/],
+      ['agent.invoked', '[2,[1,2]]', /key "agent" holds \[1,2\], not a value wrapped/],
+      ['agent.invoked', '"x"', /it is "x", neither an object nor an array/],
+      ['agent.invoked', '', /not JSON/],
+      ['workflow.started', '[2,5]', /key "topology" refers to dictionary id 5, which is not JSON/],
+      ['workflow.started', '[8,"short"]', /key "inputHash" holds "short", not a coded SHA-256/],
+      ['cache.miss', '[4,5]', /"cache\.miss".*key "key" holds 5, not a value wrapped/],
+      ['brand.new_type', '[1,2]', /"brand\.new_type".*no key list for the type.*newer Keel/],
+    ];
+    dict.code('not json {');
+    for (const [type, text, message] of cases) {
+      let caught: unknown;
+      try {
+        decodePayload(type, text, dict);
+      } catch (e) {
+        caught = e;
+      }
+      expect(isPayloadDecodeError(caught), `${type} ${text}`).toBe(true);
+      expect((caught as Error).message, `${type} ${text}`).toMatch(message);
+    }
+  });
+
+  it('writes the invoice workflow the runtime logs in at most 1,200 payload bytes (from 3,944)', async () => {
+    const rt = createRuntime({
+      db: ':memory:',
+      clock: simulatedClock(Date.UTC(2026, 0, 5)),
+      seed: 1,
+      pricing: { ...SEED_PRICING },
+      cache: { path: ':memory:' },
+    });
+    const workflows = 4;
+    try {
+      for (let i = 0; i < workflows; i++) {
+        await rt.run(stubInvoice, { invoiceId: `INV-2026-${String(i).padStart(6, '0')}` });
+      }
+      const events = rt.store.query();
+      const dict = new MemoryDictionary();
+      let before = 0;
+      let after = 0;
+      const types = new Set<string>();
+      for (const e of events) {
+        const payload = e.payload as Record<string, unknown>;
+        const stored = roundTrip(e.type, payload, dict);
+        types.add(e.type);
+        before += utf8(canonicalJson(payload));
+        after += utf8(stored);
+      }
+      expect([...types].sort()).toEqual([
+        'agent.invoked',
+        'agent.succeeded',
+        'cost.incurred',
+        'redaction.applied',
+        'workflow.completed',
+        'workflow.started',
+      ]);
+      expect(events.length).toBe(18 * workflows);
+      expect(before / workflows).toBeGreaterThan(3_500);
+      expect(after / workflows).toBeLessThanOrEqual(1_200);
+      // The dictionary is per file, not per workflow: a second workflow adds no strings.
+      const size = dict.strings.length;
+      for (const e of events.slice(0, 18)) encodePayload(e.type, e.payload, dict);
+      expect(dict.strings.length).toBe(size);
+    } finally {
+      await rt.close();
+    }
+  });
+});
