@@ -84,13 +84,16 @@ describe('read-only commands as a user who can only read the log', () => {
         const child = asNobody(args).finally(() => {
           done = true;
         });
-        // The service keeps appending while the auditor reads.
-        while (!done) {
+        // The service keeps appending while the auditor reads: every 20 ms for its first 100 events,
+        // then every 500 ms. `export` prints each event it reads (~400 B as ECS), so at an even pace a
+        // command slowed down by a loaded box (its tsx start alone can take tens of seconds) printed
+        // more than execFile's 1 MiB maxBuffer; now even 180 s of appending adds under 200 kB.
+        for (let k = 0; !done; k++) {
           await writer.append([
             { ts: 1, workflowId: `svc-${appended++}`, type: 'feedback.recorded', payload: { correct: true } },
           ]);
           // Paced so the reader gets the CPU (a throttle, not a timing assertion).
-          await new Promise<void>((resolve) => setTimeout(resolve, 20));
+          await new Promise<void>((resolve) => setTimeout(resolve, k < 100 ? 20 : 500));
         }
         const result = await child;
         expect(result, args.join(' ')).toMatchObject({ code: 0 });
