@@ -8,7 +8,13 @@
  */
 import type { Clock } from '../core/clock.js';
 import { KeelError } from '../core/errors.js';
-import { createLimiter, type LimitPermit, type Limiter, type ShedReason } from './limiter.js';
+import {
+  createLimiter,
+  type CancelSignal,
+  type LimitPermit,
+  type Limiter,
+  type ShedReason,
+} from './limiter.js';
 
 /** What an agent declares for its bulkhead. */
 export interface BulkheadSpec {
@@ -52,9 +58,14 @@ export interface Bulkheads {
   /**
    * A slot for one call of `agent` (made on first use from that agent's spec; later agents of the
    * same name share it). Synchronous when a slot is free or the queue is full; a promise when the
-   * call waits. Never rejects.
+   * call waits. Never rejects. `signal`: aborted while the call waits, it leaves the queue at once
+   * (answered with reason `cancelled`) and the next waiting call moves up.
    */
-  acquire(agent: BulkheadSpec, tenant: string | undefined): BulkheadResult | Promise<BulkheadResult>;
+  acquire(
+    agent: BulkheadSpec,
+    tenant: string | undefined,
+    signal?: CancelSignal,
+  ): BulkheadResult | Promise<BulkheadResult>;
   /** Rejects every waiting call (`closed`); later calls are not limited. */
   close(): void;
 }
@@ -102,16 +113,19 @@ export function createBulkheads(clock: Clock): Bulkheads {
         ? `${agent.concurrency} in flight and ${agent.maxQueue ?? 1_000} waiting (maxQueue)`
         : reason === 'queue_timeout'
           ? `waited ${waitedMs} ms (maxQueueMs ${agent.maxQueueMs ?? 30_000})`
-          : 'the runtime closed';
+          : reason === 'cancelled'
+            ? `the caller cancelled it after ${waitedMs} ms of waiting`
+            : 'the runtime closed';
     return { ok: false, error: new BulkheadRejectedError(agent.name, reason, tenant, waitedMs, detail) };
   };
   return {
-    acquire(agent, tenant) {
+    acquire(agent, tenant, signal) {
       if (closed || agent.concurrency === undefined) return FREE;
       const started = clock.now();
       const r = limiterOf(agent).acquire({
         key: `agent:${agent.name}`,
         ...(tenant !== undefined ? { tenant } : {}),
+        ...(signal !== undefined ? { signal } : {}),
       });
       if (!(r instanceof Promise)) return answer(agent, tenant, 0, r);
       return r.then((x) => answer(agent, tenant, clock.now() - started, x));

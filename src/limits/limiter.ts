@@ -50,13 +50,32 @@ export interface LimiterOptions {
 /** What the limiter reports. */
 export type LimiterEvent =
   | { type: 'waited'; key: string; tenant: string | undefined; waitedMs: number }
-  | { type: 'shed'; key: string; tenant: string | undefined; waitedMs: number; reason: ShedReason };
+  | {
+      type: 'shed';
+      key: string;
+      tenant: string | undefined;
+      waitedMs: number;
+      reason: Exclude<ShedReason, 'cancelled'>;
+    }
+  /** A waiting call's `signal` aborted: it left the queue, took no permit and counted nothing. */
+  | { type: 'cancelled'; key: string; tenant: string | undefined; waitedMs: number };
 
 /**
- * Why a call was shed: the queue was full, it waited `maxQueueMs`, the limiter closed, or (a limiter
- * shared on Redis with `onUnavailable: 'shed'`) the shared buckets could not be reached.
+ * Why a call did not start: the queue was full, it waited `maxQueueMs`, the limiter closed, (a
+ * limiter shared on Redis with `onUnavailable: 'shed'`) the shared buckets could not be reached, or
+ * the caller cancelled it (its `signal` aborted) before it could start.
  */
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'closed' | 'unavailable';
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'closed' | 'unavailable' | 'cancelled';
+
+/**
+ * What {@link AcquireRequest.signal} needs of an `AbortSignal` (an `AbortSignal` fits): whether it
+ * aborted, and one `abort` listener while the call waits.
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
 
 /** One call's request to start. */
 export interface AcquireRequest {
@@ -66,6 +85,13 @@ export interface AcquireRequest {
   tokens?: number;
   /** Whose call it is, for fair queueing. */
   tenant?: string;
+  /**
+   * Cancels the call while it waits (an `AbortSignal`, e.g. the workflow's): on abort it leaves the
+   * queue at once, answers `{ ok: false, error }` with reason `cancelled`, takes no permit and
+   * counts against no limit, and the next waiting call moves up. Already aborted: answered so at
+   * once. Aborting after the call started does nothing (release its permit).
+   */
+  signal?: CancelSignal;
 }
 
 /** What a started call holds until it ends. */
@@ -86,7 +112,10 @@ export interface LimiterStats {
   queued: number;
   started: number;
   waited: number;
+  /** Calls shed (queue full, `maxQueueMs`, closed, unavailable); cancelled ones are not counted here. */
   shed: number;
+  /** Calls whose `signal` aborted before they started (counted nowhere else). */
+  cancelled: number;
   pausedUntil: number | undefined;
 }
 
@@ -157,8 +186,13 @@ class KeyLimiter extends QueuedKey {
     this.pump();
   }
 
-  acquire(tokens: number, tenant: string | undefined): AcquireResult | Promise<AcquireResult> {
+  acquire(
+    tokens: number,
+    tenant: string | undefined,
+    signal: CancelSignal | undefined,
+  ): AcquireResult | Promise<AcquireResult> {
     const now = this.owner.clock.now();
+    if (signal?.aborted === true) return this.cancelledResult(tenant, 0);
     if (this.queue.size === 0 && this.wait(tokens, now) === 0)
       return { ok: true, permit: this.start(tokens) };
     if (this.queue.size >= this.maxQueue || this.maxQueueMs === 0) {
@@ -171,9 +205,14 @@ class KeyLimiter extends QueuedKey {
     }
     return new Promise<AcquireResult>((resolve) => {
       const cost = this.tokenBucket ? Math.max(1, tokens) : 1;
-      this.queue.enqueue(tenant, tokens, cost, this.owner.weight(tenant), now, resolve);
+      this.enqueue(tenant, tokens, cost, this.owner.weight(tenant), now, resolve, signal);
       this.pump();
     });
+  }
+
+  protected onCancelled(): void {
+    // The next waiter may start now (it may need fewer tokens), or its deadline is later.
+    this.pump();
   }
 
   /** Ms until a call of `tokens` may start; 0 now; Infinity when only a release can free it. */
@@ -257,7 +296,7 @@ class LimiterImpl implements Limiter {
   acquire(request: AcquireRequest): AcquireResult | Promise<AcquireResult> {
     const k = this.keys.get(request.key);
     if (k === undefined || this.closed) return FREE_RESULT;
-    return k.acquire(tokensOf(request), request.tenant);
+    return k.acquire(tokensOf(request), request.tenant, request.signal);
   }
 
   pause(key: string, retryAfterMs: number): void {

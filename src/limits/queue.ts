@@ -123,6 +123,17 @@ export class FairQueue {
     return w;
   }
 
+  /** Removes a waiting call wherever it is (cancelled: virtual time does not move). */
+  remove(w: Waiter): void {
+    if (w.done) return;
+    this.settle(w);
+    if (this.size === 0) {
+      this.heap = [];
+      this.fifo = [];
+      this.fifoHead = 0;
+    }
+  }
+
   /** Ms from `now` until the longest-waiting call reaches `maxQueueMs`; Infinity when none waits. */
   deadlineIn(now: number, maxQueueMs: number): number {
     const w = this.oldest();

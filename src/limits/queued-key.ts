@@ -9,12 +9,13 @@ import { RateLimitedError } from './errors.js';
 import type {
   AcquireRequest,
   AcquireResult,
+  CancelSignal,
   LimiterEvent,
   LimiterStats,
   LimitSpec,
   ShedReason,
 } from './limiter.js';
-import { DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_MS, FairQueue, KeyTimer } from './queue.js';
+import { DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_MS, FairQueue, KeyTimer, type Waiter } from './queue.js';
 
 /** What a key needs of its limiter: the clock and where its events go. */
 export interface KeyOwner {
@@ -38,6 +39,7 @@ export const IDLE_STATS: LimiterStats = Object.freeze({
   started: 0,
   waited: 0,
   shed: 0,
+  cancelled: 0,
   pausedUntil: undefined,
 });
 
@@ -50,6 +52,7 @@ export abstract class QueuedKey {
   started = 0;
   waitedCount = 0;
   shedCount = 0;
+  cancelledCount = 0;
   /** When the key's pause ends, by the owner's clock (0: not paused). */
   pausedUntil = 0;
   protected readonly queue = new FairQueue();
@@ -68,6 +71,55 @@ export abstract class QueuedKey {
   /** The key's timer fired: look at the queue again. */
   protected abstract onTimer(): void;
 
+  /** A waiter was cancelled and left the queue: the next one may move up. */
+  protected abstract onCancelled(): void;
+
+  /**
+   * Queues a call; when `signal` aborts while it waits, it leaves the queue at once (see
+   * {@link AcquireRequest.signal}). The listener is removed once the call is answered.
+   */
+  protected enqueue(
+    tenant: string | undefined,
+    tokens: number,
+    cost: number,
+    weight: number,
+    now: number,
+    resolve: (r: AcquireResult) => void,
+    signal: CancelSignal | undefined,
+  ): Waiter {
+    if (signal === undefined) return this.queue.enqueue(tenant, tokens, cost, weight, now, resolve);
+    const onAbort = (): void => this.cancel(w);
+    const w = this.queue.enqueue(tenant, tokens, cost, weight, now, (r) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(r);
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+    return w;
+  }
+
+  /** Counts and reports a call cancelled after `waitedMs`; the answer its `acquire` gives. */
+  cancelledResult(tenant: string | undefined, waitedMs: number): AcquireResult {
+    this.cancelledCount++;
+    this.base.emit({ type: 'cancelled', key: this.key, tenant, waitedMs });
+    return {
+      ok: false,
+      error: new RateLimitedError(
+        this.key,
+        'cancelled',
+        tenant,
+        `the caller cancelled it after ${waitedMs} ms of waiting`,
+      ),
+    };
+  }
+
+  /** Takes a waiter whose signal aborted out of the queue (nothing if it was already answered). */
+  private cancel(w: Waiter): void {
+    if (w.done) return;
+    this.queue.remove(w);
+    w.resolve(this.cancelledResult(w.tenant, this.base.clock.now() - w.enqueuedAt));
+    this.onCancelled();
+  }
+
   get queued(): number {
     return this.queue.size;
   }
@@ -79,6 +131,7 @@ export abstract class QueuedKey {
       started: this.started,
       waited: this.waitedCount,
       shed: this.shedCount,
+      cancelled: this.cancelledCount,
       pausedUntil: this.pausedUntil > now ? this.pausedUntil : undefined,
     };
   }
@@ -87,7 +140,7 @@ export abstract class QueuedKey {
   shedResult(
     tenant: string | undefined,
     waitedMs: number,
-    reason: ShedReason,
+    reason: Exclude<ShedReason, 'cancelled'>,
     detail: string,
   ): AcquireResult {
     this.shedCount++;

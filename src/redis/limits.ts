@@ -46,6 +46,7 @@ import { RateLimitsUnavailableError, type LimitsBackendDeps, type SharedLimiter 
 import {
   type AcquireRequest,
   type AcquireResult,
+  type CancelSignal,
   type LimitPermit,
   type LimitSpec,
   type LimiterEvent,
@@ -284,7 +285,12 @@ class RedisKey extends QueuedKey {
     return this.shape[2] > 0;
   }
 
-  acquire(tokens: number, tenant: string | undefined): AcquireResult | Promise<AcquireResult> {
+  acquire(
+    tokens: number,
+    tenant: string | undefined,
+    signal: CancelSignal | undefined,
+  ): AcquireResult | Promise<AcquireResult> {
+    if (signal?.aborted === true) return this.cancelledResult(tenant, 0);
     if (this.queue.size >= this.maxQueue) {
       return this.shedResult(
         tenant,
@@ -296,10 +302,16 @@ class RedisKey extends QueuedKey {
     const now = this.owner.clock.now();
     return new Promise<AcquireResult>((resolve) => {
       const cost = this.hasTokens ? Math.max(1, tokens) : 1;
-      const w = this.queue.enqueue(tenant, tokens, cost, this.owner.weight(tenant), now, resolve);
+      const w = this.enqueue(tenant, tokens, cost, this.owner.weight(tenant), now, resolve, signal);
       this.marks.set(w, this.refusals);
       this.pump();
     });
+  }
+
+  protected onCancelled(): void {
+    // A script in flight for the cancelled head gives its permit straight back (`head.done`); the
+    // key's timer looks at the next head. Nobody waits: no timer.
+    if (this.queue.size === 0 && !this.busy) this.timer.clear();
   }
 
   /**
@@ -481,7 +493,7 @@ class RedisLimiter implements SharedLimiter {
   acquire(request: AcquireRequest): AcquireResult | Promise<AcquireResult> {
     const k = this.keys.get(request.key);
     if (k === undefined || this.closed) return FREE_RESULT;
-    return k.acquire(tokensOf(request), request.tenant);
+    return k.acquire(tokensOf(request), request.tenant, request.signal);
   }
 
   pause(key: string, retryAfterMs: number): void {

@@ -62,7 +62,10 @@ describe('the tenant of a workflow reaches the limiter', () => {
       );
     await clock.advanceAsync(2_000);
     expect(outcomes.sort()).toEqual(['a ok', 'b ok', 'c rate_limited']);
-    expect(asked).toEqual(Array(3).fill({ key: 'openai:gpt-4', tokens: 42, tenant: 'acme' }));
+    // Each request also carries the cancel signal of its wait in `gated` (not aborted: they were answered).
+    expect(asked.map(({ signal, ...rest }) => [rest, signal?.aborted])).toEqual(
+      Array(3).fill([{ key: 'openai:gpt-4', tokens: 42, tenant: 'acme' }, false]),
+    );
     const limits = events.filter((e) => e.type.startsWith('ratelimit.')).map((e) => [e.type, e.payload]);
     expect(limits).toEqual([
       [

@@ -294,6 +294,36 @@ describeRedis('rate limits shared on Redis', () => {
     expect(order).toEqual(['bulk', 'quiet', 'bulk', 'bulk', 'bulk']);
   });
 
+  it('a cancelled waiter leaves the queue at once, takes no slot, and the next moves up', async () => {
+    const m = member(redisPrefix(), { concurrency: 1, maxQueueMs: 60_000 }, { pollMs: 40 });
+    const first = ok(await m.limiter.acquire({ key: KEY }));
+    const ac = new AbortController();
+    const second = m.limiter.acquire({ key: KEY, signal: ac.signal });
+    const third = Promise.resolve(m.limiter.acquire({ key: KEY }));
+    ac.abort();
+    const r2 = await second;
+    expect(!r2.ok && r2.error.reason).toBe('cancelled');
+    expect(m.limiter.stats(KEY)).toMatchObject({ queued: 1, cancelled: 1, shed: 0 });
+    first.permit.release();
+    // The release may reach Redis after the next head's script (its first EVALSHA): then it polls.
+    const next = third.then((r) => ok(r));
+    for (let i = 0; i < 50; i++) {
+      const n = m.retries.length;
+      const moved = () => m.limiter.stats(KEY).queued === 0 || m.retries.length > n;
+      await vi.waitFor(() => expect(moved()).toBe(true), { timeout: 5_000, interval: 5 });
+      if (m.limiter.stats(KEY).queued === 0) break;
+      await (m.clock as SimulatedClock).advanceAsync(40);
+    }
+    (await next).permit.release();
+    expect(m.limiter.stats(KEY)).toMatchObject({ started: 2, cancelled: 1, shed: 0, inFlight: 0 });
+    expect(m.events.filter((e) => e.type === 'cancelled')).toHaveLength(1);
+    // Already aborted: answered at once, nothing sent to Redis.
+    expect(m.limiter.acquire({ key: KEY, signal: AbortSignal.abort() })).toMatchObject({
+      ok: false,
+      error: { reason: 'cancelled' },
+    });
+  });
+
   it('a 429 seen by one process pauses the key for every process', async () => {
     const prefix = redisPrefix();
     const child = spawnChild('pause', prefix, { rpm: 6_000 }, {}, '30000');

@@ -16,7 +16,7 @@ import type { BulkheadResult } from '../../limits/bulkheads.js';
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
-import { applyLimit, limitKeyOf, releaseLimits } from './limits.js';
+import { GateWait, applyLimit, limitKeyOf, releaseLimits } from './limits.js';
 import { refuseIfRecorded } from './replay.js';
 import type { AdmissionStep, CallState } from './types.js';
 import { DEFAULT_ESTIMATE, PASS, ZERO_USAGE, describeValue, isPromise, safeMessage } from './types.js';
@@ -33,7 +33,7 @@ function admit(call: CallState, attempt: number): void {
   if (refuseIfRecorded(call, t)) return;
   const bulkheads = scope.services.bulkheads;
   if (agent.concurrency !== undefined && bulkheads !== undefined && !scope.replay) {
-    const r = bulkheads.acquire(agent, scope.tenant);
+    const r = bulkheads.acquire(agent, scope.tenant, gateWait(call));
     if (isPromise(r)) {
       // The machine waits in `gated` for a slot; a cancel meanwhile gets it back on arrival.
       r.then(
@@ -51,6 +51,11 @@ function admit(call: CallState, attempt: number): void {
     if (!bulkheadAdmitted(call, r)) return;
   }
   gate(call, attempt);
+}
+
+/** The cancel signal of the attempt's waits in `gated` (aborted when the machine leaves it). */
+function gateWait(call: CallState): GateWait {
+  return (call.gateWait ??= new GateWait());
 }
 
 /** True while the machine still waits for this admission (a cancel moves it on). */
@@ -145,6 +150,12 @@ function bulkheadAdmitted(call: CallState, r: BulkheadResult): boolean {
   }
   const { scope, path } = call.ctx;
   const { error } = r;
+  const { reason } = error;
+  if (reason === 'cancelled') {
+    // Not reached while gated (a cancel moves the machine on); a cancelled wait writes no rejection.
+    refuse(call, 'cancelled', error.message, error);
+    return false;
+  }
   call.emit({
     ts: call.now(),
     workflowId: scope.workflowId,
@@ -152,7 +163,7 @@ function bulkheadAdmitted(call: CallState, r: BulkheadResult): boolean {
     payload: {
       path,
       agent: call.agent.name,
-      reason: error.reason,
+      reason,
       waitedMs: error.waitedMs,
       ...(scope.tenant !== undefined ? { tenant: scope.tenant } : {}),
     },
@@ -179,12 +190,14 @@ function limit(call: CallState, usage: Usage): void {
     key,
     tokens: usage.inputTokens + usage.outputTokens,
     ...(scope.tenant !== undefined ? { tenant: scope.tenant } : {}),
+    signal: gateWait(call),
   });
   if (isPromise(r)) {
     r.then(
       (result) => {
         if (!gated(call)) {
-          // Cancelled while it waited: the permit comes back unused (its tokens refunded).
+          // Cancelled while it waited: it left the queue (`cancelled`); a permit that was already on
+          // its way comes back unused (its tokens refunded).
           if (result.ok) result.permit.release(0);
           return;
         }

@@ -14,6 +14,7 @@ import { hashSeed } from '../../core/random.js';
 import type { NewEvent, Usage } from '../../eventlog/events.js';
 import { driveAgent, type AgentDriver, type AgentListener, type AgentSnapshot } from '../agent-driver.js';
 import type { LimitPermit } from '../../limits/limiter.js';
+import type { GateWait } from './limits.js';
 import type { NodeContext, PermitLike, ReservationLike } from '../scope.js';
 import { admission } from './admission.js';
 import { callCache } from './cache.js';
@@ -87,6 +88,7 @@ class AgentCall implements CallState, AgentListener, Cancellable {
   reservation: ReservationLike | undefined;
   limit: LimitPermit | undefined;
   bulkhead: LimitPermit | undefined;
+  gateWait: GateWait | undefined;
   limitKey: string | undefined;
   estimate = 0;
   pricingFailure = '';
@@ -172,6 +174,11 @@ class AgentCall implements CallState, AgentListener, Cancellable {
     const { steps } = this;
     // Leaving `calling` without an outcome (timeout, cancel): abandon the attempt's call.
     if (previous === 'calling' && this.attempt) steps.attempt.abandon(this, n, state === 'cancelled');
+    // Cancelled in `gated`: a wait for a bulkhead slot or a rate-limit permit leaves its queue.
+    if (previous === 'gated' && this.gateWait) {
+      if (state === 'cancelled') this.gateWait.abort();
+      this.gateWait = undefined;
+    }
     switch (state) {
       case 'gated':
         steps.admission.admit(this, n + 1);

@@ -5,7 +5,7 @@
  * {@link releaseLimits}, settling the token reservation to the usage the provider reported.
  */
 import type { Usage } from '../../eventlog/events.js';
-import type { AcquireResult, RateLimitedError } from '../../limits/limiter.js';
+import type { AcquireResult, CancelSignal, RateLimitedError } from '../../limits/limiter.js';
 import type { CallState } from './types.js';
 
 /**
@@ -72,11 +72,14 @@ export function applyLimit(
   const { scope, path } = call.ctx;
   const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
   if (!r.ok) {
+    const { reason } = r.error;
+    // A cancelled wait is not a shed: the invocation's cancellation is what the log records.
+    if (reason === 'cancelled') return r.error;
     call.emit({
       ts: call.now(),
       workflowId: scope.workflowId,
       type: 'ratelimit.shed',
-      payload: { path, agent: call.agent.name, key, reason: r.error.reason, waitedMs, ...tenant },
+      payload: { path, agent: call.agent.name, key, reason, waitedMs, ...tenant },
     });
     return r.error;
   }
@@ -89,4 +92,32 @@ export function applyLimit(
       payload: { path, agent: call.agent.name, key, waitedMs, ...tenant },
     });
   return undefined;
+}
+
+/**
+ * The cancel signal of an attempt's wait in `gated` (bulkhead slot, rate-limit permit): aborted
+ * when the machine leaves `gated` without an answer (the invocation was cancelled — the caller's
+ * signal, the workflow deadline, `rt.close()`), so the waiter leaves the queue at once, takes no
+ * permit and counts against no limit. A plain object, not an `AbortController` (≈ 4 µs each):
+ * admission makes one per limited call.
+ */
+export class GateWait implements CancelSignal {
+  aborted = false;
+  private listener: (() => void) | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listener = listener;
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.();
+  }
 }

@@ -170,7 +170,13 @@ async function limitTurn(call: CallState, usage: Usage, signal: AttemptSignal): 
   if (key === undefined || limiter === undefined) return;
   const tenant = scope.tenant !== undefined ? { tenant: scope.tenant } : {};
   const t = call.now();
-  const answer = limiter.acquire({ key, tokens: usage.inputTokens + usage.outputTokens, ...tenant });
+  const answer = limiter.acquire({
+    key,
+    tokens: usage.inputTokens + usage.outputTokens,
+    ...tenant,
+    // The attempt ending (timeout, cancel) takes a waiting turn out of the queue at once.
+    signal: signal.get(),
+  });
   const r = isPromise(answer) ? await answer : answer;
   const waitedMs = isPromise(answer) ? call.now() - t : 0;
   if (signal.reason !== undefined) {

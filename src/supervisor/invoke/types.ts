@@ -10,6 +10,7 @@ import type { ErrorCategory, NewEvent, Usage } from '../../eventlog/events.js';
 import type { AgentDriver, AgentSnapshot } from '../agent-driver.js';
 import type { Agent } from '../agent.js';
 import type { LimitPermit } from '../../limits/limiter.js';
+import type { GateWait } from './limits.js';
 import { messageOf } from '../errors.js';
 import type { NodeContext, PermitLike, ReservationLike } from '../scope.js';
 import type { NodeResult } from '../topology.js';
@@ -114,6 +115,8 @@ export interface CallState {
   /** The attempt's rate-limit permit (`config.limits`) and bulkhead slot; see ./limits.ts. */
   limit: LimitPermit | undefined;
   bulkhead: LimitPermit | undefined;
+  /** The cancel signal of the attempt's waits in `gated`, made on first use; see ./limits.ts. */
+  gateWait: GateWait | undefined;
   /** The limits key of the last attempt that took a rate-limit permit (a 429 pauses it). */
   limitKey: string | undefined;
   /** What the attempt reserved, USD. */
