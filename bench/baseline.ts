@@ -134,12 +134,15 @@ export interface HandWired {
  * Creates the hand-wired baseline on a new SQLite file with Keel's schema (so both sides write the
  * same table and indexes). `eventsPerCall` is 2 (started, succeeded: the issue's baseline) or 5
  * (the events Keel writes for a one-agent workflow: workflow.started, agent.invoked, cost.incurred,
- * agent.succeeded, workflow.completed).
+ * agent.succeeded, workflow.completed). `writeAhead`: the call is made only once its
+ * `agent.invoked` (and `workflow.started`) is committed — Keel's default promise, "if the log cannot
+ * record it, the model is not called" — so each invocation waits for two commits instead of one.
  */
 export async function createHandWired(
   file: string,
   work: (input: unknown) => Promise<TrivialOutput>,
   eventsPerCall: 2 | 5,
+  writeAhead = false,
 ): Promise<HandWired> {
   await openSqliteStore({ path: file }).close();
   const log = new GroupCommitLog(file);
@@ -161,13 +164,15 @@ export async function createHandWired(
         payload: { name: 'bench', input },
       });
     }
-    void log.append({
+    const invoked = log.append({
       ts: startedAt,
       workflowId,
       type: 'agent.invoked',
       payload: { agent: 'bench', model: 'bench-model', path: 'bench' },
     });
     try {
+      // Write-ahead: no call the log has not recorded (a refusal rejects here, before the call).
+      if (writeAhead) await invoked;
       const out = await breaker.execute(() => work(input));
       actor.send({ type: 'DONE' });
       const ts = Date.now();

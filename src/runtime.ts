@@ -169,6 +169,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         budgets: budgets.budgets,
         limiter,
         bulkheads,
+        writeAhead: config.writeAhead,
       }));
       const fanOut = (this.fanOut = new FanOut({
         clock,

@@ -38,6 +38,17 @@ export interface RuntimeConfig {
    */
   writer?: 'inline' | 'thread' | 'auto';
   /**
+   * Which model calls wait for the log before they are made (write-ahead). `'always'` (default):
+   * every call that can cost money starts only once what was emitted before it is committed — its
+   * `cost.reserved` with a budget, else its `agent.invoked` — so a call the log cannot record is
+   * never made. `'reservations'`: only calls holding a budget reservation wait (for their
+   * `cost.reserved`); without a budget a call starts at once, one durable commit sooner, and a log
+   * that then refuses its events cancels it and fails the workflow with the log's error (a call
+   * made but not recorded is possible; nothing a caller was told about is lost). See README
+   * "Budgets".
+   */
+  writeAhead?: 'always' | 'reservations';
+  /**
    * How long a commit waits on another process's lock of the SQLite file before failing with
    * `DatabaseLockedError`, in ms (default 5000). Inline, the wait blocks the event loop; with
    * `writer: 'thread'` only the writer thread waits (with `'auto'`, for commits made there).
@@ -171,6 +182,12 @@ const configSchema = z.strictObject({
     .optional(),
   durability: z.enum(['normal', 'fsync']).optional(),
   writer: z.enum(['inline', 'thread', 'auto']).optional(),
+  writeAhead: z
+    .enum(['always', 'reservations'], {
+      error:
+        "must be 'always' (default: every priced call waits until the log recorded it) or 'reservations' (only calls holding a budget reservation wait)",
+    })
+    .optional(),
   busyTimeoutMs: z
     .number({ error: 'must be a whole number of ms >= 0, e.g. 5000' })
     .int({ error: 'must be a whole number of ms >= 0, e.g. 5000' })

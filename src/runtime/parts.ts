@@ -302,6 +302,8 @@ export interface WorkflowServicesDeps {
   bulkheads: Bulkheads | undefined;
   /** Appends a runtime-level event (`pricing.unknown_model`). */
   record: (event: NewEvent) => void;
+  /** `RuntimeConfig.writeAhead` (default `'always'`). */
+  writeAhead?: 'always' | 'reservations' | undefined;
 }
 
 /** What a live workflow reaches: breakers, budgets, the cache, prices, learned reservations, canaries. */
@@ -334,6 +336,7 @@ export function workflowServices(deps: WorkflowServicesDeps): Services {
     ...(deps.bulkheads !== undefined ? { bulkheads: deps.bulkheads } : {}),
     seed: deps.seed,
     canaries: deps.folds.canaries,
+    ...(deps.writeAhead === 'reservations' ? { writeAhead: deps.writeAhead } : {}),
   };
 }
 

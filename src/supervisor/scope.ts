@@ -156,6 +156,11 @@ export interface Services {
   bulkheads?: Bulkheads;
   /** Seed for per-call randomness (retry jitter, AgentContext.rng). */
   seed: string;
+  /**
+   * `'reservations'`: only a call holding a budget reservation waits for the log before it is made
+   * (`RuntimeConfig.writeAhead`); absent or `'always'`: every priced call waits.
+   */
+  writeAhead?: 'always' | 'reservations';
   /** The runtime's canary judgements, by node path. */
   canaries: CanaryFold;
 }

@@ -15,7 +15,7 @@ import {
   measureKeel,
   work,
 } from '../../bench/agent.bench.js';
-import { createCommitFloor } from '../../bench/baseline.js';
+import { createCommitFloor, createHandWired } from '../../bench/baseline.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import type { Cost } from '../../bench/harness.js';
 import { flatness, heapPerInFlight } from '../../bench/memory.bench.js';
@@ -34,12 +34,43 @@ describe('agent bench', () => {
     expectFiniteCost(await measureKeel('default', 10, 1));
     expectFiniteCost(await measureKeel('lean', 10, 4));
     expectFiniteCost(await measureKeel('limited', 10, 4));
+    expectFiniteCost(await measureKeel('reservations', 10, 4));
   });
 
   it('measures the hand-wired baseline with 2 and 5 events, and the raw commit floor', async () => {
     expectFiniteCost(await measureHandWired(2, 10, 1));
     expectFiniteCost(await measureHandWired(5, 10, 4));
     expectFiniteCost(await measureHandWired('floor', 10, 4));
+    expectFiniteCost(await measureHandWired(2, 10, 1, true));
+    expectFiniteCost(await measureHandWired(5, 10, 4, true));
+  });
+
+  it('the written-ahead hand-wired baseline calls only once agent.invoked is committed', async () => {
+    const file = freshFile();
+    let committedAtCall = -1;
+    const hw = await createHandWired(
+      file,
+      (input) => {
+        committedAtCall = hw.events();
+        return work(input);
+      },
+      5,
+      true,
+    );
+    const plain = await createHandWired(freshFile(), work, 5, false);
+    try {
+      await hw.invoke('a');
+      expect(committedAtCall).toBe(2); // workflow.started and agent.invoked, before the call
+      expect(hw.events()).toBe(5);
+      let plainCalls = 0;
+      const pending = plain.invoke('b').then(() => plainCalls++);
+      expect(plain.events()).toBe(0); // the plain one calls before anything is committed
+      await pending;
+      expect(plainCalls).toBe(1);
+    } finally {
+      hw.close();
+      plain.close();
+    }
   });
 
   it("commits the floor's 2 rows per call before the call resolves", async () => {

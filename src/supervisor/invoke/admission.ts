@@ -307,14 +307,27 @@ export function holdReservation(
 }
 
 /**
+ * Whether the call's next model call waits for the log first (write-ahead): one that can cost
+ * money, unless the runtime has `writeAhead: 'reservations'` and the call holds no budget
+ * reservation (then there is no `cost.reserved` to make durable first).
+ */
+export function writesAhead(call: CallState): boolean {
+  return (
+    call.estimate > 0 &&
+    (call.reservation !== undefined || call.ctx.scope.services.writeAhead !== 'reservations')
+  );
+}
+
+/**
  * Write-ahead: a call that can cost money starts only once everything emitted before it (its
  * `cost.reserved`, or its `agent.invoked`) is committed. If the log cannot commit it, the model
  * is not called: the attempt is refused with `log_unavailable` and its holds are returned.
+ * With `writeAhead: 'reservations'` only a call holding a reservation waits ({@link writesAhead}).
  */
 function passWhenRecorded(call: CallState): void {
   const { scope } = call.ctx;
   const { driver } = call;
-  const committed = call.estimate > 0 && !scope.replay ? scope.committed?.() : undefined;
+  const committed = !scope.replay && writesAhead(call) ? scope.committed?.() : undefined;
   if (committed === undefined) {
     driver.send(PASS);
     return;

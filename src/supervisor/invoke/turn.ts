@@ -16,7 +16,7 @@ import { AgentError, isUsage, type ModelTurn, type TurnAnswer, type TurnOptions 
 import { CircuitOpenError } from '../breaker.js';
 import { messageOf } from '../errors.js';
 import type { ReserveLikeResult } from '../scope.js';
-import { holdReservation } from './admission.js';
+import { holdReservation, writesAhead } from './admission.js';
 import { applyLimit, limitKeyOf, pauseLimit, settleLimit } from './limits.js';
 import type { AttemptSignal, CallState } from './types.js';
 import { DEFAULT_ESTIMATE, ZERO_USAGE, isPromise, safeMessage } from './types.js';
@@ -117,7 +117,7 @@ async function admitTurn(
   }
   await limitTurn(call, usage, signal);
   // Write-ahead: the turn is made once its reservation is committed.
-  const committed = call.estimate > 0 ? ctx.scope.committed?.() : undefined;
+  const committed = writesAhead(call) ? ctx.scope.committed?.() : undefined;
   if (committed === undefined) return;
   try {
     await committed;
