@@ -38,7 +38,7 @@ import { createInterruptMarker } from './runtime/interrupted.js';
 import * as parts from './runtime/parts.js';
 import { Recorder } from './runtime/recorder.js';
 import { Restorer } from './runtime/restore.js';
-import { Teardown } from './runtime/teardown.js';
+import { Teardown, type Close } from './runtime/teardown.js';
 import type {
   Runtime,
   RuntimeEvents,
@@ -105,8 +105,11 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       this.removeAllListeners();
     });
     try {
-      // Built before the log, closed after it: the log's last commits still write ECS lines.
-      const logSink = teardown.add(parts.openEcsLog(config));
+      // The ECS log closes after the event log (whose last commits still write ECS lines), but its
+      // file is opened only once every other part was built: a log that failed to open (a foreign
+      // or damaged file, a bad config) leaves no empty ECS file behind.
+      let closeLogSink: Close = () => undefined;
+      teardown.push((reason) => closeLogSink(reason));
       const store = (this.store = teardown.add(parts.openLog(config, clock)));
       // Closed just before the log, after the workflows' end events: only then may another process take over.
       const durable = (this.durable = new DurableEngine(
@@ -171,6 +174,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         bulkheads,
         writeAhead: config.writeAhead,
       }));
+      const ecsLog = parts.openEcsLog(config);
+      closeLogSink = ecsLog.close;
+      const logSink = ecsLog.part;
       const fanOut = (this.fanOut = new FanOut({
         clock,
         folds,
