@@ -20,6 +20,7 @@ import type { CanaryControl } from './monitor/canary-fold.js';
 import { assertTenantHasNoPii } from './compliance/identifiers.js';
 import { fingerprinter } from './compliance/key.js';
 import { DEFAULT_TENANT_KEY } from './cost/budget-policy.js';
+import type { BudgetView } from './cost/budget.js';
 import { createRedactor, type Redactor } from './compliance/redact.js';
 import type { MarkInterruptedOptions, MarkInterruptedResult } from './compliance/interrupted.js';
 import type { KeelMetrics } from './observability/metrics.js';
@@ -84,6 +85,8 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   private readonly servers: Set<MetricsServer>;
   private readonly redactor: Redactor | undefined;
   private readonly budgetsReady: Promise<void> | undefined;
+  /** The budgets (local or shared), for `stats()`. */
+  private readonly budgetView: BudgetView | undefined;
   /** A shared (Redis) limiter's first answer, for `rt.ready()`. */
   private readonly limitsReady: Promise<void> | undefined;
   private readonly retention: NonNullable<RuntimeConfig['retention']>;
@@ -154,6 +157,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
         parts.openBudgets(config, store, { clock, pricing, parent: root, onAlert }, onError),
       );
       this.budgetsReady = budgets.ready;
+      this.budgetView = budgets.budgets;
       // Closed after the workflows (built later): calls still waiting are shed, not left pending.
       const limits = teardown.add(parts.openLimiter(config, clock, onError));
       const limiter = limits.limiter;
@@ -299,7 +303,7 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   }
 
   stats(): RuntimeStats {
-    return this.fanOut.stats();
+    return { ...this.fanOut.stats(), budgetActors: this.budgetView?.liveActors() ?? 0 };
   }
 
   async serveMetrics(options: { port: number; host?: string }): Promise<MetricsServer> {

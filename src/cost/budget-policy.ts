@@ -42,7 +42,17 @@ export interface BudgetConfig {
    * after a restart. Keys are tenant ids (1–64 letters, digits, `_-.:`, no PII) or `default`.
    */
   perTenant?: Record<string, number>;
+  /**
+   * Tenant budget actors kept in memory while idle (no reservation open), least recently used
+   * evicted first (default 1,000; 0 evicts each one as soon as it is idle). An evicted tenant keeps
+   * today's spend and alerted thresholds as two numbers and gets its actor back, exactly where it
+   * was, on its next call; at the day's end they are dropped. A whole number >= 0.
+   */
+  idleTenantActors?: number;
 }
+
+/** Idle tenant budget actors kept in memory unless `budget.idleTenantActors` says otherwise. */
+export const DEFAULT_IDLE_TENANT_ACTORS = 1_000;
 
 /** Key of `budget.perTenant` whose limit applies to every tenant not listed. */
 export const DEFAULT_TENANT_KEY = 'default';
@@ -56,6 +66,8 @@ export interface BudgetPolicy {
   readonly limits: ReadonlyMap<string, number>;
   /** Alert thresholds as fractions of each limit, ascending (`[alertAt, 1]`). */
   readonly thresholds: readonly number[];
+  /** Idle tenant actors kept in memory (`idleTenantActors`). */
+  readonly idleTenantActors: number;
   /** Fraction at which the warning fires. */
   readonly alertAt: number;
   /** Days in the budget's time zone. */
@@ -115,6 +127,11 @@ const configSchema = z.strictObject(
           'must map tenant ids to USD, with "default" for every other tenant, e.g. { default: 20, acme: 100 }',
       })
       .optional(),
+    idleTenantActors: z
+      .number({ error: 'must be a whole number >= 0 of idle tenant actors to keep, e.g. 1000' })
+      .int({ error: 'must be a whole number >= 0 of idle tenant actors to keep, e.g. 1000' })
+      .min(0, { error: 'must be a whole number >= 0 of idle tenant actors to keep, e.g. 1000' })
+      .optional(),
   },
   { error: 'must be an object like { dailyUsd: 100, alertAt: 0.8 }' },
 );
@@ -164,6 +181,7 @@ export function budgetPolicy(config: BudgetConfig, pricing: Pricing): BudgetPoli
     limits,
     alertAt,
     thresholds: budgetThresholds(alertAt),
+    idleTenantActors: cfg.idleTenantActors ?? DEFAULT_IDLE_TENANT_ACTORS,
     calendar,
     scopesOf(model, taskType, tenant) {
       const scopes = ['global'];

@@ -108,6 +108,7 @@ export function scopeView(
   state(scope?: string): BudgetScopeState | undefined;
   scopes(): string[];
   today(): DaySpan;
+  liveActors(): number;
 } {
   return {
     spent(scope = 'global') {
@@ -120,6 +121,7 @@ export function scopeView(
       return actor ? scopeState(scope, actor) : undefined;
     },
     scopes: () => [...actors.keys()],
+    liveActors: () => actors.size,
     today() {
       rollDay();
       return span();

@@ -10,7 +10,7 @@ import type { Clock } from '../core/clock.js';
 import type { EventPayloads, KeelEvent, KeelEventType, Usage } from '../eventlog/events.js';
 import { admitted, assertUsd, budgetPolicy, type BudgetConfig } from './budget-policy.js';
 import {
-  scopeView,
+  scopeState,
   startScopeActor,
   startScopeActors,
   type BudgetActor,
@@ -108,6 +108,11 @@ export interface BudgetView {
   /** Today's span in the budget's time zone (use `startMs` to query the log for `restore`). */
   today(): DaySpan;
   /**
+   * Budget actors in memory now: one per fixed scope (global, per model, per task type), plus the
+   * tenants' — those with a reservation open and at most `idleTenantActors` idle ones.
+   */
+  liveActors(): number;
+  /**
    * Resumes today from the event log on reopen: sums today's `cost.incurred` per scope and marks
    * thresholds already alerted today (`budget.alert`), so they do not fire again. A call whose
    * `cost.reserved` was committed (write-ahead) but whose workflow never ended — the process died
@@ -152,6 +157,18 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
   let stopped = false;
   const onAlert = (a: EventPayloads['budget.alert']): void => deps.onAlert(a);
   const actors = startScopeActors(policy, span.day, deps.parent, onAlert);
+  // Tenant scopes come and go: a tenant's actor lives while it has a reservation open, then waits
+  // among the idle ones (least recently used first) until `idleTenantActors` newer ones push it out.
+  // An evicted tenant keeps today's spend and alerted thresholds (what its actor would restore from
+  // the log) and gets its actor back where it was on its next call.
+  /** Open reservations by tenant scope. */
+  const openOf = new Map<string, number>();
+  /** Live tenant scopes with no reservation open, least recently used first. */
+  const idle = new Set<string>();
+  /** Today's figures of evicted tenant scopes. */
+  const evicted = new Map<string, { spentUsd: number; alerted: readonly number[] }>();
+  const isTenant = (scope: string): boolean => !policy.limits.has(scope);
+
   /** A scope's actor; a tenant's is started on first use (`tenant:<id>`, limited by `perTenant`). */
   const actorOf = (scope: string): BudgetActor => {
     let actor = actors.get(scope);
@@ -159,17 +176,58 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       const limitUsd = policy.limitOf(scope) as number;
       actor = startScopeActor(scope, limitUsd, policy, span.day, deps.parent, onAlert);
       actors.set(scope, actor);
+      const kept = evicted.get(scope);
+      if (kept !== undefined) {
+        evicted.delete(scope);
+        actor.send({ type: 'RESTORE', day: span.day, ...kept });
+      }
     }
     return actor;
   };
-  const actorsOf = (model: string, taskType: string, tenant: string | undefined): BudgetActor[] =>
-    policy.scopesOf(model, taskType, tenant).map(actorOf);
+
+  /** A tenant scope holds one more reservation: not idle. */
+  const hold = (scope: string): void => {
+    openOf.set(scope, (openOf.get(scope) ?? 0) + 1);
+    idle.delete(scope);
+  };
+
+  /** A tenant scope's reservation ended (or it was only looked at): idle once none is open. */
+  const letGo = (scope: string, ended: boolean): void => {
+    const open = (openOf.get(scope) ?? 0) - (ended ? 1 : 0);
+    if (open > 0) {
+      openOf.set(scope, open);
+      return;
+    }
+    openOf.delete(scope);
+    idle.delete(scope); // most recently used: to the end
+    idle.add(scope);
+    if (idle.size > policy.idleTenantActors) evictIdle();
+  };
+
+  /** Stops the least recently used idle tenant actors past the bound, keeping today's figures. */
+  const evictIdle = (): void => {
+    if (stopped) return;
+    rollDay();
+    for (const scope of idle) {
+      if (idle.size <= policy.idleTenantActors) return;
+      idle.delete(scope);
+      const actor = actors.get(scope);
+      if (actor === undefined) continue;
+      const { spentUsd, alerted } = actor.getSnapshot().context;
+      if (spentUsd > 0 || alerted.length > 0) evicted.set(scope, { spentUsd, alerted });
+      actors.delete(scope);
+      // Its final state: the actor leaves the system (a child of the runtime's root cannot be
+      // stopped directly), so a later one may take its system id.
+      actor.send({ type: 'STOP' });
+    }
+  };
 
   /** Starts a new budget day in every scope once the clock passes midnight in the time zone. */
   const rollDay = (): void => {
     const now = clock.now();
     if (now < span.endMs || stopped) return;
     span = policy.calendar.spanOf(now);
+    evicted.clear(); // a new day: nothing spent yet
     for (const actor of actors.values()) actor.send({ type: 'DAY', day: span.day });
   };
 
@@ -181,13 +239,19 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
     tenant: string | undefined,
   ): { ok: true; reservation: Reservation } | { ok: false; scope: string; error: BudgetExceededError } => {
     const id = `r${++nextId}`;
-    const scopes = actorsOf(model, taskType, tenant);
+    const names = policy.scopesOf(model, taskType, tenant);
+    const scopes = names.map(actorOf);
+    // A tenant's scope is the last one a call touches; the call holds it from here.
+    const last = names[names.length - 1] as string;
+    const tenantScope = isTenant(last) ? last : undefined;
+    if (tenantScope !== undefined) hold(tenantScope);
     for (let i = 0; i < scopes.length; i++) {
       const actor = scopes[i] as BudgetActor;
       actor.send({ type: 'RESERVE', id, usd });
       const ctx = actor.getSnapshot().context;
       if (ctx.reservations[id] === undefined) {
         for (let j = 0; j < i; j++) (scopes[j] as BudgetActor).send({ type: 'RELEASE', id });
+        if (tenantScope !== undefined) letGo(tenantScope, true);
         const error = new BudgetExceededError({
           scope: ctx.scope,
           limitUsd: ctx.limitUsd,
@@ -199,7 +263,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
         return { ok: false, scope: ctx.scope, error };
       }
     }
-    return { ok: true, reservation: makeReservation(id, model, usd, scopes) };
+    return { ok: true, reservation: makeReservation(id, model, usd, scopes, tenantScope) };
   };
 
   const makeReservation = (
@@ -207,6 +271,7 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
     model: string,
     estimateUsd: number,
     scopes: BudgetActor[],
+    tenantScope: string | undefined,
   ): Reservation => {
     let open = true;
     return {
@@ -220,12 +285,14 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
         if (stopped) return;
         rollDay();
         for (const actor of scopes) actor.send({ type: 'SETTLE', id, actualUsd });
+        if (tenantScope !== undefined) letGo(tenantScope, true);
       },
       release() {
         if (!open) return;
         open = false;
         if (stopped) return;
         for (const actor of scopes) actor.send({ type: 'RELEASE', id });
+        if (tenantScope !== undefined) letGo(tenantScope, true);
       },
     };
   };
@@ -247,7 +314,27 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
         ({ model, estimateUsd: usd } = next);
       }
     },
-    ...scopeView(actors, rollDay, () => span),
+    spent(scope = 'global') {
+      rollDay();
+      const actor = actors.get(scope);
+      return actor ? actor.getSnapshot().context.spentUsd : (evicted.get(scope)?.spentUsd ?? 0);
+    },
+    state(scope = 'global') {
+      rollDay();
+      const actor = actors.get(scope);
+      if (actor !== undefined) return scopeState(scope, actor);
+      if (!evicted.has(scope) || stopped) return undefined;
+      // An evicted tenant: its actor back for the read, then idle again.
+      const state = scopeState(scope, actorOf(scope));
+      letGo(scope, false);
+      return state;
+    },
+    scopes: () => [...actors.keys(), ...evicted.keys()],
+    today() {
+      rollDay();
+      return span;
+    },
+    liveActors: () => actors.size,
     restore(events) {
       rollDay();
       const spent = new Map<string, number>();
@@ -288,8 +375,13 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
       // Workflows cut off mid-call (a crash, or marked `workflow.interrupted`): charge their reservations.
       for (const calls of open.values())
         for (const r of calls.values()) charge(r.model, r.taskType, r.usd, r.tenant);
-      // Tenants that spent or were alerted today get their scope back before their next call.
-      for (const scope of [...spent.keys(), ...alerted.keys()]) actorOf(scope);
+      // Tenants that spent or were alerted today get their figures back; their actors start on their
+      // next call (see actorOf), so a restart does not start one per tenant seen today.
+      evicted.clear();
+      for (const scope of [...spent.keys(), ...alerted.keys()]) {
+        if (!isTenant(scope) || actors.has(scope)) continue;
+        evicted.set(scope, { spentUsd: spent.get(scope) ?? 0, alerted: alerted.get(scope) ?? [] });
+      }
       for (const [scope, actor] of actors) {
         actor.send({
           type: 'RESTORE',

@@ -195,7 +195,7 @@ export class FanOut {
   }
 
   /** Live cost, error-rate, latency and per-tenant figures. */
-  stats(): RuntimeStats {
+  stats(): Omit<RuntimeStats, 'budgetActors'> {
     const { folds, clock } = this.deps;
     const cost = folds.cost.summary();
     return {

@@ -111,6 +111,11 @@ export interface RuntimeStats {
    * the current budget week, at least 7 days; `keel report --since` covers any range).
    */
   tenants: TenantRow[];
+  /**
+   * Budget actors in memory (0 without `budget`): one per fixed scope, plus tenants' — those with a
+   * reservation open and at most `budget.idleTenantActors` idle ones (least recently used evicted).
+   */
+  budgetActors: number;
 }
 
 /**
