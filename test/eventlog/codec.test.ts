@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stubInvoice } from '../../bench/footprint-bytes.js';
-import { canonicalJson } from '../../src/core/json.js';
+import { canonicalJson, isJsonValueError } from '../../src/core/json.js';
 import {
+  MAX_CODED_JSON_LENGTH,
   PAYLOAD_KEYS,
   codable,
   decodePayload,
@@ -22,8 +23,14 @@ class MemoryDictionary implements Dictionary {
   readonly strings: string[] = [];
   private readonly ids = new Map<string, number>();
   code(value: string): number {
-    if (!codable(value))
+    const json =
+      /^[[{]/.test(value) &&
+      value.length <= MAX_CODED_JSON_LENGTH &&
+      value.isWellFormed() &&
+      !value.includes('\0');
+    if (!codable(value) && !json) {
       throw new Error(`the codec asked to code a string codable() refuses: ${JSON.stringify(value)}`);
+    }
     let id = this.ids.get(value);
     if (id === undefined) {
       this.strings.push(value);
@@ -332,6 +339,44 @@ describe('payload codec (schema 4)', () => {
       expect(isPayloadDecodeError(caught), `${type} ${text}`).toBe(true);
       expect((caught as Error).message, `${type} ${text}`).toMatch(message);
     }
+  });
+
+  it('reads an altered row as the same payload both ways, or refuses it with a PayloadDecodeError', () => {
+    const dict = new MemoryDictionary();
+    const typed = fc
+      .constantFrom(...knownTypes)
+      .chain((type) => payloadOf(type).map((p) => [type, p] as const));
+    const edit = fc.tuple(
+      fc.nat(),
+      fc.nat({ max: 3 }),
+      fc.constantFrom('', ',', '1', '"', '[', ']', '{', '}', '-', '0', 'x', '\\'),
+    );
+    fc.assert(
+      fc.property(typed, edit, ([type, payload], [at, cut, insert]) => {
+        const stored = encodePayload(type, payload, dict);
+        const i = at % (stored.length + 1);
+        const altered = stored.slice(0, i) + insert + stored.slice(i + cut);
+        let viaObject: string | undefined;
+        let direct: string | undefined;
+        let infinite = false;
+        try {
+          viaObject = canonicalJson(decodePayload(type, altered, dict));
+        } catch (e) {
+          // JSON.parse reads `1e3081` as Infinity: decodePayload returns it, canonicalJson refuses it.
+          infinite = isJsonValueError(e) && /Infinity/.test(e.message);
+          expect(isPayloadDecodeError(e) || infinite, String(e)).toBe(true);
+        }
+        try {
+          direct = decodePayloadJson(type, altered, dict);
+        } catch (e) {
+          expect(isPayloadDecodeError(e), String(e)).toBe(true);
+        }
+        expect(direct).toBe(viaObject);
+        if (infinite)
+          expect(() => decodePayloadJson(type, altered, dict)).toThrow(/no canonical JSON form.*Infinity/);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('writes the invoice workflow the runtime logs in at most 1,200 payload bytes (from 3,944)', async () => {
