@@ -5,6 +5,7 @@ import { stubInvoice } from '../../bench/footprint-bytes.js';
 import { canonicalJson, isJsonValueError } from '../../src/core/json.js';
 import {
   MAX_CODED_JSON_LENGTH,
+  MAX_CODED_STRING_LENGTH,
   PAYLOAD_KEYS,
   codable,
   decodePayload,
@@ -379,6 +380,39 @@ describe('payload codec (schema 4)', () => {
     );
   });
 
+  it("codes a tenant's id like Keel's other names", async () => {
+    const rt = createRuntime({
+      db: ':memory:',
+      clock: simulatedClock(0),
+      seed: 1,
+      pricing: { ...SEED_PRICING },
+    });
+    try {
+      await rt.run(stubInvoice, { invoiceId: 'INV-1' }, { tenant: 'acme-eu.1' });
+      const dict = new MemoryDictionary();
+      const events = rt.store.query();
+      expect(events.length).toBeGreaterThan(10);
+      for (const e of events) {
+        expect(e.payload.tenant).toBe('acme-eu.1');
+        expect(roundTrip(e.type, e.payload, dict)).not.toContain('acme');
+      }
+      expect(dict.strings).toContain('acme-eu.1');
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('codes only well-formed strings without NUL of at most MAX_CODED_STRING_LENGTH code units', () => {
+    expect(codable('')).toBe(true);
+    expect(codable('invoice/par[0]/vendor_extraction')).toBe(true);
+    expect(codable('\u{1F600} é')).toBe(true);
+    expect(codable('x'.repeat(MAX_CODED_STRING_LENGTH))).toBe(true);
+    expect(codable('x'.repeat(MAX_CODED_STRING_LENGTH + 1))).toBe(false);
+    expect(codable('a\0b')).toBe(false);
+    expect(codable('a\ud800')).toBe(false);
+    expect(codable('\udc00a')).toBe(false);
+  });
+
   it('writes the invoice workflow the runtime logs in at most 1,200 payload bytes (from 3,944)', async () => {
     const rt = createRuntime({
       db: ':memory:',
@@ -396,13 +430,18 @@ describe('payload codec (schema 4)', () => {
       const dict = new MemoryDictionary();
       let before = 0;
       let after = 0;
+      let afterFirst = 0;
       const types = new Set<string>();
-      for (const e of events) {
+      const first = events[0]?.workflowId;
+      // Workflows interleave nothing here (run one after another): the first one's 18 events come first.
+      expect(events.slice(0, 18).every((e) => e.workflowId === first)).toBe(true);
+      for (const [i, e] of events.entries()) {
         const payload = e.payload as Record<string, unknown>;
         const stored = roundTrip(e.type, payload, dict);
         types.add(e.type);
         before += utf8(canonicalJson(payload));
         after += utf8(stored);
+        if (i === 17) afterFirst = dict.strings.length;
       }
       expect([...types].sort()).toEqual([
         'agent.invoked',
@@ -415,10 +454,10 @@ describe('payload codec (schema 4)', () => {
       expect(events.length).toBe(18 * workflows);
       expect(before / workflows).toBeGreaterThan(3_500);
       expect(after / workflows).toBeLessThanOrEqual(1_200);
-      // The dictionary is per file, not per workflow: a second workflow adds no strings.
-      const size = dict.strings.length;
-      for (const e of events.slice(0, 18)) encodePayload(e.type, e.payload, dict);
-      expect(dict.strings.length).toBe(size);
+      // The dictionary is per file, not per workflow: what differs between workflows (input, its
+      // hash, the output) is stored inline, so later workflows add no strings.
+      expect(dict.strings.length).toBe(afterFirst);
+      expect(dict.strings).not.toContain('INV-2026-000001');
     } finally {
       await rt.close();
     }
