@@ -28,13 +28,17 @@
  *
  * @module
  */
-import { JsonValueError, canonicalJson, isJsonValueError } from '../core/json.js';
+import { JsonValueError, canonicalJson, fastCanonicalJson, isJsonValueError } from '../core/json.js';
 import { EventLogError } from './errors.js';
 import type { EventPayloads, KeelEventType } from './events.js';
 
 /** Dictionary of a schema-4 file: strings <-> small integer ids (ids are >= 1, assigned by the store). */
 export interface Dictionary {
-  /** Id of `value`; assigns one when new (writer side, inside the append transaction). */
+  /**
+   * Id of `value`; assigns one when new (writer side, inside the append transaction). The codec
+   * passes {@link codable} strings and canonical JSON texts (a topology) of up to
+   * {@link MAX_CODED_JSON_LENGTH} code units, both well-formed and free of NUL.
+   */
   code(value: string): number;
   /** String of `id`; throws (the store's CorruptLogError naming the id) when the file has none. */
   lookup(id: number): string;
@@ -355,6 +359,10 @@ interface Layout {
   kinds: readonly number[];
   /** Position of each key in `keys`. */
   index: ReadonlyMap<string, number>;
+  /** Positions in `keys`, in canonical (sorted) key order. */
+  sorted: readonly number[];
+  /** `"key":` of each key. */
+  members: readonly string[];
 }
 
 /** Masks are read with 32-bit operators: a list may not outgrow them. */
@@ -365,7 +373,9 @@ const LAYOUTS: ReadonlyMap<string, Layout> = new Map(
     const keys = Object.keys(fields);
     if (keys.length > MAX_KEYS) throw new Error(`codec: ${type} lists more than ${MAX_KEYS} keys`);
     const kinds = keys.map((k) => KIND_CODES[(fields as Record<string, KeyKind>)[k] as KeyKind]);
-    return [type, { keys, kinds, index: new Map(keys.map((k, i) => [k, i])) }];
+    const sorted = keys.map((_, i) => i).sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
+    const members = keys.map((k) => `${JSON.stringify(k)}:`);
+    return [type, { keys, kinds, index: new Map(keys.map((k, i) => [k, i])), sorted, members }];
   }),
 );
 
@@ -521,8 +531,89 @@ function isJsonValue(v: unknown): boolean {
  *
  * @throws PayloadDecodeError naming the type and what is wrong (not JSON, a bad shape, a mask bit
  *   beyond the type's key list, a dictionary id the file lacks — with the dictionary's error as cause).
+ *   Like `JSON.parse` it reads `1e999` as `Infinity` (only an altered row holds one: the encoder
+ *   refuses non-finite numbers); {@link decodePayloadJson} refuses it.
  */
 export function decodePayload(type: string, stored: string, dict: Dictionary): Record<string, unknown> {
+  const read = readRow(type, stored);
+  if (read.layout === undefined) return read.whole;
+  const { layout, row, mask } = read;
+  const out = read.extras ?? {};
+  const { keys, kinds } = layout;
+  let at = 1;
+  for (let i = 0; i < keys.length; i++) {
+    if ((mask & (1 << i)) === 0) continue;
+    const key = keys[i] as string;
+    out[key] = decodeValue(kinds[i] as number, row[at++], type, key, dict);
+  }
+  return out;
+}
+
+/**
+ * `canonicalJson(decodePayload(type, stored, dict))`, the hashed form of a stored payload (what
+ * `keel audit verify` hashes), written straight from the stored row: no payload object is built,
+ * and a dictionary-coded topology is copied as its stored canonical text, not parsed.
+ *
+ * @throws PayloadDecodeError as {@link decodePayload}, and when the row holds a number JSON reads
+ *   as infinite (`1e999`: only an altered row does).
+ */
+export function decodePayloadJson(type: string, stored: string, dict: Dictionary): string {
+  try {
+    return writeCanonical(type, stored, dict);
+  } catch (e) {
+    if (isPayloadDecodeError(e)) throw e;
+    // A number JSON.parse read as Infinity (`1e999`): no canonical form. Name where it is.
+    let problem = e instanceof Error ? e.message : String(e);
+    try {
+      canonicalJson(decodePayload(type, stored, dict));
+    } catch (named) {
+      if (isJsonValueError(named)) problem = named.message;
+    }
+    throw new PayloadDecodeError(type, `it holds a value with no canonical JSON form (${problem})`, {
+      cause: e,
+    });
+  }
+}
+
+function writeCanonical(type: string, stored: string, dict: Dictionary): string {
+  const read = readRow(type, stored);
+  if (read.layout === undefined) return canonicalJson(read.whole);
+  if (read.extras !== undefined) return canonicalJson(decodePayload(type, stored, dict));
+  const { layout, row, mask } = read;
+  const { keys, kinds, sorted, members } = layout;
+  let out = '{';
+  for (let s = 0; s < sorted.length; s++) {
+    const i = sorted[s] as number;
+    const bit = 1 << i;
+    if ((mask & bit) === 0) continue;
+    const value = row[1 + popcount(mask & (bit - 1))];
+    out += (out.length === 1 ? '' : ',') + (members[i] as string);
+    const kind = kinds[i] as number;
+    if (kind === KIND_PLAIN) {
+      out += fastCanonicalJson(value);
+    } else if (typeof value === 'number' && (kind === KIND_DICT || kind === KIND_JSON)) {
+      const text = lookup(value, type, keys[i] as string, dict);
+      out += kind === KIND_DICT ? fastCanonicalJson(text) : text;
+    } else {
+      out += fastCanonicalJson(decodeValue(kind, value, type, keys[i] as string, dict));
+    }
+  }
+  return out + '}';
+}
+
+/** Bits set in a 32-bit integer. */
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/** A stored payload, checked: stored whole, or a key-coded row of a known layout. */
+type ReadRow =
+  | { layout: undefined; whole: Record<string, unknown> }
+  | { layout: Layout; row: unknown[]; mask: number; extras: Record<string, unknown> | undefined };
+
+function readRow(type: string, stored: string): ReadRow {
   let parsed: unknown;
   try {
     parsed = JSON.parse(stored);
@@ -530,12 +621,14 @@ export function decodePayload(type: string, stored: string, dict: Dictionary): R
     throw new PayloadDecodeError(type, `it is not JSON (${(e as Error).message})`, { cause: e });
   }
   if (!Array.isArray(parsed)) {
-    if (typeof parsed === 'object' && parsed !== null) return parsed as Record<string, unknown>;
+    if (typeof parsed === 'object' && parsed !== null) {
+      return { layout: undefined, whole: parsed as Record<string, unknown> };
+    }
     throw new PayloadDecodeError(type, `it is ${describe(parsed)}, neither an object nor an array`);
   }
   const row = parsed as unknown[];
   const mask = row[0];
-  if (mask === -1 && row.length === 2) return row[1] as Record<string, unknown>;
+  if (mask === -1 && row.length === 2) return { layout: undefined, whole: row[1] as Record<string, unknown> };
   const layout = LAYOUTS.get(type);
   if (layout === undefined) {
     throw new PayloadDecodeError(
@@ -554,9 +647,8 @@ export function decodePayload(type: string, stored: string, dict: Dictionary): R
       `key mask bit ${bit} is beyond the ${n} keys this Keel knows for the type (a newer Keel wrote it: upgrade Keel to read it)`,
     );
   }
-  let count = 0;
-  for (let m = mask; m !== 0; m &= m - 1) count++;
-  let out: Record<string, unknown>;
+  const count = popcount(mask);
+  if (row.length === count + 1) return { layout, row, mask, extras: undefined };
   if (row.length === count + 2) {
     const extras = row[count + 1];
     if (typeof extras !== 'object' || extras === null || Array.isArray(extras)) {
@@ -565,32 +657,12 @@ export function decodePayload(type: string, stored: string, dict: Dictionary): R
         `its last element is ${describe(extras)}, not the object of extra keys`,
       );
     }
-    out = extras as Record<string, unknown>;
-  } else if (row.length === count + 1) {
-    out = {};
-  } else {
-    throw new PayloadDecodeError(
-      type,
-      `it holds ${row.length - 1} values where its key mask ${mask} names ${count} (truncated or altered)`,
-    );
+    return { layout, row, mask, extras: extras as Record<string, unknown> };
   }
-  let at = 1;
-  for (let i = 0; i < n; i++) {
-    if ((mask & (1 << i)) === 0) continue;
-    const key = layout.keys[i] as string;
-    out[key] = decodeValue(layout.kinds[i] as number, row[at++], type, key, dict);
-  }
-  return out;
-}
-
-/**
- * `canonicalJson(decodePayload(type, stored, dict))`: the hashed form of a stored payload, what
- * `keel audit verify` hashes.
- *
- * @throws PayloadDecodeError as {@link decodePayload}.
- */
-export function decodePayloadJson(type: string, stored: string, dict: Dictionary): string {
-  return canonicalJson(decodePayload(type, stored, dict));
+  throw new PayloadDecodeError(
+    type,
+    `it holds ${row.length - 1} values where its key mask ${mask} names ${count} (truncated or altered)`,
+  );
 }
 
 function decodeValue(kind: number, value: unknown, type: string, key: string, dict: Dictionary): unknown {

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stubInvoice } from '../../bench/footprint-bytes.js';
-import { canonicalJson } from '../../src/core/json.js';
+import { canonicalJson, isJsonValueError } from '../../src/core/json.js';
 import {
+  MAX_CODED_JSON_LENGTH,
+  MAX_CODED_STRING_LENGTH,
   PAYLOAD_KEYS,
   codable,
   decodePayload,
@@ -22,8 +24,14 @@ class MemoryDictionary implements Dictionary {
   readonly strings: string[] = [];
   private readonly ids = new Map<string, number>();
   code(value: string): number {
-    if (!codable(value))
+    const json =
+      /^[[{]/.test(value) &&
+      value.length <= MAX_CODED_JSON_LENGTH &&
+      value.isWellFormed() &&
+      !value.includes('\0');
+    if (!codable(value) && !json) {
       throw new Error(`the codec asked to code a string codable() refuses: ${JSON.stringify(value)}`);
+    }
     let id = this.ids.get(value);
     if (id === undefined) {
       this.strings.push(value);
@@ -334,6 +342,77 @@ describe('payload codec (schema 4)', () => {
     }
   });
 
+  it('reads an altered row as the same payload both ways, or refuses it with a PayloadDecodeError', () => {
+    const dict = new MemoryDictionary();
+    const typed = fc
+      .constantFrom(...knownTypes)
+      .chain((type) => payloadOf(type).map((p) => [type, p] as const));
+    const edit = fc.tuple(
+      fc.nat(),
+      fc.nat({ max: 3 }),
+      fc.constantFrom('', ',', '1', '"', '[', ']', '{', '}', '-', '0', 'x', '\\'),
+    );
+    fc.assert(
+      fc.property(typed, edit, ([type, payload], [at, cut, insert]) => {
+        const stored = encodePayload(type, payload, dict);
+        const i = at % (stored.length + 1);
+        const altered = stored.slice(0, i) + insert + stored.slice(i + cut);
+        let viaObject: string | undefined;
+        let direct: string | undefined;
+        let infinite = false;
+        try {
+          viaObject = canonicalJson(decodePayload(type, altered, dict));
+        } catch (e) {
+          // JSON.parse reads `1e3081` as Infinity: decodePayload returns it, canonicalJson refuses it.
+          infinite = isJsonValueError(e) && /Infinity/.test(e.message);
+          expect(isPayloadDecodeError(e) || infinite, String(e)).toBe(true);
+        }
+        try {
+          direct = decodePayloadJson(type, altered, dict);
+        } catch (e) {
+          expect(isPayloadDecodeError(e), String(e)).toBe(true);
+        }
+        expect(direct).toBe(viaObject);
+        if (infinite)
+          expect(() => decodePayloadJson(type, altered, dict)).toThrow(/no canonical JSON form.*Infinity/);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("codes a tenant's id like Keel's other names", async () => {
+    const rt = createRuntime({
+      db: ':memory:',
+      clock: simulatedClock(0),
+      seed: 1,
+      pricing: { ...SEED_PRICING },
+    });
+    try {
+      await rt.run(stubInvoice, { invoiceId: 'INV-1' }, { tenant: 'acme-eu.1' });
+      const dict = new MemoryDictionary();
+      const events = rt.store.query();
+      expect(events.length).toBeGreaterThan(10);
+      for (const e of events) {
+        expect(e.payload.tenant).toBe('acme-eu.1');
+        expect(roundTrip(e.type, e.payload, dict)).not.toContain('acme');
+      }
+      expect(dict.strings).toContain('acme-eu.1');
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('codes only well-formed strings without NUL of at most MAX_CODED_STRING_LENGTH code units', () => {
+    expect(codable('')).toBe(true);
+    expect(codable('invoice/par[0]/vendor_extraction')).toBe(true);
+    expect(codable('\u{1F600} é')).toBe(true);
+    expect(codable('x'.repeat(MAX_CODED_STRING_LENGTH))).toBe(true);
+    expect(codable('x'.repeat(MAX_CODED_STRING_LENGTH + 1))).toBe(false);
+    expect(codable('a\0b')).toBe(false);
+    expect(codable('a\ud800')).toBe(false);
+    expect(codable('\udc00a')).toBe(false);
+  });
+
   it('writes the invoice workflow the runtime logs in at most 1,200 payload bytes (from 3,944)', async () => {
     const rt = createRuntime({
       db: ':memory:',
@@ -351,13 +430,18 @@ describe('payload codec (schema 4)', () => {
       const dict = new MemoryDictionary();
       let before = 0;
       let after = 0;
+      let afterFirst = 0;
       const types = new Set<string>();
-      for (const e of events) {
+      const first = events[0]?.workflowId;
+      // Workflows interleave nothing here (run one after another): the first one's 18 events come first.
+      expect(events.slice(0, 18).every((e) => e.workflowId === first)).toBe(true);
+      for (const [i, e] of events.entries()) {
         const payload = e.payload as Record<string, unknown>;
         const stored = roundTrip(e.type, payload, dict);
         types.add(e.type);
         before += utf8(canonicalJson(payload));
         after += utf8(stored);
+        if (i === 17) afterFirst = dict.strings.length;
       }
       expect([...types].sort()).toEqual([
         'agent.invoked',
@@ -370,10 +454,10 @@ describe('payload codec (schema 4)', () => {
       expect(events.length).toBe(18 * workflows);
       expect(before / workflows).toBeGreaterThan(3_500);
       expect(after / workflows).toBeLessThanOrEqual(1_200);
-      // The dictionary is per file, not per workflow: a second workflow adds no strings.
-      const size = dict.strings.length;
-      for (const e of events.slice(0, 18)) encodePayload(e.type, e.payload, dict);
-      expect(dict.strings.length).toBe(size);
+      // The dictionary is per file, not per workflow: what differs between workflows (input, its
+      // hash, the output) is stored inline, so later workflows add no strings.
+      expect(dict.strings.length).toBe(afterFirst);
+      expect(dict.strings).not.toContain('INV-2026-000001');
     } finally {
       await rt.close();
     }
