@@ -47,6 +47,8 @@ interface Figure {
   clientCpuUsPerWorkflow: number;
   /** Postgres server CPU (every backend and background process of the cluster), µs per workflow. */
   serverCpuUsPerWorkflow?: number;
+  /** Postgres group commits (one statement, one round trip each; pipelined) per workflow. */
+  commitsPerWorkflow?: number;
 }
 
 /** Sizes of a run. */
@@ -118,13 +120,16 @@ async function measure(
     await rt.ready();
     await run(rt, Math.min(n, 1_000));
     const server0 = admin ? await serverCpu(admin) : undefined;
+    const commits0 = store?.stats().transactions ?? 0;
     const cost = await run(rt, n);
     const serverUs = admin && server0 ? serverCpuSince(server0, await serverCpu(admin)) : undefined;
+    const commits = (store?.stats().transactions ?? 0) - commits0;
     return {
       perSec: n / (cost.wallUs / 1e6),
       perCpuSec: n / (cost.cpuUs / 1e6),
       clientCpuUsPerWorkflow: cost.cpuUs / n,
       ...(serverUs !== undefined && contender === 'postgres' ? { serverCpuUsPerWorkflow: serverUs / n } : {}),
+      ...(store ? { commitsPerWorkflow: commits / n } : {}),
     };
   } finally {
     await rt.close();
@@ -185,6 +190,7 @@ export async function runBench(flags: BenchFlags): Promise<BenchReport> {
                 ),
               }
             : {}),
+          ...(f.commitsPerWorkflow !== undefined ? { commitsPerWorkflow: f.commitsPerWorkflow } : {}),
         };
       }
     }
@@ -200,11 +206,15 @@ export async function runBench(flags: BenchFlags): Promise<BenchReport> {
         f.serverCpuUsPerWorkflow !== undefined
           ? `; server ${fmt(f.serverCpuUsPerWorkflow)} cpu-µs/workflow`
           : '';
+      const commits =
+        f.commitsPerWorkflow !== undefined
+          ? `; ${f.commitsPerWorkflow.toFixed(3)} group commits (round trips)/workflow`
+          : '';
       return {
         name: names[c],
         value: f.perSec,
         unit: 'workflows/s',
-        note: `${fmt(f.perCpuSec)}/client-cpu-s; ${x(f.perSec / sqlite.perSec)} SQLite${server}`,
+        note: `${fmt(f.perCpuSec)}/client-cpu-s; ${x(f.perSec / sqlite.perSec)} SQLite${server}${commits}`,
       };
     });
     method.push(`load at end ${loadavg()}`);

@@ -51,6 +51,7 @@ export interface PostgresStoreOptions {
   /**
    * Further node-postgres pool settings (`max` connections, `ssl`, `statement_timeout`,
    * `lock_timeout` …). `connectionString`, `connectionTimeoutMillis` and `types` are the store's.
+   * Group commits use one more connection of their own (pipeline mode), with the same settings.
    */
   pool?: pg.PoolConfig;
   /** Receives errors thrown by `onCommit` listeners (they never break a commit). Default `console.error`. */

@@ -1,6 +1,6 @@
 /**
  * The Postgres store's writer: the rows of a group commit as column arrays (one `unnest` parameter
- * each), chained onto the heads, and the statements that commit them. Internal to `postgres.ts`.
+ * each, sent in Postgres's binary array format), chained onto the heads, and the statements that commit them. Internal to `postgres.ts`.
  *
  * A group commit is one statement, so one round trip, in its own implicit transaction (durable on
  * return with `synchronous_commit` on): it locks the heads row, checks that the heads are the ones
@@ -21,17 +21,123 @@ export interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
-/** Column arrays of rows to insert (one `unnest` parameter each). */
+/** Element type OIDs of the binary arrays the writer sends. */
+const INT8_OID = 20;
+const FLOAT8_OID = 701;
+const TEXT_OID = 25;
+const BYTEA_OID = 17;
+const TWO_32 = 4294967296;
+
+/**
+ * A one-dimensional Postgres array in the binary wire format (`array_recv`: ndim, flags, element
+ * type, size, lower bound, then each element as length + bytes), built in one growing buffer and
+ * sent as a binary parameter: no text-array literal, so no quoting and escaping of every element
+ * on the client and no parsing of it on the server. Text elements are their UTF-8 bytes, exactly
+ * what a text parameter carries.
+ */
+export class BinaryArray {
+  private buf: Buffer;
+  private at = HEADER;
+  private n = 0;
+
+  constructor(
+    private readonly oid: number,
+    capacity = 1024,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(capacity, HEADER));
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+
+  /** An `int8` element (any safe integer). */
+  int8(value: number): void {
+    this.room(12);
+    const hi = Math.floor(value / TWO_32);
+    this.buf.writeInt32BE(8, this.at);
+    this.buf.writeInt32BE(hi, this.at + 4);
+    this.buf.writeUInt32BE(value - hi * TWO_32, this.at + 8);
+    this.at += 12;
+    this.n++;
+  }
+
+  /** A `float8` element (exactly the JS number). */
+  float8(value: number): void {
+    this.room(12);
+    this.buf.writeInt32BE(8, this.at);
+    this.buf.writeDoubleBE(value, this.at + 4);
+    this.at += 12;
+    this.n++;
+  }
+
+  /** A `text` element: the string's UTF-8 bytes (as node-postgres sends a text parameter). */
+  text(value: string): void {
+    this.room(4 + value.length * 3);
+    const bytes = this.buf.write(value, this.at + 4, 'utf8');
+    this.buf.writeInt32BE(bytes, this.at);
+    this.at += 4 + bytes;
+    this.n++;
+  }
+
+  /** A `bytea` element from lowercase hex (a 64-character hash: 32 bytes). */
+  hex(value: string): void {
+    this.room(4 + (value.length >> 1));
+    const bytes = this.buf.write(value, this.at + 4, 'hex');
+    this.buf.writeInt32BE(bytes, this.at);
+    this.at += 4 + bytes;
+    this.n++;
+  }
+
+  /** The array as a binary parameter (a view of the buffer: no element may be added after). */
+  finish(): Buffer {
+    const b = this.buf;
+    b.writeInt32BE(1, 0); // one dimension
+    b.writeInt32BE(0, 4); // no NULLs
+    b.writeInt32BE(this.oid, 8);
+    b.writeInt32BE(this.n, 12);
+    b.writeInt32BE(1, 16); // lower bound
+    return b.subarray(0, this.at);
+  }
+}
+
+/** ndim, flags, element type, size and lower bound of a one-dimensional array. */
+const HEADER = 20;
+
+/** The rows of a group commit as binary column arrays (one `unnest` parameter each). */
 export class RowBuffer {
-  readonly seq: number[] = [];
-  readonly ts: number[] = [];
-  readonly workflowId: string[] = [];
-  readonly type: string[] = [];
-  readonly v: number[] = [];
-  readonly cls: string[] = [];
-  readonly payload: string[] = [];
-  /** Hex: the statement stores `decode(hash, 'hex')`, 32 bytes. */
-  readonly hash: string[] = [];
+  private readonly seq: BinaryArray;
+  private readonly ts: BinaryArray;
+  private readonly workflowId: BinaryArray;
+  private readonly type: BinaryArray;
+  private readonly v: BinaryArray;
+  private readonly cls: BinaryArray;
+  private readonly payload: BinaryArray;
+  private readonly hash: BinaryArray;
+
+  /** `rows` and `payloadBytes` size the buffers (they grow past them). */
+  constructor(rows = 16, payloadBytes = rows * 256) {
+    this.seq = new BinaryArray(INT8_OID, HEADER + rows * 12);
+    this.ts = new BinaryArray(FLOAT8_OID, HEADER + rows * 12);
+    this.workflowId = new BinaryArray(TEXT_OID, HEADER + rows * 48);
+    this.type = new BinaryArray(TEXT_OID, HEADER + rows * 24);
+    this.v = new BinaryArray(INT8_OID, HEADER + rows * 12);
+    this.cls = new BinaryArray(TEXT_OID, HEADER + rows * 15);
+    this.payload = new BinaryArray(TEXT_OID, HEADER + rows * 4 + payloadBytes);
+    this.hash = new BinaryArray(BYTEA_OID, HEADER + rows * 36);
+  }
+
+  /** Rows buffered. */
+  get length(): number {
+    return this.seq.length;
+  }
 
   /** Assigns the next seq to `e`, chains it into its class and buffers its row. */
   chain(state: ChainState, e: KeelEvent, payloadJson: string): void {
@@ -42,19 +148,28 @@ export class RowBuffer {
     head.seq = seq;
     head.hash = hash;
     e.seq = seq;
-    this.seq.push(seq);
-    this.ts.push(e.ts);
-    this.workflowId.push(e.workflowId);
-    this.type.push(e.type);
-    this.v.push(e.v);
-    this.cls.push(e.class);
-    this.payload.push(payloadJson);
-    this.hash.push(hash);
+    this.seq.int8(seq);
+    this.ts.float8(e.ts);
+    this.workflowId.text(e.workflowId);
+    this.type.text(e.type);
+    this.v.int8(e.v);
+    this.cls.text(e.class);
+    this.payload.text(payloadJson);
+    this.hash.hex(hash);
   }
 
-  /** The eight column parameters, `$1` … `$8`. */
+  /** The eight column parameters, `$1` … `$8` (binary arrays). */
   columns(): unknown[] {
-    return [this.seq, this.ts, this.workflowId, this.type, this.v, this.cls, this.payload, this.hash];
+    return [
+      this.seq.finish(),
+      this.ts.finish(),
+      this.workflowId.finish(),
+      this.type.finish(),
+      this.v.finish(),
+      this.cls.finish(),
+      this.payload.finish(),
+      this.hash.finish(),
+    ];
   }
 }
 
@@ -64,7 +179,13 @@ export function chainBatch(
   from: ChainState,
 ): { rows: RowBuffer; state: ChainState } {
   const state = copyState(from);
-  const rows = new RowBuffer();
+  let n = 0;
+  let bytes = 0;
+  for (const p of batch) {
+    n += p.events.length;
+    for (const json of p.payloadJson) bytes += json.length;
+  }
+  const rows = new RowBuffer(n, bytes + (bytes >> 3));
   for (const p of batch) {
     const { events, payloadJson } = p;
     for (let i = 0; i < events.length; i++)
@@ -105,8 +226,8 @@ export function writerStatements(s: string) {
   const events = `${s}.events`;
   const heads = 'seq, audit_seq, audit_hash, operational_seq, operational_hash';
   const insert = `INSERT INTO ${events} (seq, ts, workflow_id, type, v, class, payload, hash)
-  SELECT u.s, u.t, u.w, u.y, u.v, u.c, u.p, decode(u.h, 'hex')
-    FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+  SELECT u.s, u.t, u.w, u.y, u.v, u.c, u.p, u.h
+    FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])
       AS u(s, t, w, y, v, c, p, h)`;
   return {
     events,

@@ -127,6 +127,30 @@ export function postgres(url: string, options: Omit<PostgresStoreOptions, 'url'>
 
 // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * Group commits in flight at once on the writer connection (Postgres's pipeline mode: the next
+ * statement is sent before the previous one answers, the server runs them in order).
+ */
+const PIPELINE_DEPTH = 2;
+
+/**
+ * A batch of at least twice this many events, sent while nothing is in flight, goes as two commits,
+ * so that the process works on the first one's workflows while the server commits the second.
+ */
+const SPLIT_MIN_EVENTS = 32;
+
+/** A group commit sent on the writer connection, until its outcome is handled. */
+interface InFlightCommit {
+  batch: readonly PendingAppend[];
+  /** The statement's answer (never an unhandled rejection: a no-op handler is attached). */
+  reply: Promise<pg.QueryResult<HeadsRow & { ok: boolean; max: number }>>;
+  /** Whether the statement reached the connection (for `outcomeUnknown`). */
+  sent: boolean;
+  /** The heads after the batch, if it writes. */
+  state: ChainState;
+  startedAt: number;
+}
+
 /** Named (server-side prepared) read statements kept per store. */
 const MAX_NAMED_STATEMENTS = 64;
 
@@ -142,6 +166,8 @@ class PostgresStore implements PostgresEventStore {
 
   private readonly options: ResolvedOptions;
   private readonly pool: pg.Pool;
+  /** One pipelined connection for the group commits (`pipeline: true`). */
+  private readonly writerPool: pg.Pool;
   private readonly sql: ReturnType<typeof writerStatements>;
   /** The heads after this process's last commit, while no failure made them uncertain. */
   private known: ChainState | undefined;
@@ -156,8 +182,19 @@ class PostgresStore implements PostgresEventStore {
   private queue: PendingAppend[] = [];
   private queuedEvents = 0;
   private scheduled: NodeJS.Immediate | undefined;
-  private draining: Promise<void> | undefined;
-  /** Tail of the write jobs (group commits, prunes) of this process: one runs at a time. */
+  /** Group commits sent on the writer connection whose outcome is not handled yet. */
+  private inFlight = 0;
+  /** The heads after every commit in flight, if each one writes: what the next one chains onto. */
+  private predicted: ChainState | undefined;
+  /** Tail of the in-order handling of the pipelined commits' outcomes (never rejects). */
+  private settled: Promise<void> = Promise.resolve();
+  /** The writer connection while commits are in flight on it. */
+  private writer: Promise<pg.PoolClient> | undefined;
+  /** Whether the writer connection saw an error (it is discarded, not returned to its pool). */
+  private writerBroken = false;
+  /** Serial write jobs (locked commits, retries, prunes) queued or running: the pipeline waits. */
+  private serialJobs = 0;
+  /** Tail of the serial write jobs of this process: one runs at a time, after the pipeline settled. */
   private writes: Promise<unknown> = Promise.resolve();
   private closed = false;
   private ended = false;
@@ -172,8 +209,10 @@ class PostgresStore implements PostgresEventStore {
     this.dialect = postgresDialect(quoteSchema(options.schema));
     this.commits = new CommitListeners(options.onListenerError);
     this.pool = new pg.Pool(options.pool);
+    this.writerPool = new pg.Pool({ ...options.pool, max: 1, pipeline: true });
     // An idle connection that breaks (server restart) is dropped by the pool; the next query reconnects.
     this.pool.on('error', () => undefined);
+    this.writerPool.on('error', () => undefined);
   }
 
   // ── lifecycle ───────────────────────────────────────────────────────────────────────────────
@@ -214,16 +253,19 @@ class PostgresStore implements PostgresEventStore {
     this.closed = true;
     await this.settle();
     this.ended = true;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.writerPool.end()]);
   }
 
-  /** Waits until every queued append and write job has finished. */
+  /** Waits until every queued append, commit in flight and write job has finished. */
   private async settle(): Promise<void> {
-    while (this.queue.length > 0 || this.draining !== undefined) {
+    for (;;) {
       this.startDrain();
-      await this.draining;
+      const { settled, writes } = this;
+      await writes;
+      await settled;
+      const idle = this.queue.length === 0 && this.inFlight === 0 && this.serialJobs === 0;
+      if (idle && settled === this.settled && writes === this.writes) return;
     }
-    await this.writes;
   }
 
   private owners: OwnershipStore | undefined;
@@ -264,72 +306,195 @@ class PostgresStore implements PostgresEventStore {
     return new Promise<KeelEvent[]>((resolve, reject) => {
       this.queue.push({ events: prepared.events, payloadJson: prepared.payloadJson, resolve, reject });
       this.queuedEvents += n;
-      if (this.draining !== undefined) return; // the running drain takes it next
       if (this.queuedEvents >= this.options.maxBatch) this.startDrain();
       else this.scheduled ??= setImmediate(this.startDrain);
     });
   }
 
-  /** Starts committing the queue (unless already doing so). */
+  /**
+   * Commits what is queued: onto known heads, pipelined (up to {@link PIPELINE_DEPTH} group
+   * commits in flight on the writer connection, each chained onto the heads the one before it
+   * leaves); without known heads (the first commit, after a failure), one commit at a time in
+   * the serial path.
+   */
   private readonly startDrain = (): void => {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    if (this.draining !== undefined || this.queue.length === 0) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-      if (this.queue.length > 0) this.startDrain();
-    });
+    while (this.queue.length > 0 && this.serialJobs === 0 && !this.ended) {
+      if (this.inFlight === 0) this.predicted ??= this.known;
+      if (this.predicted === undefined) {
+        if (this.inFlight === 0) {
+          const batch = this.take(this.options.maxBatch);
+          void this.serial(() => this.commitBatch(batch));
+        }
+        return;
+      }
+      if (this.inFlight >= PIPELINE_DEPTH) return;
+      // Into an idle pipeline a large batch goes as two commits: the process works on the
+      // workflows the first one acknowledges while the server commits the second.
+      const split = this.inFlight === 0 && this.queuedEvents >= 2 * SPLIT_MIN_EVENTS;
+      this.sendCommit(this.take(split ? Math.ceil(this.queuedEvents / 2) : this.options.maxBatch));
+    }
   };
 
-  /** Commits queued appends, at most `maxBatch` events per transaction, until the queue is empty. */
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      let take = 0;
-      let events = 0;
-      while (take < this.queue.length && (take === 0 || events < this.options.maxBatch)) {
-        events += (this.queue[take] as PendingAppend).events.length;
-        take++;
-      }
-      const batch = this.queue.splice(0, take);
-      this.queuedEvents -= events;
-      await this.exclusive(() => this.commitBatch(batch));
+  /** The oldest queued appends, at most `limit` events (at least one append, never split). */
+  private take(limit: number): PendingAppend[] {
+    let take = 0;
+    let events = 0;
+    while (take < this.queue.length) {
+      const n = (this.queue[take] as PendingAppend).events.length;
+      if (take > 0 && events + n > limit) break;
+      events += n;
+      take++;
     }
-  }
-
-  /** Runs write jobs one at a time, in call order. */
-  private exclusive<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(job, job);
-    this.writes = run.catch(() => undefined);
-    return run;
+    this.queuedEvents -= events;
+    return this.queue.splice(0, take);
   }
 
   /**
-   * One group commit: chain the batch onto the heads this process knows and commit it in one
-   * statement if they are still the heads (see ./postgres-writer.ts); else chain it again onto the
-   * heads the statement found and try once more; else (or without known heads) lock the heads in
-   * an explicit transaction. Then tell listeners and resolve. On failure every append of the batch
-   * rejects with the same named error.
+   * Runs a serial write job once every pipelined commit has settled; no commit is sent meanwhile.
+   * One job at a time, in call order.
    */
-  private async commitBatch(batch: readonly PendingAppend[]): Promise<void> {
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    this.serialJobs++;
+    const run = this.writes.then(() => this.settled).then(job);
+    this.writes = run.then(
+      () => this.serialDone(),
+      () => this.serialDone(),
+    );
+    return run;
+  }
+
+  private serialDone(): void {
+    this.serialJobs--;
+    this.predicted = undefined; // chained again from the known heads
+    this.startDrain();
+  }
+
+  /**
+   * Sends one group commit on the writer connection, chained onto the predicted heads (those the
+   * commits in flight leave if they write): the statement writes only if the heads are still the
+   * ones it was chained onto (./postgres-writer.ts). Its outcome is handled in order, by
+   * {@link settleCommit}.
+   */
+  private sendCommit(batch: readonly PendingAppend[]): void {
+    const { rows, state } = chainBatch(batch, this.predicted as ChainState);
+    const from = this.predicted as ChainState;
+    this.predicted = state;
+    this.inFlight++;
+    const writer = (this.writer ??= this.connectWriter());
+    const commit: InFlightCommit = {
+      batch,
+      state,
+      sent: false,
+      startedAt: performance.now(), // commit duration for metrics only, never for logic
+      reply: writer.then((client) => {
+        commit.sent = true;
+        return client.query<HeadsRow & { ok: boolean; max: number }>({
+          name: 'keel_append_if_heads',
+          text: this.sql.appendIfHeads,
+          values: [...rows.columns(), ...stateParams(from), ...stateParams(state)],
+        });
+      }),
+    };
+    commit.reply.catch(() => undefined); // handled in order by settleCommit
+    this.settled = this.settled.then(() => this.settleCommit(commit));
+  }
+
+  /**
+   * The outcome of a pipelined commit, in send order: written (acknowledge it), refused because
+   * the heads moved (chain it again in the serial path; every commit sent after it was chained
+   * onto heads that will not be, and comes back refused too), or failed (reject its appends).
+   */
+  private async settleCommit(commit: InFlightCommit): Promise<void> {
+    let found: 'written' | ChainState | undefined;
+    let error: unknown;
+    try {
+      found = outcomeOf((await commit.reply).rows[0]);
+    } catch (e) {
+      error = e;
+      this.writerBroken = true;
+    }
+    if (found === 'written') {
+      this.known = commit.state;
+      this.acknowledge(commit.batch, commit.startedAt);
+    } else {
+      this.predicted = undefined;
+      this.serialJobs++; // the pipeline waits for this commit's retry
+      try {
+        if (error !== undefined) {
+          this.known = undefined; // a lost connection may have committed it
+          const named = this.toError(error, commit.sent);
+          for (const p of commit.batch) p.reject(named);
+        } else await this.commitBatch(commit.batch, found);
+      } finally {
+        this.serialJobs--;
+      }
+    }
+    if (--this.inFlight === 0) this.releaseWriter();
+    this.startDrain();
+  }
+
+  private connectWriter(): Promise<pg.PoolClient> {
+    return this.writerPool.connect().then((client) => {
+      client.on('error', ignoreClientError);
+      return client;
+    });
+  }
+
+  /** Returns the writer connection to its pool (discarded if it saw an error). */
+  private releaseWriter(): void {
+    const writer = this.writer;
+    const broken = this.writerBroken;
+    this.writer = undefined;
+    this.writerBroken = false;
+    writer?.then(
+      (client) => {
+        client.removeListener('error', ignoreClientError);
+        client.release(broken);
+      },
+      () => undefined,
+    );
+  }
+
+  /** Tells listeners of a written batch and resolves its appends. */
+  private acknowledge(batch: readonly PendingAppend[], startedAt: number): void {
+    let events: KeelEvent[] = (batch[0] as PendingAppend).events;
+    if (batch.length > 1) {
+      events = [];
+      for (const p of batch) for (const e of p.events) events.push(e);
+    }
+    this.commits.committed(events, { commitMs: performance.now() - startedAt });
+    for (const p of batch) p.resolve(p.events);
+  }
+
+  /**
+   * One group commit in the serial path: chain the batch onto the heads this process knows (or
+   * `found`, the heads a refused pipelined commit saw) and commit it in one statement if they are
+   * still the heads; else chain it again onto the heads the statement found and try once more;
+   * else (or without heads to try) lock the heads in an explicit transaction. Then tell listeners
+   * and resolve. On failure every append of the batch rejects with the same named error.
+   */
+  private async commitBatch(batch: readonly PendingAppend[], found?: ChainState): Promise<void> {
     const startedAt = performance.now(); // commit duration for metrics only, never for logic
     let commitSent = false;
     try {
       await this.ensureReady();
       await this.withClient(async (client) => {
-        let from = this.known;
+        let from = fresher(this.known, found);
         this.known = undefined; // unknown until this commit's outcome is
         for (let attempt = 0; from !== undefined && attempt < 2; attempt++) {
           const { rows, state } = chainBatch(batch, from);
           commitSent = true;
-          const found = await this.appendIfHeads(client, rows, from, state);
-          if (found === 'written') {
+          const answer = await this.appendIfHeads(client, rows, from, state);
+          if (answer === 'written') {
             this.known = state;
             return;
           }
           commitSent = false;
-          from = found;
+          from = answer;
         }
         const { rows, state } = chainBatch(batch, await this.lockHeads(client));
         await this.insertRows(client, rows, state);
@@ -342,13 +507,7 @@ class PostgresStore implements PostgresEventStore {
       for (const p of batch) p.reject(error);
       return;
     }
-    let events: KeelEvent[] = (batch[0] as PendingAppend).events;
-    if (batch.length > 1) {
-      events = [];
-      for (const p of batch) for (const e of p.events) events.push(e);
-    }
-    this.commits.committed(events, { commitMs: performance.now() - startedAt });
-    for (const p of batch) p.resolve(p.events);
+    this.acknowledge(batch, startedAt);
   }
 
   /**
@@ -367,11 +526,7 @@ class PostgresStore implements PostgresEventStore {
       text: this.sql.appendIfHeads,
       values: [...rows.columns(), ...stateParams(from), ...stateParams(to)],
     });
-    const row = result.rows[0];
-    if (row?.ok === true) return 'written';
-    // No heads row, or rows beyond the heads: the locked path rebuilds them or names the problem.
-    if (row === undefined || row.max !== row.seq) return undefined;
-    return stateOf(row);
+    return outcomeOf(result.rows[0]);
   }
 
   /**
@@ -412,7 +567,10 @@ class PostgresStore implements PostgresEventStore {
       return Promise.reject(asError(e));
     }
     this.startDrain(); // appends queued before the prune commit before it
-    return this.exclusive(() => this.pruneNow(options.class, options.olderThan));
+    return this.serial(async () => {
+      while (this.queue.length > 0) await this.commitBatch(this.take(this.options.maxBatch));
+      return this.pruneNow(options.class, options.olderThan);
+    });
   }
 
   /**
@@ -512,10 +670,15 @@ class PostgresStore implements PostgresEventStore {
     this.assertOpen();
     await this.ready();
     return this.withClient(async (client) => {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const result = await this.run(client, verifyLog(this.dialect));
-      await client.query('COMMIT');
-      return result;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const result = await this.run(client, verifyLog(this.dialect));
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        // A pooled connection that broke while idle fails here: named like any other.
+        throw this.toError(e);
+      }
     });
   }
 
@@ -644,6 +807,25 @@ class PostgresStore implements PostgresEventStore {
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError();
   }
+}
+
+/**
+ * What the one-statement commit answered: `'written'`, else the heads it found (to chain onto
+ * next), or `undefined` when they cannot be trusted (no heads row, or rows beyond them): the
+ * locked path sorts that out.
+ */
+function outcomeOf(
+  row: (HeadsRow & { ok: boolean; max: number }) | undefined,
+): 'written' | ChainState | undefined {
+  if (row?.ok === true) return 'written';
+  if (row === undefined || row.max !== row.seq) return undefined;
+  return stateOf(row);
+}
+
+/** Of two heads, those further along (the later commit's), or the one there is. */
+function fresher(a: ChainState | undefined, b: ChainState | undefined): ChainState | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return b.seq > a.seq ? b : a;
 }
 
 function asError(e: unknown): Error {
