@@ -14,13 +14,21 @@
  * (100 outcomes), with `--budget-usd` the day's spend against it, and with `--weekly-volume` the
  * error budgets left.
  *
+ * Prometheus sees a restarted `keel serve` as a counter reset: answering 0 again would count the
+ * whole log a second time. So the first scrape of a log answers 0 only once: a small state file
+ * (`--state`, by default `<db>.serve.json` beside a SQLite log) names the log whose zeros were
+ * served, and a restart over the same log answers the log from its first scrape — the numbers a
+ * `keel serve` that never stopped would answer.
+ *
  * Exit codes: 0 stopped cleanly · 2 wrong arguments · 3 the log could not be read or the port bound.
  */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { createErrorRateProjection, type ErrorRateProjection } from '../analysis.js';
-import { DEFAULT_ERROR_TARGETS, type EventStore } from '../index.js';
+import { DEFAULT_ERROR_TARGETS, type EventStore, type KeelEvent } from '../index.js';
 import { createMetrics, serveMetrics, type KeelMetrics, type MetricsServer } from '../observability.js';
 import { CliError, EXIT, STORE_OPTION_HELP, SCHEMA_OPTION_HELP, logName, openLog, type Io } from './io.js';
 
@@ -44,11 +52,65 @@ export interface ServeFlags {
   slaMs?: string;
   budgetUsd?: string;
   weeklyVolume?: string;
+  /** The state file that tells a restart the log's zeros were served (see the file's comment). */
+  state?: string;
 }
 
 function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/**
+ * The log's first event, as the state file names it (sha256 of its fields): a log replaced at the
+ * same path differs. (One that begins with the very same event is the same log to Prometheus: if
+ * its counters are lower, Prometheus sees a reset and counts them from 0.)
+ */
+function identityOf(e: KeelEvent): string {
+  return createHash('sha256')
+    .update(JSON.stringify([e.seq, e.ts, e.type, e.workflowId, e.payload]))
+    .digest('hex');
+}
+
+/**
+ * What a `keel serve` remembers between runs: which log's first scrape (every counter at 0) it
+ * already answered. Unreadable or foreign content counts as none; a state that cannot be written is
+ * reported once and serving goes on.
+ */
+class ServeState {
+  private warned = false;
+  constructor(
+    private readonly file: string | undefined,
+    private readonly io: Io,
+  ) {}
+  /** The log whose zeros were served, if the file names one. */
+  servedLog(): string | undefined {
+    if (this.file === undefined) return undefined;
+    try {
+      const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as unknown;
+      const log = (parsed as { zeroesServedFor?: unknown } | null)?.zeroesServedFor;
+      return typeof log === 'string' ? log : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  /** Records that `log`'s zeros were served (written whole: a crash leaves the old file or the new). */
+  zeroesServed(log: string): void {
+    if (this.file === undefined) return;
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, `${JSON.stringify({ zeroesServedFor: log })}\n`, { mode: 0o600 });
+      fs.renameSync(tmp, this.file);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      if (this.warned) return;
+      this.warned = true;
+      this.io.err(
+        `keel serve: cannot write the state file ${this.file} (${e instanceof Error ? e.message : String(e)}); ` +
+          'a restart will count the log again. Pass --state <file> in a writable directory.',
+      );
+    }
+  }
 }
 
 /** A registry that folds the log's new events into the metrics before each scrape. */
@@ -58,13 +120,21 @@ class TailingRegistry extends Registry {
   private lastSeq = 0;
   private lastTs = 0;
   private scraped = false;
-  constructor(private readonly store: EventStore) {
+  /** The log's first event ({@link identityOf}) once read. */
+  private log: string | undefined;
+  private recorded = false;
+  constructor(
+    private readonly store: EventStore,
+    private readonly state: ServeState,
+  ) {
     super();
   }
   async attach(metrics: KeelMetrics, errorRates: ErrorRateProjection): Promise<void> {
     this.metricsRef = metrics;
     this.errorRates = errorRates;
     await this.tail();
+    // A restart over a log whose zeros were served: the log from the first scrape, as before.
+    if (this.log !== undefined && this.state.servedLog() === this.log) this.scraped = this.recorded = true;
   }
   private tailing: Promise<number> | undefined;
   /** Applies every event after the last one applied; returns how many. Concurrent scrapes share one pass. */
@@ -80,6 +150,7 @@ class TailingRegistry extends Registry {
     if (!m || !errors) return 0;
     let n = 0;
     for await (const e of this.store.iterate({ afterSeq: this.lastSeq })) {
+      this.log ??= identityOf(e);
       m.apply(e);
       errors.apply(e);
       this.lastSeq = e.seq;
@@ -97,9 +168,15 @@ class TailingRegistry extends Registry {
   override async metrics(): Promise<string> {
     await this.tail();
     const text = await super.metrics();
-    if (this.scraped) return text;
+    const first = !this.scraped;
     this.scraped = true;
-    return beforeTheLog(text);
+    // Recorded once the zeros were answered and the log has a first event (an empty log's zeros
+    // are its figures anyway).
+    if (!this.recorded && this.log !== undefined) {
+      this.recorded = true;
+      this.state.zeroesServed(this.log);
+    }
+    return first ? beforeTheLog(text) : text;
   }
 }
 
@@ -173,6 +250,10 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
       '--weekly-volume <task=n,...>',
       'tasks per week per task type: exports error_budget_remaining_ratio',
     )
+    .option(
+      '--state <file>',
+      'remembers that the log was served, so a restart does not count it again (default <db>.serve.json; none with --store)',
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 stopped with Ctrl-C, 2 wrong arguments, 3 the log could not be read or the port bound.',
@@ -206,7 +287,8 @@ export async function serveLog(io: Io, o: ServeFlags): Promise<void> {
   let server: MetricsServer | undefined;
   let stopped = false;
   try {
-    const registry = new TailingRegistry(store);
+    const stateFile = o.state ?? (o.store === undefined ? `${o.db}.serve.json` : undefined);
+    const registry = new TailingRegistry(store, new ServeState(stateFile, io));
     const metrics = createMetrics({
       registry,
       slaP95Ms,

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/main.js';
@@ -6,15 +7,20 @@ import { invoices, openRuntime, recordCascade, runAll, tempDir, triage } from '.
 
 let tmp: ReturnType<typeof tempDir> | undefined;
 let stop: (() => Promise<unknown>) | undefined;
+const stops: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   await stop?.();
   stop = undefined;
+  for (const s of stops.splice(0)) await s();
   tmp?.cleanup();
   tmp = undefined;
 });
 
 /** Starts `keel serve` on 127.0.0.1, port 0; resolves with its URL once it listens. */
-async function serve(db: string): Promise<{ url: string; exit: Promise<number> }> {
+async function serve(
+  db: string,
+  extra: string[] = [],
+): Promise<{ url: string; exit: Promise<number>; stderr: () => string }> {
   const controller = new AbortController();
   let listening: (url: string) => void = () => undefined;
   const url = new Promise<string>((resolve) => (listening = resolve));
@@ -25,14 +31,41 @@ async function serve(db: string): Promise<{ url: string; exit: Promise<number> }
       if (m) listening(m[1] as string);
     },
   });
-  const exit = runCli(['serve', '--db', db, '--port', '0'], c.io);
+  const exit = runCli(['serve', '--db', db, '--port', '0', ...extra], c.io);
   stop = () => {
     controller.abort();
     return exit;
   };
   const first = await Promise.race([url, exit.then((code) => `exited ${code}: ${c.stderr()}`)]);
   expect(first).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-  return { url: first, exit };
+  return { url: first, exit, stderr: () => c.stderr() };
+}
+
+/** A `keel serve` of its own (several run at once): its URL and how to stop it. */
+async function serveAlone(db: string, extra: string[] = []) {
+  const s = await serve(db, extra);
+  const stopIt = stop as () => Promise<unknown>;
+  stop = undefined;
+  stops.push(stopIt);
+  return {
+    ...s,
+    scrape: async () => (await fetch(`${s.url}/metrics`)).text(),
+    stop: async () => {
+      stops.splice(stops.indexOf(stopIt), 1);
+      await stopIt();
+      expect(await s.exit).toBe(EXIT.ok);
+    },
+  };
+}
+
+/** Prometheus's `increase()` over a counter's samples: a drop is a reset, counted from 0. */
+function increase(samples: number[]): number {
+  let total = 0;
+  for (let i = 1; i < samples.length; i++) {
+    const [prev, cur] = [samples[i - 1] as number, samples[i] as number];
+    total += cur >= prev ? cur - prev : cur;
+  }
+  return total;
 }
 
 function calls(metrics: string, model: string): number {
@@ -80,6 +113,54 @@ describe('keel serve', () => {
     await done;
     expect(await exit).toBe(EXIT.ok);
     await expect(fetch(`${url}/metrics`)).rejects.toThrow();
+  });
+
+  it('a restart answers what a serve that never stopped answers: Prometheus does not count the log twice', async () => {
+    tmp = tempDir();
+    const db = tmp.path('keel.db');
+    await recordCascade(db, 0.9, invoices(3), 'none');
+    // `steady` runs throughout; `restarted` is stopped and started again over the same log.
+    const steady = await serveAlone(db, ['--state', tmp.path('steady.json')]);
+    let restarted = await serveAlone(db);
+    const seen = { steady: [] as number[], restarted: [] as number[] };
+    const scrape = async (): Promise<[string, string]> => {
+      const [a, b] = [await steady.scrape(), await restarted.scrape()];
+      seen.steady.push(calls(a, 'gpt-3.5-turbo'));
+      seen.restarted.push(calls(b, 'gpt-3.5-turbo'));
+      return [a, b];
+    };
+    await scrape(); // the zeros
+    await scrape(); // the log
+    await restarted.stop();
+    // Its state file, beside the log by default, names the log whose zeros were served.
+    expect(fs.existsSync(`${db}.serve.json`)).toBe(true);
+
+    const rt = openRuntime(db);
+    await runAll(rt, triage(0.9), invoices(5).slice(3));
+    await rt.close();
+    restarted = await serveAlone(db);
+    const [a, b] = await scrape();
+    expect(b).toBe(a); // every series, counters and histograms included
+    expect(seen).toEqual({ steady: [0, 3, 5], restarted: [0, 3, 5] });
+    expect(increase(seen.restarted)).toBe(increase(seen.steady));
+    // (Answering 0 again after the restart, as before, made it 0, 3, 0, 5: an increase of 8.)
+    expect(increase([0, 3, 0, 5])).toBe(8);
+    await restarted.stop();
+
+    // Another log at the same path is new to Prometheus: its first scrape answers 0 again.
+    fs.rmSync(db);
+    await recordCascade(db, 0.9, invoices(5).slice(3), 'none');
+    const replaced = await serveAlone(db);
+    expect(calls(await replaced.scrape(), 'gpt-3.5-turbo')).toBe(0);
+    expect(calls(await replaced.scrape(), 'gpt-3.5-turbo')).toBe(2);
+    await replaced.stop();
+
+    // A state file that cannot be written is named once, and serving goes on.
+    const unwritable = await serveAlone(db, ['--state', tmp.path('no/such/dir/state.json')]);
+    expect(calls(await unwritable.scrape(), 'gpt-3.5-turbo')).toBe(0);
+    expect(calls(await unwritable.scrape(), 'gpt-3.5-turbo')).toBe(2);
+    expect(unwritable.stderr()).toMatch(/cannot write the state file .*no\/such\/dir\/state\.json.*--state/);
+    await unwritable.stop();
   });
 
   it('refuses a non-loopback host without --allow-remote, and bad ports, with exit 2', async () => {
