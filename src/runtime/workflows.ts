@@ -377,49 +377,54 @@ export class Workflows {
       finish({ ok: false, error });
       return;
     }
-    if (events instanceof Promise) {
-      // An asynchronous log (Postgres) is shared by processes: another may start this id between
-      // our read and our start. The id's claim row decides which one runs it.
-      const durable = this.deps.durable;
-      const claimStart = durable?.claimStart?.bind(durable);
-      const releaseStart = durable?.releaseStart?.bind(durable);
-      if (!claimStart || !releaseStart) {
-        events.then(decide, (error: unknown) => finish({ ok: false, error }));
-        return;
-      }
-      const read = (): Promise<KeelEvent[]> =>
-        Promise.resolve(this.deps.store.query({ workflowId, type: LIFECYCLE_TYPES }));
-      events
-        .then(async (first) => {
-          if (recordedWorkflow(workflowId, name, first) !== undefined || this.closed) return decide(first);
-          if (!(await claimStart(workflowId))) {
-            // Another live runtime holds the id: its start, once committed, answers; until then, busy.
-            const now = await read();
-            if (recordedWorkflow(workflowId, name, now) !== undefined) return decide(now);
-            return finish({ ok: false, error: new WorkflowBusyError(workflowId) });
-          }
-          // Re-read under the claim: the other process may have run it to its end meanwhile.
-          let held: KeelEvent[];
-          try {
-            held = await read();
-          } catch (error) {
-            await releaseStart(workflowId);
-            throw error;
-          }
-          if (recordedWorkflow(workflowId, name, held) !== undefined || this.closed) {
-            await releaseStart(workflowId);
-            return decide(held);
-          }
-          const onDone = finish;
-          const release = (outcome: Outcome): void => {
-            void releaseStart(workflowId).then(() => onDone(outcome));
-          };
-          this.begin(topology, input, options, inputJson, this.deps.liveEnv, release, beforeStart);
-        })
-        .catch((error: unknown) => finish({ ok: false, error }));
+    // A log other processes may share — Postgres, or a SQLite file — can see this id started by
+    // another process between our read and our start. The id's claim row decides which one runs it
+    // (a completed or failed id is answered from the read alone, without a claim).
+    const shared = events instanceof Promise || sharedFile(this.deps.store);
+    const durable = this.deps.durable;
+    const claimStart = durable?.claimStart?.bind(durable);
+    const releaseStart = durable?.releaseStart?.bind(durable);
+    if (
+      !(events instanceof Promise) &&
+      (!shared || recordedWorkflow(workflowId, name, events) !== undefined)
+    ) {
+      decide(events);
       return;
     }
-    decide(events);
+    if (!claimStart || !releaseStart) {
+      Promise.resolve(events).then(decide, (error: unknown) => finish({ ok: false, error }));
+      return;
+    }
+    const read = (): Promise<KeelEvent[]> =>
+      Promise.resolve(this.deps.store.query({ workflowId, type: LIFECYCLE_TYPES }));
+    Promise.resolve(events)
+      .then(async (first) => {
+        if (recordedWorkflow(workflowId, name, first) !== undefined || this.closed) return decide(first);
+        if (!(await claimStart(workflowId))) {
+          // Another live runtime holds the id: its start, once committed, answers; until then, busy.
+          const now = await read();
+          if (recordedWorkflow(workflowId, name, now) !== undefined) return decide(now);
+          return finish({ ok: false, error: new WorkflowBusyError(workflowId) });
+        }
+        // Re-read under the claim: the other process may have run it to its end meanwhile.
+        let held: KeelEvent[];
+        try {
+          held = await read();
+        } catch (error) {
+          await releaseStart(workflowId);
+          throw error;
+        }
+        if (recordedWorkflow(workflowId, name, held) !== undefined || this.closed) {
+          await releaseStart(workflowId);
+          return decide(held);
+        }
+        const onDone = finish;
+        const release = (outcome: Outcome): void => {
+          void releaseStart(workflowId).then(() => onDone(outcome));
+        };
+        this.begin(topology, input, options, inputJson, this.deps.liveEnv, release, beforeStart);
+      })
+      .catch((error: unknown) => finish({ ok: false, error }));
   }
 
   /** Runs a workflow that passed every check, from its `workflow.started` to its end event. */
@@ -595,4 +600,13 @@ function assertTopologyNamesHaveNoPii(t: AnyTopology, redactor: Redactor): void 
 function assertRunIdentifiersHaveNoPii(options: RunOptions | undefined, redactor: Redactor): void {
   if (typeof options?.workflowId === 'string') assertWorkflowIdHasNoPii(options.workflowId, redactor);
   if (typeof options?.name === 'string') assertNameHasNoPii('options.name', options.name, redactor);
+}
+
+/**
+ * True for a SQLite file (`path` other than `:memory:`): another process may open it and start the
+ * same workflow id, so a caller-chosen id is claimed before it starts, as on Postgres.
+ */
+function sharedFile(store: EventStore): boolean {
+  const path = (store as { path?: unknown }).path;
+  return typeof path === 'string' && path !== ':memory:' && path !== '';
 }

@@ -1,7 +1,8 @@
 /**
- * Child process of postgres-start.test.ts (run with `node --import tsx`): starts the workflows
- * `dup-0…dup-<n-1>` under those caller-chosen ids on a shared Postgres log, all at once, after `go`
- * on stdin — while another process starts the same ids. Args: `<pgUrl> <callsFile> <name> <n>`.
+ * Child process of postgres-start.test.ts and sqlite-start.test.ts (run with `node --import tsx`):
+ * starts the workflows `dup-0…dup-<n-1>` under those caller-chosen ids on a shared log (a Postgres
+ * URL, or else a SQLite file), all at once, after `go` on stdin — while another process starts the
+ * same ids. Args: `<pgUrl|sqliteFile> <callsFile> <name> <n>`.
  * Every agent call appends `<name> <workflowId>` to `<callsFile>`. Prints one JSON line:
  * `{ outcomes: { [workflowId]: 'ran' | 'recorded' | <error code> } }`.
  */
@@ -14,10 +15,10 @@ import { jobTopology, PG_RESUME_PRICING } from './pg-resume-topology.js';
 
 const [pgUrl, callsFile, name, nArg] = process.argv.slice(2);
 if (!pgUrl || !callsFile || !name || !nArg)
-  throw new Error('usage: pg-start-child.ts <pgUrl> <callsFile> <name> <n>');
+  throw new Error('usage: pg-start-child.ts <pgUrl|sqliteFile> <callsFile> <name> <n>');
 
 const rt = createRuntime({
-  store: postgres(pgUrl),
+  ...(/^postgres(ql)?:\/\//.test(pgUrl) ? { store: postgres(pgUrl) } : { db: pgUrl }),
   seed: name,
   pricing: PG_RESUME_PRICING,
   cache: false,
