@@ -77,5 +77,5 @@ describe('one workflowId started by two processes sharing a SQLite file', () => 
     } finally {
       await store.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
