@@ -504,16 +504,23 @@ function escaped(value: unknown, key: string): string {
   return typeof value === 'number' || Array.isArray(value) ? `[${text}]` : text;
 }
 
-/** `[input, output]` for a usage of exactly those two keys, else undefined. */
+/**
+ * `[input, output]` for a usage whose canonical form has exactly the keys `inputTokens` and
+ * `outputTokens` (members canonical JSON drops do not count), else undefined.
+ */
 function usage(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const names = Object.keys(value);
-  if (names.length !== 2) return undefined;
   const u = value as Record<string, unknown>;
-  if (!Object.hasOwn(u, 'inputTokens') || !Object.hasOwn(u, 'outputTokens')) return undefined;
-  const input = resolve(u.inputTokens);
-  const output = resolve(u.outputTokens);
-  if (!isJsonValue(input) || !isJsonValue(output)) return undefined;
+  let input: unknown;
+  let output: unknown;
+  for (const name of Object.keys(u)) {
+    const v = resolve(u[name]);
+    if (!isJsonValue(v)) continue;
+    if (name === 'inputTokens') input = v;
+    else if (name === 'outputTokens') output = v;
+    else return undefined;
+  }
+  if (input === undefined || output === undefined) return undefined;
   return `[${json(input, 'usage.inputTokens')},${json(output, 'usage.outputTokens')}]`;
 }
 
@@ -554,8 +561,13 @@ export function decodePayload(type: string, stored: string, dict: Dictionary): R
  * `keel audit verify` hashes), written straight from the stored row: no payload object is built,
  * and a dictionary-coded topology is copied as its stored canonical text, not parsed.
  *
- * @throws PayloadDecodeError as {@link decodePayload}, and when the row holds a number JSON reads
- *   as infinite (`1e999`: only an altered row does).
+ * Strict, so that the chain over stored rows detects every change of a row's bytes as schema 3
+ * did: a row must be exactly what {@link encodePayload} writes for the payload it decodes to
+ * (values of one payload have one stored form); any other row — a space added, a number written
+ * `1.0`, a codable string left uncoded, extra keys out of order — is refused.
+ *
+ * @throws PayloadDecodeError as {@link decodePayload}, when the row is not stored as Keel writes it,
+ *   and when it holds a number JSON reads as infinite (`1e999`: only an altered row does).
  */
 export function decodePayloadJson(type: string, stored: string, dict: Dictionary): string {
   try {
@@ -577,10 +589,15 @@ export function decodePayloadJson(type: string, stored: string, dict: Dictionary
 
 function writeCanonical(type: string, stored: string, dict: Dictionary): string {
   const read = readRow(type, stored);
-  if (read.layout === undefined) return canonicalJson(read.whole);
-  if (read.extras !== undefined) return canonicalJson(decodePayload(type, stored, dict));
+  if (read.layout === undefined) {
+    if (storedWhole(read.whole) !== stored) throw notAsWritten(type);
+    return canonicalJson(read.whole);
+  }
+  if (read.extras !== undefined) return strictSlow(type, stored, dict);
   const { layout, row, mask } = read;
   const { keys, kinds, sorted, members } = layout;
+  // The row as the encoder would write it, rebuilt from the values as they are read.
+  const written = new Array<string>(keys.length);
   let out = '{';
   for (let s = 0; s < sorted.length; s++) {
     const i = sorted[s] as number;
@@ -590,15 +607,69 @@ function writeCanonical(type: string, stored: string, dict: Dictionary): string 
     out += (out.length === 1 ? '' : ',') + (members[i] as string);
     const kind = kinds[i] as number;
     if (kind === KIND_PLAIN) {
-      out += fastCanonicalJson(value);
+      const text = fastCanonicalJson(value);
+      out += text;
+      written[i] = text;
     } else if (typeof value === 'number' && (kind === KIND_DICT || kind === KIND_JSON)) {
       const text = lookup(value, type, keys[i] as string, dict);
+      // A coded topology is its stored canonical text: copied, not parsed (the chain checks it).
       out += kind === KIND_DICT ? fastCanonicalJson(text) : text;
+      written[i] = String(value);
     } else {
-      out += fastCanonicalJson(decodeValue(kind, value, type, keys[i] as string, dict));
+      const key = keys[i] as string;
+      const decoded = decodeValue(kind, value, type, key, dict);
+      out += fastCanonicalJson(decoded);
+      // Not coded: the encoder would have written it so only if it could not code it.
+      try {
+        written[i] = encodeValue(kind, decoded, key, UNCODED);
+      } catch (e) {
+        if (e === UNCODED_MARK) throw notAsWritten(type);
+        throw e;
+      }
     }
   }
+  let again = '[' + String(mask);
+  for (let i = 0; i < written.length; i++) if ((mask & (1 << i)) !== 0) again += ',' + (written[i] as string);
+  if (again + ']' !== stored) throw notAsWritten(type);
   return out + '}';
+}
+
+/** Thrown by {@link UNCODED} when the encoder would have coded a value the row holds uncoded. */
+const UNCODED_MARK = new Error('the encoder would code this value');
+/** The dictionary of a value the row holds uncoded: the encoder must not have coded it. */
+const UNCODED: Dictionary = {
+  code() {
+    throw UNCODED_MARK;
+  },
+  lookup(id) {
+    throw new RangeError(`no dictionary id ${id} while re-encoding an uncoded value`);
+  },
+};
+
+/** A row with extra keys: decoded to an object, re-encoded with the ids it used, compared. */
+function strictSlow(type: string, stored: string, dict: Dictionary): string {
+  const used = new Map<string, number>();
+  const payload = decodePayload(type, stored, {
+    code: (value) => dict.code(value),
+    lookup(id) {
+      const value = dict.lookup(id);
+      used.set(value, id);
+      return value;
+    },
+  });
+  const again = encodePayload(type, payload, {
+    code: (value) => used.get(value) ?? -1,
+    lookup: (id) => dict.lookup(id),
+  });
+  if (again !== stored) throw notAsWritten(type);
+  return canonicalJson(payload);
+}
+
+function notAsWritten(type: string): PayloadDecodeError {
+  return new PayloadDecodeError(
+    type,
+    'it is not stored as Keel writes it (the same values have one stored form: the row was altered)',
+  );
 }
 
 /** Bits set in a 32-bit integer. */
