@@ -40,7 +40,10 @@ export interface Dictionary {
    * {@link MAX_CODED_JSON_LENGTH} code units, both well-formed and free of NUL.
    */
   code(value: string): number;
-  /** String of `id`; throws (the store's CorruptLogError naming the id) when the file has none. */
+  /**
+   * String of `id`; throws (the store's CorruptLogError naming the id) when the file has none.
+   * Decoding calls only this, never {@link Dictionary.code}.
+   */
   lookup(id: number): string;
 }
 
