@@ -466,6 +466,9 @@ function resolve(value: unknown): unknown {
 
 /** Canonical JSON of a present member value; a bad value's path is named from the payload. */
 function json(value: unknown, key: string): string {
+  // The usual members, a finite number or a short string, skip the path-tracking fallback.
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'string') return fastCanonicalJson(value);
   try {
     return canonicalJson(value);
   } catch (e) {
@@ -618,6 +621,15 @@ function writeCanonical(type: string, stored: string, dict: Dictionary): string 
       // A coded topology is its stored canonical text: copied, not parsed (the chain checks it).
       out += kind === KIND_DICT ? fastCanonicalJson(text) : text;
       written[i] = String(value);
+    } else if (kind === KIND_USAGE && Array.isArray(value) && value.length === 2) {
+      const input = fastCanonicalJson(value[0]);
+      const output = fastCanonicalJson(value[1]);
+      out += `{"inputTokens":${input},"outputTokens":${output}}`;
+      written[i] = `[${input},${output}]`;
+    } else if (kind === KIND_HASH && typeof value === 'string') {
+      // decodeValue checks it is 43 characters of base64url: its stored form is itself, quoted.
+      out += `"${decodeValue(kind, value, type, keys[i] as string, dict) as string}"`;
+      written[i] = `"${value}"`;
     } else {
       const key = keys[i] as string;
       const decoded = decodeValue(kind, value, type, key, dict);
