@@ -224,3 +224,62 @@ describe("writeAhead: 'reservations'", () => {
     expect(calls).toHaveLength(1); // never made
   });
 });
+
+describe('writeAhead: the model turns of a tool loop', () => {
+  /** An agent making two metered turns; the first answers when the test says. */
+  function twoTurns() {
+    const made: number[] = [];
+    let answerFirst: (() => void) | undefined;
+    const a = agent({
+      name: 'loop',
+      model: 'm',
+      run: async (_input: unknown, ctx: AgentContext) => {
+        const turn = ctx.turn;
+        if (turn === undefined) throw new Error('no turn in a live attempt');
+        await turn(1, () => {
+          made.push(1);
+          return new Promise<{ usage: typeof USAGE }>((resolve) => {
+            answerFirst = () => resolve({ usage: USAGE });
+          });
+        });
+        await turn(2, () => {
+          made.push(2);
+          return Promise.resolve({ usage: USAGE });
+        });
+        return { value: 'done' };
+      },
+    });
+    return { agent: a, made, answerFirst: () => answerFirst?.() };
+  }
+
+  it("'always': the second turn waits until the first turn's charge is committed", async () => {
+    const { held, clock, rt } = setup({});
+    await rt.ready();
+    const loop = twoTurns();
+    const run = rt.run(loop.agent, 'x');
+    for (let i = 0; i < 20 && loop.made.length === 0; i++) await clock.advanceAsync(0);
+    expect(loop.made).toEqual([1]);
+    held.hold();
+    loop.answerFirst();
+    await settle(clock);
+    expect(loop.made).toEqual([1]); // its cost.incurred is not committed yet
+    held.release();
+    await run;
+    expect(loop.made).toEqual([1, 2]);
+  });
+
+  it("'reservations' without a budget: the second turn goes out at once", async () => {
+    const { held, clock, rt } = setup({ writeAhead: 'reservations' });
+    await rt.ready();
+    const loop = twoTurns();
+    const run = rt.run(loop.agent, 'x');
+    for (let i = 0; i < 20 && loop.made.length === 0; i++) await clock.advanceAsync(0);
+    held.hold();
+    loop.answerFirst();
+    await settle(clock);
+    expect(loop.made).toEqual([1, 2]); // nothing committed since the first turn
+    held.release();
+    const result = await run;
+    expect(held.real.query({ workflowId: result.workflowId, type: 'cost.incurred' })).toHaveLength(2);
+  });
+});
