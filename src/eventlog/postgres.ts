@@ -400,7 +400,12 @@ class PostgresStore implements PostgresEventStore {
       }),
     };
     commit.reply.catch(() => undefined); // handled in order by settleCommit
-    this.settled = this.settled.then(() => this.settleCommit(commit));
+    // The chain never rejects: a fault while handling one outcome fails that batch, not the next.
+    this.settled = this.settled
+      .then(() => this.settleCommit(commit))
+      .catch((e: unknown) => {
+        for (const p of commit.batch) p.reject(e);
+      });
   }
 
   /**
@@ -417,24 +422,27 @@ class PostgresStore implements PostgresEventStore {
       error = e;
       this.writerBroken = true;
     }
-    if (found === 'written') {
-      this.known = commit.state;
-      this.acknowledge(commit.batch, commit.startedAt);
-    } else {
-      this.predicted = undefined;
-      this.serialJobs++; // the pipeline waits for this commit's retry
-      try {
-        if (error !== undefined) {
-          this.known = undefined; // a lost connection may have committed it
-          const named = this.toError(error, commit.sent);
-          for (const p of commit.batch) p.reject(named);
-        } else await this.commitBatch(commit.batch, found);
-      } finally {
-        this.serialJobs--;
+    try {
+      if (found === 'written') {
+        this.known = commit.state;
+        this.acknowledge(commit.batch, commit.startedAt);
+      } else {
+        this.predicted = undefined;
+        this.serialJobs++; // the pipeline waits for this commit's retry
+        try {
+          if (error !== undefined) {
+            this.known = undefined; // a lost connection may have committed it
+            const named = this.toError(error, commit.sent);
+            for (const p of commit.batch) p.reject(named);
+          } else await this.commitBatch(commit.batch, found);
+        } finally {
+          this.serialJobs--;
+        }
       }
+    } finally {
+      if (--this.inFlight === 0) this.releaseWriter();
+      this.startDrain();
     }
-    if (--this.inFlight === 0) this.releaseWriter();
-    this.startDrain();
   }
 
   private connectWriter(): Promise<pg.PoolClient> {
