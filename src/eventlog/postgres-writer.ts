@@ -80,7 +80,9 @@ export class BinaryArray {
 
   /** A `text` element: the string's UTF-8 bytes (as node-postgres sends a text parameter). */
   text(value: string): void {
-    this.room(4 + value.length * 3);
+    // Room for the worst case (3 bytes per UTF-16 unit), else for the exact size: no needless growth.
+    const worst = 4 + value.length * 3;
+    this.room(this.at + worst <= this.buf.length ? worst : 4 + Buffer.byteLength(value, 'utf8'));
     const bytes = this.buf.write(value, this.at + 4, 'utf8');
     this.buf.writeInt32BE(bytes, this.at);
     this.at += 4 + bytes;
