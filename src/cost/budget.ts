@@ -34,6 +34,7 @@ export const RESTORED_BUDGET_EVENTS: readonly KeelEventType[] = [
   'workflow.completed',
   'workflow.failed',
   'workflow.cancelled',
+  'workflow.resumed',
 ];
 
 /** A reservation seen in the log and not yet charged (by workflow, then `path#attempt`). */
@@ -356,6 +357,14 @@ export function createBudgets(config: BudgetConfig, deps: BudgetDeps): Budgets {
           let calls = open.get(e.workflowId);
           if (calls === undefined) open.set(e.workflowId, (calls = new Map<string, OpenReservation>()));
           calls.set(`${path}#${attempt}`, { usd: estimateUsd, model, taskType, tenant });
+        } else if (e.type === 'workflow.resumed') {
+          // What it reserved and did not charge before the resume was cut off mid-call by the crash:
+          // charged now, as at a restart before the resume — its end (below) must not forget it.
+          const calls = open.get(e.workflowId);
+          if (calls !== undefined) {
+            for (const r of calls.values()) charge(r.model, r.taskType, r.usd, r.tenant);
+            open.delete(e.workflowId);
+          }
         } else if (
           e.type === 'workflow.completed' ||
           e.type === 'workflow.failed' ||

@@ -46,8 +46,22 @@ export interface ErrorClassification {
   status?: number;
   /** Server-requested wait before retrying, ms (from `retry-after-ms` / `retry-after`). */
   retryAfterMs?: number;
-  /** Usage the failed call still cost, when the error reports it. */
+  /**
+   * Usage the failed call still cost, when the error reports it: a Keel error's `usage`, or on the
+   * error or a `cause` — `usage` or `response.usage` — in the AI SDK's shape (`inputTokens` /
+   * `outputTokens`, e.g. `NoObjectGeneratedError.usage`; v4's `promptTokens` / `completionTokens`)
+   * or the wire's (`prompt_tokens` / `completion_tokens`, `input_tokens` / `output_tokens`).
+   */
   usage?: Usage;
+  /**
+   * True when the error shows the provider did not bill the call although it reports no usage: a
+   * Keel error (Keel's providers attach the usage of every call that was billed), an HTTP error
+   * status (the provider refused the request), or a connection that never opened (`ECONNREFUSED`,
+   * `ENOTFOUND`, `EAI_AGAIN`, `EHOSTUNREACH`, `ENETUNREACH`, `ENETDOWN`). Otherwise — a plain
+   * `Error`, a reset or timed-out connection, an SDK's parse error — the call may have been served
+   * and billed: the runtime charges its reservation, marked `estimated`.
+   */
+  unbilled?: boolean;
 }
 
 /**
@@ -244,6 +258,73 @@ function classifyLink(e: unknown, nowMs: number): Omit<ErrorClassification, 'mes
  * classifyError(new Error('boom'), clock.now()).category; // 'unknown'
  */
 export function classifyError(e: unknown, nowMs: number): ErrorClassification {
+  const c = categorize(e, nowMs);
+  const billing = billingOf(e);
+  if (c.usage === undefined && billing.usage !== undefined) c.usage = billing.usage;
+  if (c.usage === undefined && billing.unbilled) c.unbilled = true;
+  return c;
+}
+
+/** Connection failures that mean the request never reached the provider. */
+const NEVER_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+/** Token-count field pairs an SDK or a wire format reports usage in. */
+const USAGE_FIELDS: readonly (readonly [string, string])[] = [
+  ['inputTokens', 'outputTokens'],
+  ['promptTokens', 'completionTokens'],
+  ['prompt_tokens', 'completion_tokens'],
+  ['input_tokens', 'output_tokens'],
+];
+
+/** Usage in any of {@link USAGE_FIELDS} (a missing count of the pair reads 0), as reported. */
+function usageIn(v: unknown): Usage | undefined {
+  if (!isBag(v)) return undefined;
+  for (const [inKey, outKey] of USAGE_FIELDS) {
+    const input = prop(v, inKey);
+    const output = prop(v, outKey);
+    if (input === undefined && output === undefined) continue;
+    if (input === null && output === null) continue;
+    return { inputTokens: (input ?? 0) as number, outputTokens: (output ?? 0) as number };
+  }
+  return undefined;
+}
+
+/** What the error and its causes say about what the call cost (see {@link ErrorClassification}). */
+function billingOf(e: unknown): { usage?: Usage; unbilled: boolean } {
+  const seen = new Set<unknown>();
+  let unbilled = false;
+  let link: unknown = e;
+  try {
+    for (let depth = 0; depth <= MAX_CAUSE_DEPTH && isBag(link) && !seen.has(link); depth++) {
+      seen.add(link);
+      const response = prop(link, 'response');
+      const usage =
+        usageIn(prop(link, 'usage')) ?? (isBag(response) ? usageIn(prop(response, 'usage')) : undefined);
+      if (usage !== undefined) return { usage, unbilled: false };
+      const status = statusOf(link);
+      const code = prop(link, 'code');
+      if (
+        isKeelError(link) ||
+        (status !== undefined && status >= 400) ||
+        (typeof code === 'string' && NEVER_SENT_CODES.has(code))
+      )
+        unbilled = true;
+      link = prop(link, 'cause');
+    }
+  } catch {
+    // a proxy or getter that throws says nothing more
+  }
+  return { unbilled };
+}
+
+function categorize(e: unknown, nowMs: number): ErrorClassification {
   const message = messageOfThrown(e);
   const seen = new Set<unknown>();
   let fallback: ErrorCategory = 'unknown';

@@ -98,6 +98,33 @@ export function isWorkflowIdConflictError(e: unknown): e is WorkflowIdConflictEr
 }
 
 /**
+ * A `workflowId` already names a workflow of another tenant (or of no tenant, or this run has none):
+ * a run under it must be the same tenant's, or one tenant could read another's recorded result or
+ * join its run. Checked against the log (so across restarts) and the runs this runtime holds, before
+ * anything is written. Nothing was run or written.
+ */
+export class WorkflowTenantConflictError extends KeelError {
+  constructor(
+    readonly workflowId: string,
+    /** The tenant the id's workflow was started with (undefined: none). */
+    readonly recordedTenant: string | undefined,
+    /** The tenant this run asked for (undefined: none). */
+    readonly requestedTenant: string | undefined,
+  ) {
+    const name = (t: string | undefined): string => (t === undefined ? 'no tenant' : `tenant "${t}"`);
+    super(
+      'WORKFLOW_TENANT_CONFLICT',
+      `workflowId ${JSON.stringify(workflowId)} already belongs to a workflow of ${name(recordedTenant)}, not of ${name(requestedTenant)}. A workflowId is an idempotency key within one tenant: give each tenant's requests their own ids (e.g. prefix the request id with the tenant, "acme:req-42"), or pass the tenant the workflow was started with. Nothing was run.`,
+    );
+  }
+}
+
+/** True when `e` is a {@link WorkflowTenantConflictError}. */
+export function isWorkflowTenantConflictError(e: unknown): e is WorkflowTenantConflictError {
+  return isKeelError(e) && e.code === 'WORKFLOW_TENANT_CONFLICT';
+}
+
+/**
  * The log holds a `workflow.started` for this id and no end event, and this runtime is not running
  * it: another process (sharing the log) is, or a crash cut it off. It cannot be joined from here.
  */

@@ -15,6 +15,7 @@ import {
   ReservedWorkflowIdError,
   WorkflowIdConflictError,
   WorkflowInProgressError,
+  WorkflowTenantConflictError,
 } from './errors.js';
 
 /**
@@ -78,7 +79,8 @@ export type RecordedWorkflow =
 /**
  * What the log says about `workflowId`, given the events recorded under it: `undefined` when it
  * never started (a fresh id); its recorded result when it completed; otherwise an error to refuse
- * the run with — another workflow's id ({@link WorkflowIdConflictError}), one still running
+ * the run with — another workflow's id ({@link WorkflowIdConflictError}), another tenant's (with
+ * `requested`: {@link WorkflowTenantConflictError}), one still running
  * elsewhere or cut off by a crash ({@link WorkflowInProgressError}), or one that failed, was
  * cancelled or interrupted ({@link RecordedWorkflowFailureError}). A pure fold of the events.
  */
@@ -86,6 +88,7 @@ export function recordedWorkflow(
   workflowId: string,
   requestedName: string,
   events: readonly KeelEvent[],
+  requested?: { tenant?: string | undefined },
 ): RecordedWorkflow | undefined {
   let started: KeelEvent<'workflow.started'> | undefined;
   let end:
@@ -116,6 +119,16 @@ export function recordedWorkflow(
       kind: 'refused',
       error: new WorkflowIdConflictError(workflowId, started.payload.name, requestedName),
     };
+  }
+  if (requested !== undefined) {
+    // Every event of a tenant's workflow carries its tenant; an untenanted one carries none.
+    const recordedTenant = (started ?? end)?.payload.tenant;
+    if (recordedTenant !== requested.tenant) {
+      return {
+        kind: 'refused',
+        error: new WorkflowTenantConflictError(workflowId, recordedTenant, requested.tenant),
+      };
+    }
   }
   if (end === undefined) {
     return { kind: 'refused', error: new WorkflowInProgressError(workflowId, started?.seq ?? 0) };

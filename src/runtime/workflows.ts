@@ -28,6 +28,8 @@ import {
   UnstorableInputError,
   WorkflowIdConflictError,
   isWorkflowIdConflictError,
+  WorkflowTenantConflictError,
+  isWorkflowTenantConflictError,
   isWorkflowInProgressError,
 } from './errors.js';
 import type { RunItem, RunOptions, WorkflowResult } from './types.js';
@@ -86,7 +88,10 @@ export class Workflows {
    * Caller-chosen workflow ids this runtime is looking up or running, until their end is committed:
    * a second run under one of them joins it (same outcome) instead of starting another.
    */
-  private readonly claims = new Map<string, { name: string; done: Promise<Outcome> }>();
+  private readonly claims = new Map<
+    string,
+    { name: string; tenant: string | undefined; done: Promise<Outcome> }
+  >();
   /**
    * Ids of workflows this runtime started whose final event is not committed yet (longer than
    * `running`, which forgets a workflow once it settles): what `markInterrupted` must not mark.
@@ -328,10 +333,13 @@ export class Workflows {
   ): void {
     const workflowId = options.workflowId;
     const name = workflowName(topology, options);
+    const tenant = options.tenant;
     const claim = this.claims.get(workflowId);
     if (claim) {
       if (claim.name !== name) {
         onDone({ ok: false, error: new WorkflowIdConflictError(workflowId, claim.name, name) });
+      } else if (claim.tenant !== tenant) {
+        onDone({ ok: false, error: new WorkflowTenantConflictError(workflowId, claim.tenant, tenant) });
       } else join(claim.done, workflowId, options.signal, onDone);
       return;
     }
@@ -339,14 +347,15 @@ export class Workflows {
     const done = new Promise<Outcome>((resolve) => {
       settleClaim = resolve;
     });
-    this.claims.set(workflowId, { name, done });
+    this.claims.set(workflowId, { name, tenant, done });
     const finish = (outcome: Outcome): void => {
       this.claims.delete(workflowId);
       settleClaim(outcome);
       onDone(outcome);
     };
+    const asked = { tenant };
     const decide = (events: readonly KeelEvent[]): void => {
-      const recorded = recordedWorkflow(workflowId, name, events);
+      const recorded = recordedWorkflow(workflowId, name, events, asked);
       if (recorded === undefined) {
         if (this.closed) finish({ ok: false, error: closedError() });
         else this.begin(topology, input, options, inputJson, this.deps.liveEnv, finish, beforeStart);
@@ -365,8 +374,11 @@ export class Workflows {
           fromLog: workflowId,
         });
       } else {
+        // Another workflow's (or tenant's) events are not this caller's to stream.
         const fromLog =
-          isWorkflowIdConflictError(recorded.error) || isWorkflowInProgressError(recorded.error);
+          isWorkflowIdConflictError(recorded.error) ||
+          isWorkflowTenantConflictError(recorded.error) ||
+          isWorkflowInProgressError(recorded.error);
         finish({ ok: false, error: recorded.error, ...(fromLog ? {} : { fromLog: workflowId }) });
       }
     };
@@ -386,7 +398,7 @@ export class Workflows {
     const releaseStart = durable?.releaseStart?.bind(durable);
     if (
       !(events instanceof Promise) &&
-      (!shared || recordedWorkflow(workflowId, name, events) !== undefined)
+      (!shared || recordedWorkflow(workflowId, name, events, asked) !== undefined)
     ) {
       decide(events);
       return;
@@ -399,11 +411,12 @@ export class Workflows {
       Promise.resolve(this.deps.store.query({ workflowId, type: LIFECYCLE_TYPES }));
     Promise.resolve(events)
       .then(async (first) => {
-        if (recordedWorkflow(workflowId, name, first) !== undefined || this.closed) return decide(first);
+        if (recordedWorkflow(workflowId, name, first, asked) !== undefined || this.closed)
+          return decide(first);
         if (!(await claimStart(workflowId))) {
           // Another live runtime holds the id: its start, once committed, answers; until then, busy.
           const now = await read();
-          if (recordedWorkflow(workflowId, name, now) !== undefined) return decide(now);
+          if (recordedWorkflow(workflowId, name, now, asked) !== undefined) return decide(now);
           return finish({ ok: false, error: new WorkflowBusyError(workflowId) });
         }
         // Re-read under the claim: the other process may have run it to its end meanwhile.
@@ -414,7 +427,7 @@ export class Workflows {
           await releaseStart(workflowId);
           throw error;
         }
-        if (recordedWorkflow(workflowId, name, held) !== undefined || this.closed) {
+        if (recordedWorkflow(workflowId, name, held, asked) !== undefined || this.closed) {
           await releaseStart(workflowId);
           return decide(held);
         }
@@ -507,7 +520,7 @@ export class Workflows {
       const done = new Promise<Outcome>((r) => {
         settleClaim = r;
       });
-      this.claims.set(workflowId, { name, done });
+      this.claims.set(workflowId, { name, tenant, done });
       const finish = (outcome: Outcome): void => {
         this.claims.delete(workflowId);
         settleClaim(outcome);

@@ -6,7 +6,7 @@ import { createBudgets, type BudgetConfig, type Budgets } from '../../src/cost/b
 import { BudgetsClosedError, isBudgetExceededError, isUnknownModelError } from '../../src/cost/errors.js';
 import { createPricing } from '../../src/cost/pricing.js';
 import type { EventPayloads, KeelEvent } from '../../src/eventlog/events.js';
-import { ev, incurred } from './events.js';
+import { completed, ev, incurred, started } from './events.js';
 
 type Alert = EventPayloads['budget.alert'];
 
@@ -384,5 +384,50 @@ describe('budgets', () => {
       // @ts-expect-error onExhausted accepts only 'reject' | 'downgrade'
       createBudgets({ dailyUsd: 1, onExhausted: 'panic' }, { clock, pricing, onAlert: () => {} });
     expect(configErrorOf(make).field).toBe('budget.onExhausted');
+  });
+  it('a resumed workflow: the call cut off by the crash stays charged after the workflow ends', () => {
+    const clock = simulatedClock(Date.UTC(2026, 0, 3, 8));
+    const t = clock.now();
+    const reserved = (attempt: number, step?: number) =>
+      ev('cost.reserved', t, 'w1', {
+        path: 'w1/support',
+        agent: 'support',
+        model: 'gpt-4',
+        taskType: 'vendor',
+        estimateUsd: 1,
+        attempt,
+        ...(step !== undefined ? { step } : {}),
+      });
+    const resumed = ev('workflow.resumed', t, 'w1', {
+      owner: 'b',
+      startedSeq: 1,
+      lastSeq: 3,
+      reason: 'orphaned',
+      rerun: ['w1/support'],
+    });
+    // A tool loop: turn 1 charged, turn 2 in flight at the crash (reserved, never charged); the
+    // resume re-runs the loop under the same attempt number (turns 1..3 charged) and completes.
+    const log: KeelEvent[] = [
+      started(t, 'w1', 'support'),
+      reserved(1),
+      incurred(t, 'w1', { model: 'gpt-4', costUsd: 1, taskType: 'vendor', agent: 'support' }),
+      reserved(1, 2),
+      resumed,
+      reserved(1),
+      incurred(t, 'w1', { model: 'gpt-4', costUsd: 1, taskType: 'vendor', agent: 'support' }),
+      reserved(1, 2),
+      incurred(t, 'w1', { model: 'gpt-4', costUsd: 1, taskType: 'vendor', agent: 'support' }),
+      reserved(1, 3),
+      incurred(t, 'w1', { model: 'gpt-4', costUsd: 1, taskType: 'vendor', agent: 'support' }),
+      completed(t, 'w1', 4),
+    ];
+    const { b } = budgets({ dailyUsd: 100 }, clock);
+    b.restore(log);
+    // 4 answered turns + the one in flight at the crash (before: its charge was dropped at the end).
+    expect(b.spent()).toBe(5);
+    // Restored before the resume ran (the log as the crash left it): the same in-flight charge.
+    const { b: early } = budgets({ dailyUsd: 100 }, clock);
+    early.restore(log.slice(0, 4));
+    expect(early.spent()).toBe(2);
   });
 });

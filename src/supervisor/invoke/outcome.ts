@@ -136,10 +136,13 @@ function threw(call: CallState, signal: AttemptSignal, attempt: number, e: unkno
     const f = classifyError(e, call.now());
     // A 429 with retry-after pauses the key for every caller before a waiting call is let go.
     if (f.category === 'rate_limited' && f.retryAfterMs !== undefined) pauseLimit(call, f.retryAfterMs);
-    releaseLimits(call, f.usage === undefined ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
+    // Usage the error reports is charged; none, and nothing shows the provider refused the call: it
+    // may have been served and billed, so its reservation is charged (`estimated`), as for a timeout.
+    const unbilled = f.usage === undefined && f.unbilled === true;
+    releaseLimits(call, unbilled ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
     if (call.turns > 0) {
       // A tool loop: its turns were charged (and counted by the breaker) as they ended.
-    } else if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
+    } else if (unbilled) cost.charge(call, attempt, ZERO_USAGE, call.model);
     else if (!isUsage(f.usage)) cost.chargeEstimate(call, attempt);
     else cost.charge(call, attempt, f.usage, call.model);
     call.permit?.failure(f.category);

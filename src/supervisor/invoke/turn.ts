@@ -244,8 +244,10 @@ function turnFailed(call: CallState, attempt: number, e: unknown): void {
     category = f.category;
     // A 429 with retry-after pauses the key for every caller, as for a single call.
     if (f.category === 'rate_limited' && f.retryAfterMs !== undefined) pauseLimit(call, f.retryAfterMs);
-    settleLimit(call, f.usage === undefined ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
-    if (f.usage === undefined) cost.charge(call, attempt, ZERO_USAGE, call.model);
+    // As for a single call (see the outcome step): no usage and no sign of a refusal → reservation.
+    const unbilled = f.usage === undefined && f.unbilled === true;
+    settleLimit(call, unbilled ? ZERO_USAGE : isUsage(f.usage) ? f.usage : undefined);
+    if (unbilled) cost.charge(call, attempt, ZERO_USAGE, call.model);
     else if (!isUsage(f.usage)) cost.chargeEstimate(call, attempt);
     else cost.charge(call, attempt, f.usage, call.model);
   } catch {
