@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { createActor, setup } from 'xstate';
 import { canonicalJson } from '../src/core/json.js';
+import { encodePayload, type Dictionary } from '../src/eventlog/codec-stub.js';
 import { openSqliteStore } from '../src/eventlog/sqlite.js';
 
 const sha256Hex: (text: string) => string =
@@ -39,6 +40,35 @@ const invocationMachine = setup({
   },
 });
 
+/**
+ * Keel's schema 4 stores strings once, in `keel_strings`, and rows by their ids: what a hand-wired
+ * writer of the same rows does too — a Map in front of a look-up and an insert of each new string
+ * (inside the writer's transaction). Writers only (`lookup` is not needed).
+ */
+export function handDictionary(db: Database.Database): Dictionary {
+  const ids = new Map<string, number>();
+  const select = db.prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?').pluck();
+  const insert = db.prepare<[string]>('INSERT INTO keel_strings (value) VALUES (?)');
+  return {
+    code: (value) => {
+      let id = ids.get(value);
+      if (id === undefined) {
+        id = select.get(value) ?? Number(insert.run(value).lastInsertRowid);
+        if (ids.size >= 20_000) ids.clear();
+        ids.set(value, id);
+      }
+      return id;
+    },
+    lookup: (id) => {
+      throw new Error(`handDictionary writes only (asked for id ${id})`);
+    },
+  };
+}
+
+/** Keel's `events` INSERT of schema 4 (ids for the workflow and type, 0/1 for the class, coded payload). */
+export const INSERT_EVENT_SQL =
+  'INSERT INTO events (seq, ts, workflow, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
+
 interface PendingEvent {
   ts: number;
   workflowId: string;
@@ -60,17 +90,27 @@ class GroupCommitLog {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
-    this.insert = this.db.prepare(
-      'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
+    this.insert = this.db.prepare(INSERT_EVENT_SQL);
+    const dict = handDictionary(this.db);
     this.commit = this.db.transaction((events: readonly PendingEvent[]) => {
       for (const e of events) {
         const json = canonicalJson(e.payload);
         const seq = ++this.seq;
         const prev = this.head;
         const hash = sha256Hex(`${prev}\n${seq}\n${e.ts}\n${e.workflowId}\n${e.type}\n1\naudit\n${json}`);
-        // Keel's schema (v3): the hash as 32 raw bytes, no prev_hash column (it is the previous row's).
-        this.insert.run(seq, e.ts, e.workflowId, e.type, 1, 'audit', json, Buffer.from(hash, 'hex'));
+        // Keel's schema (v4): strings as keel_strings ids, the payload coded, the hash as 32 raw
+        // bytes, no prev_hash column (it is the previous row's).
+        const payload = encodePayload(e.type, e.payload as Record<string, unknown>, dict);
+        this.insert.run(
+          seq,
+          e.ts,
+          dict.code(e.workflowId),
+          dict.code(e.type),
+          1,
+          0,
+          payload,
+          Buffer.from(hash, 'hex'),
+        );
         this.head = hash;
       }
     });
@@ -231,19 +271,25 @@ export async function createCommitFloor(
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  const insert = db.prepare(
-    'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-  );
+  const insert = db.prepare(INSERT_EVENT_SQL);
   const hash = Buffer.from(sha256Hex('floor'), 'hex');
   const payload = canonicalJson({ agent: 'bench', path: 'bench', output: 'ok', confidence: 0.9 });
+  // Schema 4: each new workflow id goes into keel_strings once; the two types' ids are prebuilt.
+  const dict = handDictionary(db);
+  const [invoked, succeeded] = db.transaction(() => [
+    dict.code('agent.invoked'),
+    dict.code('agent.succeeded'),
+  ])();
   let seq = 0;
   let pending: string[] = [];
   let waiting: (() => void)[] = [];
+  const newString = db.prepare<[string]>('INSERT INTO keel_strings (value) VALUES (?)');
   const commit = db.transaction((ids: readonly string[]) => {
     const ts = Date.now();
     for (const id of ids) {
-      insert.run(++seq, ts, id, 'agent.invoked', 1, 'audit', payload, hash);
-      insert.run(++seq, ts, id, 'agent.succeeded', 1, 'audit', payload, hash);
+      const workflow = Number(newString.run(id).lastInsertRowid);
+      insert.run(++seq, ts, workflow, invoked, 1, 0, payload, hash);
+      insert.run(++seq, ts, workflow, succeeded, 1, 0, payload, hash);
     }
   });
   const flush = (): void => {

@@ -146,10 +146,11 @@ function inspect(file: string, n: number, rows: number): Omit<BytesReport, 'work
     } catch {
       // SQLite built without SQLITE_ENABLE_DBSTAT_VTAB: the total stays.
     }
-    // length() of a BLOB is its bytes; of TEXT its characters, so cast to BLOB first.
+    // length() of a BLOB is its bytes; of TEXT its characters, so cast to BLOB first. Schema 4
+    // stores the type as a keel_strings id.
     const payloads = db
       .prepare<[], { type: string; rows: number; bytes: number }>(
-        'SELECT type, COUNT(*) AS rows, AVG(length(CAST(payload AS BLOB))) AS bytes FROM events GROUP BY type ORDER BY rows DESC, type',
+        'SELECT t.value AS type, COUNT(*) AS rows, AVG(length(CAST(e.payload AS BLOB))) AS bytes FROM events e JOIN keel_strings t ON t.id = e.type GROUP BY e.type ORDER BY rows DESC, t.value',
       )
       .all()
       .map((p) => ({ type: p.type, rowsPerWorkflow: p.rows / n, payloadBytes: p.bytes }));

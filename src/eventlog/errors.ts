@@ -128,6 +128,32 @@ export class CorruptDatabaseError extends EventLogError {
   }
 }
 
+/**
+ * A row of a schema-4 SQLite log cannot be read back: it refers to a `keel_strings` id the file does
+ * not hold, or its coded payload does not decode. The row (or the dictionary) was altered or
+ * damaged outside Keel; `keel audit verify` reports the first such row as `modified`.
+ */
+export class CorruptLogError extends EventLogError {
+  constructor(
+    /** Seq of the row (0 when not known: a dictionary look-up outside a row). */
+    readonly seq: number,
+    /** What is wrong, e.g. `its workflow refers to keel_strings id 17, which the file does not hold`. */
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'EVENTLOG_CORRUPT_ROW',
+      `${seq > 0 ? `seq ${seq}: ` : ''}${problem}. The row or the keel_strings dictionary was altered or damaged outside Keel: keep the file for forensics and run keel audit verify on a copy.`,
+      options,
+    );
+  }
+}
+
+/** True when `e` is a {@link CorruptLogError}. */
+export function isCorruptLogError(e: unknown): e is CorruptLogError {
+  return isEventLogError(e) && e instanceof CorruptLogError;
+}
+
 /** The database was written by a newer Keel (schema version unknown to this one). */
 export class SchemaVersionError extends EventLogError {
   constructor(

@@ -5,7 +5,10 @@
  */
 import type Database from 'better-sqlite3';
 import { KEEL_APPLICATION_ID } from '../core/files.js';
+import { canonicalJson } from '../core/json.js';
+import { decodePayload, encodePayload } from './codec-stub.js';
 import { OWNERSHIP_TABLES } from './sqlite-owners.js';
+import { SqliteStrings } from './sqlite-strings.js';
 
 /** The append-only triggers' SQL (see {@link APPEND_ONLY_TRIGGERS}). */
 const APPEND_ONLY_TRIGGERS_SQL: Readonly<Record<string, string>> = {
@@ -17,6 +20,18 @@ END`,
 WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
 BEGIN
   SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
+END`,
+};
+
+/** The dictionary's append-only triggers (schema 4): a changed string would change every row using it. */
+const STRINGS_TRIGGERS_SQL: Readonly<Record<string, string>> = {
+  keel_strings_no_update: `CREATE TRIGGER keel_strings_no_update BEFORE UPDATE ON keel_strings
+BEGIN
+  SELECT RAISE(ABORT, 'keel: keel_strings is append-only; UPDATE is refused (the rows using a string would no longer match their hashes)');
+END`,
+  keel_strings_no_delete: `CREATE TRIGGER keel_strings_no_delete BEFORE DELETE ON keel_strings
+BEGIN
+  SELECT RAISE(ABORT, 'keel: keel_strings is append-only; DELETE is refused (the rows using a string would no longer read)');
 END`,
 };
 
@@ -110,7 +125,117 @@ CREATE INDEX events_by_ts       ON events (ts);
 ${Object.values(APPEND_ONLY_TRIGGERS_SQL).join(';\n')};
 `;
 
-const MIGRATIONS: readonly string[] = [V1, V2, V3];
+/**
+ * The view for people with the `sqlite3` shell (schema 4): the coded columns as text, the hash as
+ * hex. Keel itself reads the tables (`sql/dialect.ts`), never this view.
+ */
+const READABLE_VIEW = `CREATE VIEW events_readable AS
+SELECT e.seq AS seq, e.ts AS ts, w.value AS workflow_id, t.value AS type, e.v AS v,
+       CASE e.class WHEN 0 THEN 'audit' WHEN 1 THEN 'operational' END AS class,
+       CASE typeof(e.payload) WHEN 'blob' THEN CAST(e.payload AS TEXT) ELSE e.payload END AS payload,
+       lower(hex(e.hash)) AS hash
+  FROM events e LEFT JOIN keel_strings w ON w.id = e.workflow LEFT JOIN keel_strings t ON t.id = e.type`;
+
+const V4_TABLES = `
+CREATE TABLE keel_strings (
+  id    INTEGER PRIMARY KEY,
+  value TEXT    NOT NULL UNIQUE
+);
+${Object.values(STRINGS_TRIGGERS_SQL).join(';\n')};
+CREATE TABLE events_v4 (
+  seq      INTEGER PRIMARY KEY,
+  ts       INTEGER NOT NULL,
+  workflow INTEGER NOT NULL,
+  type     INTEGER NOT NULL,
+  v        INTEGER NOT NULL,
+  class    INTEGER NOT NULL CHECK (class IN (0, 1)),
+  payload  TEXT    NOT NULL,
+  hash     BLOB    NOT NULL
+);
+`;
+
+const V4_SWAP = `
+DROP TABLE events;
+ALTER TABLE events_v4 RENAME TO events;
+CREATE INDEX events_by_workflow ON events (workflow);
+CREATE INDEX events_by_ts       ON events (ts);
+${Object.values(APPEND_ONLY_TRIGGERS_SQL).join(';\n')};
+${READABLE_VIEW};
+`;
+
+/** Rows the version-4 migration reads per statement. */
+const MIGRATION_CHUNK = 1000;
+
+/**
+ * Version 4: dictionary-coded rows (issue 26). `keel_strings (id, value)` holds each distinct
+ * workflow id, event type and the strings the payload codec (`codec.ts`) codes, once, append-only
+ * (triggers refuse UPDATE and DELETE); `events` stores `workflow` and `type` as its ids, `class`
+ * as 0 (audit) or 1 (operational: SQLite stores both in zero bytes), and `payload` in the codec's
+ * compact form. The index on `workflow` keys integers. The chain is unchanged: each row's hash is
+ * over the decoded fields, exactly as before (`chain.ts`), so a changed dictionary string shows as
+ * the rows using it being modified. The view `events_readable` shows the rows as text.
+ *
+ * SQLite cannot run the codec, so this migration is JavaScript: it copies the rows in seq order,
+ * {@link MIGRATION_CHUNK} at a time, coding them, in the opening's one transaction (a crash midway
+ * leaves version 3). A payload whose text is not the canonical JSON of an object (altered by
+ * hand) is kept verbatim as a BLOB, so verify still reports that row as modified. 100,000 events
+ * of the invoice workflow (~5,600 workflows) migrate in ~2.4 s on the 2-core benchmark VM (with
+ * the identity codec stand-in; measured by test/eventlog/schema4.test.ts's timing script).
+ */
+function migrateV4(db: Database.Database): void {
+  db.exec(V4_TABLES);
+  const strings = new SqliteStrings(db);
+  strings.begin();
+  const read = db
+    .prepare<[number, number], unknown[]>(
+      'SELECT seq, ts, workflow_id, type, v, class, payload, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    )
+    .raw();
+  const insert = db.prepare(
+    'INSERT INTO events_v4 (seq, ts, workflow, type, v, class, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  for (let cursor = 0; ;) {
+    const rows = read.all(cursor, MIGRATION_CHUNK);
+    for (const [seq, ts, workflowId, type, v, cls, payload, hash] of rows) {
+      insert.run(
+        seq,
+        ts,
+        strings.code(String(workflowId)),
+        strings.code(String(type)),
+        v,
+        cls === 'audit' ? 0 : 1,
+        codedPayload(String(type), payload, strings),
+        hash,
+      );
+    }
+    if (rows.length < MIGRATION_CHUNK) break;
+    cursor = (rows[rows.length - 1] as unknown[])[0] as number;
+  }
+  db.exec(V4_SWAP);
+}
+
+/** A stored version-3 payload in version 4's form: coded when it round-trips exactly, else verbatim. */
+function codedPayload(type: string, stored: unknown, strings: SqliteStrings): string | Buffer {
+  const text = typeof stored === 'string' ? stored : String(stored);
+  try {
+    const value: unknown = JSON.parse(text);
+    if (
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value) &&
+      canonicalJson(value) === text
+    ) {
+      const coded = encodePayload(type, value as Record<string, unknown>, strings);
+      if (canonicalJson(decodePayload(type, coded, strings)) === text) return coded;
+    }
+  } catch {
+    // not JSON, or not codable: kept as it is
+  }
+  return Buffer.from(text, 'utf8');
+}
+
+/** Each migration: SQL, or (version 4) a function of the connection. */
+const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [V1, V2, V3, migrateV4];
 
 /** Schema version this Keel writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -118,7 +243,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 /**
  * Oldest version this Keel reads without migrating (a read-only store cannot migrate). Version 1
  * differs from 2 only by an extra index, which reads do not need; versions 1–2 store `prev_hash`
- * and hex hashes, which the reads and `verify` of a read-only store use as they are.
+ * and hex hashes, and 1–3 text columns and JSON payloads, which the reads and `verify` of a
+ * read-only store use as they are.
  */
 export const MIN_READABLE_SCHEMA_VERSION = 1;
 
@@ -126,16 +252,21 @@ export const MIN_READABLE_SCHEMA_VERSION = 1;
 export { KEEL_APPLICATION_ID };
 
 /**
- * The append-only triggers, by name, exactly as version 1 creates them (version 3 re-creates them
- * on its new table). `verify` checks they are present and unaltered; a writable open re-creates a
- * missing one (and logs `log.maintained`).
+ * The append-only triggers, by name, exactly as version 1 creates them (versions 3 and 4 re-create
+ * them on their new table). `verify` checks they are present and unaltered; a writable open
+ * re-creates a missing one (and logs `log.maintained`).
  */
 export const APPEND_ONLY_TRIGGERS: Readonly<Record<string, string>> = APPEND_ONLY_TRIGGERS_SQL;
 
-/** Columns of `events` in versions 1–2, and from version 3 on; `retention_gate`'s in every version. */
+/** The dictionary's append-only triggers (version 4 on), checked and restored like the events'. */
+export const STRINGS_TRIGGERS: Readonly<Record<string, string>> = STRINGS_TRIGGERS_SQL;
+
+/** Columns of `events` in versions 1–2, 3 and 4; `retention_gate`'s in every version; `keel_strings`'. */
 const EVENT_COLUMNS_V1 = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'prev_hash', 'hash'];
-const EVENT_COLUMNS = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'hash'];
+const EVENT_COLUMNS_V3 = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'hash'];
+const EVENT_COLUMNS_V4 = ['seq', 'ts', 'workflow', 'type', 'v', 'class', 'payload', 'hash'];
 const GATE_COLUMNS = ['id', 'open'];
+const STRINGS_COLUMNS = ['id', 'value'];
 
 /** Reads `PRAGMA user_version` (a read: never modifies the file). */
 export function readSchemaVersion(db: Database.Database): number {
@@ -185,19 +316,27 @@ function classifySnapshot(db: Database.Database): LogFileKind {
   const tables = objects
     .filter((o) => o.type === 'table' && !OWNERSHIP_TABLES.includes(o.name))
     .map((o) => o.name);
-  const expected = ['events', 'retention_gate'];
+  const expected = version >= 4 ? ['events', 'keel_strings', 'retention_gate'] : ['events', 'retention_gate'];
   if (tables.join() !== expected.join()) {
     const list = tables.length === 0 ? 'no tables' : `tables ${tables.map((t) => `"${t}"`).join(', ')}`;
-    return { kind: 'foreign', why: `it holds ${list}, where a Keel log holds "events" and "retention_gate"` };
+    const want = expected.map((t) => `"${t}"`).join(', ');
+    return {
+      kind: 'foreign',
+      why: `it holds ${list}, where a Keel log (schema version ${Math.max(version, 1)}) holds ${want}`,
+    };
   }
   const columns = (table: string): string[] =>
     db.prepare<[], string>(`SELECT name FROM pragma_table_info('${table}') ORDER BY cid`).pluck().all();
   const ec = columns('events');
-  if (ec.join() !== (version >= 3 ? EVENT_COLUMNS : EVENT_COLUMNS_V1).join()) {
+  const eventColumns = version >= 4 ? EVENT_COLUMNS_V4 : version >= 3 ? EVENT_COLUMNS_V3 : EVENT_COLUMNS_V1;
+  if (ec.join() !== eventColumns.join()) {
     return { kind: 'foreign', why: `its "events" table has columns ${ec.join(', ')}, not Keel's` };
   }
   if (columns('retention_gate').join() !== GATE_COLUMNS.join()) {
     return { kind: 'foreign', why: `its "retention_gate" table is not Keel's` };
+  }
+  if (version >= 4 && columns('keel_strings').join() !== STRINGS_COLUMNS.join()) {
+    return { kind: 'foreign', why: `its "keel_strings" table is not Keel's` };
   }
   if (appId === 0 && version < 1) {
     return { kind: 'foreign', why: 'it holds Keel-like tables without a Keel schema version' };
@@ -210,22 +349,37 @@ function classifySnapshot(db: Database.Database): LogFileKind {
  * whitespace aside), with what is wrong with each; empty when all are in place. Reads only.
  */
 export function triggerProblems(db: Database.Database): string[] {
-  const rows = db
-    .prepare<[], { name: string; sql: string | null }>(
-      "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'",
-    )
-    .all();
+  const want = expectedTriggers(db);
+  const rows = keelTableTriggers(db);
   const found = new Map(rows.map((r) => [r.name, r.sql ?? '']));
   const problems: string[] = [];
-  for (const [name, sql] of Object.entries(APPEND_ONLY_TRIGGERS)) {
+  for (const [name, sql] of Object.entries(want)) {
     const got = found.get(name);
     if (got === undefined) problems.push(`trigger ${name} is missing`);
     else if (normaliseSql(got) !== normaliseSql(sql)) problems.push(`trigger ${name} was altered`);
   }
-  for (const name of found.keys()) {
-    if (!(name in APPEND_ONLY_TRIGGERS)) problems.push(`trigger ${name} on events is not Keel's`);
+  for (const r of rows) {
+    if (!(r.name in want)) problems.push(`trigger ${r.name} on ${r.table} is not Keel's`);
   }
   return problems;
+}
+
+/** The triggers a log must have: the events' and, from version 4 (it has `keel_strings`), the dictionary's. */
+function expectedTriggers(db: Database.Database): Readonly<Record<string, string>> {
+  const strings = db
+    .prepare<[], number>("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keel_strings'")
+    .pluck()
+    .get();
+  return strings === undefined ? APPEND_ONLY_TRIGGERS : { ...APPEND_ONLY_TRIGGERS, ...STRINGS_TRIGGERS };
+}
+
+/** Every trigger on `events` and `keel_strings`. */
+function keelTableTriggers(db: Database.Database): { name: string; table: string; sql: string | null }[] {
+  return db
+    .prepare<[], { name: string; table: string; sql: string | null }>(
+      "SELECT name, tbl_name AS \"table\", sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('events', 'keel_strings')",
+    )
+    .all();
 }
 
 function normaliseSql(sql: string): string {
@@ -241,18 +395,14 @@ export function restoreTriggers(db: Database.Database): string[] {
   const problems = triggerProblems(db);
   const gate = db.prepare<[], number>('SELECT open FROM retention_gate WHERE id = 1').pluck().get();
   if (problems.length === 0 && gate === 0) return [];
-  const rows = db
-    .prepare<[], { name: string; sql: string | null }>(
-      "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'",
-    )
-    .all();
-  for (const r of rows) {
-    const want = APPEND_ONLY_TRIGGERS[r.name];
+  const expected = expectedTriggers(db);
+  for (const r of keelTableTriggers(db)) {
+    const want = expected[r.name];
     if (want === undefined || normaliseSql(r.sql ?? '') !== normaliseSql(want)) {
       db.exec(`DROP TRIGGER "${r.name.replace(/"/g, '""')}"`);
     }
   }
-  for (const [name, sql] of Object.entries(APPEND_ONLY_TRIGGERS)) {
+  for (const [name, sql] of Object.entries(expected)) {
     const exists = db
       .prepare<[string], number>("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?")
       .pluck()
@@ -275,7 +425,11 @@ export function restoreTriggers(db: Database.Database): string[] {
  */
 export function migrate(db: Database.Database): number {
   const found = readSchemaVersion(db);
-  for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+  for (let v = found; v < SCHEMA_VERSION; v++) {
+    const step = MIGRATIONS[v] as string | ((db: Database.Database) => void);
+    if (typeof step === 'string') db.exec(step);
+    else step(db);
+  }
   if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
   if (readApplicationId(db) !== KEEL_APPLICATION_ID) db.pragma(`application_id = ${KEEL_APPLICATION_ID}`);
   return found;

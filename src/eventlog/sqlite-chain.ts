@@ -7,7 +7,9 @@
 import type Database from 'better-sqlite3';
 import { GENESIS_HASH, chainHash, hashBytes } from './chain.js';
 import type { EventClass } from './events.js';
-import { sqliteDialect, type SqlDialect } from './sql/dialect.js';
+import type { SqlDialect } from './sql/dialect.js';
+import { encodePayload } from './codec-stub.js';
+import type { SqliteStrings } from './sqlite-strings.js';
 import { runSync, type SqlProgram, type Step } from './sql/program.js';
 import { headsFromEvents, type ChainState, type Head } from './sql/retention.js';
 
@@ -16,7 +18,8 @@ export type { ChainState, Head } from './sql/retention.js';
 /** A cached prepared statement of the connection (raw rows when `raw`). */
 export type StatementCache = (sql: string, raw?: boolean) => Database.Statement<unknown[], unknown>;
 
-const INSERT_SQL = 'INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash) VALUES ';
+/** Schema 4: `workflow` and `type` are `keel_strings` ids, `class` 0 (audit) or 1, `payload` coded. */
+const INSERT_SQL = 'INSERT INTO events (seq, ts, workflow, type, v, class, payload, hash) VALUES ';
 const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?)';
 const COLUMNS_PER_ROW = 8;
 /** Rows per multi-row INSERT: one native call per 16 events is measurably cheaper than 16 calls. */
@@ -41,11 +44,12 @@ export class ChainWriter {
 
   /**
    * `dialect`: the file's (a read-only store reads an older schema; writes need the current one,
-   * which every writable open migrates to).
+   * which every writable open migrates to); `strings`: the connection's dictionary (writes need it).
    */
   constructor(
     private readonly stmt: StatementCache,
-    private readonly dialect: SqlDialect = sqliteDialect,
+    private readonly dialect: SqlDialect,
+    private readonly strings: SqliteStrings | undefined,
   ) {
     this.load();
   }
@@ -68,15 +72,18 @@ export class ChainWriter {
     this.seq = seq;
     head.seq = seq;
     head.hash = hash;
+    const strings = this.strings;
+    if (strings === undefined) throw new TypeError('ChainWriter: a read-only connection cannot append');
     const a = this.rowArgs;
     let o = this.bufferedRows * COLUMNS_PER_ROW;
     a[o++] = seq;
     a[o++] = ts;
-    a[o++] = workflowId;
-    a[o++] = type;
+    a[o++] = strings.code(workflowId);
+    a[o++] = strings.code(type);
     a[o++] = v;
-    a[o++] = cls;
-    a[o++] = payloadJson;
+    a[o++] = cls === 'audit' ? 0 : 1;
+    // From the hashed text, not the caller's object (which it may have changed since `append`).
+    a[o++] = encodePayload(type, JSON.parse(payloadJson) as Record<string, unknown>, strings);
     a[o] = hashBytes(hash);
     if (++this.bufferedRows === ROWS_PER_INSERT) {
       this.multiInsert ??= this.stmt(
@@ -99,13 +106,21 @@ export class ChainWriter {
     this.bufferedRows = 0;
   }
 
-  /** The chain state before a write transaction, to put back if it rolls back. */
+  /**
+   * The chain state before a write transaction, to put back if it rolls back (the dictionary
+   * starts noting the ids it learns, to forget them then).
+   */
   save(): ChainState {
+    this.strings?.begin();
     return { seq: this.seq, audit: { ...this.audit }, operational: { ...this.operational } };
   }
 
-  /** Puts back a {@link save}d state (and drops buffered rows). */
-  restore(saved: ChainState): void {
+  /**
+   * Puts back a {@link save}d state (and drops buffered rows); the dictionary forgets the ids it
+   * learnt since (`rolledBack`: the default; the store adopting its writer thread's state passes false).
+   */
+  restore(saved: ChainState, rolledBack = true): void {
+    if (rolledBack) this.strings?.rollback();
     this.seq = saved.seq;
     Object.assign(this.audit, saved.audit);
     Object.assign(this.operational, saved.operational);

@@ -31,6 +31,8 @@ import {
   type LogFileKind,
 } from './schema.js';
 import { ChainWriter } from './sqlite-chain.js';
+import { SqliteStrings, storedRows } from './sqlite-strings.js';
+import { sqliteDialectFor } from './sql/dialect.js';
 import { canonicalPayloadJson } from './validate.js';
 
 /** Options of {@link openSqliteStore}. */
@@ -164,11 +166,16 @@ export function maintain(db: Database.Database, o: ResolvedOptions, seen: LogFil
     const repaired = restoreTriggers(db);
     if (repaired.length > 0) logged.push({ action: 'triggers_restored', details: repaired });
     if (logged.length === 0) return;
-    const chain = new ChainWriter((sql, raw) => {
-      const st = db.prepare<unknown[], unknown>(sql);
-      if (raw === true) st.raw(true);
-      return st;
-    });
+    const strings = new SqliteStrings(db);
+    const chain = new ChainWriter(
+      (sql, raw) => {
+        const st = db.prepare<unknown[], unknown>(sql);
+        if (raw === true) st.raw(true);
+        return st;
+      },
+      sqliteDialectFor(SCHEMA_VERSION, storedRows(strings)),
+      strings,
+    );
     const ts = o.clock.now();
     for (const l of logged) {
       const payload: EventPayloads['log.maintained'] = {

@@ -6,6 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ChainWriter } from './sqlite-chain.js';
+import { SCHEMA_VERSION } from './schema.js';
+import { SqliteStrings, storedRows } from './sqlite-strings.js';
+import { sqliteDialectFor } from './sql/dialect.js';
 import type { EventClass } from './events.js';
 import type { PackedRows, ThreadReply, ThreadRequest, WriterThreadOptions } from './sqlite-thread.js';
 
@@ -33,16 +36,22 @@ try {
   db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
   if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${options.maxPageCount}`);
   const statements = new Map<string, Database.Statement<unknown[], unknown>>();
-  chain = new ChainWriter((sql, raw = false) => {
-    const key = raw ? `raw:${sql}` : sql;
-    let s = statements.get(key);
-    if (s === undefined) {
-      s = db.prepare<unknown[], unknown>(sql);
-      if (raw) s.raw(true);
-      statements.set(key, s);
-    }
-    return s;
-  });
+  const strings = new SqliteStrings(db);
+  chain = new ChainWriter(
+    (sql, raw = false) => {
+      const key = raw ? `raw:${sql}` : sql;
+      let s = statements.get(key);
+      if (s === undefined) {
+        s = db.prepare<unknown[], unknown>(sql);
+        if (raw) s.raw(true);
+        statements.set(key, s);
+      }
+      return s;
+    },
+    // The store migrated the file before starting this thread.
+    sqliteDialectFor(SCHEMA_VERSION, storedRows(strings)),
+    strings,
+  );
   write = db.transaction(({ nums, lens, text }: PackedRows): number => {
     chain.sync();
     const first = chain.seq + 1;

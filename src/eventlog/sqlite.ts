@@ -19,17 +19,18 @@ import type {
 } from './store.js';
 import { canonicalPayloadJson, prepareEvent, prepareEvents } from './validate.js';
 import { CommitListeners } from './commits.js';
-import { EVENT_COLUMNS, sqliteDialectFor, type SqlDialect } from './sql/dialect.js';
+import { sqliteDialectFor, type SqlDialect } from './sql/dialect.js';
+import { SqliteStrings, storedRows } from './sqlite-strings.js';
 import type { SqlProgram } from './sql/program.js';
 import {
   KeysetPages,
   anchorHeads,
   checkFilter,
   planFilter,
+  chainRowFor,
+  eventOf,
   selectQuery,
   toChained,
-  toEvent,
-  type EventRow,
 } from './sql/query.js';
 import { anchorEvent, checkPruneOptions, loadAnchors, pruneResult, prunePlan } from './sql/retention.js';
 import { verifyLog } from './sql/verify.js';
@@ -142,7 +143,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteEventStore {
     }
     // A writable store has migrated the file; a read-only one reads an older version as it is.
     const version = readOnlyReason === undefined || kind.kind !== 'keel' ? SCHEMA_VERSION : kind.version;
-    return new SqliteStore(db, o, readOnlyReason, sqliteDialectFor(version));
+    const strings = version >= 4 ? new SqliteStrings(db) : undefined;
+    const dialect = sqliteDialectFor(version, strings && storedRows(strings));
+    return new SqliteStore(db, o, readOnlyReason, dialect, strings);
   } catch (e) {
     db.close();
     throw toStoreError(e, o.path, o.busyTimeoutMs);
@@ -195,6 +198,7 @@ class SqliteStore implements SqliteEventStore {
     options: ResolvedOptions,
     readOnlyReason: string | undefined,
     private readonly dialect: SqlDialect,
+    strings: SqliteStrings | undefined,
   ) {
     this.db = db;
     this.options = options;
@@ -212,7 +216,7 @@ class SqliteStore implements SqliteEventStore {
       }
       chain.flushRows();
     });
-    this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw), dialect);
+    this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw), dialect, strings);
     this.pageCap = options.maxPageCount;
     const writable = readOnlyReason === undefined;
     this.autoThread = options.writer === 'auto' && writable && options.path !== ':memory:';
@@ -448,7 +452,7 @@ class SqliteStore implements SqliteEventStore {
     thread.write(packRows(events, payloadJson)).then(
       ({ firstSeq, state, commitMs }) => {
         for (let i = 0; i < events.length; i++) (events[i] as KeelEvent).seq = firstSeq + i;
-        this.chain.restore(state);
+        this.chain.restore(state, false);
         this.threadTransactions++;
         this.commits.committed(events, { commitMs });
         batch.resolve();
@@ -520,25 +524,30 @@ class SqliteStore implements SqliteEventStore {
     checkFilter(filter);
     const c = filter.limit === 0 ? undefined : this.run(planFilter(this.dialect, filter));
     if (c === undefined) return [];
-    const q = selectQuery(this.dialect, EVENT_COLUMNS, c, filter.limit);
-    const rows = this.sqlite(() => this.stmt(q.sql, true).all(...q.params) as EventRow[]);
-    const out = new Array<KeelEvent>(rows.length);
-    for (let i = 0; i < rows.length; i++) out[i] = toEvent(rows[i] as EventRow);
-    return out;
+    const d = this.dialect;
+    const q = selectQuery(d, d.eventColumns, c, filter.limit);
+    return this.sqlite(() => {
+      const rows = this.stmt(q.sql, true).all(...q.params) as unknown[][];
+      const out = new Array<KeelEvent>(rows.length);
+      for (let i = 0; i < rows.length; i++) out[i] = eventOf(d, rows[i] as unknown[]);
+      return out;
+    });
   }
 
   iterate(filter: EventFilter = {}): IterableIterator<KeelEvent> {
     this.assertOpen();
     checkFilter(filter);
-    return this.pages<EventRow, KeelEvent>(filter, EVENT_COLUMNS, toEvent);
+    const d = this.dialect;
+    return this.pages<unknown[], KeelEvent>(filter, d.eventColumns, (r) => eventOf(d, r));
   }
 
   iterateChained(filter: EventFilter = {}): IterableIterator<ChainedEvent> {
     this.assertOpen();
     checkFilter(filter);
     const anchored = anchorHeads(this.run(loadAnchors(this.dialect)));
-    return this.pages<unknown[], ChainedEvent>(filter, this.dialect.chainedColumns, (r) =>
-      toChained(r, anchored),
+    const d = this.dialect;
+    return this.pages<unknown[], ChainedEvent>(filter, d.chainedColumns, (r) =>
+      toChained(chainRowFor(d, r), anchored),
     );
   }
 

@@ -8,9 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { simulatedClock, type SimulatedClock } from '../../src/core/clock.js';
 import { chainHash, chainRowOf, type ChainRow } from '../../src/eventlog/chain.js';
+import type { EventClass } from '../../src/eventlog/events.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { seq } from '../../src/supervisor/sequential.js';
+import { insertRow } from '../eventlog/raw-rows.js';
 import { captureIo } from './io.js';
 import { tempDir } from './logs.js';
 
@@ -67,10 +69,12 @@ async function cli(args: string[]): Promise<{ code: number; out: string }> {
  */
 function forgeAnchors(db: string, through: number, classes: readonly string[]): void {
   const raw = new Database(db);
-  // Compact rows: the hash is 32 raw bytes, the previous hash is the class's previous row's.
+  // Coded rows (schema 4), read as text through the view; the previous hash is the class's previous row's.
   const rows = (
     raw
-      .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events ORDER BY seq')
+      .prepare(
+        'SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events_readable ORDER BY seq',
+      )
       .raw(true)
       .all() as unknown[][]
   ).map(chainRowOf);
@@ -83,19 +87,28 @@ function forgeAnchors(db: string, through: number, classes: readonly string[]): 
   let prev = (auditRows[auditRows.length - 1] as ChainRow)[8];
   let nextSeq = (rows[rows.length - 1] as ChainRow)[0] + 1;
   const ts = (rows[rows.length - 1] as ChainRow)[1] + 1;
-  const insert = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   for (const cls of classes) {
     const last = doomed.filter((r) => r[5] === cls).at(-1);
     if (last === undefined) throw new Error(`no ${cls} event among seqs 1..${through}`);
-    const payload = JSON.stringify({
+    const anchor = {
       lastPrunedHash: last[8],
       olderThanTs: 0,
-      prunedClass: cls,
+      prunedClass: cls as EventClass,
       prunedCount: doomed.filter((r) => r[5] === cls).length,
       prunedThroughSeq: last[0],
-    });
+    };
+    const payload = JSON.stringify(anchor);
     const hash = chainHash(prev, nextSeq, ts, '_system', 'log.anchor', 1, 'audit', payload);
-    insert.run(nextSeq, ts, '_system', 'log.anchor', 1, 'audit', payload, Buffer.from(hash, 'hex'));
+    const event = {
+      seq: nextSeq,
+      ts,
+      workflowId: '_system',
+      type: 'log.anchor',
+      v: 1,
+      class: 'audit',
+      payload: anchor,
+    } as const;
+    insertRow(raw, event, hash);
     prev = hash;
     nextSeq++;
   }

@@ -147,9 +147,16 @@ describe('bad files', () => {
   it('reports a damaged file as CorruptDatabaseError and leaves it as it was', async () => {
     for (const where of ['schema page', 'data page'] as const) {
       const file = await logFile(3_000);
+      // A page of the events table in the middle of it (verify reads every one of those).
+      const stat = new Database(file, { readonly: true });
+      const eventPages = stat
+        .prepare<[], number>("SELECT pageno FROM dbstat WHERE name = 'events' ORDER BY pageno")
+        .pluck()
+        .all();
+      stat.close();
       const bytes = fs.readFileSync(file);
-      const pages = bytes.length / 4096;
-      const at = where === 'schema page' ? 100 : Math.floor(pages / 2) * 4096;
+      const middle = eventPages[Math.floor(eventPages.length / 2)] as number;
+      const at = where === 'schema page' ? 100 : (middle - 1) * 4096;
       bytes.fill(0x5a, at, at + 1024);
       fs.writeFileSync(file, bytes);
 

@@ -8,11 +8,13 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { chainHash, chainRowOf, type ChainRow } from '../../src/eventlog/chain.js';
-import type { NewEvent } from '../../src/eventlog/events.js';
+import { canonicalJson } from '../../src/core/json.js';
+import type { KeelEvent, NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import type { EventStore } from '../../src/eventlog/store.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 import { T0, open, tempDb } from './helpers.js';
+import { insertRow } from './raw-rows.js';
 
 /** Runs SQL on the log behind the store's back: rows as arrays. */
 type Raw = (sql: string, params?: unknown[]) => Promise<unknown[][]>;
@@ -20,6 +22,10 @@ type Raw = (sql: string, params?: unknown[]) => Promise<unknown[][]>;
 interface Backend {
   store: EventStore;
   raw: Raw;
+  /** Every row as the chain reads it (hashes hex, payload canonical JSON). */
+  rows: () => Promise<ChainRow[]>;
+  /** Inserts a row behind the store's back, in the store's own row format. */
+  insert: (e: KeelEvent, hash: string) => Promise<void>;
   /** Deletes rows through the retention gate, as only `prune` may. */
   deleteThroughGate: (seqs: number[]) => Promise<void>;
   cleanup: () => Promise<void>;
@@ -59,34 +65,32 @@ function history(): NewEvent[] {
  * as older than the epoch: the anchor itself is consistent, only wf-1's kept end contradicts it.
  */
 async function forgeAnchor(b: Backend): Promise<void> {
-  // Compact rows (SQLite 3, Postgres 2): the hash is 32 raw bytes and the previous hash is not stored.
-  const rows = (
-    await b.raw('SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events ORDER BY seq')
-  ).map(chainRowOf);
+  const rows = await b.rows();
   const first = rows[0] as ChainRow;
   await b.deleteThroughGate([first[0]]);
   const lastAudit = rows.filter((r) => r[5] === 'audit').at(-1) as ChainRow;
   const last = rows.at(-1) as ChainRow;
-  const payload = JSON.stringify({
+  const anchor = {
     lastPrunedHash: first[8],
     olderThanTs: 0,
     prunedClass: 'audit',
     prunedCount: 1,
     prunedThroughSeq: first[0],
-  });
+  } as const;
+  const payload = JSON.stringify(anchor);
   const seq = Number(last[0]) + 1;
   const ts = Number(last[1]) + 1;
   const hash = chainHash(lastAudit[8], seq, ts, '_system', 'log.anchor', 1, 'audit', payload);
-  await b.raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
+  const event = {
     seq,
     ts,
-    '_system',
-    'log.anchor',
-    1,
-    'audit',
-    payload,
-    Buffer.from(hash, 'hex'),
-  ]);
+    workflowId: '_system',
+    type: 'log.anchor',
+    v: 1,
+    class: 'audit',
+    payload: anchor,
+  } as const;
+  await b.insert(event, hash);
 }
 
 function verifyCases(open: () => Promise<Backend>): void {
@@ -136,6 +140,30 @@ describe('verify against forged anchors: SQLite', () => {
     return Promise.resolve({
       store,
       raw,
+      // Schema 4 codes the rows: read them decoded, write them coded.
+      rows: () =>
+        Promise.resolve(
+          [...store.iterateChained()].map(({ event: e, hash }): ChainRow => [
+            e.seq,
+            e.ts,
+            e.workflowId,
+            e.type,
+            e.v,
+            e.class,
+            canonicalJson(e.payload),
+            null,
+            hash,
+          ]),
+        ),
+      insert: (e, hash) => {
+        const d = db();
+        try {
+          insertRow(d, e, hash);
+        } finally {
+          d.close();
+        }
+        return Promise.resolve();
+      },
       deleteThroughGate: async (seqs) => {
         await raw('UPDATE retention_gate SET open = 1');
         for (const seq of seqs) await raw('DELETE FROM events WHERE seq = $1', [seq]);
@@ -160,6 +188,25 @@ describePostgres('verify against forged anchors: Postgres', () => {
     return {
       store,
       raw,
+      // Compact rows (Postgres 2): the hash is 32 raw bytes and the previous hash is not stored.
+      rows: async () =>
+        (
+          await raw(
+            'SELECT seq, ts, workflow_id, type, v, class, payload, NULL, hash FROM events ORDER BY seq',
+          )
+        ).map(chainRowOf),
+      insert: async (e, hash) => {
+        await raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
+          e.seq,
+          e.ts,
+          e.workflowId,
+          e.type,
+          e.v,
+          e.class,
+          canonicalJson(e.payload),
+          Buffer.from(hash, 'hex'),
+        ]);
+      },
       deleteThroughGate: async (seqs) => {
         await client.query('BEGIN');
         await client.query("SET LOCAL keel.retention = 'on'");

@@ -17,6 +17,7 @@ import { collectEvents, type ChainedEvent } from '../../src/eventlog/store.js';
 import { canonicalJson } from '../../src/core/json.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 import { T0, mixedEvents, open, tempDb } from './helpers.js';
+import { editPayload, insertRow } from './raw-rows.js';
 
 /** The SQLite schema version 2 that Keel wrote before compact rows, kept verbatim as the fixture. */
 const SQLITE_V2 = `
@@ -106,7 +107,7 @@ function tamper(path: string, sql: string, ...params: unknown[]): void {
   raw.close();
 }
 
-describe('compact rows: SQLite version 2 → 3', () => {
+describe('compact rows: SQLite version 2 → 3 (→ 4)', () => {
   it('reads a version-2 file read-only as it is, then migrates it on a writable open with the same hashes', async () => {
     const { rows, chained } = await previousRows();
     const path = v2File(rows);
@@ -138,7 +139,8 @@ describe('compact rows: SQLite version 2 → 3', () => {
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     const columns = raw.prepare("SELECT name FROM pragma_table_info('events') ORDER BY cid").pluck().all();
-    expect(columns).toEqual(['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'hash']);
+    // Through version 3 (compact rows) to 4 (dictionary-coded rows).
+    expect(columns).toEqual(['seq', 'ts', 'workflow', 'type', 'v', 'class', 'payload', 'hash']);
     const hashes = raw.prepare('SELECT hash FROM events ORDER BY seq').pluck().all() as Buffer[];
     expect(hashes.every((h) => Buffer.isBuffer(h) && h.length === 32)).toBe(true);
     expect(hashes[0]?.toString('hex')).toBe(chained[0]?.hash);
@@ -146,7 +148,12 @@ describe('compact rows: SQLite version 2 → 3', () => {
       .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
       .pluck()
       .all();
-    expect(triggers).toEqual(['events_no_delete', 'events_no_update']);
+    expect(triggers).toEqual([
+      'events_no_delete',
+      'events_no_update',
+      'keel_strings_no_delete',
+      'keel_strings_no_update',
+    ]);
     raw.close();
 
     // Reopening a migrated log migrates nothing more.
@@ -170,7 +177,10 @@ describe('compact rows: SQLite version 2 → 3', () => {
 
   it('detects a modified payload over compact rows', async () => {
     const { path } = await migratedFile();
-    tamper(path, `UPDATE events SET payload = replace(payload, 'true', 'false') WHERE seq = 41`);
+    const raw = new Database(path);
+    raw.exec('DROP TRIGGER events_no_update');
+    editPayload(raw, 41, (p) => ({ ...p, correct: !p.correct }));
+    raw.close();
     const store = open({ path, readonly: true });
     expect(store.verify()).toMatchObject({ ok: false, reason: 'modified', seq: 41 });
     await store.close();
@@ -215,19 +225,10 @@ describe('compact rows: SQLite version 2 → 3', () => {
     const [back] = [...unpruned.iterateChained({ afterSeq: through - 1, limit: 1 })];
     await unpruned.close();
     expect(back?.event).toMatchObject({ seq: through, class: 'operational' });
-    const e = back?.event;
-    tamper(
-      second.path,
-      'INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      e?.seq,
-      e?.ts,
-      e?.workflowId,
-      e?.type,
-      e?.v,
-      e?.class,
-      canonicalJson(e?.payload),
-      Buffer.from(back?.hash ?? '', 'hex'),
-    );
+    if (back === undefined) throw new Error('no row to put back');
+    const raw = new Database(second.path);
+    insertRow(raw, back.event, back.hash);
+    raw.close();
     const reader = open({ path: second.path, readonly: true });
     expect(reader.verify()).toMatchObject({ ok: false, reason: 'anchor_mismatch', seq: through });
     await reader.close();

@@ -10,7 +10,7 @@ import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
 const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden.db');
 
 describe('opening a store', () => {
-  it('creates the schema at user_version 3, in WAL mode, with compact rows, the query indexes and triggers', async () => {
+  it('creates the schema at user_version 4, in WAL mode, with dictionary-coded rows, the query indexes and triggers', async () => {
     const path = tempDb();
     await open({ path }).close();
 
@@ -22,13 +22,14 @@ describe('opening a store', () => {
           .pluck()
           .all(type) as string[]
       ).filter((n) => !n.startsWith('sqlite_'));
-    expect(raw.pragma('user_version', { simple: true })).toBe(3);
+    expect(raw.pragma('user_version', { simple: true })).toBe(4);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(names('table')).toEqual(['events', 'retention_gate']);
+    expect(names('table')).toEqual(['events', 'keel_strings', 'retention_gate']);
+    expect(names('view')).toEqual(['events_readable']);
     expect(raw.prepare("SELECT name FROM pragma_table_info('events') ORDER BY cid").pluck().all()).toEqual([
       'seq',
       'ts',
-      'workflow_id',
+      'workflow',
       'type',
       'v',
       'class',
@@ -36,7 +37,12 @@ describe('opening a store', () => {
       'hash',
     ]);
     expect(names('index')).toEqual(['events_by_ts', 'events_by_workflow']);
-    expect(names('trigger')).toEqual(['events_no_delete', 'events_no_update']);
+    expect(names('trigger')).toEqual([
+      'events_no_delete',
+      'events_no_update',
+      'keel_strings_no_delete',
+      'keel_strings_no_update',
+    ]);
     raw.close();
   });
 

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
-import { canonicalJson } from '../../src/core/json.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { T0, auditEvent, mixedEvents, open, opEvent, tempDb } from './helpers.js';
+import { editPayload, insertRow } from './raw-rows.js';
 
 /** 40 events, ts = T0 + index: odd seqs audit, even seqs operational. */
 async function setup(clockMs = T0 + 10_000) {
@@ -127,32 +127,15 @@ describe('retention (prune)', () => {
     const raw = new Database(path);
     raw.exec('DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;');
 
-    raw
-      .prepare(
-        `UPDATE events SET payload = replace(payload, '"prunedCount":10', '"prunedCount":9') WHERE seq = ?`,
-      )
-      .run(anchorSeq);
+    if (anchorSeq === undefined) throw new Error('the prune wrote no anchor');
+    editPayload(raw, anchorSeq, (p) => ({ ...p, prunedCount: 9 }));
     expect(store.verify()).toMatchObject({ ok: false, reason: 'anchor_mismatch', seq: 22 });
-    raw
-      .prepare(
-        `UPDATE events SET payload = replace(payload, '"prunedCount":9', '"prunedCount":10') WHERE seq = ?`,
-      )
-      .run(anchorSeq);
+    editPayload(raw, anchorSeq, (p) => ({ ...p, prunedCount: 10 }));
     expect(store.verify()).toMatchObject({ ok: false, reason: 'schema' }); // the chains are whole again
 
     const e = seq2?.event;
-    raw
-      .prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(
-        e?.seq,
-        e?.ts,
-        e?.workflowId,
-        e?.type,
-        e?.v,
-        e?.class,
-        canonicalJson(e?.payload),
-        Buffer.from(seq2?.hash ?? '', 'hex'),
-      );
+    if (e === undefined || seq2 === undefined) throw new Error('seq 2 was read before pruning');
+    insertRow(raw, e, seq2.hash);
     expect(store.verify()).toMatchObject({ ok: false, reason: 'anchor_mismatch', seq: 2 });
     raw.prepare('DELETE FROM events WHERE seq = 2').run();
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/core/json.js';
 import { CHAIN_RECIPE_SQL } from '../../src/eventlog/chain.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { mixedEvents, open, tempDb } from './helpers.js';
@@ -12,6 +13,28 @@ async function logWith(n: number): Promise<{ store: SqliteEventStore; raw: Datab
   await store.append(mixedEvents(n));
   const raw = new Database(path);
   return { store, raw };
+}
+
+/** The rows of `store` in an in-memory schema-3 table (what CHAIN_RECIPE_SQL reads). */
+async function schema3Copy(store: SqliteEventStore): Promise<Database.Database> {
+  const db = new Database(':memory:');
+  db.exec(
+    'CREATE TABLE events (seq INTEGER PRIMARY KEY, ts INTEGER, workflow_id TEXT, type TEXT, v INTEGER, class TEXT, payload TEXT, hash BLOB)',
+  );
+  const insert = db.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  for (const { event: e, hash } of store.iterateChained()) {
+    insert.run(
+      e.seq,
+      e.ts,
+      e.workflowId,
+      e.type,
+      e.v,
+      e.class,
+      canonicalJson(e.payload),
+      Buffer.from(hash, 'hex'),
+    );
+  }
+  return Promise.resolve(db);
 }
 
 /** What an attacker with file access does first. */
@@ -37,21 +60,25 @@ describe('hash chain and verify()', () => {
 
   it('stores hashes an auditor can recompute from the columns with sha256 alone', async () => {
     const { store, raw } = await logWith(20);
+    const stored = raw.prepare('SELECT hash FROM events ORDER BY seq').pluck().all() as Buffer[];
     const rows = raw
-      .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, hash FROM events ORDER BY seq')
+      .prepare('SELECT seq, ts, workflow_id, type, v, class, payload, hash FROM events_readable ORDER BY seq')
       .raw()
-      .all() as [number, number, string, string, number, string, string, Buffer][];
-    const recipe = raw.prepare(CHAIN_RECIPE_SQL).raw().all() as [number, string, string][];
+      .all() as [number, number, string, string, number, string, string, string][];
     raw.close();
     const last: Record<string, string> = { audit: '0'.repeat(64), operational: '0'.repeat(64) };
-    for (const [seq, ts, wf, type, v, cls, payload, stored] of rows) {
-      expect(stored).toHaveLength(32); // raw bytes, no prev_hash column: it is the class's previous hash
-      const hash = stored.toString('hex');
+    for (const [i, [seq, ts, wf, type, v, cls, , hash]] of rows.entries()) {
+      expect(stored[i]).toHaveLength(32); // raw bytes, no prev_hash column: it is the class's previous hash
+      // Schema 4 codes the payload: the hashed text is the canonical JSON of what Keel decodes.
+      const payload = canonicalJson(store.query({ afterSeq: seq - 1, limit: 1 })[0]?.payload);
       const form = [last[cls], seq, ts, wf, type, v, cls, payload].join('\n');
       expect(hash).toBe(createHash('sha256').update(form, 'utf8').digest('hex'));
       last[cls] = hash;
     }
-    // The documented sqlite3 recipe: each row's stored hash is sha256 of the bytes the SQL spells out.
+    // The documented sqlite3 recipe of schema 3: each row's stored hash is sha256 of the bytes the SQL spells out.
+    const v3 = await schema3Copy(store);
+    const recipe = v3.prepare(CHAIN_RECIPE_SQL).raw().all() as [number, string, string][];
+    v3.close();
     expect(recipe).toHaveLength(20);
     for (const [, hash, form] of recipe) {
       expect(createHash('sha256').update(Buffer.from(form, 'hex')).digest('hex')).toBe(hash);
@@ -121,8 +148,8 @@ describe('hash chain and verify()', () => {
     const { store, raw } = await logWith(4);
     raw
       .prepare(
-        `INSERT INTO events (seq, ts, workflow_id, type, v, class, payload, hash)
-         SELECT 5, ts, workflow_id, type, v, class, '{"correct":true}', hash FROM events WHERE seq = 3`,
+        `INSERT INTO events (seq, ts, workflow, type, v, class, payload, hash)
+         SELECT 5, ts, workflow, type, v, class, '{"correct":true}', hash FROM events WHERE seq = 3`,
       )
       .run();
     raw.close();

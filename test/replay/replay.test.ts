@@ -14,7 +14,8 @@ import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
 import { vote } from '../../src/supervisor/vote.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
-import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
+import { editPayload } from '../eventlog/raw-rows.js';
 import type { Divergence } from '../../src/replay/recorded.js';
 
 const PRICING = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
@@ -233,12 +234,12 @@ describe('rt.replay', () => {
     const raw = new Database(db);
     raw.exec('DROP TRIGGER events_no_update');
     const start = raw
-      .prepare("SELECT ts FROM events WHERE type = 'workflow.started'")
+      .prepare("SELECT ts FROM events_readable WHERE type = 'workflow.started'")
       .pluck()
       .get() as number;
     raw.prepare('UPDATE events SET ts = ? + (ts - ?) * 6').run(start, start);
     const logged = raw
-      .prepare("SELECT ts - ? FROM events WHERE type = 'agent.succeeded' ORDER BY seq")
+      .prepare("SELECT ts - ? FROM events_readable WHERE type = 'agent.succeeded' ORDER BY seq")
       .pluck()
       .all(start) as number[];
     raw.close();
@@ -253,14 +254,13 @@ describe('rt.replay', () => {
     const raw = new Database(db);
     raw.exec('DROP TRIGGER events_no_update');
     // the cheap cascade stage now claims high confidence: replay must accept it instead of escalating
-    const row = raw
-      .prepare(
-        'SELECT seq, payload FROM events WHERE type = \'agent.succeeded\' AND payload LIKE \'%"agent":"cheap"%\'',
-      )
-      .get() as { seq: number; payload: string };
-    raw
-      .prepare('UPDATE events SET payload = ? WHERE seq = ?')
-      .run(row.payload.replace('"confidence":0.7', '"confidence":0.99'), row.seq);
+    const reader = openSqliteStore({ path: db, readonly: true });
+    const cheap = reader
+      .query({ workflowId, type: 'agent.succeeded' })
+      .find((e) => (e.payload as { agent?: string }).agent === 'cheap');
+    await reader.close();
+    expect(cheap?.payload).toMatchObject({ confidence: 0.7 });
+    editPayload(raw, cheap?.seq ?? 0, (p) => ({ ...p, confidence: 0.99 }));
     raw.close();
     const rt = open(db);
     const [report] = await rt.replay(workflowId, { topologies: { invoice: invoiceFlow({ n: 0 }) } });

@@ -38,6 +38,31 @@ export function toEvent(r: EventRow | ChainRow): KeelEvent {
   } as KeelEvent;
 }
 
+/** A fetched row (in `d.eventColumns` order) as a committed event, its payload decoded the dialect's way. */
+export function eventOf(d: SqlDialect, raw: readonly unknown[]): KeelEvent {
+  if (d.stored === undefined) return toEvent(raw as EventRow);
+  const r = raw as unknown[];
+  d.stored.decode(r, false);
+  return {
+    seq: r[0],
+    ts: r[1],
+    workflowId: r[2],
+    type: r[3],
+    v: r[4],
+    class: r[5],
+    payload: r[6],
+  } as KeelEvent;
+}
+
+/**
+ * A fetched row (in `d.chainedColumns` / `d.verifyColumns` order) as a {@link ChainRow}: hashes as
+ * hex, the payload as its canonical JSON (schema 4 decodes it; throws `CorruptLogError`).
+ */
+export function chainRowFor(d: SqlDialect, raw: readonly unknown[]): ChainRow {
+  if (d.stored !== undefined) d.stored.decode(raw as unknown[], true);
+  return chainRowOf(raw);
+}
+
 /**
  * A chained row (as fetched: hashes hex or raw bytes) as an event with its hashes. A row with no
  * previous row of its class (`prev_hash` NULL: none is stored, and none is left before it) chains
@@ -165,7 +190,7 @@ export function selectQuery(d: SqlDialect, columns: string, c: SqlFilter, limit?
     params.push(c.afterSeq);
     where.push(`seq > ${d.param(params.length)}`);
   }
-  let sql = `SELECT ${columns} FROM ${d.events}`;
+  let sql = `SELECT ${columns} FROM ${d.from()}`;
   if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
   sql += ' ORDER BY seq';
   if (limit !== undefined) {
@@ -194,7 +219,7 @@ export class KeysetPages {
   ) {
     const n = c.params.length;
     const where = [...c.where, `seq > ${d.param(n + 1)}`].join(' AND ');
-    this.sql = `SELECT ${columns} FROM ${d.events} WHERE ${where} ORDER BY seq LIMIT ${d.param(n + 2)}`;
+    this.sql = `SELECT ${columns} FROM ${d.from()} WHERE ${where} ORDER BY seq LIMIT ${d.param(n + 2)}`;
     this.cursor = c.afterSeq;
     this.remaining = limit ?? Number.POSITIVE_INFINITY;
   }

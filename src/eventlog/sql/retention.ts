@@ -10,17 +10,18 @@ import {
   GENESIS_HASH,
   anchorClaimOf,
   anchorRowPrevs,
-  chainRowOf,
   hexOf,
   isoTime,
   latestAnchors,
+  type ChainRow,
   type StoredAnchorClaim,
 } from '../chain.js';
+import { isCorruptLogError } from '../errors.js';
 import { EVENT_VERSIONS, SYSTEM_WORKFLOW_ID } from '../events.js';
 import type { EventClass, EventPayloads, KeelEvent } from '../events.js';
 import type { PruneResult, VerifyResult } from '../store.js';
 import { anchorsSql, type SqlDialect } from './dialect.js';
-import { PAGE_SIZE } from './query.js';
+import { PAGE_SIZE, chainRowFor } from './query.js';
 import { row, rows, run, type SqlProgram } from './program.js';
 
 /** A chain head: the seq and hash of a class's last event. */
@@ -39,7 +40,15 @@ export interface ChainState {
 /** Every `log.anchor` event's claim (there are few: audit retention removes old ones). */
 export function* loadAnchors(d: SqlDialect): SqlProgram<StoredAnchorClaim[]> {
   const claims: StoredAnchorClaim[] = [];
-  const found = (yield* rows<unknown[]>(anchorsSql(d))).map(chainRowOf);
+  const found: ChainRow[] = [];
+  for (const raw of yield* rows<unknown[]>(anchorsSql(d))) {
+    try {
+      found.push(chainRowFor(d, raw));
+    } catch (e) {
+      // An undecodable anchor row claims nothing: the verify walk reports the row itself.
+      if (!isCorruptLogError(e)) throw e;
+    }
+  }
   const prevs = anchorRowPrevs(found);
   for (const r of found) {
     const claim = anchorClaimOf(r, prevs.get(r[0]));
@@ -57,7 +66,7 @@ export function* headsFromEvents(d: SqlDialect, maxSeq: number): SqlProgram<Chai
   let anchors: Partial<Record<EventClass, StoredAnchorClaim>> | undefined;
   const sql = `SELECT seq, hash FROM ${d.events} WHERE class = ${d.param(1)} ORDER BY seq DESC LIMIT 1`;
   function* headOf(cls: EventClass): SqlProgram<Head> {
-    const last = yield* row<[number, unknown]>(sql, [cls]);
+    const last = yield* row<[number, unknown]>(sql, [d.classValue(cls)]);
     if (last !== undefined) return { seq: last[0], hash: hexOf(last[1]) };
     anchors ??= latestAnchors(yield* loadAnchors(d));
     const a = anchors[cls];
@@ -97,11 +106,11 @@ export function* prunePlan(
   const e = d.events;
   const cut = yield* row<[number]>(
     `SELECT seq FROM ${e} WHERE class = ${d.param(1)} AND ${d.unindexed('ts')} >= ${d.param(2)} ORDER BY seq LIMIT 1`,
-    [cls, olderThan],
+    [d.classValue(cls), olderThan],
   );
   const last = yield* row<[number, unknown]>(
     `SELECT seq, hash FROM ${e} WHERE class = ${d.param(1)} AND seq < ${d.param(2)} ORDER BY seq DESC LIMIT 1`,
-    [cls, cut?.[0] ?? Number.MAX_SAFE_INTEGER],
+    [d.classValue(cls), cut?.[0] ?? Number.MAX_SAFE_INTEGER],
   );
   if (last === undefined) return undefined;
   const throughSeq = last[0];
@@ -111,7 +120,7 @@ export function* prunePlan(
 
   yield* run(d.openGate);
   const pruned = yield* run(`DELETE FROM ${e} WHERE class = ${d.param(1)} AND seq <= ${d.param(2)}`, [
-    cls,
+    d.classValue(cls),
     throughSeq,
   ]);
   yield* run(d.closeGate);
@@ -167,15 +176,18 @@ export function* prunedStartEvidence(
   let newest = audit[0] as StoredAnchorClaim;
   for (const a of audit) if (a.payload.olderThanTs > newest.payload.olderThanTs) newest = a;
   const bound = newest.payload.olderThanTs + ANCHOR_CLOCK_SKEW_MS;
-  const sql = `SELECT e.seq, e.workflow_id, e.ts, e.payload FROM ${d.events} e
+  const sql = `SELECT e.seq, e.ts, e.workflow_id, e.type, 0, '', e.payload${d.stored ? ', e.workflow_code, e.type_code' : ''} FROM ${d.from('e')}
     WHERE e.type IN ${ENDS} AND e.seq > ${d.param(1)}
-      AND NOT EXISTS (SELECT 1 FROM ${d.events} s WHERE s.workflow_id = e.workflow_id AND s.type = 'workflow.started')
+      AND NOT EXISTS (SELECT 1 FROM ${d.from('s')} WHERE s.workflow_id = e.workflow_id AND s.type = 'workflow.started')
     ORDER BY e.seq LIMIT ${d.param(2)}`;
   let cursor = 0;
   for (;;) {
-    const page = yield* rows<[number, string, number, string]>(sql, [cursor, PAGE_SIZE]);
-    for (const [seq, workflowId, ts, payload] of page) {
-      const latencyMs = latencyOf(payload);
+    const page = yield* rows<unknown[]>(sql, [cursor, PAGE_SIZE]);
+    for (const raw of page) {
+      const seq = raw[0] as number;
+      const ts = raw[1] as number;
+      const workflowId = raw[2] as string;
+      const latencyMs = latencyOf(d, raw);
       const started = ts - latencyMs;
       if (started < bound) continue;
       return {
@@ -187,14 +199,19 @@ export function* prunedStartEvidence(
       };
     }
     if (page.length < PAGE_SIZE) return undefined;
-    cursor = (page[page.length - 1] as [number, string, number, string])[0];
+    cursor = (page[page.length - 1] as unknown[])[0] as number;
   }
 }
 
-/** An end event's `latencyMs` (0 when its payload has none). */
-function latencyOf(payloadJson: string): number {
+/** An end event's `latencyMs` (0 when its payload has none, or does not read). */
+function latencyOf(d: SqlDialect, raw: unknown[]): number {
   try {
-    const latency = (JSON.parse(payloadJson) as { latencyMs?: unknown } | null)?.latencyMs;
+    let payload = raw[6];
+    if (d.stored !== undefined) {
+      d.stored.decode(raw, false);
+      payload = raw[6];
+    } else payload = JSON.parse(payload as string);
+    const latency = (payload as { latencyMs?: unknown } | null)?.latencyMs;
     return typeof latency === 'number' ? latency : 0;
   } catch {
     return 0;
