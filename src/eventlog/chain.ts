@@ -32,12 +32,15 @@ const sha256Hex: (text: string) => string =
  * - `payloadJson` is `canonicalJson(payload)` (src/core/json.ts: object keys sorted by UTF-16 code
  *   unit, no whitespace, `undefined` members dropped) and is byte for byte the `payload` column.
  *
- * Every field but `prevHash` is exactly what the `events` table stores. From schema version 3 a row
- * keeps its `hash` as 32 raw bytes and has no `prev_hash` column: `prevHash` is the `hash` of the
- * previous row of the same class (the retention anchor's `lastPrunedHash` for the first row after a
- * prune, else genesis), so anyone can still recompute the chain with `sqlite3` and `sha256sum`:
- * {@link CHAIN_RECIPE_SQL} gives each row's stored hash and the bytes it hashes (docs/architecture.md
- * has the shell loop).
+ * Up to SQLite schema version 3 (and on Postgres) every field but `prevHash` is exactly what the
+ * `events` table stores. From schema version 3 a row keeps its `hash` as 32 raw bytes and has no
+ * `prev_hash` column: `prevHash` is the `hash` of the previous row of the same class (the retention
+ * anchor's `lastPrunedHash` for the first row after a prune, else genesis), so anyone can recompute
+ * the chain of a schema-3 file with `sqlite3` and `sha256sum`: {@link CHAIN_RECIPE_SQL} gives each
+ * row's stored hash and the bytes it hashes. Schema version 4 stores `workflowId` and `type` as
+ * `keel_strings` ids and the payload in the compact form of `./codec.ts`; the hashed fields are the
+ * decoded ones, unchanged, and docs/architecture.md has the recipe (`keel audit query` → the eight
+ * fields → sha256).
  */
 export function chainHash(
   prevHash: string,
@@ -69,7 +72,8 @@ export function chainHash(
 }
 
 /**
- * SQL (SQLite) that answers, per row of a schema-3 log in seq order, its stored hash as lowercase hex
+ * SQL (SQLite) that answers, per row of a schema-3 log in seq order (not schema 4: its payloads are
+ * coded and its strings are dictionary ids), its stored hash as lowercase hex
  * and, as hex, the exact bytes {@link chainHash} hashes: `printf '%s' <form> | xxd -r -p | sha256sum`
  * must print the stored hash. The previous hash comes from `lag()` over the row's class; the first
  * row of a class after a prune chains from its anchor's `lastPrunedHash` instead of the genesis

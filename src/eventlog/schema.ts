@@ -178,9 +178,10 @@ const MIGRATION_CHUNK = 1000;
  * SQLite cannot run the codec, so this migration is JavaScript: it copies the rows in seq order,
  * {@link MIGRATION_CHUNK} at a time, coding them, in the opening's one transaction (a crash midway
  * leaves version 3). A payload whose text is not the canonical JSON of an object (altered by
- * hand) is kept verbatim as a BLOB, so verify still reports that row as modified. 100,000 events
- * of the invoice workflow (~5,600 workflows) migrate in ~2.4 s on the 2-core benchmark VM (with
- * the identity codec stand-in; measured by test/eventlog/schema4.test.ts's timing script).
+ * hand) is kept verbatim as a BLOB, so verify still reports that row as modified. 100,008 events
+ * of the stub invoice workflow (5,556 workflows) migrated in 3.7 s (27,000 events/s) on the 2-core
+ * benchmark VM under a load average of 14 (`npx tsx bench/migrate-v4.ts`; with the identity codec
+ * stand-in); the copy needs free disk about the size of the events table until `VACUUM`.
  */
 function migrateV4(db: Database.Database): void {
   db.exec(V4_TABLES);

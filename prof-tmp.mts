@@ -1,0 +1,10 @@
+import { measureBytes } from './bench/footprint-bytes.ts';
+import { openSqliteStore } from './src/eventlog/sqlite.ts';
+import fs from 'node:fs';
+const file = '/tmp/s4/prof.db';
+if (!fs.existsSync(file)) await measureBytes({ n: 1200, keepAt: file });
+const s = openSqliteStore({ path: file, readonly: true });
+const t = performance.now();
+for (let i = 0; i < 5; i++) s.verify();
+console.log(((5 * s.lastSeq()) / (performance.now() - t)) * 1000, 'events/s');
+await s.close();
