@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { createActor, setup } from 'xstate';
 import { canonicalJson } from '../src/core/json.js';
-import { encodePayload, type Dictionary } from '../src/eventlog/codec-stub.js';
+import { encodePayload, type Dictionary } from '../src/eventlog/codec.js';
 import { openSqliteStore } from '../src/eventlog/sqlite.js';
 
 const sha256Hex: (text: string) => string =

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { decodePayload, encodePayload, type Dictionary } from '../src/eventlog/codec-stub.js';
+import { decodePayload, encodePayload, type Dictionary } from '../src/eventlog/codec.js';
 import { DEFAULT_EVENT_CLASS, EVENT_VERSIONS } from '../src/eventlog/events.js';
 import type { NewEvent } from '../src/eventlog/events.js';
 import { openSqliteStore } from '../src/eventlog/sqlite.js';

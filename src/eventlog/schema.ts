@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import { KEEL_APPLICATION_ID } from '../core/files.js';
 import { canonicalJson } from '../core/json.js';
-import { decodePayload, encodePayload } from './codec-stub.js';
+import { decodePayloadJson, encodePayload } from './codec.js';
 import { OWNERSHIP_TABLES } from './sqlite-owners.js';
 import { SqliteStrings } from './sqlite-strings.js';
 
@@ -227,7 +227,7 @@ function codedPayload(type: string, stored: unknown, strings: SqliteStrings): st
       canonicalJson(value) === text
     ) {
       const coded = encodePayload(type, value as Record<string, unknown>, strings);
-      if (canonicalJson(decodePayload(type, coded, strings)) === text) return coded;
+      if (decodePayloadJson(type, coded, strings) === text) return coded;
     }
   } catch {
     // not JSON, or not codable: kept as it is

@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 import { GENESIS_HASH, chainHash, hashBytes } from './chain.js';
 import type { EventClass } from './events.js';
 import type { SqlDialect } from './sql/dialect.js';
-import { encodePayload } from './codec-stub.js';
+import { encodePayload } from './codec.js';
 import type { SqliteStrings } from './sqlite-strings.js';
 import { runSync, type SqlProgram, type Step } from './sql/program.js';
 import { headsFromEvents, type ChainState, type Head } from './sql/retention.js';

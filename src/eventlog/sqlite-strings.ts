@@ -11,8 +11,7 @@
  * answers from a cache, else one look-up (a read never inserts).
  */
 import type Database from 'better-sqlite3';
-import { canonicalJson } from '../core/json.js';
-import { decodePayload, encodePayload, type Dictionary } from './codec-stub.js';
+import { decodePayload, decodePayloadJson, encodePayload, type Dictionary } from './codec.js';
 import { CorruptLogError } from './errors.js';
 import type { StoredRows } from './sql/dialect.js';
 
@@ -148,24 +147,24 @@ export function decodeRow(strings: SqliteStrings, raw: unknown[], json: boolean)
     raw[6] = json ? text : parseVerbatim(seq, type, text);
     return;
   }
-  let payload: Record<string, unknown>;
+  const text = String(stored);
   try {
-    payload = decodePayload(type, String(stored), strings);
+    if (!json) {
+      raw[6] = decodePayload(type, text, strings);
+      return;
+    }
+    const canonical = decodePayloadJson(type, text, strings);
+    // The stored form is the codec's only form of what it decodes to: bytes changed without
+    // changing the meaning (a space, another escape) are as much a modification as any other.
+    if (encodePayload(type, JSON.parse(canonical) as Record<string, unknown>, strings.reader) !== text) {
+      throw new CorruptLogError(seq, 'its payload is not stored as Keel writes it (the row was altered)');
+    }
+    raw[6] = canonical;
   } catch (e) {
-    const why = e instanceof CorruptLogError ? e.problem : e instanceof Error ? e.message : String(e);
+    if (e instanceof CorruptLogError) throw e;
+    const why = e instanceof Error ? e.message : String(e);
     throw new CorruptLogError(seq, `its payload does not decode: ${why}`, { cause: e });
   }
-  if (!json) {
-    raw[6] = payload;
-    return;
-  }
-  // The stored form is the codec's only form of what it decodes to: bytes changed without
-  // changing the meaning (a space, another escape) are as much a modification as any other.
-  const canonical = canonicalJson(payload);
-  if (encodePayload(type, payload, strings.reader) !== stored) {
-    throw new CorruptLogError(seq, `its payload is not stored as Keel writes it (the row was altered)`);
-  }
-  raw[6] = canonical;
 }
 
 function parseVerbatim(seq: number, type: string, text: string): unknown {

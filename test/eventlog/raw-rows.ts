@@ -3,7 +3,7 @@
  * through the file's `keel_strings` and its payload through the codec, as Keel writes them.
  */
 import type Database from 'better-sqlite3';
-import { decodePayload, encodePayload } from '../../src/eventlog/codec-stub.js';
+import { decodePayload, encodePayload } from '../../src/eventlog/codec.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { SqliteStrings } from '../../src/eventlog/sqlite-strings.js';
 
