@@ -249,6 +249,7 @@ describe('schema 4: migration from schema 3 and 2', () => {
 describe('schema 4: verify over coded rows', () => {
   it('reads coded rows back as appended, and a read-only reader never inserts a string', async () => {
     const file = await v4File(20);
+    const before = fs.readFileSync(file);
     const reader = open({ path: file, readonly: true });
     expect(reader.query({ workflowId: 'no-such-workflow' })).toEqual([]);
     expect([...reader.iterate({ workflowId: 'no-such-workflow' })]).toEqual([]);
@@ -259,6 +260,10 @@ describe('schema 4: verify over coded rows', () => {
       raw.prepare("SELECT count(*) FROM keel_strings WHERE value = 'no-such-workflow'").pluck().get(),
     ).toBe(0);
     raw.close();
+    expect(reader.verify()).toMatchObject({ ok: true, events: 20 });
+    expect([...reader.iterateChained({ workflowId: 'wf-3' })]).toHaveLength(1);
+    await reader.close();
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
   });
 
   it('names a modified payload at its seq', async () => {
