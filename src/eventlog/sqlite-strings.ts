@@ -119,7 +119,7 @@ export class SqliteStrings implements Dictionary {
 /**
  * A fetched schema-4 row (read through the dialect's `from()`, so `workflow_id`, `type` and `class`
  * are text; the raw `workflow` and `type` ids follow the row's columns) made readable in place: its
- * two trailing ids dropped after checking they resolved, and its payload (index 6) replaced by its
+ * two trailing ids checked (they resolved), and its payload (index 6) replaced by its
  * canonical JSON (`json`) or its object. A payload stored as a BLOB was kept verbatim by the
  * migration from schema 3 (its text was not canonical JSON, so coding it would have changed what
  * verify sees). Throws {@link CorruptLogError} naming the seq.
@@ -139,7 +139,8 @@ export function decodeRow(strings: SqliteStrings, raw: unknown[], json: boolean)
       `its type refers to keel_strings id ${String(raw[n + 1])}, which the file does not hold`,
     );
   }
-  raw.length = n;
+  // The trailing ids stay (readers index the columns before them): truncating the array would
+  // turn it into a slow one.
   const stored = raw[6];
   const type = raw[3] as string;
   if (stored instanceof Uint8Array) {
