@@ -11,28 +11,8 @@ import Database from 'better-sqlite3';
 import { canonicalJson } from '../src/core/json.js';
 import { openSqliteStore } from '../src/eventlog/sqlite.js';
 import { measureBytes } from './footprint-bytes.js';
+import { SQLITE_V3 } from '../test/eventlog/old-schemas.js';
 import { isMain, parseFlags } from './harness.js';
-
-const SCHEMA_3 = `
-CREATE TABLE events (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, workflow_id TEXT NOT NULL,
-  type TEXT NOT NULL, v INTEGER NOT NULL, class TEXT NOT NULL CHECK (class IN ('audit', 'operational')),
-  payload TEXT NOT NULL, hash BLOB NOT NULL);
-CREATE INDEX events_by_workflow ON events (workflow_id);
-CREATE INDEX events_by_ts ON events (ts);
-CREATE TABLE retention_gate (id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL);
-INSERT INTO retention_gate (id, open) VALUES (1, 0);
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; UPDATE is refused (the hash chain would break)');
-END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
-END;
-PRAGMA user_version = 3;
-PRAGMA application_id = 1262830924;
-`;
 
 export interface MigrationTiming {
   events: number;
@@ -51,7 +31,7 @@ export async function timeMigration(events = 100_000): Promise<MigrationTiming> 
     await measureBytes({ n: Math.ceil(events / 18), keepAt: source });
     const v3 = path.join(dir, 'v3.db');
     const db = new Database(v3);
-    db.exec(SCHEMA_3);
+    db.exec(SQLITE_V3);
     const insert = db.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     const store = openSqliteStore({ path: source, readonly: true });
     db.transaction(() => {

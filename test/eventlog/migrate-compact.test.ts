@@ -17,40 +17,8 @@ import { collectEvents, type ChainedEvent } from '../../src/eventlog/store.js';
 import { canonicalJson } from '../../src/core/json.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 import { T0, mixedEvents, open, tempDb } from './helpers.js';
+import { SQLITE_V2 } from './old-schemas.js';
 import { editPayload, insertRow } from './raw-rows.js';
-
-/** The SQLite schema version 2 that Keel wrote before compact rows, kept verbatim as the fixture. */
-const SQLITE_V2 = `
-CREATE TABLE events (
-  seq         INTEGER PRIMARY KEY,
-  ts          INTEGER NOT NULL,
-  workflow_id TEXT    NOT NULL,
-  type        TEXT    NOT NULL,
-  v           INTEGER NOT NULL,
-  class       TEXT    NOT NULL CHECK (class IN ('audit', 'operational')),
-  payload     TEXT    NOT NULL,
-  prev_hash   TEXT    NOT NULL,
-  hash        TEXT    NOT NULL
-);
-CREATE INDEX events_by_workflow ON events (workflow_id);
-CREATE INDEX events_by_ts       ON events (ts);
-CREATE TABLE retention_gate (
-  id   INTEGER PRIMARY KEY CHECK (id = 1),
-  open INTEGER NOT NULL
-);
-INSERT INTO retention_gate (id, open) VALUES (1, 0);
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; UPDATE is refused (the hash chain would break)');
-END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
-BEGIN
-  SELECT RAISE(ABORT, 'keel: events are append-only; DELETE is refused outside retention (EventStore.prune)');
-END;
-PRAGMA user_version = 2;
-PRAGMA application_id = 1262830924;
-`;
 
 type V2Row = [number, number, string, string, number, string, string, string, string];
 
