@@ -3,50 +3,22 @@
  * process runs it, the other gets its recorded result or a named error (WorkflowBusyError /
  * WorkflowInProgressError) — never a second run.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 import { cleanupDirs, tempDb } from './helpers.js';
+import { starter } from './start-child.js';
 
-const CHILD = fileURLToPath(new URL('./pg-start-child.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const N = 24;
 
 afterEach(cleanupDirs);
-
-function starter(url: string, calls: string, name: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, url, calls, name, String(N)], {
-    cwd: REPO,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', () => out.startsWith('ready\n') && resolve());
-    void exited.then((code) => reject(new Error(`${name} exited (${String(code)}) before ready: ${err}`)));
-  });
-  return {
-    child,
-    ready,
-    exited,
-    stderr: () => err,
-    outcomes: () =>
-      (JSON.parse(out.trim().split('\n').at(-1) ?? '') as { outcomes: Record<string, string> }).outcomes,
-  };
-}
 
 describePostgres('one workflowId started by two processes at once', () => {
   it('runs once: the other process gets the recorded result or a named error', async () => {
     const url = await freshDatabase();
     const files = [tempDb('p0.calls'), tempDb('p1.calls')] as const;
-    const procs = [starter(url, files[0], 'p0'), starter(url, files[1], 'p1')];
+    const procs = [starter(url, files[0], 'p0', N), starter(url, files[1], 'p1', N)];
     await Promise.all(procs.map((p) => p.ready));
     for (const p of procs) p.child.stdin.end('go\n');
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);

@@ -3,50 +3,22 @@
  * one process runs it, the other gets its recorded result or a named error (WorkflowBusyError /
  * WorkflowInProgressError) — never a second run. 50 ids, started together by both processes.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
 import { cleanupDirs, tempDb } from './helpers.js';
+import { starter } from './start-child.js';
 
-const CHILD = fileURLToPath(new URL('./pg-start-child.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const N = 50;
 
 afterEach(cleanupDirs);
-
-function starter(db: string, calls: string, name: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, db, calls, name, String(N)], {
-    cwd: REPO,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = once(child, 'close').then(([code]) => code as number | null);
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', () => out.startsWith('ready\n') && resolve());
-    void exited.then((code) => reject(new Error(`${name} exited (${String(code)}) before ready: ${err}`)));
-  });
-  return {
-    child,
-    ready,
-    exited,
-    stderr: () => err,
-    outcomes: () =>
-      (JSON.parse(out.trim().split('\n').at(-1) ?? '') as { outcomes: Record<string, string> }).outcomes,
-  };
-}
 
 describe('one workflowId started by two processes sharing a SQLite file', () => {
   it('runs once, for each of 50 ids started at once: the other process gets the recorded result or a named error', async () => {
     const db = tempDb('shared.db');
     await openSqliteStore({ path: db }).close(); // the log exists before the race
     const files = [tempDb('p0.calls'), tempDb('p1.calls')] as const;
-    const procs = [starter(db, files[0], 'p0'), starter(db, files[1], 'p1')];
+    const procs = [starter(db, files[0], 'p0', N), starter(db, files[1], 'p1', N)];
     await Promise.all(procs.map((p) => p.ready));
     for (const p of procs) p.child.stdin.end('go\n');
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
