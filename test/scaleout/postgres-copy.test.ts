@@ -5,17 +5,24 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
-import type { NewEvent } from '../../src/eventlog/events.js';
+import { canonicalJson } from '../../src/core/json.js';
+import type { KeelEvent, NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore, type PostgresEventStore } from '../../src/eventlog/postgres.js';
 import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { collectEvents } from '../../src/eventlog/store.js';
+import { insertRow } from '../eventlog/raw-rows.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-/** The stored columns of compact rows (SQLite 3, Postgres 2): the hash as 32 bytes, no prev_hash. */
+/** The stored columns of Postgres's compact rows (schema 2): the hash as 32 bytes, no prev_hash. */
 const COLUMNS = 'seq, ts, workflow_id, type, v, class, payload, hash';
 
-/** A stored row: the event's columns and its 32-byte hash. */
+/**
+ * A logical row, as a copy script moves it between stores: the eight hashed fields (the payload as
+ * its canonical JSON, what Postgres stores) and the 32-byte hash. SQLite's schema 4 stores the same
+ * fields dictionary-coded (src/eventlog/codec.ts), so the script reads and writes them through the
+ * store's coding (`iterateChained`, test/eventlog/raw-rows.ts) — the hashes do not change.
+ */
 type StoredRow = [number, number, string, string, number, string, string, Buffer];
 
 const dirs: string[] = [];
@@ -90,8 +97,8 @@ async function insertIntoPostgres(url: string, rows: readonly StoredRow[]): Prom
 
 describePostgres('a log copied between SQLite and Postgres', () => {
   it('verifies the same in Postgres, and both stores extend it with identical hashes', async () => {
-    const { file, store: lite } = await sqliteLog();
-    const rows = readSqliteRows(file);
+    const { store: lite } = await sqliteLog();
+    const rows = await readSqliteRows(lite);
     const url = await freshDatabase();
     const pgStore = postgresAt(url);
     await pgStore.ready();
@@ -125,9 +132,19 @@ describePostgres('a log copied between SQLite and Postgres', () => {
     const file = tempFile();
     await sqliteAt(file).close(); // creates the schema
     const db = new Database(file);
-    const insert = db.prepare(`INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     db.transaction(() => {
-      for (const r of copied) insert.run(...r);
+      for (const [seq, ts, workflowId, type, v, cls, payload, hash] of copied) {
+        const event = {
+          seq,
+          ts,
+          workflowId,
+          type,
+          v,
+          class: cls,
+          payload: JSON.parse(payload) as unknown,
+        } as KeelEvent;
+        insertRow(db, event, hash.toString('hex'));
+      }
     })();
     db.close();
     const lite = sqliteAt(file);
@@ -139,13 +156,18 @@ describePostgres('a log copied between SQLite and Postgres', () => {
   });
 });
 
-function readSqliteRows(file: string): StoredRow[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY seq`).raw().all() as StoredRow[];
-  } finally {
-    db.close();
-  }
+/** Every row of a SQLite log as its logical row (decoded from schema 4's coded columns). */
+async function readSqliteRows(store: SqliteEventStore): Promise<StoredRow[]> {
+  return (await collectEvents(store.iterateChained())).map(({ event: e, hash }): StoredRow => [
+    e.seq,
+    e.ts,
+    e.workflowId,
+    e.type,
+    e.v,
+    e.class,
+    canonicalJson(e.payload),
+    Buffer.from(hash, 'hex'),
+  ]);
 }
 
 /** Every row of a Postgres log, as SQLite stores them (bigint columns as numbers). */
