@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { canonicalJson } from '../src/core/json.js';
+import { logicalRow } from '../test/eventlog/raw-rows.js';
 import { openSqliteStore } from '../src/eventlog/sqlite.js';
 import { measureBytes } from './footprint-bytes.js';
 import { SQLITE_V3 } from '../test/eventlog/old-schemas.js';
@@ -36,16 +36,7 @@ export async function timeMigration(events = 100_000): Promise<MigrationTiming> 
     const store = openSqliteStore({ path: source, readonly: true });
     db.transaction(() => {
       for (const { event: e, hash } of store.iterateChained()) {
-        insert.run(
-          e.seq,
-          e.ts,
-          e.workflowId,
-          e.type,
-          e.v,
-          e.class,
-          canonicalJson(e.payload),
-          Buffer.from(hash, 'hex'),
-        );
+        insert.run(...logicalRow(e, hash));
       }
     })();
     const n = store.lastSeq();

@@ -14,7 +14,7 @@ import { openPostgresStore } from '../../src/eventlog/postgres.js';
 import type { EventStore } from '../../src/eventlog/store.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 import { T0, open, tempDb } from './helpers.js';
-import { insertRow } from './raw-rows.js';
+import { insertRow, logicalRow } from './raw-rows.js';
 
 /** Runs SQL on the log behind the store's back: rows as arrays. */
 type Raw = (sql: string, params?: unknown[]) => Promise<unknown[][]>;
@@ -196,16 +196,7 @@ describePostgres('verify against forged anchors: Postgres', () => {
           )
         ).map(chainRowOf),
       insert: async (e, hash) => {
-        await raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
-          e.seq,
-          e.ts,
-          e.workflowId,
-          e.type,
-          e.v,
-          e.class,
-          canonicalJson(e.payload),
-          Buffer.from(hash, 'hex'),
-        ]);
+        await raw('INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', logicalRow(e, hash));
       },
       deleteThroughGate: async (seqs) => {
         await client.query('BEGIN');

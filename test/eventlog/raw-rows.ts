@@ -4,6 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { decodePayload, encodePayload } from '../../src/eventlog/codec.js';
+import { canonicalJson } from '../../src/core/json.js';
 import type { KeelEvent } from '../../src/eventlog/events.js';
 import { SqliteStrings } from '../../src/eventlog/sqlite-strings.js';
 
@@ -42,4 +43,24 @@ export function editPayload(
     encodePayload(row.type, edited, strings),
     seq,
   );
+}
+
+/**
+ * The logical row of a chained event, as schema 3 and Postgres store it and a copy script moves it:
+ * seq, ts, workflow id, type, v, class, the payload's canonical JSON and the 32-byte hash.
+ */
+export type LogicalRow = [number, number, string, string, number, string, string, Buffer];
+
+/** {@link LogicalRow} of `e` with its hex `hash`. */
+export function logicalRow(e: KeelEvent, hash: string): LogicalRow {
+  return [
+    e.seq,
+    e.ts,
+    e.workflowId,
+    e.type,
+    e.v,
+    e.class,
+    canonicalJson(e.payload),
+    Buffer.from(hash, 'hex'),
+  ];
 }

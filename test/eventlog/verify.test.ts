@@ -5,6 +5,7 @@ import { canonicalJson } from '../../src/core/json.js';
 import { CHAIN_RECIPE_SQL } from '../../src/eventlog/chain.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { mixedEvents, open, tempDb } from './helpers.js';
+import { logicalRow } from './raw-rows.js';
 
 /** A log of `n` events (odd seqs audit, even seqs operational) and a raw connection to tamper with. */
 async function logWith(n: number): Promise<{ store: SqliteEventStore; raw: Database.Database }> {
@@ -23,16 +24,7 @@ async function schema3Copy(store: SqliteEventStore): Promise<Database.Database> 
   );
   const insert = db.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   for (const { event: e, hash } of store.iterateChained()) {
-    insert.run(
-      e.seq,
-      e.ts,
-      e.workflowId,
-      e.type,
-      e.v,
-      e.class,
-      canonicalJson(e.payload),
-      Buffer.from(hash, 'hex'),
-    );
+    insert.run(...logicalRow(e, hash));
   }
   return Promise.resolve(db);
 }

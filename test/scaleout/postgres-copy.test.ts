@@ -5,12 +5,11 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
-import { canonicalJson } from '../../src/core/json.js';
 import type { KeelEvent, NewEvent } from '../../src/eventlog/events.js';
 import { openPostgresStore, type PostgresEventStore } from '../../src/eventlog/postgres.js';
 import { openSqliteStore, type SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { collectEvents } from '../../src/eventlog/store.js';
-import { insertRow } from '../eventlog/raw-rows.js';
+import { insertRow, logicalRow, type LogicalRow } from '../eventlog/raw-rows.js';
 import { describePostgres, freshDatabase } from '../support/scaleout.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -23,7 +22,7 @@ const COLUMNS = 'seq, ts, workflow_id, type, v, class, payload, hash';
  * fields dictionary-coded (src/eventlog/codec.ts), so the script reads and writes them through the
  * store's coding (`iterateChained`, test/eventlog/raw-rows.ts) — the hashes do not change.
  */
-type StoredRow = [number, number, string, string, number, string, string, Buffer];
+type StoredRow = LogicalRow;
 
 const dirs: string[] = [];
 const closers: (() => Promise<void>)[] = [];
@@ -158,16 +157,7 @@ describePostgres('a log copied between SQLite and Postgres', () => {
 
 /** Every row of a SQLite log as its logical row (decoded from schema 4's coded columns). */
 async function readSqliteRows(store: SqliteEventStore): Promise<StoredRow[]> {
-  return (await collectEvents(store.iterateChained())).map(({ event: e, hash }): StoredRow => [
-    e.seq,
-    e.ts,
-    e.workflowId,
-    e.type,
-    e.v,
-    e.class,
-    canonicalJson(e.payload),
-    Buffer.from(hash, 'hex'),
-  ]);
+  return (await collectEvents(store.iterateChained())).map(({ event: e, hash }) => logicalRow(e, hash));
 }
 
 /** Every row of a Postgres log, as SQLite stores them (bigint columns as numbers). */
