@@ -5,7 +5,7 @@
  * Internal to src/eventlog.
  */
 import type Database from 'better-sqlite3';
-import { GENESIS_HASH, chainHash, hashBytes } from './chain.js';
+import { GENESIS_HASH, chainHash } from './chain.js';
 import type { EventClass } from './events.js';
 import type { SqlDialect } from './sql/dialect.js';
 import { encodePayload } from './codec.js';
@@ -84,7 +84,8 @@ export class ChainWriter {
     a[o++] = cls === 'audit' ? 0 : 1;
     // From the hashed text, not the caller's object (which it may have changed since `append`).
     a[o++] = encodePayload(type, JSON.parse(payloadJson) as Record<string, unknown>, strings);
-    a[o] = hashBytes(hash);
+    // chainHash's own lowercase hex: no need for hashBytes' format check.
+    a[o] = Buffer.from(hash, 'hex');
     if (++this.bufferedRows === ROWS_PER_INSERT) {
       this.multiInsert ??= this.stmt(
         INSERT_SQL + new Array<string>(ROWS_PER_INSERT).fill(INSERT_ROW).join(', '),

@@ -25,7 +25,7 @@ export class SqliteStrings implements Dictionary {
   /** Strings whose ids this connection learnt since {@link begin}: forgotten on {@link rollback}. */
   private learnt: string[] = [];
   private selectId: Database.Statement<[string], number> | undefined;
-  private insert: Database.Statement<[string]> | undefined;
+  private insert: Database.Statement<[string], number> | undefined;
   private selectValue: Database.Statement<[number], string> | undefined;
 
   constructor(private readonly db: Database.Database) {}
@@ -56,13 +56,22 @@ export class SqliteStrings implements Dictionary {
   code(value: string): number {
     const known = this.ids.get(value);
     if (known !== undefined) return known;
-    this.selectId ??= this.db
-      .prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?')
+    // Most strings not cached are new (a workflow's id on its first row): insert first, and look
+    // the id up only when the file already holds the string.
+    this.insert ??= this.db
+      .prepare<[string], number>('INSERT OR IGNORE INTO keel_strings (value) VALUES (?) RETURNING id')
       .pluck();
-    let id = this.selectId.get(value);
+    let id = this.insert.get(value);
     if (id === undefined) {
-      this.insert ??= this.db.prepare<[string]>('INSERT INTO keel_strings (value) VALUES (?)');
-      id = Number(this.insert.run(value).lastInsertRowid);
+      this.selectId ??= this.db
+        .prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?')
+        .pluck();
+      id = this.selectId.get(value);
+      if (id === undefined)
+        throw new CorruptLogError(
+          0,
+          `keel_strings refused the string ${JSON.stringify(value.slice(0, 80))} and does not hold it`,
+        );
     }
     this.remember(value, id);
     this.learnt.push(value);
