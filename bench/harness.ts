@@ -47,6 +47,14 @@ export interface GoalResult {
   /** The same figure computed from the process's CPU time (steadier on a shared machine). */
   cpuMeasured?: string;
   cpuMet?: boolean;
+  /** A figure printed for context, with no target: reported as `info`, never as met or missed. */
+  context?: true;
+}
+
+/** How a goal's verdict prints: `met`, `MISSED`, or `info` for a context row (no target). */
+export function verdict(g: GoalResult, cpu = false): 'met' | 'MISSED' | 'info' {
+  if (g.context === true) return 'info';
+  return (cpu ? g.cpuMet : g.met) === true ? 'met' : 'MISSED';
 }
 
 /** What one bench script reports. */
@@ -78,6 +86,8 @@ export function goal(
     measured: format(measured),
     met: ok(measured),
     ...(cpuMeasured !== undefined ? { cpuMeasured: format(cpuMeasured), cpuMet: ok(cpuMeasured) } : {}),
+    // An infinite target is no goal: the row is context (printed, not judged).
+    ...(Number.isFinite(target) ? {} : { context: true as const }),
   };
 }
 
@@ -94,8 +104,8 @@ export function printReport(report: BenchReport, flags: BenchFlags): void {
       const cpu =
         g.cpuMeasured === undefined
           ? ''
-          : ` by wall time; ${g.cpuMeasured} by cpu time [${g.cpuMet ? 'met' : 'MISSED'}]`;
-      console.log(`  [${g.met ? 'met   ' : 'MISSED'}] ${g.goal}: ${g.measured}${cpu}`);
+          : ` by wall time; ${g.cpuMeasured} by cpu time [${verdict(g, true)}]`;
+      console.log(`  [${verdict(g).padEnd(6)}] ${g.goal}: ${g.measured}${cpu}`);
     }
   }
   if (flags.json) console.log(JSON_MARKER + JSON.stringify(report));

@@ -26,6 +26,7 @@ import {
   isMain,
   loadavg,
   parseFlags,
+  verdict,
   type BenchReport,
   type GoalResult,
 } from './harness.js';
@@ -248,10 +249,10 @@ async function main(): Promise<void> {
   console.log(`\n######## summary (${minutes} min; load averages seen: ${loads.join(' | ')})\n`);
   const rows = goals.map(({ bench, g }) => [
     bench,
-    g.met ? 'met' : 'MISSED',
+    verdict(g),
     g.goal,
     g.measured,
-    g.cpuMeasured === undefined ? '' : `${g.cpuMeasured} (${g.cpuMet ? 'met' : 'MISSED'})`,
+    g.cpuMeasured === undefined ? '' : `${g.cpuMeasured} (${verdict(g, true)})`,
   ]);
   const header = ['bench', 'wall', 'goal', 'measured (wall)', 'by cpu time'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));

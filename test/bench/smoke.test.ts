@@ -17,7 +17,7 @@ import {
 } from '../../bench/agent.bench.js';
 import { createCommitFloor, createHandWired } from '../../bench/baseline.js';
 import { openSqliteStore } from '../../src/eventlog/sqlite.js';
-import type { Cost } from '../../bench/harness.js';
+import { goal, verdict, type Cost } from '../../bench/harness.js';
 import { flatness, heapPerInFlight } from '../../bench/memory.bench.js';
 import { RUNNERS, measureRuntimePar, measureWorkflow } from '../../bench/supervisor.bench.js';
 import { measureRuntime, replaysPerSec, workflowsPerSec } from '../../bench/workflows.bench.js';
@@ -140,5 +140,16 @@ describe('memory bench', () => {
     const cps = await flatness([20, 40], 5);
     expect(cps.map((c) => c.workflows)).toEqual([20, 40]);
     for (const c of cps) expect(Number.isFinite(c.heapBytes) && c.heapBytes > 0).toBe(true);
+  });
+});
+
+describe('goal verdicts', () => {
+  it('judges a goal by its target, and prints a row without one as info, never as met', () => {
+    expect(verdict(goal('a <= 50 us', 51, '<=', 50, String, 49))).toBe('MISSED');
+    expect(verdict(goal('a <= 50 us', 51, '<=', 50, String, 49), true)).toBe('met');
+    expect(verdict(goal('b >= 0.8x', 0.9, '>=', 0.8, String))).toBe('met');
+    const context = goal('(context) above the floor', 183, '<=', Infinity, String, 176);
+    expect(verdict(context)).toBe('info');
+    expect(verdict(context, true)).toBe('info');
   });
 });
