@@ -42,18 +42,20 @@ const invocationMachine = setup({
 
 /**
  * Keel's schema 4 stores strings once, in `keel_strings`, and rows by their ids: what a hand-wired
- * writer of the same rows does too — a Map in front of a look-up and an insert of each new string
- * (inside the writer's transaction). Writers only (`lookup` is not needed).
+ * writer of the same rows does too — a Map in front of one insert-or-look-up of each new string
+ * (inside the writer's transaction), as Keel's `SqliteStrings` does. Writers only (`lookup` is not needed).
  */
 export function handDictionary(db: Database.Database): Dictionary {
   const ids = new Map<string, number>();
   const select = db.prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?').pluck();
-  const insert = db.prepare<[string]>('INSERT INTO keel_strings (value) VALUES (?)');
+  const insert = db
+    .prepare<[string], number>('INSERT OR IGNORE INTO keel_strings (value) VALUES (?) RETURNING id')
+    .pluck();
   return {
     code: (value) => {
       let id = ids.get(value);
       if (id === undefined) {
-        id = select.get(value) ?? Number(insert.run(value).lastInsertRowid);
+        id = insert.get(value) ?? (select.get(value) as number);
         if (ids.size >= 20_000) ids.clear();
         ids.set(value, id);
       }
