@@ -235,9 +235,13 @@ export function readRange(store: SqliteEventStore, afterSeq: number, throughSeq:
   return out;
 }
 
-/** Opens the demo's log for reading once every runtime on it has closed. */
+/**
+ * Opens the demo's log for reading once every runtime on it has closed. Writable (the demo owns the
+ * file; it writes nothing): the last connection to close a WAL file removes `-wal` and `-shm`, which a
+ * read-only connection cannot, so a demo would otherwise leave both beside its log.
+ */
 export function openResults(options: DemoOptions): SqliteEventStore {
-  return openSqliteStore({ path: options.db, readonly: true });
+  return openSqliteStore({ path: options.db });
 }
 
 /** Nearest-rank percentile of ascending `sorted` values (0 for none). */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { demoTopologies } from '../../demos/index.js';
 import { formatInvoiceDemo, runInvoiceDemo, type InvoiceDemoResult } from '../../demos/invoice.js';
@@ -8,9 +9,11 @@ describe('invoice demo (virtual time)', () => {
   let r: InvoiceDemoResult;
   let replays: ReplayReport[];
   let raisedTitles: string[];
+  let leftBeside: string[];
   beforeAll(async () => {
     const db = tmpDb();
     r = await runInvoiceDemo({ db, count: 150, seed: 7, clock: simulatedClock() });
+    leftBeside = ['-wal', '-shm'].filter((suffix) => existsSync(db + suffix));
     const rt = createRuntime({ db });
     try {
       raisedTitles = rt.store
@@ -21,6 +24,10 @@ describe('invoice demo (virtual time)', () => {
       await rt.close();
     }
   }, 240_000);
+
+  it('closes its log cleanly: no -wal or -shm file is left beside it', () => {
+    expect(leftBeside).toEqual([]);
+  });
 
   it('reads the injected production mix back from the log: OCR errors first, then missing fields, then edge cases', () => {
     expect(r.invoices.processed).toBe(150);
