@@ -198,6 +198,9 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
       if (budgets.restoreStep) restoreSteps.push(budgets.restoreStep);
       const restorer = (this.restorer = new Restorer(restoreSteps));
       const appendOne = store.appendOne?.bind(store);
+      // A caller-chosen id's start on a file other processes may share is written only if the
+      // file holds none yet (Workflows; Postgres claims the id instead).
+      const appendStart = store.appendStart?.bind(store);
       workflows = this.workflows = teardown.add({
         part: new Workflows({
           store,
@@ -206,9 +209,15 @@ class KeelRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
           fingerprint,
           rng: seededRandom(`${seed}:ids`),
           liveEnv: { services, append: appendOne ?? ((e) => store.append([e])), replay: undefined },
+          ...(appendStart ? { appendStart } : {}),
           restoring: () => restorer.retry(),
           durable,
-          ...(tracing ? { onLiveStart: (id: string) => fanOut.traceParent(id, otelContext.active()) } : {}),
+          ...(tracing
+            ? {
+                onLiveStart: (id: string) => fanOut.traceParent(id, otelContext.active()),
+                onLiveStartAbandoned: (id: string) => fanOut.forgetTraceParent(id),
+              }
+            : {}),
         }),
         close: () => this.workflows.close(),
       });

@@ -268,6 +268,25 @@ export function isSchemaConflictError(e: unknown): e is SchemaConflictError {
   return isEventLogError(e) && e.code === 'EVENTLOG_SCHEMA_CONFLICT';
 }
 
+/**
+ * `appendStart` refused a `workflow.started`: the log already holds one for this workflow id (another
+ * process, or another runtime on the same file, started it first). Nothing of the append was
+ * written. The runtime answers the caller from what the log recorded under the id instead.
+ */
+export class WorkflowAlreadyStartedError extends EventLogError {
+  constructor(readonly workflowId: string) {
+    super(
+      'EVENTLOG_WORKFLOW_ALREADY_STARTED',
+      `Workflow ${JSON.stringify(workflowId)} was already started in this log (by another process or runtime); its start was not written again. Read its record, or start it under another id.`,
+    );
+  }
+}
+
+/** True when `e` is a {@link WorkflowAlreadyStartedError}. */
+export function isWorkflowAlreadyStartedError(e: unknown): e is WorkflowAlreadyStartedError {
+  return isEventLogError(e) && e.code === 'EVENTLOG_WORKFLOW_ALREADY_STARTED';
+}
+
 /** True for any event-log error. */
 export function isEventLogError(e: unknown): e is EventLogError {
   return isKeelError(e) && e instanceof EventLogError;

@@ -2,6 +2,7 @@
  * The SQLite store's group commit: the appends of one transaction, and the limits of the writer
  * thread (`writer: 'thread'` / `'auto'`) that decide where a batch commits. Internal to `sqlite.ts`.
  */
+import { WorkflowAlreadyStartedError } from './errors.js';
 import type { KeelEvent } from './events.js';
 
 /**
@@ -50,10 +51,24 @@ export interface PendingAppend {
  * `append` calls waiting for their share, and one promise shared by every `appendOne` of the batch
  * (so a producer of single events allocates no promise of its own per event).
  */
+/** A conditional start ({@link Batch.starts}): the index of its `workflow.started` in the batch. */
+export interface PendingStart {
+  at: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  /** Set by the transaction when the log already held a start for the id: nothing was written. */
+  refused?: true;
+}
+
 export class Batch {
   readonly events: KeelEvent[] = [];
   readonly payloadJson: string[] = [];
   readonly waiters: PendingAppend[] = [];
+  /**
+   * `appendStart`s of this batch, in index order: each written only if the log holds no start for
+   * its id when the transaction reaches it. A batch with any commits on the store's own connection.
+   */
+  readonly starts: PendingStart[] = [];
   private shared: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
 
   /** The promise every `appendOne` of this batch returns. */
@@ -75,10 +90,24 @@ export class Batch {
     for (const w of waiters)
       w.resolve(w.from === 0 && w.to === events.length ? events : events.slice(w.from, w.to));
     this.shared?.resolve();
+    for (const s of this.starts) {
+      if (s.refused) {
+        const id = (events[s.at] as KeelEvent).workflowId;
+        s.reject(new WorkflowAlreadyStartedError(id));
+      } else s.resolve();
+    }
   }
 
   reject(error: unknown): void {
     for (const w of this.waiters) w.reject(error);
     this.shared?.reject(error);
+    for (const s of this.starts) s.reject(error);
+  }
+
+  /** The events the transaction wrote: all of them, unless a conditional start was refused. */
+  written(): KeelEvent[] {
+    const { events } = this;
+    if (!this.starts.some((s) => s.refused)) return events;
+    return events.filter((e) => e.seq !== 0);
   }
 }

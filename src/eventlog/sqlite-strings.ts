@@ -78,6 +78,20 @@ export class SqliteStrings implements Dictionary {
     return id;
   }
 
+  /** Id of `value` if the file holds it, else undefined (never inserts). */
+  find(value: string): number | undefined {
+    const known = this.ids.get(value);
+    if (known !== undefined) return known;
+    this.selectId ??= this.db
+      .prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?')
+      .pluck();
+    const id = this.selectId.get(value);
+    if (id === undefined) return undefined;
+    this.remember(value, id);
+    if (this.db.inTransaction) this.learnt.push(value);
+    return id;
+  }
+
   /** The string of `id`; throws {@link CorruptLogError} when the file holds none. */
   lookup(id: number): string {
     const known = this.values.get(id);

@@ -73,6 +73,7 @@ export interface SqliteEventStore extends EventStore {
   /** The path it was opened with. */
   readonly path: string;
   appendOne(event: NewEvent): Promise<void>;
+  appendStart(event: NewEvent): Promise<void>;
   query(filter?: EventFilter): KeelEvent[];
   iterate(filter?: EventFilter): IterableIterator<KeelEvent>;
   iterateChained(filter?: EventFilter): IterableIterator<ChainedEvent>;
@@ -198,7 +199,7 @@ class SqliteStore implements SqliteEventStore {
     options: ResolvedOptions,
     readOnlyReason: string | undefined,
     private readonly dialect: SqlDialect,
-    strings: SqliteStrings | undefined,
+    private readonly strings: SqliteStrings | undefined,
   ) {
     this.db = db;
     this.options = options;
@@ -209,7 +210,11 @@ class SqliteStore implements SqliteEventStore {
     this.writeBatch = db.transaction((batch: Batch) => {
       const chain = this.chain;
       chain.sync();
-      const { events, payloadJson } = batch;
+      const { events, payloadJson, starts } = batch;
+      if (starts.length > 0) {
+        this.writeWithStarts(batch);
+        return;
+      }
       for (let i = 0; i < events.length; i++) {
         const e = events[i] as KeelEvent;
         e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
@@ -307,6 +312,69 @@ class SqliteStore implements SqliteEventStore {
       batch.waiters.push({ from, to, resolve, reject });
       this.queued();
     });
+  }
+
+  appendStart(event: NewEvent): Promise<void> {
+    const refused = this.refuseWrite();
+    if (refused) return refused;
+    if (event.type !== 'workflow.started') {
+      return Promise.reject(
+        new TypeError(`appendStart takes a workflow.started event, not ${String(event.type)}`),
+      );
+    }
+    const batch = this.queue;
+    const at = batch.events.length;
+    try {
+      prepareEvent(event, 0, batch.events, batch.payloadJson);
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    return new Promise<void>((resolve, reject) => {
+      batch.starts.push({ at, resolve, reject });
+      this.queued();
+    });
+  }
+
+  /**
+   * The transaction's work for a batch holding conditional starts: each `workflow.started` of
+   * {@link appendStart} is written only if the file (and this batch) holds no start for its id;
+   * a refused one, and any later event of its workflow in the batch, is not written (seq stays 0).
+   */
+  private writeWithStarts(batch: Batch): void {
+    const chain = this.chain;
+    const { events, payloadJson, starts } = batch;
+    let refusedIds: Set<string> | undefined;
+    const startedHere = new Set<string>();
+    let next = 0;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i] as KeelEvent;
+      const start = starts[next];
+      if (start !== undefined && start.at === i) {
+        next++;
+        if (startedHere.has(e.workflowId) || this.startRecorded(e.workflowId)) {
+          start.refused = true;
+          (refusedIds ??= new Set()).add(e.workflowId);
+          continue;
+        }
+      } else if (refusedIds?.has(e.workflowId) === true) continue;
+      if (e.type === 'workflow.started') startedHere.add(e.workflowId);
+      e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
+    }
+    chain.flushRows();
+  }
+
+  /** Whether the file holds a `workflow.started` for `workflowId` (inside the write transaction). */
+  private startRecorded(workflowId: string): boolean {
+    const strings = this.strings;
+    if (strings === undefined) return false;
+    const workflow = strings.find(workflowId);
+    const type = strings.find('workflow.started');
+    if (workflow === undefined || type === undefined) return false;
+    return (
+      this.stmt('SELECT 1 FROM events WHERE workflow = ? AND type = ? LIMIT 1')
+        .pluck()
+        .get(workflow, type) !== undefined
+    );
   }
 
   appendOne(event: NewEvent): Promise<void> {
@@ -419,7 +487,10 @@ class SqliteStore implements SqliteEventStore {
     }
     const batch = this.queue;
     if (batch.events.length === 0) return;
-    const thread = this.writerFor(batch);
+    // A batch with conditional starts commits on this connection (the check reads the file in the
+    // transaction that writes), after whatever the thread still has in flight.
+    const thread = batch.starts.length > 0 ? undefined : this.writerFor(batch);
+    if (batch.starts.length > 0 && this.inFlight > 0) return; // next() flushes it
     if (thread) {
       // A full batch (maxBatch) goes at once, up to MAX_BATCHES_IN_FLIGHT, so the thread commits
       // while this one keeps producing; a smaller one goes while fewer than MAX_PARTIAL_IN_FLIGHT
@@ -440,7 +511,7 @@ class SqliteStore implements SqliteEventStore {
       batch.reject(toStoreError(e, this.path, this.options.busyTimeoutMs));
       return;
     }
-    this.commits.committed(batch.events, { commitMs: performance.now() - startedAt });
+    this.commits.committed(batch.written(), { commitMs: performance.now() - startedAt });
     batch.resolve();
   }
 

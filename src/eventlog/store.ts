@@ -92,6 +92,13 @@ export interface EventStore {
    * the general form.
    */
   appendOne?(event: NewEvent): Promise<void>;
+  /**
+   * Appends a `workflow.started` only if the log holds none for its workflow id yet, decided inside
+   * the transaction that would write it (so two processes starting one id cannot both succeed):
+   * resolves once committed, rejects with `WorkflowAlreadyStartedError` (nothing written) when the
+   * id was started already. Optional: the runtime claims the id first on a store without it.
+   */
+  appendStart?(event: NewEvent): Promise<void>;
   /** Registers a listener for every committed batch; returns an unsubscribe function. */
   onCommit(listener: CommitListener): () => void;
   /** Events matching the filter, in seq order. */

@@ -141,6 +141,11 @@ export class FanOut {
     this.parents.set(workflowId, context);
   }
 
+  /** The run whose parent was noted never had its start committed: forget the parent. */
+  forgetTraceParent(workflowId: string): void {
+    this.parents.delete(workflowId);
+  }
+
   /**
    * The reads that rebuild the folds on open: every event since the budget week began (at least 7
    * days; cost keeps the last hour), then the gauges, then every canary verdict of the log.

@@ -27,7 +27,7 @@ import { findUnstorable } from '../core/json.js';
 import type { Fingerprint } from '../compliance/key.js';
 import type { Redactor } from '../compliance/redact.js';
 import type { KeelEvent, NewEvent } from '../eventlog/events.js';
-import { EventValidationError } from '../eventlog/errors.js';
+import { EventValidationError, isWorkflowAlreadyStartedError } from '../eventlog/errors.js';
 import { WorkflowCancelledError, categoryOf, messageOf } from '../supervisor/errors.js';
 import { exec } from '../supervisor/execute.js';
 import { runChild } from '../supervisor/run-child.js';
@@ -54,6 +54,13 @@ export type Outcome = ({ ok: true; result: WorkflowResult<unknown> } | { ok: fal
 export interface WorkflowEnv {
   services: Services;
   append: (event: NewEvent) => Promise<unknown>;
+  /**
+   * Set for a start that must be the only one of its id in a log other processes share: its
+   * `workflow.started` goes through this (written only if the log holds none for the id; else it
+   * rejects with `WorkflowAlreadyStartedError`, see EventStore.appendStart) and the topology runs
+   * once it is committed.
+   */
+  appendStart?: (event: NewEvent) => Promise<unknown>;
   /** Recorded outcomes fed instead of model calls; `undefined` for a live run. */
   replay: ReplaySource | undefined;
   /** Set when continuing a workflow from its record (src/durable): live, with its record replayed. */
@@ -186,27 +193,32 @@ export class WorkflowRun implements WorkflowScope {
     this.init = undefined;
     const { signal } = this;
     const { owner } = this.host;
+    const startOnce = this.env.resume === undefined ? this.env.appendStart : undefined;
     if (this.env.resume) this.emit(this.env.resume.resumed);
     else {
-      this.emit({
-        ts: this.startedAt,
-        workflowId: this.workflowId,
-        type: 'workflow.started',
-        payload: {
-          name: this.name,
-          topology: this.host.describe(topology),
-          input,
-          inputHash: this.host.fingerprint(inputJson),
-          ...(owner !== undefined && !this.replaying ? { owner } : {}),
-          ...(this.host.structureHash ? { structureHash: this.host.structureHash(topology) } : {}),
+      this.emit(
+        {
+          ts: this.startedAt,
+          workflowId: this.workflowId,
+          type: 'workflow.started',
+          payload: {
+            name: this.name,
+            topology: this.host.describe(topology),
+            input,
+            inputHash: this.host.fingerprint(inputJson),
+            ...(owner !== undefined && !this.replaying ? { owner } : {}),
+            ...(this.host.structureHash ? { structureHash: this.host.structureHash(topology) } : {}),
+          },
         },
-      });
+        startOnce,
+      );
     }
     const ctx: NodeContext = { scope: this, path: this.name, deadlineAt: undefined };
     const observer = new ExecutionObserver(this);
-    // While the log is failing, a workflow runs only once its `workflow.started` is committed.
+    // While the log is failing, and for a start that must be the only one of its id, a workflow
+    // runs only once its `workflow.started` is committed.
     this.subscription =
-      this.host.storeHealthy() || this.replaying
+      (this.host.storeHealthy() && startOnce === undefined) || this.replaying
         ? runChild(exec, topology, input, ctx, observer)
         : from(this.last.then(() => undefined))
             .pipe(concatMap(() => exec(topology, input, ctx)))
@@ -331,8 +343,11 @@ export class WorkflowRun implements WorkflowScope {
     this.settle({ ok: false, error });
   }
 
-  /** Appends one event of the run (redacted), keeping its commit as `last`. */
-  emit(event: NewEvent): void {
+  /**
+   * Appends one event of the run (redacted), keeping its commit as `last`; through `via` (the
+   * environment's `appendStart`) instead of `append` when given.
+   */
+  emit(event: NewEvent, via?: (event: NewEvent) => Promise<unknown>): void {
     // Once the log refused one of its events the workflow has failed: a later event (an agent
     // cancelled by that failure) would only half-write it.
     if (this.appendError !== undefined) return;
@@ -340,7 +355,7 @@ export class WorkflowRun implements WorkflowScope {
     if (this.env.resume?.source.recorded(event)) return;
     let p: Promise<unknown>;
     try {
-      p = this.append(event);
+      p = this.append(event, via);
     } catch (e) {
       // It could not even be prepared for the log (a value the redaction walk cannot handle).
       p = Promise.reject(
@@ -358,7 +373,7 @@ export class WorkflowRun implements WorkflowScope {
    * Redacts the event, stamps the workflow's tenant on its payload (after redaction: the id was
    * checked free of PII at admission) and hands it to the log.
    */
-  private append(event: NewEvent): Promise<unknown> {
+  private append(event: NewEvent, via = this.env.append): Promise<unknown> {
     const redactor = this.redactor;
     const tenant = this.tenant;
     let payload = event.payload;
@@ -370,7 +385,7 @@ export class WorkflowRun implements WorkflowScope {
       }
     }
     if (tenant !== undefined) payload = { ...payload, tenant };
-    return this.env.append(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
+    return via(payload === event.payload ? event : ({ ...event, payload } as NewEvent));
   }
 
   /** Moves what the last redaction found into this run's counts. */
@@ -384,7 +399,9 @@ export class WorkflowRun implements WorkflowScope {
   }
 
   private onAppendError(e: unknown, type: KeelEvent['type']): void {
-    if (isContentRefusal(e)) {
+    // Another process started this id first: nothing of this run was written; the caller is
+    // answered from that run's record (Workflows).
+    if (isContentRefusal(e) || isWorkflowAlreadyStartedError(e)) {
       // The log is fine; this event's content is not storable (NaN, bigint, cycle...).
       this.onRefused(e, type);
       return;

@@ -19,8 +19,8 @@ import {
 } from '../compliance/identifiers.js';
 import type { Fingerprint } from '../compliance/key.js';
 import type { Redactor } from '../compliance/redact.js';
-import type { KeelEvent } from '../eventlog/events.js';
-import { ReadOnlyDatabaseError } from '../eventlog/errors.js';
+import type { KeelEvent, NewEvent } from '../eventlog/events.js';
+import { ReadOnlyDatabaseError, isWorkflowAlreadyStartedError } from '../eventlog/errors.js';
 import type { Awaitable, EventStore } from '../eventlog/store.js';
 import { WorkflowCancelledError, messageOf } from '../supervisor/errors.js';
 import { agentsOf, describe, type AnyTopology, type Topology } from '../supervisor/topology.js';
@@ -55,10 +55,17 @@ export interface WorkflowsDeps {
   readonly rng: Random;
   /** Where a live run's services and events go. */
   readonly liveEnv: WorkflowEnv;
+  /**
+   * The store's conditional start (EventStore.appendStart), used for a caller-chosen id on a file
+   * other processes may share instead of claiming the id first.
+   */
+  readonly appendStart?: (event: NewEvent) => Promise<unknown>;
   /** The startup read of the log in progress (or retried after a failure): runs wait for it. */
   restoring(): Promise<void> | undefined;
   /** A live run is about to emit `workflow.started` (the caller's OTel context is still active). */
   onLiveStart?(workflowId: string): void;
+  /** ...and its start was refused (another process started the id first): nothing of it is traced. */
+  onLiveStartAbandoned?(workflowId: string): void;
   /** Durable execution: the owner recorded in `workflow.started`, and the lease kept while runs are live. */
   durable?: {
     owner: string;
@@ -401,6 +408,33 @@ export class Workflows {
       (!shared || recordedWorkflow(workflowId, name, events, asked) !== undefined)
     ) {
       decide(events);
+      return;
+    }
+    const appendStart = this.deps.appendStart;
+    if (!(events instanceof Promise) && appendStart !== undefined) {
+      // The log decides in the transaction that would write the start (EventStore.appendStart):
+      // if another process started the id since our read, nothing is written and the caller is
+      // answered from the record, as a lost claim would be. No claim transactions on the way.
+      const env: WorkflowEnv = { ...this.deps.liveEnv, appendStart };
+      const started = (outcome: Outcome): void => {
+        if (outcome.ok || !isWorkflowAlreadyStartedError(outcome.error)) return finish(outcome);
+        this.deps.onLiveStartAbandoned?.(workflowId);
+        let now: Awaitable<KeelEvent[]>;
+        try {
+          now = this.deps.store.query({ workflowId, type: LIFECYCLE_TYPES });
+        } catch (error) {
+          return finish({ ok: false, error });
+        }
+        Promise.resolve(now).then(
+          (recorded) =>
+            recordedWorkflow(workflowId, name, recorded, asked) !== undefined
+              ? decide(recorded)
+              : finish({ ok: false, error: new WorkflowBusyError(workflowId) }),
+          (error: unknown) => finish({ ok: false, error }),
+        );
+      };
+      if (this.closed) finish({ ok: false, error: closedError() });
+      else this.begin(topology, input, options, inputJson, env, started, beforeStart);
       return;
     }
     if (!claimStart || !releaseStart) {
