@@ -117,14 +117,19 @@ export async function measureKeel(
   n: number,
   inFlight: number,
   writer: BenchWriter = undefined,
+  ids: 'generated' | 'caller' = 'generated',
 ): Promise<Cost> {
   const rt = benchRuntime(preset, 'normal', writer);
+  // `caller`: each run under its own caller-chosen id (an order number, an idempotency key), which
+  // the runtime looks up in the log before starting it, as a service's requests would.
+  const options = (prefix: string, i: number) =>
+    ids === 'caller' ? { workflowId: `${prefix}-${i}` } : undefined;
   try {
     // Warm-up at the measured concurrency: creates the breaker and the prepared statements and, with
     // `writer: 'auto'` (the default) under load, starts the writer thread, as a service in its
     // steady state has.
-    await pool(Math.min(n, 1_000), inFlight, () => rt.run(benchAgent, 'warm'));
-    return per(await pool(n, inFlight, () => rt.run(benchAgent, 'in')), n);
+    await pool(Math.min(n, 1_000), inFlight, (i) => rt.run(benchAgent, 'warm', options('warm', i)));
+    return per(await pool(n, inFlight, (i) => rt.run(benchAgent, 'in', options('order', i))), n);
   } finally {
     await rt.close();
   }
@@ -160,6 +165,7 @@ const HEAVY = [
   'keelLean',
   'keelLimited',
   'keelReservations',
+  'keelCallerIds',
   'handWired2',
   'handWired5',
   'handWired2wa',
@@ -230,6 +236,8 @@ async function measureMode(
         return measureKeel('limited', s.heavy, inFlight);
       case 'keelReservations':
         return measureKeel('reservations', s.heavy, inFlight);
+      case 'keelCallerIds':
+        return measureKeel('default', s.heavy, inFlight, undefined, 'caller');
       case 'handWired2':
         return measureHandWired(2, s.heavy, inFlight);
       case 'handWired5':
@@ -273,6 +281,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
         keelLean,
         keelLimited,
         keelReservations,
+        keelCallerIds,
         handWired2,
         handWired5,
         handWired2wa,
@@ -321,6 +330,14 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           value: keelReservations.wallUs,
           unit: 'us',
           note: vs(keelReservations, handWired2, handWired5),
+        },
+        {
+          name: 'rt.run(agent), a caller-chosen id per run',
+          value: keelCallerIds.wallUs,
+          unit: 'us',
+          note:
+            `cpu ${keelCallerIds.cpuUs.toFixed(1)} us; vs default runtime ${x(keelCallerIds.wallUs / keel.wallUs)} wall, ` +
+            `${x(keelCallerIds.cpuUs / keel.cpuUs)} cpu (the id looked up in the log, its start written only if new)`,
         },
         {
           name: 'hand-wired, 2 events (issue baseline)',

@@ -35,6 +35,7 @@ describe('agent bench', () => {
     expectFiniteCost(await measureKeel('lean', 10, 4));
     expectFiniteCost(await measureKeel('limited', 10, 4));
     expectFiniteCost(await measureKeel('reservations', 10, 4));
+    expectFiniteCost(await measureKeel('default', 10, 4, undefined, 'caller'));
   });
 
   it('measures the hand-wired baseline with 2 and 5 events, and the raw commit floor', async () => {
