@@ -46,7 +46,9 @@ export interface BudgetConfig {
    * Tenant budget actors kept in memory while idle (no reservation open), least recently used
    * evicted first (default 1,000; 0 evicts each one as soon as it is idle). An evicted tenant keeps
    * today's spend and alerted thresholds as two numbers and gets its actor back, exactly where it
-   * was, on its next call; at the day's end they are dropped. A whole number >= 0.
+   * was, on its next call; at the day's end they are dropped. On a budget shared on Redis the
+   * same bound applies to the tenants' mirror actors, and an evicted one keeps nothing here (Redis
+   * holds its figures; its next call's reply fills a new mirror). A whole number >= 0.
    */
   idleTenantActors?: number;
 }

@@ -270,23 +270,21 @@ export function resumeAgent(
     const path = ctx.path;
     const toolResults = source.toolResult !== undefined && source.hasToolResults?.(path) === true;
     if (prior === 0 && !toolResults) return live(agent, input, ctx);
+    // The re-run is a new attempt: numbered after the ones already made (see NodeContext.priorAttempts).
+    const numbered: NodeContext = prior > 0 ? { ...ctx, priorAttempts: prior } : ctx;
+    if (!toolResults) return live(agent, input, numbered);
     const run = agent.run;
-    const shifted: Agent<never, unknown> = Object.freeze({
+    const fed: Agent<never, unknown> = Object.freeze({
       ...agent,
       run: (i: never, context: Parameters<typeof run>[1]) =>
         run(i, {
           ...context,
-          attempt: context.attempt + prior,
           // A tool loop cut off mid-way: the tool calls it already made answer from the log.
-          ...(toolResults
-            ? {
-                recordedToolResult: (step: number, index: number, tool: string, args: unknown) =>
-                  source.toolResult?.(path, step, index, tool, args),
-              }
-            : {}),
+          recordedToolResult: (step: number, index: number, tool: string, args: unknown) =>
+            source.toolResult?.(path, step, index, tool, args),
         }),
     });
-    return live(shifted, input, ctx);
+    return live(fed, input, numbered);
   }
   return new Observable<NodeResult>((subscriber) => {
     let active = true;

@@ -120,6 +120,7 @@ export const PAYLOAD_KEYS = {
     model: D,
     provider: D,
     tenant: D,
+    firstAttempt: P,
   },
   'agent.succeeded': {
     path: D,

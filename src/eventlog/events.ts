@@ -167,6 +167,11 @@ export interface EventPayloadFields {
     model: string;
     /** Who serves the model (the agent's `providerName`, e.g. `openai`); absent when not declared. */
     provider?: string;
+    /**
+     * The number of its first attempt when it is not 1: `rt.resume()` re-running an invocation a
+     * crash cut off numbers its attempts after the ones the log already holds.
+     */
+    firstAttempt?: number;
   };
   /**
    * The invocation finished with an accepted output. `output` is what replay feeds back instead of

@@ -99,8 +99,10 @@ interface AgentState {
   model: string;
   /** The provider `agent.invoked` recorded, if any. */
   readonly provider: string | undefined;
-  /** 1-based number of the attempt in progress. */
+  /** 1-based number of the attempt in progress (as logged: a resumed invocation's start after 1). */
   attempt: number;
+  /** Number of its first attempt (`agent.invoked`'s `firstAttempt`, else 1). */
+  readonly firstAttempt: number;
   /** Event time (ms) the current attempt started. */
   attemptStartMs: number;
   /** False once the current attempt's chat span was written (timed out before `agent.retried`). */
@@ -257,7 +259,8 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       agent: p.agent,
       model: p.model,
       provider: p.provider,
-      attempt: 1,
+      attempt: p.firstAttempt ?? 1,
+      firstAttempt: p.firstAttempt ?? 1,
       attemptStartMs: event.ts,
       attemptOpen: true,
       usage: undefined,
@@ -372,7 +375,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       case 'agent.succeeded': {
         const p = event.payload;
         const output = capture ? p.output : undefined;
-        if (p.cached !== true && a.attemptOpen && p.attempts >= a.attempt)
+        if (p.cached !== true && a.attemptOpen && a.firstAttempt - 1 + p.attempts >= a.attempt)
           writeChat(a, event.ts, { responseModel: p.model, output }, p.attempts === 1 ? p.usage : undefined);
         a.span.setAttributes({
           [ATTR_GEN_AI_RESPONSE_MODEL]: p.model,
@@ -390,7 +393,7 @@ export function createTracing(options: TracingOptions = {}): KeelTracing {
       }
       case 'agent.failed': {
         const p = event.payload;
-        if (a.attemptOpen && p.attempts >= a.attempt)
+        if (a.attemptOpen && a.firstAttempt - 1 + p.attempts >= a.attempt)
           writeChat(a, event.ts, { category: p.category, message: p.message });
         a.span.setAttributes({ [ATTR_KEEL_COST_USD]: p.costUsd, [ATTR_KEEL_ATTEMPTS]: p.attempts });
         fail(a.span, p.category, p.message);

@@ -72,7 +72,10 @@ export type SharedReserveResult = ReserveResult | { ok: false; scope: string; er
 /**
  * Budgets shared by every process that points at the same Redis and key prefix. The figures
  * `spent()` and `state()` report are this process's view **as of the last script reply** (any
- * reserve, settle, release or {@link SharedBudgets.refresh}); Redis is the source of truth.
+ * reserve, settle, release or {@link SharedBudgets.refresh}); Redis is the source of truth. A
+ * tenant's scope is mirrored while this process has a script or reservation of it open and among
+ * the `idleTenantActors` most recently used idle ones; an evicted tenant reads as unknown here
+ * (`state()` undefined, `spent()` 0) until its next call.
  */
 export interface SharedBudgets extends BudgetView {
   /**
@@ -234,7 +237,9 @@ interface ScopeKeys {
  * Creates budgets shared across processes through `connection`. The config is validated exactly as
  * for `createBudgets` (a bad field throws a ConfigError naming it). One budget actor per scope
  * (`budget:<scope>` in the parent's system) mirrors the figures of the last reply, so the Stately
- * inspector still shows every budget level; alerts come from the scripts, not the actors.
+ * inspector still shows every budget level; alerts come from the scripts, not the actors. Idle
+ * tenants' actors are evicted past `idleTenantActors` (least recently used first), so memory does
+ * not grow with the number of tenants served.
  *
  * Nothing is awaited at creation: the connection opens on the first command. Call `refresh()` to
  * load the fleet's figures early, and `flush()` before closing the connection.
@@ -282,9 +287,19 @@ export function createSharedBudgets(
     return { limitUsd, micros, thresholds: policy.thresholds.map((t) => Math.round(micros * t)) };
   };
   for (const [scope, limitUsd] of policy.limits) limits.set(scope, limitOf(limitUsd));
+  // Tenant scopes come and go, as in the local budget: a tenant's mirror lives while this process
+  // has a script or reservation of it open, then waits among the idle ones (least recently used
+  // first) until `idleTenantActors` newer ones push it out. Nothing of an evicted tenant is kept
+  // here: Redis holds its figures, and its next reply fills the new mirror.
+  /** Scripts and reservations open by tenant scope. */
+  const openOf = new Map<string, number>();
+  /** Tenant scopes with a mirror and nothing open, least recently used first. */
+  const idle = new Set<string>();
   /**
    * The scopes a call reserves in. A tenant's scope (`tenant:<id>`, limited by `perTenant`) gets
-   * its limit and mirror actor here, on the tenant's first call in this process.
+   * its limit and mirror actor here, on the tenant's first call in this process (or its first
+   * since its mirror was evicted); the caller holds it (`hold`) until its script or reservation
+   * is answered (`letGo`).
    */
   const scopesOf = (model: string, taskType: string, tenant: string | undefined): string[] => {
     const scopes = policy.scopesOf(model, taskType, tenant);
@@ -295,6 +310,42 @@ export function createSharedBudgets(
       actors.set(last, startScopeActor(last, limitUsd, policy, span.day, deps.parent));
     }
     return scopes;
+  };
+  /** The tenant scope of a call's scopes (the last one, when it is a tenant's), or undefined. */
+  const tenantOf = (scopes: readonly string[]): string | undefined => {
+    const last = scopes[scopes.length - 1] as string;
+    return policy.limits.has(last) ? undefined : last;
+  };
+  const hold = (scope: string | undefined): void => {
+    if (scope === undefined) return;
+    openOf.set(scope, (openOf.get(scope) ?? 0) + 1);
+    idle.delete(scope);
+  };
+  /** What held `scope` was answered: idle (most recently used) once nothing of it is open. */
+  const letGo = (scope: string | undefined): void => {
+    if (scope === undefined) return;
+    const open = (openOf.get(scope) ?? 1) - 1;
+    if (open > 0) {
+      openOf.set(scope, open);
+      return;
+    }
+    openOf.delete(scope);
+    idle.delete(scope);
+    idle.add(scope);
+    if (idle.size > policy.idleTenantActors) evictIdle();
+  };
+  /** Drops the least recently used idle tenant mirrors past the bound (Redis keeps their figures). */
+  const evictIdle = (): void => {
+    for (const scope of idle) {
+      if (idle.size <= policy.idleTenantActors) return;
+      idle.delete(scope);
+      limits.delete(scope);
+      keysOfDay.delete(scope);
+      const actor = actors.get(scope);
+      actors.delete(scope);
+      // Its final state: the actor leaves the system, so a later mirror may take its system id.
+      if (actor !== undefined && !stopped) actor.send({ type: 'STOP' });
+    }
   };
   const thresholdLabels = policy.thresholds.map(String);
   /** `alertedPrefix[k]`: the thresholds a scope has reached once its spend passed `k` of them. */
@@ -412,6 +463,8 @@ export function createSharedBudgets(
     day: string,
   ): Reservation => {
     let open = true;
+    const tenantScope = tenantOf(scopes);
+    hold(tenantScope);
     return {
       id,
       model,
@@ -436,38 +489,44 @@ export function createSharedBudgets(
           args.push(...(limits.get(scope)?.thresholds ?? []));
         }
         track(
-          run(SETTLE, keys, args).then(
-            (r) => {
-              for (let i = 0; i < scopes.length; i++) {
-                const scope = scopes[i] as string;
-                const spent = r[3 * i] ?? 0;
-                mirror(scope, settleDay, spent, r[3 * i + 1] ?? 0);
-                const crossed = r[3 * i + 2] ?? 0;
-                if (crossed === 0) continue;
-                const limitUsd = limits.get(scope)?.limitUsd ?? 0;
-                policy.thresholds.forEach((threshold, j) => {
-                  if (crossed & (1 << j))
-                    deps.onAlert({
-                      scope,
-                      threshold,
-                      spentUsd: spent / MICROS,
-                      limitUsd,
-                      day: settleDay,
-                      ...(scope.startsWith(TENANT_SCOPE_PREFIX)
-                        ? { tenant: scope.slice(TENANT_SCOPE_PREFIX.length) }
-                        : {}),
-                    });
-                });
-              }
-            },
-            (e: unknown) => report(unavailable(e)),
-          ),
+          run(SETTLE, keys, args)
+            .then(
+              (r) => {
+                for (let i = 0; i < scopes.length; i++) {
+                  const scope = scopes[i] as string;
+                  const spent = r[3 * i] ?? 0;
+                  mirror(scope, settleDay, spent, r[3 * i + 1] ?? 0);
+                  const crossed = r[3 * i + 2] ?? 0;
+                  if (crossed === 0) continue;
+                  const limitUsd = limits.get(scope)?.limitUsd ?? 0;
+                  policy.thresholds.forEach((threshold, j) => {
+                    if (crossed & (1 << j))
+                      deps.onAlert({
+                        scope,
+                        threshold,
+                        spentUsd: spent / MICROS,
+                        limitUsd,
+                        day: settleDay,
+                        ...(scope.startsWith(TENANT_SCOPE_PREFIX)
+                          ? { tenant: scope.slice(TENANT_SCOPE_PREFIX.length) }
+                          : {}),
+                      });
+                  });
+                }
+              },
+              (e: unknown) => report(unavailable(e)),
+            )
+            .finally(() => letGo(tenantScope)),
         );
       },
       release() {
         if (!open) return;
         open = false;
-        track(returnHeld(id, day, scopes).catch((e: unknown) => report(unavailable(e))));
+        track(
+          returnHeld(id, day, scopes)
+            .catch((e: unknown) => report(unavailable(e)))
+            .finally(() => letGo(tenantScope)),
+        );
       },
     };
   };
@@ -481,6 +540,16 @@ export function createSharedBudgets(
   ): Promise<Attempt> => {
     const id = `${instance}:${++nextId}`;
     const scopes = scopesOf(model, taskType, tenant);
+    const tenantScope = tenantOf(scopes);
+    hold(tenantScope); // until the script's reply is mirrored (a reservation holds it on its own)
+    try {
+      return await reserveIn(id, scopes, usd, model);
+    } finally {
+      letGo(tenantScope);
+    }
+  };
+
+  const reserveIn = async (id: string, scopes: string[], usd: number, model: string): Promise<Attempt> => {
     const { day, endMs } = span;
     const isDown = down();
     if (isDown !== undefined)
@@ -499,7 +568,13 @@ export function createSharedBudgets(
       r = await run(RESERVE, keys, args);
     } catch (e) {
       // The script may still run once Redis answers: return its hold then (same connection, in order).
-      track(returnHeld(id, day, scopes).catch(() => undefined));
+      const tenantScope = tenantOf(scopes);
+      hold(tenantScope);
+      track(
+        returnHeld(id, day, scopes)
+          .catch(() => undefined)
+          .finally(() => letGo(tenantScope)),
+      );
       return { ok: false, scope: 'global', error: unavailable(e) };
     }
     for (let i = 0; i < scopes.length; i++)

@@ -7,7 +7,9 @@
  * - **One script per acquire.** Refilling the buckets, checking the pause, counting the fleet's
  *   calls in flight and taking a request, the call's tokens and a concurrency slot happen in one
  *   Lua script (`EVALSHA`, loaded on `NOSCRIPT`), so two processes can never both take the last
- *   token. The reply says how long until the next token, and the process looks again then.
+ *   token. The reply says how long until the next token, and the process looks again then. A
+ *   call cancelled, shed or closed while its script runs never starts: when the reply says it
+ *   took a request, tokens and a slot, one release script gives all three back.
  * - **Time from Redis.** The scripts read Redis's `TIME`, never the caller's clock: every process
  *   refills the same bucket, and a host whose clock runs ahead (or behind, or jumps after an NTP
  *   step) would otherwise mint tokens early or freeze the bucket for everyone. One clock decides.
@@ -166,7 +168,8 @@ return {started, wait, paused, now}
 
 /**
  * KEYS: state hash, slots hash, leases set. ARGV: holder, slot 1/0, token burst, token rate/ms,
- * tokens to give back (negative: to charge; '' for none).
+ * tokens to give back (negative: to charge; '' for none), request burst, request rate/ms, request
+ * to give back 1/0 (a call that took one and never ran: cancelled or closed while its acquire ran).
  */
 const RELEASE_LUA = `${PRELUDE}
 local h, s, z = KEYS[1], KEYS[2], KEYS[3]
@@ -178,12 +181,21 @@ if ARGV[2] == '1' then
   end
 end
 local tb, tr = tonumber(ARGV[3]), tonumber(ARGV[4])
+local rb, rr = tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = nil
 if ARGV[5] ~= '' and tb > 0 then
-  local now = now_ms()
+  now = now_ms()
   local v = redis.call('HMGET', h, 't', 'ta')
   local t = math.min(tb, refill(tonumber(v[1]), tonumber(v[2]), tb, tr, now) + tonumber(ARGV[5]))
   redis.call('HSET', h, 't', t, 'ta', now)
   keep(h, (tb - t) / tr + 1000)
+end
+if ARGV[8] == '1' and rb > 0 then
+  now = now or now_ms()
+  local v = redis.call('HMGET', h, 'r', 'ra')
+  local r = math.min(rb, refill(tonumber(v[1]), tonumber(v[2]), rb, rr, now) + 1)
+  redis.call('HSET', h, 'r', r, 'ra', now)
+  keep(h, (rb - r) / rr + 1000)
 end
 return 1
 `;
@@ -347,12 +359,20 @@ class RedisKey extends QueuedKey {
     this.timer.clear();
     const [rb, rr, tb, tr, conc] = this.shape;
     const s = this.owner.settings;
+    /** Set when the script got no answer in time and `head` did not start unguarded. */
+    let unstarted = false;
     this.owner.track(
       this.owner
         .run(
           ACQUIRE,
           [this.state, this.slots, this.leases],
           [this.owner.holder, s.leaseMs, rb, rr, tb, tr, conc, head.tokens],
+          ([started = 0]) => {
+            // The answer came after the timeout: a call that was shed (or cancelled) meanwhile gives
+            // back the request and tokens the script took (its slot was reconciled already).
+            if (started === 1 && unstarted && !this.owner.closed)
+              this.sendRelease(false, head.tokens, 0, true);
+          },
         )
         .then(
           ([started = 0, waitMs = 0, pausedMs = 0]) => {
@@ -362,8 +382,9 @@ class RedisKey extends QueuedKey {
             if (pausedMs > 0) this.pausedUntil = Math.max(this.pausedUntil, at + pausedMs);
             if (started === 1) {
               if (this.owner.closed || head.done) {
-                // Closed (or shed) while the script ran: give the slot and tokens straight back.
-                this.sendRelease(this.concurrency > 0, head.tokens, 0);
+                // Closed, cancelled or shed while the script ran: the call never starts, so the
+                // request, slot and tokens the script took go straight back to the fleet.
+                this.sendRelease(this.concurrency > 0, head.tokens, 0, true);
               } else {
                 this.queue.takeHead();
                 this.begin(head, true, at);
@@ -382,6 +403,7 @@ class RedisKey extends QueuedKey {
             if (this.owner.closed) return; // the waiters were shed by close()
             // The script may still run: make the fleet's count of our calls in flight exact again.
             if (this.concurrency > 0) this.owner.reconcile(this);
+            unstarted = head.done || s.onUnavailable === 'shed';
             this.unavailable(this.owner.describe(e));
           },
         ),
@@ -437,14 +459,28 @@ class RedisKey extends QueuedKey {
     w.resolve({ ok: true, permit });
   }
 
-  /** Frees a slot and/or settles tokens in Redis (`actual` undefined: keep the reservation). */
-  private sendRelease(slot: boolean, reserved: number, actual: number | undefined): void {
-    const settle = actual !== undefined && this.hasTokens;
-    if (!slot && !settle) return;
+  /**
+   * Frees a slot and/or settles tokens in Redis (`actual` undefined: keep the reservation);
+   * `unused`: the call never ran, so its request goes back to the `rpm` bucket too.
+   */
+  private sendRelease(slot: boolean, reserved: number, actual: number | undefined, unused = false): void {
+    const [rb, rr, tb, tr] = this.shape;
+    const settle = actual !== undefined && tb > 0;
+    const request = unused && rb > 0;
+    if (!slot && !settle && !request) return;
     this.owner.write(
       RELEASE,
       [this.state, this.slots, this.leases],
-      [this.owner.holder, slot ? '1' : '0', this.shape[2], this.shape[3], settle ? reserved - actual : ''],
+      [
+        this.owner.holder,
+        slot ? '1' : '0',
+        tb,
+        tr,
+        settle ? reserved - actual : '',
+        rb,
+        rr,
+        request ? '1' : '0',
+      ],
       `release of a "${this.key}" call (its slot comes back when this process's lease is renewed or ends)`,
     );
   }
@@ -571,10 +607,24 @@ class RedisLimiter implements SharedLimiter {
     this.inOutage = false;
   }
 
-  /** Runs a script (loading it if Redis lacks it), failing with NoReply after `timeoutMs`. */
-  run(s: LuaScript, keys: string[], args: (string | number)[]): Promise<number[]> {
+  /**
+   * Runs a script (loading it if Redis lacks it), failing with NoReply after `timeoutMs`; `late`
+   * receives the reply if it comes after that (not awaited by `flush()`: it may never come).
+   */
+  run(
+    s: LuaScript,
+    keys: string[],
+    args: (string | number)[],
+    late?: (reply: number[]) => void,
+  ): Promise<number[]> {
     const reply = this.connection.evalScript(s, keys, args).then(integers);
-    return this.withTimeout(reply);
+    const timed = this.withTimeout(reply);
+    if (late !== undefined) {
+      void timed.catch((e: unknown) => {
+        if (e instanceof NoReply) void reply.then(late, () => undefined);
+      });
+    }
+    return timed;
   }
 
   private withTimeout<T>(p: Promise<T>): Promise<T> {

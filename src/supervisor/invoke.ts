@@ -86,6 +86,9 @@ class AgentInvocation implements Invocation, InvocationState {
         taskType: agent.taskType,
         model: agent.model,
         ...(agent.providerName !== undefined ? { provider: agent.providerName } : {}),
+        ...(ctx.priorAttempts !== undefined && ctx.priorAttempts > 0
+          ? { firstAttempt: ctx.priorAttempts + 1 }
+          : {}),
       },
     });
     scope.stats.agentsCalled++;

@@ -249,4 +249,10 @@ export interface NodeContext {
   readonly path: string;
   /** Absolute time (ms since epoch) by which the node must finish. */
   readonly deadlineAt: number | undefined;
+  /**
+   * Set by `rt.resume()` on an agent node whose invocation was in flight at the crash: the attempts
+   * it already made. The re-run's attempts are numbered after them (`context.attempt`, and the
+   * `attempt` of its events), so no two attempts of the path share a number in the log.
+   */
+  readonly priorAttempts?: number;
 }

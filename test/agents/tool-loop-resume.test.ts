@@ -14,6 +14,7 @@ import type { KeelEvent } from '../../src/eventlog/events.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { simulated } from '../../src/providers/simulated.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { agent, type AgentContext } from '../../src/supervisor/agent.js';
 import { named, type AnyTopology } from '../../src/supervisor/topology.js';
 import { tool, type ToolContext } from '../../src/tools/tool.js';
 import { cleanupDirs, crashedLog, tempDb } from '../durable/helpers.js';
@@ -226,10 +227,155 @@ describe('resuming a tool loop: each model call charged once', () => {
     const logged = charges(rt2.store.query({ workflowId: 'wf' }));
     // Turn 1 before the crash, then the resumed loop's 3 turns: one charge per answered call.
     expect(logged.map((e) => e.payload.step)).toEqual([1, 1, 2, 3]);
+    // The resumed loop is attempt 2: no (path, attempt, step) twice.
+    expect(logged.map((e) => e.payload.attempt)).toEqual([1, 2, 2, 2]);
     // Each charge is one call the provider answered and billed: none twice, none missing. Turn 2 of
     // the crashed run (in flight, never answered) is the budget's to charge at its reservation on
     // restart (see test/durable: interrupted calls), not a `cost.incurred`.
     expect(logged).toHaveLength(1 + again.provider.calls());
     expect(logged.every((e) => e.payload.costUsd > 0 && e.payload.estimated === undefined)).toBe(true);
+  });
+});
+
+/**
+ * A tool loop of the user's own (`agent({ run })`, metering its model turns with `ctx.turn`, calling
+ * its own tool): turn 1 asks the model, which asks for an order lookup; turn 2 answers with it.
+ */
+function ownLoop() {
+  const attempts: number[] = [];
+  const lookups: string[] = [];
+  const support = agent({
+    name: 'support',
+    model: 'gpt-4o',
+    estimate: { inputTokens: 200, outputTokens: 50 },
+    run: async (question: string, ctx: AgentContext) => {
+      attempts.push(ctx.attempt);
+      const turn = ctx.turn;
+      if (turn === undefined) throw new Error('expected a metered turn (live run)');
+      const first = await turn(1, (model) =>
+        Promise.resolve({ usage: { inputTokens: 180, outputTokens: 30 }, model, wants: 'A-1001' }),
+      );
+      lookups.push(first.wants);
+      const order = { orderId: first.wants, status: 'delivered' };
+      const second = await turn(2, (model) =>
+        Promise.resolve({
+          usage: { inputTokens: 260, outputTokens: 40 },
+          model,
+          reply: `${question}: ${order.orderId} is ${order.status}`,
+        }),
+      );
+      return { value: { reply: second.reply }, confidence: 0.9 };
+    },
+  });
+  return { topology: named('support', support) as unknown as AnyTopology, attempts, lookups };
+}
+
+/** (path, attempt, step) of every metered call event of `events`, as `path#attempt#step`. */
+const callKeys = (events: readonly KeelEvent[], type: 'cost.reserved' | 'cost.incurred') =>
+  events
+    .filter((e) => e.type === type)
+    .map((e) => {
+      const p = e.payload as { path: string; attempt?: number; step?: number };
+      return `${p.path}#${p.attempt}#${p.step ?? 1}`;
+    });
+
+/** The log up to (and with) the reservation of `step` of the `n`-th attempt that reserved one. */
+function cutAtTurn(events: readonly KeelEvent[], step: number, n = 1): KeelEvent[] {
+  let seen = 0;
+  const at = events.findIndex((e) => e.type === 'cost.reserved' && e.payload.step === step && ++seen === n);
+  expect(at).toBeGreaterThan(0);
+  return events.slice(0, at + 1);
+}
+
+describe('a resumed tool loop is a new attempt, numbered after the crashed one', () => {
+  it("a user's own run(): attempt 2 after one crash, 3 after a second; every (path, attempt, step) once; replay exact", async () => {
+    // The first process: its log as a crash with turn 2 in flight left it.
+    const one = ownLoop();
+    const clock1 = simulatedClock(T0);
+    const rt1 = open(tempDb(), clock1);
+    const expected = await advancing(
+      clock1,
+      rt1.run(one.topology, 'Where is A-1001', { workflowId: 'wf-own' }),
+    );
+    const crashed1 = cutAtTurn(rt1.store.query({ workflowId: 'wf-own' }), 2);
+
+    // The restart: a new runtime on that file resumes the loop, and crashes again at its turn 2.
+    const two = ownLoop();
+    const clock2 = simulatedClock(T0 + 120_000);
+    const rt2 = open(await crashedLog(crashed1), clock2);
+    rt2.register('support', two.topology);
+    expect((await advancing(clock2, rt2.resume())).resumed).toMatchObject([{ outcome: 'completed' }]);
+    expect(two.attempts).toEqual([2]);
+    const log2 = rt2.store.query({ workflowId: 'wf-own' });
+    expect(log2.filter((e) => e.type === 'agent.invoked').map((e) => e.payload)).toMatchObject([
+      { path: 'support', agent: 'support' },
+      { path: 'support', agent: 'support', firstAttempt: 2 },
+    ]);
+    expect(log2.find((e) => e.type === 'agent.invoked')?.payload).not.toHaveProperty('firstAttempt');
+    expect(callKeys(log2, 'cost.reserved')).toEqual([
+      'support#1#1',
+      'support#1#2',
+      'support#2#1',
+      'support#2#2',
+    ]);
+    expect(callKeys(log2, 'cost.incurred')).toEqual(['support#1#1', 'support#2#1', 'support#2#2']);
+    expect((await rt2.result('wf-own')).value).toEqual(expected.value);
+
+    // A second crash, in the resumed attempt's turn 2: the next restart makes attempt 3.
+    const three = ownLoop();
+    const clock3 = simulatedClock(T0 + 240_000);
+    const rt3 = open(await crashedLog(cutAtTurn(log2, 2, 2)), clock3);
+    rt3.register('support', three.topology);
+    await advancing(clock3, rt3.resume());
+    expect(three.attempts).toEqual([3]);
+    const log3 = rt3.store.query({ workflowId: 'wf-own' });
+    for (const type of ['cost.reserved', 'cost.incurred'] as const) {
+      const keys = callKeys(log3, type);
+      expect(new Set(keys).size, `${type}: ${keys.join(', ')}`).toBe(keys.length);
+    }
+    expect(callKeys(log3, 'cost.incurred')).toEqual([
+      'support#1#1',
+      'support#2#1',
+      'support#3#1',
+      'support#3#2',
+    ]);
+    // The replay of the whole story answers from the log, with no model call and no divergence.
+    const [replayed] = await rt3.replay('wf-own');
+    expect(replayed).toMatchObject({ ok: true, divergences: [], modelCalls: 0 });
+  });
+
+  it("an old log whose resumed attempt repeats the crashed one's number still replays exactly and folds the same", async () => {
+    const one = ownLoop();
+    const clock1 = simulatedClock(T0);
+    const rt1 = open(tempDb(), clock1);
+    await advancing(clock1, rt1.run(one.topology, 'Where is A-1001', { workflowId: 'wf-old' }));
+    const two = ownLoop();
+    const clock2 = simulatedClock(T0 + 120_000);
+    const rt2 = open(await crashedLog(cutAtTurn(rt1.store.query({ workflowId: 'wf-old' }), 2)), clock2);
+    rt2.register('support', two.topology);
+    await advancing(clock2, rt2.resume());
+    const now = rt2.store.query();
+    // What Keel wrote before: the resumed attempt logged as attempt 1 again, no `firstAttempt`.
+    const before = now.map((e): KeelEvent => {
+      const p = e.payload as { attempt?: number; firstAttempt?: number };
+      if (e.type === 'agent.invoked' && p.firstAttempt !== undefined) {
+        const { firstAttempt: _, ...rest } = p;
+        return { ...e, payload: rest } as KeelEvent;
+      }
+      if (p.attempt === 2) return { ...e, payload: { ...p, attempt: 1 } } as KeelEvent;
+      return e;
+    });
+    const old = callKeys(before, 'cost.incurred');
+    expect(old).toEqual(['support#1#1', 'support#1#1', 'support#1#2']); // the repeated key
+    const clock3 = simulatedClock(T0 + 240_000);
+    const rtOld = open(await crashedLog(before), clock3);
+    rtOld.register('support', ownLoop().topology);
+    for (const rt of [rt2, rtOld]) {
+      const [r] = await rt.replay('wf-old');
+      expect(r).toMatchObject({ ok: true, divergences: [], modelCalls: 0 });
+    }
+    // The folds read both the same: every charge counted once, the same spend and calls.
+    expect(rtOld.stats().cost).toEqual(rt2.stats().cost);
+    expect(rtOld.stats().cost.actualUsd).toBeGreaterThan(0);
   });
 });

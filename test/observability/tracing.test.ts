@@ -418,6 +418,52 @@ describe('createTracing', () => {
     expect(JSON.parse(String(shown.attributes[ATTR_GEN_AI_TOOL_CALL_RESULT]))).toEqual({ status: 'shipped' });
   });
 
+  it('numbers the chat spans of a resumed invocation from its firstAttempt, and writes each one', () => {
+    // rt.resume() re-ran an agent whose attempt 1 a crash cut off: its attempts are 2 and 3.
+    const b = new StreamBuilder();
+    const wf = 'wf-resumed';
+    const path = 'support';
+    const base = { path, agent: 'support', taskType: 'support', model: 'gpt-4o' };
+    b.add('workflow.started', wf, {
+      name: 'support',
+      topology: { kind: 'agent' },
+      input: 'q',
+      inputHash: 'h',
+    });
+    b.add('agent.invoked', wf, { ...base, firstAttempt: 2 }, 1);
+    b.add('cost.reserved', wf, { ...base, estimateUsd: 0.01, attempt: 2 }, 1);
+    b.add('agent.timed_out', wf, { path, agent: 'support', attempt: 2, timeoutMs: 5_000 }, 5_000);
+    b.add('agent.retried', wf, {
+      path,
+      agent: 'support',
+      attempt: 2,
+      category: 'timeout',
+      message: 't',
+      delayMs: 200,
+    });
+    b.add('cost.reserved', wf, { ...base, estimateUsd: 0.01, attempt: 3 }, 200);
+    const usage = { inputTokens: 300, outputTokens: 40 };
+    b.add('cost.incurred', wf, { ...base, attempt: 3, usage, costUsd: 0.005, estimateUsd: 0.01 }, 900);
+    b.add('agent.succeeded', wf, {
+      ...base,
+      output: 'a',
+      attempts: 2,
+      latencyMs: 6_101,
+      usage,
+      costUsd: 0.005,
+    });
+    b.add('workflow.completed', wf, { output: 'a', latencyMs: 6_103, costUsd: 0.005, agentsCalled: 1 }, 1);
+    feed(createTracing({ tracer }), b.events);
+    const { root, spans } = traceOf(wf);
+    const [agentSpan] = childrenOf(spans, root);
+    const chats = childrenOf(spans, agentSpan!);
+    expect(chats.map((s) => [s.attributes['keel.attempt'], s.status.code])).toEqual([
+      [2, SpanStatusCode.ERROR],
+      [3, SpanStatusCode.UNSET],
+    ]);
+    expect(chats[1]!.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(300);
+  });
+
   it('closes a tool call that never reported, as cancelled, when its workflow ends', () => {
     const b = toolStream();
     const tracing = createTracing({ tracer });

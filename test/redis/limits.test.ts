@@ -31,6 +31,7 @@ import {
   RedisConnection,
   type RedisLimitsOptions,
 } from '../../src/redis/index.js';
+import type { LuaScript } from '../../src/redis/connection.js';
 import { describeRedis, redisPrefix, redisUrl } from '../support/scaleout.js';
 
 const KEY = 'openai:gpt-4';
@@ -74,11 +75,14 @@ function member(
     url = redisUrl(),
     clock = simulatedClock(),
     tenantWeights,
+    connection,
     ...options
   }: RedisLimitsOptions & {
     url?: string;
     clock?: SimulatedClock | Clock;
     tenantWeights?: Record<string, number>;
+    /** A connection of the test's own (its prefix is used; `prefix` is ignored); closed after the test. */
+    connection?: RedisConnection;
   } = {},
 ): Member {
   const retries: number[] = [];
@@ -93,8 +97,12 @@ function member(
     },
     clearTimeout: (h) => clock.clearTimeout(h),
   };
+  if (connection) cleanups.push(() => connection.close());
+  const shared = connection
+    ? redisLimits(connection, { timeoutMs, ...options })
+    : redisLimits(url, { keyPrefix: prefix, timeoutMs, ...options });
   const opened = openLimits(
-    { shared: redisLimits(url, { keyPrefix: prefix, timeoutMs, ...options }), [KEY]: spec },
+    { shared, [KEY]: spec },
     {
       clock: spy,
       ...(tenantWeights ? { tenantWeights } : {}),
@@ -105,6 +113,36 @@ function member(
   const m = { limiter: opened.limiter, opened, clock, retries, errors, events };
   members.push(m);
   return m;
+}
+
+/**
+ * A connection that delivers the replies of acquire scripts only when the test says so: the script
+ * has run on Redis (its take is done), but the limiter has not heard back yet.
+ */
+class HeldReplies extends RedisConnection {
+  private readonly held: (() => void)[] = [];
+
+  override evalScript(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    const reply = super.evalScript(script, keys, args);
+    if (!script.source.includes("redis.call('HVALS', s)")) return reply; // not the acquire script
+    reply.catch(() => {}); // handled where it is delivered; never unhandled while held
+    const gate = new Promise<void>((open) => this.held.push(open));
+    return gate.then(() => reply);
+  }
+
+  /** Acquire scripts sent whose replies are held. */
+  get pending(): number {
+    return this.held.length;
+  }
+
+  /** Delivers the held replies. */
+  deliver(): void {
+    for (const f of this.held.splice(0)) f();
+  }
 }
 
 /** Resolves once `m` was refused by Redis at least `n` times (it armed a retry or deadline timer). */
@@ -324,6 +362,62 @@ describeRedis('rate limits shared on Redis', () => {
     });
   });
 
+  it('a call cancelled while its acquire script is in flight gives back the request, slot and tokens it took', async () => {
+    const prefix = redisPrefix();
+    const spec = { rpm: 60, tpm: 6_000, concurrency: 1, maxQueueMs: 0 }; // burst: 1 request, 100 tokens
+    const connection = new HeldReplies(redisUrl(), { keyPrefix: prefix });
+    const a = member(prefix, spec, { minuteMs: SLOW_MINUTE, connection });
+    await a.opened.ready();
+    const deadline = new AbortController(); // e.g. the workflow's deadline, or its client went away
+    const pending = a.limiter.acquire({ key: KEY, tokens: 80, tenant: 'acme', signal: deadline.signal });
+    await vi.waitFor(() => expect(connection.pending).toBe(1));
+    // The script has taken the request, 80 tokens and the slot on Redis; its reply is on the way.
+    const state = connection.key('limits', 'state', KEY);
+    await vi.waitFor(async () => expect(Number(await connection.client().hget(state, 'r'))).toBeLessThan(1));
+    deadline.abort();
+    const r = await pending;
+    expect(!r.ok && r.error.reason).toBe('cancelled');
+    connection.deliver(); // the reply says "started", for a caller that is gone
+    await vi.waitFor(() =>
+      expect(a.limiter.stats(KEY)).toMatchObject({ queued: 0, inFlight: 0, cancelled: 1 }),
+    );
+    await a.opened.flush();
+    expect(a.errors).toEqual([]);
+    const c = connection.client();
+    expect(Number(await c.hget(state, 'r'))).toBe(1); // the whole burst again
+    expect(Number(await c.hget(state, 't'))).toBe(100);
+    expect(await c.hlen(connection.key('limits', 'slots', KEY))).toBe(0);
+    expect(await c.zcard(connection.key('limits', 'leases', KEY))).toBe(0);
+    // Another process may use what the cancelled call never did: it starts at once (maxQueueMs 0).
+    const b = member(prefix, spec, { minuteMs: SLOW_MINUTE });
+    const started = ok(await b.limiter.acquire({ key: KEY, tokens: 100 }));
+    expect(b.limiter.stats(KEY)).toMatchObject({ started: 1, shed: 0 });
+    started.permit.release(100);
+  });
+
+  it("an acquire answered after timeoutMs, its call shed meanwhile ('shed'), gives back what it took", async () => {
+    const prefix = redisPrefix();
+    const spec = { rpm: 60, tpm: 6_000, concurrency: 1, maxQueueMs: 0 };
+    const connection = new HeldReplies(redisUrl(), { keyPrefix: prefix });
+    const a = member(prefix, spec, { minuteMs: SLOW_MINUTE, connection, onUnavailable: 'shed' });
+    await a.opened.ready();
+    const pending = a.limiter.acquire({ key: KEY, tokens: 80 });
+    await vi.waitFor(() => expect(connection.pending).toBe(1));
+    await (a.clock as SimulatedClock).advanceAsync(TIMEOUT_MS); // Redis is slow: no answer in time
+    const r = await pending;
+    expect(!r.ok && r.error.reason).toBe('unavailable');
+    connection.deliver(); // ... and then it answers "started"
+    const state = connection.key('limits', 'state', KEY);
+    const c = connection.client();
+    await vi.waitFor(async () => expect(Number(await c.hget(state, 'r'))).toBe(1));
+    await a.opened.flush();
+    expect(Number(await c.hget(state, 't'))).toBe(100);
+    expect(await c.hlen(connection.key('limits', 'slots', KEY))).toBe(0);
+    expect(a.errors).toHaveLength(1); // the outage, once
+    const b = member(prefix, spec, { minuteMs: SLOW_MINUTE });
+    ok(await b.limiter.acquire({ key: KEY, tokens: 100 })).permit.release(100);
+  });
+
   it('a 429 seen by one process pauses the key for every process', async () => {
     const prefix = redisPrefix();
     const child = spawnChild('pause', prefix, { rpm: 6_000 }, {}, '30000');
@@ -369,9 +463,9 @@ describeRedis('rate limits shared on Redis', () => {
     r.permit.release();
   });
 
-  it('close() while a script is in flight sheds the call and gives its slot back to the fleet', async () => {
+  it('close() while a script is in flight sheds the call and gives its request, slot and tokens back to the fleet', async () => {
     const prefix = redisPrefix();
-    const m = member(prefix, { concurrency: 1, tpm: 6_000 }, { minuteMs: SLOW_MINUTE });
+    const m = member(prefix, { rpm: 60, concurrency: 1, tpm: 6_000 }, { minuteMs: SLOW_MINUTE });
     await m.opened.ready();
     const pending = m.limiter.acquire({ key: KEY, tokens: 50, tenant: 'acme' });
     m.limiter.close(); // before Redis answered
@@ -380,7 +474,11 @@ describeRedis('rate limits shared on Redis', () => {
     await vi.waitFor(() => expect(m.limiter.stats(KEY).queued).toBe(0));
     await m.opened.close(); // flushes the give-back
     // Another process finds the slot and the tokens free.
-    const other = member(prefix, { concurrency: 1, tpm: 6_000, maxQueueMs: 0 }, { minuteMs: SLOW_MINUTE });
+    const other = member(
+      prefix,
+      { rpm: 60, concurrency: 1, tpm: 6_000, maxQueueMs: 0 },
+      { minuteMs: SLOW_MINUTE },
+    );
     const again = await other.limiter.acquire({ key: KEY, tokens: 100 });
     expect(again.ok).toBe(true);
     // After close, calls are not limited and never touch Redis.

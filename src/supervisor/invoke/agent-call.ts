@@ -81,6 +81,7 @@ class AgentCall implements CallState, AgentListener, Cancellable {
   driver!: AgentDriver;
   readonly startedAt: number;
   readonly timeoutMs: number;
+  readonly attemptBase: number;
   model: string;
   costUsd = 0;
   usageTotal: Usage = ZERO_USAGE;
@@ -119,6 +120,7 @@ class AgentCall implements CallState, AgentListener, Cancellable {
     // time): a timer of its own would race recorded times that include the live run's delays.
     this.timeoutMs = scope.replay ? REPLAY_NO_TIMEOUT_MS : Math.min(agent.timeoutMs, remaining);
     this.model = agent.model;
+    this.attemptBase = ctx.priorAttempts ?? 0;
   }
 
   /** Made when asked for (jitter, `context.rng`), not kept: most calls never need it. */
@@ -166,7 +168,8 @@ class AgentCall implements CallState, AgentListener, Cancellable {
 
   onSnapshot(snap: AgentSnapshot): void {
     const state = snap.value;
-    const n = snap.context.attempt;
+    // The attempt's number in the log: after a crashed run's attempts when resumed.
+    const n = snap.context.attempt + this.attemptBase;
     if (state === this.handledState && n === this.handledAttempt) return;
     const previous = this.handledState;
     this.handledState = state;

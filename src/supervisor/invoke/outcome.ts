@@ -184,7 +184,7 @@ function crashed(call: CallState, attempt: number, error: unknown): void {
     new AgentFailedError('malformed_output', message, {
       agent: call.agent.name,
       path: call.ctx.path,
-      attempts: attempt,
+      attempts: attempt - call.attemptBase,
       cause: error,
     }),
   );

@@ -103,6 +103,12 @@ export interface CallState {
   readonly timeoutMs: number;
   /** Seed of this call's randomness (jitter, `context.rng`): workflow seed, id and path. */
   readonly seed: string;
+  /**
+   * Attempts a crashed run already made at this path (`NodeContext.priorAttempts`, 0 unless
+   * resumed): the machine counts this run's attempts from 1, the log and `context.attempt` number
+   * them after these.
+   */
+  readonly attemptBase: number;
   readonly steps: CallSteps;
   /** The model to call (a budget downgrade changes it). */
   model: string;
