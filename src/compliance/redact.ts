@@ -6,6 +6,7 @@
 import { resolveRedactorConfig, type ResolvedCustomPattern, type RedactorConfig } from './config.js';
 import { builtinDetectors, type Detector } from './detectors.js';
 import { heuristicNames, listedNames } from './names.js';
+import { requiredChars } from './required-chars.js';
 import { pseudonymiser, TOKEN_SOURCE, type Pseudonymise } from './token.js';
 
 /** Number of values redacted per kind (`email`, `phone`, `card`, `iban`, `ssn`, `ip`, `secret`, `name`, custom names). */
@@ -80,7 +81,67 @@ const CLEAN_MAX_LENGTH = 128;
 /** How many clean strings a redactor remembers before it starts over (paths, names, models repeat). */
 const CLEAN_MAX_ENTRIES = 4096;
 
-type Seen = Map<object, unknown>;
+/** Candidate detectors up to which their triggers are tested without the combined prefilter first. */
+const FEW_DETECTORS = 3;
+/** Objects a walk keeps in arrays searched one by one before it moves them to a `Map`. */
+const SEEN_LINEAR = 16;
+
+/**
+ * The objects met in one walk and what each became ({@link IN_PROGRESS} while it is walked). The
+ * runtime's events hold one to three objects, for which a linear search of two arrays is cheaper
+ * than a `Map` (and its table allocated anew by every `clear()`); past {@link SEEN_LINEAR} objects
+ * the entries move to a `Map`.
+ */
+class Seen {
+  private readonly objects: (object | undefined)[] = [];
+  private readonly results: unknown[] = [];
+  private size = 0;
+  private map: Map<object, unknown> | undefined;
+
+  /** What `value` became; {@link IN_PROGRESS} while it is walked; undefined when not met yet. */
+  get(value: object): unknown {
+    if (this.map !== undefined) return this.map.get(value);
+    const objects = this.objects;
+    for (let i = 0; i < this.size; i++) if (objects[i] === value) return this.results[i];
+    return undefined;
+  }
+
+  /** Marks `value` (not met yet) as being walked; returns its slot for {@link done}. */
+  enter(value: object): number {
+    if (this.map === undefined && this.size === SEEN_LINEAR) {
+      this.map = new Map();
+      for (let i = 0; i < this.size; i++) this.map.set(this.objects[i] as object, this.results[i]);
+      this.forget();
+    }
+    if (this.map !== undefined) {
+      this.map.set(value, IN_PROGRESS);
+      return -1;
+    }
+    this.objects[this.size] = value;
+    this.results[this.size] = IN_PROGRESS;
+    return this.size++;
+  }
+
+  /** Records what `value`, entered at `slot`, became. */
+  done(value: object, slot: number, result: unknown): void {
+    if (this.map !== undefined) this.map.set(value, result);
+    else this.results[slot] = result;
+  }
+
+  /** Forgets every object (the arrays keep their capacity, not the objects). */
+  clear(): void {
+    this.forget();
+    this.map = undefined;
+  }
+
+  private forget(): void {
+    for (let i = 0; i < this.size; i++) {
+      this.objects[i] = undefined;
+      this.results[i] = undefined;
+    }
+    this.size = 0;
+  }
+}
 
 /** A finding (or an existing token, `rank` -1) at `[start, end)` of the scanned string. */
 interface Span {
@@ -96,6 +157,17 @@ interface Span {
  */
 class StringScanner {
   private readonly prefilter: RegExp;
+  /**
+   * The pre-check before any regex: per ASCII code, the detectors (bit = rank) whose trigger needs
+   * that character ({@link requiredChars}); undefined with more than 31 detectors.
+   */
+  private readonly byChar: Int32Array | undefined;
+  /** Detectors whose trigger may need a character beyond ASCII. */
+  private readonly beyondAscii: number = 0;
+  /** Detectors whose trigger needs no character that can be named: always scanned. */
+  private readonly always: number = 0;
+  /** Every detector's bit. */
+  private readonly all: number = 0;
   private readonly triggers: RegExp[];
   private readonly patterns: RegExp[];
   private readonly tokens = new RegExp(TOKEN_SOURCE, 'gu');
@@ -117,13 +189,53 @@ class StringScanner {
     );
     this.triggers = detectors.map((d) => new RegExp(d.trigger, 'u'));
     this.patterns = detectors.map((d) => new RegExp(d.source, 'gu'));
+    if (detectors.length <= 31) {
+      const byChar = (this.byChar = new Int32Array(128));
+      for (let rank = 0; rank < detectors.length; rank++) {
+        const bit = 1 << rank;
+        this.all |= bit;
+        const needs = requiredChars((detectors[rank] as Detector).trigger);
+        if (needs === undefined) this.always |= bit;
+        else
+          for (const c of needs) {
+            const code = c.charCodeAt(0);
+            if (code < 128 && c.length === 1) byChar[code] = (byChar[code] as number) | bit;
+            else this.beyondAscii |= bit;
+          }
+      }
+    }
   }
 
+  /** `text` redacted: a lookup for a short string already found clean, else a scan. */
   redact(text: string, counts: RedactionCounts): string {
-    if (this.clean.has(text)) return text;
+    return this.clean.has(text) ? text : this.scan(text, counts);
+  }
+
+  /**
+   * The detectors (bit = rank) whose trigger may match in `s`: those needing a character `s` holds,
+   * and those needing none that can be named. All when there is no pre-check.
+   */
+  private candidates(s: string): number {
+    const byChar = this.byChar;
+    if (byChar === undefined) return -1;
+    const all = this.all;
+    let found = this.always;
+    for (let i = 0; i < s.length && found !== all; i++) {
+      const code = s.charCodeAt(i);
+      found |= code < 128 ? (byChar[code] as number) : this.beyondAscii;
+    }
+    return found;
+  }
+
+  private scan(text: string, counts: RedactionCounts): string {
     const plain = text.includes('://') ? this.redactUrls(text, counts) : text;
     const s = this.custom.length > 0 ? this.applyCustom(plain, counts) : plain;
-    const spans = this.prefilter.test(s) ? this.findSpans(s) : undefined;
+    // No detector's trigger can match without one of its required characters: then no regex runs.
+    const candidates = this.candidates(s);
+    const spans =
+      candidates !== 0 && (fewBits(candidates) || this.prefilter.test(s))
+        ? this.findSpans(s, candidates)
+        : undefined;
     if (spans !== undefined) return this.replace(s, spans, counts);
     if (s === text && text.length <= CLEAN_MAX_LENGTH) {
       if (this.clean.size >= CLEAN_MAX_ENTRIES) this.clean.clear();
@@ -150,10 +262,10 @@ class StringScanner {
     });
   }
 
-  private findSpans(s: string): Span[] | undefined {
+  private findSpans(s: string, candidates: number): Span[] | undefined {
     let spans: Span[] | undefined;
     for (let rank = 0; rank < this.detectors.length; rank++) {
-      if (!(this.triggers[rank] as RegExp).test(s)) continue;
+      if ((candidates & (1 << rank)) === 0 || !(this.triggers[rank] as RegExp).test(s)) continue;
       const detector = this.detectors[rank] as Detector;
       if (detector.scan !== undefined) {
         detector.scan(s, (start, end) => (spans ??= []).push({ start, end, rank }));
@@ -222,6 +334,19 @@ class StringScanner {
     }
     return s;
   }
+}
+
+/**
+ * True when at most {@link FEW_DETECTORS} bits of `mask` are set: testing their triggers one by one
+ * costs less than the combined prefilter followed by them.
+ */
+function fewBits(mask: number): boolean {
+  let m = mask;
+  for (let n = 0; n <= FEW_DETECTORS; n++) {
+    if (m === 0) return true;
+    m &= m - 1;
+  }
+  return false;
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {
@@ -385,7 +510,7 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
     if (known !== undefined) return known;
     if (depth >= maxDepth) return DEPTH_LIMIT;
 
-    seen.set(value, IN_PROGRESS);
+    const slot = seen.enter(value);
     let result: unknown;
     if (Array.isArray(value)) {
       const items = value as unknown[];
@@ -402,19 +527,24 @@ export function createRedactor(config: RedactorConfig = {}): Redactor {
     } else {
       result = walkOther(value, depth, counts, seen);
     }
-    seen.set(value, result);
+    seen.done(value, slot, result);
     return result;
   };
 
-  /** Objects met in the current walk (reused: a walk never starts inside another). */
-  const seen: Seen = new Map();
+  /** Objects met in the current walk, reused by the next one. */
+  const reused = new Seen();
+  let walking = false;
   const redactInto = <T>(value: T, counts: RedactionCounts): T => {
     if (typeof value === 'string') return scanner.redact(value, counts) as T;
     if (typeof value !== 'object' || value === null) return value;
+    // A walk started inside another (by a `toJSON` that redacts) gets its own table.
+    if (walking) return walk(value, 0, counts, new Seen()) as T;
+    walking = true;
     try {
-      return walk(value, 0, counts, seen) as T;
+      return walk(value, 0, counts, reused) as T;
     } finally {
-      seen.clear();
+      walking = false;
+      reused.clear();
     }
   };
   return {
