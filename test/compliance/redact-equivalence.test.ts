@@ -237,3 +237,31 @@ describe('redaction output is identical to the redactor before issue 26', () => 
     );
   });
 });
+
+describe('the one deliberate difference: a walk started inside another', () => {
+  it('a toJSON that redacts with the same redactor no longer wipes the outer walk’s table', () => {
+    const shared = { email: 'erin@corp.example' };
+    const make = (redactor: Redactor) => {
+      const root: Record<string, unknown> = { first: shared };
+      root.nested = { toJSON: () => redactor.redact({ other: 'ok' }).value };
+      root.second = shared;
+      root.self = root;
+      return root;
+    };
+    const current = createRedactor({ hmacKey: HMAC_KEY });
+    const { value, counts } = current.redact(make(current));
+    const out = value;
+    // The shared object is walked once (one finding, one copy) and the cycle is still a cycle.
+    expect(counts).toEqual({ email: 1 });
+    expect(out.second).toBe(out.first);
+    expect(out.self).toBe('⟨CIRCULAR⟩');
+    expect(out.nested).toEqual({ other: 'ok' });
+
+    // Before, the nested walk cleared the shared table: the shared object was counted again and
+    // the cycle was walked once more before it was seen.
+    const oracle = createOracle({ hmacKey: HMAC_KEY });
+    const old = oracle.redact(make(oracle));
+    expect(old.counts.email).toBeGreaterThan(1);
+    expect(old.value.self).not.toBe('⟨CIRCULAR⟩');
+  });
+});
