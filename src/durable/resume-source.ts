@@ -99,11 +99,10 @@ export function resumeSource(events: readonly KeelEvent[]): ResumeSource {
         break;
       case 'agent.failed':
         // A cancellation is not the agent's outcome (a sibling failed, or a wait suspended the
-        // workflow): the invocation runs again.
+        // workflow): the invocation runs again, its attempts numbered after the cancelled ones
+        // (their reservations and charges are in the log under those numbers).
         if (e.payload.category === 'cancelled') {
           inc(invoked, e.payload.path, -1);
-          attemptsSinceFinal.set(e.payload.path, 0);
-          startedSinceFinal.set(e.payload.path, 0);
           break;
         }
         final(e.payload.path, {

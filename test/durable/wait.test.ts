@@ -12,6 +12,8 @@ import {
 import { waitFor } from '../../src/durable/wait.js';
 import type { SqliteEventStore } from '../../src/eventlog/sqlite.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { agent, type AgentContext, type AgentOutput } from '../../src/supervisor/agent.js';
+import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named, type AnyTopology } from '../../src/supervisor/topology.js';
 import { PRICING, cleanupDirs, counting, tempDb } from './helpers.js';
@@ -95,6 +97,82 @@ describe('waitFor: a workflow waits for a signal, durably', () => {
     // Replay of the finished run reads the signalled value from the record.
     const [replay] = await rt2.replay(workflowId);
     expect(replay?.divergences).toEqual([]);
+  });
+
+  it('a sibling the wait cancelled mid-call runs again as a new attempt: no (path, attempt) twice in the log', async () => {
+    // par(screen, seq(extract, approval)): screen's call is in flight when the wait suspends the run.
+    const seen: number[] = [];
+    const screen = agent({
+      name: 'screen',
+      model: 'sim',
+      timeoutMs: 86_400_000,
+      estimate: { inputTokens: 100, outputTokens: 10 },
+      run: (_input: unknown, ctx: AgentContext) => {
+        seen.push(ctx.attempt);
+        if (seen.length > 1)
+          return Promise.resolve({ value: 'clear', usage: { inputTokens: 90, outputTokens: 5 } });
+        return new Promise<AgentOutput<unknown>>((_, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+        });
+      },
+    });
+    const extract = agent({
+      name: 'extract',
+      model: 'sim',
+      estimate: { inputTokens: 100, outputTokens: 10 },
+      run: (_input: unknown, ctx: AgentContext) =>
+        new Promise<AgentOutput<unknown>>((resolve) => {
+          ctx.clock.setTimeout(
+            () => resolve({ value: 12_000, usage: { inputTokens: 80, outputTokens: 5 } }),
+            100,
+          );
+        }),
+    });
+    const topology = named(
+      'screened',
+      par(screen, seq(extract, waitFor('approval', { schema: z.object({ approved: z.boolean() }) }))),
+    ) as unknown as AnyTopology;
+    const budgeted = (db: string, clock: SimulatedClock) => {
+      const rt = createRuntime<SqliteEventStore>({
+        db,
+        clock,
+        seed: 3,
+        pricing: PRICING,
+        cache: false,
+        budget: { dailyUsd: 10 },
+      });
+      runtimes.push(rt);
+      rt.register('screened', topology);
+      return rt;
+    };
+    const file = tempDb();
+    const clock1 = simulatedClock(T0);
+    const rt1 = budgeted(file, clock1);
+    const first = rt1.run(topology as never, {}, { workflowId: 'scr-1' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await clock1.advanceAsync(1_000);
+    expect(isWorkflowWaitingError(await first)).toBe(true);
+    await runtimes.splice(0)[0]?.close();
+
+    // Another process delivers the signal: the workflow resumes there, screen runs again.
+    const clock2 = simulatedClock(T0 + HOUR);
+    const rt2 = budgeted(file, clock2);
+    const signalled = rt2.signal('scr-1', 'approval', { approved: true });
+    await clock2.advanceAsync(1_000);
+    await signalled;
+    const result = rt2.result('scr-1');
+    await clock2.advanceAsync(60_000);
+    await result;
+    expect(seen).toEqual([1, 2]);
+    const events = rt2.store.query({ workflowId: 'scr-1' });
+    const keys = (type: string) =>
+      events
+        .filter((e) => e.type === type && (e.payload as { path: string }).path === 'screened/screen')
+        .map((e) => (e.payload as { attempt?: number }).attempt);
+    expect(keys('cost.reserved')).toEqual([1, 2]);
+    expect(keys('cost.incurred')).toEqual([1, 2]); // the cancelled call's estimate, then the re-run's charge
   });
 
   it('refuses a value that fails the schema, and the workflow keeps waiting', async () => {
