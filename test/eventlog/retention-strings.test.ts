@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { canonicalJson } from '../../src/core/json.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
+import { addPayloadRefs, decodedRefs } from '../../src/eventlog/codec-refs.js';
 import { migrate } from '../../src/eventlog/schema.js';
 import type { ChainedEvent } from '../../src/eventlog/store.js';
 import { createRuntime } from '../../src/runtime.js';
@@ -329,6 +330,105 @@ describe('retention removes the dictionary strings only pruned events used', () 
     } finally {
       await rt.close();
     }
+  });
+});
+
+/** Each stored row's ids by the fast scan and by the codec's decoder (or what each threw). */
+function refsBothWays(type: string, stored: string): [unknown, unknown] {
+  const run = (f: (t: string, s: string, into: Set<number>) => void): unknown => {
+    const into = new Set<number>();
+    try {
+      f(type, stored, into);
+      return [...into].sort((a, b) => a - b);
+    } catch (e) {
+      return (e as Error).name;
+    }
+  };
+  return [run(addPayloadRefs), run(decodedRefs)];
+}
+
+describe("the payload scan finds exactly the ids the codec's decoder reads", () => {
+  it('agrees with the decoder on every row of real logs and on hostile and altered rows', async () => {
+    const file = tempDb();
+    const store = open({ path: file, writer: 'inline', clock: later() });
+    await store.append(mixedLog());
+    await store.append([
+      {
+        ts: NEW,
+        workflowId: 'hostile',
+        type: 'tool.called',
+        payload: {
+          path: 'a",]\\[{',
+          agent: 'b\u0000c',
+          tool: 'x'.repeat(3_000),
+          callId: 'c-1',
+          step: 7,
+          args: { nested: [1, [2, { three: '"]}' }]], n: null, t: true },
+        },
+      },
+      {
+        ts: NEW,
+        workflowId: 'hostile',
+        type: 'agent.failed',
+        payload: {
+          path: 12,
+          agent: ['wrapped', 3],
+          taskType: { o: 1 },
+          model: true,
+          category: 'timeout',
+          message: 'm',
+          attempts: 1,
+          latencyMs: 17,
+          costUsd: 0,
+          extraKey: { id: 5 },
+        } as never,
+      },
+    ]);
+    await store.close();
+    const rt = createRuntime({ db: file, clock: simulatedClock(NEW + 2 * DAY), seed: 1 });
+    const a = (name: string) =>
+      agent({
+        name,
+        model: 'gpt-4',
+        run: () => Promise.resolve({ value: name, usage: { inputTokens: 3, outputTokens: 2 } }),
+      });
+    await rt.run(named('flow', seq(par(a('v'), a('w')), a('r'))), { id: 'rt-1' });
+    await rt.close();
+
+    const raw = new Database(file, { readonly: true });
+    const rows = raw
+      .prepare<[], [string, unknown]>(
+        'SELECT t.value, e.payload FROM events e JOIN keel_strings t ON t.id = e.type ORDER BY e.seq',
+      )
+      .raw()
+      .all();
+    raw.close();
+    expect(rows.length).toBeGreaterThan(30);
+    let withIds = 0;
+    for (const [type, stored] of rows) {
+      if (typeof stored !== 'string') continue;
+      const [fast, decoded] = refsBothWays(type, stored);
+      expect(fast, `${type} ${stored}`).toEqual(decoded);
+      if (Array.isArray(fast) && fast.length > 0) withIds++;
+      // Altered forms: the scan must not trust what it does not recognise.
+      for (const altered of [
+        stored.replace(/,/, ', '),
+        stored.replace(/,(\d+)/, ',$1.0'),
+        stored.replace(/,(\d+)/, ',0$1'),
+        stored.replace(/,(\d+)/, ',$1e0'),
+        stored.slice(0, -1),
+        `${stored.slice(0, -1)},{"x":1}]`,
+        stored.replace(/^\[\d+/, '[1073741823'),
+      ]) {
+        const [f, d] = refsBothWays(type, altered);
+        // Never fewer ids than the decoder reads; a row the decoder refuses may still scan (its
+        // coded ids are kept as found), but one the scan refuses, the decoder refuses too.
+        if (Array.isArray(f) && Array.isArray(d))
+          expect(f, `${type} ${altered}`).toEqual(expect.arrayContaining(d));
+        else if (!Array.isArray(f)) expect(d).toBe(f);
+      }
+    }
+    expect(withIds).toBeGreaterThan(20);
   });
 });
 
