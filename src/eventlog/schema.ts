@@ -23,8 +23,8 @@ BEGIN
 END`,
 };
 
-/** The dictionary's append-only triggers (schema 4): a changed string would change every row using it. */
-const STRINGS_TRIGGERS_SQL: Readonly<Record<string, string>> = {
+/** The dictionary's append-only triggers as schema 4 created them: a changed string would change every row using it. */
+const STRINGS_TRIGGERS_V4_SQL: Readonly<Record<string, string>> = {
   keel_strings_no_update: `CREATE TRIGGER keel_strings_no_update BEFORE UPDATE ON keel_strings
 BEGIN
   SELECT RAISE(ABORT, 'keel: keel_strings is append-only; UPDATE is refused (the rows using a string would no longer match their hashes)');
@@ -32,6 +32,19 @@ END`,
   keel_strings_no_delete: `CREATE TRIGGER keel_strings_no_delete BEFORE DELETE ON keel_strings
 BEGIN
   SELECT RAISE(ABORT, 'keel: keel_strings is append-only; DELETE is refused (the rows using a string would no longer read)');
+END`,
+};
+
+/**
+ * The dictionary's triggers from schema 5: UPDATE is refused as before; DELETE only through the
+ * retention gate, which `prune` opens to remove the strings no remaining event refers to.
+ */
+const STRINGS_TRIGGERS_SQL: Readonly<Record<string, string>> = {
+  keel_strings_no_update: STRINGS_TRIGGERS_V4_SQL.keel_strings_no_update as string,
+  keel_strings_no_delete: `CREATE TRIGGER keel_strings_no_delete BEFORE DELETE ON keel_strings
+WHEN (SELECT open FROM retention_gate WHERE id = 1) IS NOT 1
+BEGIN
+  SELECT RAISE(ABORT, 'keel: keel_strings is append-only; DELETE is refused outside retention (EventStore.prune removes the strings only pruned events used)');
 END`,
 };
 
@@ -141,7 +154,7 @@ CREATE TABLE keel_strings (
   id    INTEGER PRIMARY KEY,
   value TEXT    NOT NULL UNIQUE
 );
-${Object.values(STRINGS_TRIGGERS_SQL).join(';\n')};
+${Object.values(STRINGS_TRIGGERS_V4_SQL).join(';\n')};
 CREATE TABLE events_v4 (
   seq      INTEGER PRIMARY KEY,
   ts       INTEGER NOT NULL,
@@ -235,8 +248,32 @@ function codedPayload(type: string, stored: unknown, strings: SqliteStrings): st
   return Buffer.from(text, 'utf8');
 }
 
+/**
+ * Version 5: retention removes dictionary strings. A prune deletes, in its transaction and through
+ * the retention gate, every `keel_strings` row no remaining event refers to (as its workflow or
+ * type, or from its coded payload), so a pruned workflow's id leaves the file with its events. Ids
+ * are never reused: the table is rebuilt with `AUTOINCREMENT` (SQLite then remembers the highest
+ * id ever assigned in `sqlite_sequence`), so a reader in another process that cached a deleted
+ * id's string can never see that id name another string; a writer checks for a newer `log.anchor`
+ * before trusting its cache (`sqlite-strings.ts`). The delete trigger consults the gate like the
+ * events' one; UPDATE stays refused. The copy keeps every id, in the opening's one transaction
+ * (the dictionary is small: a few MB at most); the view is re-created over the new table.
+ */
+const V5 = `
+DROP VIEW IF EXISTS events_readable;
+CREATE TABLE keel_strings_v5 (
+  id    INTEGER PRIMARY KEY AUTOINCREMENT,
+  value TEXT    NOT NULL UNIQUE
+);
+INSERT INTO keel_strings_v5 (id, value) SELECT id, value FROM keel_strings ORDER BY id;
+DROP TABLE keel_strings;
+ALTER TABLE keel_strings_v5 RENAME TO keel_strings;
+${Object.values(STRINGS_TRIGGERS_SQL).join(';\n')};
+${READABLE_VIEW};
+`;
+
 /** Each migration: SQL, or (version 4) a function of the connection. */
-const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [V1, V2, V3, migrateV4];
+const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [V1, V2, V3, migrateV4, V5];
 
 /** Schema version this Keel writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -259,8 +296,14 @@ export { KEEL_APPLICATION_ID };
  */
 export const APPEND_ONLY_TRIGGERS: Readonly<Record<string, string>> = APPEND_ONLY_TRIGGERS_SQL;
 
-/** The dictionary's append-only triggers (version 4 on), checked and restored like the events'. */
+/**
+ * The dictionary's triggers (version 5 on: DELETE through the retention gate), checked and restored
+ * like the events'. A version-4 file (read-only) is checked against {@link STRINGS_TRIGGERS_V4}.
+ */
 export const STRINGS_TRIGGERS: Readonly<Record<string, string>> = STRINGS_TRIGGERS_SQL;
+
+/** The dictionary's triggers of a version-4 file (DELETE always refused). */
+export const STRINGS_TRIGGERS_V4: Readonly<Record<string, string>> = STRINGS_TRIGGERS_V4_SQL;
 
 /** Columns of `events` in versions 1–2, 3 and 4; `retention_gate`'s in every version; `keel_strings`'. */
 const EVENT_COLUMNS_V1 = ['seq', 'ts', 'workflow_id', 'type', 'v', 'class', 'payload', 'prev_hash', 'hash'];
@@ -365,13 +408,18 @@ export function triggerProblems(db: Database.Database): string[] {
   return problems;
 }
 
-/** The triggers a log must have: the events' and, from version 4 (it has `keel_strings`), the dictionary's. */
+/**
+ * The triggers a log must have: the events' and, from version 4 (it has `keel_strings`), the
+ * dictionary's (version 4's refuse every DELETE; from version 5 retention may delete through the gate).
+ */
 function expectedTriggers(db: Database.Database): Readonly<Record<string, string>> {
   const strings = db
     .prepare<[], number>("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keel_strings'")
     .pluck()
     .get();
-  return strings === undefined ? APPEND_ONLY_TRIGGERS : { ...APPEND_ONLY_TRIGGERS, ...STRINGS_TRIGGERS };
+  if (strings === undefined) return APPEND_ONLY_TRIGGERS;
+  const dictionary = readSchemaVersion(db) >= 5 ? STRINGS_TRIGGERS : STRINGS_TRIGGERS_V4;
+  return { ...APPEND_ONLY_TRIGGERS, ...dictionary };
 }
 
 /** Every trigger on `events` and `keel_strings`. */
@@ -422,16 +470,17 @@ export function restoreTriggers(db: Database.Database): string[] {
  * Brings the database up to {@link SCHEMA_VERSION} and stamps {@link KEEL_APPLICATION_ID}. Call
  * inside an IMMEDIATE transaction (so two processes opening a new file do not both create it),
  * after {@link classifyLog} said `empty` or `keel`. Returns the version found before migrating; the
- * caller has already refused versions above {@link SCHEMA_VERSION}.
+ * caller has already refused versions above {@link SCHEMA_VERSION}. `target` (default: the current
+ * version) lets tests build a file exactly as an earlier Keel left it.
  */
-export function migrate(db: Database.Database): number {
+export function migrate(db: Database.Database, target: number = SCHEMA_VERSION): number {
   const found = readSchemaVersion(db);
-  for (let v = found; v < SCHEMA_VERSION; v++) {
+  for (let v = found; v < target; v++) {
     const step = MIGRATIONS[v] as string | ((db: Database.Database) => void);
     if (typeof step === 'string') db.exec(step);
     else step(db);
   }
-  if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  if (found < target) db.pragma(`user_version = ${target}`);
   if (readApplicationId(db) !== KEEL_APPLICATION_ID) db.pragma(`application_id = ${KEEL_APPLICATION_ID}`);
   return found;
 }

@@ -9,10 +9,20 @@
  * Ids assigned in a transaction that rolls back are forgotten ({@link SqliteStrings.rollback}): the
  * next transaction may give those ids to other strings. Readers: {@link SqliteStrings.lookup}
  * answers from a cache, else one look-up (a read never inserts).
+ *
+ * Retention (schema 5) deletes the strings no remaining event refers to ({@link deleteUnusedStrings}).
+ * Ids are never reused (`AUTOINCREMENT`), so a reader's cached `id → string` of a deleted id is
+ * stale but harmless (no row refers to that id any more). A writer's cached `string → id` is not:
+ * it would write a dangling id. So every write transaction, after the chain writer's `sync()`,
+ * calls {@link SqliteStrings.synced}: when the log grew past what this connection checked, one
+ * index look-up asks whether a `log.anchor` (which every prune that deletes anything appends in
+ * its transaction) was appended since, and if so the cache is forgotten.
  */
 import type Database from 'better-sqlite3';
-import { decodePayload, decodePayloadJson, type Dictionary } from './codec.js';
+import { decodePayload, decodePayloadJson, isPayloadDecodeError, type Dictionary } from './codec.js';
+import { addPayloadRefs } from './codec-refs.js';
 import { CorruptLogError } from './errors.js';
+import { SYSTEM_WORKFLOW_ID } from './events.js';
 import type { StoredRows } from './sql/dialect.js';
 
 /** Entries each cache keeps before it is cleared (a few MB at most; the hot strings come back at once). */
@@ -27,16 +37,48 @@ export class SqliteStrings implements Dictionary {
   private selectId: Database.Statement<[string], number> | undefined;
   private insert: Database.Statement<[string], number> | undefined;
   private selectValue: Database.Statement<[number], string> | undefined;
+  private selectAnchor: Database.Statement<[number], number> | undefined;
+  /** The log's seq through which this connection knows no prune deleted strings it may cache. */
+  private checkedSeq = 0;
+  /** {@link checkedSeq} when the write transaction began (put back on {@link rollback}). */
+  private checkedAtBegin = 0;
 
   constructor(private readonly db: Database.Database) {}
 
   /** A write transaction starts: ids learnt from here on are forgotten if it rolls back. */
   begin(): void {
     this.learnt.length = 0;
+    this.checkedAtBegin = this.checkedSeq;
+  }
+
+  /**
+   * Inside a write transaction, after the chain writer's `sync()`: `seq` is the log's highest seq.
+   * When rows were appended since this connection last checked (by another connection: its own
+   * are {@link wroteThrough}), forgets the cache if one of them is a `log.anchor` — a prune, which
+   * may have deleted strings the cache still maps to their ids. One index look-up, only then.
+   */
+  synced(seq: number): void {
+    if (seq <= this.checkedSeq) return;
+    if (this.ids.size > 0 || this.values.size > 0) {
+      this.selectAnchor ??= this.db
+        .prepare<[number], number>(
+          `SELECT 1 FROM events WHERE workflow = (SELECT id FROM keel_strings WHERE value = '${SYSTEM_WORKFLOW_ID}')
+             AND type = (SELECT id FROM keel_strings WHERE value = 'log.anchor') AND seq > ? LIMIT 1`,
+        )
+        .pluck();
+      if (this.selectAnchor.get(this.checkedSeq) !== undefined) this.clear();
+    }
+    this.checkedSeq = seq;
+  }
+
+  /** The write transaction's own rows end at `seq` (before it commits): none of them needs {@link synced}'s check. */
+  wroteThrough(seq: number): void {
+    if (seq > this.checkedSeq) this.checkedSeq = seq;
   }
 
   /** The write transaction rolled back: forgets the ids it learnt (some may not exist any more). */
   rollback(): void {
+    this.checkedSeq = this.checkedAtBegin;
     for (const value of this.learnt) {
       const id = this.ids.get(value);
       this.ids.delete(value);
@@ -176,6 +218,64 @@ function parseVerbatim(seq: number, type: string, text: string): unknown {
       `its ${type} payload, kept verbatim, is not JSON (${(e as Error).message})`,
     );
   }
+}
+
+/** Rows {@link deleteUnusedStrings} reads per statement. */
+const SCAN_PAGE = 4096;
+
+/** What {@link deleteUnusedStrings} did: strings deleted, or why it kept them all. */
+export type UnusedStrings = { deleted: number } | { kept: string };
+
+/**
+ * Retention's second half (schema 5), inside the prune's write transaction after its events were
+ * deleted and its anchors appended: deletes, through the retention gate (`openGate`/`closeGate`),
+ * every `keel_strings` row that no remaining event refers to as its workflow, its type or from its
+ * coded payload (`codec-refs.ts`). Reads every remaining row once, a page at a time (a string can
+ * be a pruned workflow's id and a kept row's payload value, so no row can be skipped). A row whose
+ * payload cannot be read (altered, or written by a newer Keel) refers to unknown ids: then no
+ * string is deleted (`kept` says why; verify names the row). Forgets `strings`' cache.
+ */
+export function deleteUnusedStrings(
+  db: Database.Database,
+  strings: SqliteStrings,
+  openGate: string,
+  closeGate: string,
+): UnusedStrings {
+  const used = new Set<number>();
+  const typeNames = new Map<number, string>();
+  const page = db
+    .prepare<[number, number], [number, unknown, unknown, unknown]>(
+      'SELECT seq, workflow, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    )
+    .raw();
+  for (let cursor = 0; ;) {
+    const rows = page.all(cursor, SCAN_PAGE);
+    for (const [seq, workflow, type, payload] of rows) {
+      used.add(workflow as number);
+      used.add(type as number);
+      // Only a key-coded row (`[mask, …]`) can hold ids.
+      if (typeof payload !== 'string' || payload.charCodeAt(0) !== 0x5b /* [ */) continue;
+      let name = typeNames.get(type as number);
+      try {
+        if (name === undefined) typeNames.set(type as number, (name = strings.lookup(type as number)));
+        addPayloadRefs(name, payload, used);
+      } catch (e) {
+        if (!(e instanceof CorruptLogError) && !isPayloadDecodeError(e)) throw e;
+        return { kept: `seq ${seq} does not read (${e.message}), so what it refers to is unknown` };
+      }
+    }
+    if (rows.length < SCAN_PAGE) break;
+    cursor = (rows[rows.length - 1] as [number, unknown, unknown, unknown])[0];
+  }
+  const ids = db.prepare<[], number>('SELECT id FROM keel_strings').pluck().all();
+  const unused = ids.filter((id) => !used.has(id));
+  strings.clear();
+  if (unused.length === 0) return { deleted: 0 };
+  const remove = db.prepare<[number]>('DELETE FROM keel_strings WHERE id = ?');
+  db.exec(openGate);
+  for (const id of unused) remove.run(id);
+  db.exec(closeGate);
+  return { deleted: unused.length };
 }
 
 /** The dialect's decoding of rows ({@link StoredRows}) on `strings`' connection. */

@@ -54,6 +54,8 @@ try {
   );
   write = db.transaction(({ nums, lens, text }: PackedRows): number => {
     chain.sync();
+    // A prune by another connection may have deleted strings this one caches (sqlite-strings.ts).
+    strings.synced(chain.seq);
     const first = chain.seq + 1;
     for (let o = 0, at = 0; o < nums.length; o += 3) {
       const workflowId = text.slice(at, (at += lens[o] as number));
@@ -63,6 +65,7 @@ try {
       chain.append(nums[o] as number, workflowId, type, nums[o + 1] as number, cls, payload);
     }
     chain.flushRows();
+    strings.wroteThrough(chain.seq);
     return first;
   });
   // Seen by the store at once, even while its event loop is busy (the message may wait).

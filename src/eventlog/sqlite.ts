@@ -20,7 +20,7 @@ import type {
 import { canonicalPayloadJson, prepareEvent, prepareEvents } from './validate.js';
 import { CommitListeners } from './commits.js';
 import { sqliteDialectFor, type SqlDialect } from './sql/dialect.js';
-import { SqliteStrings, storedRows } from './sqlite-strings.js';
+import { SqliteStrings, deleteUnusedStrings, storedRows } from './sqlite-strings.js';
 import type { SqlProgram } from './sql/program.js';
 import {
   KeysetPages,
@@ -210,6 +210,7 @@ class SqliteStore implements SqliteEventStore {
     this.writeBatch = db.transaction((batch: Batch) => {
       const chain = this.chain;
       chain.sync();
+      strings?.synced(chain.seq);
       const { events, payloadJson, starts } = batch;
       if (starts.length > 0) {
         this.writeWithStarts(batch);
@@ -220,6 +221,7 @@ class SqliteStore implements SqliteEventStore {
         e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
       }
       chain.flushRows();
+      strings?.wroteThrough(chain.seq);
     });
     this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw), dialect, strings);
     this.pageCap = options.maxPageCount;
@@ -361,6 +363,7 @@ class SqliteStore implements SqliteEventStore {
       e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
     }
     chain.flushRows();
+    this.strings?.wroteThrough(chain.seq);
   }
 
   /** Whether the file holds a `workflow.started` for `workflowId` (inside the write transaction). */
@@ -558,10 +561,15 @@ class SqliteStore implements SqliteEventStore {
     const saved = this.chain.save();
     let result: PruneResult;
     let written: KeelEvent[] = [];
+    // What the prune deletes is overwritten with zeros, not left in free space: a pruned workflow's
+    // id (and the inline strings of its payloads) must leave the file's bytes.
+    const secure = this.db.pragma('secure_delete', { simple: true }) as number;
+    if (secure !== 1) this.db.pragma('secure_delete = ON');
     try {
       [result, written] = this.db
         .transaction((): [PruneResult, KeelEvent[]] => {
           this.chain.sync();
+          this.strings?.synced(this.chain.seq);
           const done = this.chain.run(prunePlan(this.dialect, cls, olderThan));
           const now = this.options.clock.now();
           const anchors = (done?.anchors ?? []).map((payload) => {
@@ -577,15 +585,45 @@ class SqliteStore implements SqliteEventStore {
             return event;
           });
           this.chain.flushRows();
+          // The strings only the pruned rows used go too (after the anchors, which use theirs).
+          const strings = this.strings;
+          if (done !== undefined && strings !== undefined) {
+            deleteUnusedStrings(this.db, strings, this.dialect.openGate, this.dialect.closeGate);
+          }
+          strings?.wroteThrough(this.chain.seq);
           return [pruneResult(cls, done, anchors[0]?.seq), anchors];
         })
         .immediate();
     } catch (e) {
       this.chain.restore(saved);
       throw toStoreError(e, this.path, this.options.busyTimeoutMs);
+    } finally {
+      if (secure !== 1) this.db.pragma(`secure_delete = ${secure}`);
     }
-    if (written.length > 0) this.commits.committed(written);
+    if (written.length > 0) {
+      this.truncateWal();
+      this.commits.committed(written);
+    }
     return result;
+  }
+
+  /**
+   * After a prune: the -wal file still holds the page images from before it (with the pruned
+   * strings) until a checkpoint reuses or truncates it. One truncating checkpoint, without waiting:
+   * when another connection is reading or writing it does not complete, and ordinary checkpoints
+   * overwrite those frames later (`PRAGMA wal_checkpoint(TRUNCATE)` removes them at once).
+   */
+  private truncateWal(): void {
+    if (this.path === ':memory:') return;
+    const timeout = this.db.pragma('busy_timeout', { simple: true }) as number;
+    try {
+      this.db.pragma('busy_timeout = 0');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Best effort: the prune has committed; a busy or full disk leaves the frames to later checkpoints.
+    } finally {
+      this.db.pragma(`busy_timeout = ${timeout}`);
+    }
   }
 
   // ── reads ───────────────────────────────────────────────────────────────────────────────────

@@ -10,7 +10,7 @@ import { auditEvent, mixedEvents, open, tempDb } from './helpers.js';
 const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden.db');
 
 describe('opening a store', () => {
-  it('creates the schema at user_version 4, in WAL mode, with dictionary-coded rows, the query indexes and triggers', async () => {
+  it('creates the schema at user_version 5, in WAL mode, with dictionary-coded rows, the query indexes and triggers', async () => {
     const path = tempDb();
     await open({ path }).close();
 
@@ -22,7 +22,7 @@ describe('opening a store', () => {
           .pluck()
           .all(type) as string[]
       ).filter((n) => !n.startsWith('sqlite_'));
-    expect(raw.pragma('user_version', { simple: true })).toBe(4);
+    expect(raw.pragma('user_version', { simple: true })).toBe(5);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names('table')).toEqual(['events', 'keel_strings', 'retention_gate']);
     expect(names('view')).toEqual(['events_readable']);

@@ -97,13 +97,13 @@ describe('schema 4: migration from schema 3 and 2', () => {
 
     const store = open({ path: file });
     expect(version(file)).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     const all = [...store.iterateChained()];
     expect(all.slice(0, chained.length)).toEqual(chained);
     const maintained = all.at(-1);
     expect(maintained?.event).toMatchObject({
       type: 'log.maintained',
-      payload: { action: 'migrated', fromVersion: 3, toVersion: 4 },
+      payload: { action: 'migrated', fromVersion: 3, toVersion: 5 },
     });
     expect(store.verify()).toMatchObject({ ok: true, events: chained.length + 1 });
     // The rows are coded: integer workflow/type/class, the strings once in keel_strings.
@@ -129,11 +129,11 @@ describe('schema 4: migration from schema 3 and 2', () => {
     expect(again.query({ workflowId: 'wf-105' })).toHaveLength(1);
   });
 
-  it('migrates a schema-2 file through 3 to 4 in one open, and it verifies', async () => {
+  it('migrates a schema-2 file through 3 and 4 to 5 in one open, and it verifies', async () => {
     const chained = await realRows();
     const file = oldFile(chained, 2);
     const store = open({ path: file });
-    expect(version(file)).toBe(4);
+    expect(version(file)).toBe(5);
     expect([...store.iterateChained()].slice(0, chained.length)).toEqual(chained);
     expect(store.verify()).toMatchObject({ ok: true, events: chained.length + 1 });
   });
@@ -196,7 +196,7 @@ describe('schema 4: migration from schema 3 and 2', () => {
 
     const again = createRuntime({ db: file, clock: simulatedClock(T0), seed: 1, pricing });
     try {
-      expect(version(file)).toBe(4);
+      expect(version(file)).toBe(5);
       const calls = { n: 0 };
       const [report] = await again.replay(workflowId, { topologies: { invoice: flow(calls) } });
       expect(calls.n).toBe(0);
