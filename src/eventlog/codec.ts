@@ -367,6 +367,8 @@ interface Layout {
   sorted: readonly number[];
   /** `"key":` of each key. */
   members: readonly string[];
+  /** Positions in `keys` of the keys of each length (the text scanner's look-up). */
+  byLength: readonly (readonly number[] | undefined)[];
 }
 
 /** Masks are read with 32-bit operators: a list may not outgrow them. */
@@ -379,7 +381,10 @@ const LAYOUTS: ReadonlyMap<string, Layout> = new Map(
     const kinds = keys.map((k) => KIND_CODES[(fields as Record<string, KeyKind>)[k] as KeyKind]);
     const sorted = keys.map((_, i) => i).sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
     const members = keys.map((k) => `${JSON.stringify(k)}:`);
-    return [type, { keys, kinds, index: new Map(keys.map((k, i) => [k, i])), sorted, members }];
+    const byLength: number[][] = [];
+    keys.forEach((k, i) => (byLength[k.length] ??= []).push(i));
+    const index = new Map(keys.map((k, i) => [k, i]));
+    return [type, { keys, kinds, index, sorted, members, byLength }];
   }),
 );
 
@@ -534,6 +539,229 @@ function usage(value: unknown): string | undefined {
 /** Whether canonical JSON keeps a member with this (resolved) value. */
 function isJsonValue(v: unknown): boolean {
   return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
+}
+
+// ── encode from the hashed text ──────────────────────────────────────────────────────────────────
+
+/**
+ * `encodePayload(type, JSON.parse(text), dict)`, byte for byte and with the same dictionary calls in
+ * the same order, for a `text` written by `canonicalJson` / `fastCanonicalJson` (the hashed form of a
+ * payload), without parsing it: the writer's hot path. Canonical JSON has sorted keys and no
+ * whitespace, so each top-level member's value text is already that value's canonical JSON: a
+ * `plain` value and an extra member are copied, a `dict` value needs only its string, a `json` value
+ * is coded as its own text.
+ *
+ * A text it does not expect (a root that is no object, a type without a key list, whitespace, keys
+ * out of order, nesting deeper than {@link MAX_SCAN_DEPTH}, an escape in a key that is not
+ * `JSON.stringify`'s) takes the parse path, which gives the same result or throws as before. Nested
+ * values are copied, not checked: a text that is JSON but not canonical there (`1.0`, a space
+ * inside `input`) is stored as given, and the strict read (`decodePayloadJson`) refuses that row, as
+ * the chain over the given text could not verify anyway. `ChainWriter` passes only canonical texts.
+ *
+ * @throws as {@link encodePayload} (and `JSON.parse`: a SyntaxError when `text` is no JSON).
+ * @example
+ * encodeCanonicalPayload('agent.invoked', '{"agent":"vendor","model":"gpt-4","path":"p","taskType":"vendor"}', dict);
+ * // '[27,1,2,2,3]', as encodePayload of the object
+ */
+export function encodeCanonicalPayload(type: string, text: string, dict: Dictionary): string {
+  const layout = LAYOUTS.get(type);
+  if (layout !== undefined) {
+    const stored = encodeScanned(layout, text, dict);
+    if (stored !== undefined) return stored;
+  }
+  return encodePayload(type, JSON.parse(text) as Record<string, unknown>, dict);
+}
+
+/** Nesting the scanner follows (the parse path takes deeper texts, as it always did). */
+const MAX_SCAN_DEPTH = 64;
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const LBRACKET = 0x5b;
+const BACKSLASH = 0x5c;
+const RBRACKET = 0x5d;
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+
+const USAGE_INPUT = '{"inputTokens":';
+const USAGE_OUTPUT = ',"outputTokens":';
+
+/**
+ * The stored row of a canonical object text, or undefined (before any dictionary call) when the
+ * text is not one the scan expects. The whole text is scanned first; the strings to code are then
+ * coded in canonical key order, the order in which `encodePayload` meets them in a parsed object
+ * (its keys are never integer-like, the only keys `Object.keys` puts first).
+ */
+function encodeScanned(layout: Layout, text: string, dict: Dictionary): string | undefined {
+  const n = text.length;
+  if (n < 2 || text.charCodeAt(0) !== LBRACE) return undefined;
+  if (n === 2) return text.charCodeAt(1) === RBRACE ? '[0]' : undefined;
+  const { keys, kinds, byLength } = layout;
+  /** Stored text of each present key by position, or the string (JSON text) to code as its id. */
+  const slots = new Array<string | undefined>(kinds.length);
+  /** The keys whose slot holds the string to code. */
+  let coded = 0;
+  let extras: string | undefined;
+  let mask = 0;
+  let previous = '';
+  let at = 1;
+  for (;;) {
+    // `"name":value` then `,` or the closing `}`.
+    if (text.charCodeAt(at) !== QUOTE) return undefined;
+    const keyEnd = stringEnd(text, at);
+    if (keyEnd < 0 || text.charCodeAt(keyEnd) !== COLON) return undefined;
+    // A listed key is found without slicing the name out (a Map look-up would hash a new string).
+    let i = -1;
+    const candidates = byLength[keyEnd - at - 2];
+    if (candidates !== undefined) {
+      for (let c = 0; c < candidates.length; c++) {
+        const k = candidates[c] as number;
+        if (text.startsWith(keys[k] as string, at + 1)) {
+          i = k;
+          break;
+        }
+      }
+    }
+    const name = i >= 0 ? (keys[i] as string) : stringAt(text, at, keyEnd);
+    if (name === undefined) return undefined;
+    // A listed key written with escapes (`"\u0070ath"`): canonical JSON never writes one.
+    if (i < 0) i = layout.index.get(name) ?? -1;
+    if (at > 1 && !(previous < name)) return undefined;
+    previous = name;
+    const start = keyEnd + 1;
+    const end = valueEnd(text, start);
+    if (end < 0) return undefined;
+    if (i < 0) {
+      // An extra member: `JSON.stringify(name):value`, as encodePayload writes it, if the key is
+      // quoted as JSON.stringify quotes it (canonical JSON's keys always are).
+      if (JSON.stringify(name) !== text.slice(at, keyEnd)) return undefined;
+      extras = (extras === undefined ? '' : extras + ',') + text.slice(at, end);
+    } else {
+      mask |= 1 << i;
+      const c = text.charCodeAt(start);
+      switch (kinds[i]) {
+        case KIND_DICT:
+          if (c === QUOTE) {
+            const s = stringAt(text, start, end);
+            if (s === undefined) return undefined;
+            if (codable(s)) {
+              slots[i] = s;
+              coded |= 1 << i;
+            } else slots[i] = text.slice(start, end);
+          } else slots[i] = escapedText(text, start, end, c);
+          break;
+        case KIND_JSON:
+          if (c === LBRACE || c === LBRACKET) {
+            const t = text.slice(start, end);
+            if (t.length <= MAX_CODED_JSON_LENGTH && codableText(t)) coded |= 1 << i;
+            slots[i] = (coded & (1 << i)) !== 0 || c === LBRACE ? t : `[${t}]`;
+          } else slots[i] = escapedText(text, start, end, c);
+          break;
+        case KIND_USAGE:
+          slots[i] =
+            (c === LBRACE ? usageText(text, start, end) : undefined) ?? escapedText(text, start, end, c);
+          break;
+        case KIND_HASH: {
+          const hex = c === QUOTE && end - start === 66 ? text.slice(start + 1, end - 1) : '';
+          slots[i] = HEX_64.test(hex)
+            ? '"' + Buffer.from(hex, 'hex').toString('base64url') + '"'
+            : `[${text.slice(start, end)}]`;
+          break;
+        }
+        default:
+          slots[i] = text.slice(start, end);
+      }
+    }
+    const next = text.charCodeAt(end);
+    if (next === COMMA) at = end + 1;
+    else if (next === RBRACE && end === n - 1) break;
+    else return undefined;
+  }
+  if (coded !== 0) {
+    const { sorted } = layout;
+    for (let s = 0; s < sorted.length; s++) {
+      const i = sorted[s] as number;
+      if ((coded & (1 << i)) !== 0) slots[i] = String(dict.code(slots[i] as string));
+    }
+  }
+  let out = '[' + String(mask);
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i];
+    if (slot !== undefined) out += ',' + slot;
+  }
+  return (extras === undefined ? out : out + ',{' + extras + '}') + ']';
+}
+
+/** Index after the string whose opening quote is at `at` (escaped quotes skipped), or -1. */
+function stringEnd(text: string, at: number): number {
+  let q = text.indexOf('"', at + 1);
+  while (q > 0 && text.charCodeAt(q - 1) === BACKSLASH) {
+    let b = q - 2;
+    while (text.charCodeAt(b) === BACKSLASH) b--;
+    // An even run of backslashes escapes itself, not the quote.
+    if ((q - 1 - b) % 2 === 0) break;
+    q = text.indexOf('"', q + 1);
+  }
+  return q < 0 ? -1 : q + 1;
+}
+
+/** The string of the JSON string text `text[start, end)`, or undefined when it is no JSON string. */
+function stringAt(text: string, start: number, end: number): string | undefined {
+  const s = text.slice(start + 1, end - 1);
+  if (!s.includes('\\')) return s;
+  try {
+    return JSON.parse(text.slice(start, end)) as string;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Index after the JSON value that starts at `at`, or -1 (nothing there, or nested too deep). */
+function valueEnd(text: string, at: number): number {
+  const c = text.charCodeAt(at);
+  if (c === QUOTE) return stringEnd(text, at);
+  if (c === LBRACE || c === LBRACKET) {
+    let depth = 0;
+    for (let i = at; i < text.length; i++) {
+      const d = text.charCodeAt(i);
+      if (d === QUOTE) {
+        const after = stringEnd(text, i);
+        if (after < 0) return -1;
+        i = after - 1;
+      } else if (d === LBRACE || d === LBRACKET) {
+        if (++depth > MAX_SCAN_DEPTH) return -1;
+      } else if (d === RBRACE || d === RBRACKET) {
+        if (--depth === 0) return i + 1;
+      }
+    }
+    return -1;
+  }
+  // A number, true, false or null: up to the next `,`, `}` or `]`.
+  let i = at;
+  while (i < text.length) {
+    const d = text.charCodeAt(i);
+    if (d === COMMA || d === RBRACE || d === RBRACKET) break;
+    i++;
+  }
+  return i === at ? -1 : i;
+}
+
+/** What {@link escaped} writes for the value text `text[start, end)`: numbers and arrays wrapped. */
+function escapedText(text: string, start: number, end: number, c: number): string {
+  const t = text.slice(start, end);
+  return c === LBRACKET || c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39) ? `[${t}]` : t;
+}
+
+/** What {@link usage} writes for the object text `text[start, end)`, or undefined when it has other keys. */
+function usageText(text: string, start: number, end: number): string | undefined {
+  if (!text.startsWith(USAGE_INPUT, start)) return undefined;
+  const a = start + USAGE_INPUT.length;
+  const aEnd = valueEnd(text, a);
+  if (aEnd < 0 || !text.startsWith(USAGE_OUTPUT, aEnd)) return undefined;
+  const b = aEnd + USAGE_OUTPUT.length;
+  if (valueEnd(text, b) !== end - 1) return undefined;
+  return '[' + text.slice(a, aEnd) + ',' + text.slice(b, end - 1) + ']';
 }
 
 // ── decode ───────────────────────────────────────────────────────────────────────────────────────

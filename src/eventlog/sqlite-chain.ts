@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 import { GENESIS_HASH, chainHash } from './chain.js';
 import type { EventClass } from './events.js';
 import type { SqlDialect } from './sql/dialect.js';
-import { encodePayload } from './codec.js';
+import { encodeCanonicalPayload } from './codec.js';
 import type { SqliteStrings } from './sqlite-strings.js';
 import { runSync, type SqlProgram, type Step } from './sql/program.js';
 import { headsFromEvents, type ChainState, type Head } from './sql/retention.js';
@@ -82,8 +82,9 @@ export class ChainWriter {
     a[o++] = strings.code(type);
     a[o++] = v;
     a[o++] = cls === 'audit' ? 0 : 1;
-    // From the hashed text, not the caller's object (which it may have changed since `append`).
-    a[o++] = encodePayload(type, JSON.parse(payloadJson) as Record<string, unknown>, strings);
+    // From the hashed text, not the caller's object (which it may have changed since `append`),
+    // scanned rather than parsed and written again (the same row, byte for byte).
+    a[o++] = encodeCanonicalPayload(type, payloadJson, strings);
     // chainHash's own lowercase hex: no need for hashBytes' format check.
     a[o] = Buffer.from(hash, 'hex');
     if (++this.bufferedRows === ROWS_PER_INSERT) {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stubInvoice } from '../../bench/footprint-bytes.js';
 import { canonicalJson } from '../../src/core/json.js';
 import {
@@ -10,6 +10,7 @@ import {
   codable,
   decodePayload,
   decodePayloadJson,
+  encodeCanonicalPayload,
   encodePayload,
   isPayloadDecodeError,
   payloadKeys,
@@ -515,6 +516,211 @@ describe('payload codec (schema 4)', () => {
       expect(dict.strings).not.toContain('INV-2026-000001');
     } finally {
       await rt.close();
+    }
+  });
+});
+
+// ── encoding from the hashed text (encodeCanonicalPayload) ──────────────────────────────────────
+
+/** Strings of the characters the scanner steers by: quotes, backslash runs, brackets, separators. */
+const scannerText = fc.string({
+  unit: fc.constantFrom(
+    '\\',
+    '"',
+    'a',
+    '{',
+    '}',
+    '[',
+    ']',
+    ',',
+    ':',
+    '\n',
+    '\0',
+    '\u2028',
+    '\ud800',
+    '\u{1F600}',
+  ),
+  maxLength: 8,
+});
+/** Keys that need escaping, sort before, between and after the key lists' keys, or look like indexes. */
+const scannerKey = fc.oneof(
+  hostileKey,
+  scannerText,
+  fc.constantFrom(
+    'a',
+    'zz',
+    'path0',
+    'pat',
+    'usage0',
+    'input',
+    '0',
+    '10',
+    '2',
+    '-1',
+    '"',
+    '\\',
+    'a"b',
+    '\u{1F600}',
+  ),
+);
+const scannerValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    str,
+    scannerText,
+    num,
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie('value'), { maxLength: 3 }),
+    fc.array(fc.tuple(scannerKey, tie('value')), { maxLength: 3 }).map((e) => Object.fromEntries(e)),
+  ),
+})).value;
+
+/** A payload of `type` as {@link payloadOf} builds it, plus members with scanner-hostile keys and values. */
+function hostilePayloadOf(type: string): fc.Arbitrary<Record<string, unknown>> {
+  const kinds = (PAYLOAD_KEYS as Record<string, Record<string, KeyKind> | undefined>)[type] ?? {};
+  const known = Object.entries(kinds).map(([key, kind]) =>
+    fc.option(
+      fc.oneof(valueOf(kind), scannerValue, scannerText).map((v) => [key, v] as const),
+      { nil: undefined, freq: 3 },
+    ),
+  );
+  return fc
+    .tuple(
+      payloadOf(type),
+      fc.tuple(...known),
+      fc.array(fc.tuple(scannerKey, scannerValue), { maxLength: 3 }),
+    )
+    .map(([base, present, extra]) => {
+      const entries: (readonly [string, unknown])[] = Object.entries(base);
+      for (const e of present) if (e !== undefined) entries.push(e);
+      entries.push(...extra);
+      return Object.fromEntries(entries);
+    });
+}
+
+/**
+ * Asserts the scanner writes what the parse path writes for `text`, asking each dictionary for the
+ * same strings in the same order (ids are assigned in order of first use); `parses`: whether it
+ * may parse the whole text (take the parse path) — false for every text it is meant to scan.
+ */
+function sameAsParsed(
+  type: string,
+  text: string,
+  parses = false,
+  dicts = [new MemoryDictionary(), new MemoryDictionary()],
+): string {
+  const [scanned, parsed] = dicts as [MemoryDictionary, MemoryDictionary];
+  const parse = vi.spyOn(JSON, 'parse');
+  let fast: string;
+  try {
+    fast = encodeCanonicalPayload(type, text, scanned);
+    expect(
+      parse.mock.calls.some((call) => call[0] === text),
+      `parsed whole: ${type} ${text}`,
+    ).toBe(parses);
+  } finally {
+    parse.mockRestore();
+  }
+  const slow = encodePayload(type, JSON.parse(text) as Record<string, unknown>, parsed);
+  expect(fast, `${type} ${text}`).toBe(slow);
+  expect(scanned.strings).toEqual(parsed.strings);
+  return fast;
+}
+
+describe('encodeCanonicalPayload: the row from the hashed text, without parsing it', () => {
+  const deep = (n: number): unknown => (n === 0 ? 'leaf' : { d: deep(n - 1) });
+
+  it('writes what encodePayload writes for the parsed text, for random payloads of every type', () => {
+    const dicts = [new MemoryDictionary(), new MemoryDictionary()];
+    const typed = fc
+      .constantFrom(...knownTypes)
+      .chain((type) => fc.oneof(payloadOf(type), hostilePayloadOf(type)).map((p) => [type, p] as const));
+    fc.assert(
+      fc.property(typed, ([type, payload]) => {
+        const text = canonicalJson(payload);
+        const stored = sameAsParsed(type, text, false, dicts);
+        // And the strict read gives the hashed text back.
+        expect(decodePayloadJson(type, stored, dicts[0] as MemoryDictionary)).toBe(text);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('writes the same rows for the values and keys the scanner must not misread', () => {
+    const hex = 'ab'.repeat(32);
+    const topology = {
+      kind: 'seq',
+      name: 'n',
+      children: [{ kind: 'agent', name: 'a', meta: { '"': ['\\'] } }],
+    };
+    const long = 'x'.repeat(MAX_CODED_STRING_LENGTH + 1);
+    const payloads: [string, Record<string, unknown>][] = [
+      ['agent.invoked', {}],
+      ['agent.invoked', { path: '', agent: '\\', model: '"', taskType: 'a\\"b\\\\' }],
+      ['agent.invoked', { path: 'a\0b', agent: '\ud800', model: '\u2028\u{1F600}', provider: long }],
+      ['agent.invoked', { path: 'x'.repeat(MAX_CODED_STRING_LENGTH), agent: 'é\n\t' }],
+      ['agent.invoked', { path: -0, agent: 1e21, model: -5e-324, taskType: [], provider: {}, tenant: null }],
+      ['agent.invoked', { '': 1, '"': 2, '\\': 3, a: 4, path: 'p', pat: 5, path0: 6, zz: 7, '\u{1F600}': 8 }],
+      ['agent.invoked', { 0: 'zero', 10: 'ten', 2: 'two', __proto__x: 1, agent: 'a' }],
+      ['workflow.started', { name: 'n', topology, input: { b: [1, { c: '}' }], a: '{' }, inputHash: hex }],
+      ['workflow.started', { topology: [topology, 1], inputHash: hex.toUpperCase(), structureHash: hex }],
+      ['workflow.started', { topology: 'not an object', inputHash: `${hex.slice(2)}zz` }],
+      ['workflow.started', { topology: 5, inputHash: 5, name: [1] }],
+      ['workflow.started', { topology: { big: 'y'.repeat(MAX_CODED_JSON_LENGTH) }, inputHash: [hex] }],
+      ['workflow.started', { topology: { big: 'y'.repeat(MAX_CODED_JSON_LENGTH - 10) } }],
+      ['workflow.started', { topology: ['y'.repeat(MAX_CODED_JSON_LENGTH)] }],
+      ['workflow.started', { topology: { s: 'a\0b', t: '\ud800' } }],
+      ['cost.incurred', { usage: { inputTokens: 1, outputTokens: 2 } }],
+      ['cost.incurred', { usage: { inputTokens: { a: [1, '"]'] }, outputTokens: 'x\\' } }],
+      ['cost.incurred', { usage: { inputTokens: 1, outputTokens: 2, zcached: 3 } }],
+      ['cost.incurred', { usage: { cachedTokens: 0, inputTokens: 1, outputTokens: 2 } }],
+      ['cost.incurred', { usage: { inputTokens: 1 } }],
+      ['cost.incurred', { usage: [1, 2] }],
+      ['cost.incurred', { usage: -1, costUsd: Number.MAX_VALUE, estimateUsd: 2 ** 53 + 2 }],
+      ['cache.hit', { key: hex, ageMs: 0.1 }],
+      ['cache.miss', { key: 'g'.repeat(64) }],
+      ['cache.miss', { key: { hash: hex } }],
+      [
+        'agent.succeeded',
+        { output: '}', usage: { inputTokens: 10, outputTokens: 5 }, zeta: '"', alpha: ['\\'] },
+      ],
+    ];
+    for (const [type, payload] of payloads) sameAsParsed(type, canonicalJson(payload));
+    // Nesting up to MAX_SCAN_DEPTH (64) is scanned, deeper takes the parse path.
+    sameAsParsed('workflow.started', canonicalJson({ topology: deep(62), input: [deep(63)] }));
+  });
+
+  it('takes the parse path for texts it does not expect, with the same result or error', () => {
+    for (const [type, text] of [
+      ['agent.invoked', canonicalJson({ path: 'p', input: deep(200) })],
+      ['workflow.started', canonicalJson({ topology: deep(70), name: 'n' })],
+      ['agent.invoked', '{ "path":"p"}'],
+      ['agent.invoked', '{"path":"p" }'],
+      ['agent.invoked', '{"path":"p","agent":"a"}'],
+      ['agent.invoked', '{"agent":"a","agent":"b"}'],
+      ['agent.invoked', '{"\\u0061":"p"}'],
+      ['no.such_type', '{"path":"p"}'],
+      ['agent.invoked', '[1]'],
+      ['agent.invoked', '"x"'],
+      ['agent.invoked', 'null'],
+    ] as const) {
+      sameAsParsed(type, text, true);
+    }
+    // Escapes JSON.stringify would not write, in a listed key or a coded string: scanned, the same row.
+    sameAsParsed('agent.invoked', '{"\\u0070ath":"\\u0070"}');
+    for (const text of [
+      '',
+      '{',
+      '{"path":}',
+      '{"path":"p",}',
+      '{"path":"p"}x',
+      '{"path":"\\q"}',
+      '{"pa\\q":1}',
+    ]) {
+      expect(() => encodeCanonicalPayload('agent.invoked', text, new MemoryDictionary()), text).toThrow(
+        SyntaxError,
+      );
     }
   });
 });
