@@ -9,12 +9,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import { canonicalJson } from '../../src/core/json.js';
 import { CHAIN_RECIPE_SQL, chainHash } from '../../src/eventlog/chain.js';
 import { SCHEMA_VERSION } from '../../src/eventlog/schema.js';
 import type { ChainedEvent } from '../../src/eventlog/store.js';
+import type { NewEvent } from '../../src/eventlog/events.js';
+import { encodePayload } from '../../src/eventlog/codec.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { par } from '../../src/supervisor/parallel.js';
@@ -227,6 +229,75 @@ describe('schema 4: verify over coded rows', () => {
     expect([...reader.iterateChained({ workflowId: 'wf-3' })]).toHaveLength(1);
     await reader.close();
     expect(fs.readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('stores hostile payloads from both writers as the parse path codes their hashed text, and verifies', async () => {
+    // The writer codes rows from the canonical text without parsing it (encodeCanonicalPayload).
+    const hex = 'c0'.repeat(32);
+    const payloads: [NewEvent['type'], Record<string, unknown>][] = [
+      [
+        'agent.invoked',
+        { path: 'a\\"b\\\\', agent: '\ud800', model: '\u2028\u{1F600}', '"k"': { '\\': [-0, 1e21] } },
+      ],
+      [
+        'agent.succeeded',
+        { path: 'p', output: '}",', usage: { inputTokens: 1, outputTokens: 2 }, a: 1, zz: 'x\0y' },
+      ],
+      ['cost.incurred', { usage: { inputTokens: 1, outputTokens: 2, zcached: 3 }, costUsd: 5e-324 }],
+      ['workflow.started', { name: 'n', topology: { kind: 'seq', c: [{ '\n': '"]}' }] }, inputHash: hex }],
+      [
+        'workflow.started',
+        { topology: ['a'.repeat(3000)], inputHash: hex.toUpperCase(), owner: 'o'.repeat(2049) },
+      ],
+      ['cache.miss', {}],
+    ];
+    for (const writer of ['inline', 'thread'] as const) {
+      const file = tempDb();
+      const store = open({ path: file, writer });
+      const events = payloads.map(
+        ([type, payload], i) =>
+          ({
+            ts: T0 + i,
+            workflowId: `wf-${i}`,
+            type,
+            payload,
+          }) as NewEvent,
+      );
+      // The inline writer codes on this thread: none of the hashed texts is parsed whole.
+      const texts = new Set(payloads.map(([, p]) => canonicalJson(p)));
+      const parse = vi.spyOn(JSON, 'parse');
+      try {
+        await store.append(events);
+        if (writer === 'inline') expect(parse.mock.calls.filter(([t]) => texts.has(t))).toEqual([]);
+      } finally {
+        parse.mockRestore();
+      }
+      expect(store.verify()).toMatchObject({ ok: true, events: payloads.length });
+      expect(store.query().map((e) => canonicalJson(e.payload))).toEqual(
+        payloads.map(([, p]) => canonicalJson(p)),
+      );
+      await store.close();
+      const db = new Database(file, { readonly: true });
+      const select = db.prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?').pluck();
+      // The file's ids, looked up only: every string the parse path codes must be there already.
+      const strings = {
+        code: (value: string) => select.get(value) ?? expect.fail(`no keel_strings id for ${value}`),
+        lookup: () => expect.fail('the encoder never looks up'),
+      };
+      const rows = db.prepare('SELECT payload FROM events ORDER BY seq').pluck().all() as string[];
+      expect(rows).toEqual(
+        payloads.map(([type, p]) =>
+          encodePayload(type, JSON.parse(canonicalJson(p)) as Record<string, unknown>, strings),
+        ),
+      );
+      db.close();
+      tamper(file, `UPDATE events SET payload = replace(payload, '"}\\",', '"}\\", ') WHERE seq = 2`);
+      expect(open({ path: file, readonly: true }).verify()).toMatchObject({
+        ok: false,
+        reason: 'modified',
+        seq: 2,
+      });
+    }
   });
 
   it('names a modified payload at its seq', async () => {
