@@ -156,8 +156,11 @@ export class SqliteStrings implements Dictionary {
       this.values.clear();
       this.learnt.length = 0;
     }
-    this.ids.set(value, id);
-    this.values.set(id, value);
+    // A copy: `value` may be a slice of a much larger string (the writer thread cuts each id out of
+    // its batch's packed text), which a cached slice would keep alive — tens of MB over 20,000 ids.
+    const own = (value + ' ').slice(0, -1);
+    this.ids.set(own, id);
+    this.values.set(id, own);
   }
 }
 
