@@ -71,6 +71,12 @@ export const RUNTIME_CONFIGS = {
    * one-commit hand-wired baseline.
    */
   reservations: { writeAhead: 'reservations' },
+  /**
+   * Daily budgets, global and per tenant, that never refuse (issue 23): every call reserves its
+   * estimate (a `cost.reserved` written ahead of the call) in its tenant's scope and the global one;
+   * runs are spread over 100 tenants.
+   */
+  tenants: { budget: { dailyUsd: 1e9, perTenant: { default: 1e7 } } },
 } satisfies Record<string, RuntimeConfig>;
 
 /** Where each measurement's database lives (created on first use); removed by {@link cleanup}. */
@@ -123,7 +129,11 @@ export async function measureKeel(
   // `caller`: each run under its own caller-chosen id (an order number, an idempotency key), which
   // the runtime looks up in the log before starting it, as a service's requests would.
   const options = (prefix: string, i: number) =>
-    ids === 'caller' ? { workflowId: `${prefix}-${i}` } : undefined;
+    ids === 'caller'
+      ? { workflowId: `${prefix}-${i}` }
+      : preset === 'tenants'
+        ? { tenant: `tenant-${i % 100}` }
+        : undefined;
   try {
     // Warm-up at the measured concurrency: creates the breaker and the prepared statements and, with
     // `writer: 'auto'` (the default) under load, starts the writer thread, as a service in its
@@ -166,6 +176,7 @@ const HEAVY = [
   'keelLimited',
   'keelReservations',
   'keelCallerIds',
+  'keelTenants',
   'handWired2',
   'handWired5',
   'handWired2wa',
@@ -238,6 +249,8 @@ async function measureMode(
         return measureKeel('reservations', s.heavy, inFlight);
       case 'keelCallerIds':
         return measureKeel('default', s.heavy, inFlight, undefined, 'caller');
+      case 'keelTenants':
+        return measureKeel('tenants', s.heavy, inFlight);
       case 'handWired2':
         return measureHandWired(2, s.heavy, inFlight);
       case 'handWired5':
@@ -282,6 +295,7 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
         keelLimited,
         keelReservations,
         keelCallerIds,
+        keelTenants,
         handWired2,
         handWired5,
         handWired2wa,
@@ -338,6 +352,14 @@ export async function run(flags: BenchFlags): Promise<BenchReport> {
           note:
             `cpu ${keelCallerIds.cpuUs.toFixed(1)} us; vs default runtime ${x(keelCallerIds.wallUs / keel.wallUs)} wall, ` +
             `${x(keelCallerIds.cpuUs / keel.cpuUs)} cpu (the id looked up in the log, its start written only if new)`,
+        },
+        {
+          name: 'rt.run(agent), tenant + daily budgets, not limiting',
+          value: keelTenants.wallUs,
+          unit: 'us',
+          note:
+            `cpu ${keelTenants.cpuUs.toFixed(1)} us; vs default runtime ${x(keelTenants.wallUs / keel.wallUs)} wall, ` +
+            `${x(keelTenants.cpuUs / keel.cpuUs)} cpu (a cost.reserved per call, written ahead; 100 tenants)`,
         },
         {
           name: 'hand-wired, 2 events (issue baseline)',

@@ -36,6 +36,7 @@ describe('agent bench', () => {
     expectFiniteCost(await measureKeel('limited', 10, 4));
     expectFiniteCost(await measureKeel('reservations', 10, 4));
     expectFiniteCost(await measureKeel('default', 10, 4, undefined, 'caller'));
+    expectFiniteCost(await measureKeel('tenants', 10, 4));
   });
 
   it('measures the hand-wired baseline with 2 and 5 events, and the raw commit floor', async () => {
