@@ -8,6 +8,10 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { simulatedClock } from '../../src/core/clock.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
+import { agent } from '../../src/supervisor/agent.js';
+import { par } from '../../src/supervisor/parallel.js';
+import { seq } from '../../src/supervisor/sequential.js';
+import { named, type Topology } from '../../src/supervisor/topology.js';
 import {
   openSqliteStore,
   type SqliteEventStore,
@@ -68,4 +72,18 @@ export function mixedEvents(n: number, from = 0): NewEvent[] {
 /** Bytes of a file plus its -wal, for "the file was not modified" checks. */
 export function snapshot(file: string): Buffer {
   return fs.readFileSync(file);
+}
+
+/** Prices of the `sim` model {@link invoiceFlow}'s agents call. */
+export const SIM_PRICING = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
+
+/**
+ * A small invoice workflow, `seq(par(vendor, amount), route)`, of agents that answer at once and
+ * count their calls in `calls.n` (a replay must leave it at 0).
+ */
+export function invoiceFlow(calls: { n: number }): Topology<unknown, unknown> {
+  const usage = { inputTokens: 10, outputTokens: 5 };
+  const a = (name: string, value: unknown) =>
+    agent({ name, model: 'sim', run: () => (calls.n++, Promise.resolve({ value, usage })) });
+  return named('invoice', seq(par(a('vendor', 'ACME'), a('amount', 12.5)), a('route', 'A')));
 }

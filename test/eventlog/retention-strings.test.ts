@@ -21,8 +21,9 @@ import { agent } from '../../src/supervisor/agent.js';
 import { par } from '../../src/supervisor/parallel.js';
 import { seq } from '../../src/supervisor/sequential.js';
 import { named } from '../../src/supervisor/topology.js';
-import { T0, open, tempDb, tempDir } from './helpers.js';
+import { T0, open, tempDb, tempDir, SIM_PRICING, invoiceFlow } from './helpers.js';
 import { SQLITE_V3 } from './old-schemas.js';
+import { logicalRow } from './raw-rows.js';
 
 const DAY = 86_400_000;
 const HASH = 'ab'.repeat(32);
@@ -304,13 +305,8 @@ describe('retention removes the dictionary strings only pruned events used', () 
 
   it('replays a kept workflow exactly after its neighbours were pruned', async () => {
     const file = path.join(tempDir(), 'rt.db');
-    const usage = { inputTokens: 10, outputTokens: 5 };
-    const flow = (calls: { n: number }) => {
-      const a = (name: string, value: unknown) =>
-        agent({ name, model: 'sim', run: () => (calls.n++, Promise.resolve({ value, usage })) });
-      return named('invoice', seq(par(a('vendor', 'ACME'), a('amount', 12.5)), a('route', 'A')));
-    };
-    const pricing = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
+    const flow = invoiceFlow;
+    const pricing = SIM_PRICING;
     const old = createRuntime({ db: file, clock: simulatedClock(OLD), seed: 1, pricing });
     await old.run(flow({ n: 0 }), { id: 'INV-old-customer-77' });
     await old.close();
@@ -461,18 +457,7 @@ describe('schema 5: migration from schema 4', () => {
     const db = new Database(file);
     db.exec(SQLITE_V3);
     const insert = db.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    for (const { event: e, hash } of chained) {
-      insert.run(
-        e.seq,
-        e.ts,
-        e.workflowId,
-        e.type,
-        e.v,
-        e.class,
-        canonicalJson(e.payload),
-        Buffer.from(hash, 'hex'),
-      );
-    }
+    for (const { event: e, hash } of chained) insert.run(...logicalRow(e, hash));
     db.transaction(() => migrate(db, 4))();
     // A string no row uses, as a failed coding attempt of the 3 → 4 migration could leave.
     db.exec("INSERT INTO keel_strings (value) VALUES ('orphan-from-v4')");

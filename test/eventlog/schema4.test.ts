@@ -18,11 +18,7 @@ import type { ChainedEvent } from '../../src/eventlog/store.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
 import { encodePayload } from '../../src/eventlog/codec.js';
 import { createRuntime } from '../../src/runtime.js';
-import { agent } from '../../src/supervisor/agent.js';
-import { par } from '../../src/supervisor/parallel.js';
-import { seq } from '../../src/supervisor/sequential.js';
-import { named } from '../../src/supervisor/topology.js';
-import { T0, mixedEvents, open, tempDb, tempDir } from './helpers.js';
+import { T0, mixedEvents, open, tempDb, tempDir, SIM_PRICING, invoiceFlow } from './helpers.js';
 import { SQLITE_V2, SQLITE_V3 } from './old-schemas.js';
 
 /** A schema-3 (or 2) file holding `chained` (rows of a real log), as that schema stored them. */
@@ -182,13 +178,8 @@ describe('schema 4: migration from schema 3 and 2', () => {
 
   it('replays a workflow exactly after migrating its schema-3 log', async () => {
     const file = path.join(tempDir(), 'rt.db');
-    const usage = { inputTokens: 10, outputTokens: 5 };
-    const flow = (calls: { n: number }) => {
-      const a = (name: string, value: unknown) =>
-        agent({ name, model: 'sim', run: () => (calls.n++, Promise.resolve({ value, usage })) });
-      return named('invoice', seq(par(a('vendor', 'ACME'), a('amount', 12.5)), a('route', 'A')));
-    };
-    const pricing = { sim: { inputPer1K: 0.001, outputPer1K: 0.002 } };
+    const flow = invoiceFlow;
+    const pricing = SIM_PRICING;
     const rt = createRuntime({ db: file, clock: simulatedClock(T0), seed: 1, pricing });
     const { workflowId } = await rt.run(flow({ n: 0 }), { id: 'INV-9' });
     const chained = [...rt.store.iterateChained()];
