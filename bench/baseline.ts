@@ -55,7 +55,8 @@ export function handDictionary(db: Database.Database): Dictionary {
     code: (value) => {
       let id = ids.get(value);
       if (id === undefined) {
-        id = insert.get(value) ?? (select.get(value) as number);
+        id = insert.get(value) ?? select.get(value);
+        if (id === undefined) throw new Error(`handDictionary: keel_strings neither took nor holds ${value}`);
         if (ids.size >= 20_000) ids.clear();
         ids.set(value, id);
       }
