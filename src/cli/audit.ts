@@ -455,8 +455,19 @@ export function registerAudit(program: Command, io: Io, setExit: (code: number) 
         const after = await store.verify();
         if (o.json) io.out(JSON.stringify({ results, verified: after.ok }));
         else {
-          for (const r of results)
-            io.out(`${r.class}: pruned ${r.pruned} events (through seq ${r.throughSeq})`);
+          for (const r of results) {
+            const strings =
+              r.strings === undefined
+                ? ''
+                : 'deleted' in r.strings
+                  ? `; ${r.strings.deleted} dictionary strings no remaining event uses deleted`
+                  : '';
+            io.out(`${r.class}: pruned ${r.pruned} events (through seq ${r.throughSeq})${strings}`);
+            if (r.strings !== undefined && 'kept' in r.strings)
+              io.err(
+                `${r.class}: no dictionary string was deleted: ${r.strings.kept}. Run "keel audit verify" to find the row; the next prune that removes events deletes them once every row reads`,
+              );
+          }
           io.out(after.ok ? 'verify: OK' : `verify: FAILED at seq ${after.seq}`);
         }
         setExit(after.ok ? EXIT.ok : EXIT.failed);

@@ -587,11 +587,16 @@ class SqliteStore implements SqliteEventStore {
           this.chain.flushRows();
           // The strings only the pruned rows used go too (after the anchors, which use theirs).
           const strings = this.strings;
-          if (done !== undefined && strings !== undefined) {
-            deleteUnusedStrings(this.db, strings, this.dialect.openGate, this.dialect.closeGate);
-          }
+          const unused =
+            done !== undefined && strings !== undefined
+              ? deleteUnusedStrings(this.db, strings, this.dialect.openGate, this.dialect.closeGate)
+              : undefined;
           strings?.wroteThrough(this.chain.seq);
-          return [pruneResult(cls, done, anchors[0]?.seq), anchors];
+          const pruned = pruneResult(cls, done, anchors[0]?.seq);
+          return [
+            unused !== undefined && pruned.pruned > 0 ? { ...pruned, strings: unused } : pruned,
+            anchors,
+          ];
         })
         .immediate();
     } catch (e) {

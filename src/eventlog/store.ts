@@ -59,6 +59,12 @@ export interface PruneResult {
   throughSeq: number;
   /** The anchor event written, when anything was pruned. */
   anchorSeq?: number;
+  /**
+   * SQLite (schema 5), when anything was pruned: the dictionary strings no remaining event refers to
+   * that were deleted with it (`deleted`), or why none was (`kept`: a remaining row's payload could
+   * not be read, so what it refers to is unknown — `keel audit verify` names the row).
+   */
+  strings?: { deleted: number } | { kept: string };
 }
 
 /** How a batch was committed (for metrics). */

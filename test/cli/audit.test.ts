@@ -157,4 +157,16 @@ describe('keel retention apply', () => {
     expect(result.results.find((r) => r.class === 'audit')?.pruned).toBe(0);
     expect(await runCli(['audit', 'verify', '--db', db], captureIo().io)).toBe(0);
   });
+
+  it('says in its text output how many dictionary strings went with the pruned events', async () => {
+    const db = tmp.path('retention-text.db');
+    await record(db);
+    const out = captureIo();
+    expect(await runCli(['retention', 'apply', '--db', db, '--operational-days', '1'], out.io)).toBe(0);
+    expect(out.stdout()).toMatch(
+      /^operational: pruned [1-9]\d* events \(through seq \d+\); \d+ dictionary strings no remaining event uses deleted$/m,
+    );
+    expect(out.stdout()).toMatch(/^audit: pruned 0 events \(through seq 0\)$/m);
+    expect(out.stdout()).toMatch(/^verify: OK$/m);
+  });
 });

@@ -15,7 +15,7 @@ import { canonicalJson } from '../../src/core/json.js';
 import type { NewEvent } from '../../src/eventlog/events.js';
 import { addPayloadRefs, decodedRefs } from '../../src/eventlog/codec-refs.js';
 import { migrate } from '../../src/eventlog/schema.js';
-import type { ChainedEvent } from '../../src/eventlog/store.js';
+import type { ChainedEvent, PruneResult } from '../../src/eventlog/store.js';
 import { createRuntime } from '../../src/runtime.js';
 import { agent } from '../../src/supervisor/agent.js';
 import { par } from '../../src/supervisor/parallel.js';
@@ -133,10 +133,12 @@ const GONE = [
 const KEPT = ['parent-7', 'both-ways', 'shared-flow', 'topology-shared', 'wf-new-1', 'vendor', 'new/path-2'];
 
 async function pruneBoth(store: {
-  prune(o: { olderThan: number; class: 'audit' | 'operational' }): Promise<unknown>;
-}): Promise<void> {
-  await store.prune({ olderThan: CUT, class: 'operational' });
-  await store.prune({ olderThan: CUT, class: 'audit' });
+  prune(o: { olderThan: number; class: 'audit' | 'operational' }): Promise<PruneResult>;
+}): Promise<PruneResult[]> {
+  return [
+    await store.prune({ olderThan: CUT, class: 'operational' }),
+    await store.prune({ olderThan: CUT, class: 'audit' }),
+  ];
 }
 
 describe('retention removes the dictionary strings only pruned events used', () => {
@@ -147,7 +149,17 @@ describe('retention removes the dictionary strings only pruned events used', () 
     await store.append(events);
     for (const s of [...GONE, ...KEPT]) expect(holds(file, s), s).toBe(true);
 
-    await pruneBoth(store);
+    const results = await pruneBoth(store);
+    // Each prune reports what it deleted (the second one, the audit rows' strings).
+    expect(results.map((r) => r.strings)).toEqual([
+      { deleted: expect.any(Number) },
+      { deleted: expect.any(Number) },
+    ]);
+    const deleted = results.reduce(
+      (n, r) => n + (r.strings && 'deleted' in r.strings ? r.strings.deleted : 0),
+      0,
+    );
+    expect(deleted).toBeGreaterThanOrEqual(GONE.length);
     for (const s of GONE) expect(holds(file, s), s).toBe(false);
     for (const s of KEPT) expect(holds(file, s), s).toBe(true);
     const strings = dictionary(file);
@@ -170,6 +182,27 @@ describe('retention removes the dictionary strings only pruned events used', () 
     expect(reader.verify()).toMatchObject({ ok: true });
     expect(reader.query({ workflowId: 'both-ways' })).toHaveLength(2);
     expect(reader.query({ workflowId: 'wf-new-1' })[1]?.payload).toMatchObject({ agent: 'parent-7' });
+  });
+
+  it('says why it kept every string when a remaining row does not read, and deletes none', async () => {
+    const file = tempDb();
+    const store = open({ path: file, writer: 'inline', clock: later() });
+    await store.append(mixedLog());
+    const victim = store.query({ fromTs: CUT }).find((e) => e.type === 'cache.miss')?.seq as number;
+    await store.close();
+    const raw = new Database(file);
+    raw.exec('DROP TRIGGER events_no_update');
+    raw.prepare('UPDATE events SET payload = ? WHERE seq = ?').run('[7,not json', victim);
+    raw.close();
+    const before = dictionary(file);
+
+    const reopened = open({ path: file, writer: 'inline', clock: later() });
+    const results = await pruneBoth(reopened);
+    for (const r of results.filter((r) => r.pruned > 0)) {
+      expect(r.strings).toEqual({ kept: expect.stringMatching(new RegExp(`^seq ${victim} does not read`)) });
+    }
+    expect(dictionary(file)).toEqual(expect.arrayContaining(before)); // nothing deleted on a guess
+    await reopened.close();
   });
 
   it('refuses a lone surrogate as a workflow id at append, naming the field', async () => {
