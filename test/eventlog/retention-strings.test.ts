@@ -151,9 +151,9 @@ describe('retention removes the dictionary strings only pruned events used', () 
 
     const results = await pruneBoth(store);
     // Each prune reports what it deleted (the second one, the audit rows' strings).
-    expect(results.map((r) => r.strings)).toEqual([
-      { deleted: expect.any(Number) },
-      { deleted: expect.any(Number) },
+    expect(results.map((r) => (r.strings === undefined ? 'none' : Object.keys(r.strings).join()))).toEqual([
+      'deleted',
+      'deleted',
     ]);
     const deleted = results.reduce(
       (n, r) => n + (r.strings && 'deleted' in r.strings ? r.strings.deleted : 0),
@@ -199,7 +199,8 @@ describe('retention removes the dictionary strings only pruned events used', () 
     const reopened = open({ path: file, writer: 'inline', clock: later() });
     const results = await pruneBoth(reopened);
     for (const r of results.filter((r) => r.pruned > 0)) {
-      expect(r.strings).toEqual({ kept: expect.stringMatching(new RegExp(`^seq ${victim} does not read`)) });
+      const why = r.strings !== undefined && 'kept' in r.strings ? r.strings.kept : '(none)';
+      expect(why).toMatch(new RegExp(`^seq ${victim} does not read`));
     }
     expect(dictionary(file)).toEqual(expect.arrayContaining(before)); // nothing deleted on a guess
     await reopened.close();
