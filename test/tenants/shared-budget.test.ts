@@ -139,12 +139,14 @@ describeRedis('idle tenant mirrors of a shared budget', () => {
       expect(await calls(rt, [`t${i}`])).toEqual(['ok']);
       peak = Math.max(peak, rt.stats().budgetActors);
     }
-    // global + the 5 tenants served last (each call's mirror is held only while its scripts run).
-    expect(rt.stats().budgetActors).toBe(6);
+    // global + the 5 tenants served last, + the last call's if its settle script is still out: a
+    // run resolves once its events commit, not once Redis answered the settle (CI saw 7 here).
+    expect(rt.stats().budgetActors).toBeLessThanOrEqual(7);
+    expect(rt.stats().budgetActors).toBeGreaterThanOrEqual(6);
     expect(peak).toBeLessThanOrEqual(7);
     // An evicted tenant is served again from Redis's figures: t0 has $1 of 5, so 4 more fit.
     expect(await calls(rt, Array<string>(5).fill('t0'))).toEqual(['ok', 'ok', 'ok', 'ok', 'over:tenant:t0']);
-    expect(rt.stats().budgetActors).toBe(6);
+    expect(rt.stats().budgetActors).toBeLessThanOrEqual(7);
   });
 
   it('a tenant evicted, spent for by another process, then served again: 80% and 100% hold over the fleet, alerted once', async () => {
