@@ -27,7 +27,14 @@ describe('retention (prune)', () => {
     const result = await store.prune({ olderThan: T0 + 20, class: 'operational' });
 
     // operational events have ts T0+1, T0+3, ... T0+19 below the cut: seqs 2, 4, ... 20
-    expect(result).toEqual({ class: 'operational', pruned: 10, throughSeq: 20, anchorSeq: 41 });
+    expect(result).toEqual({
+      class: 'operational',
+      pruned: 10,
+      throughSeq: 20,
+      anchorSeq: 41,
+      // The pruned workflows' ids and the strings only their payloads used (schema 5).
+      strings: { deleted: 20 },
+    });
     expect(store.query({ class: 'operational' })).toEqual(ofClass(events, 'operational').slice(10));
     expect([...store.iterateChained({ class: 'audit', toTs: T0 + 40 })]).toEqual(auditBefore);
     const [anchor] = store.query({ type: 'log.anchor' });
@@ -59,7 +66,8 @@ describe('retention (prune)', () => {
 
     const result = await store.prune({ olderThan: T0 + 11, class: 'audit' });
 
-    expect(result).toEqual({ class: 'audit', pruned: 6, throughSeq: 11, anchorSeq: 41 });
+    expect(result).toMatchObject({ class: 'audit', pruned: 6, throughSeq: 11, anchorSeq: 41 });
+    expect(result.strings !== undefined && 'deleted' in result.strings).toBe(true);
     expect(store.query({ class: 'audit', toTs: T0 + 40 })).toEqual(ofClass(events, 'audit').slice(6));
     expect([...store.iterateChained({ class: 'operational' })]).toEqual(opBefore);
     expect(store.verify()).toMatchObject({ ok: true });
