@@ -103,24 +103,22 @@ export class SqliteStrings implements Dictionary {
     this.insert ??= this.db
       .prepare<[string], number>('INSERT OR IGNORE INTO keel_strings (value) VALUES (?) RETURNING id')
       .pluck();
-    let id = this.insert.get(value);
+    const id = this.insert.get(value);
     if (id === undefined) {
-      this.selectId ??= this.db
-        .prepare<[string], number>('SELECT id FROM keel_strings WHERE value = ?')
-        .pluck();
-      id = this.selectId.get(value);
-      if (id === undefined)
+      const held = this.find(value);
+      if (held === undefined)
         throw new CorruptLogError(
           0,
           `keel_strings refused the string ${JSON.stringify(value.slice(0, 80))} and does not hold it`,
         );
+      return held;
     }
     this.remember(value, id);
     this.learnt.push(value);
     return id;
   }
 
-  /** Id of `value` if the file holds it, else undefined (never inserts). */
+  /** Id of `value` if the file holds it, else undefined (never inserts; remembered inside a write transaction's undo list). */
   find(value: string): number | undefined {
     const known = this.ids.get(value);
     if (known !== undefined) return known;
