@@ -212,15 +212,14 @@ class SqliteStore implements SqliteEventStore {
       chain.sync();
       strings?.synced(chain.seq);
       const { events, payloadJson, starts } = batch;
-      if (starts.length > 0) {
-        this.writeWithStarts(batch);
-        return;
+      if (starts.length > 0) this.writeWithStarts(batch);
+      else {
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i] as KeelEvent;
+          e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
+        }
+        chain.flushRows();
       }
-      for (let i = 0; i < events.length; i++) {
-        const e = events[i] as KeelEvent;
-        e.seq = chain.append(e.ts, e.workflowId, e.type, e.v, e.class, payloadJson[i] as string);
-      }
-      chain.flushRows();
       strings?.wroteThrough(chain.seq);
     });
     this.chain = new ChainWriter((sql, raw) => this.stmt(sql, raw), dialect, strings);
